@@ -2,23 +2,28 @@
 // publication and subscription, permissions and data relay.
 package room
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/sanke-edu/sanke/signaling"
+)
 
 // Errors returned by the room layer. Callers (signaling, roomapi) map them to protocol errors
-// with errors.Is.
+// with errors.Is. Those a join can fail with are signaling's own values, so one value serves
+// both packages.
 var (
 	// ErrRoomNotFound means the named room does not exist (and was not auto-created).
-	ErrRoomNotFound = errors.New("room not found")
+	ErrRoomNotFound = signaling.ErrRoomNotFound
 	// ErrRoomFull means the room has reached its maximum number of participants.
-	ErrRoomFull = errors.New("room is full")
+	ErrRoomFull = signaling.ErrRoomFull
 	// ErrRoomClosed means the room is shutting down and accepts no new participants.
-	ErrRoomClosed = errors.New("room is closed")
+	ErrRoomClosed = signaling.ErrRoomClosed
 	// ErrParticipantNotFound means no participant with that identity is in the room.
-	ErrParticipantNotFound = errors.New("participant not found")
+	ErrParticipantNotFound = signaling.ErrParticipantNotFound
+	// ErrPermissionDenied means the participant's grants do not allow the action.
+	ErrPermissionDenied = signaling.ErrPermissionDenied
+	// ErrServerShuttingDown means the server is draining and accepts no new joins.
+	ErrServerShuttingDown = signaling.ErrServerShuttingDown
 	// ErrTrackNotFound means no published track has that sid.
 	ErrTrackNotFound = errors.New("track not found")
-	// ErrPermissionDenied means the participant's grants do not allow the action.
-	ErrPermissionDenied = errors.New("permission denied")
-	// ErrServerShuttingDown means the server is draining and accepts no new joins.
-	ErrServerShuttingDown = errors.New("server is shutting down")
 )

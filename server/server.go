@@ -5,24 +5,192 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/livekit/protocol/auth"
+	"github.com/livekit/protocol/livekit"
+	"github.com/livekit/protocol/utils/guid"
+	"github.com/twitchtv/twirp"
 
 	"github.com/sanke-edu/sanke/config"
+	"github.com/sanke-edu/sanke/room"
+	"github.com/sanke-edu/sanke/roomapi"
+	"github.com/sanke-edu/sanke/signaling"
 )
+
+// Version is the version Sanke reports to clients in server_info. LiveKit clients compare it
+// with LiveKit server versions to switch features on (dynacast, VP9/AV1 SVC, resume ...); Sanke
+// reports the LiveKit server release whose client-visible behaviour it implements. See README.
+const Version = "1.9.0"
+
+// ProtocolVersion is the LiveKit signaling protocol version Sanke speaks.
+const ProtocolVersion = 17
+
+// shutdownGrace bounds how long Run waits for clients to be told to leave.
+const shutdownGrace = 10 * time.Second
+
+// reconnectWindow is how long a participant whose connection dropped is kept for a resume.
+const reconnectWindow = 20 * time.Second
 
 // Server is a running Sanke node.
 type Server struct {
-	cfg    *config.Config
-	logger *slog.Logger
+	cfg      *config.Config
+	logger   *slog.Logger
+	media    *room.MediaAPI
+	rooms    *room.Manager
+	signal   *signaling.Handler
+	roomAPI  *roomapi.Service
+	mux      *http.ServeMux
+	nodeID   string
+	listener []net.Listener
 }
 
-// New builds a server from a validated configuration.
+// New builds a server from a validated configuration and opens its media sockets.
 func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
-	return &Server{cfg: cfg, logger: logger}, nil
+	s := &Server{cfg: cfg, logger: logger, nodeID: guid.New(guid.NodePrefix)}
+	bindIP := ""
+	if len(cfg.BindAddresses) == 1 && cfg.BindAddresses[0] != "0.0.0.0" && cfg.BindAddresses[0] != "" {
+		bindIP = cfg.BindAddresses[0]
+	}
+	media, err := room.NewMediaAPI(room.MediaConfig{
+		UDPPort:         cfg.RTC.UDPPort,
+		TCPPort:         cfg.RTC.TCPPort,
+		BindIP:          bindIP,
+		NodeIP:          cfg.RTC.NodeIP,
+		IncludeLoopback: cfg.RTC.IncludeLoopback,
+	}, logger)
+	if err != nil {
+		return nil, err
+	}
+	s.media = media
+
+	var ice []*livekit.ICEServer
+	if len(cfg.RTC.STUNServers) > 0 {
+		ice = append(ice, &livekit.ICEServer{Urls: cfg.RTC.STUNServers})
+	}
+	s.rooms = room.NewManager(&room.Config{
+		AutoCreate:       cfg.Room.AutoCreate,
+		EmptyTimeout:     cfg.Room.EmptyTimeout,
+		DepartureTimeout: cfg.Room.DepartureTimeout,
+		MaxParticipants:  cfg.Room.MaxParticipants,
+		ReconnectWindow:  reconnectWindow,
+		PingInterval:     cfg.Signal.PingInterval,
+		PingTimeout:      cfg.Signal.PingTimeout,
+		PLIThrottle:      cfg.RTC.PLIThrottle,
+		PacketCacheSize:  cfg.RTC.PacketCacheSize,
+		ICEServers:       ice,
+		ServerInfo: &livekit.ServerInfo{
+			Edition:  livekit.ServerInfo_Standard,
+			Version:  Version,
+			Protocol: ProtocolVersion,
+			NodeId:   s.nodeID,
+		},
+	}, media, logger)
+
+	keys := auth.NewFileBasedKeyProviderFromMap(cfg.Keys)
+	s.signal = signaling.NewHandler(signaling.Config{
+		MaxMessageBytes: cfg.Signal.MaxMessageBytes,
+		RateLimit:       cfg.Signal.RateLimit,
+		RateBurst:       cfg.Signal.RateBurst,
+		PingInterval:    cfg.Signal.PingInterval,
+		PingTimeout:     cfg.Signal.PingTimeout,
+		WriteQueue:      cfg.Signal.WriteQueue,
+	}, keys, s.rooms, logger)
+	s.roomAPI = roomapi.NewService(s.rooms, keys, logger, roomapi.WithErrorCoder(roomapi.MapErrors(
+		roomapi.ErrorMapping{Err: room.ErrRoomNotFound, Code: twirp.NotFound},
+		roomapi.ErrorMapping{Err: room.ErrParticipantNotFound, Code: twirp.NotFound},
+		roomapi.ErrorMapping{Err: room.ErrTrackNotFound, Code: twirp.NotFound},
+		roomapi.ErrorMapping{Err: room.ErrRoomFull, Code: twirp.ResourceExhausted},
+		roomapi.ErrorMapping{Err: room.ErrPermissionDenied, Code: twirp.PermissionDenied},
+		roomapi.ErrorMapping{Err: room.ErrServerShuttingDown, Code: twirp.Unavailable},
+		roomapi.ErrorMapping{Err: room.ErrRoomClosed, Code: twirp.Unavailable},
+	)))
+
+	s.mux = http.NewServeMux()
+	s.signal.Register(s.mux)
+	s.mux.Handle(s.roomAPI.PathPrefix(), s.roomAPI.Handler())
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	return s, nil
+}
+
+// Handler returns the HTTP handler with every route (used by tests and by Run).
+func (s *Server) Handler() http.Handler { return s.mux }
+
+// Rooms returns the room manager.
+func (s *Server) Rooms() *room.Manager { return s.rooms }
+
+// Listen opens the HTTP listeners; Run calls it when it has not been called.
+func (s *Server) Listen() error {
+	if s.listener != nil {
+		return nil
+	}
+	addrs := s.cfg.BindAddresses
+	if len(addrs) == 0 {
+		addrs = []string{""}
+	}
+	for _, a := range addrs {
+		l, err := net.Listen("tcp", net.JoinHostPort(a, strconv.Itoa(s.cfg.Port)))
+		if err != nil {
+			for _, o := range s.listener {
+				_ = o.Close()
+			}
+			s.listener = nil
+			return fmt.Errorf("listen: %w", err)
+		}
+		s.listener = append(s.listener, l)
+	}
+	return nil
 }
 
 // Run serves until ctx is cancelled, then shuts down gracefully: stops accepting joins,
 // tells clients to leave and closes their peer connections.
 func (s *Server) Run(ctx context.Context) error {
-	return errors.New("server: not implemented yet")
+	if err := s.Listen(); err != nil {
+		_ = s.media.Close()
+		return err
+	}
+	srv := &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, len(s.listener))
+	var wg sync.WaitGroup
+	for _, l := range s.listener {
+		s.logger.Info("sanke listening", "addr", l.Addr().String(), "version", Version, "node", s.nodeID,
+			"udp_port", s.cfg.RTC.UDPPort, "dev", s.cfg.Dev)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- err
+			}
+		}()
+	}
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+	s.logger.Info("shutting down: refusing joins, telling clients to leave")
+	s.signal.Drain()
+	s.rooms.Drain()
+	shCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	// Websockets are hijacked connections: Shutdown does not wait for them; the room drain
+	// above already closed them after sending leave.
+	if err := srv.Shutdown(shCtx); err != nil {
+		s.logger.Warn("http shutdown", "err", err)
+	}
+	wg.Wait()
+	if err := s.media.Close(); err != nil {
+		s.logger.Debug("close media sockets", "err", err)
+	}
+	s.logger.Info("shutdown complete")
+	return runErr
 }

@@ -1,0 +1,108 @@
+package room
+
+import (
+	"github.com/livekit/protocol/livekit"
+	"github.com/pion/webrtc/v4"
+	"google.golang.org/protobuf/proto"
+)
+
+// Data channel labels used by LiveKit clients (publisher side, created by the client) and by
+// the server (subscriber side, created by us).
+const (
+	reliableLabel = "_reliable"
+	lossyLabel    = "_lossy"
+	// maxDataPacket bounds a relayed data packet; larger ones are dropped with a log line.
+	maxDataPacket = 64 << 10
+)
+
+// onDataChannel accepts the client's data channels on the publisher connection.
+func (p *Participant) onDataChannel(dc *webrtc.DataChannel) {
+	var kind livekit.DataPacket_Kind
+	switch dc.Label() {
+	case reliableLabel:
+		kind = livekit.DataPacket_RELIABLE
+	case lossyLabel:
+		kind = livekit.DataPacket_LOSSY
+	default:
+		p.logger.Debug("ignoring data channel", "label", dc.Label())
+		return
+	}
+	dc.OnMessage(func(msg webrtc.DataChannelMessage) { p.handleData(kind, msg.Data) })
+}
+
+// handleData validates a data packet from the client, stamps its sender and relays it.
+func (p *Participant) handleData(kind livekit.DataPacket_Kind, data []byte) {
+	if len(data) > maxDataPacket {
+		p.logger.Warn("data packet too large, dropped", "bytes", len(data))
+		return
+	}
+	if !p.canPublishData() {
+		p.logger.Debug("data packet without canPublishData, dropped")
+		return
+	}
+	pkt := &livekit.DataPacket{}
+	if err := proto.Unmarshal(data, pkt); err != nil {
+		p.logger.Warn("malformed data packet, dropped", "err", err)
+		return
+	}
+	p.room.relayData(p, kind, pkt)
+}
+
+// stampSender sets the sender fields a receiver trusts; clients cannot spoof them.
+// Sequence numbers and everything else stay as the client sent them.
+func stampSender(pkt *livekit.DataPacket, sid, identity string) []string {
+	pkt.ParticipantIdentity = identity
+	pkt.ParticipantSid = sid
+	dest := pkt.DestinationIdentities
+	if u := pkt.GetUser(); u != nil {
+		u.ParticipantSid = sid
+		u.ParticipantIdentity = identity
+		if len(dest) == 0 {
+			dest = u.DestinationIdentities
+		}
+	}
+	return dest
+}
+
+// sendData delivers an encoded data packet on the subscriber-side channel of that kind.
+func (p *Participant) sendData(kind livekit.DataPacket_Kind, b []byte) {
+	dc := p.reliableOut
+	if kind == livekit.DataPacket_LOSSY {
+		dc = p.lossyOut
+	}
+	if dc == nil || dc.ReadyState() != webrtc.DataChannelStateOpen {
+		return
+	}
+	if err := dc.Send(b); err != nil {
+		p.logger.Debug("data send failed", "err", err)
+	}
+}
+
+// relayData sends pkt from sender (nil: the server, e.g. the Room API) to its destinations:
+// everyone else in the room when the list is empty.
+func (r *Room) relayData(sender *Participant, kind livekit.DataPacket_Kind, pkt *livekit.DataPacket) {
+	var dest []string
+	if sender != nil {
+		dest = stampSender(pkt, sender.sid, sender.identity)
+	} else {
+		dest = pkt.DestinationIdentities
+		if u := pkt.GetUser(); u != nil && len(dest) == 0 {
+			dest = u.DestinationIdentities
+		}
+	}
+	b, err := proto.Marshal(pkt)
+	if err != nil {
+		r.logger.Warn("marshal data packet", "err", err)
+		return
+	}
+	want := make(map[string]bool, len(dest))
+	for _, d := range dest {
+		want[d] = true
+	}
+	for _, p := range r.participantList() {
+		if p == sender || (len(want) > 0 && !want[p.identity]) {
+			continue
+		}
+		p.sendData(kind, b)
+	}
+}

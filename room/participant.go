@@ -1,0 +1,437 @@
+package room
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/livekit/protocol/auth"
+	"github.com/livekit/protocol/livekit"
+	"github.com/livekit/protocol/utils/guid"
+	"github.com/pion/webrtc/v4"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/sanke-edu/sanke/signaling"
+)
+
+// Participant is one client in a room: its identity and grants, its two PeerConnections
+// (publisher: the client sends media; subscriber: we send media), its published tracks and
+// its subscriptions.
+type Participant struct {
+	room   *Room
+	sid    string
+	logger *slog.Logger
+
+	identity      string
+	hidden        bool
+	autoSubscribe bool
+	adaptive      bool
+	clientInfo    *livekit.ClientInfo
+	joinedAt      time.Time
+
+	publisher  *transport
+	subscriber *transport
+
+	mu         sync.Mutex
+	sink       signaling.Sink
+	name       string
+	metadata   string
+	attributes map[string]string
+	grants     *auth.ClaimGrants
+	permission *livekit.ParticipantPermission
+	state      livekit.ParticipantInfo_State
+	version    uint32
+	published  map[string]*PublishedTrack      // by track sid
+	pending    map[string]*livekit.TrackInfo   // by client track id (cid), until media arrives
+	subscribed map[string]*subscription        // by track sid
+	subPerm    *livekit.SubscriptionPermission // who may subscribe to our tracks; nil: everyone
+	// earlySettings holds track settings that arrived before the subscription existed.
+	earlySettings map[string]*livekit.UpdateTrackSettings
+	reliableOut   *webrtc.DataChannel
+	lossyOut      *webrtc.DataChannel
+	closed        bool
+	disconnect    *time.Timer // pending removal after the signal connection dropped
+}
+
+// SID returns the participant's server id (PA_...).
+func (p *Participant) SID() string { return p.sid }
+
+// Identity returns the participant's identity from its token.
+func (p *Participant) Identity() string { return p.identity }
+
+func newParticipant(r *Room, req signaling.JoinRequest, sink signaling.Sink) *Participant {
+	g := req.Grants
+	p := &Participant{
+		room:          r,
+		sid:           guid.New(guid.ParticipantPrefix),
+		identity:      req.Identity,
+		hidden:        g.Video != nil && g.Video.Hidden,
+		autoSubscribe: req.AutoSubscribe,
+		adaptive:      req.AdaptiveStream,
+		clientInfo:    req.ClientInfo,
+		joinedAt:      time.Now(),
+		sink:          sink,
+		name:          g.Name,
+		metadata:      g.Metadata,
+		attributes:    cloneMap(g.Attributes),
+		grants:        g,
+		state:         livekit.ParticipantInfo_JOINING,
+		published:     map[string]*PublishedTrack{},
+		pending:       map[string]*livekit.TrackInfo{},
+		subscribed:    map[string]*subscription{},
+	}
+	p.permission = permissionFromGrant(g.Video)
+	if p.permission.CanUpdateMetadata {
+		for k, v := range req.Attributes {
+			p.attributes[k] = v
+		}
+	}
+	p.logger = r.logger.With("participant", p.sid, "identity", p.identity)
+	return p
+}
+
+func cloneMap(m map[string]string) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// permissionFromGrant derives the participant permission from the token's video grant.
+func permissionFromGrant(v *auth.VideoGrant) *livekit.ParticipantPermission {
+	if v == nil {
+		return &livekit.ParticipantPermission{}
+	}
+	return &livekit.ParticipantPermission{
+		CanSubscribe:      v.GetCanSubscribe(),
+		CanPublish:        v.GetCanPublish(),
+		CanPublishData:    v.GetCanPublishData(),
+		CanPublishSources: v.GetCanPublishSources(),
+		Hidden:            v.Hidden,
+		CanUpdateMetadata: v.GetCanUpdateOwnMetadata(),
+		Recorder:          v.Recorder,
+	}
+}
+
+// canPublishSource reports whether the participant may publish a track of that source.
+func (p *Participant) canPublishSource(src livekit.TrackSource) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.permission.CanPublish {
+		return false
+	}
+	if len(p.permission.CanPublishSources) == 0 {
+		return true
+	}
+	for _, s := range p.permission.CanPublishSources {
+		if s == src {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *Participant) canSubscribe() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.permission.CanSubscribe
+}
+
+func (p *Participant) canPublishData() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.permission.CanPublishData
+}
+
+// Info returns a snapshot of the participant for the protocol.
+func (p *Participant) Info() *livekit.ParticipantInfo {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.infoLocked()
+}
+
+func (p *Participant) infoLocked() *livekit.ParticipantInfo {
+	info := &livekit.ParticipantInfo{
+		Sid:         p.sid,
+		Identity:    p.identity,
+		Name:        p.name,
+		Metadata:    p.metadata,
+		Attributes:  cloneMap(p.attributes),
+		State:       p.state,
+		JoinedAt:    p.joinedAt.Unix(),
+		JoinedAtMs:  p.joinedAt.UnixMilli(),
+		Version:     p.version,
+		Permission:  proto.Clone(p.permission).(*livekit.ParticipantPermission),
+		IsPublisher: len(p.published) > 0,
+		Kind:        p.grants.GetParticipantKind(),
+	}
+	for _, t := range p.published {
+		info.Tracks = append(info.Tracks, t.Info())
+	}
+	return info
+}
+
+// bumpLocked advances the info version; every change visible to others does this.
+func (p *Participant) bumpLocked() { p.version++ }
+
+// send delivers a message to the client; errors mean the signal connection is gone.
+func (p *Participant) send(msg *livekit.SignalResponse) {
+	p.mu.Lock()
+	sink := p.sink
+	p.mu.Unlock()
+	if sink == nil {
+		return
+	}
+	if err := sink.Send(msg); err != nil {
+		p.logger.Debug("signal send failed", "err", err)
+	}
+}
+
+// setupTransports creates both PeerConnections and the server-side data channels.
+func (p *Participant) setupTransports(api *webrtc.API, ice []webrtc.ICEServer) error {
+	sendCand := func(c webrtc.ICECandidateInit, target livekit.SignalTarget) {
+		p.send(&livekit.SignalResponse{Message: &livekit.SignalResponse_Trickle{Trickle: &livekit.TrickleRequest{
+			CandidateInit: candidateJSON(c), Target: target,
+		}}})
+	}
+	pub, err := newTransport(api, livekit.SignalTarget_PUBLISHER, ice, p.logger, sendCand)
+	if err != nil {
+		return err
+	}
+	sub, err := newTransport(api, livekit.SignalTarget_SUBSCRIBER, ice, p.logger, sendCand)
+	if err != nil {
+		pub.Close()
+		return err
+	}
+	sub.sendOffer = func(sd webrtc.SessionDescription, id uint32) {
+		p.send(&livekit.SignalResponse{Message: &livekit.SignalResponse_Offer{Offer: toProtoSD(sd, id)}})
+	}
+	p.publisher, p.subscriber = pub, sub
+
+	pub.pc.OnTrack(p.onTrack)
+	pub.pc.OnDataChannel(p.onDataChannel)
+	pub.pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) { p.onConnectionState(livekit.SignalTarget_PUBLISHER, s) })
+	sub.pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) { p.onConnectionState(livekit.SignalTarget_SUBSCRIBER, s) })
+
+	ordered := true
+	if p.reliableOut, err = sub.pc.CreateDataChannel(reliableLabel, &webrtc.DataChannelInit{Ordered: &ordered}); err != nil {
+		return err
+	}
+	unordered, zero := false, uint16(0)
+	if p.lossyOut, err = sub.pc.CreateDataChannel(lossyLabel, &webrtc.DataChannelInit{Ordered: &unordered, MaxRetransmits: &zero}); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (p *Participant) onConnectionState(target livekit.SignalTarget, s webrtc.PeerConnectionState) {
+	p.logger.Debug("peer connection state", "pc", target.String(), "state", s.String())
+	switch s {
+	case webrtc.PeerConnectionStateConnected:
+		p.mu.Lock()
+		changed := p.state == livekit.ParticipantInfo_JOINED || p.state == livekit.ParticipantInfo_JOINING
+		if changed {
+			p.state = livekit.ParticipantInfo_ACTIVE
+			p.bumpLocked()
+		}
+		p.mu.Unlock()
+		if changed {
+			p.room.broadcastParticipant(p)
+		}
+	case webrtc.PeerConnectionStateFailed:
+		// Media is gone; give the client the reconnect window before removing it.
+		p.scheduleRemoval(p.room.cfg.ReconnectWindow, "peer connection failed")
+	}
+}
+
+// HandleRequest processes one signal request from the client (signaling.Session).
+func (p *Participant) HandleRequest(req *livekit.SignalRequest) error {
+	switch m := req.Message.(type) {
+	case *livekit.SignalRequest_Offer:
+		return p.handleOffer(m.Offer)
+	case *livekit.SignalRequest_Answer:
+		sd, err := fromProtoSD(m.Answer)
+		if err != nil {
+			return err
+		}
+		return p.subscriber.HandleAnswer(sd)
+	case *livekit.SignalRequest_Trickle:
+		c, err := parseTrickle(m.Trickle)
+		if err != nil {
+			return err
+		}
+		t := p.publisher
+		if m.Trickle.Target == livekit.SignalTarget_SUBSCRIBER {
+			t = p.subscriber
+		}
+		if err := t.AddCandidate(c); err != nil {
+			p.logger.Debug("add candidate", "err", err)
+		}
+		return nil
+	case *livekit.SignalRequest_AddTrack:
+		p.handleAddTrack(m.AddTrack)
+		return nil
+	case *livekit.SignalRequest_Mute:
+		p.setTrackMuted(m.Mute.Sid, m.Mute.Muted, false)
+		return nil
+	case *livekit.SignalRequest_Subscription:
+		p.room.updateSubscription(p, m.Subscription)
+		return nil
+	case *livekit.SignalRequest_TrackSetting:
+		p.updateTrackSettings(m.TrackSetting)
+		return nil
+	case *livekit.SignalRequest_Leave:
+		p.logger.Info("client left", "reason", m.Leave.Reason.String())
+		p.room.removeParticipant(p, livekit.DisconnectReason_CLIENT_INITIATED, false)
+		return nil
+	case *livekit.SignalRequest_UpdateLayers:
+		return nil // deprecated; simulcast layers come from add_track
+	case *livekit.SignalRequest_SubscriptionPermission:
+		p.room.updateSubscriptionPermission(p, m.SubscriptionPermission)
+		return nil
+	case *livekit.SignalRequest_SyncState:
+		p.handleSyncState(m.SyncState)
+		return nil
+	case *livekit.SignalRequest_UpdateMetadata:
+		p.handleUpdateMetadata(m.UpdateMetadata)
+		return nil
+	case *livekit.SignalRequest_Simulate, *livekit.SignalRequest_Ping, *livekit.SignalRequest_PingReq:
+		return nil
+	case *livekit.SignalRequest_UpdateAudioTrack, *livekit.SignalRequest_UpdateVideoTrack:
+		return nil // feature hints (stereo, dtx, dimensions of a local track); nothing to change here
+	default:
+		p.logger.Debug("unsupported signal request", "type", fmt.Sprintf("%T", req.Message))
+		return nil
+	}
+}
+
+func (p *Participant) handleOffer(o *livekit.SessionDescription) error {
+	sd, err := fromProtoSD(o)
+	if err != nil {
+		return err
+	}
+	if sd.Type != webrtc.SDPTypeOffer {
+		return errors.New("offer message does not carry an offer")
+	}
+	answer, err := p.publisher.HandleOffer(sd)
+	if err != nil {
+		return err
+	}
+	p.send(&livekit.SignalResponse{Message: &livekit.SignalResponse_Answer{Answer: toProtoSD(answer, o.Id)}})
+	return nil
+}
+
+func (p *Participant) handleUpdateMetadata(u *livekit.UpdateParticipantMetadata) {
+	p.mu.Lock()
+	if !p.permission.CanUpdateMetadata {
+		p.mu.Unlock()
+		p.send(requestResponse(u.RequestId, livekit.RequestResponse_NOT_ALLOWED, "cannot update own metadata"))
+		return
+	}
+	if u.Name != "" {
+		p.name = u.Name
+	}
+	if u.Metadata != "" {
+		p.metadata = u.Metadata
+	}
+	for k, v := range u.Attributes {
+		if v == "" {
+			delete(p.attributes, k)
+		} else {
+			p.attributes[k] = v
+		}
+	}
+	p.bumpLocked()
+	p.mu.Unlock()
+	p.room.broadcastParticipant(p)
+	p.send(requestResponse(u.RequestId, livekit.RequestResponse_OK, ""))
+}
+
+func requestResponse(id uint32, reason livekit.RequestResponse_Reason, msg string) *livekit.SignalResponse {
+	return &livekit.SignalResponse{Message: &livekit.SignalResponse_RequestResponse{RequestResponse: &livekit.RequestResponse{
+		RequestId: id, Reason: reason, Message: msg,
+	}}}
+}
+
+// handleSyncState restores what a resuming client says it had: subscriptions and mute states.
+func (p *Participant) handleSyncState(s *livekit.SyncState) {
+	if s.Subscription != nil {
+		p.room.updateSubscription(p, s.Subscription)
+	}
+	for _, t := range s.PublishTracks {
+		if t.Track != nil {
+			p.setTrackMuted(t.Track.Sid, t.Track.Muted, false)
+		}
+	}
+}
+
+// Close is called by signaling when the websocket goes away without a leave: the participant
+// stays (media may still flow) for the reconnect window, then is removed.
+func (p *Participant) Close(reason string) {
+	p.mu.Lock()
+	p.sink = nil
+	closed := p.closed
+	p.mu.Unlock()
+	if closed {
+		return
+	}
+	p.logger.Info("signal connection closed", "reason", reason)
+	p.scheduleRemoval(p.room.cfg.ReconnectWindow, "signal connection lost")
+}
+
+// scheduleRemoval removes the participant after d unless it resumes first.
+func (p *Participant) scheduleRemoval(d time.Duration, why string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed || p.disconnect != nil {
+		return
+	}
+	p.disconnect = time.AfterFunc(d, func() {
+		p.logger.Info("removing participant", "why", why)
+		p.room.removeParticipant(p, livekit.DisconnectReason_CONNECTION_TIMEOUT, false)
+	})
+}
+
+// resume attaches a new signal connection to this participant.
+func (p *Participant) resume(sink signaling.Sink) {
+	p.mu.Lock()
+	old := p.sink
+	p.sink = sink
+	if p.disconnect != nil {
+		p.disconnect.Stop()
+		p.disconnect = nil
+	}
+	p.mu.Unlock()
+	if old != nil && old != sink {
+		old.Close()
+	}
+}
+
+// closeMedia tears down the participant's PeerConnections (tracks are handled by the room).
+func (p *Participant) closeMedia() {
+	p.mu.Lock()
+	if p.disconnect != nil {
+		p.disconnect.Stop()
+		p.disconnect = nil
+	}
+	p.closed = true
+	p.mu.Unlock()
+	if p.publisher != nil {
+		p.publisher.Close()
+	}
+	if p.subscriber != nil {
+		p.subscriber.Close()
+	}
+}
+
+func candidateJSON(c webrtc.ICECandidateInit) string {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return "{}"
+	}
+	return string(b)
+}

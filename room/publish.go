@@ -1,0 +1,270 @@
+package room
+
+import (
+	"strings"
+	"sync"
+
+	"github.com/livekit/protocol/livekit"
+	"github.com/livekit/protocol/utils/guid"
+	"github.com/pion/webrtc/v4"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/sanke-edu/sanke/sfu"
+)
+
+// PublishedTrack is a track a participant publishes: its protocol description and the sfu
+// receiver that fans its media out to subscribers.
+type PublishedTrack struct {
+	owner    *Participant
+	cid      string
+	receiver *sfu.Receiver
+
+	mu   sync.Mutex
+	info *livekit.TrackInfo
+}
+
+// SID returns the track's server id (TR_...).
+func (t *PublishedTrack) SID() string { return t.info.Sid }
+
+// Info returns a snapshot of the track description.
+func (t *PublishedTrack) Info() *livekit.TrackInfo {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return proto.Clone(t.info).(*livekit.TrackInfo)
+}
+
+func (t *PublishedTrack) kind() livekit.TrackType {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.info.Type
+}
+
+// layerFor maps a subscriber's wish (quality, or element dimensions) to a simulcast layer.
+func (t *PublishedTrack) layerFor(q livekit.VideoQuality, width, height uint32) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	layers := t.info.Layers
+	if width > 0 || height > 0 {
+		// Smallest layer at least as large as the element; the top layer if none is.
+		best := -1
+		for i, l := range layers {
+			if l.Width >= width && l.Height >= height {
+				if best < 0 || l.Width < layers[best].Width {
+					best = i
+				}
+			}
+		}
+		if best < 0 {
+			return len(layers) - 1
+		}
+		return qualityToLayer(layers[best].Quality)
+	}
+	if q == livekit.VideoQuality_OFF {
+		return -1
+	}
+	return qualityToLayer(q)
+}
+
+func qualityToLayer(q livekit.VideoQuality) int {
+	switch q {
+	case livekit.VideoQuality_LOW:
+		return 0
+	case livekit.VideoQuality_MEDIUM:
+		return 1
+	default:
+		return 2
+	}
+}
+
+// handleAddTrack registers a track the client is about to send; the track becomes published
+// when its media arrives (onTrack).
+func (p *Participant) handleAddTrack(req *livekit.AddTrackRequest) {
+	if !p.canPublishSource(req.Source) {
+		p.logger.Warn("add_track refused", "source", req.Source.String(), "cid", req.Cid)
+		p.send(&livekit.SignalResponse{Message: &livekit.SignalResponse_RequestResponse{RequestResponse: &livekit.RequestResponse{
+			Reason:  livekit.RequestResponse_NOT_ALLOWED,
+			Message: "not allowed to publish " + req.Source.String(),
+			Request: &livekit.RequestResponse_AddTrack{AddTrack: req},
+		}}})
+		return
+	}
+	info := &livekit.TrackInfo{
+		Sid:               guid.New(guid.TrackPrefix),
+		Type:              req.Type,
+		Name:              req.Name,
+		Muted:             req.Muted,
+		Width:             req.Width,
+		Height:            req.Height,
+		Simulcast:         len(req.Layers) > 1,
+		DisableDtx:        req.DisableDtx,
+		Source:            req.Source,
+		Layers:            req.Layers,
+		Stereo:            req.Stereo,
+		Stream:            req.Stream,
+		Encryption:        req.Encryption,
+		AudioFeatures:     req.AudioFeatures,
+		BackupCodecPolicy: req.BackupCodecPolicy,
+	}
+	for _, sc := range req.SimulcastCodecs {
+		if len(sc.Layers) > 1 {
+			info.Simulcast = true
+		}
+		if len(info.Layers) == 0 {
+			info.Layers = sc.Layers
+		}
+		info.Codecs = append(info.Codecs, &livekit.SimulcastCodecInfo{MimeType: sc.Codec, Cid: sc.Cid, Layers: sc.Layers, VideoLayerMode: sc.VideoLayerMode})
+	}
+	if info.Type == livekit.TrackType_VIDEO && len(info.Layers) == 0 {
+		info.Layers = []*livekit.VideoLayer{{Quality: livekit.VideoQuality_HIGH, Width: req.Width, Height: req.Height}}
+	}
+	p.mu.Lock()
+	// A repeated add_track for the same cid (e.g. a resumed client) keeps its sid.
+	if old, ok := p.pending[req.Cid]; ok {
+		info.Sid = old.Sid
+	}
+	for _, t := range p.published {
+		if t.cid == req.Cid {
+			info = t.Info()
+		}
+	}
+	p.pending[req.Cid] = info
+	p.mu.Unlock()
+	p.send(&livekit.SignalResponse{Message: &livekit.SignalResponse_TrackPublished{TrackPublished: &livekit.TrackPublishedResponse{
+		Cid: req.Cid, Track: proto.Clone(info).(*livekit.TrackInfo),
+	}}})
+}
+
+// onTrack is called by pion for each incoming stream (once per simulcast layer).
+func (p *Participant) onTrack(remote *webrtc.TrackRemote, rtpReceiver *webrtc.RTPReceiver) {
+	cid := remote.ID()
+	p.mu.Lock()
+	var existing *PublishedTrack
+	for _, t := range p.published {
+		if t.cid == cid {
+			existing = t
+		}
+	}
+	info, ok := p.pending[cid]
+	if !ok && existing == nil {
+		// Some clients use a different msid than the cid they announced: take the only
+		// pending track of the same kind.
+		for c, ti := range p.pending {
+			if strings.EqualFold(ti.Type.String(), remote.Kind().String()) {
+				if ok {
+					ok = false
+					break
+				}
+				cid, info, ok = c, ti, true
+			}
+		}
+	}
+	if existing != nil {
+		p.mu.Unlock()
+		p.logger.Debug("additional layer", "track", existing.SID(), "rid", remote.RID())
+		existing.receiver.AddLayer(remote)
+		existing.receiver.StartRTCP(rtpReceiver, remote)
+		return
+	}
+	if !ok {
+		p.mu.Unlock()
+		p.logger.Warn("media for a track that was not announced", "msid_track", remote.ID(), "kind", remote.Kind().String())
+		return
+	}
+	delete(p.pending, cid)
+	info.MimeType = remote.Codec().MimeType
+	for _, c := range info.Codecs {
+		if c.MimeType == "" || strings.EqualFold(c.MimeType, info.MimeType) {
+			c.MimeType = info.MimeType
+			c.Mid = midOf(p.publisher.pc, rtpReceiver)
+		}
+	}
+	info.Mid = midOf(p.publisher.pc, rtpReceiver)
+	t := &PublishedTrack{owner: p, cid: cid, info: info}
+	t.receiver = sfu.NewReceiver(sfu.ReceiverParams{
+		TrackID:         info.Sid,
+		Kind:            remote.Kind(),
+		Codec:           remote.Codec(),
+		WriteRTCP:       p.publisher.pc.WriteRTCP,
+		PLIThrottle:     p.room.cfg.PLIThrottle,
+		PacketCacheSize: p.room.cfg.PacketCacheSize,
+		AudioLevelExtID: audioLevelExtID(rtpReceiver),
+		Logger:          p.logger.With("track", info.Sid),
+	})
+	t.receiver.SetMuted(info.Muted)
+	p.published[info.Sid] = t
+	p.bumpLocked()
+	p.mu.Unlock()
+
+	t.receiver.OnClose(func() { p.room.onTrackUnpublished(p, t) })
+	t.receiver.AddLayer(remote)
+	t.receiver.StartRTCP(rtpReceiver, remote)
+	p.logger.Info("track published", "track", info.Sid, "kind", info.Type.String(), "source", info.Source.String(),
+		"mime", info.MimeType, "simulcast", info.Simulcast, "rid", remote.RID())
+	p.room.onTrackPublished(p, t)
+}
+
+func midOf(pc *webrtc.PeerConnection, r *webrtc.RTPReceiver) string {
+	for _, tr := range pc.GetTransceivers() {
+		if tr.Receiver() == r {
+			return tr.Mid()
+		}
+	}
+	return ""
+}
+
+func audioLevelExtID(r *webrtc.RTPReceiver) int {
+	for _, e := range r.GetParameters().HeaderExtensions {
+		if e.URI == extAudioLevel {
+			return e.ID
+		}
+	}
+	return 0
+}
+
+// setTrackMuted changes a published track's mute state. byServer tells the publisher (a
+// moderator or the Room API muted it) so its SDK mutes locally too.
+func (p *Participant) setTrackMuted(sid string, muted, byServer bool) *livekit.TrackInfo {
+	p.mu.Lock()
+	t, ok := p.published[sid]
+	if !ok {
+		// Not yet published: remember it on the pending description.
+		for _, ti := range p.pending {
+			if ti.Sid == sid {
+				ti.Muted = muted
+			}
+		}
+		p.mu.Unlock()
+		return nil
+	}
+	t.mu.Lock()
+	changed := t.info.Muted != muted
+	t.info.Muted = muted
+	t.mu.Unlock()
+	if changed {
+		p.bumpLocked()
+	}
+	p.mu.Unlock()
+	if !changed {
+		return t.Info()
+	}
+	t.receiver.SetMuted(muted)
+	p.logger.Info("track mute", "track", sid, "muted", muted, "by_server", byServer)
+	if byServer {
+		p.send(&livekit.SignalResponse{Message: &livekit.SignalResponse_Mute{Mute: &livekit.MuteTrackRequest{Sid: sid, Muted: muted}}})
+	}
+	p.room.broadcastParticipant(p)
+	return t.Info()
+}
+
+// unpublishAll closes every published track (on leave).
+func (p *Participant) unpublishAll() {
+	p.mu.Lock()
+	tracks := make([]*PublishedTrack, 0, len(p.published))
+	for _, t := range p.published {
+		tracks = append(tracks, t)
+	}
+	p.mu.Unlock()
+	for _, t := range tracks {
+		t.receiver.Close()
+	}
+}

@@ -1,0 +1,445 @@
+package room
+
+import (
+	"context"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/livekit/protocol/livekit"
+	"github.com/livekit/protocol/utils/guid"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/sanke-edu/sanke/signaling"
+)
+
+// speakerInterval is how often audio levels are sampled for speakers_changed.
+const speakerInterval = 300 * time.Millisecond
+
+// Room is one LiveKit room: its participants and their tracks.
+type Room struct {
+	cfg     *Config
+	manager *Manager
+	logger  *slog.Logger
+	ctx     context.Context
+	cancel  context.CancelFunc
+
+	mu           sync.Mutex
+	info         *livekit.Room
+	participants map[string]*Participant // by identity
+	closed       bool
+	everJoined   bool
+	lastLeft     time.Time
+	speakers     map[string]float32 // participant sid -> level, as last announced
+}
+
+func newRoom(m *Manager, name string, opts *livekit.CreateRoomRequest) *Room {
+	ctx, cancel := context.WithCancel(context.Background())
+	now := time.Now()
+	info := &livekit.Room{
+		Sid:              guid.New(guid.RoomPrefix),
+		Name:             name,
+		EmptyTimeout:     uint32(m.cfg.EmptyTimeout / time.Second),
+		DepartureTimeout: uint32(m.cfg.DepartureTimeout / time.Second),
+		MaxParticipants:  uint32(m.cfg.MaxParticipants),
+		CreationTime:     now.Unix(),
+		CreationTimeMs:   now.UnixMilli(),
+	}
+	if opts != nil {
+		if opts.EmptyTimeout > 0 {
+			info.EmptyTimeout = opts.EmptyTimeout
+		}
+		if opts.DepartureTimeout > 0 {
+			info.DepartureTimeout = opts.DepartureTimeout
+		}
+		if opts.MaxParticipants > 0 {
+			info.MaxParticipants = opts.MaxParticipants
+		}
+		info.Metadata = opts.Metadata
+	}
+	r := &Room{
+		cfg:          m.cfg,
+		manager:      m,
+		logger:       m.logger.With("room", name, "room_sid", info.Sid),
+		ctx:          ctx,
+		cancel:       cancel,
+		info:         info,
+		participants: map[string]*Participant{},
+		speakers:     map[string]float32{},
+	}
+	go r.loop()
+	r.logger.Info("room created")
+	return r
+}
+
+// Name returns the room's name.
+func (r *Room) Name() string { return r.info.Name }
+
+// Info returns a snapshot of the room for the protocol.
+func (r *Room) Info() *livekit.Room {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.infoLocked()
+}
+
+func (r *Room) infoLocked() *livekit.Room {
+	info := proto.Clone(r.info).(*livekit.Room)
+	var n, pubs uint32
+	for _, p := range r.participants {
+		if p.hidden {
+			continue
+		}
+		n++
+		p.mu.Lock()
+		if len(p.published) > 0 {
+			pubs++
+		}
+		p.mu.Unlock()
+	}
+	info.NumParticipants = n
+	info.NumPublishers = pubs
+	return info
+}
+
+// participantList returns a snapshot of the participants.
+func (r *Room) participantList() []*Participant {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]*Participant, 0, len(r.participants))
+	for _, p := range r.participants {
+		out = append(out, p)
+	}
+	return out
+}
+
+func (r *Room) participant(identity string) *Participant {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.participants[identity]
+}
+
+func (r *Room) participantBySID(sid string) *Participant {
+	for _, p := range r.participantList() {
+		if p.sid == sid {
+			return p
+		}
+	}
+	return nil
+}
+
+// trackBySID finds a published track in the room.
+func (r *Room) trackBySID(sid string) *PublishedTrack {
+	for _, p := range r.participantList() {
+		p.mu.Lock()
+		t := p.published[sid]
+		p.mu.Unlock()
+		if t != nil {
+			return t
+		}
+	}
+	return nil
+}
+
+// join adds a new participant, sends its JoinResponse and subscribes it to existing tracks.
+func (r *Room) join(req signaling.JoinRequest, sink signaling.Sink) (*Participant, error) {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil, ErrRoomClosed
+	}
+	old := r.participants[req.Identity]
+	count := 0
+	for _, p := range r.participants {
+		if !p.hidden {
+			count++
+		}
+	}
+	if old != nil && !old.hidden {
+		count--
+	}
+	hidden := req.Grants.Video != nil && req.Grants.Video.Hidden
+	if max := r.info.MaxParticipants; max > 0 && !hidden && uint32(count) >= max {
+		r.mu.Unlock()
+		return nil, ErrRoomFull
+	}
+	r.mu.Unlock()
+
+	if old != nil {
+		// Same identity joining again: the newer connection wins.
+		r.removeParticipant(old, livekit.DisconnectReason_DUPLICATE_IDENTITY, true)
+	}
+
+	p := newParticipant(r, req, sink)
+	if err := p.setupTransports(r.manager.media.API, r.cfg.webrtcICEServers()); err != nil {
+		return nil, err
+	}
+
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		p.closeMedia()
+		return nil, ErrRoomClosed
+	}
+	r.participants[p.identity] = p
+	r.everJoined = true
+	others := make([]*livekit.ParticipantInfo, 0, len(r.participants))
+	for _, o := range r.participants {
+		if o != p && !o.hidden {
+			others = append(others, o.Info())
+		}
+	}
+	p.mu.Lock()
+	p.state = livekit.ParticipantInfo_JOINED
+	p.bumpLocked()
+	p.mu.Unlock()
+	roomInfo := r.infoLocked()
+	r.mu.Unlock()
+
+	canSub := p.canSubscribe()
+	p.send(&livekit.SignalResponse{Message: &livekit.SignalResponse_Join{Join: &livekit.JoinResponse{
+		Room:                roomInfo,
+		Participant:         p.Info(),
+		OtherParticipants:   others,
+		ServerVersion:       r.cfg.ServerInfo.Version,
+		ServerInfo:          r.cfg.ServerInfo,
+		IceServers:          r.cfg.ICEServers,
+		SubscriberPrimary:   canSub,
+		ClientConfiguration: r.cfg.clientConfiguration(),
+		PingTimeout:         int32(r.cfg.PingTimeout / time.Second),
+		PingInterval:        int32(r.cfg.PingInterval / time.Second),
+	}}})
+	p.logger.Info("participant joined", "hidden", p.hidden, "auto_subscribe", p.autoSubscribe,
+		"sdk", req.ClientInfo.GetSdk().String(), "sdk_version", req.ClientInfo.GetVersion())
+
+	r.broadcastParticipant(p)
+	// The subscriber connection carries the server's data channels, so offer it right away.
+	p.subscriber.Negotiate(false)
+	if p.autoSubscribe {
+		r.subscribeToAll(p)
+	}
+	return p, nil
+}
+
+// broadcastParticipant sends p's current info to everyone (p included: its own permission
+// and metadata changes reach it this way). Hidden participants are announced only to themselves.
+func (r *Room) broadcastParticipant(p *Participant) {
+	info := p.Info()
+	msg := &livekit.SignalResponse{Message: &livekit.SignalResponse_Update{Update: &livekit.ParticipantUpdate{
+		Participants: []*livekit.ParticipantInfo{info},
+	}}}
+	for _, o := range r.participantList() {
+		if p.hidden && o != p {
+			continue
+		}
+		o.send(msg)
+	}
+}
+
+// onTrackPublished announces a new track and subscribes everyone who auto-subscribes.
+func (r *Room) onTrackPublished(p *Participant, t *PublishedTrack) {
+	r.broadcastParticipant(p)
+	for _, o := range r.participantList() {
+		if o != p && o.autoSubscribe {
+			r.subscribe(o, t)
+		}
+	}
+}
+
+// onTrackUnpublished removes a track that ended (publisher stopped sending or left).
+func (r *Room) onTrackUnpublished(p *Participant, t *PublishedTrack) {
+	sid := t.SID()
+	p.mu.Lock()
+	_, ok := p.published[sid]
+	delete(p.published, sid)
+	if ok {
+		p.bumpLocked()
+	}
+	closed := p.closed
+	p.mu.Unlock()
+	for _, o := range r.participantList() {
+		r.unsubscribe(o, sid)
+	}
+	if !ok || closed {
+		return
+	}
+	p.logger.Info("track unpublished", "track", sid)
+	p.send(&livekit.SignalResponse{Message: &livekit.SignalResponse_TrackUnpublished{TrackUnpublished: &livekit.TrackUnpublishedResponse{TrackSid: sid}}})
+	r.broadcastParticipant(p)
+}
+
+// removeParticipant takes p out of the room: tells it why (unless it left by itself), closes
+// its media, unsubscribes everyone from its tracks and tells the others.
+func (r *Room) removeParticipant(p *Participant, reason livekit.DisconnectReason, notify bool) {
+	r.mu.Lock()
+	if r.participants[p.identity] != p {
+		r.mu.Unlock()
+		return
+	}
+	delete(r.participants, p.identity)
+	r.lastLeft = time.Now()
+	r.mu.Unlock()
+
+	if notify {
+		p.send(leaveMessage(reason, livekit.LeaveRequest_DISCONNECT))
+	}
+	p.mu.Lock()
+	sink := p.sink
+	p.sink = nil
+	subs := make([]string, 0, len(p.subscribed))
+	for sid := range p.subscribed {
+		subs = append(subs, sid)
+	}
+	p.mu.Unlock()
+	p.closeMedia()
+	for _, sid := range subs {
+		r.unsubscribe(p, sid)
+	}
+	p.unpublishAll()
+	if sink != nil {
+		sink.Close()
+	}
+
+	p.mu.Lock()
+	p.state = livekit.ParticipantInfo_DISCONNECTED
+	p.bumpLocked()
+	p.mu.Unlock()
+	r.broadcastParticipant(p)
+	p.logger.Info("participant left", "reason", reason.String())
+}
+
+// leaveMessage builds a server-initiated leave.
+func leaveMessage(reason livekit.DisconnectReason, action livekit.LeaveRequest_Action) *livekit.SignalResponse {
+	return &livekit.SignalResponse{Message: &livekit.SignalResponse_Leave{Leave: &livekit.LeaveRequest{
+		CanReconnect: action == livekit.LeaveRequest_RECONNECT,
+		Reason:       reason,
+		Action:       action,
+	}}}
+}
+
+// close removes everyone and stops the room.
+func (r *Room) close(reason livekit.DisconnectReason) {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return
+	}
+	r.closed = true
+	r.mu.Unlock()
+	for _, p := range r.participantList() {
+		r.removeParticipant(p, reason, true)
+	}
+	r.cancel()
+	r.manager.forget(r)
+	r.logger.Info("room closed", "reason", reason.String())
+}
+
+// loop runs the room's periodic work: speaker detection and the empty/departure timeouts.
+func (r *Room) loop() {
+	t := time.NewTicker(speakerInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.ctx.Done():
+			return
+		case <-t.C:
+			r.updateSpeakers()
+			if r.idleExpired(time.Now()) {
+				r.close(livekit.DisconnectReason_ROOM_CLOSED)
+				return
+			}
+		}
+	}
+}
+
+// idleExpired reports whether the room has been empty past its timeout.
+func (r *Room) idleExpired(now time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.participants) > 0 {
+		return false
+	}
+	if !r.everJoined {
+		return now.Sub(time.UnixMilli(r.info.CreationTimeMs)) > time.Duration(r.info.EmptyTimeout)*time.Second
+	}
+	return now.Sub(r.lastLeft) > time.Duration(r.info.DepartureTimeout)*time.Second
+}
+
+// updateSpeakers samples audio levels and sends speakers_changed with what changed.
+func (r *Room) updateSpeakers() {
+	levels := map[string]float32{}
+	for _, p := range r.participantList() {
+		if p.hidden {
+			continue
+		}
+		p.mu.Lock()
+		for _, t := range p.published {
+			if t.kind() != livekit.TrackType_AUDIO {
+				continue
+			}
+			if lvl, active := t.receiver.AudioLevel(); active && float32(lvl) > levels[p.sid] {
+				levels[p.sid] = float32(lvl)
+			}
+		}
+		p.mu.Unlock()
+	}
+	r.mu.Lock()
+	var changed []*livekit.SpeakerInfo
+	for sid, lvl := range levels {
+		if prev, ok := r.speakers[sid]; !ok || abs32(prev-lvl) > 0.05 {
+			changed = append(changed, &livekit.SpeakerInfo{Sid: sid, Level: lvl, Active: true})
+			r.speakers[sid] = lvl
+		}
+	}
+	for sid := range r.speakers {
+		if _, ok := levels[sid]; !ok {
+			changed = append(changed, &livekit.SpeakerInfo{Sid: sid, Level: 0, Active: false})
+			delete(r.speakers, sid)
+		}
+	}
+	r.mu.Unlock()
+	if len(changed) == 0 {
+		return
+	}
+	sort.Slice(changed, func(i, j int) bool { return changed[i].Level > changed[j].Level })
+	msg := &livekit.SignalResponse{Message: &livekit.SignalResponse_SpeakersChanged{SpeakersChanged: &livekit.SpeakersChanged{Speakers: changed}}}
+	for _, p := range r.participantList() {
+		p.send(msg)
+	}
+}
+
+func abs32(f float32) float32 {
+	if f < 0 {
+		return -f
+	}
+	return f
+}
+
+// subscribeToAll subscribes p to every track in the room it may see.
+func (r *Room) subscribeToAll(p *Participant) {
+	for _, o := range r.participantList() {
+		if o == p {
+			continue
+		}
+		o.mu.Lock()
+		tracks := make([]*PublishedTrack, 0, len(o.published))
+		for _, t := range o.published {
+			tracks = append(tracks, t)
+		}
+		o.mu.Unlock()
+		for _, t := range tracks {
+			r.subscribe(p, t)
+		}
+	}
+}
+
+// revokeTrack stops a track whose publish permission was withdrawn: it is unpublished and
+// the publisher is told.
+func (r *Room) revokeTrack(p *Participant, sid string) {
+	p.mu.Lock()
+	t := p.published[sid]
+	p.mu.Unlock()
+	if t != nil {
+		t.receiver.Close()
+	}
+}

@@ -1,0 +1,211 @@
+package room
+
+import (
+	"github.com/livekit/protocol/livekit"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/sanke-edu/sanke/sfu"
+)
+
+// subscription is one published track forwarded to one subscriber.
+type subscription struct {
+	track  *PublishedTrack
+	down   *sfu.DownTrack
+	sender *webrtc.RTPSender
+	// settings are the subscriber's last wishes for this track (quality, size, disabled).
+	settings *livekit.UpdateTrackSettings
+}
+
+// allowsSubscriber reports whether the publisher's subscription permission lets sub see track.
+func (p *Participant) allowsSubscriber(sub *Participant, trackSID string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	perm := p.subPerm
+	if perm == nil || perm.AllParticipants {
+		return true
+	}
+	for _, tp := range perm.TrackPermissions {
+		if tp.ParticipantSid != sub.sid && tp.ParticipantIdentity != sub.identity {
+			continue
+		}
+		if tp.AllTracks {
+			return true
+		}
+		for _, s := range tp.TrackSids {
+			if s == trackSID {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// subscribe starts forwarding track to sub. It is a no-op when already subscribed or not allowed.
+func (r *Room) subscribe(sub *Participant, t *PublishedTrack) {
+	owner := t.owner
+	if sub == owner || !sub.canSubscribe() {
+		return
+	}
+	sid := t.SID()
+	if !owner.allowsSubscriber(sub, sid) {
+		sub.send(&livekit.SignalResponse{Message: &livekit.SignalResponse_SubscriptionPermissionUpdate{
+			SubscriptionPermissionUpdate: &livekit.SubscriptionPermissionUpdate{ParticipantSid: owner.sid, TrackSid: sid, Allowed: false},
+		}})
+		return
+	}
+	sub.mu.Lock()
+	if sub.closed {
+		sub.mu.Unlock()
+		return
+	}
+	if _, ok := sub.subscribed[sid]; ok {
+		sub.mu.Unlock()
+		return
+	}
+	down, err := sfu.NewDownTrack(sfu.DownTrackParams{
+		Receiver:     t.receiver,
+		SubscriberID: sub.sid,
+		StreamID:     owner.sid + "|" + sid,
+		TrackID:      sid,
+		WriteRTCP:    sub.subscriber.pc.WriteRTCP,
+		Logger:       sub.logger.With("track", sid),
+	})
+	if err != nil {
+		sub.mu.Unlock()
+		sub.logger.Warn("create down track", "track", sid, "err", err)
+		return
+	}
+	sender, err := sub.subscriber.pc.AddTrack(down)
+	if err != nil {
+		sub.mu.Unlock()
+		sub.logger.Warn("add down track", "track", sid, "err", err)
+		return
+	}
+	s := &subscription{track: t, down: down, sender: sender}
+	sub.subscribed[sid] = s
+	settings := sub.pendingSettings(sid)
+	sub.mu.Unlock()
+
+	sub.applySettings(s, settings)
+	down.StartRTCP(sender)
+	t.receiver.AddDownTrack(down)
+	sub.subscriber.Negotiate(false)
+	sub.logger.Debug("subscribed", "track", sid, "publisher", owner.identity)
+	owner.send(&livekit.SignalResponse{Message: &livekit.SignalResponse_TrackSubscribed{TrackSubscribed: &livekit.TrackSubscribed{TrackSid: sid}}})
+}
+
+// pendingSettings returns settings the subscriber sent before the subscription existed.
+// Caller holds sub.mu.
+func (p *Participant) pendingSettings(sid string) *livekit.UpdateTrackSettings {
+	if p.earlySettings == nil {
+		return nil
+	}
+	s := p.earlySettings[sid]
+	delete(p.earlySettings, sid)
+	return s
+}
+
+// unsubscribe stops forwarding the track with sid to sub.
+func (r *Room) unsubscribe(sub *Participant, sid string) {
+	sub.mu.Lock()
+	s, ok := sub.subscribed[sid]
+	if ok {
+		delete(sub.subscribed, sid)
+	}
+	closed := sub.closed
+	sub.mu.Unlock()
+	if !ok {
+		return
+	}
+	s.track.receiver.RemoveDownTrack(s.down)
+	s.down.Close()
+	if !closed {
+		if err := sub.subscriber.pc.RemoveTrack(s.sender); err != nil {
+			sub.logger.Debug("remove track", "track", sid, "err", err)
+		}
+		sub.subscriber.Negotiate(false)
+	}
+	sub.logger.Debug("unsubscribed", "track", sid)
+}
+
+// updateSubscription handles a client's explicit subscribe/unsubscribe.
+func (r *Room) updateSubscription(sub *Participant, u *livekit.UpdateSubscription) {
+	sids := append([]string(nil), u.TrackSids...)
+	for _, pt := range u.ParticipantTracks {
+		sids = append(sids, pt.TrackSids...)
+	}
+	for _, sid := range sids {
+		if u.Subscribe {
+			if t := r.trackBySID(sid); t != nil {
+				r.subscribe(sub, t)
+			}
+		} else {
+			r.unsubscribe(sub, sid)
+		}
+	}
+}
+
+// updateTrackSettings applies a subscriber's quality/size/disabled wishes.
+func (p *Participant) updateTrackSettings(u *livekit.UpdateTrackSettings) {
+	for _, sid := range u.TrackSids {
+		p.mu.Lock()
+		s, ok := p.subscribed[sid]
+		if !ok {
+			if p.earlySettings == nil {
+				p.earlySettings = map[string]*livekit.UpdateTrackSettings{}
+			}
+			p.earlySettings[sid] = u
+		}
+		p.mu.Unlock()
+		if ok {
+			p.applySettings(s, u)
+		}
+	}
+}
+
+func (p *Participant) applySettings(s *subscription, u *livekit.UpdateTrackSettings) {
+	if u == nil {
+		if s.track.kind() == livekit.TrackType_VIDEO {
+			s.down.SetMaxLayer(2)
+		}
+		return
+	}
+	s.settings = u
+	s.down.SetPaused(u.Disabled)
+	if s.track.kind() != livekit.TrackType_VIDEO {
+		return
+	}
+	s.down.SetMaxLayer(s.track.layerFor(u.Quality, u.Width, u.Height))
+}
+
+// updateSubscriptionPermission sets who may subscribe to p's tracks and revokes the rest.
+func (r *Room) updateSubscriptionPermission(p *Participant, perm *livekit.SubscriptionPermission) {
+	p.mu.Lock()
+	p.subPerm = perm
+	tracks := make([]*PublishedTrack, 0, len(p.published))
+	for _, t := range p.published {
+		tracks = append(tracks, t)
+	}
+	p.mu.Unlock()
+	for _, other := range r.participantList() {
+		if other == p {
+			continue
+		}
+		for _, t := range tracks {
+			sid := t.SID()
+			allowed := p.allowsSubscriber(other, sid)
+			other.mu.Lock()
+			_, subscribed := other.subscribed[sid]
+			other.mu.Unlock()
+			switch {
+			case !allowed && subscribed:
+				r.unsubscribe(other, sid)
+				other.send(&livekit.SignalResponse{Message: &livekit.SignalResponse_SubscriptionPermissionUpdate{
+					SubscriptionPermissionUpdate: &livekit.SubscriptionPermissionUpdate{ParticipantSid: p.sid, TrackSid: sid, Allowed: false},
+				}})
+			case allowed && !subscribed && other.autoSubscribe:
+				r.subscribe(other, t)
+			}
+		}
+	}
+}

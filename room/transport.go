@@ -1,0 +1,220 @@
+package room
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/livekit/protocol/livekit"
+	"github.com/pion/webrtc/v4"
+)
+
+// negotiationDebounce batches subscription changes that arrive together into one offer.
+const negotiationDebounce = 20 * time.Millisecond
+
+// transport is one PeerConnection of a participant and its offer/answer state. The
+// publisher transport answers the client's offers; the subscriber transport makes offers.
+type transport struct {
+	target livekit.SignalTarget
+	pc     *webrtc.PeerConnection
+	logger *slog.Logger
+
+	// sendOffer, sendAnswer and sendCandidate deliver SDP and candidates to the client.
+	sendOffer     func(webrtc.SessionDescription, uint32)
+	sendCandidate func(webrtc.ICECandidateInit, livekit.SignalTarget)
+
+	mu                sync.Mutex
+	pendingCandidates []webrtc.ICECandidateInit
+	awaitingAnswer    bool
+	renegotiate       bool
+	restartICE        bool
+	debounce          *time.Timer
+	offerID           uint32
+	closed            bool
+}
+
+func newTransport(api *webrtc.API, target livekit.SignalTarget, iceServers []webrtc.ICEServer, logger *slog.Logger,
+	sendCandidate func(webrtc.ICECandidateInit, livekit.SignalTarget)) (*transport, error) {
+	pc, err := api.NewPeerConnection(webrtc.Configuration{
+		ICEServers:    iceServers,
+		BundlePolicy:  webrtc.BundlePolicyMaxBundle,
+		RTCPMuxPolicy: webrtc.RTCPMuxPolicyRequire,
+		SDPSemantics:  webrtc.SDPSemanticsUnifiedPlan,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("new peer connection: %w", err)
+	}
+	t := &transport{target: target, pc: pc, logger: logger.With("pc", target.String()), sendCandidate: sendCandidate}
+	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
+		if c == nil {
+			return
+		}
+		t.sendCandidate(c.ToJSON(), t.target)
+	})
+	return t, nil
+}
+
+// parseTrickle decodes a LiveKit trickle request's candidate (JSON of RTCIceCandidateInit).
+func parseTrickle(tr *livekit.TrickleRequest) (webrtc.ICECandidateInit, error) {
+	var c webrtc.ICECandidateInit
+	if err := json.Unmarshal([]byte(tr.CandidateInit), &c); err != nil {
+		return c, fmt.Errorf("bad trickle candidate: %w", err)
+	}
+	return c, nil
+}
+
+// AddCandidate adds a remote ICE candidate, queueing it until a remote description is set.
+func (t *transport) AddCandidate(c webrtc.ICECandidateInit) error {
+	t.mu.Lock()
+	if t.pc.RemoteDescription() == nil {
+		t.pendingCandidates = append(t.pendingCandidates, c)
+		t.mu.Unlock()
+		return nil
+	}
+	t.mu.Unlock()
+	return t.pc.AddICECandidate(c)
+}
+
+// flushCandidates adds the candidates that arrived before the remote description. Caller holds mu.
+func (t *transport) flushCandidatesLocked() {
+	for _, c := range t.pendingCandidates {
+		if err := t.pc.AddICECandidate(c); err != nil {
+			t.logger.Debug("add queued candidate", "err", err)
+		}
+	}
+	t.pendingCandidates = nil
+}
+
+// HandleOffer answers a client offer (publisher side, or a single PeerConnection).
+func (t *transport) HandleOffer(sd webrtc.SessionDescription) (webrtc.SessionDescription, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return webrtc.SessionDescription{}, errors.New("transport closed")
+	}
+	if err := t.pc.SetRemoteDescription(sd); err != nil {
+		return webrtc.SessionDescription{}, fmt.Errorf("set remote offer: %w", err)
+	}
+	t.flushCandidatesLocked()
+	answer, err := t.pc.CreateAnswer(nil)
+	if err != nil {
+		return webrtc.SessionDescription{}, fmt.Errorf("create answer: %w", err)
+	}
+	if err := t.pc.SetLocalDescription(answer); err != nil {
+		return webrtc.SessionDescription{}, fmt.Errorf("set local answer: %w", err)
+	}
+	return *t.pc.LocalDescription(), nil
+}
+
+// HandleAnswer applies the client's answer to our last offer (subscriber side), and starts the
+// next negotiation if changes arrived meanwhile.
+func (t *transport) HandleAnswer(sd webrtc.SessionDescription) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return nil
+	}
+	if t.pc.SignalingState() != webrtc.SignalingStateHaveLocalOffer {
+		t.logger.Debug("ignoring answer in state", "state", t.pc.SignalingState().String())
+		return nil
+	}
+	if err := t.pc.SetRemoteDescription(sd); err != nil {
+		return fmt.Errorf("set remote answer: %w", err)
+	}
+	t.flushCandidatesLocked()
+	t.awaitingAnswer = false
+	if t.renegotiate {
+		t.renegotiate = false
+		t.scheduleLocked()
+	}
+	return nil
+}
+
+// Negotiate asks for a new offer to the client soon (debounced); iceRestart forces new ICE
+// credentials (used when a client resumes after a network change).
+func (t *transport) Negotiate(iceRestart bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if iceRestart {
+		t.restartICE = true
+	}
+	t.scheduleLocked()
+}
+
+func (t *transport) scheduleLocked() {
+	if t.closed || t.debounce != nil {
+		return
+	}
+	t.debounce = time.AfterFunc(negotiationDebounce, t.offer)
+}
+
+// offer creates and sends an offer unless one is outstanding, in which case it remembers to
+// offer again once the answer arrives.
+func (t *transport) offer() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.debounce = nil
+	if t.closed {
+		return
+	}
+	if t.awaitingAnswer && !t.restartICE {
+		t.renegotiate = true
+		return
+	}
+	if t.awaitingAnswer && t.restartICE && t.pc.SignalingState() == webrtc.SignalingStateHaveLocalOffer {
+		// The old offer was lost with the old connection: roll it back and offer afresh.
+		if err := t.pc.SetLocalDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeRollback}); err != nil {
+			t.logger.Warn("rollback before ice restart", "err", err)
+		}
+	}
+	opts := &webrtc.OfferOptions{ICERestart: t.restartICE}
+	t.restartICE = false
+	offer, err := t.pc.CreateOffer(opts)
+	if err != nil {
+		t.logger.Warn("create offer", "err", err)
+		return
+	}
+	if err := t.pc.SetLocalDescription(offer); err != nil {
+		t.logger.Warn("set local offer", "err", err)
+		return
+	}
+	t.awaitingAnswer = true
+	t.offerID++
+	if t.sendOffer != nil {
+		t.sendOffer(*t.pc.LocalDescription(), t.offerID)
+	}
+}
+
+// Close closes the PeerConnection.
+func (t *transport) Close() {
+	t.mu.Lock()
+	t.closed = true
+	if t.debounce != nil {
+		t.debounce.Stop()
+		t.debounce = nil
+	}
+	t.mu.Unlock()
+	if err := t.pc.Close(); err != nil {
+		t.logger.Debug("close peer connection", "err", err)
+	}
+}
+
+// toProtoSD converts a pion session description to LiveKit's.
+func toProtoSD(sd webrtc.SessionDescription, id uint32) *livekit.SessionDescription {
+	return &livekit.SessionDescription{Type: sd.Type.String(), Sdp: sd.SDP, Id: id}
+}
+
+// fromProtoSD converts a LiveKit session description to pion's.
+func fromProtoSD(sd *livekit.SessionDescription) (webrtc.SessionDescription, error) {
+	if sd == nil {
+		return webrtc.SessionDescription{}, errors.New("missing session description")
+	}
+	t := webrtc.NewSDPType(sd.Type)
+	if t == webrtc.SDPTypeUnknown {
+		return webrtc.SessionDescription{}, fmt.Errorf("unknown sdp type %q", sd.Type)
+	}
+	return webrtc.SessionDescription{Type: t, SDP: sd.Sdp}, nil
+}

@@ -1,0 +1,184 @@
+package room
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/pion/dtls/v3"
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/nack"
+	"github.com/pion/interceptor/pkg/report"
+	"github.com/pion/sdp/v3"
+	"github.com/pion/webrtc/v4"
+)
+
+// MediaConfig configures the WebRTC API shared by every PeerConnection of a node.
+type MediaConfig struct {
+	// UDPPort is the one UDP port all peers share.
+	UDPPort int
+	// TCPPort is the ICE-TCP port (passive) for UDP-blocked clients; 0 disables ICE-TCP.
+	TCPPort int
+	// BindIP restricts the media sockets to one address (e.g. 127.0.0.1 in dev); empty: all.
+	BindIP string
+	// NodeIP is advertised as the host candidate address when set (1:1 NAT).
+	NodeIP string
+	// IncludeLoopback gathers loopback candidates (needed when clients run on the same host).
+	IncludeLoopback bool
+}
+
+// MediaAPI is the pion API (codecs, interceptors, sockets) plus the sockets it owns.
+type MediaAPI struct {
+	API     *webrtc.API
+	closers []func() error
+}
+
+// Close releases the shared media sockets.
+func (m *MediaAPI) Close() error {
+	var first error
+	for _, c := range m.closers {
+		if err := c(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// Header extensions the SFU negotiates. Mid/RID are required for simulcast; audio level
+// feeds speaker detection; transport-cc lets publishers estimate their uplink.
+const (
+	extAudioLevel = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
+	extTWCC       = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
+)
+
+// NewMediaAPI builds the WebRTC API: codecs, header extensions, the interceptors the SFU needs,
+// one UDP socket for all peers (and optionally one ICE-TCP listener), and AES-GCM-first SRTP.
+func NewMediaAPI(cfg MediaConfig, logger *slog.Logger) (*MediaAPI, error) {
+	me := &webrtc.MediaEngine{}
+	if err := registerCodecs(me); err != nil {
+		return nil, err
+	}
+
+	// Interceptors act on streams received from publishers: NACK generation (ask the
+	// publisher to retransmit what we lost) and receiver reports. Transport-cc feedback lets
+	// browsers ramp up simulcast bitrate. Subscriber streams get no interceptor: the sfu
+	// package answers NACKs from its own cache and writes its own sender reports.
+	ir := &interceptor.Registry{}
+	gen, err := nack.NewGeneratorInterceptor()
+	if err != nil {
+		return nil, err
+	}
+	ir.Add(gen)
+	rr, err := report.NewReceiverInterceptor()
+	if err != nil {
+		return nil, err
+	}
+	ir.Add(rr)
+	if err := webrtc.ConfigureTWCCSender(me, ir); err != nil {
+		return nil, err
+	}
+
+	se := webrtc.SettingEngine{}
+	se.SetSRTPProtectionProfiles(
+		dtls.SRTP_AEAD_AES_128_GCM,
+		dtls.SRTP_AEAD_AES_256_GCM,
+		dtls.SRTP_AES128_CM_HMAC_SHA1_80,
+	)
+	// As answerer we take the DTLS client role, so our preference (AES-GCM first) is offered.
+	if err := se.SetAnsweringDTLSRole(webrtc.DTLSRoleClient); err != nil {
+		return nil, err
+	}
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetIncludeLoopbackCandidate(cfg.IncludeLoopback)
+	se.SetICETimeouts(10*time.Second, 20*time.Second, 2*time.Second)
+	se.SetLite(false)
+	if cfg.NodeIP != "" {
+		se.SetNAT1To1IPs([]string{cfg.NodeIP}, webrtc.ICECandidateTypeHost)
+	}
+
+	m := &MediaAPI{}
+	networks := []webrtc.NetworkType{webrtc.NetworkTypeUDP4}
+
+	udpConn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP(cfg.BindIP), Port: cfg.UDPPort})
+	if err != nil {
+		return nil, fmt.Errorf("listen udp %d: %w", cfg.UDPPort, err)
+	}
+	_ = udpConn.SetReadBuffer(4 << 20)
+	_ = udpConn.SetWriteBuffer(4 << 20)
+	udpMux := ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: udpConn})
+	se.SetICEUDPMux(udpMux)
+	m.closers = append(m.closers, udpMux.Close)
+
+	if cfg.TCPPort > 0 {
+		tl, err := net.ListenTCP("tcp4", &net.TCPAddr{IP: net.ParseIP(cfg.BindIP), Port: cfg.TCPPort})
+		if err != nil {
+			_ = m.Close()
+			return nil, fmt.Errorf("listen tcp %d: %w", cfg.TCPPort, err)
+		}
+		tcpMux := ice.NewTCPMuxDefault(ice.TCPMuxParams{Listener: tl, ReadBufferSize: 64})
+		se.SetICETCPMux(tcpMux)
+		m.closers = append(m.closers, tcpMux.Close)
+		networks = append(networks, webrtc.NetworkTypeTCP4)
+	}
+	se.SetNetworkTypes(networks)
+	if cfg.BindIP != "" {
+		bind := net.ParseIP(cfg.BindIP)
+		se.SetIPFilter(func(ip net.IP) bool { return ip.Equal(bind) })
+	}
+
+	m.API = webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))
+	logger.Info("media plane ready", "udp_port", cfg.UDPPort, "tcp_port", cfg.TCPPort, "bind", cfg.BindIP, "node_ip", cfg.NodeIP)
+	return m, nil
+}
+
+// registerCodecs registers the codecs the SFU forwards. No RTX: retransmissions arrive on the
+// media SSRC, which keeps the packet cache and NACK path simple.
+func registerCodecs(me *webrtc.MediaEngine) error {
+	videoFB := []webrtc.RTCPFeedback{
+		{Type: webrtc.TypeRTCPFBGoogREMB},
+		{Type: webrtc.TypeRTCPFBTransportCC},
+		{Type: webrtc.TypeRTCPFBCCM, Parameter: "fir"},
+		{Type: webrtc.TypeRTCPFBNACK},
+		{Type: webrtc.TypeRTCPFBNACK, Parameter: "pli"},
+	}
+	audio := []webrtc.RTPCodecParameters{{
+		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2,
+			SDPFmtpLine: "minptime=10;useinbandfec=1", RTCPFeedback: []webrtc.RTCPFeedback{{Type: webrtc.TypeRTCPFBTransportCC}}},
+		PayloadType: 111,
+	}}
+	video := []webrtc.RTPCodecParameters{
+		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000, RTCPFeedback: videoFB}, PayloadType: 96},
+		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
+			SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f", RTCPFeedback: videoFB}, PayloadType: 102},
+		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
+			SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f", RTCPFeedback: videoFB}, PayloadType: 104},
+		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
+			SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=4d001f", RTCPFeedback: videoFB}, PayloadType: 108},
+		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP9, ClockRate: 90000,
+			SDPFmtpLine: "profile-id=0", RTCPFeedback: videoFB}, PayloadType: 98},
+		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeAV1, ClockRate: 90000, RTCPFeedback: videoFB}, PayloadType: 35},
+	}
+	for _, c := range audio {
+		if err := me.RegisterCodec(c, webrtc.RTPCodecTypeAudio); err != nil {
+			return err
+		}
+	}
+	for _, c := range video {
+		if err := me.RegisterCodec(c, webrtc.RTPCodecTypeVideo); err != nil {
+			return err
+		}
+	}
+	for _, ext := range []string{sdp.SDESMidURI, sdp.SDESRTPStreamIDURI, sdp.SDESRepairRTPStreamIDURI} {
+		if err := me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: ext}, webrtc.RTPCodecTypeVideo); err != nil {
+			return err
+		}
+	}
+	for _, ext := range []string{sdp.SDESMidURI, extAudioLevel} {
+		if err := me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: ext}, webrtc.RTPCodecTypeAudio); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,134 @@
+package server
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/livekit/protocol/livekit"
+	lksdk "github.com/livekit/server-sdk-go/v2"
+	"github.com/pion/webrtc/v4"
+	"github.com/pion/webrtc/v4/pkg/media"
+
+	"github.com/sanke-edu/sanke/config"
+)
+
+func freePort(t *testing.T, network string) int {
+	t.Helper()
+	if network == "udp" {
+		c, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		return c.LocalAddr().(*net.UDPAddr).Port
+	}
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// startTestServer runs an in-process dev server on free loopback ports and returns its URL.
+func startTestServer(t *testing.T) string {
+	t.Helper()
+	cfg := config.DevDefault()
+	cfg.Port = freePort(t, "tcp")
+	cfg.RTC.UDPPort = freePort(t, "udp")
+	cfg.RTC.TCPPort = 0
+	var w io.Writer = io.Discard
+	if os.Getenv("SANKE_TEST_LOG") != "" {
+		w = os.Stderr
+	}
+	logger := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	srv, err := New(cfg, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return "ws://127.0.0.1:" + strconv.Itoa(cfg.Port)
+}
+
+func TestSmokePublishSubscribe(t *testing.T) {
+	url := startTestServer(t)
+	connect := func(identity string, cb *lksdk.RoomCallback) *lksdk.Room {
+		r, err := lksdk.ConnectToRoom(url, lksdk.ConnectInfo{
+			APIKey: config.DevAPIKey, APISecret: config.DevAPISecret, RoomName: "smoke", ParticipantIdentity: identity,
+		}, cb)
+		if err != nil {
+			t.Fatalf("%s connect: %v", identity, err)
+		}
+		t.Cleanup(r.Disconnect)
+		return r
+	}
+	var got atomic.Int64
+	subscribed := make(chan string, 4)
+	cb := lksdk.NewRoomCallback()
+	cb.ParticipantCallback.OnTrackSubscribed = func(track *webrtc.TrackRemote, pub *lksdk.RemoteTrackPublication, rp *lksdk.RemoteParticipant) {
+		subscribed <- pub.SID()
+		go func() {
+			for {
+				if _, _, err := track.ReadRTP(); err != nil {
+					return
+				}
+				got.Add(1)
+			}
+		}()
+	}
+	pubRoom := connect("alice", lksdk.NewRoomCallback())
+	_ = connect("bob", cb)
+
+	track, err := lksdk.NewLocalSampleTrack(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pubRoom.LocalParticipant.PublishTrack(track, &lksdk.TrackPublicationOptions{
+		Name: "cam", Source: livekit.TrackSource_CAMERA, VideoWidth: 320, VideoHeight: 180,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		tick := time.NewTicker(33 * time.Millisecond)
+		defer tick.Stop()
+		// A VP8 keyframe header (320x180) followed by filler; the SFU does not decode.
+		frame := append([]byte{0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xb4, 0x00}, make([]byte, 900)...)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				_ = track.WriteSample(media.Sample{Data: frame, Duration: 33 * time.Millisecond}, nil)
+			}
+		}
+	}()
+	select {
+	case sid := <-subscribed:
+		t.Logf("bob subscribed to %s", sid)
+	case <-time.After(15 * time.Second):
+		t.Fatal("bob never subscribed")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for got.Load() < 30 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got.Load() < 30 {
+		t.Fatalf("bob received %d packets", got.Load())
+	}
+	t.Logf("bob received %d packets", got.Load())
+}
