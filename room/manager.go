@@ -113,7 +113,7 @@ func (m *Manager) Join(ctx context.Context, req signaling.JoinRequest, sink sign
 			}}})
 			// New ICE credentials for our offers; the client restarts ICE on its own offers.
 			p.subscriber.Negotiate(true)
-			return p, nil
+			return &session{p: p, sink: sink}, nil
 		}
 		// Nothing to resume (e.g. the server restarted): signaling tells the client to rejoin.
 		m.logger.Info("resume impossible, asking for full reconnect", "room", req.RoomName, "identity", req.Identity)
@@ -123,7 +123,7 @@ func (m *Manager) Join(ctx context.Context, req signaling.JoinRequest, sink sign
 	if err != nil {
 		return nil, err
 	}
-	return p, nil
+	return &session{p: p, sink: sink}, nil
 }
 
 // ValidateJoin implements signaling.JoinValidator: refuse before the websocket upgrade what
@@ -393,5 +393,5 @@ var (
 	_ signaling.RoomJoiner    = (*Manager)(nil)
 	_ signaling.JoinValidator = (*Manager)(nil)
 	_ roomapi.Rooms           = (*Manager)(nil)
-	_ signaling.Session       = (*Participant)(nil)
+	_ signaling.Session       = (*session)(nil)
 )

@@ -369,18 +369,41 @@ func (p *Participant) handleSyncState(s *livekit.SyncState) {
 	}
 }
 
-// Close is called by signaling when the websocket goes away without a leave: the participant
+// session is one signaling connection of a participant. A resumed participant gets a new
+// session; the old one's Close must not detach the new connection.
+type session struct {
+	p    *Participant
+	sink signaling.Sink
+}
+
+// HandleRequest passes the client's request to the participant unless a newer connection
+// has replaced this one.
+func (s *session) HandleRequest(req *livekit.SignalRequest) error {
+	if !s.p.isCurrentSink(s.sink) {
+		return nil
+	}
+	return s.p.HandleRequest(req)
+}
+
+// Close is called by signaling when the websocket goes away. Without a leave, the participant
 // stays (media may still flow) for the reconnect window, then is removed.
-func (p *Participant) Close(reason string) {
+func (s *session) Close(reason string) {
+	p := s.p
 	p.mu.Lock()
-	p.sink = nil
-	closed := p.closed
-	p.mu.Unlock()
-	if closed {
+	if p.sink != s.sink || p.closed {
+		p.mu.Unlock()
 		return
 	}
+	p.sink = nil
+	p.mu.Unlock()
 	p.logger.Info("signal connection closed", "reason", reason)
 	p.scheduleRemoval(p.room.cfg.ReconnectWindow, "signal connection lost")
+}
+
+func (p *Participant) isCurrentSink(sink signaling.Sink) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.sink == sink
 }
 
 // scheduleRemoval removes the participant after d unless it resumes first.

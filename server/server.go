@@ -182,6 +182,9 @@ func (s *Server) Run(ctx context.Context) error {
 	s.rooms.Drain()
 	shCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
+	if err := s.signal.Shutdown(shCtx); err != nil {
+		s.logger.Warn("signaling shutdown", "err", err)
+	}
 	// Websockets are hijacked connections: Shutdown does not wait for them; the room drain
 	// above already closed them after sending leave.
 	if err := srv.Shutdown(shCtx); err != nil {

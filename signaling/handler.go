@@ -1,0 +1,277 @@
+package signaling
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+
+	"github.com/gorilla/websocket"
+	"github.com/livekit/protocol/auth"
+)
+
+// endpoint is a flavour of the signaling protocol.
+type endpoint int
+
+const (
+	// dualPC is /rtc: join options in query parameters, publisher and subscriber
+	// PeerConnections.
+	dualPC endpoint = iota
+	// singlePC is /rtc/v1: a livekit.JoinRequest in the join_request parameter, one
+	// PeerConnection. Not registered yet: the room does not support it.
+	singlePC
+)
+
+// Handler serves LiveKit-compatible signaling over websockets. Create it with NewHandler and
+// mount it with Register.
+type Handler struct {
+	cfg      Config
+	keys     auth.KeyProvider
+	joiner   RoomJoiner
+	log      *slog.Logger
+	upgrader websocket.Upgrader
+	draining atomic.Bool
+
+	mu      sync.Mutex
+	conns   map[*conn]struct{}
+	changed chan struct{} // closed and replaced whenever a connection ends
+}
+
+// NewHandler returns a handler that verifies tokens against keys and admits participants
+// through joiner. Zero fields of cfg take their defaults.
+func NewHandler(cfg Config, keys auth.KeyProvider, joiner RoomJoiner, logger *slog.Logger) *Handler {
+	return &Handler{
+		cfg:    cfg.withDefaults(),
+		keys:   keys,
+		joiner: joiner,
+		log:    logger,
+		upgrader: websocket.Upgrader{
+			// Any origin may connect: the access token, not the page's origin, authorizes.
+			CheckOrigin: func(*http.Request) bool { return true },
+		},
+		conns:   make(map[*conn]struct{}),
+		changed: make(chan struct{}),
+	}
+}
+
+// Register mounts the signaling routes on mux: /rtc, /rtc/validate, and /rtc/v1 and
+// /rtc/v1/validate, which answer 404 (with CORS headers) until single PeerConnection mode is
+// supported, so that the JS SDK falls back to /rtc.
+func (h *Handler) Register(mux *http.ServeMux) {
+	mux.HandleFunc("/rtc", h.ServeRTC)
+	mux.HandleFunc("/rtc/validate", h.ServeValidate)
+	mux.HandleFunc("/rtc/v1", h.serveUnsupported)
+	mux.HandleFunc("/rtc/v1/validate", h.serveUnsupported)
+}
+
+// ServeRTC serves GET /rtc: it verifies the join, upgrades to a websocket, joins the room
+// and relays signal messages until the connection ends.
+func (h *Handler) ServeRTC(w http.ResponseWriter, r *http.Request) {
+	h.serveRTC(w, r, dualPC)
+}
+
+// ServeValidate serves GET /rtc/validate: the checks of ServeRTC without joining. It answers
+// 200 "success" or the status and reason ServeRTC would have refused with.
+func (h *Handler) ServeValidate(w http.ResponseWriter, r *http.Request) {
+	h.serveValidate(w, r, dualPC)
+}
+
+// Drain refuses new joins (HTTP 503, or a SERVER_SHUTDOWN leave for one caught mid-upgrade).
+// Existing connections are untouched.
+func (h *Handler) Drain() {
+	h.draining.Store(true)
+}
+
+// Draining reports whether Drain was called.
+func (h *Handler) Draining() bool {
+	return h.draining.Load()
+}
+
+// Connections returns the number of open signaling connections.
+func (h *Handler) Connections() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.conns)
+}
+
+// Shutdown drains the handler and waits for the open connections to end (the room is
+// expected to send leaves and close them). When ctx ends first, it closes the remaining
+// connections (close code 1001, after flushing their queues), waits for them to finish and
+// returns ctx's error.
+func (h *Handler) Shutdown(ctx context.Context) error {
+	h.Drain()
+	if err := h.waitIdle(ctx.Done()); err == nil {
+		return nil
+	}
+	h.mu.Lock()
+	open := make([]*conn, 0, len(h.conns))
+	for c := range h.conns {
+		open = append(open, c)
+	}
+	h.mu.Unlock()
+	h.log.Info("signaling shutdown: closing remaining connections", "count", len(open))
+	for _, c := range open {
+		c.requestClose(closeCause{code: websocket.CloseGoingAway, reason: "server shutting down", flush: true})
+	}
+	_ = h.waitIdle(nil) // each connection finishes within WriteTimeout + CloseGrace
+	return ctx.Err()
+}
+
+// waitIdle waits until no connection is open, or until stop is closed (then it returns
+// context.Canceled).
+func (h *Handler) waitIdle(stop <-chan struct{}) error {
+	for {
+		h.mu.Lock()
+		n, changed := len(h.conns), h.changed
+		h.mu.Unlock()
+		if n == 0 {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-stop:
+			return context.Canceled
+		}
+	}
+}
+
+func (h *Handler) track(c *conn) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.conns[c] = struct{}{}
+}
+
+func (h *Handler) untrack(c *conn) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.conns, c)
+	close(h.changed)
+	h.changed = make(chan struct{})
+}
+
+func (h *Handler) serveRTC(w http.ResponseWriter, r *http.Request, ep endpoint) {
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", http.MethodGet)
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	if !websocket.IsWebSocketUpgrade(r) {
+		w.Header().Set("Upgrade", "websocket")
+		http.Error(w, "websocket upgrade required", http.StatusUpgradeRequired)
+		return
+	}
+	req, herr := h.admit(r, ep)
+	if herr != nil {
+		h.refuse(w, r, herr, req)
+		return
+	}
+	ws, err := h.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		// The upgrader has answered the client already.
+		h.log.Info("websocket upgrade failed", "remote", req.ClientInfo.GetAddress(), "error", err)
+		return
+	}
+	log := h.log.With("room", req.RoomName, "identity", req.Identity, "remote", req.ClientInfo.GetAddress())
+	c := newConn(h.cfg, ws, log, req)
+	h.track(c)
+	defer h.untrack(c)
+	c.serve(r.Context(), h.joiner, h.draining.Load)
+}
+
+func (h *Handler) serveValidate(w http.ResponseWriter, r *http.Request, ep endpoint) {
+	setCORS(w.Header())
+	switch r.Method {
+	case http.MethodOptions:
+		w.WriteHeader(http.StatusNoContent)
+		return
+	case http.MethodGet, http.MethodHead:
+	default:
+		w.Header().Set("Allow", "GET, HEAD, OPTIONS")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	req, herr := h.admit(r, ep)
+	if herr != nil {
+		h.refuse(w, r, herr, req)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = io.WriteString(w, "success")
+}
+
+// serveUnsupported answers the single PeerConnection routes until they are implemented. The
+// JS SDK tries /rtc/v1 first and falls back to /rtc when /rtc/v1/validate answers 404 with a
+// body other than "requested room does not exist"; CORS headers let a browser read it.
+func (h *Handler) serveUnsupported(w http.ResponseWriter, r *http.Request) {
+	setCORS(w.Header())
+	if r.Method == http.MethodOptions {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	http.Error(w, "single peer connection signaling (/rtc/v1) is not supported, use /rtc", http.StatusNotFound)
+}
+
+// admit runs every check that precedes the upgrade and returns the verified join. On error
+// the returned JoinRequest holds whatever was learnt (for logging).
+func (h *Handler) admit(r *http.Request, ep endpoint) (JoinRequest, *httpError) {
+	raw, herr := requestToken(r)
+	if herr != nil {
+		return JoinRequest{}, herr
+	}
+	tok, herr := verifyToken(raw, h.keys)
+	if herr != nil {
+		return JoinRequest{}, herr
+	}
+	addr := clientAddress(r, h.cfg.TrustProxyHeaders)
+	var req JoinRequest
+	switch ep {
+	case singlePC:
+		req, herr = joinFromProto(r.URL.Query(), tok, addr, h.cfg.MaxMessageBytes)
+	default:
+		req, herr = joinFromQuery(r.URL.Query(), tok, addr)
+	}
+	if herr != nil {
+		return newJoinRequest(tok), herr
+	}
+	if h.draining.Load() {
+		rej := RejectionFor(ErrServerShuttingDown)
+		return req, &httpError{status: rej.Status, msg: rej.Message}
+	}
+	if v, ok := h.joiner.(JoinValidator); ok {
+		ctx, cancel := context.WithTimeout(r.Context(), h.cfg.JoinTimeout)
+		err := v.ValidateJoin(ctx, req)
+		cancel()
+		if err != nil {
+			rej := RejectionFor(err)
+			return req, &httpError{status: rej.Status, msg: rej.Message, cause: err}
+		}
+	}
+	return req, nil
+}
+
+// refuse answers a refused join with its status and plain-text reason, and logs it.
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, herr *httpError, req JoinRequest) {
+	level := slog.LevelInfo
+	if herr.status >= http.StatusInternalServerError {
+		level = slog.LevelWarn
+	}
+	attrs := []any{
+		"status", herr.status, "reason", herr.Error(), "path", r.URL.Path,
+		"remote", clientAddress(r, h.cfg.TrustProxyHeaders),
+	}
+	if req.Identity != "" {
+		attrs = append(attrs, "room", req.RoomName, "identity", req.Identity)
+	}
+	h.log.Log(r.Context(), level, "join refused", attrs...)
+	http.Error(w, herr.msg, herr.status)
+}
+
+// setCORS lets browser pages on any origin read the validate answers.
+func setCORS(hdr http.Header) {
+	hdr.Set("Access-Control-Allow-Origin", "*")
+	hdr.Set("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
+	hdr.Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
+	hdr.Set("Access-Control-Max-Age", "86400")
+}
