@@ -4,6 +4,19 @@ package config
 
 import "time"
 
+// Development-mode credentials. They are public knowledge, so Validate refuses them outside dev
+// mode.
+const (
+	// DevAPIKey is the API key used in dev mode when no keys are configured.
+	DevAPIKey = "devkey"
+	// DevAPISecret is the secret of DevAPIKey.
+	DevAPISecret = "secret"
+)
+
+// MinSecretLength is the shortest API secret accepted outside dev mode. 32 characters of
+// random base64 carry enough entropy for the HMAC-SHA256 that signs LiveKit tokens.
+const MinSecretLength = 32
+
 // Config is the whole server configuration. The YAML keys are documented in configs/sanke.yaml.
 type Config struct {
 	// Dev enables development mode: 127.0.0.1 bindings, API key "devkey" / secret "secret",
@@ -63,9 +76,11 @@ type SignalConfig struct {
 	RateLimit float64 `koanf:"rate_limit"`
 	// RateBurst is the burst of messages allowed above RateLimit.
 	RateBurst int `koanf:"rate_burst"`
-	// PingInterval and PingTimeout are sent to clients in the join response.
+	// PingInterval is how often clients ping the server; sent to them in the join response.
 	PingInterval time.Duration `koanf:"ping_interval"`
-	PingTimeout  time.Duration `koanf:"ping_timeout"`
+	// PingTimeout is how long without a ping before a connection is considered dead; sent to
+	// clients in the join response. It must exceed PingInterval.
+	PingTimeout time.Duration `koanf:"ping_timeout"`
 	// WriteQueue is the number of outgoing messages buffered per client before it is dropped.
 	WriteQueue int `koanf:"write_queue"`
 }
@@ -80,8 +95,59 @@ type LogConfig struct {
 
 // RedisConfig configures the optional Redis used for multi-node state. Empty Address: none.
 type RedisConfig struct {
-	Address  string `koanf:"address"`
+	// Address is host:port of the Redis server.
+	Address string `koanf:"address"`
+	// Username is the Redis ACL user name; empty for none.
 	Username string `koanf:"username"`
+	// Password is the Redis password; empty for none.
 	Password string `koanf:"password"`
-	DB       int    `koanf:"db"`
+	// DB is the Redis database number.
+	DB int `koanf:"db"`
+}
+
+// Default returns the production defaults. It has no API keys: a production server must be
+// given at least one (see Validate).
+func Default() *Config {
+	return &Config{
+		BindAddresses: []string{"0.0.0.0"},
+		Port:          7880,
+		DataDir:       "./data",
+		RTC: RTCConfig{
+			UDPPort:         7882,
+			TCPPort:         7881,
+			STUNServers:     []string{},
+			PLIThrottle:     500 * time.Millisecond,
+			PacketCacheSize: 512,
+		},
+		Room: RoomConfig{
+			AutoCreate:       true,
+			EmptyTimeout:     5 * time.Minute,
+			DepartureTimeout: 20 * time.Second,
+		},
+		Signal: SignalConfig{
+			MaxMessageBytes: 1 << 20,
+			RateLimit:       50,
+			RateBurst:       100,
+			PingInterval:    5 * time.Second,
+			PingTimeout:     15 * time.Second,
+			WriteQueue:      256,
+		},
+		Log: LogConfig{
+			Level:  "info",
+			Format: "text",
+		},
+	}
+}
+
+// DevDefault returns the defaults used in dev mode: Default with Dev set, listening on
+// 127.0.0.1 only, the key DevAPIKey/DevAPISecret, loopback ICE candidates and data under
+// ./data. Anything set explicitly (file, environment, flags) still overrides these.
+func DevDefault() *Config {
+	c := Default()
+	c.Dev = true
+	c.BindAddresses = []string{"127.0.0.1"}
+	c.Keys = map[string]string{DevAPIKey: DevAPISecret}
+	c.RTC.IncludeLoopback = true
+	c.DataDir = "./data"
+	return c
 }

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -53,6 +54,9 @@ type Server struct {
 
 // New builds a server from a validated configuration and opens its media sockets.
 func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	s := &Server{cfg: cfg, logger: logger, nodeID: guid.New(guid.NodePrefix)}
 	bindIP := ""
 	if len(cfg.BindAddresses) == 1 && cfg.BindAddresses[0] != "0.0.0.0" && cfg.BindAddresses[0] != "" {
@@ -72,7 +76,14 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 
 	var ice []*livekit.ICEServer
 	if len(cfg.RTC.STUNServers) > 0 {
-		ice = append(ice, &livekit.ICEServer{Urls: cfg.RTC.STUNServers})
+		urls := make([]string, 0, len(cfg.RTC.STUNServers))
+		for _, u := range cfg.RTC.STUNServers {
+			if !strings.HasPrefix(u, "stun:") && !strings.HasPrefix(u, "stuns:") {
+				u = "stun:" + u
+			}
+			urls = append(urls, u)
+		}
+		ice = append(ice, &livekit.ICEServer{Urls: urls})
 	}
 	s.rooms = room.NewManager(&room.Config{
 		AutoCreate:       cfg.Room.AutoCreate,

@@ -1,0 +1,156 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"strings"
+	"time"
+	"unicode"
+)
+
+// Validate checks the configuration and returns every problem found, joined, each naming its
+// key. Outside dev mode it refuses the development key (devkey/secret) and any secret shorter
+// than MinSecretLength characters.
+func (c *Config) Validate() error {
+	var errs []error
+	add := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+
+	if len(c.BindAddresses) == 0 {
+		add("bind_addresses", "at least one address is required (0.0.0.0 listens on all IPv4 interfaces)")
+	}
+	for _, a := range c.BindAddresses {
+		if net.ParseIP(a) == nil {
+			add("bind_addresses", "%q is not an IP address", a)
+		}
+	}
+	checkPort := func(key string, port int, zeroOK bool) {
+		if (port == 0 && !zeroOK) || port < 0 || port > 65535 {
+			add(key, "%d is not a valid port (1-65535)", port)
+		}
+	}
+	checkPort("port", c.Port, false)
+	checkPort("rtc.udp_port", c.RTC.UDPPort, false)
+	checkPort("rtc.tcp_port", c.RTC.TCPPort, true)
+	if c.RTC.TCPPort != 0 && c.RTC.TCPPort == c.Port {
+		add("rtc.tcp_port", "%d is already used by port (HTTP/websocket)", c.RTC.TCPPort)
+	}
+	if c.RTC.NodeIP != "" && net.ParseIP(c.RTC.NodeIP) == nil {
+		add("rtc.node_ip", "%q is not an IP address", c.RTC.NodeIP)
+	}
+	for _, s := range c.RTC.STUNServers {
+		if strings.TrimSpace(s) == "" {
+			add("rtc.stun_servers", "empty entry")
+		}
+	}
+	if c.RTC.PacketCacheSize <= 0 {
+		add("rtc.packet_cache_size", "must be positive, got %d", c.RTC.PacketCacheSize)
+	}
+
+	c.validateKeys(add)
+
+	checkDuration := func(key string, d time.Duration) {
+		if d <= 0 {
+			add(key, "must be a positive duration, got %s", d)
+		}
+	}
+	checkDuration("rtc.pli_throttle", c.RTC.PLIThrottle)
+	checkDuration("room.empty_timeout", c.Room.EmptyTimeout)
+	checkDuration("room.departure_timeout", c.Room.DepartureTimeout)
+	checkDuration("signal.ping_interval", c.Signal.PingInterval)
+	checkDuration("signal.ping_timeout", c.Signal.PingTimeout)
+	if c.Signal.PingInterval > 0 && c.Signal.PingTimeout > 0 && c.Signal.PingTimeout <= c.Signal.PingInterval {
+		add("signal.ping_timeout", "%s must be longer than signal.ping_interval (%s)",
+			c.Signal.PingTimeout, c.Signal.PingInterval)
+	}
+
+	if c.Room.MaxParticipants < 0 {
+		add("room.max_participants", "must be 0 (unlimited) or positive, got %d", c.Room.MaxParticipants)
+	}
+	if c.Signal.MaxMessageBytes <= 0 {
+		add("signal.max_message_bytes", "must be positive, got %d", c.Signal.MaxMessageBytes)
+	}
+	if c.Signal.RateLimit <= 0 {
+		add("signal.rate_limit", "must be positive, got %g", c.Signal.RateLimit)
+	}
+	if c.Signal.RateBurst < 1 {
+		add("signal.rate_burst", "must be at least 1, got %d", c.Signal.RateBurst)
+	}
+	if c.Signal.WriteQueue <= 0 {
+		add("signal.write_queue", "must be positive, got %d", c.Signal.WriteQueue)
+	}
+
+	if _, err := parseLevel(c.Log.Level); err != nil {
+		add("log.level", "%v", err)
+	}
+	if !slices.Contains([]string{"text", "json"}, strings.ToLower(c.Log.Format)) {
+		add("log.format", "%q is not text or json", c.Log.Format)
+	}
+	if c.DataDir == "" {
+		add("data_dir", "must not be empty")
+	}
+	if c.Redis.DB < 0 {
+		add("redis.db", "must not be negative, got %d", c.Redis.DB)
+	}
+	return errors.Join(errs...)
+}
+
+// validateKeys checks the API keys. Messages never contain secrets.
+func (c *Config) validateKeys(add func(key, format string, args ...any)) {
+	if len(c.Keys) == 0 {
+		add("keys", "at least one API key is required (e.g. SANKE_KEYS=\"mykey: <secret>\"; "+
+			"generate a secret with `openssl rand -base64 32`), or use --dev for local development")
+		return
+	}
+	names := make([]string, 0, len(c.Keys))
+	for k := range c.Keys {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	for _, key := range names {
+		secret := c.Keys[key]
+		switch {
+		case key == "" || strings.IndexFunc(key, unicode.IsSpace) >= 0:
+			add("keys", "API key %q must be non-empty and contain no spaces", key)
+		case secret == "":
+			add("keys."+key, "secret is empty")
+		case c.Dev:
+			// Any non-empty secret is fine for local development.
+		case key == DevAPIKey && secret == DevAPISecret:
+			add("keys."+key, "the development key %s/%s is public; it is only allowed with --dev "+
+				"(dev: true). Configure your own key and a random secret", DevAPIKey, DevAPISecret)
+		case len(secret) < MinSecretLength:
+			add("keys."+key, "secret is %d characters; at least %d are required outside dev mode "+
+				"(generate one with `openssl rand -base64 32`)", len(secret), MinSecretLength)
+		}
+	}
+}
+
+// LogValue implements slog.LogValuer: a summary of the configuration for the startup log. It
+// lists API key names but never secrets or passwords.
+func (c *Config) LogValue() slog.Value {
+	names := make([]string, 0, len(c.Keys))
+	for k := range c.Keys {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	return slog.GroupValue(
+		slog.Bool("dev", c.Dev),
+		slog.Any("bind_addresses", c.BindAddresses),
+		slog.Int("port", c.Port),
+		slog.Int("rtc.udp_port", c.RTC.UDPPort),
+		slog.Int("rtc.tcp_port", c.RTC.TCPPort),
+		slog.String("rtc.node_ip", c.RTC.NodeIP),
+		slog.Bool("rtc.include_loopback", c.RTC.IncludeLoopback),
+		slog.Any("api_keys", names),
+		slog.Bool("room.auto_create", c.Room.AutoCreate),
+		slog.Int("room.max_participants", c.Room.MaxParticipants),
+		slog.String("data_dir", c.DataDir),
+		slog.String("log.level", c.Log.Level),
+		slog.Bool("redis", c.Redis.Address != ""),
+	)
+}
