@@ -1,0 +1,398 @@
+package sfu
+
+import (
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/sanke-edu/sanke/sfu/packetcache"
+)
+
+const (
+	// sentRingVideo and sentRingAudio are how many output packets a down
+	// track remembers for NACKs (powers of two).
+	sentRingVideo = 512
+	sentRingAudio = 128
+)
+
+// Errors returned by NewDownTrack.
+var (
+	ErrNoReceiver = errors.New("sfu: down track needs a receiver")
+	ErrNoStreamID = errors.New("sfu: down track needs a stream id")
+)
+
+// DownTrackParams configures a DownTrack.
+type DownTrackParams struct {
+	// Receiver is the published track to forward.
+	Receiver *Receiver
+	// SubscriberID is the subscribing participant's sid, for logs.
+	SubscriberID string
+	// StreamID is the msid stream id the client SDKs expect:
+	// "PA_xxx|TR_xxx" (publisher sid | track sid).
+	StreamID string
+	// TrackID is the msid track id ("TR_xxx"); empty means the
+	// receiver's track id.
+	TrackID string
+	// WriteRTCP sends RTCP to the subscriber, typically the subscriber
+	// PeerConnection's WriteRTCP. The down track sends its sender reports
+	// through it; nil disables them.
+	WriteRTCP func([]rtcp.Packet) error
+	// Logger receives the down track's logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// DownTrack forwards one Receiver to one subscriber. It implements
+// webrtc.TrackLocal: add it to the subscriber's PeerConnection (AddTrack or
+// a transceiver's sender), then attach it with Receiver.AddDownTrack.
+// Packets forwarded before pion binds it are dropped. Its methods are safe
+// for concurrent use.
+type DownTrack struct {
+	receiver     *Receiver
+	subscriberID string
+	streamID     string
+	trackID      string
+	writeRTCP    func([]rtcp.Packet) error
+	logger       *slog.Logger
+
+	closed      atomic.Bool
+	rtcpStarted atomic.Bool
+	done        chan struct{}
+
+	cbMu    sync.Mutex // guards the callbacks and bound
+	bound   bool
+	onBind  []func()
+	onClose []func()
+
+	// mu serializes the data path: the receive loops of every layer, NACK
+	// retransmissions and control calls. It is never shared with other
+	// down tracks.
+	mu          sync.Mutex
+	fwd         *forwarder
+	writer      webrtc.TrackLocalWriter // nil while unbound or closed
+	ssrc        uint32
+	payloadType uint8
+	hdr         rtp.Header // scratch header of forwarded packets
+	buf         [packetcache.MaxPacketSize]byte
+	rtx         retransmitScratch
+	sent        *sentRing
+	reports     reportState
+	counters    downTrackCounters
+	loggedErr   bool
+}
+
+// downTrackCounters are the DownTrack statistics guarded by its mu.
+type downTrackCounters struct {
+	packets, bytes, retransmits, nacks, nackMisses uint64
+	plis, firs, writeErrors                        uint64
+}
+
+// NewDownTrack returns a down track forwarding p.Receiver. It forwards the
+// highest available layer until SetMaxLayer says otherwise.
+func NewDownTrack(p DownTrackParams) (*DownTrack, error) {
+	if p.Receiver == nil {
+		return nil, ErrNoReceiver
+	}
+	if p.StreamID == "" {
+		return nil, ErrNoStreamID
+	}
+	r := p.Receiver
+	trackID := p.TrackID
+	if trackID == "" {
+		trackID = r.TrackID()
+	}
+	logger := p.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	ringSize := sentRingVideo
+	if !r.video() {
+		ringSize = sentRingAudio
+	}
+	return &DownTrack{
+		receiver:     r,
+		subscriberID: p.SubscriberID,
+		streamID:     p.StreamID,
+		trackID:      trackID,
+		writeRTCP:    p.WriteRTCP,
+		logger:       logger.With("track", trackID, "subscriber", p.SubscriberID),
+		done:         make(chan struct{}),
+		fwd:          newForwarder(r.video(), r.Codec().ClockRate),
+		sent:         newSentRing(ringSize),
+	}, nil
+}
+
+// ID returns the track id (webrtc.TrackLocal).
+func (d *DownTrack) ID() string { return d.trackID }
+
+// RID returns "": a down track sends a single stream (webrtc.TrackLocal).
+func (d *DownTrack) RID() string { return "" }
+
+// StreamID returns the msid stream id (webrtc.TrackLocal).
+func (d *DownTrack) StreamID() string { return d.streamID }
+
+// Kind returns audio or video (webrtc.TrackLocal).
+func (d *DownTrack) Kind() webrtc.RTPCodecType { return d.receiver.Kind() }
+
+// Receiver returns the receiver this down track forwards.
+func (d *DownTrack) Receiver() *Receiver { return d.receiver }
+
+// SubscriberID returns the subscribing participant's sid.
+func (d *DownTrack) SubscriberID() string { return d.subscriberID }
+
+// Bind is called by pion when the subscriber's transceiver is negotiated
+// (webrtc.TrackLocal). It picks the negotiated codec matching the
+// publisher's and starts writing to the context's stream with its SSRC and
+// payload type.
+func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
+	codec, ok := matchCodec(d.receiver.Codec(), ctx.CodecParameters())
+	if !ok {
+		return webrtc.RTPCodecParameters{}, webrtc.ErrUnsupportedCodec
+	}
+	if d.closed.Load() {
+		return codec, nil // pion wants a codec; nothing will be written
+	}
+	d.mu.Lock()
+	d.writer = ctx.WriteStream()
+	d.ssrc = uint32(ctx.SSRC())
+	d.payloadType = uint8(codec.PayloadType)
+	d.mu.Unlock()
+
+	d.cbMu.Lock()
+	d.bound = true
+	callbacks := d.onBind
+	d.cbMu.Unlock()
+	for _, f := range callbacks {
+		go f() // pion is mid-negotiation: never run user code in its call
+	}
+	d.logger.Debug("down track bound", "ssrc", uint32(ctx.SSRC()), "payloadType", codec.PayloadType)
+	return codec, nil
+}
+
+// Unbind is called by pion when the track is removed from its sender
+// (webrtc.TrackLocal); writes stop.
+func (d *DownTrack) Unbind(webrtc.TrackLocalContext) error {
+	d.mu.Lock()
+	d.writer = nil
+	d.mu.Unlock()
+	d.cbMu.Lock()
+	d.bound = false
+	d.cbMu.Unlock()
+	return nil
+}
+
+// matchCodec finds want among the negotiated codecs: same MIME type and
+// format parameters, else the first with the same MIME type.
+func matchCodec(want webrtc.RTPCodecParameters, negotiated []webrtc.RTPCodecParameters) (webrtc.RTPCodecParameters, bool) {
+	var fallback *webrtc.RTPCodecParameters
+	for i, c := range negotiated {
+		if !strings.EqualFold(c.MimeType, want.MimeType) {
+			continue
+		}
+		if c.SDPFmtpLine == want.SDPFmtpLine {
+			return c, true
+		}
+		if fallback == nil {
+			fallback = &negotiated[i]
+		}
+	}
+	if fallback == nil {
+		return webrtc.RTPCodecParameters{}, false
+	}
+	return *fallback, true
+}
+
+// OnBind registers f to run (in its own goroutine) each time pion binds
+// the track; if it is bound already, f runs now.
+func (d *DownTrack) OnBind(f func()) {
+	d.cbMu.Lock()
+	d.onBind = append(d.onBind, f)
+	bound := d.bound
+	d.cbMu.Unlock()
+	if bound {
+		go f()
+	}
+}
+
+// SetMaxLayer sets the highest layer the subscriber wants (LayerLow to
+// LayerHigh); LayerNone pauses forwarding. A lower layer is forwarded while
+// the wanted one is not available. Changes take effect on the next keyframe
+// of the new layer.
+func (d *DownTrack) SetMaxLayer(layer int) {
+	d.mu.Lock()
+	d.fwd.setMaxLayer(layer)
+	d.mu.Unlock()
+}
+
+// SetPaused pauses (the subscriber disabled the track) or resumes
+// forwarding. A resumed video track restarts on a keyframe, which it
+// requests.
+func (d *DownTrack) SetPaused(paused bool) {
+	d.mu.Lock()
+	d.fwd.setPaused(paused)
+	d.mu.Unlock()
+}
+
+// setSourceMuted follows the publisher's mute state (see Receiver.SetMuted).
+func (d *DownTrack) setSourceMuted(muted bool) {
+	d.mu.Lock()
+	d.fwd.setMuted(muted)
+	d.mu.Unlock()
+}
+
+// CurrentLayer returns the layer being forwarded, LayerNone if none (not
+// started, paused, or waiting for a keyframe).
+func (d *DownTrack) CurrentLayer() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.fwd.current
+}
+
+// TargetLayer returns the layer the down track wants to forward given the
+// subscriber's maximum and the layers now available; LayerNone when paused.
+func (d *DownTrack) TargetLayer() int {
+	available := d.receiver.availableMask(d.receiver.now())
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.fwd.targetFor(available)
+}
+
+// writeRTP is the forwarding hot path, called by the receiver's receive
+// loops for every packet: decide, rewrite into scratch space, write. It
+// allocates nothing.
+func (d *DownTrack) writeRTP(p *inPacket) {
+	d.mu.Lock()
+	if d.writer == nil {
+		d.mu.Unlock()
+		return
+	}
+	res := d.fwd.forward(p)
+	if res.send {
+		d.send(p, &res)
+	}
+	d.mu.Unlock()
+	if res.keyframe != LayerNone {
+		d.receiver.RequestKeyframe(res.keyframe)
+	}
+	if res.switched {
+		d.logger.Debug("forwarding layer", "layer", p.layer)
+	}
+}
+
+// send writes p rewritten as res says and remembers how, for NACKs. d.mu
+// must be held.
+func (d *DownTrack) send(p *inPacket, res *forwardResult) {
+	h := &d.hdr
+	h.Version = 2
+	h.Padding = p.header.Padding
+	h.PaddingSize = p.header.PaddingSize
+	h.Marker = p.header.Marker
+	h.PayloadType = d.payloadType
+	h.SequenceNumber = res.seq
+	h.Timestamp = res.ts
+	h.SSRC = d.ssrc
+	// The publisher's extension ids mean nothing on this connection.
+	h.CSRC = h.CSRC[:0]
+	h.Extension = false
+	h.ExtensionProfile = 0
+	h.Extensions = h.Extensions[:0]
+
+	payload := p.payload
+	if res.mungeVP8 {
+		n := copy(d.buf[:], payload)
+		p.vp8.patch(d.buf[:n], res.vp8)
+		payload = d.buf[:n]
+	}
+	d.write(h, payload)
+	d.counters.packets++
+	d.counters.bytes += uint64(len(payload))
+	d.sent.put(sentPacket{
+		outSeq:   res.seq,
+		inSeq:    p.header.SequenceNumber,
+		outTS:    res.ts,
+		layer:    int8(p.layer),
+		mungeVP8: res.mungeVP8,
+		vp8:      res.vp8,
+	})
+}
+
+// write hands one packet to the transport. d.mu must be held.
+func (d *DownTrack) write(h *rtp.Header, payload []byte) {
+	if _, err := d.writer.WriteRTP(h, payload); err != nil {
+		d.counters.writeErrors++
+		if !d.loggedErr {
+			d.loggedErr = true
+			d.logger.Debug("write failed", "err", err)
+		}
+	}
+}
+
+// OnClose registers f to run once when the down track closes; if it is
+// closed already, f runs now.
+func (d *DownTrack) OnClose(f func()) {
+	d.cbMu.Lock()
+	if !d.closed.Load() {
+		d.onClose = append(d.onClose, f)
+		d.cbMu.Unlock()
+		return
+	}
+	d.cbMu.Unlock()
+	f()
+}
+
+// Close stops forwarding: the down track leaves its receiver, stops
+// writing and its RTCP goroutines end (the one reading the sender ends once
+// pion stops the sender). It does not remove the track from the
+// PeerConnection; do that in OnClose. Close is safe to call more than once.
+func (d *DownTrack) Close() {
+	d.cbMu.Lock()
+	if d.closed.Swap(true) {
+		d.cbMu.Unlock()
+		return
+	}
+	callbacks := d.onClose
+	d.onClose = nil
+	d.cbMu.Unlock()
+
+	d.receiver.RemoveDownTrack(d)
+	close(d.done)
+	d.mu.Lock()
+	d.writer = nil
+	d.mu.Unlock()
+	for _, f := range callbacks {
+		f()
+	}
+	d.logger.Debug("down track closed")
+}
+
+// Closed reports whether the down track is closed.
+func (d *DownTrack) Closed() bool {
+	return d.closed.Load()
+}
+
+// Stats returns the down track's statistics.
+func (d *DownTrack) Stats() DownTrackStats {
+	target := d.TargetLayer()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	c := d.counters
+	s := DownTrackStats{
+		Packets:      c.packets,
+		Bytes:        c.bytes,
+		Retransmits:  c.retransmits,
+		NACKs:        c.nacks,
+		NACKMisses:   c.nackMisses,
+		PLIs:         c.plis,
+		FIRs:         c.firs,
+		WriteErrors:  c.writeErrors,
+		CurrentLayer: d.fwd.current,
+		TargetLayer:  target,
+	}
+	d.reports.fill(&s, d.receiver.Codec().ClockRate)
+	return s
+}

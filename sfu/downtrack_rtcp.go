@@ -1,0 +1,290 @@
+package sfu
+
+import (
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/sanke-edu/sanke/sfu/packetcache"
+)
+
+const (
+	// senderReportInterval is how often a down track sends a sender report.
+	senderReportInterval = time.Second
+	// minResendInterval stops answering repeated NACKs for one packet
+	// faster than a retransmission can arrive.
+	minResendInterval = 100 * time.Millisecond
+	// srHistory is how many sent sender reports are remembered to compute
+	// the round-trip time from receiver reports.
+	srHistory = 8
+	// ntpEpochOffset is the number of seconds from 1900 (NTP) to 1970 (Unix).
+	ntpEpochOffset = 2208988800
+)
+
+// retransmitScratch is where a DownTrack rebuilds NACKed packets.
+type retransmitScratch struct {
+	buf [packetcache.MaxPacketSize]byte
+	pkt rtp.Packet
+	hdr rtp.Header
+}
+
+// sentSR remembers one sender report for round-trip time measurement.
+type sentSR struct {
+	ntpMid uint32 // middle 32 bits of its NTP time, as echoed in LSR
+	at     int64  // receiver clock when sent
+}
+
+// reportState is what a DownTrack keeps from and for RTCP reports.
+type reportState struct {
+	srs          [srHistory]sentSR
+	next         int
+	fractionLost uint8
+	totalLost    uint32
+	jitter       uint32 // RTP clock units
+	rtt          time.Duration
+}
+
+// fill copies the report-derived statistics into s.
+func (r *reportState) fill(s *DownTrackStats, clockRate uint32) {
+	s.FractionLost = float64(r.fractionLost) / 256
+	s.TotalLost = r.totalLost
+	if clockRate > 0 {
+		s.Jitter = time.Duration(uint64(r.jitter) * uint64(time.Second) / uint64(clockRate))
+	}
+	s.RTT = r.rtt
+}
+
+// StartRTCP starts the down track's RTCP work on sender, the RTPSender
+// that AddTrack returned for it: a goroutine reads the subscriber's RTCP
+// (NACKs are answered from the receiver's packet cache, PLI/FIR become
+// throttled keyframe requests to the publisher, receiver reports feed
+// Stats), and, if DownTrackParams.WriteRTCP is set, another sends a sender
+// report every second. Only the first call has an effect.
+func (d *DownTrack) StartRTCP(sender *webrtc.RTPSender) {
+	if d.rtcpStarted.Swap(true) {
+		return
+	}
+	go d.readRTCP(sender)
+	if d.writeRTCP != nil {
+		go d.reportLoop()
+	}
+}
+
+// readRTCP reads RTCP from sender until it stops or the down track closes.
+func (d *DownTrack) readRTCP(sender *webrtc.RTPSender) {
+	buf := make([]byte, packetcache.MaxPacketSize)
+	for {
+		n, _, err := sender.Read(buf)
+		if err != nil || d.closed.Load() {
+			return
+		}
+		pkts, err := rtcp.Unmarshal(buf[:n])
+		if err != nil {
+			continue
+		}
+		d.handleRTCP(pkts)
+	}
+}
+
+// handleRTCP processes RTCP from the subscriber.
+func (d *DownTrack) handleRTCP(pkts []rtcp.Packet) {
+	keyframe := false
+	for _, pkt := range pkts {
+		switch p := pkt.(type) {
+		case *rtcp.TransportLayerNack:
+			d.handleNACK(p)
+		case *rtcp.PictureLossIndication:
+			d.mu.Lock()
+			d.counters.plis++
+			d.mu.Unlock()
+			keyframe = true
+		case *rtcp.FullIntraRequest:
+			d.mu.Lock()
+			d.counters.firs++
+			d.mu.Unlock()
+			keyframe = true
+		case *rtcp.ReceiverReport:
+			d.handleReports(p.Reports)
+		case *rtcp.SenderReport:
+			d.handleReports(p.Reports)
+		}
+	}
+	if keyframe {
+		d.mu.Lock()
+		layer := d.fwd.current
+		if layer == LayerNone {
+			layer = d.fwd.target
+		}
+		d.mu.Unlock()
+		d.receiver.RequestKeyframe(layer)
+	}
+}
+
+// handleNACK retransmits every packet n names that is still known.
+func (d *DownTrack) handleNACK(n *rtcp.TransportLayerNack) {
+	now := d.receiver.now()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.writer == nil || n.MediaSSRC != d.ssrc {
+		return
+	}
+	for i := range n.Nacks {
+		n.Nacks[i].Range(func(seq uint16) bool {
+			d.counters.nacks++
+			d.resend(seq, now)
+			return true
+		})
+	}
+}
+
+// resend sends output packet outSeq again, rebuilt from the receiver's
+// cache with the header and VP8 descriptor it was first sent with. d.mu
+// must be held.
+func (d *DownTrack) resend(outSeq uint16, now int64) {
+	e := d.sent.get(outSeq)
+	if e == nil {
+		d.counters.nackMisses++
+		return
+	}
+	if e.resentAt != 0 && now-e.resentAt < int64(minResendInterval) {
+		return
+	}
+	l := d.receiver.layer(int(e.layer))
+	if l == nil {
+		d.counters.nackMisses++
+		return
+	}
+	s := &d.rtx
+	n, ok := l.cache.Get(e.inSeq, s.buf[:])
+	if !ok || s.pkt.Unmarshal(s.buf[:n]) != nil {
+		d.counters.nackMisses++
+		return
+	}
+	h := &s.hdr
+	h.Version = 2
+	h.Padding = s.pkt.Padding
+	h.PaddingSize = s.pkt.Header.PaddingSize
+	h.Marker = s.pkt.Marker
+	h.PayloadType = d.payloadType
+	h.SequenceNumber = outSeq
+	h.Timestamp = e.outTS
+	h.SSRC = d.ssrc
+	h.CSRC = h.CSRC[:0]
+	h.Extension = false
+	h.ExtensionProfile = 0
+	h.Extensions = h.Extensions[:0]
+	payload := s.pkt.Payload // points into s.buf: ours to patch
+	if e.mungeVP8 {
+		if desc, ok := parseVP8Descriptor(payload); ok {
+			desc.patch(payload, e.vp8)
+		}
+	}
+	d.write(h, payload)
+	e.resentAt = now
+	d.counters.retransmits++
+}
+
+// handleReports keeps the statistics of the report blocks about this down
+// track and measures the round-trip time from their LSR/DLSR.
+func (d *DownTrack) handleReports(reports []rtcp.ReceptionReport) {
+	now := d.receiver.now()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, rr := range reports {
+		if rr.SSRC != d.ssrc || d.writer == nil {
+			continue
+		}
+		r := &d.reports
+		r.fractionLost = rr.FractionLost
+		r.totalLost = rr.TotalLost
+		r.jitter = rr.Jitter
+		if rr.LastSenderReport == 0 {
+			continue
+		}
+		for _, sr := range r.srs {
+			if sr.at == 0 || sr.ntpMid != rr.LastSenderReport {
+				continue
+			}
+			// DLSR is in 1/65536 s.
+			delay := int64(rr.Delay) * int64(time.Second) / 65536
+			if rtt := now - sr.at - delay; rtt >= 0 {
+				r.rtt = time.Duration(rtt)
+			}
+			break
+		}
+	}
+}
+
+// reportLoop sends a sender report every senderReportInterval until the
+// down track closes.
+func (d *DownTrack) reportLoop() {
+	t := time.NewTicker(senderReportInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-d.done:
+			return
+		case <-t.C:
+			if sr := d.senderReport(time.Now()); sr != nil {
+				if err := d.writeRTCP([]rtcp.Packet{sr}); err != nil {
+					d.logger.Debug("sender report failed", "err", err)
+				}
+			}
+		}
+	}
+}
+
+// senderReport builds the down track's sender report at wall time wall,
+// nil before anything was sent. Lip sync needs the subscriber to map this
+// track's RTP clock to the same wall clock as the publisher's other tracks,
+// so the publisher's last sender report on the forwarded layer is carried
+// over through the timestamp offset and advanced by the time elapsed since
+// it arrived. Without one, the local wall clock and the last timestamp sent
+// are used.
+func (d *DownTrack) senderReport(wall time.Time) *rtcp.SenderReport {
+	now := d.receiver.now()
+	clockRate := d.receiver.Codec().ClockRate
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	f := d.fwd
+	if d.writer == nil || !f.started {
+		return nil
+	}
+	var ntp uint64
+	var ts uint32
+	if sr := d.receiver.senderReport(f.last); sr != nil {
+		elapsed := now - sr.at
+		ntp = sr.ntp + nanosToNTP(elapsed)
+		ts = sr.rtp + f.tsOffset + ticks(elapsed, clockRate)
+	} else {
+		ntp = toNTP(wall)
+		ts = f.lastTS + ticks(now-f.lastSentAt, clockRate)
+	}
+	d.reports.srs[d.reports.next] = sentSR{ntpMid: uint32(ntp >> 16), at: now}
+	d.reports.next = (d.reports.next + 1) % srHistory
+	return &rtcp.SenderReport{
+		SSRC:        d.ssrc,
+		NTPTime:     ntp,
+		RTPTime:     ts,
+		PacketCount: uint32(d.counters.packets),
+		OctetCount:  uint32(d.counters.bytes),
+	}
+}
+
+// toNTP converts a wall clock time to a 64-bit NTP timestamp.
+func toNTP(t time.Time) uint64 {
+	secs := uint64(t.Unix()) + ntpEpochOffset
+	frac := uint64(t.Nanosecond()) << 32 / uint64(time.Second)
+	return secs<<32 | frac
+}
+
+// nanosToNTP converts a duration in nanoseconds to NTP units (2^-32 s).
+func nanosToNTP(ns int64) uint64 {
+	if ns <= 0 {
+		return 0
+	}
+	secs, rem := uint64(ns)/uint64(time.Second), uint64(ns)%uint64(time.Second)
+	return secs<<32 + rem<<32/uint64(time.Second)
+}

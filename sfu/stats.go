@@ -1,0 +1,49 @@
+package sfu
+
+import "time"
+
+// LayerStats describes one incoming layer of a Receiver.
+type LayerStats struct {
+	Layer     int
+	RID       string
+	SSRC      uint32
+	Packets   uint64 // packets received
+	Bytes     uint64 // bytes received, RTP headers included
+	Lost      uint64 // packets never received (expected minus received)
+	Keyframes uint64 // keyframes received
+	PLIs      uint64 // keyframe requests sent to the publisher
+	Bitrate   uint64 // bits per second over the last second; 0 when not Active
+	Active    bool   // received packets within the last 1.5 s
+}
+
+// ReceiverStats describes a Receiver; totals sum its layers.
+type ReceiverStats struct {
+	TrackID  string
+	MimeType string
+	Packets  uint64
+	Bytes    uint64
+	Lost     uint64
+	Bitrate  uint64
+	Layers   []LayerStats
+}
+
+// DownTrackStats describes a DownTrack.
+type DownTrackStats struct {
+	Packets     uint64 // packets forwarded, retransmissions excluded
+	Bytes       uint64 // payload bytes forwarded (the SR octet count)
+	Retransmits uint64 // packets sent again in answer to NACKs
+	NACKs       uint64 // sequence numbers the subscriber reported lost
+	NACKMisses  uint64 // NACKed packets that were no longer cached
+	PLIs        uint64 // picture loss indications from the subscriber
+	FIRs        uint64 // full intra requests from the subscriber
+	WriteErrors uint64 // packets the transport refused
+
+	// From the subscriber's last receiver report.
+	FractionLost float64 // in [0,1]
+	TotalLost    uint32
+	Jitter       time.Duration
+	RTT          time.Duration // 0 until measured
+
+	CurrentLayer int // LayerNone if nothing is forwarded
+	TargetLayer  int
+}
