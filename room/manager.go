@@ -50,9 +50,10 @@ type Manager struct {
 	media  *MediaAPI
 	logger *slog.Logger
 
-	mu       sync.Mutex
-	rooms    map[string]*Room
-	draining bool
+	mu        sync.Mutex
+	rooms     map[string]*Room
+	draining  bool
+	observers []Observer
 }
 
 // NewManager creates a room manager using the given media API for PeerConnections.
@@ -75,6 +76,14 @@ func (m *Manager) getOrCreate(name string, create bool, opts *livekit.CreateRoom
 	}
 	r := newRoom(m, name, opts)
 	m.rooms[name] = r
+	obs := m.observers
+	// room_started is delivered outside m.mu: observers may call back into the manager.
+	m.mu.Unlock()
+	info := r.Info()
+	for _, o := range obs {
+		o.OnRoomEvent(Event{Type: EventRoomStarted, Time: time.Now(), Room: info})
+	}
+	m.mu.Lock()
 	return r, nil
 }
 

@@ -256,15 +256,18 @@ func (p *Participant) setTrackMuted(sid string, muted, byServer bool) *livekit.T
 	return t.Info()
 }
 
-// unpublishAll closes every published track (on leave).
-func (p *Participant) unpublishAll() {
+// unpublishAll closes every published track (on leave) and returns what was published.
+func (p *Participant) unpublishAll() []*livekit.TrackInfo {
 	p.mu.Lock()
 	tracks := make([]*PublishedTrack, 0, len(p.published))
 	for _, t := range p.published {
 		tracks = append(tracks, t)
 	}
 	p.mu.Unlock()
+	infos := make([]*livekit.TrackInfo, 0, len(tracks))
 	for _, t := range tracks {
+		infos = append(infos, t.Info())
 		t.receiver.Close()
 	}
+	return infos
 }

@@ -213,6 +213,7 @@ func (r *Room) join(req signaling.JoinRequest, sink signaling.Sink) (*Participan
 		"sdk", req.ClientInfo.GetSdk().String(), "sdk_version", req.ClientInfo.GetVersion())
 
 	r.broadcastParticipant(p)
+	r.emit(Event{Type: EventParticipantJoined, Participant: p.Info()})
 	// The subscriber connection carries the server's data channels, so offer it right away.
 	p.subscriber.Negotiate(false)
 	if p.autoSubscribe {
@@ -239,6 +240,7 @@ func (r *Room) broadcastParticipant(p *Participant) {
 // onTrackPublished announces a new track and subscribes everyone who auto-subscribes.
 func (r *Room) onTrackPublished(p *Participant, t *PublishedTrack) {
 	r.broadcastParticipant(p)
+	r.emit(Event{Type: EventTrackPublished, Participant: p.Info(), Track: t.Info()})
 	for _, o := range r.participantList() {
 		if o != p && o.autoSubscribe {
 			r.subscribe(o, t)
@@ -263,6 +265,7 @@ func (r *Room) onTrackUnpublished(p *Participant, t *PublishedTrack) {
 	if !ok || closed {
 		return
 	}
+	r.emit(Event{Type: EventTrackUnpublished, Participant: p.Info(), Track: t.Info()})
 	p.logger.Info("track unpublished", "track", sid)
 	p.send(&livekit.SignalResponse{Message: &livekit.SignalResponse_TrackUnpublished{TrackUnpublished: &livekit.TrackUnpublishedResponse{TrackSid: sid}}})
 	r.broadcastParticipant(p)
@@ -295,7 +298,9 @@ func (r *Room) removeParticipant(p *Participant, reason livekit.DisconnectReason
 	for _, sid := range subs {
 		r.unsubscribe(p, sid)
 	}
-	p.unpublishAll()
+	for _, t := range p.unpublishAll() {
+		r.emit(Event{Type: EventTrackUnpublished, Participant: p.Info(), Track: t})
+	}
 	if sink != nil {
 		sink.Close()
 	}
@@ -305,6 +310,7 @@ func (r *Room) removeParticipant(p *Participant, reason livekit.DisconnectReason
 	p.bumpLocked()
 	p.mu.Unlock()
 	r.broadcastParticipant(p)
+	r.emit(Event{Type: EventParticipantLeft, Participant: p.Info(), Reason: reason})
 	p.logger.Info("participant left", "reason", reason.String())
 }
 
@@ -331,6 +337,7 @@ func (r *Room) close(reason livekit.DisconnectReason) {
 	}
 	r.cancel()
 	r.manager.forget(r)
+	r.emit(Event{Type: EventRoomFinished, Reason: reason})
 	r.logger.Info("room closed", "reason", reason.String())
 }
 
