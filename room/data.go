@@ -11,6 +11,8 @@ import (
 const (
 	reliableLabel = "_reliable"
 	lossyLabel    = "_lossy"
+	// dataTrackLabel is the channel livekit-client opens for data tracks (unsupported).
+	dataTrackLabel = "_data_track"
 	// maxDataPacket bounds a relayed data packet; larger ones are dropped with a log line.
 	maxDataPacket = 64 << 10
 )
@@ -23,9 +25,21 @@ func (p *Participant) onDataChannel(dc *webrtc.DataChannel) {
 		kind = livekit.DataPacket_RELIABLE
 	case lossyLabel:
 		kind = livekit.DataPacket_LOSSY
+	case dataTrackLabel:
+		return // data tracks are not supported; keep the channel open so the client stays happy
 	default:
 		p.logger.Debug("ignoring data channel", "label", dc.Label())
 		return
+	}
+	if p.single {
+		// In single PeerConnection mode the client's channels carry data both ways.
+		p.mu.Lock()
+		if kind == livekit.DataPacket_RELIABLE {
+			p.reliableOut = dc
+		} else {
+			p.lossyOut = dc
+		}
+		p.mu.Unlock()
 	}
 	dc.OnMessage(func(msg webrtc.DataChannelMessage) { p.handleData(kind, msg.Data) })
 }
@@ -45,6 +59,18 @@ func (p *Participant) handleData(kind livekit.DataPacket_Kind, data []byte) {
 		p.logger.Warn("malformed data packet, dropped", "err", err)
 		return
 	}
+	if kind == livekit.DataPacket_RELIABLE && pkt.Sequence > 0 {
+		p.mu.Lock()
+		dup := pkt.Sequence <= p.lastDataSeq
+		if !dup {
+			p.lastDataSeq = pkt.Sequence
+		}
+		p.mu.Unlock()
+		if dup {
+			return // replayed after a resume; already relayed
+		}
+	}
+	pkt.Kind = kind
 	p.room.relayData(p, kind, pkt)
 }
 
@@ -66,10 +92,12 @@ func stampSender(pkt *livekit.DataPacket, sid, identity string) []string {
 
 // sendData delivers an encoded data packet on the subscriber-side channel of that kind.
 func (p *Participant) sendData(kind livekit.DataPacket_Kind, b []byte) {
+	p.mu.Lock()
 	dc := p.reliableOut
 	if kind == livekit.DataPacket_LOSSY {
 		dc = p.lossyOut
 	}
+	p.mu.Unlock()
 	if dc == nil || dc.ReadyState() != webrtc.DataChannelStateOpen {
 		return
 	}

@@ -115,13 +115,19 @@ func (m *Manager) Join(ctx context.Context, req signaling.JoinRequest, sink sign
 		if p := r.participant(req.Identity); p != nil && (req.ParticipantSID == "" || p.sid == req.ParticipantSID) {
 			p.resume(sink)
 			p.logger.Info("participant resumed", "reason", req.ReconnectReason.String())
+			p.mu.Lock()
+			lastSeq := p.lastDataSeq
+			p.mu.Unlock()
 			p.send(&livekit.SignalResponse{Message: &livekit.SignalResponse_Reconnect{Reconnect: &livekit.ReconnectResponse{
 				IceServers:          m.cfg.ICEServers,
 				ClientConfiguration: m.cfg.clientConfiguration(),
 				ServerInfo:          m.cfg.ServerInfo,
+				LastMessageSeq:      lastSeq,
 			}}})
 			// New ICE credentials for our offers; the client restarts ICE on its own offers.
-			p.subscriber.Negotiate(true)
+			if !p.single {
+				p.subscriber.Negotiate(true)
+			}
 			return &session{p: p, sink: sink}, nil
 		}
 		// Nothing to resume (e.g. the server restarted): signaling tells the client to rejoin.

@@ -25,7 +25,10 @@ type Participant struct {
 	sid    string
 	logger *slog.Logger
 
-	identity      string
+	identity string
+	// single is livekit-client's single PeerConnection mode (/rtc/v1): one PeerConnection,
+	// offered by the client, carries both directions and the data channels.
+	single        bool
 	hidden        bool
 	autoSubscribe bool
 	adaptive      bool
@@ -48,6 +51,9 @@ type Participant struct {
 	pending    map[string]*livekit.TrackInfo   // by client track id (cid), until media arrives
 	subscribed map[string]*subscription        // by track sid
 	subPerm    *livekit.SubscriptionPermission // who may subscribe to our tracks; nil: everyone
+	// lastDataSeq is the last reliable data sequence received from this client; a resumed
+	// client replays what came after it, and anything at or below it is a duplicate.
+	lastDataSeq uint32
 	// earlySettings holds track settings that arrived before the subscription existed.
 	earlySettings map[string]*livekit.UpdateTrackSettings
 	reliableOut   *webrtc.DataChannel
@@ -68,6 +74,7 @@ func newParticipant(r *Room, req signaling.JoinRequest, sink signaling.Sink) *Pa
 		room:          r,
 		sid:           guid.New(guid.ParticipantPrefix),
 		identity:      req.Identity,
+		single:        req.ProtoJoinRequest != nil,
 		hidden:        g.Video != nil && g.Video.Hidden,
 		autoSubscribe: req.AutoSubscribe,
 		adaptive:      req.AdaptiveStream,
@@ -156,18 +163,20 @@ func (p *Participant) Info() *livekit.ParticipantInfo {
 
 func (p *Participant) infoLocked() *livekit.ParticipantInfo {
 	info := &livekit.ParticipantInfo{
-		Sid:         p.sid,
-		Identity:    p.identity,
-		Name:        p.name,
-		Metadata:    p.metadata,
-		Attributes:  cloneMap(p.attributes),
-		State:       p.state,
-		JoinedAt:    p.joinedAt.Unix(),
-		JoinedAtMs:  p.joinedAt.UnixMilli(),
-		Version:     p.version,
-		Permission:  proto.Clone(p.permission).(*livekit.ParticipantPermission),
-		IsPublisher: len(p.published) > 0,
-		Kind:        p.grants.GetParticipantKind(),
+		Sid:            p.sid,
+		Identity:       p.identity,
+		Name:           p.name,
+		Metadata:       p.metadata,
+		Attributes:     cloneMap(p.attributes),
+		State:          p.state,
+		JoinedAt:       p.joinedAt.Unix(),
+		JoinedAtMs:     p.joinedAt.UnixMilli(),
+		Version:        p.version,
+		Permission:     proto.Clone(p.permission).(*livekit.ParticipantPermission),
+		IsPublisher:    len(p.published) > 0,
+		Kind:           p.grants.GetParticipantKind(),
+		ClientProtocol: p.clientInfo.GetClientProtocol(),
+		Capabilities:   p.clientInfo.GetCapabilities(),
 	}
 	for _, t := range p.published {
 		info.Tracks = append(info.Tracks, t.Info())
@@ -191,7 +200,8 @@ func (p *Participant) send(msg *livekit.SignalResponse) {
 	}
 }
 
-// setupTransports creates both PeerConnections and the server-side data channels.
+// setupTransports creates the PeerConnections: publisher (the client offers) and subscriber
+// (we offer, and create the data channels), or the one PeerConnection of single mode.
 func (p *Participant) setupTransports(api *webrtc.API, ice []webrtc.ICEServer) error {
 	sendCand := func(c webrtc.ICECandidateInit, target livekit.SignalTarget) {
 		p.send(&livekit.SignalResponse{Message: &livekit.SignalResponse_Trickle{Trickle: &livekit.TrickleRequest{
@@ -202,6 +212,19 @@ func (p *Participant) setupTransports(api *webrtc.API, ice []webrtc.ICEServer) e
 	if err != nil {
 		return err
 	}
+	p.publisher = pub
+	pub.pc.OnTrack(p.onTrack)
+	pub.pc.OnDataChannel(p.onDataChannel)
+	pub.pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) { p.onConnectionState(livekit.SignalTarget_PUBLISHER, s) })
+	if p.single {
+		pub.sendRequirement = func(audios, videos uint32) {
+			p.send(&livekit.SignalResponse{Message: &livekit.SignalResponse_MediaSectionsRequirement{
+				MediaSectionsRequirement: &livekit.MediaSectionsRequirement{NumAudios: audios, NumVideos: videos},
+			}})
+		}
+		return nil
+	}
+
 	sub, err := newTransport(api, livekit.SignalTarget_SUBSCRIBER, ice, p.logger, sendCand)
 	if err != nil {
 		pub.Close()
@@ -210,11 +233,7 @@ func (p *Participant) setupTransports(api *webrtc.API, ice []webrtc.ICEServer) e
 	sub.sendOffer = func(sd webrtc.SessionDescription, id uint32) {
 		p.send(&livekit.SignalResponse{Message: &livekit.SignalResponse_Offer{Offer: toProtoSD(sd, id)}})
 	}
-	p.publisher, p.subscriber = pub, sub
-
-	pub.pc.OnTrack(p.onTrack)
-	pub.pc.OnDataChannel(p.onDataChannel)
-	pub.pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) { p.onConnectionState(livekit.SignalTarget_PUBLISHER, s) })
+	p.subscriber = sub
 	sub.pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) { p.onConnectionState(livekit.SignalTarget_SUBSCRIBER, s) })
 
 	ordered := true
@@ -226,6 +245,24 @@ func (p *Participant) setupTransports(api *webrtc.API, ice []webrtc.ICEServer) e
 		return err
 	}
 	return nil
+}
+
+// downTransport is the PeerConnection that carries media to the client.
+func (p *Participant) downTransport() *transport {
+	if p.single {
+		return p.publisher
+	}
+	return p.subscriber
+}
+
+// negotiateDown renegotiates after the set of tracks sent to the client changed: we offer on
+// the subscriber connection, or in single mode ask the client to offer.
+func (p *Participant) negotiateDown() {
+	if p.single {
+		p.publisher.RequestOffer()
+		return
+	}
+	p.subscriber.Negotiate(false)
 }
 
 func (p *Participant) onConnectionState(target livekit.SignalTarget, s webrtc.PeerConnectionState) {
@@ -321,7 +358,17 @@ func (p *Participant) handleOffer(o *livekit.SessionDescription) error {
 	if err != nil {
 		return err
 	}
-	p.send(&livekit.SignalResponse{Message: &livekit.SignalResponse_Answer{Answer: toProtoSD(answer, o.Id)}})
+	psd := toProtoSD(answer, o.Id)
+	if p.single {
+		psd.MidToTrackId = p.publisher.midToTrackID()
+	}
+	p.send(&livekit.SignalResponse{Message: &livekit.SignalResponse_Answer{Answer: psd}})
+	if p.single {
+		// Tracks that found no receive section in this offer need more of them.
+		if a, v := p.publisher.unmatched(); a+v > 0 {
+			p.publisher.RequestOffer()
+		}
+	}
 	return nil
 }
 

@@ -204,7 +204,7 @@ func (r *Room) join(req signaling.JoinRequest, sink signaling.Sink) (*Participan
 		ServerVersion:       r.cfg.ServerInfo.Version,
 		ServerInfo:          r.cfg.ServerInfo,
 		IceServers:          r.cfg.ICEServers,
-		SubscriberPrimary:   canSub,
+		SubscriberPrimary:   canSub && !p.single,
 		ClientConfiguration: r.cfg.clientConfiguration(),
 		PingTimeout:         int32(r.cfg.PingTimeout / time.Second),
 		PingInterval:        int32(r.cfg.PingInterval / time.Second),
@@ -214,8 +214,20 @@ func (r *Room) join(req signaling.JoinRequest, sink signaling.Sink) (*Participan
 
 	r.broadcastParticipant(p)
 	r.emit(Event{Type: EventParticipantJoined, Participant: p.Info()})
-	// The subscriber connection carries the server's data channels, so offer it right away.
-	p.subscriber.Negotiate(false)
+	if p.single {
+		// Clients may announce tracks and send their first offer inside the join request.
+		for _, at := range req.ProtoJoinRequest.GetAddTrackRequests() {
+			p.handleAddTrack(at)
+		}
+		if o := req.ProtoJoinRequest.GetPublisherOffer(); o != nil && o.Sdp != "" {
+			if err := p.handleOffer(o); err != nil {
+				p.logger.Warn("initial offer", "err", err)
+			}
+		}
+	} else {
+		// The subscriber connection carries the server's data channels: offer it right away.
+		p.subscriber.Negotiate(false)
+	}
 	if p.autoSubscribe {
 		r.subscribeToAll(p)
 	}

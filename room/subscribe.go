@@ -67,7 +67,7 @@ func (r *Room) subscribe(sub *Participant, t *PublishedTrack) {
 		SubscriberID: sub.sid,
 		StreamID:     owner.sid + "|" + sid,
 		TrackID:      sid,
-		WriteRTCP:    sub.subscriber.pc.WriteRTCP,
+		WriteRTCP:    sub.downTransport().pc.WriteRTCP,
 		Logger:       sub.logger.With("track", sid),
 	})
 	if err != nil {
@@ -75,7 +75,7 @@ func (r *Room) subscribe(sub *Participant, t *PublishedTrack) {
 		sub.logger.Warn("create down track", "track", sid, "err", err)
 		return
 	}
-	sender, err := sub.subscriber.pc.AddTrack(down)
+	sender, err := sub.downTransport().pc.AddTrack(down)
 	if err != nil {
 		sub.mu.Unlock()
 		sub.logger.Warn("add down track", "track", sid, "err", err)
@@ -89,7 +89,7 @@ func (r *Room) subscribe(sub *Participant, t *PublishedTrack) {
 	sub.applySettings(s, settings)
 	down.StartRTCP(sender)
 	t.receiver.AddDownTrack(down)
-	sub.subscriber.Negotiate(false)
+	sub.negotiateDown()
 	sub.logger.Debug("subscribed", "track", sid, "publisher", owner.identity)
 	owner.send(&livekit.SignalResponse{Message: &livekit.SignalResponse_TrackSubscribed{TrackSubscribed: &livekit.TrackSubscribed{TrackSid: sid}}})
 }
@@ -120,10 +120,10 @@ func (r *Room) unsubscribe(sub *Participant, sid string) {
 	s.track.receiver.RemoveDownTrack(s.down)
 	s.down.Close()
 	if !closed {
-		if err := sub.subscriber.pc.RemoveTrack(s.sender); err != nil {
+		if err := sub.downTransport().pc.RemoveTrack(s.sender); err != nil {
 			sub.logger.Debug("remove track", "track", sid, "err", err)
 		}
-		sub.subscriber.Negotiate(false)
+		sub.negotiateDown()
 	}
 	sub.logger.Debug("unsubscribed", "track", sid)
 }

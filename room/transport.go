@@ -22,9 +22,12 @@ type transport struct {
 	pc     *webrtc.PeerConnection
 	logger *slog.Logger
 
-	// sendOffer, sendAnswer and sendCandidate deliver SDP and candidates to the client.
+	// sendOffer and sendCandidate deliver SDP and candidates to the client.
 	sendOffer     func(webrtc.SessionDescription, uint32)
 	sendCandidate func(webrtc.ICECandidateInit, livekit.SignalTarget)
+	// sendRequirement asks the client for an offer with that many more receive sections, in
+	// single PeerConnection mode, where the server never offers.
+	sendRequirement func(audios, videos uint32)
 
 	mu                sync.Mutex
 	pendingCandidates []webrtc.ICECandidateInit
@@ -32,6 +35,7 @@ type transport struct {
 	renegotiate       bool
 	restartICE        bool
 	debounce          *time.Timer
+	requireTimer      *time.Timer
 	offerID           uint32
 	closed            bool
 }
@@ -188,6 +192,56 @@ func (t *transport) offer() {
 	}
 }
 
+// RequestOffer asks the client (single PeerConnection mode) to offer again soon, with receive
+// sections for the tracks that have none yet (debounced).
+func (t *transport) RequestOffer() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed || t.requireTimer != nil {
+		return
+	}
+	t.requireTimer = time.AfterFunc(negotiationDebounce, func() {
+		t.mu.Lock()
+		t.requireTimer = nil
+		closed := t.closed
+		t.mu.Unlock()
+		if closed {
+			return
+		}
+		audios, videos := t.unmatched()
+		t.sendRequirement(audios, videos)
+	})
+}
+
+// unmatched counts the sending transceivers that no negotiated m-line carries yet.
+func (t *transport) unmatched() (audios, videos uint32) {
+	for _, tr := range t.pc.GetTransceivers() {
+		if tr.Mid() != "" || tr.Sender() == nil || tr.Sender().Track() == nil {
+			continue
+		}
+		if tr.Kind() == webrtc.RTPCodecTypeAudio {
+			audios++
+		} else {
+			videos++
+		}
+	}
+	return audios, videos
+}
+
+// midToTrackID maps the mid of every m-line we send on to its track id: livekit-client in
+// single PeerConnection mode names incoming tracks with it, and replaces its map with each
+// answer, so the map is always complete.
+func (t *transport) midToTrackID() map[string]string {
+	m := map[string]string{}
+	for _, tr := range t.pc.GetTransceivers() {
+		if tr.Mid() == "" || tr.Sender() == nil || tr.Sender().Track() == nil {
+			continue
+		}
+		m[tr.Mid()] = tr.Sender().Track().ID()
+	}
+	return m
+}
+
 // Close closes the PeerConnection.
 func (t *transport) Close() {
 	t.mu.Lock()
@@ -195,6 +249,10 @@ func (t *transport) Close() {
 	if t.debounce != nil {
 		t.debounce.Stop()
 		t.debounce = nil
+	}
+	if t.requireTimer != nil {
+		t.requireTimer.Stop()
+		t.requireTimer = nil
 	}
 	t.mu.Unlock()
 	if err := t.pc.Close(); err != nil {

@@ -26,9 +26,11 @@ import (
 )
 
 // Version is the version Sanke reports to clients in server_info. LiveKit clients compare it
-// with LiveKit server versions to switch features on (dynacast, VP9/AV1 SVC, resume ...); Sanke
-// reports the LiveKit server release whose client-visible behaviour it implements. See README.
-const Version = "1.9.0"
+// with LiveKit server releases: livekit-client refuses an empty version, enables RPC from
+// 1.8.0, and above 1.13.6 publishes VP9/AV1 as rid simulcast (which Sanke does not split into
+// layers). 1.13.5 is the newest LiveKit release whose client-visible behaviour Sanke
+// implements, so every feature we support is on and nothing we lack is asked for.
+const Version = "1.13.5"
 
 // ProtocolVersion is the LiveKit signaling protocol version Sanke speaks.
 const ProtocolVersion = 17

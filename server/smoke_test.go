@@ -64,11 +64,23 @@ func startTestServer(t *testing.T) string {
 }
 
 func TestSmokePublishSubscribe(t *testing.T) {
+	for _, mode := range []string{"dual", "single"} {
+		t.Run(mode, func(t *testing.T) { smokePublishSubscribe(t, mode == "single") })
+	}
+}
+
+// smokePublishSubscribe: one Go SDK client publishes VP8, another receives it, in dual or
+// single PeerConnection mode.
+func smokePublishSubscribe(t *testing.T, single bool) {
 	url := startTestServer(t)
+	var opts []lksdk.ConnectOption
+	if single {
+		opts = append(opts, lksdk.WithSinglePeerConnection())
+	}
 	connect := func(identity string, cb *lksdk.RoomCallback) *lksdk.Room {
 		r, err := lksdk.ConnectToRoom(url, lksdk.ConnectInfo{
 			APIKey: config.DevAPIKey, APISecret: config.DevAPISecret, RoomName: "smoke", ParticipantIdentity: identity,
-		}, cb)
+		}, cb, opts...)
 		if err != nil {
 			t.Fatalf("%s connect: %v", identity, err)
 		}

@@ -20,7 +20,7 @@ const (
 	// PeerConnections.
 	dualPC endpoint = iota
 	// singlePC is /rtc/v1: a livekit.JoinRequest in the join_request parameter, one
-	// PeerConnection. Not registered yet: the room does not support it.
+	// PeerConnection.
 	singlePC
 )
 
@@ -56,14 +56,24 @@ func NewHandler(cfg Config, keys auth.KeyProvider, joiner RoomJoiner, logger *sl
 	}
 }
 
-// Register mounts the signaling routes on mux: /rtc, /rtc/validate, and /rtc/v1 and
-// /rtc/v1/validate, which answer 404 (with CORS headers) until single PeerConnection mode is
-// supported, so that the JS SDK falls back to /rtc.
+// Register mounts the signaling routes on mux: /rtc and /rtc/validate (dual PeerConnection,
+// query parameters), /rtc/v1 and /rtc/v1/validate (single PeerConnection, join_request).
 func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("/rtc", h.ServeRTC)
 	mux.HandleFunc("/rtc/validate", h.ServeValidate)
-	mux.HandleFunc("/rtc/v1", h.serveUnsupported)
-	mux.HandleFunc("/rtc/v1/validate", h.serveUnsupported)
+	mux.HandleFunc("/rtc/v1", h.ServeRTCv1)
+	mux.HandleFunc("/rtc/v1/validate", h.ServeValidateV1)
+}
+
+// ServeRTCv1 serves GET /rtc/v1, the single PeerConnection flavour: the client's
+// livekit.JoinRequest (with its publisher offer) arrives in the join_request parameter.
+func (h *Handler) ServeRTCv1(w http.ResponseWriter, r *http.Request) {
+	h.serveRTC(w, r, singlePC)
+}
+
+// ServeValidateV1 serves GET /rtc/v1/validate: the checks of ServeRTCv1 without joining.
+func (h *Handler) ServeValidateV1(w http.ResponseWriter, r *http.Request) {
+	h.serveValidate(w, r, singlePC)
 }
 
 // ServeRTC serves GET /rtc: it verifies the join, upgrades to a websocket, joins the room
@@ -201,18 +211,6 @@ func (h *Handler) serveValidate(w http.ResponseWriter, r *http.Request, ep endpo
 	_, _ = io.WriteString(w, "success")
 }
 
-// serveUnsupported answers the single PeerConnection routes until they are implemented. The
-// JS SDK tries /rtc/v1 first and falls back to /rtc when /rtc/v1/validate answers 404 with a
-// body other than "requested room does not exist"; CORS headers let a browser read it.
-func (h *Handler) serveUnsupported(w http.ResponseWriter, r *http.Request) {
-	setCORS(w.Header())
-	if r.Method == http.MethodOptions {
-		w.WriteHeader(http.StatusNoContent)
-		return
-	}
-	http.Error(w, "single peer connection signaling (/rtc/v1) is not supported, use /rtc", http.StatusNotFound)
-}
-
 // admit runs every check that precedes the upgrade and returns the verified join. On error
 // the returned JoinRequest holds whatever was learnt (for logging).
 func (h *Handler) admit(r *http.Request, ep endpoint) (JoinRequest, *httpError) {
@@ -226,6 +224,11 @@ func (h *Handler) admit(r *http.Request, ep endpoint) (JoinRequest, *httpError) 
 	}
 	addr := clientAddress(r, h.cfg.TrustProxyHeaders)
 	var req JoinRequest
+	// The Go SDK sends its single PeerConnection join_request on /rtc: the parameter, not
+	// the path, decides the mode there.
+	if ep == dualPC && r.URL.Query().Get("join_request") != "" {
+		ep = singlePC
+	}
 	switch ep {
 	case singlePC:
 		req, herr = joinFromProto(r.URL.Query(), tok, addr, h.cfg.MaxMessageBytes)

@@ -172,20 +172,21 @@ func TestRTCWithoutUpgrade(t *testing.T) {
 	}
 }
 
-// The JS SDK tries /rtc/v1 first and must get a 404 it can read (CORS) that does not claim
-// the room is missing, to fall back to /rtc.
-func TestSinglePCPathsNotSupported(t *testing.T) {
+// /rtc/v1 needs its join_request: without it the join is refused before the upgrade, and
+// the validate answer is readable cross-origin (CORS) and is not the 404 that would make the
+// JS SDK fall back to /rtc.
+func TestSinglePCRequiresJoinRequest(t *testing.T) {
 	srv := newTestServer(t, Config{}, newFakeJoiner())
 	q := url.Values{"access_token": {testToken(t, "alice")}}
-	if _, resp, err := srv.dial(t, "/rtc/v1", q, nil); err == nil || resp == nil || resp.StatusCode != 404 {
-		t.Fatalf("dial /rtc/v1: err %v resp %v, want 404", err, resp)
+	if _, resp, err := srv.dial(t, "/rtc/v1", q, nil); err == nil || resp == nil || resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("dial /rtc/v1: err %v resp %v, want 400", err, resp)
 	}
 	resp, body := srv.get(t, http.MethodGet, "/rtc/v1/validate", q, nil)
-	if resp.StatusCode != 404 || strings.Contains(body, "requested room does not exist") {
-		t.Errorf("validate: %d %q, want a plain 404", resp.StatusCode, body)
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "join_request") {
+		t.Errorf("validate: %d %q, want 400 naming join_request", resp.StatusCode, body)
 	}
 	if resp.Header.Get("Access-Control-Allow-Origin") != "*" {
-		t.Error("validate 404 lacks CORS headers")
+		t.Error("validate answer lacks CORS headers")
 	}
 }
 
