@@ -21,6 +21,7 @@ type PublishedTrack struct {
 
 	mu   sync.Mutex
 	info *livekit.TrackInfo
+	dyn  dynacast
 }
 
 // SID returns the track's server id (TR_...).

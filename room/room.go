@@ -258,6 +258,7 @@ func (r *Room) onTrackPublished(p *Participant, t *PublishedTrack) {
 			r.subscribe(o, t)
 		}
 	}
+	r.updateDynacast(t) // nobody may be watching yet
 }
 
 // onTrackUnpublished removes a track that ended (publisher stopped sending or left).

@@ -12,8 +12,10 @@ type subscription struct {
 	track  *PublishedTrack
 	down   *sfu.DownTrack
 	sender *webrtc.RTPSender
-	// settings are the subscriber's last wishes for this track (quality, size, disabled).
-	settings *livekit.UpdateTrackSettings
+	// maxLayer and paused are the subscriber's wishes (from update_track_settings), guarded
+	// by the subscriber's mutex; dynacast reads them.
+	maxLayer int
+	paused   bool
 }
 
 // allowsSubscriber reports whether the publisher's subscription permission lets sub see track.
@@ -81,7 +83,7 @@ func (r *Room) subscribe(sub *Participant, t *PublishedTrack) {
 		sub.logger.Warn("add down track", "track", sid, "err", err)
 		return
 	}
-	s := &subscription{track: t, down: down, sender: sender}
+	s := &subscription{track: t, down: down, sender: sender, maxLayer: 2}
 	sub.subscribed[sid] = s
 	settings := sub.pendingSettings(sid)
 	sub.mu.Unlock()
@@ -90,6 +92,7 @@ func (r *Room) subscribe(sub *Participant, t *PublishedTrack) {
 	down.StartRTCP(sender)
 	t.receiver.AddDownTrack(down)
 	sub.negotiateDown()
+	r.updateDynacast(t)
 	sub.logger.Debug("subscribed", "track", sid, "publisher", owner.identity)
 	owner.send(&livekit.SignalResponse{Message: &livekit.SignalResponse_TrackSubscribed{TrackSubscribed: &livekit.TrackSubscribed{TrackSid: sid}}})
 }
@@ -125,6 +128,7 @@ func (r *Room) unsubscribe(sub *Participant, sid string) {
 		}
 		sub.negotiateDown()
 	}
+	r.updateDynacast(s.track)
 	sub.logger.Debug("unsubscribed", "track", sid)
 }
 
@@ -164,18 +168,22 @@ func (p *Participant) updateTrackSettings(u *livekit.UpdateTrackSettings) {
 }
 
 func (p *Participant) applySettings(s *subscription, u *livekit.UpdateTrackSettings) {
-	if u == nil {
-		if s.track.kind() == livekit.TrackType_VIDEO {
-			s.down.SetMaxLayer(2)
+	video := s.track.kind() == livekit.TrackType_VIDEO
+	layer, paused := 2, false
+	if u != nil {
+		paused = u.Disabled
+		if video {
+			layer = s.track.layerFor(u.Quality, u.Width, u.Height)
 		}
-		return
 	}
-	s.settings = u
-	s.down.SetPaused(u.Disabled)
-	if s.track.kind() != livekit.TrackType_VIDEO {
-		return
+	p.mu.Lock()
+	s.maxLayer, s.paused = layer, paused
+	p.mu.Unlock()
+	s.down.SetPaused(paused)
+	if video {
+		s.down.SetMaxLayer(layer)
+		p.room.updateDynacast(s.track)
 	}
-	s.down.SetMaxLayer(s.track.layerFor(u.Quality, u.Width, u.Height))
 }
 
 // updateSubscriptionPermission sets who may subscribe to p's tracks and revokes the rest.
