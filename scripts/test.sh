@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# scripts/test.sh — Sanke's test command, for developers and CI alike:
+#
+#   ./scripts/test.sh            (as root, or as a user with sudo for the package step)
+#
+# On a Debian 12 machine with Go installed it:
+#   1. installs the system packages the tests need, only those missing (ffmpeg, redis-server,
+#      chromium, nodejs/npm), with apt-get, non-interactively;
+#   2. runs go vet ./...;
+#   3. (browser tests go here, see below);
+#   4. runs go test -race over every package and prints a summary.
+# It exits non-zero if any step fails.
+#
+# Environment:
+#   SANKE_TEST_VERBOSE=1   print every test's output (like go test -v), not only failures'
+#   SANKE_TEST_RUN=regexp  only run tests matching regexp (go test -run)
+#   SANKE_TEST_PKGS="..."  packages to test (default ./...)
+#   SANKE_SKIP_APT=1       do not touch system packages
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+step() { printf '\n==> %s\n' "$*"; }
+die() { printf 'scripts/test.sh: %s\n' "$*" >&2; exit 1; }
+
+start=$(date +%s)
+
+# --- 1. System packages -------------------------------------------------------------------
+missing=()
+command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+if ! command -v node >/dev/null 2>&1; then
+  missing+=(nodejs npm)
+elif ! command -v npm >/dev/null 2>&1; then
+  missing+=(npm)
+fi
+
+if [ "${#missing[@]}" -gt 0 ]; then
+  if [ "${SANKE_SKIP_APT:-}" = 1 ]; then
+    echo "warning: missing ${missing[*]} (SANKE_SKIP_APT=1: not installing); tests that need them will fail" >&2
+  else
+    step "installing ${missing[*]}"
+    SUDO=()
+    if [ "$(id -u)" -ne 0 ]; then
+      command -v sudo >/dev/null 2>&1 || die "missing ${missing[*]}: run as root or install sudo"
+      SUDO=(sudo)
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    "${SUDO[@]}" apt-get update -qq
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${missing[@]}" >/dev/null
+  fi
+fi
+
+# --- Go -----------------------------------------------------------------------------------
+if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then
+  export PATH="$PATH:/usr/local/go/bin"
+fi
+command -v go >/dev/null 2>&1 || die "go is not installed (expected in PATH or /usr/local/go/bin)"
+go version
+
+# Test binaries of the server are built here and removed at the end.
+SANKE_TEST_BINDIR="$(mktemp -d)"
+export SANKE_TEST_BINDIR
+trap 'rm -rf "$SANKE_TEST_BINDIR"' EXIT
+
+# --- 2. Vet -------------------------------------------------------------------------------
+step "go vet ./..."
+go vet ./...
+
+# --- 3. Browser tests ---------------------------------------------------------------------
+# Later issues add the web client's tests here, e.g.:
+#   step "web-client: npm ci && npm test"
+#   (cd web-client && npm ci --no-audit --no-fund && npm test)
+# They run before the Go tests so that a broken client fails fast.
+
+# --- 4. Go tests --------------------------------------------------------------------------
+step "go test -race"
+go build -o "$SANKE_TEST_BINDIR/testreport" ./internal/tools/testreport
+report_flags=()
+[ "${SANKE_TEST_VERBOSE:-}" = 1 ] && report_flags+=(-v)
+test_flags=(-race -count=1 -timeout 15m -json)
+[ -n "${SANKE_TEST_RUN:-}" ] && test_flags+=(-run "$SANKE_TEST_RUN")
+# shellcheck disable=SC2086 # SANKE_TEST_PKGS is a list of packages
+set +e
+go test "${test_flags[@]}" ${SANKE_TEST_PKGS:-./...} 2>&1 | "$SANKE_TEST_BINDIR/testreport" "${report_flags[@]}"
+statuses=("${PIPESTATUS[@]}")
+set -e
+
+elapsed=$(( $(date +%s) - start ))
+if [ "${statuses[0]}" -ne 0 ] || [ "${statuses[1]}" -ne 0 ]; then
+  echo "scripts/test.sh: FAILED after ${elapsed}s (go test exit ${statuses[0]}, report exit ${statuses[1]})"
+  exit 1
+fi
+echo "scripts/test.sh: all passed in ${elapsed}s"
