@@ -85,6 +85,8 @@ type SubscriptionStats struct {
 type ParticipantStats struct {
 	Info          *livekit.ParticipantInfo
 	Subscriptions []SubscriptionStats
+	// SRTPCiphers are the SRTP profiles negotiated on the participant's PeerConnections.
+	SRTPCiphers []string
 }
 
 // Stats returns a snapshot of a room's participants and their subscriptions.
@@ -96,6 +98,11 @@ func (m *Manager) Stats(roomName string) ([]ParticipantStats, error) {
 	var out []ParticipantStats
 	for _, p := range r.participantList() {
 		ps := ParticipantStats{Info: p.Info()}
+		for _, t := range []*transport{p.publisher, p.subscriber} {
+			if t != nil {
+				ps.SRTPCiphers = append(ps.SRTPCiphers, t.SRTPCipher())
+			}
+		}
 		p.mu.Lock()
 		subs := make([]*subscription, 0, len(p.subscribed))
 		for _, s := range p.subscribed {

@@ -269,6 +269,11 @@ func (p *Participant) onConnectionState(target livekit.SignalTarget, s webrtc.Pe
 	p.logger.Debug("peer connection state", "pc", target.String(), "state", s.String())
 	switch s {
 	case webrtc.PeerConnectionStateConnected:
+		t := p.publisher
+		if target == livekit.SignalTarget_SUBSCRIBER {
+			t = p.subscriber
+		}
+		p.logger.Info("peer connection connected", "pc", target.String(), "srtp", t.SRTPCipher())
 		p.mu.Lock()
 		changed := p.state == livekit.ParticipantInfo_JOINED || p.state == livekit.ParticipantInfo_JOINING
 		if changed {

@@ -242,6 +242,17 @@ func (t *transport) midToTrackID() map[string]string {
 	return m
 }
 
+// SRTPCipher returns the negotiated SRTP protection profile (e.g. "AEAD_AES_128_GCM"), or
+// "" before DTLS completes.
+func (t *transport) SRTPCipher() string {
+	for _, st := range t.pc.GetStats() {
+		if ts, ok := st.(webrtc.TransportStats); ok && ts.SRTPCipher != "" {
+			return ts.SRTPCipher
+		}
+	}
+	return ""
+}
+
 // Close closes the PeerConnection.
 func (t *transport) Close() {
 	t.mu.Lock()

@@ -20,6 +20,7 @@ import (
 	"github.com/twitchtv/twirp"
 
 	"github.com/sanke-edu/sanke/config"
+	"github.com/sanke-edu/sanke/recorder" // recording: see recording.go
 	"github.com/sanke-edu/sanke/room"
 	"github.com/sanke-edu/sanke/roomapi"
 	"github.com/sanke-edu/sanke/signaling"
@@ -52,6 +53,7 @@ type Server struct {
 	mux      *http.ServeMux
 	nodeID   string
 	listener []net.Listener
+	recorder *recorder.Recorder // recording: see recording.go
 }
 
 // New builds a server from a validated configuration and opens its media sockets.
@@ -132,6 +134,10 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = w.Write([]byte("ok\n"))
 	})
+	if err := s.setupRecording(); err != nil { // recording: see recording.go
+		_ = media.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -171,6 +177,7 @@ func (s *Server) Run(ctx context.Context) error {
 		_ = s.media.Close()
 		return err
 	}
+	s.startRecording() // recording: see recording.go
 	srv := &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, len(s.listener))
 	var wg sync.WaitGroup
@@ -193,6 +200,7 @@ func (s *Server) Run(ctx context.Context) error {
 	s.logger.Info("shutting down: refusing joins, telling clients to leave")
 	s.signal.Drain()
 	s.rooms.Drain()
+	s.stopRecording() // recording: see recording.go
 	shCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
 	if err := s.signal.Shutdown(shCtx); err != nil {

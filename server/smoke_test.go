@@ -39,6 +39,12 @@ func freePort(t *testing.T, network string) int {
 
 // startTestServer runs an in-process dev server on free loopback ports and returns its URL.
 func startTestServer(t *testing.T) string {
+	url, _ := startTestServerWith(t)
+	return url
+}
+
+// startTestServerWith is startTestServer that also returns the server.
+func startTestServerWith(t *testing.T) (string, *Server) {
 	t.Helper()
 	cfg := config.DevDefault()
 	cfg.Port = freePort(t, "tcp")
@@ -60,7 +66,7 @@ func startTestServer(t *testing.T) string {
 	done := make(chan struct{})
 	go func() { defer close(done); _ = srv.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	return "ws://127.0.0.1:" + strconv.Itoa(cfg.Port)
+	return "ws://127.0.0.1:" + strconv.Itoa(cfg.Port), srv
 }
 
 func TestSmokePublishSubscribe(t *testing.T) {
@@ -72,7 +78,7 @@ func TestSmokePublishSubscribe(t *testing.T) {
 // smokePublishSubscribe: one Go SDK client publishes VP8, another receives it, in dual or
 // single PeerConnection mode.
 func smokePublishSubscribe(t *testing.T, single bool) {
-	url := startTestServer(t)
+	url, srv := startTestServerWith(t)
 	var opts []lksdk.ConnectOption
 	if single {
 		opts = append(opts, lksdk.WithSinglePeerConnection())
@@ -143,4 +149,17 @@ func smokePublishSubscribe(t *testing.T, single bool) {
 		t.Fatalf("bob received %d packets", got.Load())
 	}
 	t.Logf("bob received %d packets", got.Load())
+
+	// AES-GCM SRTP costs about a sixth of AES-CM per packet: it must be what is negotiated.
+	stats, err := srv.Rooms().Stats("smoke")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range stats {
+		for _, c := range p.SRTPCiphers {
+			if c != "SRTP_AEAD_AES_128_GCM" {
+				t.Errorf("%s negotiated SRTP profile %q, want SRTP_AEAD_AES_128_GCM", p.Info.Identity, c)
+			}
+		}
+	}
 }
