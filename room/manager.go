@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/livekit/protocol/auth"
 	"github.com/livekit/protocol/livekit"
 	"github.com/pion/webrtc/v4"
 	"google.golang.org/protobuf/proto"
@@ -32,6 +33,8 @@ type Config struct {
 	ICEServers []*livekit.ICEServer
 	// ServerInfo is sent in join responses (version, protocol, node id, region).
 	ServerInfo *livekit.ServerInfo
+	// Keys sign the refreshed tokens sent to clients; nil disables refresh.
+	Keys auth.KeyProvider
 }
 
 func (c *Config) webrtcICEServers() []webrtc.ICEServer {
@@ -124,6 +127,7 @@ func (m *Manager) Join(ctx context.Context, req signaling.JoinRequest, sink sign
 				ServerInfo:          m.cfg.ServerInfo,
 				LastMessageSeq:      lastSeq,
 			}}})
+			p.refreshToken()
 			// New ICE credentials for our offers; the client restarts ICE on its own offers.
 			if !p.single {
 				p.subscriber.Negotiate(true)

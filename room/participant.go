@@ -26,6 +26,7 @@ type Participant struct {
 	logger *slog.Logger
 
 	identity string
+	apiKey   string // the key the join token was signed with
 	// single is livekit-client's single PeerConnection mode (/rtc/v1): one PeerConnection,
 	// offered by the client, carries both directions and the data channels.
 	single        bool
@@ -60,6 +61,7 @@ type Participant struct {
 	lossyOut      *webrtc.DataChannel
 	closed        bool
 	disconnect    *time.Timer // pending removal after the signal connection dropped
+	tokenSentAt   time.Time   // when the last refresh_token was sent
 }
 
 // SID returns the participant's server id (PA_...).
@@ -74,6 +76,7 @@ func newParticipant(r *Room, req signaling.JoinRequest, sink signaling.Sink) *Pa
 		room:          r,
 		sid:           guid.New(guid.ParticipantPrefix),
 		identity:      req.Identity,
+		apiKey:        req.APIKey,
 		single:        req.ProtoJoinRequest != nil,
 		hidden:        g.Video != nil && g.Video.Hidden,
 		autoSubscribe: req.AutoSubscribe,

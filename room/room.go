@@ -212,6 +212,7 @@ func (r *Room) join(req signaling.JoinRequest, sink signaling.Sink) (*Participan
 	p.logger.Info("participant joined", "hidden", p.hidden, "auto_subscribe", p.autoSubscribe,
 		"sdk", req.ClientInfo.GetSdk().String(), "sdk_version", req.ClientInfo.GetVersion())
 
+	p.refreshToken()
 	r.broadcastParticipant(p)
 	r.emit(Event{Type: EventParticipantJoined, Participant: p.Info()})
 	if p.single {
@@ -362,8 +363,13 @@ func (r *Room) loop() {
 		select {
 		case <-r.ctx.Done():
 			return
-		case <-t.C:
+		case now := <-t.C:
 			r.updateSpeakers()
+			for _, p := range r.participantList() {
+				if p.refreshTokenDue(now) {
+					p.refreshToken()
+				}
+			}
 			if r.idleExpired(time.Now()) {
 				r.close(livekit.DisconnectReason_ROOM_CLOSED)
 				return

@@ -89,7 +89,9 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 		}
 		ice = append(ice, &livekit.ICEServer{Urls: urls})
 	}
+	keys := auth.NewFileBasedKeyProviderFromMap(cfg.Keys)
 	s.rooms = room.NewManager(&room.Config{
+		Keys:             keys,
 		AutoCreate:       cfg.Room.AutoCreate,
 		EmptyTimeout:     cfg.Room.EmptyTimeout,
 		DepartureTimeout: cfg.Room.DepartureTimeout,
@@ -108,7 +110,6 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 		},
 	}, media, logger)
 
-	keys := auth.NewFileBasedKeyProviderFromMap(cfg.Keys)
 	s.signal = signaling.NewHandler(signaling.Config{
 		MaxMessageBytes: cfg.Signal.MaxMessageBytes,
 		RateLimit:       cfg.Signal.RateLimit,
