@@ -62,6 +62,7 @@ type Participant struct {
 	closed        bool
 	disconnect    *time.Timer // pending removal after the signal connection dropped
 	tokenSentAt   time.Time   // when the last refresh_token was sent
+	quality       qualityCounters
 }
 
 // SID returns the participant's server id (PA_...).

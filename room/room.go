@@ -359,10 +359,14 @@ func (r *Room) close(reason livekit.DisconnectReason) {
 func (r *Room) loop() {
 	t := time.NewTicker(speakerInterval)
 	defer t.Stop()
+	q := time.NewTicker(qualityInterval)
+	defer q.Stop()
 	for {
 		select {
 		case <-r.ctx.Done():
 			return
+		case <-q.C:
+			r.updateQuality()
 		case now := <-t.C:
 			r.updateSpeakers()
 			for _, p := range r.participantList() {
