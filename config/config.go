@@ -36,6 +36,12 @@ type Config struct {
 	Signal SignalConfig `koanf:"signal"`
 	Log    LogConfig    `koanf:"log"`
 	Redis  RedisConfig  `koanf:"redis"`
+	// Recording configures the server-side recorder (package recorder).
+	Recording RecordingConfig `koanf:"recording"`
+	// Classroom configures three-classrooms sessions and statistics (package classroom).
+	Classroom ClassroomConfig `koanf:"classroom"`
+	// Webhook configures LiveKit-format webhooks (package webhook).
+	Webhook WebhookConfig `koanf:"webhook"`
 }
 
 // RTCConfig configures the WebRTC media plane.
@@ -105,6 +111,113 @@ type RedisConfig struct {
 	DB int `koanf:"db"`
 }
 
+// RecordingConfig configures the server-side recorder: which rooms are recorded, where
+// recordings are spooled and stored.
+type RecordingConfig struct {
+	// Enabled runs the recorder (its HTTP API answers only then).
+	Enabled bool `koanf:"enabled"`
+	// AutoRooms are room name patterns (path.Match globs such as "delivery-*") recorded
+	// automatically whenever they have participants.
+	AutoRooms []string `koanf:"auto_rooms"`
+	// AutoMetadata also records rooms whose metadata is JSON with "record": true.
+	AutoMetadata bool `koanf:"auto_metadata"`
+	// SpoolDir holds recordings being written; empty means <data_dir>/recording-spool.
+	SpoolDir string `koanf:"spool_dir"`
+	// SpoolLimitMB caps the data waiting for upload when the store is unreachable; 0: none.
+	SpoolLimitMB int `koanf:"spool_limit_mb"`
+	// PartSizeMB is the multipart upload part size (at least 5).
+	PartSizeMB int `koanf:"part_size_mb"`
+	// FlushInterval is how often data not yet in a part is uploaded (bounds crash loss).
+	FlushInterval time.Duration `koanf:"flush_interval"`
+	// LinkExpiry is the validity of presigned download links.
+	LinkExpiry time.Duration `koanf:"link_expiry"`
+	// Storage says where finished recordings go.
+	Storage RecordingStorageConfig `koanf:"storage"`
+}
+
+// RecordingStorageConfig selects the recording store.
+type RecordingStorageConfig struct {
+	// Type is "local" (a folder) or "s3".
+	Type string `koanf:"type"`
+	// LocalDir is the folder of the local store; empty means <data_dir>/recordings.
+	LocalDir string `koanf:"local_dir"`
+	// Prefix starts every object key (recordings are under <prefix><room>/<recording id>/).
+	Prefix string `koanf:"prefix"`
+	// S3 configures an S3-compatible store.
+	S3 S3Config `koanf:"s3"`
+}
+
+// S3Config configures an S3-compatible object store.
+type S3Config struct {
+	// Endpoint is the store's URL (https://s3.amazonaws.com, http://minio:9000).
+	Endpoint string `koanf:"endpoint"`
+	// Region is the bucket's region.
+	Region string `koanf:"region"`
+	// Bucket receives the recordings.
+	Bucket string `koanf:"bucket"`
+	// PathStyle addresses the bucket as endpoint/bucket (MinIO and most self-hosted stores).
+	PathStyle bool `koanf:"path_style"`
+	// AccessKey and SecretKey are the store's credentials.
+	AccessKey string `koanf:"access_key"`
+	SecretKey string `koanf:"secret_key"`
+}
+
+// ClassroomConfig configures "three classrooms": the dataset (regions, schools, classrooms,
+// pairings, timetable, accounts), classroom sign-in, session statistics and reporting to the
+// education platform. See configs/sanke.yaml.
+type ClassroomConfig struct {
+	// Enabled runs the classroom service (REST API under /api/v1/, database in data_dir).
+	Enabled bool `koanf:"enabled"`
+	// Dataset lists YAML/JSON/CSV files or folders merged into the dataset at start.
+	Dataset []string `koanf:"dataset"`
+	// Timezone is the IANA time zone of timetables, days, weeks and months.
+	Timezone string `koanf:"timezone"`
+	// AdminKey, when set, is accepted as a bearer token with full API rights.
+	AdminKey string `koanf:"admin_key"`
+	// TokenKey is the API key that signs room and sign-in tokens; empty: the first key.
+	TokenKey string `koanf:"token_key"`
+	// PublicURL is the websocket URL handed out with room tokens.
+	PublicURL string `koanf:"public_url"`
+	// ValidShare is the share of the scheduled time a receiving classroom must be connected
+	// with video delivered for its session to count as valid.
+	ValidShare float64 `koanf:"valid_share"`
+	// SampleInterval is how often room statistics are sampled.
+	SampleInterval time.Duration `koanf:"sample_interval"`
+	// FinalizeDelay is how long after a session's scheduled end its record is made and sent.
+	FinalizeDelay time.Duration `koanf:"finalize_delay"`
+	// EarlyJoin is how long before a session's start its room tokens are issued.
+	EarlyJoin time.Duration `koanf:"early_join"`
+	// LoginTTL is the validity of sign-in tokens.
+	LoginTTL time.Duration `koanf:"login_ttl"`
+	// RoutineMinPerWeek and RoutineWeeks define routine use: that many valid sessions a week
+	// for that many consecutive weeks.
+	RoutineMinPerWeek int `koanf:"routine_min_per_week"`
+	RoutineWeeks      int `koanf:"routine_weeks"`
+	// Platform is where session records and daily reports are pushed.
+	Platform PlatformConfig `koanf:"platform"`
+}
+
+// PlatformConfig configures the push of records to the education platform.
+type PlatformConfig struct {
+	// URL receives the POSTs; empty: nothing is pushed (records stay available by API).
+	URL string `koanf:"url"`
+	// Secret signs each POST (HMAC-SHA256).
+	Secret string `koanf:"secret"`
+	// RetryMin and RetryMax bound the exponential backoff between delivery attempts.
+	RetryMin time.Duration `koanf:"retry_min"`
+	RetryMax time.Duration `koanf:"retry_max"`
+	// DailyReportHour is the local hour after which the previous day's report is sent; -1: never.
+	DailyReportHour int `koanf:"daily_report_hour"`
+}
+
+// WebhookConfig configures LiveKit-format webhooks.
+type WebhookConfig struct {
+	// URLs receive every room, participant, track and recording event.
+	URLs []string `koanf:"urls"`
+	// APIKey is the key whose secret signs the webhooks; empty: the only configured key.
+	APIKey string `koanf:"api_key"`
+}
+
 // Default returns the production defaults. It has no API keys: a production server must be
 // given at least one (see Validate).
 func Default() *Config {
@@ -136,6 +249,33 @@ func Default() *Config {
 			Level:  "info",
 			Format: "text",
 		},
+		Recording: RecordingConfig{
+			Enabled:       true,
+			AutoRooms:     []string{},
+			AutoMetadata:  true,
+			SpoolLimitMB:  10240,
+			PartSizeMB:    8,
+			FlushInterval: 2 * time.Second,
+			LinkExpiry:    time.Hour,
+			Storage:       RecordingStorageConfig{Type: "local"},
+		},
+		Classroom: ClassroomConfig{
+			Dataset:           []string{},
+			Timezone:          "Asia/Shanghai",
+			ValidShare:        0.8,
+			SampleInterval:    10 * time.Second,
+			FinalizeDelay:     5 * time.Minute,
+			EarlyJoin:         30 * time.Minute,
+			LoginTTL:          12 * time.Hour,
+			RoutineMinPerWeek: 2,
+			RoutineWeeks:      4,
+			Platform: PlatformConfig{
+				RetryMin:        5 * time.Second,
+				RetryMax:        10 * time.Minute,
+				DailyReportHour: 1,
+			},
+		},
+		Webhook: WebhookConfig{URLs: []string{}},
 	}
 }
 

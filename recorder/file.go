@@ -1,0 +1,507 @@
+package recorder
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/livekit/protocol/livekit"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/sanke-edu/sanke/recorder/mkv"
+)
+
+// maxPending bounds the media buffered while a file gathers its tracks.
+const maxPending = 600
+
+// fileTrack is one track of a file.
+type fileTrack struct {
+	mkv.Track
+	kind   webrtc.RTPCodecType
+	mime   string
+	sids   []string
+	active *trackReader
+	// needKey: video must restart on a keyframe (after dropped media).
+	needKey bool
+}
+
+// frame is media waiting for the file head.
+type frame struct {
+	ft       *fileTrack
+	pts, dur int64
+	key      bool
+	data     []byte
+}
+
+// fileMeta is a file's state file (<name>.json in the session spool directory).
+type fileMeta struct {
+	Name        string      `json:"name"`
+	Key         string      `json:"key"`
+	Identity    string      `json:"identity"`
+	Group       string      `json:"group"`
+	ContentType string      `json:"content_type"`
+	StartOffset float64     `json:"start_offset"`
+	Layout      mkv.Layout  `json:"layout"`
+	Tracks      []metaTrack `json:"tracks"`
+	Upload      uploadState `json:"upload"`
+}
+
+type metaTrack struct {
+	mkv.Track
+	SIDs []string `json:"sids"`
+}
+
+// outFile is one recorded file: a participant's camera+microphone or screen share.
+type outFile struct {
+	s        *session
+	name     string
+	key      string
+	identity string
+	group    string
+	docType  string
+	ctype    string
+	created  time.Time
+
+	mu       sync.Mutex
+	tracks   []*fileTrack
+	fixed    bool // tracks can no longer be added
+	headDone bool
+	gather   *time.Timer
+	pending  []frame
+	mux      *mkv.Muxer
+	layout   mkv.Layout
+	spool    *os.File
+	idx      *os.File
+	written  int64
+	closed   bool
+	failed   error
+	readers  []*trackReader
+	up       *uploader
+}
+
+func fileExt(mime string) (ext, docType, ctype string) {
+	if strings.Contains(mime, "h264") {
+		return ".mkv", "matroska", "video/x-matroska"
+	}
+	return ".webm", "webm", "video/webm"
+}
+
+func newOutFile(s *session, identity, group string, n int, mime string, kind webrtc.RTPCodecType) *outFile {
+	ext, doc, ctype := fileExt(mime)
+	if kind == webrtc.RTPCodecTypeAudio {
+		ext, doc, ctype = ".webm", "webm", "video/webm" // may turn into .mkv if H.264 video joins
+	}
+	name := safeName(identity) + "_" + group
+	if n > 1 {
+		name += fmt.Sprintf("_%d", n)
+	}
+	f := &outFile{
+		s: s, name: name + ext, identity: identity, group: group, docType: doc, ctype: ctype,
+		created: time.Now(),
+	}
+	f.key = s.meta.Prefix + f.name
+	f.gather = time.AfterFunc(s.r.opts.GatherWindow, func() {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.fixed = true
+		if !f.headDone && !f.closed && len(f.pending) > 0 {
+			f.writeHeadLocked()
+		}
+	})
+	return f
+}
+
+// takeTrack returns the file's track for kind/codec, adding one while the file gathers.
+func (f *outFile) takeTrack(kind webrtc.RTPCodecType, mime string, info *livekit.TrackInfo) (*fileTrack, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return nil, false
+	}
+	for _, ft := range f.tracks {
+		if ft.kind == kind {
+			if ft.mime != mime {
+				return nil, false
+			}
+			ft.sids = appendUnique(ft.sids, info.GetSid())
+			ft.needKey = true
+			return ft, true
+		}
+	}
+	if f.fixed {
+		return nil, false
+	}
+	ft := &fileTrack{kind: kind, mime: mime, sids: []string{info.GetSid()}, needKey: true}
+	ft.Number = uint64(len(f.tracks) + 1)
+	ft.CodecID = codecID(mime)
+	ft.Name = info.GetName()
+	if kind == webrtc.RTPCodecTypeVideo {
+		ft.Type = mkv.TypeVideo
+		ft.Width, ft.Height = int(info.GetWidth()), int(info.GetHeight())
+		for _, l := range info.GetLayers() {
+			ft.Width, ft.Height = max(ft.Width, int(l.GetWidth())), max(ft.Height, int(l.GetHeight()))
+		}
+		if ext, doc, ctype := fileExt(mime); ext != ".webm" {
+			f.name = strings.TrimSuffix(f.name, ".webm") + ext
+			f.key = f.s.meta.Prefix + f.name
+			f.docType, f.ctype = doc, ctype
+		}
+	} else {
+		ft.Type = mkv.TypeAudio
+		ft.SampleRate, ft.Channels = 48000, 2
+		ft.CodecPrivate = mkv.OpusHead(2)
+	}
+	f.tracks = append(f.tracks, ft)
+	if len(f.tracks) == 2 {
+		// Camera and microphone (or screen and its audio): nothing else will join.
+		f.fixed = true
+	}
+	return ft, true
+}
+
+func appendUnique(list []string, s string) []string {
+	if s == "" || contains(list, s) {
+		return list
+	}
+	return append(list, s)
+}
+
+func (f *outFile) attachReader(ft *fileTrack, tr *trackReader, _ string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if old := ft.active; old != nil {
+		old.stop()
+	}
+	ft.active = tr
+	f.readers = append(f.readers, tr)
+}
+
+func (f *outFile) stopReaders() {
+	f.mu.Lock()
+	rs := append([]*trackReader(nil), f.readers...)
+	f.mu.Unlock()
+	for _, r := range rs {
+		r.stop()
+	}
+}
+
+// write adds a frame from reader tr. pts is in ms since f.created.
+func (f *outFile) write(tr *trackReader, ft *fileTrack, pts, dur int64, key bool, data []byte) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed || ft.active != tr || f.failed != nil {
+		return
+	}
+	video := ft.Type == mkv.TypeVideo
+	if f.s.r.spoolFull.Load() {
+		if video {
+			ft.needKey = true
+		}
+		return
+	}
+	if video && ft.needKey {
+		if !key {
+			tr.askKeyframe()
+			return
+		}
+		ft.needKey = false
+	}
+	if video && key && ft.CodecID == mkv.CodecVP8 {
+		if w, h, ok := vp8Size(data); ok && !f.headDone {
+			ft.Width, ft.Height = max(ft.Width, w), max(ft.Height, h)
+		}
+	}
+	if !f.headDone {
+		if len(f.pending) >= maxPending {
+			f.pending = f.pending[1:]
+		}
+		f.pending = append(f.pending, frame{ft: ft, pts: pts, dur: dur, key: key, data: data})
+		if f.fixed && f.allTracksHaveMedia() {
+			f.writeHeadLocked()
+		}
+		return
+	}
+	f.muxLocked(ft, pts, dur, key, data)
+}
+
+func (f *outFile) allTracksHaveMedia() bool {
+	for _, ft := range f.tracks {
+		found := false
+		for _, p := range f.pending {
+			if p.ft == ft {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+// writeHeadLocked fixes the tracks, writes the head and the media that waited for it.
+func (f *outFile) writeHeadLocked() {
+	f.fixed = true
+	f.gather.Stop()
+	tracks := make([]mkv.Track, len(f.tracks))
+	for i, ft := range f.tracks {
+		tracks[i] = ft.Track
+	}
+	l, err := mkv.NewHead(f.docType, tracks, "sanke", f.created)
+	if err == nil {
+		err = os.MkdirAll(f.s.dir, 0o755)
+	}
+	if err == nil {
+		f.spool, err = os.OpenFile(filepath.Join(f.s.dir, f.name), os.O_CREATE|os.O_RDWR|os.O_TRUNC, 0o644)
+	}
+	if err == nil {
+		f.idx, err = os.OpenFile(filepath.Join(f.s.dir, f.name+".idx"), os.O_CREATE|os.O_WRONLY|os.O_TRUNC|os.O_APPEND, 0o644)
+	}
+	if err == nil {
+		_, err = f.spool.Write(l.Head)
+	}
+	if err != nil {
+		f.fail(err)
+		return
+	}
+	f.layout = l
+	f.written = l.HeadLen
+	f.mux = mkv.NewMuxer(l, tracks, f.s.r.opts.ClusterMax)
+	f.headDone = true
+	f.up = newUploader(f)
+	f.saveMetaLocked()
+	pend := f.pending
+	f.pending = nil
+	sort.SliceStable(pend, func(i, j int) bool { return pend[i].pts < pend[j].pts })
+	for _, p := range pend {
+		f.muxLocked(p.ft, p.pts, p.dur, p.key, p.data)
+	}
+	f.s.log.Info("file started", "file", f.name, "tracks", len(tracks))
+	go f.up.run()
+}
+
+func (f *outFile) fail(err error) {
+	if f.failed == nil {
+		f.failed = err
+		f.s.log.Error("recording file failed", "file", f.name, "err", err)
+	}
+}
+
+func (f *outFile) muxLocked(ft *fileTrack, pts, dur int64, key bool, data []byte) {
+	b, c, err := f.mux.Write(ft.Number, pts, dur, key, data)
+	if err != nil {
+		f.fail(err)
+		return
+	}
+	if c != nil {
+		f.appendClusterLocked(b, c)
+	}
+}
+
+// appendClusterLocked appends a complete cluster to the spool, then its index entry.
+func (f *outFile) appendClusterLocked(b []byte, c *mkv.Cluster) {
+	if _, err := f.spool.WriteAt(b, c.Offset); err != nil {
+		f.fail(err)
+		return
+	}
+	line, _ := json.Marshal(c)
+	if _, err := f.idx.Write(append(line, '\n')); err != nil {
+		f.fail(err)
+		return
+	}
+	f.written = c.Offset + c.Size
+	f.up.setWritten(f.written)
+}
+
+func (f *outFile) metaLocked() fileMeta {
+	m := fileMeta{
+		Name: f.name, Key: f.key, Identity: f.identity, Group: f.group, ContentType: f.ctype,
+		StartOffset: f.created.Sub(f.s.meta.StartedAt).Seconds(), Layout: f.layout,
+	}
+	for _, ft := range f.tracks {
+		m.Tracks = append(m.Tracks, metaTrack{Track: ft.Track, SIDs: ft.sids})
+	}
+	if f.up != nil {
+		m.Upload = f.up.snapshot()
+	}
+	return m
+}
+
+// saveMetaLocked writes <name>.json. f.mu must be held (the uploader calls saveMeta).
+func (f *outFile) saveMetaLocked() {
+	b, _ := json.Marshal(f.metaLocked())
+	if err := writeFileAtomic(filepath.Join(f.s.dir, f.name+".json"), b); err != nil {
+		f.s.log.Error("cannot save file state", "file", f.name, "err", err)
+	}
+}
+
+func (f *outFile) saveMeta() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.saveMetaLocked()
+}
+
+// finishEarly completes a file replaced by a new one (its track set changed) in the
+// background; the session's finish waits for it like for any other file.
+func (f *outFile) finishEarly() {
+	f.mu.Lock()
+	f.fixed = true
+	f.mu.Unlock()
+	f.stopReaders()
+}
+
+// finish closes the file, makes it seekable and stores it. It returns nil, nil for a file
+// that never received media.
+func (f *outFile) finish(ctx context.Context) (*ManifestFile, error) {
+	f.mu.Lock()
+	if !f.closed {
+		f.closed = true
+		f.gather.Stop()
+		if !f.headDone && len(f.pending) > 0 && f.failed == nil {
+			f.writeHeadLocked()
+		}
+		if f.headDone && f.failed == nil {
+			b, c, err := f.mux.Flush()
+			if err != nil {
+				f.fail(err)
+			} else if c != nil {
+				f.appendClusterLocked(b, c)
+			}
+		}
+	}
+	headDone, failed := f.headDone, f.failed
+	f.mu.Unlock()
+	if !headDone {
+		return nil, failed
+	}
+	if failed != nil {
+		return nil, failed
+	}
+	f.up.stop()
+	f.up.release()
+	return completeFile(ctx, f.s.r, f.s.dir, f.metaForFinish(), f.spool, f.mux.Index(), float64(f.mux.Duration()))
+}
+
+func (f *outFile) metaForFinish() fileMeta {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.metaLocked()
+}
+
+// completeFile finalizes a spooled file (cues and patched head, unless already done),
+// uploads what is missing, completes the upload and returns its manifest entry. Both the
+// normal end of a recording and crash recovery use it.
+func completeFile(ctx context.Context, r *Recorder, dir string, m fileMeta, spool *os.File, index []mkv.Cluster, durationMs float64) (*ManifestFile, error) {
+	end := m.Layout.HeadLen
+	if n := len(index); n > 0 {
+		end = index[n-1].Offset + index[n-1].Size
+	}
+	cues, head, err := mkv.Finalize(m.Layout, index, end, durationMs)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := spool.WriteAt(cues, end); err != nil {
+		return nil, err
+	}
+	if err := spool.Truncate(end + int64(len(cues))); err != nil {
+		return nil, err
+	}
+	if _, err := spool.WriteAt(head, 0); err != nil {
+		return nil, err
+	}
+	total := end + int64(len(cues))
+	u := &uploader{r: r, key: m.Key, spool: spool, state: m.Upload, tailPrefix: tailPrefix(m.Key)}
+	if err := u.complete(ctx, total); err != nil {
+		return nil, err
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, io.NewSectionReader(spool, 0, total)); err != nil {
+		return nil, err
+	}
+	mf := &ManifestFile{
+		Name: m.Name, Key: m.Key, Participant: m.Identity, Source: m.Group, ContentType: m.ContentType,
+		StartOffset: m.StartOffset, Duration: durationMs / 1000, Size: total,
+		SHA256: hex.EncodeToString(h.Sum(nil)), Indexed: true,
+	}
+	for _, t := range m.Tracks {
+		kind := "audio"
+		if t.Type == mkv.TypeVideo {
+			kind = "video"
+		}
+		mf.Tracks = append(mf.Tracks, ManifestTrack{Number: t.Number, Kind: kind, Codec: t.CodecID,
+			Width: t.Width, Height: t.Height, TrackSIDs: t.SIDs})
+	}
+	_ = spool.Close()
+	for _, suffix := range []string{"", ".idx", ".json"} {
+		_ = os.Remove(filepath.Join(dir, m.Name+suffix))
+	}
+	return mf, nil
+}
+
+// readIndex loads a file's cluster index, ignoring a torn last line and clusters that are
+// not entirely in a spool of size size.
+func readIndex(p string, size int64) ([]mkv.Cluster, error) {
+	fh, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer fh.Close()
+	var out []mkv.Cluster
+	sc := bufio.NewScanner(fh)
+	sc.Buffer(make([]byte, 64*1024), 1<<20)
+	var next int64 = -1
+	for sc.Scan() {
+		var c mkv.Cluster
+		if json.Unmarshal(sc.Bytes(), &c) != nil {
+			break
+		}
+		if (next >= 0 && c.Offset != next) || c.Offset+c.Size > size {
+			break
+		}
+		next = c.Offset + c.Size
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+func codecID(mime string) string {
+	switch {
+	case strings.HasSuffix(mime, "vp8"):
+		return mkv.CodecVP8
+	case strings.HasSuffix(mime, "vp9"):
+		return mkv.CodecVP9
+	case strings.HasSuffix(mime, "h264"):
+		return mkv.CodecH264
+	default:
+		return mkv.CodecOpus
+	}
+}
+
+func supportedCodec(mime string) bool {
+	switch mime {
+	case "video/vp8", "video/vp9", "audio/opus":
+		return true
+	}
+	return false
+}
+
+// vp8Size reads the frame size of a VP8 keyframe.
+func vp8Size(b []byte) (w, h int, ok bool) {
+	if len(b) < 10 || b[0]&1 != 0 || b[3] != 0x9d || b[4] != 0x01 || b[5] != 0x2a {
+		return 0, 0, false
+	}
+	w = int(b[6]) | int(b[7]&0x3f)<<8
+	h = int(b[8]) | int(b[9]&0x3f)<<8
+	return w, h, w > 0 && h > 0
+}

@@ -1,0 +1,494 @@
+package recorder
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/livekit/protocol/auth"
+	"github.com/livekit/protocol/livekit"
+
+	"github.com/sanke-edu/sanke/recorder/storage"
+	"github.com/sanke-edu/sanke/room"
+)
+
+// Errors returned by the recorder's API.
+var (
+	// ErrRoomNotFound: the room to record is not active on this server.
+	ErrRoomNotFound = errors.New("recorder: room not found")
+	// ErrNotRecording: the room has no recording in progress.
+	ErrNotRecording = errors.New("recorder: room is not being recorded")
+	// ErrClosed: the recorder is shutting down.
+	ErrClosed = errors.New("recorder: closed")
+)
+
+// Rooms is what the recorder needs from the room layer: which rooms exist. *room.Manager
+// implements it.
+type Rooms interface {
+	ListRooms(ctx context.Context, names []string) ([]*livekit.Room, error)
+}
+
+// Options configures a Recorder.
+type Options struct {
+	// URL is the websocket URL the recorder's own LiveKit client dials (ws://127.0.0.1:7880).
+	URL string
+	// APIKey and APISecret sign the recorder's join tokens.
+	APIKey, APISecret string
+	// Keys verify the tokens of HTTP API callers.
+	Keys auth.KeyProvider
+	// Rooms lists active rooms.
+	Rooms Rooms
+	// Store receives recordings.
+	Store storage.Store
+	// Prefix starts every object key; a room's recordings are under Prefix + room + "/".
+	Prefix string
+	// SpoolDir holds recordings being written and what could not be uploaded yet.
+	SpoolDir string
+	// SpoolLimit caps the bytes waiting for upload (summed over recordings); past it media is
+	// dropped (a gap) and EventSpoolFull is reported. 0 means no limit.
+	SpoolLimit int64
+	// PartSize is the size of multipart upload parts (at least storage.MinPartSize).
+	PartSize int64
+	// FlushInterval is how often the data not yet in a part is uploaded as a tail object:
+	// what a crash can lose beyond the cluster being written.
+	FlushInterval time.Duration
+	// ClusterMax bounds a cluster's duration (clusters also start at each video keyframe).
+	ClusterMax time.Duration
+	// LinkExpiry is the validity of presigned download URLs.
+	LinkExpiry time.Duration
+	// AutoRooms are path.Match patterns of room names recorded automatically.
+	AutoRooms []string
+	// AutoMetadata records rooms whose metadata is JSON with "record": true.
+	AutoMetadata bool
+	// GatherWindow is how long a new participant file waits for the companion track (camera
+	// for microphone and the reverse) before its tracks are fixed.
+	GatherWindow time.Duration
+	// StaleAfter is how old an in-progress recording found only in the store must be before
+	// the recovery sweep completes it (it may belong to another node that is still recording).
+	StaleAfter time.Duration
+	// Logger receives the recorder's logs.
+	Logger *slog.Logger
+}
+
+func (o *Options) defaults() error {
+	if o.Store == nil {
+		return errors.New("recorder: no store")
+	}
+	if o.SpoolDir == "" {
+		return errors.New("recorder: no spool dir")
+	}
+	if o.PartSize < storage.MinPartSize {
+		o.PartSize = storage.MinPartSize
+	}
+	if o.FlushInterval <= 0 {
+		o.FlushInterval = 2 * time.Second
+	}
+	if o.ClusterMax <= 0 {
+		o.ClusterMax = 4 * time.Second
+	}
+	if o.LinkExpiry <= 0 {
+		o.LinkExpiry = time.Hour
+	}
+	if o.GatherWindow <= 0 {
+		o.GatherWindow = 1500 * time.Millisecond
+	}
+	if o.StaleAfter <= 0 {
+		o.StaleAfter = 2 * time.Minute
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Prefix != "" && !strings.HasSuffix(o.Prefix, "/") {
+		o.Prefix += "/"
+	}
+	for _, p := range o.AutoRooms {
+		if _, err := path.Match(p, ""); err != nil {
+			return fmt.Errorf("recorder: bad auto room pattern %q: %w", p, err)
+		}
+	}
+	return nil
+}
+
+// roomState is what the recorder knows of one active room.
+type roomState struct {
+	info *livekit.Room
+	// wanted: the room should be recorded while it has participants.
+	wanted bool
+	// stopped: an API stop turned recording off for the rest of the room's life.
+	stopped bool
+	sess    *session
+}
+
+// Recorder records rooms. It is a room.Observer: register it with room.Manager.AddObserver,
+// call Start, and Close on shutdown.
+type Recorder struct {
+	opts Options
+	log  *slog.Logger
+
+	mu        sync.Mutex
+	rooms     map[string]*roomState
+	sessions  map[string]*session // by recording id, until finalized
+	observers []Observer
+	closed    bool
+
+	queue   chan room.Event
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	started atomic.Bool
+
+	spoolPending atomic.Int64
+	spoolFull    atomic.Bool
+	storeDown    atomic.Bool
+}
+
+// New makes a recorder. It starts nothing until Start.
+func New(opts Options) (*Recorder, error) {
+	if err := opts.defaults(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Recorder{
+		opts: opts, log: opts.Logger.With("component", "recorder"),
+		rooms: map[string]*roomState{}, sessions: map[string]*session{},
+		queue: make(chan room.Event, 1024), ctx: ctx, cancel: cancel,
+	}, nil
+}
+
+// AddObserver registers o for recording events. Call it before Start.
+func (r *Recorder) AddObserver(o Observer) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.observers = append(r.observers, o)
+}
+
+// Start completes recordings interrupted by a crash (in the background) and begins handling
+// room events.
+func (r *Recorder) Start() {
+	if !r.started.CompareAndSwap(false, true) {
+		return
+	}
+	r.wg.Add(2)
+	go func() {
+		defer r.wg.Done()
+		r.eventLoop()
+	}()
+	go func() {
+		defer r.wg.Done()
+		r.recoveryLoop()
+	}()
+}
+
+// OnRoomEvent implements room.Observer: events are queued and handled in order.
+func (r *Recorder) OnRoomEvent(e room.Event) {
+	select {
+	case r.queue <- e:
+	default:
+		r.log.Error("room event queue full, event dropped", "type", e.Type, "room", e.Room.GetName())
+	}
+}
+
+func (r *Recorder) emit(e Event) {
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	lvl := slog.LevelInfo
+	if e.Error != "" {
+		lvl = slog.LevelError
+	}
+	r.log.Log(context.Background(), lvl, "recording event", "type", e.Type, "recording", e.RecordingID,
+		"room", e.Room, "error", e.Error)
+	r.mu.Lock()
+	obs := r.observers
+	r.mu.Unlock()
+	for _, o := range obs {
+		o.OnRecordingEvent(e)
+	}
+}
+
+func (r *Recorder) eventLoop() {
+	for {
+		select {
+		case <-r.ctx.Done():
+			return
+		case e := <-r.queue:
+			r.handle(e)
+		}
+	}
+}
+
+// isRecorder reports whether p is a hidden or recorder participant (ours or another's).
+func isRecorder(p *livekit.ParticipantInfo) bool {
+	return p == nil || p.GetPermission().GetHidden() || p.GetPermission().GetRecorder()
+}
+
+// autoRecord reports whether configuration says a room is recorded.
+func (r *Recorder) autoRecord(info *livekit.Room) bool {
+	for _, p := range r.opts.AutoRooms {
+		if ok, _ := path.Match(p, info.GetName()); ok {
+			return true
+		}
+	}
+	if r.opts.AutoMetadata && info.GetMetadata() != "" {
+		var md struct {
+			Record bool `json:"record"`
+		}
+		if json.Unmarshal([]byte(info.GetMetadata()), &md) == nil && md.Record {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *Recorder) handle(e room.Event) {
+	name := e.Room.GetName()
+	r.mu.Lock()
+	st := r.rooms[name]
+	if st == nil && e.Type != room.EventRoomFinished {
+		st = &roomState{}
+		r.rooms[name] = st
+	}
+	if st != nil && e.Room != nil {
+		st.info = e.Room
+	}
+	r.mu.Unlock()
+	switch e.Type {
+	case room.EventRoomStarted:
+		r.mu.Lock()
+		st.wanted = !st.stopped && r.autoRecord(e.Room)
+		r.mu.Unlock()
+	case room.EventParticipantJoined:
+		if isRecorder(e.Participant) {
+			return
+		}
+		r.mu.Lock()
+		if !st.wanted && !st.stopped && r.autoRecord(e.Room) {
+			st.wanted = true // metadata may have been set after the room started
+		}
+		wanted := st.wanted
+		r.mu.Unlock()
+		if wanted {
+			r.ensureSession(name, e.Room)
+		}
+	case room.EventParticipantLeft:
+		if isRecorder(e.Participant) {
+			return
+		}
+		if e.Room.GetNumParticipants() == 0 {
+			// Leave so that the room can close; the session stays open until the room
+			// finishes, and the recorder joins again if someone comes back.
+			r.mu.Lock()
+			s := st.sess
+			r.mu.Unlock()
+			if s != nil {
+				s.detach()
+			}
+		}
+	case room.EventRoomFinished:
+		r.mu.Lock()
+		var s *session
+		if st != nil {
+			s = st.sess
+		}
+		delete(r.rooms, name)
+		r.mu.Unlock()
+		if s != nil {
+			go s.finish("room finished")
+		}
+	}
+}
+
+// ensureSession starts recording a room, or rejoins it with the current session.
+func (r *Recorder) ensureSession(name string, info *livekit.Room) *session {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil
+	}
+	st := r.rooms[name]
+	if st == nil {
+		st = &roomState{info: info}
+		r.rooms[name] = st
+	}
+	s := st.sess
+	created := s == nil
+	if created {
+		s = newSession(r, info)
+		st.sess = s
+		r.sessions[s.id] = s
+	}
+	r.mu.Unlock()
+	if created {
+		r.emit(Event{Type: EventRecordingStarted, RecordingID: s.id, Room: s.room})
+	}
+	s.attach()
+	return s
+}
+
+// sessionDone forgets a finalized session.
+func (r *Recorder) sessionDone(s *session) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.sessions, s.id)
+	if st := r.rooms[s.room]; st != nil && st.sess == s {
+		st.sess = nil
+	}
+}
+
+// StartRecording starts recording an active room now (the roomRecord API). It returns the
+// recording in progress if there is one.
+func (r *Recorder) StartRecording(ctx context.Context, roomName string) (Status, error) {
+	rooms, err := r.opts.Rooms.ListRooms(ctx, []string{roomName})
+	if err != nil {
+		return Status{}, err
+	}
+	if len(rooms) == 0 {
+		return Status{}, ErrRoomNotFound
+	}
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return Status{}, ErrClosed
+	}
+	st := r.rooms[roomName]
+	if st == nil {
+		st = &roomState{info: rooms[0]}
+		r.rooms[roomName] = st
+	}
+	st.wanted, st.stopped = true, false
+	r.mu.Unlock()
+	s := r.ensureSession(roomName, rooms[0])
+	if s == nil {
+		return Status{}, ErrClosed
+	}
+	if rooms[0].GetNumParticipants() == 0 {
+		s.detach()
+	}
+	return s.status(), nil
+}
+
+// StopRecording stops a room's recording and waits until its files and manifest are stored
+// (or ctx ends).
+func (r *Recorder) StopRecording(ctx context.Context, roomName string) (*Manifest, error) {
+	r.mu.Lock()
+	st := r.rooms[roomName]
+	var s *session
+	if st != nil {
+		s = st.sess
+		st.wanted, st.stopped = false, true
+	}
+	r.mu.Unlock()
+	if s == nil {
+		return nil, ErrNotRecording
+	}
+	go s.finish("stopped by API")
+	select {
+	case <-s.done:
+		return s.result()
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// Active returns the recordings in progress.
+func (r *Recorder) Active() []Status {
+	r.mu.Lock()
+	ss := make([]*session, 0, len(r.sessions))
+	for _, s := range r.sessions {
+		ss = append(ss, s)
+	}
+	r.mu.Unlock()
+	out := make([]Status, 0, len(ss))
+	for _, s := range ss {
+		out = append(out, s.status())
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].RecordingID < out[j].RecordingID })
+	return out
+}
+
+// Close finishes every recording in progress (files and manifests uploaded, or left in the
+// spool for the next start when ctx ends first) and stops the recorder.
+func (r *Recorder) Close(ctx context.Context) error {
+	r.mu.Lock()
+	r.closed = true
+	ss := make([]*session, 0, len(r.sessions))
+	for _, s := range r.sessions {
+		ss = append(ss, s)
+	}
+	r.mu.Unlock()
+	for _, s := range ss {
+		go s.finishCtx(ctx, "server shutting down")
+	}
+	var err error
+	for _, s := range ss {
+		select {
+		case <-s.done:
+		case <-ctx.Done():
+			err = fmt.Errorf("recorder: %d recording(s) left in the spool for the next start: %w", len(ss), ctx.Err())
+		}
+		if err != nil {
+			break
+		}
+	}
+	r.cancel()
+	r.wg.Wait()
+	return err
+}
+
+// sessionPrefix is the key prefix of a recording.
+func (r *Recorder) sessionPrefix(roomName, id string) string {
+	return r.opts.Prefix + safeName(roomName) + "/" + id + "/"
+}
+
+// addPending accounts for bytes waiting for upload and enforces the spool limit.
+func (r *Recorder) addPending(delta int64) {
+	n := r.spoolPending.Add(delta)
+	lim := r.opts.SpoolLimit
+	if lim <= 0 {
+		return
+	}
+	if n > lim && r.spoolFull.CompareAndSwap(false, true) {
+		r.emit(Event{Type: EventSpoolFull, Error: fmt.Sprintf("spool limit of %d bytes reached (%d waiting for upload): new media is dropped until the store catches up", lim, n)})
+	} else if n < lim*9/10 && r.spoolFull.CompareAndSwap(true, false) {
+		r.emit(Event{Type: EventSpoolResumed})
+	}
+}
+
+// SpoolPending returns the bytes written but not yet uploaded.
+func (r *Recorder) SpoolPending() int64 { return r.spoolPending.Load() }
+
+func (r *Recorder) setStoreDown(down bool, err error) {
+	if down && r.storeDown.CompareAndSwap(false, true) {
+		r.emit(Event{Type: EventStoreUnavailable, Error: fmt.Sprintf("store %s unreachable, spooling locally: %v", r.opts.Store.Name(), err)})
+	} else if !down && r.storeDown.CompareAndSwap(true, false) {
+		r.emit(Event{Type: EventStoreAvailable})
+	}
+}
+
+// safeName turns a room or identity into a file/key component.
+func safeName(s string) string {
+	var b strings.Builder
+	for _, c := range s {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_', c == '.':
+			b.WriteRune(c)
+		case c > 127:
+			b.WriteRune(c) // keep non-ASCII names (Chinese identities) readable
+		default:
+			b.WriteByte('_')
+		}
+	}
+	out := strings.Trim(b.String(), ".")
+	if out == "" {
+		out = "_"
+	}
+	return out
+}

@@ -1,0 +1,238 @@
+package recorder
+
+import (
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	lksdk "github.com/livekit/server-sdk-go/v2"
+	"github.com/pion/rtp"
+	"github.com/pion/rtp/codecs"
+	"github.com/pion/webrtc/v4"
+	"github.com/pion/webrtc/v4/pkg/media"
+	"github.com/pion/webrtc/v4/pkg/media/samplebuilder"
+)
+
+// pliInterval is how often a video track waiting for a keyframe asks again.
+const pliInterval = time.Second
+
+// trackReader reads one subscribed track, rebuilds frames and hands them to its file.
+//
+// Frames are checked before they are written: a video frame must be complete (its last
+// packet carries the marker) and follow the previous one without a hole in the sequence
+// numbers (padding aside); otherwise video waits for the next keyframe, which it asks for
+// with a PLI. Loss therefore becomes a gap, never a decoder-corrupting frame.
+type trackReader struct {
+	f     *outFile
+	ft    *fileTrack
+	track *webrtc.TrackRemote
+	pli   func()
+	log   *slog.Logger
+	video bool
+	vp9   bool
+	clock int64
+
+	sb *samplebuilder.SampleBuilder
+
+	ext      int64 // unwrapped RTP timestamp of the newest packet
+	anchored bool
+	anchorTS int64 // unwrapped RTP timestamp at anchorMs
+	anchorMs int64 // file time (ms) of anchorTS
+	lastSeq  uint16
+	haveSeq  bool
+	padding  [64]uint16
+	padN     int
+	needKey  bool
+	lastPLI  time.Time
+
+	stopped atomic.Bool
+	mu      sync.Mutex
+
+	// statistics, logged when the track ends
+	packets, frames, gaps, incomplete, waitKey, plis int
+	late                                             int
+	highest                                          uint16
+}
+
+func newTrackReader(f *outFile, ft *fileTrack, track *webrtc.TrackRemote, rp *lksdk.RemoteParticipant, mime string, log *slog.Logger) *trackReader {
+	ssrc := track.SSRC()
+	tr := newReader(f, ft, track.Kind() == webrtc.RTPCodecTypeVideo, mime, int64(track.Codec().ClockRate),
+		func() { rp.WritePLI(ssrc) }, log.With("track", track.ID()))
+	tr.track = track
+	return tr
+}
+
+// newReader makes a reader of RTP handed to push (run reads them from tr.track).
+func newReader(f *outFile, ft *fileTrack, video bool, mime string, clock int64, pli func(), log *slog.Logger) *trackReader {
+	tr := &trackReader{f: f, ft: ft, log: log, video: video, clock: clock, needKey: true, pli: pli}
+	if tr.clock == 0 {
+		tr.clock = 90000
+	}
+	var dep rtp.Depacketizer
+	var maxLate uint16 = 64
+	var opts []samplebuilder.Option
+	switch {
+	case strings.HasSuffix(mime, "vp8"):
+		dep = &codecs.VP8Packet{}
+		maxLate = 512
+	case strings.HasSuffix(mime, "vp9"):
+		dep = &codecs.VP9Packet{}
+		maxLate = 512
+		tr.vp9 = true
+		opts = append(opts, samplebuilder.WithPacketHeadHandler(func(h any) any {
+			p, ok := h.(*codecs.VP9Packet)
+			return ok && !p.P
+		}))
+	default:
+		dep = &codecs.OpusPacket{}
+	}
+	opts = append(opts, samplebuilder.WithRTPHeaders(true), samplebuilder.WithMaxTimeDelay(time.Second))
+	tr.sb = samplebuilder.New(maxLate, dep, uint32(tr.clock), opts...)
+	return tr
+}
+
+func (tr *trackReader) stop() { tr.stopped.Store(true) }
+
+// askKeyframe sends a PLI unless one was sent within pliInterval.
+func (tr *trackReader) askKeyframe() {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	if time.Since(tr.lastPLI) < pliInterval {
+		return
+	}
+	tr.lastPLI = time.Now()
+	tr.plis++
+	tr.pli()
+}
+
+func (tr *trackReader) run() {
+	if tr.video {
+		tr.askKeyframe()
+	}
+	for !tr.stopped.Load() {
+		pkt, _, err := tr.track.ReadRTP()
+		if err != nil {
+			break
+		}
+		tr.push(pkt, time.Now())
+	}
+	tr.sb.Flush()
+	tr.drain()
+	tr.mu.Lock()
+	plis := tr.plis
+	tr.mu.Unlock()
+	tr.log.Info("track recording ended", "file", tr.f.name, "packets", tr.packets, "late_packets", tr.late, "frames", tr.frames,
+		"gaps", tr.gaps, "incomplete", tr.incomplete, "dropped_waiting_keyframe", tr.waitKey, "plis", plis)
+}
+
+// push handles one received packet.
+func (tr *trackReader) push(pkt *rtp.Packet, now time.Time) {
+	if !tr.anchored {
+		tr.ext = int64(pkt.Timestamp)
+		tr.anchorTS = tr.ext
+		tr.anchorMs = now.Sub(tr.f.created).Milliseconds()
+		tr.anchored = true
+	} else {
+		tr.ext = tr.unwrap(pkt.Timestamp)
+	}
+	if len(pkt.Payload) == 0 {
+		tr.padding[tr.padN%len(tr.padding)] = pkt.SequenceNumber
+		tr.padN++
+		return
+	}
+	tr.packets++
+	if tr.packets > 1 && int16(pkt.SequenceNumber-tr.highest) < 0 {
+		tr.late++
+	} else {
+		tr.highest = pkt.SequenceNumber
+	}
+	tr.sb.Push(pkt)
+	tr.drain()
+	if tr.video && tr.needKey {
+		tr.askKeyframe()
+	}
+}
+
+func (tr *trackReader) unwrap(ts uint32) int64 {
+	return tr.ext + int64(int32(ts-uint32(tr.ext)))
+}
+
+func (tr *trackReader) isPadding(seq uint16) bool {
+	for i := 0; i < min(tr.padN, len(tr.padding)); i++ {
+		if tr.padding[i] == seq {
+			return true
+		}
+	}
+	return false
+}
+
+// contiguous reports whether first follows the previous frame with only padding between.
+func (tr *trackReader) contiguous(first uint16) bool {
+	if !tr.haveSeq {
+		return true
+	}
+	gap := first - tr.lastSeq - 1
+	if gap > uint16(len(tr.padding)) {
+		return false
+	}
+	for s := tr.lastSeq + 1; s != first; s++ {
+		if !tr.isPadding(s) {
+			return false
+		}
+	}
+	return true
+}
+
+func (tr *trackReader) drain() {
+	for s := tr.sb.Pop(); s != nil; s = tr.sb.Pop() {
+		tr.handle(s)
+	}
+}
+
+func (tr *trackReader) handle(s *media.Sample) {
+	if len(s.RTPHeaders) == 0 || len(s.Data) == 0 {
+		return
+	}
+	first, last := s.RTPHeaders[0], s.RTPHeaders[len(s.RTPHeaders)-1]
+	lost := !tr.contiguous(first.SequenceNumber)
+	tr.lastSeq, tr.haveSeq = last.SequenceNumber, true
+	key := true
+	if tr.video {
+		if tr.vp9 {
+			key, _ = s.Metadata.(bool)
+		} else {
+			key = s.Data[0]&0x01 == 0
+		}
+		if lost {
+			tr.gaps++
+		}
+		if lost || !last.Marker {
+			tr.needKey = true
+			if !last.Marker {
+				tr.incomplete++
+				tr.askKeyframe()
+				return
+			}
+		}
+		if tr.needKey && !key {
+			tr.waitKey++
+			tr.askKeyframe()
+			return
+		}
+		if key {
+			tr.needKey = false
+		}
+	}
+	pts := tr.anchorMs + (tr.unwrap(s.PacketTimestamp)-tr.anchorTS)*1000/tr.clock
+	dur := s.Duration.Milliseconds()
+	if dur <= 0 || dur > 1000 {
+		dur = 20
+		if tr.video {
+			dur = 33
+		}
+	}
+	tr.frames++
+	tr.f.write(tr, tr.ft, pts, dur, key, s.Data)
+}
