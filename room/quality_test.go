@@ -36,3 +36,30 @@ func TestScoreQuality(t *testing.T) {
 		})
 	}
 }
+
+func TestIdleExpiredIgnoresHidden(t *testing.T) {
+	now := time.Now()
+	r := &Room{
+		info:         &livekit.Room{CreationTimeMs: now.Add(-time.Hour).UnixMilli(), EmptyTimeout: 60, DepartureTimeout: 20},
+		participants: map[string]*Participant{},
+	}
+	if !r.idleExpired(now) {
+		t.Error("a room nobody joined for an hour should expire (empty timeout)")
+	}
+	r.participants["recorder"] = &Participant{hidden: true}
+	if !r.idleExpired(now) {
+		t.Error("a hidden recorder alone should not keep the room open")
+	}
+	r.participants["teacher"] = &Participant{}
+	if r.idleExpired(now) {
+		t.Error("a room with a visible participant must not expire")
+	}
+	delete(r.participants, "teacher")
+	r.everJoined, r.lastLeft = true, now.Add(-10*time.Second)
+	if r.idleExpired(now) {
+		t.Error("departure timeout (20 s) not reached yet")
+	}
+	if !r.idleExpired(now.Add(15 * time.Second)) {
+		t.Error("departure timeout passed: the room should close")
+	}
+}

@@ -182,7 +182,9 @@ func (r *Room) join(req signaling.JoinRequest, sink signaling.Sink) (*Participan
 		return nil, ErrRoomClosed
 	}
 	r.participants[p.identity] = p
-	r.everJoined = true
+	if !p.hidden {
+		r.everJoined = true
+	}
 	others := make([]*livekit.ParticipantInfo, 0, len(r.participants))
 	for _, o := range r.participants {
 		if o != p && !o.hidden {
@@ -294,7 +296,9 @@ func (r *Room) removeParticipant(p *Participant, reason livekit.DisconnectReason
 		return
 	}
 	delete(r.participants, p.identity)
-	r.lastLeft = time.Now()
+	if !p.hidden {
+		r.lastLeft = time.Now()
+	}
 	r.mu.Unlock()
 
 	if notify {
@@ -382,12 +386,15 @@ func (r *Room) loop() {
 	}
 }
 
-// idleExpired reports whether the room has been empty past its timeout.
+// idleExpired reports whether the room has been empty past its timeout. Hidden participants
+// (the recorder, supervisors) do not keep a room open: a class is over when its people left.
 func (r *Room) idleExpired(now time.Time) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if len(r.participants) > 0 {
-		return false
+	for _, p := range r.participants {
+		if !p.hidden {
+			return false
+		}
 	}
 	if !r.everJoined {
 		return now.Sub(time.UnixMilli(r.info.CreationTimeMs)) > time.Duration(r.info.EmptyTimeout)*time.Second
