@@ -312,12 +312,17 @@ func (r *Room) removeParticipant(p *Participant, reason livekit.DisconnectReason
 		subs = append(subs, sid)
 	}
 	p.mu.Unlock()
+	// Unpublish before closing the PeerConnections: closing them ends the receivers, whose
+	// own unpublish path stays silent for a closed participant, so the events come from here.
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	for _, t := range p.unpublishAll() {
+		r.emit(Event{Type: EventTrackUnpublished, Participant: p.Info(), Track: t})
+	}
 	p.closeMedia()
 	for _, sid := range subs {
 		r.unsubscribe(p, sid)
-	}
-	for _, t := range p.unpublishAll() {
-		r.emit(Event{Type: EventTrackUnpublished, Participant: p.Info(), Track: t})
 	}
 	if sink != nil {
 		sink.Close()
