@@ -189,6 +189,8 @@ type ClassroomConfig struct {
 	EarlyJoin time.Duration `koanf:"early_join"`
 	// LoginTTL is the validity of sign-in tokens.
 	LoginTTL time.Duration `koanf:"login_ttl"`
+	// PasswordCost is the bcrypt cost of stored account passwords (4-31).
+	PasswordCost int `koanf:"password_cost"`
 	// RoutineMinPerWeek and RoutineWeeks define routine use: that many valid sessions a week
 	// for that many consecutive weeks.
 	RoutineMinPerWeek int `koanf:"routine_min_per_week"`
@@ -267,6 +269,7 @@ func Default() *Config {
 			FinalizeDelay:     5 * time.Minute,
 			EarlyJoin:         30 * time.Minute,
 			LoginTTL:          12 * time.Hour,
+			PasswordCost:      10,
 			RoutineMinPerWeek: 2,
 			RoutineWeeks:      4,
 			Platform: PlatformConfig{

@@ -54,6 +54,7 @@ type Server struct {
 	nodeID   string
 	listener []net.Listener
 	recorder *recorder.Recorder // recording: see recording.go
+	extras   extras             // classroom, webhooks, metrics: see classroom.go
 }
 
 // New builds a server from a validated configuration and opens its media sockets.
@@ -139,6 +140,10 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 		_ = media.Close()
 		return nil, err
 	}
+	if err := s.setupExtras(); err != nil { // classroom, webhooks, metrics: see classroom.go
+		_ = media.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -179,6 +184,11 @@ func (s *Server) Run(ctx context.Context) error {
 		return err
 	}
 	s.startRecording() // recording: see recording.go
+
+	if err := s.startExtras(ctx); err != nil { // classroom: see classroom.go
+		_ = s.media.Close()
+		return err
+	}
 	srv := &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, len(s.listener))
 	var wg sync.WaitGroup
@@ -202,6 +212,7 @@ func (s *Server) Run(ctx context.Context) error {
 	s.signal.Drain()
 	s.rooms.Drain()
 	s.stopRecording() // recording: see recording.go
+	s.stopExtras()    // classroom, webhooks: see classroom.go
 	shCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
 	if err := s.signal.Shutdown(shCtx); err != nil {

@@ -1,0 +1,626 @@
+package classroom
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/livekit/protocol/livekit"
+
+	"github.com/sanke-edu/sanke/classroom/coverage"
+	"github.com/sanke-edu/sanke/classroom/model"
+)
+
+// maxBody bounds request bodies (imports of a province's timetable fit comfortably).
+const maxBody = 64 << 20
+
+// Handler returns the REST API, served under /api/v1/. All bodies are JSON unless noted;
+// errors are {"error": "...", "errors": [{"file", "row", "table", "id", "field", "message"}]}.
+// Every route needs "Authorization: Bearer <token>" (see authenticate) except sign-in.
+//
+// Sign-in and room tokens (classroom and supervisor accounts):
+//
+//	POST   /api/v1/login                      {"account","password"} -> {"token","expires_at","account"}
+//	GET    /api/v1/me?from=&to=               account, and its sessions with its role in each
+//	POST   /api/v1/sessions/{id}/token        -> {"token","room","identity","role","expires_at","grant","attributes"}
+//	                                          (admins: body {"classroom": "..."} or {"supervisor": true})
+//
+// Class control (room tokens of the session's room; call-on and mode: the teacher):
+//
+//	POST   /api/v1/rooms/{room}/hand          {"raised": true|false}   the caller's own hand
+//	POST   /api/v1/rooms/{room}/call-on       {"identity", "exclusive"} grants the microphone
+//	DELETE /api/v1/rooms/{room}/call-on/{identity}
+//	PUT    /api/v1/rooms/{room}/mode          {"mode": "lecture"|"free"}
+//	GET    /api/v1/rooms/{room}/class         {"session","room","mode","called_on","hands"}
+//
+// Dataset (administrators write; readers read):
+//
+//	GET    /api/v1/dataset                    the whole dataset (password hashes omitted)
+//	POST   /api/v1/import?mode=merge|replace&dry_run=true&table=
+//	                                          YAML/JSON body, CSV body (text/csv, table= or
+//	                                          filename=), or multipart/form-data of files
+//	GET    /api/v1/{table}                    regions, schools, classrooms, pairings, terms,
+//	                                          sessions (?from=&to=&classroom=), accounts
+//	GET|PUT|DELETE /api/v1/{table}/{id}       one entity (PUT upserts, validated with the rest)
+//
+// Statistics (readers):
+//
+//	GET    /api/v1/coverage?region=&from=&to=&group_by=&course_type=&subject=
+//	                 &routine_min_per_week=&routine_weeks=&format=json|csv
+//	GET    /api/v1/records?from=&to=&limit=   finalized session records
+//	GET    /api/v1/sessions/{id}/record       {"final": bool, "record": {...}} (a preview until final)
+//	GET    /api/v1/audit?from=&to=&action=&limit=
+//	GET    /api/v1/outbox                     delivery backlog to the platform
+//
+// Dates (from, to) are YYYY-MM-DD in the configured time zone (to is inclusive) or RFC 3339
+// instants (to is exclusive).
+func (s *Service) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /api/v1/login", s.handleLogin)
+	mux.HandleFunc("GET /api/v1/me", s.handleMe)
+	mux.HandleFunc("POST /api/v1/sessions/{id}/token", s.handleToken)
+	mux.HandleFunc("GET /api/v1/sessions/{id}/record", s.handleSessionRecord)
+
+	mux.HandleFunc("POST /api/v1/rooms/{room}/hand", s.handleHand)
+	mux.HandleFunc("POST /api/v1/rooms/{room}/call-on", s.handleCallOn)
+	mux.HandleFunc("DELETE /api/v1/rooms/{room}/call-on/{identity}", s.handleEndCallOn)
+	mux.HandleFunc("PUT /api/v1/rooms/{room}/mode", s.handleMode)
+	mux.HandleFunc("GET /api/v1/rooms/{room}/class", s.handleClassState)
+
+	mux.HandleFunc("GET /api/v1/dataset", s.handleDataset)
+	mux.HandleFunc("POST /api/v1/import", s.handleImport)
+	mux.HandleFunc("GET /api/v1/{table}", s.handleList)
+	mux.HandleFunc("GET /api/v1/{table}/{id}", s.handleGet)
+	mux.HandleFunc("PUT /api/v1/{table}/{id}", s.handlePut)
+	mux.HandleFunc("DELETE /api/v1/{table}/{id}", s.handleDelete)
+
+	mux.HandleFunc("GET /api/v1/coverage", s.handleCoverage)
+	mux.HandleFunc("GET /api/v1/records", s.handleRecords)
+	mux.HandleFunc("GET /api/v1/audit", s.handleAudit)
+	mux.HandleFunc("GET /api/v1/outbox", s.handleOutbox)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		w.Header().Set("Cache-Control", "no-store")
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// --- helpers ---
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}
+
+type apiError struct {
+	Error  string       `json:"error"`
+	Errors model.Errors `json:"errors,omitempty"`
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, apiError{Error: msg})
+}
+
+// writeErr maps an error to a response: validation problems are 422 with every problem.
+func writeErr(w http.ResponseWriter, err error) {
+	var errs model.Errors
+	switch {
+	case errors.As(err, &errs):
+		writeJSON(w, http.StatusUnprocessableEntity, apiError{Error: fmt.Sprintf("invalid input: %d problem(s), nothing was changed", len(errs)), Errors: errs})
+	case errors.Is(err, errUnauthenticated):
+		w.Header().Set("WWW-Authenticate", `Bearer realm="sanke"`)
+		writeError(w, http.StatusUnauthorized, err.Error())
+	case errors.Is(err, errForbidden):
+		writeError(w, http.StatusForbidden, err.Error())
+	case errors.Is(err, errNotInRoom):
+		writeError(w, http.StatusNotFound, err.Error())
+	case errors.Is(err, errNotCallable):
+		writeError(w, http.StatusConflict, err.Error())
+	default:
+		writeError(w, http.StatusInternalServerError, err.Error())
+	}
+}
+
+// decode reads a JSON body into v.
+func decode(r *http.Request, v any) error {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("invalid JSON body: %w", err)
+	}
+	return nil
+}
+
+// require authenticates and checks a predicate on the caller.
+func (s *Service) require(w http.ResponseWriter, r *http.Request, ok func(*caller) bool, what string) *caller {
+	c, err := s.authenticate(r)
+	if err != nil {
+		writeErr(w, err)
+		return nil
+	}
+	if ok != nil && !ok(c) {
+		writeError(w, http.StatusForbidden, what+" required")
+		return nil
+	}
+	return c
+}
+
+func isAdmin(c *caller) bool  { return c.admin }
+func isReader(c *caller) bool { return c.reader }
+
+// parseRange reads from= and to= (dates in the service's time zone, to inclusive; or
+// RFC 3339 instants, to exclusive).
+func (s *Service) parseRange(r *http.Request) (time.Time, time.Time, error) {
+	parse := func(name string, end bool) (time.Time, error) {
+		v := strings.TrimSpace(r.URL.Query().Get(name))
+		if v == "" {
+			return time.Time{}, nil
+		}
+		if t, err := time.Parse(time.RFC3339, v); err == nil {
+			return t, nil
+		}
+		d, err := model.ParseDate(v, s.loc)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("%s: %v", name, err)
+		}
+		if end {
+			d = d.AddDate(0, 0, 1)
+		}
+		return d, nil
+	}
+	from, err := parse("from", false)
+	if err != nil {
+		return from, from, err
+	}
+	to, err := parse("to", true)
+	if err == nil && !from.IsZero() && !to.IsZero() && !to.After(from) {
+		err = errors.New("to is before from")
+	}
+	return from, to, err
+}
+
+func intParam(r *http.Request, name string, def int) (int, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%s: %q is not a non-negative integer", name, v)
+	}
+	return n, nil
+}
+
+// --- sign-in and tokens ---
+
+func (s *Service) handleLogin(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Account  string `json:"account"`
+		Password string `json:"password"`
+	}
+	if err := decode(r, &req); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	now := time.Now()
+	if s.limiter.blocked(req.Account, now) {
+		writeError(w, http.StatusTooManyRequests, "too many failed sign-ins; wait a few minutes")
+		return
+	}
+	acc := s.Index().Account(req.Account)
+	ok := checkPassword(acc, req.Password)
+	s.limiter.record(req.Account, ok, now)
+	if !ok {
+		writeError(w, http.StatusUnauthorized, "wrong account or password")
+		return
+	}
+	tok, exp, err := s.signInToken(acc)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	s.audit(r.Context(), "account:"+acc.ID, "account.login", "", "", "")
+	writeJSON(w, http.StatusOK, map[string]any{"token": tok, "expires_at": exp.UTC().Format(time.RFC3339), "account": publicAccount(*acc)})
+}
+
+// publicAccount strips secrets.
+func publicAccount(a model.Account) model.Account {
+	a.PasswordHash, a.Password = "", ""
+	return a
+}
+
+// sessionView is a session with the caller's role in it.
+type sessionView struct {
+	*model.Session
+	Term string `json:"term,omitempty"`
+	Role Role   `json:"role,omitempty"`
+}
+
+func (s *Service) handleMe(w http.ResponseWriter, r *http.Request) {
+	c := s.require(w, r, func(c *caller) bool { return c.account != nil }, "a sign-in token")
+	if c == nil {
+		return
+	}
+	from, to, err := s.parseRange(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if from.IsZero() {
+		now := s.clock.Now().In(s.loc)
+		from = time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, s.loc)
+	}
+	if to.IsZero() {
+		to = from.AddDate(0, 0, 7)
+	}
+	idx := s.Index()
+	sessions := []sessionView{}
+	for i := range idx.Data.Sessions {
+		sess := &idx.Data.Sessions[i]
+		if sess.End.Before(from) || !sess.Start.Before(to) {
+			continue
+		}
+		if role, _, err := s.sessionAccess(c.account, sess); err == nil {
+			sessions = append(sessions, sessionView{Session: sess, Term: idx.TermOf(sess), Role: role})
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"account": publicAccount(*c.account), "sessions": sessions})
+}
+
+func (s *Service) handleToken(w http.ResponseWriter, r *http.Request) {
+	c := s.require(w, r, func(c *caller) bool { return c.account != nil || c.admin }, "a sign-in token")
+	if c == nil {
+		return
+	}
+	idx := s.Index()
+	sess := idx.Session(r.PathValue("id"))
+	if sess == nil {
+		writeError(w, http.StatusNotFound, "unknown session")
+		return
+	}
+	acc := c.account
+	if acc == nil { // an administrator asks on behalf of a classroom or as a supervisor
+		var req struct {
+			Classroom  string `json:"classroom"`
+			Supervisor bool   `json:"supervisor"`
+		}
+		if err := decode(r, &req); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		acc = &model.Account{ID: c.actor, Kind: model.ClassroomAccount, Classroom: req.Classroom}
+		if req.Supervisor {
+			acc = &model.Account{ID: c.actor, Kind: model.SupervisorAccount, Region: ""}
+		}
+	}
+	var role Role
+	var classroom string
+	var err error
+	if acc.Kind == model.SupervisorAccount && acc.Region == "" && c.admin {
+		role = RoleSupervisor
+	} else if role, classroom, err = s.sessionAccess(acc, sess); err != nil {
+		s.audit(r.Context(), c.actor, "token.refused", sess.ID, sess.Room, err.Error())
+		writeError(w, http.StatusForbidden, err.Error())
+		return
+	}
+	now := s.clock.Now()
+	if opens := sess.Start.Add(-s.cfg.EarlyJoin); now.Before(opens) {
+		writeError(w, http.StatusForbidden, "the session's room opens at "+opens.In(s.loc).Format("2006-01-02 15:04"))
+		return
+	}
+	if closes := sess.End.Add(s.cfg.FinalizeDelay); !now.Before(closes) {
+		writeError(w, http.StatusForbidden, "the session is over")
+		return
+	}
+	identity, name, school := classroom, "", idx.SchoolOf(classroom)
+	if cl := idx.Classroom(classroom); cl != nil {
+		name = cl.Name
+	}
+	if role == RoleSupervisor {
+		identity, name = "supervisor-"+strings.TrimPrefix(acc.ID, "account:"), acc.Name
+	}
+	tok, err := s.mint(role, sess, identity, name, classroom, school, acc.ID)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	// Open the session's room, so that it can be joined with room.auto_create off (only
+	// scheduled classes then have rooms).
+	md, _ := json.Marshal(map[string]string{"sanke.session": sess.ID, "sanke.mode": ModeLecture})
+	if _, err := s.rooms.CreateRoom(r.Context(), &livekit.CreateRoomRequest{Name: sess.Room, Metadata: string(md)}); err != nil {
+		s.logger.Warn("opening a session's room", "room", sess.Room, "err", err)
+	}
+	action := "token.issued"
+	if role == RoleSupervisor {
+		action = "supervisor.token"
+	}
+	s.audit(r.Context(), c.actor, action, sess.ID, sess.Room, "identity="+identity+" role="+string(role))
+	writeJSON(w, http.StatusOK, tok)
+}
+
+// --- class control ---
+
+// roomSession returns the session of a class room, answering 404 when there is none.
+func (s *Service) roomSession(w http.ResponseWriter, r *http.Request) *model.Session {
+	sess := s.Index().SessionByRoom(r.PathValue("room"))
+	if sess == nil {
+		writeError(w, http.StatusNotFound, "no class session uses this room")
+	}
+	return sess
+}
+
+func (s *Service) handleHand(w http.ResponseWriter, r *http.Request) {
+	c := s.require(w, r, nil, "")
+	if c == nil {
+		return
+	}
+	sess := s.roomSession(w, r)
+	if sess == nil {
+		return
+	}
+	identity, role, ok := c.inRoom(sess.Room)
+	if !ok || role == RoleSupervisor || role == RoleTeacher {
+		writeError(w, http.StatusForbidden, "a room token of a classroom in this room is required")
+		return
+	}
+	var req struct {
+		Raised bool `json:"raised"`
+	}
+	if err := decode(r, &req); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if err := s.ctl.raiseHand(r.Context(), sess, identity, req.Raised); err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, s.ctl.state(sess))
+}
+
+func (s *Service) handleCallOn(w http.ResponseWriter, r *http.Request) {
+	c := s.require(w, r, nil, "")
+	if c == nil {
+		return
+	}
+	sess := s.roomSession(w, r)
+	if sess == nil {
+		return
+	}
+	if !c.moderates(sess.Room) {
+		writeError(w, http.StatusForbidden, "only the teacher calls on")
+		return
+	}
+	var req struct {
+		Identity  string `json:"identity"`
+		Exclusive bool   `json:"exclusive"`
+	}
+	if err := decode(r, &req); err != nil || req.Identity == "" {
+		writeError(w, http.StatusBadRequest, "body {\"identity\": \"...\"} required")
+		return
+	}
+	start := time.Now()
+	info, err := s.ctl.callOn(r.Context(), sess, req.Identity, c.actor, req.Exclusive)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"participant": info.GetIdentity(), "permission": info.GetPermission(),
+		"attributes": info.GetAttributes(), "applied_in_ms": time.Since(start).Milliseconds(), "class": s.ctl.state(sess)})
+}
+
+func (s *Service) handleEndCallOn(w http.ResponseWriter, r *http.Request) {
+	c := s.require(w, r, nil, "")
+	if c == nil {
+		return
+	}
+	sess := s.roomSession(w, r)
+	if sess == nil {
+		return
+	}
+	if !c.moderates(sess.Room) {
+		writeError(w, http.StatusForbidden, "only the teacher ends a call")
+		return
+	}
+	if err := s.ctl.endCallOn(r.Context(), sess, r.PathValue("identity")); err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, s.ctl.state(sess))
+}
+
+func (s *Service) handleMode(w http.ResponseWriter, r *http.Request) {
+	c := s.require(w, r, nil, "")
+	if c == nil {
+		return
+	}
+	sess := s.roomSession(w, r)
+	if sess == nil {
+		return
+	}
+	if !c.moderates(sess.Room) {
+		writeError(w, http.StatusForbidden, "only the teacher changes the mode")
+		return
+	}
+	var req struct {
+		Mode string `json:"mode"`
+	}
+	if err := decode(r, &req); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if req.Mode != ModeFree && req.Mode != ModeLecture {
+		writeError(w, http.StatusBadRequest, `mode must be "lecture" or "free"`)
+		return
+	}
+	if err := s.ctl.setMode(r.Context(), sess, req.Mode); err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, s.ctl.state(sess))
+}
+
+func (s *Service) handleClassState(w http.ResponseWriter, r *http.Request) {
+	c := s.require(w, r, nil, "")
+	if c == nil {
+		return
+	}
+	sess := s.roomSession(w, r)
+	if sess == nil {
+		return
+	}
+	if _, _, in := c.inRoom(sess.Room); !in && !c.reader && !c.moderates(sess.Room) {
+		writeError(w, http.StatusForbidden, "a room token of this room required")
+		return
+	}
+	writeJSON(w, http.StatusOK, s.ctl.state(sess))
+}
+
+// --- statistics ---
+
+func (s *Service) handleCoverage(w http.ResponseWriter, r *http.Request) {
+	if s.require(w, r, isReader, "roomList, roomCreate or the admin key") == nil {
+		return
+	}
+	q := coverage.Query{Region: r.URL.Query().Get("region"), Subject: r.URL.Query().Get("subject")}
+	var err error
+	if q.From, q.To, err = s.parseRange(r); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if q.Region != "" && s.Index().Region(q.Region) == nil {
+		writeError(w, http.StatusBadRequest, "region: unknown region code "+strconv.Quote(q.Region))
+		return
+	}
+	if q.GroupBy, err = coverage.ParseDimensions(r.URL.Query().Get("group_by")); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	for _, p := range []struct {
+		name string
+		dst  *int
+	}{{"course_type", &q.CourseType}, {"routine_min_per_week", &q.RoutineMinPerWeek}, {"routine_weeks", &q.RoutineWeeks}} {
+		if *p.dst, err = intParam(r, p.name, 0); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+	}
+	rep, err := s.Coverage(r.Context(), q)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	if r.URL.Query().Get("format") == "csv" || strings.Contains(r.Header.Get("Accept"), "text/csv") {
+		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		w.Header().Set("Content-Disposition", `attachment; filename="coverage.csv"`)
+		if err := rep.WriteCSV(w); err != nil {
+			s.logger.Warn("writing coverage CSV", "err", err)
+		}
+		return
+	}
+	writeJSON(w, http.StatusOK, rep)
+}
+
+func (s *Service) handleRecords(w http.ResponseWriter, r *http.Request) {
+	if s.require(w, r, isReader, "roomList, roomCreate or the admin key") == nil {
+		return
+	}
+	from, to, err := s.parseRange(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	limit, err := intParam(r, "limit", 1000)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	recs, err := s.store.Records(r.Context(), from, to, limit)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, recs)
+}
+
+func (s *Service) handleSessionRecord(w http.ResponseWriter, r *http.Request) {
+	if s.require(w, r, isReader, "roomList, roomCreate or the admin key") == nil {
+		return
+	}
+	id := r.PathValue("id")
+	raw, err := s.store.Record(r.Context(), id)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	if raw != nil {
+		writeJSON(w, http.StatusOK, map[string]any{"final": true, "record": raw})
+		return
+	}
+	idx := s.Index()
+	sess := idx.Session(id)
+	if sess == nil {
+		writeError(w, http.StatusNotFound, "unknown session")
+		return
+	}
+	rec, err := s.Record(r.Context(), idx, sess, s.clock.Now())
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"final": false, "record": rec})
+}
+
+func (s *Service) handleAudit(w http.ResponseWriter, r *http.Request) {
+	if s.require(w, r, isReader, "roomList, roomCreate or the admin key") == nil {
+		return
+	}
+	from, to, err := s.parseRange(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	limit, err := intParam(r, "limit", 1000)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	entries, err := s.store.AuditLog(r.Context(), from, to, r.URL.Query().Get("action"), limit)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, entries)
+}
+
+func (s *Service) handleOutbox(w http.ResponseWriter, r *http.Request) {
+	if s.require(w, r, isReader, "roomList, roomCreate or the admin key") == nil {
+		return
+	}
+	st, err := s.outbox.Stats(r.Context())
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"enabled": s.outbox.Enabled(), "stats": st})
+}
+
+// readAll reads a request body within the size limit.
+func readAll(r io.Reader) ([]byte, error) {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, fmt.Errorf("body larger than %d bytes", mbe.Limit)
+		}
+		return nil, err
+	}
+	return b, nil
+}

@@ -1,0 +1,342 @@
+package classroom
+
+import (
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/sanke-edu/sanke/classroom/model"
+)
+
+// publicDataset returns a copy of the dataset without password hashes.
+func publicDataset(d *model.Dataset) *model.Dataset {
+	c := d.Clone()
+	for i := range c.Accounts {
+		c.Accounts[i] = publicAccount(c.Accounts[i])
+	}
+	return c
+}
+
+func (s *Service) handleDataset(w http.ResponseWriter, r *http.Request) {
+	if s.require(w, r, isReader, "roomList, roomCreate or the admin key") == nil {
+		return
+	}
+	writeJSON(w, http.StatusOK, publicDataset(s.Index().Data))
+}
+
+// handleImport imports YAML/JSON, CSV or a multipart upload of several files.
+func (s *Service) handleImport(w http.ResponseWriter, r *http.Request) {
+	c := s.require(w, r, isAdmin, "roomCreate or the admin key")
+	if c == nil {
+		return
+	}
+	q := r.URL.Query()
+	opts := ImportOptions{Actor: c.actor, DryRun: q.Get("dry_run") == "true" || q.Get("dry_run") == "1"}
+	switch q.Get("mode") {
+	case "", "merge":
+	case "replace":
+		opts.Replace = true
+	default:
+		writeError(w, http.StatusBadRequest, `mode must be "merge" or "replace"`)
+		return
+	}
+	in := model.Input{}
+	var errs model.Errors
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	switch {
+	case mt == "multipart/form-data":
+		mr, err := r.MultipartReader()
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "reading the upload: "+err.Error())
+			return
+		}
+		for {
+			part, err := mr.NextPart()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				writeError(w, http.StatusBadRequest, "reading the upload: "+err.Error())
+				return
+			}
+			name := part.FileName()
+			if name == "" {
+				continue
+			}
+			data, err := readAll(part)
+			if err != nil {
+				writeError(w, http.StatusBadRequest, err.Error())
+				return
+			}
+			got, es := model.ReadData(name, data, "")
+			errs = append(errs, es...)
+			mergeInput(in, got)
+		}
+	default:
+		data, err := readAll(r.Body)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		name := q.Get("filename")
+		table := q.Get("table")
+		if name == "" {
+			switch {
+			case mt == "text/csv" || table != "":
+				name = "upload.csv"
+				if table != "" {
+					name = table + ".csv"
+				}
+			case mt == "application/json":
+				name = "upload.json"
+			default:
+				name = "upload.yaml"
+			}
+		}
+		got, es := model.ReadData(name, data, table)
+		errs = append(errs, es...)
+		mergeInput(in, got)
+	}
+	if len(errs) > 0 {
+		writeErr(w, errs.Err())
+		return
+	}
+	counts, err := s.Import(r.Context(), in, opts)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"imported": counts, "dry_run": opts.DryRun, "replace": opts.Replace,
+		"dataset": s.Index().Data.Counts()})
+}
+
+func mergeInput(dst, src model.Input) {
+	for k, rs := range src {
+		dst[k] = append(dst[k], rs...)
+	}
+}
+
+// table parses the {table} path segment, answering 404 for unknown tables.
+func table(w http.ResponseWriter, r *http.Request) (model.Kind, bool) {
+	k, ok := model.ParseKind(r.PathValue("table"))
+	if !ok {
+		writeError(w, http.StatusNotFound, "unknown table "+r.PathValue("table"))
+	}
+	return k, ok
+}
+
+// entities returns a table of the dataset as a slice for JSON.
+func entities(d *model.Dataset, k model.Kind) any {
+	switch k {
+	case model.KindRegions:
+		return d.Regions
+	case model.KindSchools:
+		return d.Schools
+	case model.KindClassrooms:
+		return d.Classrooms
+	case model.KindPairings:
+		return d.Pairings
+	case model.KindTerms:
+		return d.Terms
+	case model.KindSessions:
+		return d.Sessions
+	case model.KindAccounts:
+		return d.Accounts
+	}
+	return nil
+}
+
+func (s *Service) handleList(w http.ResponseWriter, r *http.Request) {
+	if s.require(w, r, isReader, "roomList, roomCreate or the admin key") == nil {
+		return
+	}
+	k, ok := table(w, r)
+	if !ok {
+		return
+	}
+	d := publicDataset(s.Index().Data)
+	if k != model.KindSessions {
+		writeJSON(w, http.StatusOK, nonNil(entities(d, k)))
+		return
+	}
+	from, to, err := s.parseRange(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	classroom := r.URL.Query().Get("classroom")
+	out := []model.Session{}
+	for _, sess := range d.Sessions {
+		if (!from.IsZero() && sess.Start.Before(from)) || (!to.IsZero() && !sess.Start.Before(to)) {
+			continue
+		}
+		if classroom != "" && sess.Master != classroom && !sess.HasReceiver(classroom) {
+			continue
+		}
+		out = append(out, sess)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func nonNil(v any) any {
+	switch s := v.(type) {
+	case []model.Region:
+		if s == nil {
+			return []model.Region{}
+		}
+	case []model.School:
+		if s == nil {
+			return []model.School{}
+		}
+	case []model.Classroom:
+		if s == nil {
+			return []model.Classroom{}
+		}
+	case []model.Pairing:
+		if s == nil {
+			return []model.Pairing{}
+		}
+	case []model.Term:
+		if s == nil {
+			return []model.Term{}
+		}
+	case []model.Account:
+		if s == nil {
+			return []model.Account{}
+		}
+	}
+	return v
+}
+
+// find returns one entity of the dataset.
+func find(d *model.Dataset, k model.Kind, id string) any {
+	switch k {
+	case model.KindRegions:
+		for _, e := range d.Regions {
+			if e.Code == id {
+				return e
+			}
+		}
+	case model.KindSchools:
+		for _, e := range d.Schools {
+			if e.ID == id {
+				return e
+			}
+		}
+	case model.KindClassrooms:
+		for _, e := range d.Classrooms {
+			if e.ID == id {
+				return e
+			}
+		}
+	case model.KindPairings:
+		for _, e := range d.Pairings {
+			if e.ID == id {
+				return e
+			}
+		}
+	case model.KindTerms:
+		for _, e := range d.Terms {
+			if e.ID == id {
+				return e
+			}
+		}
+	case model.KindSessions:
+		for _, e := range d.Sessions {
+			if e.ID == id {
+				return e
+			}
+		}
+	case model.KindAccounts:
+		for _, e := range d.Accounts {
+			if e.ID == id {
+				return publicAccount(e)
+			}
+		}
+	}
+	return nil
+}
+
+func (s *Service) handleGet(w http.ResponseWriter, r *http.Request) {
+	if s.require(w, r, isReader, "roomList, roomCreate or the admin key") == nil {
+		return
+	}
+	k, ok := table(w, r)
+	if !ok {
+		return
+	}
+	e := find(s.Index().Data, k, r.PathValue("id"))
+	if e == nil {
+		writeError(w, http.StatusNotFound, "no such "+strings.TrimSuffix(string(k), "s"))
+		return
+	}
+	writeJSON(w, http.StatusOK, e)
+}
+
+// handlePut upserts one entity from a JSON body; the path's ID wins over a missing body ID
+// and must equal a given one. The whole dataset is validated with the change.
+func (s *Service) handlePut(w http.ResponseWriter, r *http.Request) {
+	c := s.require(w, r, isAdmin, "roomCreate or the admin key")
+	if c == nil {
+		return
+	}
+	k, ok := table(w, r)
+	if !ok {
+		return
+	}
+	data, err := readAll(r.Body)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	rec, errs := model.ReadEntity(k, data)
+	if len(errs) > 0 {
+		writeErr(w, errs.Err())
+		return
+	}
+	idField := "id"
+	if k == model.KindRegions {
+		idField = "code"
+	}
+	id := r.PathValue("id")
+	if got := strings.TrimSpace(rec.Fields[idField].Str); got != "" && got != id {
+		writeError(w, http.StatusBadRequest, idField+" in the body ("+got+") differs from the URL ("+id+")")
+		return
+	}
+	rec.Fields[idField] = model.Value{Str: id}
+	rec.Origin = model.Origin{File: "request body"}
+	if _, err := s.Import(r.Context(), model.Input{k: {rec}}, ImportOptions{Actor: c.actor}); err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, find(s.Index().Data, k, id))
+}
+
+func (s *Service) handleDelete(w http.ResponseWriter, r *http.Request) {
+	c := s.require(w, r, isAdmin, "roomCreate or the admin key")
+	if c == nil {
+		return
+	}
+	k, ok := table(w, r)
+	if !ok {
+		return
+	}
+	id := r.PathValue("id")
+	errMissing := errors.New("missing")
+	err := s.apply(r.Context(), c.actor, "dataset.delete", false, func(d *model.Dataset) (*model.Dataset, error) {
+		if !d.Delete(k, id) {
+			return nil, errMissing
+		}
+		return d, nil
+	}, map[model.Kind]int{k: 1})
+	switch {
+	case errors.Is(err, errMissing):
+		writeError(w, http.StatusNotFound, "no such "+strings.TrimSuffix(string(k), "s"))
+	case err != nil:
+		writeErr(w, err)
+	default:
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
