@@ -60,8 +60,9 @@ type Participant struct {
 	reliableOut   *webrtc.DataChannel
 	lossyOut      *webrtc.DataChannel
 	closed        bool
-	disconnect    *time.Timer // pending removal after the signal connection dropped
-	tokenSentAt   time.Time   // when the last refresh_token was sent
+	disconnect    *time.Timer              // pending removal after the signal connection dropped
+	tokenSentAt   time.Time                // when the last refresh_token was sent
+	leftReason    livekit.DisconnectReason // why it left, once DISCONNECTED
 	quality       qualityCounters
 }
 
@@ -167,20 +168,21 @@ func (p *Participant) Info() *livekit.ParticipantInfo {
 
 func (p *Participant) infoLocked() *livekit.ParticipantInfo {
 	info := &livekit.ParticipantInfo{
-		Sid:            p.sid,
-		Identity:       p.identity,
-		Name:           p.name,
-		Metadata:       p.metadata,
-		Attributes:     cloneMap(p.attributes),
-		State:          p.state,
-		JoinedAt:       p.joinedAt.Unix(),
-		JoinedAtMs:     p.joinedAt.UnixMilli(),
-		Version:        p.version,
-		Permission:     proto.Clone(p.permission).(*livekit.ParticipantPermission),
-		IsPublisher:    len(p.published) > 0,
-		Kind:           p.grants.GetParticipantKind(),
-		ClientProtocol: p.clientInfo.GetClientProtocol(),
-		Capabilities:   p.clientInfo.GetCapabilities(),
+		Sid:              p.sid,
+		Identity:         p.identity,
+		Name:             p.name,
+		Metadata:         p.metadata,
+		Attributes:       cloneMap(p.attributes),
+		State:            p.state,
+		JoinedAt:         p.joinedAt.Unix(),
+		JoinedAtMs:       p.joinedAt.UnixMilli(),
+		Version:          p.version,
+		Permission:       proto.Clone(p.permission).(*livekit.ParticipantPermission),
+		IsPublisher:      len(p.published) > 0,
+		Kind:             p.grants.GetParticipantKind(),
+		DisconnectReason: p.leftReason,
+		ClientProtocol:   p.clientInfo.GetClientProtocol(),
+		Capabilities:     p.clientInfo.GetCapabilities(),
 	}
 	for _, t := range p.published {
 		info.Tracks = append(info.Tracks, t.Info())

@@ -330,6 +330,7 @@ func (r *Room) removeParticipant(p *Participant, reason livekit.DisconnectReason
 
 	p.mu.Lock()
 	p.state = livekit.ParticipantInfo_DISCONNECTED
+	p.leftReason = reason
 	p.bumpLocked()
 	p.mu.Unlock()
 	r.broadcastParticipant(p)

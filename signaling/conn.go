@@ -51,6 +51,10 @@ type conn struct {
 	queue   chan *livekit.SignalResponse // to the client, drained by writeLoop
 	inbound chan *livekit.SignalRequest  // from the client, drained by dispatch
 
+	// limiter and flood rate-limit incoming frames; read goroutine only.
+	limiter *rate.Limiter
+	flood   floodCounter
+
 	useJSON    atomic.Bool            // the client last sent text: answer in protojson
 	sid        atomic.Pointer[string] // participant sid seen in the join response, for logs
 	closeSent  atomic.Bool            // our close frame (or the reply to the client's) went out
@@ -208,8 +212,9 @@ func (c *conn) readLoop() {
 	if c.cfg.RateLimit < 0 {
 		limit = rate.Inf
 	}
-	limiter := rate.NewLimiter(limit, c.cfg.RateBurst)
-	flood := floodCounter{window: c.cfg.FloodWindow}
+	// Both are used only on this goroutine: onPing runs inside NextReader.
+	c.limiter = rate.NewLimiter(limit, c.cfg.RateBurst)
+	c.flood = floodCounter{window: c.cfg.FloodWindow}
 
 	for {
 		if err := c.extendReadDeadline(); err != nil {
@@ -235,12 +240,7 @@ func (c *conn) readLoop() {
 		if c.isClosing() {
 			continue
 		}
-		if !limiter.Allow() {
-			if n := flood.drop(time.Now()); n > c.cfg.FloodDrops {
-				c.log.Warn("closing connection: message flood", "sid", c.participantSID(), "dropped", n,
-					"window", c.cfg.FloodWindow, "rate", c.cfg.RateLimit, "burst", c.cfg.RateBurst)
-				c.requestClose(closeCause{code: websocket.ClosePolicyViolation, reason: "rate limit exceeded: too many messages"})
-			}
+		if !c.allow() {
 			continue
 		}
 		req, err := c.decode(typ, payload)
@@ -271,10 +271,27 @@ func (c *conn) extendReadDeadline() error {
 	return c.ws.SetReadDeadline(time.Now().Add(c.cfg.PingTimeout))
 }
 
+// allow applies the per-connection rate limit to one incoming frame (data or ping): over the
+// rate the frame is dropped, and a sustained flood closes the connection.
+func (c *conn) allow() bool {
+	if c.limiter.Allow() {
+		return true
+	}
+	if n := c.flood.drop(time.Now()); n > c.cfg.FloodDrops {
+		c.log.Warn("closing connection: message flood", "sid", c.participantSID(), "dropped", n,
+			"window", c.cfg.FloodWindow, "rate", c.cfg.RateLimit, "burst", c.cfg.RateBurst)
+		c.requestClose(closeCause{code: websocket.ClosePolicyViolation, reason: "rate limit exceeded: too many messages"})
+	}
+	return false
+}
+
 // onPing answers a websocket ping from the client (as gorilla's default handler does) and
-// counts it as a sign of life.
+// counts it as a sign of life. Ping frames count against the rate limit like messages.
 func (c *conn) onPing(data string) error {
 	_ = c.extendReadDeadline()
+	if c.isClosing() || !c.allow() {
+		return nil
+	}
 	err := c.ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(c.cfg.WriteTimeout))
 	if err != nil && !errors.Is(err, websocket.ErrCloseSent) && !isTimeout(err) {
 		return err
