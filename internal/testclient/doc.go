@@ -29,7 +29,9 @@
 //     in real time, looping, answer PLI/FIR with a keyframe, and can pause a layer.
 //   - Waiting: WaitFor, Eventually and Never poll conditions with deadlines; tests never
 //     assert on fixed sleeps.
-//   - SignalTap: a recording websocket proxy that decodes every signal message both ways.
+//   - SignalTap: a recording websocket proxy that decodes every signal message both ways;
+//     Cut drops the websockets it relays as a network failure would, SetUpstream moves it to
+//     another server (reconnect tests).
 //   - StartRedis: a throwaway redis-server.
 //
 // Logs: each client keeps its SDK log lines and prints them, with its events and track

@@ -86,6 +86,7 @@ type SignalTap struct {
 	msgs     []SignalMessage
 	requests []string // HTTP request lines seen (method path?query)
 	conns    int
+	live     map[int][2]*websocket.Conn // relayed connections still open: client side, server side
 }
 
 // StartSignalTap starts a tap in front of upstream, closed when the test ends.
@@ -95,12 +96,17 @@ func StartSignalTap(tb testing.TB, upstream Target) *SignalTap {
 	if err != nil {
 		tb.Fatalf("signal tap: %v", err)
 	}
-	up, err := url.Parse(upstream.HTTPURL)
-	if err != nil {
+	if _, err := url.Parse(upstream.HTTPURL); err != nil {
 		tb.Fatalf("signal tap: %v", err)
 	}
-	t := &SignalTap{upstream: upstream, ln: ln, url: "127.0.0.1:" + fmt.Sprint(ln.Addr().(*net.TCPAddr).Port)}
-	rp := httputil.NewSingleHostReverseProxy(up)
+	t := &SignalTap{upstream: upstream, ln: ln, url: "127.0.0.1:" + fmt.Sprint(ln.Addr().(*net.TCPAddr).Port),
+		live: map[int][2]*websocket.Conn{}}
+	rp := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
+		up, _ := url.Parse(t.upstreamTarget().HTTPURL)
+		pr.SetURL(up)
+		pr.Out.Host = pr.In.Host // as NewSingleHostReverseProxy did
+		pr.SetXForwarded()
+	}}
 	t.srv = &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			t.mu.Lock()
@@ -119,9 +125,42 @@ func StartSignalTap(tb testing.TB, upstream Target) *SignalTap {
 	return t
 }
 
+// Cut drops every websocket relayed right now as a network failure would: both TCP
+// connections (to the client and to the server) are closed without a close frame. It returns
+// how many websockets were cut. New connections are relayed as before (see SetUpstream).
+func (t *SignalTap) Cut() int {
+	t.mu.Lock()
+	pairs := make([][2]*websocket.Conn, 0, len(t.live))
+	for id, p := range t.live {
+		pairs = append(pairs, p)
+		delete(t.live, id)
+	}
+	t.mu.Unlock()
+	for _, p := range pairs {
+		_ = p[0].NetConn().Close()
+		_ = p[1].NetConn().Close()
+	}
+	return len(pairs)
+}
+
+// SetUpstream points the tap at another server from now on: connections already relayed stay
+// with the old one (Cut them), new ones and other HTTP requests go to upstream. Clients keep
+// the tap's URL, as they keep a server's name when it is replaced behind a load balancer.
+func (t *SignalTap) SetUpstream(upstream Target) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.upstream = upstream
+}
+
+func (t *SignalTap) upstreamTarget() Target {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.upstream
+}
+
 // Target is the upstream target with its URLs replaced by the tap's.
 func (t *SignalTap) Target() Target {
-	tg := t.upstream
+	tg := t.upstreamTarget()
 	tg.URL = "ws://" + t.url
 	tg.HTTPURL = "http://" + t.url
 	return tg
@@ -154,7 +193,7 @@ func (t *SignalTap) Transcript() string {
 // relay upgrades the client, dials the server with the same path, query and auth header, and
 // copies messages both ways until either side closes.
 func (t *SignalTap) relay(w http.ResponseWriter, r *http.Request) {
-	up, _ := url.Parse(t.upstream.URL)
+	up, _ := url.Parse(t.upstreamTarget().URL)
 	target := *up
 	target.Path, target.RawQuery = r.URL.Path, r.URL.RawQuery
 	hdr := http.Header{}
@@ -191,7 +230,13 @@ func (t *SignalTap) relay(w http.ResponseWriter, r *http.Request) {
 	t.mu.Lock()
 	t.conns++
 	conn := t.conns
+	t.live[conn] = [2]*websocket.Conn{client, server}
 	t.mu.Unlock()
+	defer func() {
+		t.mu.Lock()
+		delete(t.live, conn)
+		t.mu.Unlock()
+	}()
 
 	done := make(chan struct{}, 2)
 	pump := func(from, to *websocket.Conn, fromClient bool) {
