@@ -48,8 +48,12 @@ func TestGracefulShutdown(t *testing.T) {
 		t.Errorf("sanke took %v to exit after SIGTERM, want under 5s", took)
 	}
 
+	// The leave says RECONNECT (a restart must not end the class): the SDK clients start
+	// reconnecting, or give up and disconnect once the server is gone for good.
 	for _, c := range []*tc.Client{alice, bob, carol} {
-		waitDisconnected(t, c, livekit.DisconnectReason_SERVER_SHUTDOWN)
+		if _, ok := waitAnyEvent(c, eventWait, tc.EventReconnecting, tc.EventDisconnected); !ok {
+			t.Errorf("%s neither reconnected nor disconnected after the shutdown leave", c.Identity)
+		}
 	}
 	ce := raw.waitClosed(eventWait)
 	var leave *livekit.LeaveRequest
@@ -58,8 +62,8 @@ func TestGracefulShutdown(t *testing.T) {
 			leave = l
 		}
 	}
-	if leave == nil || leave.Reason != livekit.DisconnectReason_SERVER_SHUTDOWN || leave.Action != livekit.LeaveRequest_DISCONNECT {
-		t.Errorf("raw client's leave: %v, want reason SERVER_SHUTDOWN, action DISCONNECT", leave)
+	if leave == nil || leave.Reason != livekit.DisconnectReason_SERVER_SHUTDOWN || leave.Action != livekit.LeaveRequest_RECONNECT {
+		t.Errorf("raw client's leave: %v, want reason SERVER_SHUTDOWN, action RECONNECT", leave)
 	}
 	if ce == nil || ce.Code != websocket.CloseNormalClosure {
 		t.Errorf("raw client's close frame: %v (read error %v), want %d", ce, raw.err(), websocket.CloseNormalClosure)
@@ -68,4 +72,23 @@ func TestGracefulShutdown(t *testing.T) {
 		_ = ws.Close()
 		t.Errorf("a websocket was accepted after the server exited")
 	}
+}
+
+// waitAnyEvent waits until c has logged an event of one of the kinds.
+func waitAnyEvent(c *tc.Client, timeout time.Duration, kinds ...tc.EventKind) (tc.Event, bool) {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if ev, ok := c.FindEvent(func(e tc.Event) bool {
+			for _, k := range kinds {
+				if e.Kind == k {
+					return true
+				}
+			}
+			return false
+		}); ok {
+			return ev, true
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return tc.Event{}, false
 }

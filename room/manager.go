@@ -116,17 +116,16 @@ func (m *Manager) Join(ctx context.Context, req signaling.JoinRequest, sink sign
 	}
 	if req.Reconnect {
 		if p := r.participant(req.Identity); p != nil && (req.ParticipantSID == "" || p.sid == req.ParticipantSID) {
-			p.resume(sink)
-			p.logger.Info("participant resumed", "reason", req.ReconnectReason.String())
 			p.mu.Lock()
 			lastSeq := p.lastDataSeq
 			p.mu.Unlock()
-			p.send(&livekit.SignalResponse{Message: &livekit.SignalResponse_Reconnect{Reconnect: &livekit.ReconnectResponse{
+			p.resume(sink, &livekit.SignalResponse{Message: &livekit.SignalResponse_Reconnect{Reconnect: &livekit.ReconnectResponse{
 				IceServers:          m.cfg.ICEServers,
 				ClientConfiguration: m.cfg.clientConfiguration(),
 				ServerInfo:          m.cfg.ServerInfo,
 				LastMessageSeq:      lastSeq,
 			}}})
+			p.logger.Info("participant resumed", "reason", req.ReconnectReason.String())
 			p.refreshToken()
 			// New ICE credentials for our offers; the client restarts ICE on its own offers.
 			if !p.single {

@@ -477,11 +477,15 @@ func (p *Participant) scheduleRemoval(d time.Duration, why string) {
 	})
 }
 
-// resume attaches a new signal connection to this participant.
-func (p *Participant) resume(sink signaling.Sink) {
+// resume attaches a new signal connection to this participant, with first as its first
+// message (the SDKs drop whatever precedes the reconnect response).
+func (p *Participant) resume(sink signaling.Sink, first *livekit.SignalResponse) {
 	p.mu.Lock()
 	old := p.sink
 	p.sink = sink
+	if err := sink.Send(first); err != nil {
+		p.logger.Debug("signal send failed", "err", err)
+	}
 	if p.disconnect != nil {
 		p.disconnect.Stop()
 		p.disconnect = nil

@@ -113,7 +113,7 @@ func (p *Participant) handleAddTrack(req *livekit.AddTrackRequest) {
 		if len(info.Layers) == 0 {
 			info.Layers = sc.Layers
 		}
-		info.Codecs = append(info.Codecs, &livekit.SimulcastCodecInfo{MimeType: sc.Codec, Cid: sc.Cid, Layers: sc.Layers, VideoLayerMode: sc.VideoLayerMode})
+		info.Codecs = append(info.Codecs, &livekit.SimulcastCodecInfo{MimeType: mimeTypeOf(req.Type, sc.Codec), Cid: sc.Cid, Layers: sc.Layers, VideoLayerMode: sc.VideoLayerMode})
 	}
 	if info.Type == livekit.TrackType_VIDEO && len(info.Layers) == 0 {
 		info.Layers = []*livekit.VideoLayer{{Quality: livekit.VideoQuality_HIGH, Width: req.Width, Height: req.Height}}
@@ -202,6 +202,25 @@ func (p *Participant) onTrack(remote *webrtc.TrackRemote, rtpReceiver *webrtc.RT
 	p.logger.Info("track published", "track", info.Sid, "kind", info.Type.String(), "source", info.Source.String(),
 		"mime", info.MimeType, "simulcast", info.Simulcast, "rid", remote.RID())
 	p.room.onTrackPublished(p, t)
+}
+
+// mimeTypeOf turns a codec name as clients send it in add_track ("vp8", "video/VP8") into the
+// MIME type clients expect back ("video/VP8"): livekit-client splits it on "/".
+func mimeTypeOf(kind livekit.TrackType, codec string) string {
+	if codec == "" || strings.Contains(codec, "/") {
+		return codec
+	}
+	for _, m := range []string{webrtc.MimeTypeVP8, webrtc.MimeTypeVP9, webrtc.MimeTypeH264, webrtc.MimeTypeH265,
+		webrtc.MimeTypeAV1, webrtc.MimeTypeOpus, "audio/red"} {
+		if strings.EqualFold(strings.SplitN(m, "/", 2)[1], codec) {
+			return m
+		}
+	}
+	prefix := "video/"
+	if kind == livekit.TrackType_AUDIO {
+		prefix = "audio/"
+	}
+	return prefix + strings.ToUpper(codec)
 }
 
 func midOf(pc *webrtc.PeerConnection, r *webrtc.RTPReceiver) string {

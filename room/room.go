@@ -181,23 +181,24 @@ func (r *Room) join(req signaling.JoinRequest, sink signaling.Sink) (*Participan
 		p.closeMedia()
 		return nil, ErrRoomClosed
 	}
+	others := make([]*livekit.ParticipantInfo, 0, len(r.participants))
+	for _, o := range r.participants {
+		if !o.hidden {
+			others = append(others, o.Info())
+		}
+	}
 	r.participants[p.identity] = p
 	if !p.hidden {
 		r.everJoined = true
-	}
-	others := make([]*livekit.ParticipantInfo, 0, len(r.participants))
-	for _, o := range r.participants {
-		if o != p && !o.hidden {
-			others = append(others, o.Info())
-		}
 	}
 	p.mu.Lock()
 	p.state = livekit.ParticipantInfo_JOINED
 	p.bumpLocked()
 	p.mu.Unlock()
 	roomInfo := r.infoLocked()
-	r.mu.Unlock()
 
+	// The join response must be the client's first message, so it is queued before the
+	// room's loops (speakers, quality) can see the participant: still under r.mu.
 	canSub := p.canSubscribe()
 	p.send(&livekit.SignalResponse{Message: &livekit.SignalResponse_Join{Join: &livekit.JoinResponse{
 		Room:                roomInfo,
@@ -211,6 +212,7 @@ func (r *Room) join(req signaling.JoinRequest, sink signaling.Sink) (*Participan
 		PingTimeout:         int32(r.cfg.PingTimeout / time.Second),
 		PingInterval:        int32(r.cfg.PingInterval / time.Second),
 	}}})
+	r.mu.Unlock()
 	p.logger.Info("participant joined", "hidden", p.hidden, "auto_subscribe", p.autoSubscribe,
 		"sdk", req.ClientInfo.GetSdk().String(), "sdk_version", req.ClientInfo.GetVersion())
 
@@ -302,7 +304,13 @@ func (r *Room) removeParticipant(p *Participant, reason livekit.DisconnectReason
 	r.mu.Unlock()
 
 	if notify {
-		p.send(leaveMessage(reason, livekit.LeaveRequest_DISCONNECT))
+		action := livekit.LeaveRequest_DISCONNECT
+		if reason == livekit.DisconnectReason_SERVER_SHUTDOWN {
+			// A restart (upgrade, crash recovery) should not end the class: clients rejoin
+			// by themselves once the server is back.
+			action = livekit.LeaveRequest_RECONNECT
+		}
+		p.send(leaveMessage(reason, action))
 	}
 	p.mu.Lock()
 	sink := p.sink

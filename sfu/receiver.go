@@ -225,7 +225,7 @@ func (r *Receiver) handlePacket(l *upLayer, pkt *rtp.Packet, b []byte) {
 		return
 	}
 	now := r.now()
-	l.record(&pkt.Header, len(b), now)
+	l.record(&pkt.Header, len(b), len(pkt.Payload) > 0, now)
 	l.cache.Add(pkt.SequenceNumber, b)
 
 	in := inPacket{layer: l.index, header: &pkt.Header, payload: pkt.Payload, arrival: now}

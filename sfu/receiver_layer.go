@@ -66,8 +66,12 @@ func newUpLayer(index int, rid string, ssrc uint32, src packetSource, cacheSize 
 
 // record updates the statistics with packet h of size bytes arriving at now.
 // Only the receive loop calls it.
-func (l *upLayer) record(h *rtp.Header, size int, now int64) {
-	l.lastPacket.Store(now)
+func (l *upLayer) record(h *rtp.Header, size int, media bool, now int64) {
+	// Padding-only packets (bandwidth probes) keep flowing after an encoder stops a layer:
+	// they must not make the layer look alive, or subscribers never fall back from it.
+	if media {
+		l.lastPacket.Store(now)
+	}
 	l.packets.Add(1)
 	l.bytes.Add(uint64(size))
 	l.lost.Store(l.seq.add(h.SequenceNumber))
