@@ -75,6 +75,15 @@ go vet ./...
 #   step "web-client: npm ci && npm test"
 #   (cd web-client && npm ci --no-audit --no-fund && npm test)
 # They run before the Go tests so that a broken client fails fast.
+# browsertest/: the npm livekit-client in headless Chromium against a freshly built sanke
+# (issue 3). Failed tests leave screenshots and logs in browsertest/artifacts/.
+# SANKE_SKIP_BROWSER=1 skips them.
+if [ "${SANKE_SKIP_BROWSER:-}" = 1 ]; then
+  echo "warning: SANKE_SKIP_BROWSER=1: not running browsertest/" >&2
+else
+  step "browsertest: npm ci && npm test (livekit-client in headless Chromium)"
+  (cd browsertest && npm ci --no-audit --no-fund && npm test)
+fi
 
 # --- 4. Go tests --------------------------------------------------------------------------
 step "go test -race"
