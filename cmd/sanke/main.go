@@ -55,6 +55,8 @@ func (a *app) run(ctx context.Context, args []string) int {
 		return a.serve(ctx, args[1:])
 	case "token":
 		return a.token(args[1:])
+	case "loadtest":
+		return a.loadtest(ctx, args[1:])
 	case "version", "-version", "--version":
 		return a.version(args[1:])
 	case "help", "-h", "-help", "--help":
@@ -73,6 +75,7 @@ func (a *app) usage(w io.Writer) {
 Usage:
   sanke serve [--config FILE] [--dev] [flags]   run the server
   sanke token --room R --identity I [flags]     print an access token (LiveKit JWT)
+  sanke loadtest [--url URL] [flags]            load-test a LiveKit-compatible server
   sanke version                                 print the version
 
 Run "sanke <command> -h" for the flags of a command.

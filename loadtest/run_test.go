@@ -1,0 +1,201 @@
+package loadtest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sanke-edu/sanke/config"
+	"github.com/sanke-edu/sanke/server"
+)
+
+func freePort(t *testing.T, network string) int {
+	t.Helper()
+	if network == "udp" {
+		c, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		return c.LocalAddr().(*net.UDPAddr).Port
+	}
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// startServer runs an in-process Sanke dev server on free loopback ports and returns its URL.
+func startServer(t *testing.T) string {
+	t.Helper()
+	cfg := config.DevDefault()
+	cfg.Port = freePort(t, "tcp")
+	cfg.RTC.UDPPort = freePort(t, "udp")
+	cfg.RTC.TCPPort = 0
+	var w io.Writer = io.Discard
+	if os.Getenv("SANKE_TEST_LOG") != "" {
+		w = os.Stderr
+	}
+	srv, err := server.New(cfg, slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return "ws://127.0.0.1:" + strconv.Itoa(cfg.Port)
+}
+
+// TestRunAgainstSanke is the short load test of the CI suite: correctness only (every
+// subscriber receives every track, no sequence gaps on loopback, intact payloads, the table
+// and the JSON are produced); no timing assertions.
+func TestRunAgainstSanke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short mode")
+	}
+	url := startServer(t)
+	var progress bytes.Buffer
+	res, err := Run(context.Background(), Config{
+		URL: url, APIKey: config.DevAPIKey, APISecret: config.DevAPISecret, Room: "ci",
+		VideoPublishers: 1, AudioPublishers: 1, Subscribers: 20,
+		Duration: 3 * time.Second, RampUp: 2 * time.Second,
+		ServerPID: os.Getpid(), // in-process: exercises the /proc figures
+		Floor:     &FloorResult{TotalUs: 1, EncryptUs: 0.5, SendUs: 0.5, PacketBytes: FloorPacketSize, Batch: FloorBatch},
+		Progress:  &progress, ProgressInterval: time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var table, js bytes.Buffer
+	if err := res.WriteTable(&table); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("\n%s", table.String())
+	if err := res.WriteJSON(&js); err != nil {
+		t.Fatal(err)
+	}
+
+	if res.Errors.Total != 0 {
+		t.Errorf("errors: %+v", res.Errors)
+	}
+	tr := res.Tracks
+	if tr.PerSubscriber != 2 || tr.Expected != 40 || tr.Received != 40 || tr.SubscribersJoined != 20 ||
+		tr.SubscribersComplete != 20 || tr.Unexpected != 0 {
+		t.Errorf("tracks: %+v", tr)
+	}
+	l := res.Loss
+	if l.RunLost != 0 || l.RunGaps != 0 || l.Lost != 0 || l.RunCorrupt != 0 || l.Corrupt != 0 || l.Foreign != 0 || l.Misrouted != 0 {
+		t.Errorf("loss: %+v", l)
+	}
+	if l.Expected == 0 || l.Received != l.Expected {
+		t.Errorf("window accounting: %+v", l)
+	}
+	// With the "all" layout every subscriber gets the top video layer and the audio.
+	got := map[string]int{}
+	for _, r := range res.Received {
+		got[r.Kind+"/"+r.Layer] = r.Streams
+	}
+	if got["video/f"] != 20 || got["audio/-"] != 20 || len(got) != 2 {
+		t.Errorf("received layers: %v", got)
+	}
+	if len(res.Latency) == 0 || res.Latency[0].Samples != l.Received {
+		t.Errorf("latency: %+v", res.Latency)
+	}
+	if res.Join.FirstMedia.N != 20 || res.Join.AllTracks.N != 20 {
+		t.Errorf("join: %+v", res.Join)
+	}
+	if res.Server == nil || res.Server.ForwardedPackets != l.Received || res.Server.CPUSeconds <= 0 || res.Server.Error != "" {
+		t.Errorf("server: %+v", res.Server)
+	}
+
+	for _, want := range []string{"Tracks      expected 40 (2 per subscriber), received 40", "Loss        0 lost", "Latency", "Join", "Server"} {
+		if !strings.Contains(table.String(), want) {
+			t.Errorf("table lacks %q", want)
+		}
+	}
+	var back Result
+	if err := json.Unmarshal(js.Bytes(), &back); err != nil {
+		t.Fatalf("json: %v", err)
+	}
+	if back.Tracks != res.Tracks || back.Loss != res.Loss || back.Config.Subscribers != 20 {
+		t.Errorf("json round trip: %+v", back.Tracks)
+	}
+	if !strings.Contains(progress.String(), "subscribers joined") {
+		t.Errorf("no progress lines: %q", progress.String())
+	}
+}
+
+// TestRunGridLayout checks that update_track_settings reach the server: the first video
+// publisher's track arrives at the top layer, the other one at the lowest.
+func TestRunGridLayout(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short mode")
+	}
+	url := startServer(t)
+	res, err := Run(context.Background(), Config{
+		URL: url, APIKey: config.DevAPIKey, APISecret: config.DevAPISecret, Room: "grid",
+		VideoPublishers: 2, Subscribers: 4, Layout: LayoutGrid,
+		Duration: 2 * time.Second, RampUp: 500 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var table bytes.Buffer
+	_ = res.WriteTable(&table)
+	t.Logf("\n%s", table.String())
+	if res.Errors.Total != 0 || res.Tracks.Received != 8 || res.Loss.RunGaps != 0 || res.Loss.RunCorrupt != 0 {
+		t.Errorf("errors %+v tracks %+v loss %+v", res.Errors, res.Tracks, res.Loss)
+	}
+	got := map[string]int{}
+	for _, r := range res.Received {
+		got[r.Kind+"/"+r.Layer] = r.Streams
+	}
+	if got["video/f"] != 4 || got["video/q"] != 4 || len(got) != 2 {
+		t.Errorf("received layers: %v, want 4 streams at f and 4 at q", got)
+	}
+}
+
+func TestConfigCheck(t *testing.T) {
+	base := Config{URL: "ws://127.0.0.1:7880", APIKey: "k", APISecret: "s", Room: "r", VideoPublishers: 1, Duration: time.Second}
+	ok := base
+	if err := ok.Check(); err != nil || ok.Layout != LayoutAll || len(ok.Layers) != 3 || ok.AudioBitrate != 32000 {
+		t.Errorf("defaults: %v %+v", err, ok)
+	}
+	for name, mod := range map[string]func(*Config){
+		"no url":         func(c *Config) { c.URL = "" },
+		"no key":         func(c *Config) { c.APISecret = "" },
+		"no publishers":  func(c *Config) { c.VideoPublishers = 0 },
+		"bad layout":     func(c *Config) { c.Layout = "mosaic" },
+		"no duration":    func(c *Config) { c.Duration = 0 },
+		"negative ramp":  func(c *Config) { c.RampUp = -time.Second },
+		"negative count": func(c *Config) { c.Subscribers = -1 },
+		"bad layer":      func(c *Config) { c.Layers = []LayerSpec{{RID: "q"}} },
+	} {
+		c := base
+		mod(&c)
+		if err := c.Check(); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	if _, err := rtcURL("localhost:7880", true); err == nil {
+		t.Error("scheme-less url accepted")
+	}
+	u, err := rtcURL("https://sfu.example.org/base/", false)
+	if err != nil || !strings.HasPrefix(u, "wss://sfu.example.org/base/rtc?") || !strings.Contains(u, "auto_subscribe=0") {
+		t.Errorf("rtc url %q %v", u, err)
+	}
+}
