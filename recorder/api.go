@@ -76,9 +76,12 @@ func (r *Recorder) grants(req *http.Request) (*auth.ClaimGrants, error) {
 	return g, nil
 }
 
-// canRecord: roomRecord for room (or for all rooms).
+// canRecord: roomRecord for room (or for all rooms), or roomAdmin of room.
 func canRecord(g *auth.ClaimGrants, room string) bool {
-	return g.Video.RoomRecord && (g.Video.Room == "" || g.Video.Room == room)
+	v := g.Video
+	// roomRecord (a recording service), or roomAdmin of this very room (the class's
+	// teacher moderates it, recording included).
+	return (v.RoomRecord && (v.Room == "" || v.Room == room)) || (v.RoomAdmin && v.Room == room)
 }
 
 // canView: a token for the room: roomRecord, roomAdmin or roomJoin.
