@@ -84,6 +84,24 @@ else
   step "browsertest: npm ci && npm test (livekit-client in headless Chromium)"
   (cd browsertest && npm ci --no-audit --no-fund && npm test)
 fi
+# web-client/: the web client (issue 6). `npm test` checks that the committed bundle
+# (web-client/dist, embedded in the binary) is built from the current sources, runs the Vitest
+# unit tests, then the headless-Chromium tests against a freshly built sanke; screenshots of
+# every screen are saved in web-client/test-artifacts/. A CJK font makes them legible.
+# SANKE_SKIP_BROWSER=1 skips them too.
+if [ "${SANKE_SKIP_BROWSER:-}" = 1 ]; then
+  echo "warning: SANKE_SKIP_BROWSER=1: not running web-client/ tests" >&2
+else
+  if [ "${SANKE_SKIP_APT:-}" != 1 ] && command -v fc-list >/dev/null 2>&1 && [ -z "$(fc-list :lang=zh 2>/dev/null)" ]; then
+    step "installing fonts-wqy-microhei (Chinese text in the web client's screenshots)"
+    FONT_SUDO=()
+    [ "$(id -u)" -ne 0 ] && FONT_SUDO=(sudo)
+    "${FONT_SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends fonts-wqy-microhei >/dev/null ||
+      echo "warning: could not install fonts-wqy-microhei; screenshots will show boxes for Chinese text" >&2
+  fi
+  step "web-client: npm ci && npm test (bundle check, unit tests, headless Chromium)"
+  (cd web-client && npm ci --no-audit --no-fund && npm test)
+fi
 
 # --- 4. Go tests --------------------------------------------------------------------------
 step "go test -race"

@@ -144,6 +144,7 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 		_ = media.Close()
 		return nil, err
 	}
+	s.setupWebClient() // web client at "/" (issue 6): see webclient.go
 	return s, nil
 }
 

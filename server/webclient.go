@@ -1,0 +1,223 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/livekit/protocol/auth"
+
+	"github.com/sanke-edu/sanke/classroom"
+	"github.com/sanke-edu/sanke/classroom/model"
+	webclient "github.com/sanke-edu/sanke/web-client"
+)
+
+// The web client (web-client/, issue 6) is served at "/": every path the server does not own
+// answers the single-page application, whose built bundle is embedded in the binary.
+//
+//	GET  /                      the application (index.html for client routes, assets/ files)
+//	GET  /client-config.json    {"dev","classroom","recording","version"}: what the client offers
+//
+// Dev mode only (cfg.Dev), and only from a loopback address:
+//
+//	POST /dev/token             {"room","identity","name","kind":"join"|"reader"} -> {"token","url"}
+//	                            a LiveKit token signed with the dev key: "join" for the quick
+//	                            room (publish, subscribe, data), "reader" (roomList) for the
+//	                            coverage dashboard. Dev mode already uses the public key
+//	                            devkey/secret, so this endpoint gives nothing that was not
+//	                            available; outside dev mode it does not exist.
+//	POST /dev/demo              merges a demo dataset into the classroom service (the sample
+//	                            classrooms and accounts, with sessions happening now) and
+//	                            answers {"sessions","accounts"} with the demo passwords.
+
+// webClientReserved are the path prefixes of the server's own routes: the application never
+// answers them, so a typo in an API path gets a 404, not index.html.
+var webClientReserved = []string{"/rtc", "/twirp/", "/api/", "/metrics", "/healthz", "/dev/"}
+
+// setupWebClient registers the web client's routes (called from New).
+func (s *Server) setupWebClient() {
+	s.mux.Handle("/", webclient.Handler(webclient.Options{Reserved: webClientReserved}))
+	s.mux.HandleFunc("GET /client-config.json", s.handleClientConfig)
+	if s.cfg.Dev {
+		s.mux.HandleFunc("POST /dev/token", s.devOnly(s.handleDevToken))
+		s.mux.HandleFunc("POST /dev/demo", s.devOnly(s.handleDevDemo))
+	}
+}
+
+func (s *Server) handleClientConfig(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	writeWebJSON(w, http.StatusOK, map[string]any{
+		"dev":       s.cfg.Dev,
+		"classroom": s.extras.classroom != nil,
+		"recording": s.recorder != nil,
+		"version":   Version,
+	})
+}
+
+func writeWebJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}
+
+// devOnly refuses requests when dev mode is off or the caller is not on this machine.
+func (s *Server) devOnly(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		host, _, err := net.SplitHostPort(r.RemoteAddr)
+		ip := net.ParseIP(host)
+		if !s.cfg.Dev || err != nil || ip == nil || !ip.IsLoopback() {
+			http.NotFound(w, r)
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, 4096)
+		w.Header().Set("Cache-Control", "no-store")
+		h(w, r)
+	}
+}
+
+// devKey returns the key that signs dev tokens (the first in alphabetical order).
+func (s *Server) devKey() (string, string) {
+	names := make([]string, 0, len(s.cfg.Keys))
+	for k := range s.cfg.Keys {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	if len(names) == 0 {
+		return "", ""
+	}
+	return names[0], s.cfg.Keys[names[0]]
+}
+
+func (s *Server) handleDevToken(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Room     string `json:"room"`
+		Identity string `json:"identity"`
+		Name     string `json:"name"`
+		Kind     string `json:"kind"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		writeWebJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid JSON body"})
+		return
+	}
+	key, secret := s.devKey()
+	if key == "" {
+		writeWebJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "no API key"})
+		return
+	}
+	at := auth.NewAccessToken(key, secret).SetValidFor(6 * time.Hour)
+	switch req.Kind {
+	case "reader":
+		at.SetIdentity("dev-reader").SetVideoGrant(&auth.VideoGrant{RoomList: true})
+	case "", "join":
+		req.Room, req.Identity = strings.TrimSpace(req.Room), strings.TrimSpace(req.Identity)
+		if req.Room == "" || req.Identity == "" || len(req.Room) > 64 || len(req.Identity) > 64 {
+			writeWebJSON(w, http.StatusBadRequest, map[string]string{"error": "room and identity (at most 64 characters) required"})
+			return
+		}
+		g := &auth.VideoGrant{RoomJoin: true, Room: req.Room}
+		g.SetCanPublish(true)
+		g.SetCanSubscribe(true)
+		g.SetCanPublishData(true)
+		at.SetIdentity(req.Identity).SetName(req.Name).SetVideoGrant(g)
+	default:
+		writeWebJSON(w, http.StatusBadRequest, map[string]string{"error": `kind must be "join" or "reader"`})
+		return
+	}
+	tok, err := at.ToJWT()
+	if err != nil {
+		writeWebJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+		return
+	}
+	writeWebJSON(w, http.StatusOK, map[string]string{"token": tok})
+}
+
+// devDemoAccounts are the demo dataset's accounts and passwords (those of
+// configs/classroom/sample.yaml), shown by the sign-in page in dev mode.
+var devDemoAccounts = [][2]string{
+	{"M1", "music-master-1"}, {"M2", "art-master-22"}, {"T1", "houtang-tp-1"}, {"T2", "shangpuxi-tp2"},
+	{"T3", "beidouxi-tp3"}, {"T4", "longzhuang-4"}, {"T5", "tongxihe-tp5"}, {"HH-SUP", "huaihua-supervisor"},
+}
+
+// devDemoStructure is the sample dataset's regions, schools, classrooms, pairings and
+// accounts (configs/classroom/sample.yaml), so that the demo works on an empty database too.
+const devDemoStructure = `regions:
+  - {code: "430000", name: 湖南省}
+  - {code: "430100", name: 长沙市}
+  - {code: "430102", name: 芙蓉区}
+  - {code: "431200", name: 怀化市}
+  - {code: "431223", name: 辰溪县}
+  - {code: "431224", name: 溆浦县}
+schools:
+  - {id: S-FR-01, name: 长沙市芙蓉区育才小学, region: "430102"}
+  - {id: S-CX-01, name: 辰溪县锦滨镇中心小学, region: "431223"}
+  - {id: S-CX-11, name: 辰溪县后塘瑶族乡教学点, region: "431223"}
+  - {id: S-CX-12, name: 辰溪县上蒲溪瑶族乡教学点, region: "431223"}
+  - {id: S-XP-11, name: 溆浦县北斗溪镇教学点, region: "431224"}
+  - {id: S-XP-12, name: 溆浦县龙庄湾乡教学点, region: "431224"}
+  - {id: S-XP-13, name: 溆浦县统溪河镇教学点, region: "431224"}
+classrooms:
+  - {id: M1, name: 育才小学音乐主讲教室, school: S-FR-01, kind: master}
+  - {id: M2, name: 锦滨镇中心小学美术主讲教室, school: S-CX-01, kind: master}
+  - {id: T1, name: 后塘教学点, school: S-CX-11, kind: teaching_point}
+  - {id: T2, name: 上蒲溪教学点, school: S-CX-12, kind: teaching_point}
+  - {id: T3, name: 北斗溪教学点, school: S-XP-11, kind: teaching_point}
+  - {id: T4, name: 龙庄湾教学点, school: S-XP-12, kind: teaching_point}
+  - {id: T5, name: 统溪河教学点, school: S-XP-13, kind: teaching_point}
+pairings:
+  - {id: P-MUSIC, subject: 音乐, master: M1, teaching_points: [T1, T2]}
+  - {id: P-ART, subject: 美术, master: M2, teaching_points: [T3, T4]}
+`
+
+// devDemoDataset returns the demo dataset with sessions around now: a music delivery class
+// (M1 -> T1, T2) and an art research session (M2 with T3, T4, T5) live now, and an art
+// delivery class (M2 -> T3, T4) in the next hour.
+func devDemoDataset(now time.Time) []byte {
+	start := now.Truncate(5 * time.Minute).Add(-10 * time.Minute)
+	at := func(d time.Duration) string { return start.Add(d).Format(time.RFC3339) }
+	var b strings.Builder
+	b.WriteString(devDemoStructure)
+	fmt.Fprintf(&b, "sessions:\n")
+	fmt.Fprintf(&b, "  - {id: DEMO-MUSIC, course_type: 1, pairing: P-MUSIC, grade: 3, start: %q, end: %q, room: demo-music}\n", at(0), at(60*time.Minute))
+	fmt.Fprintf(&b, "  - {id: DEMO-RESEARCH, course_type: 2, subject: 美术, grade: 4, master: M2, receivers: [T3, T4, T5], start: %q, end: %q, room: demo-research}\n", at(0), at(60*time.Minute))
+	fmt.Fprintf(&b, "  - {id: DEMO-ART, course_type: 1, pairing: P-ART, grade: 4, start: %q, end: %q, room: demo-art}\n", at(70*time.Minute), at(110*time.Minute))
+	b.WriteString("accounts:\n")
+	for _, a := range devDemoAccounts {
+		if a[0] == "HH-SUP" {
+			fmt.Fprintf(&b, "  - {id: %s, kind: supervisor, name: 怀化市教育局巡课员, region: \"431200\", password: %s}\n", a[0], a[1])
+			continue
+		}
+		fmt.Fprintf(&b, "  - {id: %s, kind: classroom, classroom: %s, password: %s}\n", a[0], a[0], a[1])
+	}
+	return []byte(b.String())
+}
+
+func (s *Server) handleDevDemo(w http.ResponseWriter, r *http.Request) {
+	svc := s.extras.classroom
+	if svc == nil {
+		writeWebJSON(w, http.StatusNotFound, map[string]string{"error": "the classroom service is disabled (classroom.enabled)"})
+		return
+	}
+	in, errs := model.ReadData("demo.yaml", devDemoDataset(time.Now()), "")
+	if len(errs) > 0 {
+		writeWebJSON(w, http.StatusInternalServerError, map[string]any{"error": errs.Err().Error()})
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	defer cancel()
+	if _, err := svc.Import(ctx, in, classroom.ImportOptions{Actor: "dev-demo"}); err != nil {
+		writeWebJSON(w, http.StatusUnprocessableEntity, map[string]any{"error": err.Error()})
+		return
+	}
+	accounts := make([]map[string]string, 0, len(devDemoAccounts))
+	for _, a := range devDemoAccounts {
+		accounts = append(accounts, map[string]string{"id": a[0], "password": a[1]})
+	}
+	writeWebJSON(w, http.StatusOK, map[string]any{"sessions": []string{"DEMO-MUSIC", "DEMO-RESEARCH", "DEMO-ART"}, "accounts": accounts})
+}

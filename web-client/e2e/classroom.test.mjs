@@ -1,0 +1,308 @@
+// Browser tests of issue 6, in order against one sanke server (a class's life):
+//   1. a teacher and two teaching points join a scheduled delivery class: both teaching points
+//      play the teacher's video and the slides; one raises its hand, the teacher sees it and
+//      calls on it, the other teaching point receives its audio; ending the call mutes it;
+//   2. a supervisor's wall plays the class thumbnail, and the class does not see the supervisor;
+//   3. the research room and the recordings screen (the class was recorded automatically);
+//   4. the coverage dashboard shows the numbers of the coverage API for the finished class,
+//      and its chart canvases are drawn.
+// Every screen is saved as a PNG under web-client/test-artifacts/.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import {
+  ARTIFACTS, Sanke, cleanup, dataset, launch, log, newPage, pollUntil, saveLogs, screenshot, signIn, sleep, tempDir, videoPlaying,
+} from './harness.mjs';
+
+const SESSION = 'E2E-DELIVERY';
+
+// A regression seen before (fixed in room/publish.go): TrackInfo.codecs[].mime_type "vp8"
+// instead of "video/VP8" makes livekit-client 2.23 throw in publishTrack for every video track.
+const BUG_CODEC_MIME = 'server bug: TrackInfo.codecs[].mime_type is not a MIME type ("vp8" instead of "video/VP8"); ' +
+  'livekit-client 2.23 throws in publishTrack for every video track (room/publish.go)';
+const ROOM = `class-${SESSION}`;
+
+function slideSvg(n, title, lines) {
+  const body = lines.map((l, i) => `<text x="140" y="${420 + i * 110}" font-size="64" fill="#1f2937">${l}</text>`).join('');
+  return Buffer.from(`<svg xmlns="http://www.w3.org/2000/svg" width="1920" height="1080" viewBox="0 0 1920 1080">
+<rect width="1920" height="1080" fill="#ffffff"/><rect width="1920" height="180" fill="#0f5c4d"/>
+<text x="140" y="118" font-size="72" fill="#ffffff" font-weight="bold">${title}</text>
+<text x="1780" y="1020" font-size="40" fill="#6b7280" text-anchor="end">${n}</text>${body}</svg>`);
+}
+
+/** remoteAudio reports the audio packets a page receives from identity (0 when it has no track). */
+async function audioPackets(page, identity) {
+  return page.evaluate(async (id) => {
+    const live = window.__sanke?.class;
+    const p = live?.room.remoteParticipants.get(id);
+    const pub = p && [...p.audioTrackPublications.values()].find((x) => x.source === 'microphone');
+    const track = pub?.track;
+    if (!track || !pub.isSubscribed) return { subscribed: false, packets: 0, muted: pub?.isMuted ?? null };
+    const stats = await track.receiver?.getStats();
+    let packets = 0;
+    stats?.forEach((s) => {
+      if (s.type === 'inbound-rtp' && s.kind === 'audio') packets += s.packetsReceived;
+    });
+    return { subscribed: true, packets, muted: pub.isMuted };
+  }, identity);
+}
+
+describe('web client against a real sanke', { timeout: 300_000 }, () => {
+  let dir;
+  let sanke;
+  let browser;
+  const pages = {};
+  let deliveryStart;
+  let deliveryEnd;
+
+  before(async () => {
+    dir = await tempDir();
+    sanke = new Sanke(dir);
+    await sanke.build();
+    const now = Date.now();
+    deliveryStart = now + 20_000;
+    deliveryEnd = deliveryStart + 90_000;
+    await sanke.start(dataset({ deliveryStart, deliveryEnd, researchStart: now - 60_000, researchEnd: now + 30 * 60_000 }), ROOM);
+    log(`sanke at ${sanke.url}; artifacts in ${ARTIFACTS}`);
+    browser = await launch(dir);
+  });
+
+  after(async () => {
+    await saveLogs(Object.values(pages), sanke, 'run').catch(() => undefined);
+    await browser?.close().catch(() => undefined);
+    await sanke?.stop().catch(() => undefined);
+    if (dir) await cleanup(dir);
+  });
+
+  it('1. delivery class: teacher video and slides at both teaching points; hand, call-on, audio, end of call', async () => {
+    const base = sanke.url;
+    const teacher = (pages.teacher = await newPage(browser, 'teacher'));
+    const tp1 = (pages.tp1 = await newPage(browser, 'tp1'));
+    const tp2 = (pages.tp2 = await newPage(browser, 'tp2'));
+
+    await teacher.goto(`${base}/`);
+    await teacher.waitForSelector('[data-testid=login-form]');
+    await screenshot(teacher, '01-sign-in');
+
+    await signIn(teacher, base, 'M1');
+    await teacher.waitForSelector(`[data-testid=join-${SESSION}]:not([disabled])`);
+    await screenshot(teacher, '02-today-sessions-teacher');
+    await teacher.click(`[data-testid=join-${SESSION}]`);
+    await teacher.waitForSelector('[data-testid=device-check]');
+    await videoPlaying(teacher, '[data-testid=preview-video]');
+    await screenshot(teacher, '03-teacher-device-check');
+    await teacher.click('[data-testid=start]');
+    await teacher.waitForSelector('[data-testid=teacher-console]');
+    const camera = await pollUntil(() => teacher.evaluate(() => {
+      if (window.__sanke?.class?.room.localParticipant.isCameraEnabled) return 'published';
+      return (document.querySelector('.toasts')?.innerText ?? '').includes("reading 'toLowerCase'") ? 'codec-bug' : false;
+    }), { what: 'the teacher camera published', interval: 100 });
+    assert.equal(camera, 'published', BUG_CODEC_MIME);
+    await teacher.setInputFiles('[data-testid=slides-input]', [
+      { name: '01.svg', mimeType: 'image/svg+xml', buffer: slideSvg(1, '第三单元 · 歌曲《小星星》', ['一、学唱歌曲：一闪一闪亮晶晶', '二、认识节拍：四二拍 ♩ ♩ | ♩ ♩', '三、分组合唱与律动']) },
+      { name: '02.svg', mimeType: 'image/svg+xml', buffer: slideSvg(2, '课堂练习', ['跟着老师拍手打节奏', '请教学点的同学一起唱']) },
+    ]);
+    await pollUntil(() => teacher.evaluate(() => window.__sanke.class.room.localParticipant.isScreenShareEnabled), { what: 'teacher publishes the slides' });
+
+    for (const [page, account] of [[tp1, 'T1'], [tp2, 'T2']]) {
+      await signIn(page, base, account);
+      await page.click(`[data-testid=join-${SESSION}]`);
+      await page.waitForSelector('[data-testid=device-check]');
+      await page.click('[data-testid=start]');
+      await page.waitForSelector('[data-testid=point-screen]');
+    }
+    for (const page of [tp1, tp2]) {
+      const v = await videoPlaying(page, '[data-testid=teacher-video]');
+      const s = await videoPlaying(page, '[data-testid=slides-video]');
+      log(`${page.sankeName}: teacher video ${v.width}x${v.height}, slides ${s.width}x${s.height}`);
+      assert.ok(s.width >= 1280, `slides are sent at a high resolution (${s.width}x${s.height})`);
+    }
+    // The teacher's grid shows both teaching points connected with their video.
+    for (const id of ['T1', 'T2']) {
+      await teacher.waitForSelector(`[data-testid=tp-${id}][data-state=online]`);
+      await videoPlaying(teacher, `[data-testid=tp-video-${id}]`);
+    }
+    await pollUntil(() => teacher.evaluate(() => [...document.querySelectorAll('[data-quality]')].some((e) => e.dataset.quality !== 'unknown')), {
+      what: 'a connection quality from the server', timeout: 20000,
+    });
+    await screenshot(tp2, '05-teaching-point-slides-large');
+
+    // T1 raises its hand; the teacher sees it.
+    await tp1.click('[data-testid=raise-hand]');
+    await teacher.waitForSelector('[data-testid=tp-T1][data-hand=raised]', { timeout: 10000 });
+    await tp1.waitForSelector('[data-testid=raise-hand][data-raised=true]');
+    await screenshot(teacher, '04-teacher-console-hand-raised');
+
+    // Before the call, T2 receives no audio from T1 (T1 may not publish its microphone).
+    assert.equal((await audioPackets(tp2, 'T1')).subscribed, false, 'T1 has no microphone before it is called on');
+
+    await teacher.click('[data-testid=call-T1]');
+    await tp1.waitForSelector('[data-testid=called-on]', { timeout: 10000 });
+    await pollUntil(() => tp1.evaluate(() => window.__sanke.class.room.localParticipant.isMicrophoneEnabled), { what: 'T1 publishes its microphone' });
+    const first = await pollUntil(async () => {
+      const a = await audioPackets(tp2, 'T1');
+      return a.subscribed && a.packets > 0 && a;
+    }, { what: "T2 receives T1's audio", timeout: 15000 });
+    await sleep(1000);
+    const second = await audioPackets(tp2, 'T1');
+    assert.ok(second.packets > first.packets, `T1's audio keeps flowing to T2 (${first.packets} -> ${second.packets})`);
+    await tp2.click('[data-testid=layout-teacher]');
+    await videoPlaying(tp2, '[data-testid=teacher-video]');
+    await screenshot(tp1, '06-teaching-point-called-on');
+    await screenshot(tp2, '07-teaching-point-teacher-large');
+    await teacher.waitForSelector('[data-testid=tp-T1][data-called=true]');
+    await screenshot(teacher, '08-teacher-console-called-on');
+
+    // Ending the call withdraws T1's microphone: T2 no longer receives it.
+    await teacher.click('[data-testid=end-call-T1]');
+    await pollUntil(async () => !(await audioPackets(tp2, 'T1')).subscribed, { what: "T1's audio gone at T2", timeout: 15000 });
+    await pollUntil(() => tp1.evaluate(() => !window.__sanke.class.room.localParticipant.isMicrophoneEnabled), { what: 'T1 microphone off' });
+    assert.equal(await tp1.$('[data-testid=called-on]'), null, 'T1 no longer shows the called-on banner');
+  });
+
+  it('2. supervisor wall: the class thumbnail plays, and the class does not see the supervisor', async () => {
+    const sup = (pages.supervisor = await newPage(browser, 'supervisor', { width: 1440, height: 900 }));
+    await signIn(sup, sanke.url, 'HH-SUP');
+    await sup.click('[data-testid=nav-wall]');
+    await sup.waitForSelector(`[data-testid=wall-${SESSION}]`);
+    const v = await videoPlaying(sup, `[data-testid=wall-video-${SESSION}]`);
+    log(`wall thumbnail ${v.width}x${v.height}`);
+    assert.ok(v.width <= 640, `the wall gets a low layer (${v.width}x${v.height})`);
+    await sleep(500);
+    await screenshot(sup, '09-supervisor-wall');
+
+    // The supervisor is connected (hidden) and no class page lists it.
+    await pollUntil(() => sup.evaluate((s) => window.__sanke[`wall-${s}`]?.room.state === 'connected', SESSION), { what: 'supervisor connected' });
+    for (const name of ['teacher', 'tp1', 'tp2']) {
+      const seen = await pages[name].evaluate(() => ({
+        ids: [...window.__sanke.class.room.remoteParticipants.keys()],
+        text: document.body.innerText,
+      }));
+      assert.ok(!seen.ids.some((id) => id.startsWith('supervisor')), `${name} does not see the supervisor: ${seen.ids}`);
+      assert.ok(!seen.text.includes('巡课员'), `${name}'s screen does not name the supervisor`);
+    }
+    await sup.click(`[data-testid=wall-${SESSION}]`);
+    await sup.waitForSelector('[data-testid=wall-full]');
+    await videoPlaying(sup, '[data-testid=wall-full-video]');
+    const listed = await sup.$$eval('[data-testid=wall-participants] li', (els) => els.map((e) => e.textContent));
+    assert.ok(listed.length >= 3, `the full view lists the class: ${listed}`);
+    await screenshot(sup, '10-supervisor-watching-class');
+    await sup.close();
+  });
+
+  it('3. research room and recordings', async () => {
+    const m2 = (pages.research = await newPage(browser, 'research-m2'));
+    await signIn(m2, sanke.url, 'M2');
+    await m2.click('[data-testid=join-E2E-RESEARCH]');
+    await m2.click('[data-testid=start]');
+    await m2.waitForSelector('[data-testid=research-room]');
+    await videoPlaying(m2, '[data-testid=gallery] video');
+    await screenshot(m2, '11-research-room');
+    await m2.close();
+
+    // The class has been recorded automatically (recording.auto_rooms); the teacher ends it
+    // once the teaching points have been connected long enough for a valid session.
+    const teacher = pages.teacher;
+    await teacher.waitForSelector('[data-testid=rec-indicator]', { timeout: 20000 });
+    const validAt = deliveryStart + 35_000;
+    if (Date.now() < validAt) await sleep(validAt - Date.now());
+    await teacher.click('[data-testid=end-class]');
+    await pages.tp1.waitForSelector('[data-testid=class-ended]', { timeout: 10000 });
+    await pages.tp2.waitForSelector('[data-testid=class-ended]', { timeout: 10000 });
+    await screenshot(pages.tp1, '12-teaching-point-class-ended');
+    await pages.tp1.close();
+    await pages.tp2.close();
+
+    await teacher.waitForSelector('[data-testid=nav-recordings]');
+    await pollUntil(async () => {
+      await teacher.goto(`${sanke.url}/recordings`);
+      await teacher.waitForSelector(`[data-testid=rec-session-${SESSION}]`);
+      return teacher.$(`[data-testid=rec-session-${SESSION}] [data-testid^=recording-]`);
+    }, { what: 'a stored recording of the class', timeout: 45000, interval: 2000 });
+    await teacher.click(`[data-testid=rec-session-${SESSION}] [data-testid^=play-]`);
+    await pollUntil(() => teacher.evaluate(() => {
+      const v = document.querySelector('[data-testid=player-video]');
+      return v && v.readyState >= 2 && v.videoWidth > 0 && v.currentTime > 0.3;
+    }), { what: 'the recording plays', timeout: 20000 });
+    await screenshot(teacher, '13-recordings');
+    await teacher.close();
+  });
+
+  it('4. coverage dashboard shows the coverage API numbers and draws its charts', async () => {
+    // Wait for the class record (finalized finalize_delay after the scheduled end).
+    await pollUntil(async () => JSON.stringify(await sanke.api('/api/v1/records')).includes(SESSION), {
+      what: 'the session record', timeout: Math.max(30000, deliveryEnd - Date.now() + 30000), interval: 1000,
+    });
+    const admin = (pages.admin = await newPage(browser, 'admin', { width: 1440, height: 1000 }));
+    await admin.goto(`${sanke.url}/`);
+    await admin.click('[data-testid=tab-admin]');
+    await admin.fill('input[name=admin-token]', 'e2e-admin-key-0123456789abcdef');
+    await admin.click('[data-testid=login-form] button[type=submit]');
+    await admin.waitForSelector('[data-testid=coverage-table] tbody tr');
+
+    const compare = async (groupBy) => {
+      const q = await admin.evaluate(() => ({
+        from: document.querySelector('[data-testid=from]').value,
+        to: document.querySelector('[data-testid=to]').value,
+      }));
+      const rep = await sanke.api(`/api/v1/coverage?from=${q.from}&to=${q.to}&group_by=${groupBy}`);
+      const table = await admin.$$eval('[data-testid=coverage-table] tr[data-key]', (trs) =>
+        trs.map((tr) => ({
+          key: tr.dataset.key,
+          cells: Object.fromEntries([...tr.querySelectorAll('td[data-col]')].map((td) => [td.dataset.col, { value: td.dataset.value, text: td.textContent }])),
+        })),
+      );
+      const byKey = new Map(table.map((r) => [r.key, r.cells]));
+      assert.equal(table.length, rep.groups.length + 1, `one row per group plus the total (${groupBy})`);
+      const check = (cells, g, what) => {
+        for (const col of ['teaching_points', 'covered_teaching_points', 'coverage_rate', 'scheduled', 'valid', 'delivery_rate', 'routine_rate']) {
+          const want = g[col] === null ? '' : String(g[col]);
+          assert.equal(cells[col].value, want, `${what} ${col}`);
+        }
+        const hours = Object.values(g.class_hours ?? {}).reduce((s, v) => s + v.hours, 0);
+        assert.ok(Math.abs(Number(cells.class_hours.value) - hours) < 0.01, `${what} class hours`);
+        if (g.coverage_rate !== null) assert.ok(cells.coverage_rate.text.endsWith('%'), `${what} coverage shown as a percentage`);
+      };
+      for (const g of rep.groups) {
+        const cells = byKey.get(groupBy.split(',').map((d) => g.key[d] ?? '').join('\u0000'));
+        assert.ok(cells, `row for ${JSON.stringify(g.key)}`);
+        check(cells, g, JSON.stringify(g.key));
+      }
+      check(byKey.get('total'), rep.total, 'total');
+      return rep;
+    };
+
+    const county = await compare('county');
+    log(`coverage total: ${JSON.stringify({ tps: county.total.teaching_points, covered: county.total.covered_teaching_points, scheduled: county.total.scheduled, valid: county.total.valid })}`);
+    assert.ok(county.total.scheduled >= 2, 'the finished class is counted');
+    const kpi = await admin.textContent('[data-testid=kpi-coverage]');
+    assert.ok(kpi.includes(`${county.total.covered_teaching_points}/${county.total.teaching_points}`), `KPI shows ${kpi}`);
+
+    // Chart canvases are drawn (pixels that are not blank).
+    for (const id of ['chart-time', 'chart-groups']) {
+      await pollUntil(() => admin.evaluate((sel) => {
+        const c = document.querySelector(`[data-testid=${sel}] canvas`);
+        if (!c || c.width === 0) return false;
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let n = 0;
+        for (let i = 3; i < d.length; i += 16) if (d[i] > 0) n++;
+        return n > 500;
+      }, id), { what: `${id} canvas drawn` });
+    }
+    await sleep(800); // chart animations
+    await screenshot(admin, '14-coverage-dashboard');
+
+    await admin.selectOption('[data-testid=group-by]', 'teaching_point');
+    await pollUntil(() => admin.evaluate(() => document.querySelectorAll('[data-testid=coverage-table] tbody tr').length >= 5), { what: 'teaching point rows' });
+    const tp = await compare('teaching_point');
+    const week = await sanke.api(`/api/v1/coverage?from=${await admin.inputValue('[data-testid=from]')}&to=${await admin.inputValue('[data-testid=to]')}&group_by=teaching_point`);
+    const notCovered = week.groups.filter((g) => g.covered_teaching_points === 0).map((g) => g.key.teaching_point).sort();
+    const shown = (await admin.$$eval('[data-testid^=unserved-]', (els) => els.map((e) => e.dataset.testid.replace('unserved-', '')))).sort();
+    assert.ok(notCovered.every((id) => shown.includes(id)) || shown.length > 0, `unserved teaching points shown: ${shown}`);
+    assert.ok(tp.groups.length >= 5);
+    await sleep(800);
+    await screenshot(admin, '15-coverage-by-teaching-point');
+    await admin.click('[data-testid=lang]');
+    await sleep(800);
+    await screenshot(admin, '16-coverage-english');
+  });
+});

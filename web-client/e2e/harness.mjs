@@ -1,0 +1,322 @@
+// Harness of the web client's browser tests: builds the sanke binary from this checkout (so the
+// embedded web-client/dist is what is tested), runs it with the classroom service on a
+// generated dataset whose sessions happen now, and drives Debian's Chromium with
+// playwright-core (fake camera and microphone). Screenshots go to web-client/test-artifacts/.
+import { execFile, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import dgram from 'node:dgram';
+import net from 'node:net';
+import os from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { chromium } from 'playwright-core';
+
+const execFileP = promisify(execFile);
+const here = dirname(fileURLToPath(import.meta.url));
+
+export const REPO_ROOT = process.env.SANKE_REPO_ROOT || resolve(here, '..', '..');
+/** Screenshots of every screen (and logs of failures) land here; the folder is gitignored. */
+export const ARTIFACTS = resolve(here, '..', 'test-artifacts');
+export const CHROMIUM_PATH = process.env.SANKE_CHROMIUM || '/usr/bin/chromium';
+/** The Chromium flags issue 6 asks for (plus a fresh --user-data-dir per launch). */
+export const CHROMIUM_FLAGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--use-fake-device-for-media-stream',
+  '--use-fake-ui-for-media-stream',
+];
+export const ADMIN_KEY = 'e2e-admin-key-0123456789abcdef';
+
+const t0 = Date.now();
+export function log(...args) {
+  console.log(`[${((Date.now() - t0) / 1000).toFixed(1)}s]`, ...args);
+}
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** pollUntil calls fn until it returns a truthy value (and returns it), or throws after timeout. */
+export async function pollUntil(fn, { timeout = 20000, interval = 250, what = 'condition' } = {}) {
+  const deadline = Date.now() + timeout;
+  let last;
+  let lastErr;
+  for (;;) {
+    try {
+      last = await fn();
+      lastErr = undefined;
+      if (last) return last;
+    } catch (e) {
+      lastErr = e;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeout} ms waiting for ${what}` + (lastErr ? `; last error: ${lastErr.message}` : '') + `; last value: ${JSON.stringify(last)}`);
+    }
+    await sleep(interval);
+  }
+}
+
+function freeTcpPort() {
+  return new Promise((res, rej) => {
+    const s = net.createServer();
+    s.once('error', rej);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => res(port));
+    });
+  });
+}
+function freeUdpPort() {
+  return new Promise((res, rej) => {
+    const s = dgram.createSocket('udp4');
+    s.once('error', rej);
+    s.bind(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => res(port));
+    });
+  });
+}
+
+function goBinary() {
+  if (process.env.GO) return process.env.GO;
+  for (const dir of (process.env.PATH || '').split(':')) if (dir && existsSync(join(dir, 'go'))) return join(dir, 'go');
+  return existsSync('/usr/local/go/bin/go') ? '/usr/local/go/bin/go' : 'go';
+}
+
+/** The sample classrooms (configs/classroom/sample.yaml) with sessions relative to now. */
+export function dataset({ deliveryStart, deliveryEnd, researchStart, researchEnd }) {
+  const iso = (ms) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  return `regions:
+  - {code: "430000", name: 湖南省}
+  - {code: "430100", name: 长沙市}
+  - {code: "430102", name: 芙蓉区}
+  - {code: "431200", name: 怀化市}
+  - {code: "431223", name: 辰溪县}
+  - {code: "431224", name: 溆浦县}
+schools:
+  - {id: S-FR-01, name: 长沙市芙蓉区育才小学, region: "430102"}
+  - {id: S-CX-01, name: 辰溪县锦滨镇中心小学, region: "431223"}
+  - {id: S-CX-11, name: 辰溪县后塘瑶族乡教学点, region: "431223"}
+  - {id: S-CX-12, name: 辰溪县上蒲溪瑶族乡教学点, region: "431223"}
+  - {id: S-XP-11, name: 溆浦县北斗溪镇教学点, region: "431224"}
+  - {id: S-XP-12, name: 溆浦县龙庄湾乡教学点, region: "431224"}
+  - {id: S-XP-13, name: 溆浦县统溪河镇教学点, region: "431224"}
+classrooms:
+  - {id: M1, name: 育才小学音乐主讲教室, school: S-FR-01, kind: master}
+  - {id: M2, name: 锦滨镇中心小学美术主讲教室, school: S-CX-01, kind: master}
+  - {id: T1, name: 后塘教学点, school: S-CX-11, kind: teaching_point}
+  - {id: T2, name: 上蒲溪教学点, school: S-CX-12, kind: teaching_point}
+  - {id: T3, name: 北斗溪教学点, school: S-XP-11, kind: teaching_point}
+  - {id: T4, name: 龙庄湾教学点, school: S-XP-12, kind: teaching_point}
+  - {id: T5, name: 统溪河教学点, school: S-XP-13, kind: teaching_point}
+pairings:
+  - {id: P-MUSIC, subject: 音乐, master: M1, teaching_points: [T1, T2]}
+  - {id: P-ART, subject: 美术, master: M2, teaching_points: [T3, T4]}
+sessions:
+  - {id: E2E-DELIVERY, course_type: 1, pairing: P-MUSIC, grade: 3, start: "${iso(deliveryStart)}", end: "${iso(deliveryEnd)}"}
+  - {id: E2E-RESEARCH, course_type: 2, subject: 美术, grade: 4, master: M2, receivers: [T3, T4, T5], start: "${iso(researchStart)}", end: "${iso(researchEnd)}"}
+accounts:
+  - {id: M1, kind: classroom, classroom: M1, password: music-master-1}
+  - {id: M2, kind: classroom, classroom: M2, password: art-master-22}
+  - {id: T1, kind: classroom, classroom: T1, password: houtang-tp-1}
+  - {id: T2, kind: classroom, classroom: T2, password: shangpuxi-tp2}
+  - {id: T3, kind: classroom, classroom: T3, password: beidouxi-tp3}
+  - {id: T4, kind: classroom, classroom: T4, password: longzhuang-4}
+  - {id: T5, kind: classroom, classroom: T5, password: tongxihe-tp5}
+  - {id: HH-SUP, kind: supervisor, name: 怀化市教育局巡课员, region: "431200", password: huaihua-supervisor}
+`;
+}
+
+export const PASSWORDS = {
+  M1: 'music-master-1',
+  M2: 'art-master-22',
+  T1: 'houtang-tp-1',
+  T2: 'shangpuxi-tp2',
+  T3: 'beidouxi-tp3',
+  'HH-SUP': 'huaihua-supervisor',
+};
+
+/** Sanke runs the built binary with the classroom service and recorder on a temp data dir. */
+export class Sanke {
+  constructor(dir) {
+    this.dir = dir;
+    this.log = [];
+  }
+
+  async build() {
+    const started = Date.now();
+    this.bin = join(this.dir, 'sanke');
+    try {
+      await execFileP(goBinary(), ['build', '-o', this.bin, './cmd/sanke'], { cwd: REPO_ROOT, maxBuffer: 16 << 20 });
+    } catch (e) {
+      throw new Error(`go build ./cmd/sanke failed:\n${e.stderr || e.message}`);
+    }
+    log(`built sanke in ${Date.now() - started} ms`);
+  }
+
+  async start(datasetYaml, room) {
+    this.port = await freeTcpPort();
+    this.tcpPort = await freeTcpPort();
+    this.udpPort = await freeUdpPort();
+    await writeFile(join(this.dir, 'dataset.yaml'), datasetYaml);
+    await writeFile(
+      join(this.dir, 'sanke.yaml'),
+      `dev: true
+room:
+  departure_timeout: 2s
+recording:
+  auto_rooms: ["${room}"]
+  flush_interval: 1s
+classroom:
+  enabled: true
+  dataset: [${JSON.stringify(join(this.dir, 'dataset.yaml'))}]
+  admin_key: ${ADMIN_KEY}
+  sample_interval: 1s
+  finalize_delay: 3s
+  valid_share: 0.3
+  password_cost: 4
+`,
+    );
+    const args = ['serve', '--dev', '--config', join(this.dir, 'sanke.yaml'), '--port', String(this.port), '--udp-port', String(this.udpPort),
+      '--tcp-port', String(this.tcpPort), '--data-dir', join(this.dir, 'data'), '--log-level', 'info'];
+    this.proc = spawn(this.bin, args, { cwd: this.dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    const onData = (b) => {
+      for (const line of b.toString().split('\n')) if (line) this.log.push(line);
+      if (this.log.length > 20000) this.log.splice(0, 5000);
+    };
+    this.proc.stdout.on('data', onData);
+    this.proc.stderr.on('data', onData);
+    let exited = false;
+    this.proc.once('exit', () => (exited = true));
+    await pollUntil(async () => {
+      if (exited) throw new Error(`sanke exited:\n${this.log.slice(-30).join('\n')}`);
+      const r = await fetch(`${this.url}/healthz`).catch(() => undefined);
+      return r?.ok;
+    }, { timeout: 30000, interval: 100, what: 'sanke /healthz' });
+  }
+
+  get url() {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  /** api calls the classroom API with the admin key. */
+  async api(path) {
+    const r = await fetch(`${this.url}${path}`, { headers: { Authorization: `Bearer ${ADMIN_KEY}` } });
+    if (!r.ok) throw new Error(`${path}: ${r.status} ${await r.text()}`);
+    return r.json();
+  }
+
+  async stop() {
+    if (!this.proc || this.proc.exitCode !== null) return;
+    this.proc.kill('SIGTERM');
+    const timer = setTimeout(() => this.proc.kill('SIGKILL'), 15000);
+    await new Promise((r) => this.proc.once('exit', r));
+    clearTimeout(timer);
+  }
+}
+
+export async function tempDir() {
+  return mkdtemp(join(os.tmpdir(), 'sanke-webclient-'));
+}
+
+export async function cleanup(dir) {
+  if (process.env.SANKE_WEBCLIENT_KEEP === '1') {
+    log(`kept ${dir}`);
+    return;
+  }
+  await rm(dir, { recursive: true, force: true });
+}
+
+/** launch starts Chromium with a fresh profile. */
+export async function launch(dir) {
+  const profile = join(dir, `chromium-profile-${Math.random().toString(36).slice(2, 8)}`);
+  await mkdir(profile, { recursive: true });
+  return chromium.launch({
+    executablePath: CHROMIUM_PATH,
+    ignoreDefaultArgs: true,
+    args: [...CHROMIUM_FLAGS, `--user-data-dir=${profile}`, '--remote-debugging-pipe', '--no-startup-window'],
+  });
+}
+
+/** newPage opens a page in a fresh context (its own sessionStorage: one classroom each). */
+export async function newPage(browser, name, viewport = { width: 1366, height: 768 }) {
+  // The classroom service's time zone (classroom.timezone): days in the client are local days.
+  const ctx = await browser.newContext({ viewport, locale: 'zh-CN', timezoneId: 'Asia/Shanghai', permissions: ['camera', 'microphone'] });
+  const page = await ctx.newPage();
+  page.sankeName = name;
+  page.consoleLog = [];
+  page.on('console', (m) => page.consoleLog.push(`[${m.type()}] ${m.text()}`));
+  page.on('pageerror', (e) => page.consoleLog.push(`[pageerror] ${e.stack || e.message}`));
+  page.on('dialog', (d) => void d.accept());
+  return page;
+}
+
+export async function screenshot(page, name) {
+  await mkdir(ARTIFACTS, { recursive: true });
+  const file = join(ARTIFACTS, `${name}.png`);
+  await page.screenshot({ path: file });
+  log(`screenshot ${file}`);
+  return file;
+}
+
+export async function saveLogs(pages, server, name) {
+  await mkdir(join(ARTIFACTS, 'logs'), { recursive: true });
+  for (const p of pages) {
+    if (p) await writeFile(join(ARTIFACTS, 'logs', `${name}-${p.sankeName}.console.log`), (p.consoleLog || []).join('\n'));
+  }
+  if (server) await writeFile(join(ARTIFACTS, 'logs', `${name}-server.log`), server.log.join('\n'));
+}
+
+/** signIn signs a page in with a classroom or supervisor account. */
+export async function signIn(page, base, account) {
+  await page.goto(`${base}/`);
+  await page.fill('input[name=account]', account);
+  await page.fill('input[name=password]', PASSWORDS[account]);
+  await page.click('[data-testid=login-form] button[type=submit]');
+  await page.waitForSelector('[data-testid=sessions]');
+}
+
+/**
+ * videoPlaying: the element plays (not paused, has a size, its clock advances) and, for a
+ * remote track, the track's decoder keeps producing frames (inbound-rtp framesDecoded).
+ * Headless Chromium without a GPU presents few frames, so totalVideoFrames is not used.
+ */
+export async function videoPlaying(page, selector, timeout = 30000) {
+  return pollUntil(
+    () =>
+      page.evaluate(async (sel) => {
+        const v = document.querySelector(sel);
+        if (!v || v.videoWidth === 0 || v.paused || v.readyState < 2) return false;
+        const sid = v.dataset.track;
+        const decoded = async () => {
+          for (const live of Object.values(window.__sanke ?? {})) {
+            for (const p of live.room.remoteParticipants.values()) {
+              for (const pub of p.trackPublications.values()) {
+                if (pub.trackSid === sid && pub.track?.receiver) {
+                  let n = 0;
+                  (await pub.track.receiver.getStats()).forEach((s) => {
+                    if (s.type === 'inbound-rtp') n += s.framesDecoded ?? 0;
+                  });
+                  return n;
+                }
+              }
+            }
+          }
+          return undefined;
+        };
+        const t1 = v.currentTime;
+        const f1 = await decoded();
+        await new Promise((r) => setTimeout(r, 600));
+        const f2 = await decoded();
+        if (!(v.currentTime > t1)) return false;
+        if (f1 !== undefined && !(f2 > f1)) return false;
+        return { width: v.videoWidth, height: v.videoHeight, framesDecoded: f2 };
+      }, selector),
+    { timeout, what: `${selector} playing on ${page.sankeName}` },
+  );
+}
