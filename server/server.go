@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -144,6 +145,14 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 	s.mux = http.NewServeMux()
 	s.signal.Register(s.mux)
 	s.mux.Handle(s.roomAPI.PathPrefix(), s.roomAPI.Handler())
+	if cfg.Dev {
+		// Profiles for performance work (BENCHMARKS.md). Dev mode listens on 127.0.0.1 only.
+		s.mux.HandleFunc("/debug/pprof/", pprof.Index)
+		s.mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		s.mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		s.mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		s.mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	}
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = w.Write([]byte("ok\n"))

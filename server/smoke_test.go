@@ -5,8 +5,10 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -169,5 +171,18 @@ func smokePublishSubscribe(t *testing.T, single bool) {
 	}
 	if checked < 2 {
 		t.Errorf("only %d connected PeerConnections reported an SRTP profile", checked)
+	}
+}
+
+// In dev mode the server serves Go profiles for performance work.
+func TestDevPprof(t *testing.T) {
+	url, _ := startTestServerWith(t)
+	resp, err := http.Get(strings.Replace(url, "ws://", "http://", 1) + "/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /debug/pprof/goroutine: HTTP %d", resp.StatusCode)
 	}
 }
