@@ -272,7 +272,51 @@ func (s *Service) handleMe(w http.ResponseWriter, r *http.Request) {
 			sessions = append(sessions, sessionView{Session: sess, Term: idx.TermOf(sess), Role: role})
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"account": publicAccount(*c.account), "sessions": sessions})
+	writeJSON(w, http.StatusOK, map[string]any{
+		"account":   publicAccount(*c.account),
+		"sessions":  sessions,
+		"directory": directoryOf(idx, sessions),
+	})
+}
+
+// directoryEntry names one classroom, school or region for display.
+type directoryEntry struct {
+	Name   string `json:"name,omitempty"`
+	School string `json:"school,omitempty"`
+	Kind   string `json:"kind,omitempty"`
+	Region string `json:"region,omitempty"`
+}
+
+// directoryOf names the classrooms of the given sessions, their schools and regions (county,
+// city and province), so that a client can show names and filter by region without the
+// whole dataset.
+func directoryOf(idx *model.Index, sessions []sessionView) map[string]map[string]directoryEntry {
+	dir := map[string]map[string]directoryEntry{"classrooms": {}, "schools": {}, "regions": {}}
+	addRegion := func(code string) {
+		if len(code) != 6 {
+			return
+		}
+		// GB/T 2260: county XXXXXX, its city XXXX00, its province XX0000.
+		for _, c := range []string{code, code[:4] + "00", code[:2] + "0000"} {
+			if r := idx.Region(c); r != nil {
+				dir["regions"][c] = directoryEntry{Name: r.Name}
+			}
+		}
+	}
+	for _, sv := range sessions {
+		for _, id := range append([]string{sv.Master}, sv.Receivers...) {
+			c := idx.Classroom(id)
+			if c == nil {
+				continue
+			}
+			dir["classrooms"][id] = directoryEntry{Name: c.Name, School: c.School, Kind: string(c.Kind)}
+			if sc := idx.School(c.School); sc != nil {
+				dir["schools"][sc.ID] = directoryEntry{Name: sc.Name, Region: sc.Region}
+				addRegion(sc.Region)
+			}
+		}
+	}
+	return dir
 }
 
 func (s *Service) handleToken(w http.ResponseWriter, r *http.Request) {

@@ -119,15 +119,35 @@ func TestRoleEnforcement(t *testing.T) {
 		t.Errorf("wrong password: %d", code)
 	}
 
+	type entry struct{ Name, School, Region string }
 	var me struct {
 		Sessions []struct {
 			ID   string
 			Role string
 		}
+		Directory struct {
+			Classrooms, Schools, Regions map[string]entry
+		}
 	}
 	if code := ts.call("GET", "/api/v1/me", t1SignIn, nil, &me); code != 200 || len(me.Sessions) != 2 ||
 		me.Sessions[0].ID != "R1" || me.Sessions[0].Role != "teaching_point" || me.Sessions[1].ID != "R3" {
 		t.Errorf("T1's sessions: %d %+v", code, me)
+	}
+	// The directory names every classroom of those sessions, its school and its regions.
+	for _, id := range []string{"T1", "M1"} {
+		c, ok := me.Directory.Classrooms[id]
+		if !ok || c.Name == "" {
+			t.Errorf("directory lacks classroom %s: %+v", id, me.Directory.Classrooms)
+			continue
+		}
+		sc, ok := me.Directory.Schools[c.School]
+		if !ok || sc.Name == "" || sc.Region == "" {
+			t.Errorf("directory lacks school %q of %s: %+v", c.School, id, me.Directory.Schools)
+			continue
+		}
+		if r, ok := me.Directory.Regions[sc.Region]; !ok || r.Name == "" {
+			t.Errorf("directory lacks region %q: %+v", sc.Region, me.Directory.Regions)
+		}
 	}
 	teacherTok, code := ts.roomToken(ts.login("M1", "music-master-1"), "R1")
 	if code != 200 || teacherTok.Role != "teacher" || teacherTok.Room != "class-R1" {
