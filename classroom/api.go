@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/livekit/protocol/auth"
 	"io"
 	"net/http"
 	"strconv"
@@ -26,7 +27,8 @@ const maxBody = 64 << 20
 // Sign-in and room tokens (classroom and supervisor accounts):
 //
 //	POST   /api/v1/login                      {"account","password"} -> {"token","expires_at","account"}
-//	GET    /api/v1/me?from=&to=               account, and its sessions with its role in each
+//	GET    /api/v1/me?from=&to=               account, its sessions with its role in each, and a directory of their names
+//	POST   /api/v1/sessions/{id}/view-token   a token to list and play the session's recordings (any time)
 //	POST   /api/v1/sessions/{id}/token        -> {"token","room","identity","role","expires_at","grant","attributes"}
 //	                                          (admins: body {"classroom": "..."} or {"supervisor": true})
 //
@@ -64,6 +66,7 @@ func (s *Service) Handler() http.Handler {
 	mux.HandleFunc("POST /api/v1/login", s.handleLogin)
 	mux.HandleFunc("GET /api/v1/me", s.handleMe)
 	mux.HandleFunc("POST /api/v1/sessions/{id}/token", s.handleToken)
+	mux.HandleFunc("POST /api/v1/sessions/{id}/view-token", s.handleViewToken)
 	mux.HandleFunc("GET /api/v1/sessions/{id}/record", s.handleSessionRecord)
 
 	mux.HandleFunc("POST /api/v1/rooms/{room}/hand", s.handleHand)
@@ -317,6 +320,47 @@ func directoryOf(idx *model.Index, sessions []sessionView) map[string]map[string
 		}
 	}
 	return dir
+}
+
+// viewTokenTTL bounds a view token: long enough to watch a recorded lesson.
+const viewTokenTTL = 3 * time.Hour
+
+// handleViewToken gives an account of a session (at any time, also after the class) a token
+// that lets it list and play the session's recordings and nothing else: it names the room
+// with roomJoin (what the recorder's read API checks) but grants no publish, subscribe or
+// data, and is hidden should it ever be used to join.
+func (s *Service) handleViewToken(w http.ResponseWriter, r *http.Request) {
+	c := s.require(w, r, func(c *caller) bool { return c.account != nil }, "a sign-in token")
+	if c == nil {
+		return
+	}
+	sess := s.Index().Session(r.PathValue("id"))
+	if sess == nil {
+		writeError(w, http.StatusNotFound, "unknown session")
+		return
+	}
+	if _, _, err := s.sessionAccess(c.account, sess); err != nil {
+		s.audit(r.Context(), c.actor, "view-token.refused", sess.ID, sess.Room, err.Error())
+		writeError(w, http.StatusForbidden, err.Error())
+		return
+	}
+	grant := &auth.VideoGrant{RoomJoin: true, Room: sess.Room, Hidden: true}
+	grant.SetCanPublish(false)
+	grant.SetCanSubscribe(false)
+	grant.SetCanPublishData(false)
+	now := s.clock.Now()
+	jwt, err := auth.NewAccessToken(s.cfg.APIKey, s.cfg.APISecret).
+		SetIdentity("viewer-" + strings.TrimPrefix(c.account.ID, "account:")).
+		SetVideoGrant(grant).SetValidFor(viewTokenTTL).ToJWT()
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	s.audit(r.Context(), c.actor, "view-token", sess.ID, sess.Room, "")
+	writeJSON(w, http.StatusOK, map[string]any{
+		"token": jwt, "room": sess.Room, "session": sess.ID,
+		"expires_at": now.Add(viewTokenTTL).In(s.loc).Format(time.RFC3339),
+	})
 }
 
 func (s *Service) handleToken(w http.ResponseWriter, r *http.Request) {

@@ -3,6 +3,7 @@ package classroom_test
 import (
 	"context"
 	"fmt"
+	"github.com/livekit/protocol/auth"
 	"slices"
 	"strings"
 	"testing"
@@ -112,6 +113,27 @@ func TestRoleEnforcement(t *testing.T) {
 		t.Errorf("T3 token for R1: %d %q", code, rt.Error)
 	}
 	t1SignIn := ts.login("T1", "houtang-tp-1")
+	// A view token (recordings, any time) for one's own session: room named, nothing else
+	// granted; none for another school's session.
+	var view struct{ Token, Room string }
+	if code := ts.call("POST", "/api/v1/sessions/R3/view-token", t1SignIn, nil, &view); code != 200 || view.Room != "class-R3" {
+		t.Fatalf("T1's view token for R3 (not started yet): %d %+v", code, view)
+	}
+	vt, err := auth.ParseAPIToken(view.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, vg, err := vt.Verify(config.DevAPISecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := vg.Video; !v.RoomJoin || v.Room != "class-R3" || !v.Hidden || v.GetCanPublish() || v.GetCanSubscribe() ||
+		v.GetCanPublishData() || v.RoomAdmin || v.RoomRecord {
+		t.Errorf("view token grants too much or too little: %+v", v)
+	}
+	if code := ts.call("POST", "/api/v1/sessions/R1/view-token", t3, nil, nil); code != 403 {
+		t.Errorf("T3's view token for another school's session: HTTP %d, want 403", code)
+	}
 	if rt, code := ts.roomToken(t1SignIn, "R3"); code != 403 || !strings.Contains(rt.Error, "opens at") {
 		t.Errorf("T1 token for R3 three hours ahead: %d %q", code, rt.Error)
 	}

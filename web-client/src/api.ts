@@ -146,6 +146,9 @@ export const api = {
     return call<Me>('GET', `/api/v1/me${qs ? `?${qs}` : ''}`, token);
   },
   roomToken: (token: string, session: string) => call<RoomToken>('POST', `/api/v1/sessions/${enc(session)}/token`, token),
+  /** A token that only lists and plays a session's recordings; also after the class. */
+  viewToken: (token: string, session: string) =>
+    call<{ token: string; room: string }>('POST', `/api/v1/sessions/${enc(session)}/view-token`, token),
   hand: (roomToken: string, room: string, raised: boolean) =>
     call<ClassState>('POST', `/api/v1/rooms/${enc(room)}/hand`, roomToken, { raised }),
   callOn: (roomToken: string, room: string, identity: string, exclusive = true) =>

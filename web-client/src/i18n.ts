@@ -167,7 +167,7 @@ const zh = {
   duration: '时长',
   files: '文件',
   recordingsOf: '录像',
-  recordingsNeedToken: '录像列表在课程开放期间可见',
+  recordingsNeedToken: '暂时无法读取本节课的录像',
   size: '大小',
   // dev
   devMode: '开发模式',
@@ -341,7 +341,7 @@ const en: Record<Key, string> = {
   duration: 'Duration',
   files: 'Files',
   recordingsOf: 'Recordings',
-  recordingsNeedToken: 'Recordings are listed while the session is open',
+  recordingsNeedToken: 'The recordings of this session cannot be read right now',
   size: 'Size',
   devMode: 'Dev mode',
   quickRoom: 'Quick room',

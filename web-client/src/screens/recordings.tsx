@@ -4,7 +4,7 @@
 // links a browser opens).
 import { useEffect, useState } from 'preact/hooks';
 import { api, fileUrl, type Manifest, type ManifestFile, type Session } from '../api';
-import { auth, rememberRoomToken, roomTokenFor } from '../auth';
+import { auth, roomTokenFor } from '../auth';
 import { Icon } from '../components/icons';
 import { Empty, TopBar } from '../components/ui';
 import { t } from '../i18n';
@@ -50,9 +50,8 @@ export function Recordings() {
           let token = roomTokenFor(s.id)?.token;
           if (!token) {
             try {
-              const tok = await api.roomToken(a.token, s.id);
-              rememberRoomToken(tok);
-              token = tok.token;
+              // Past sessions no longer hand out room tokens: a view token reads recordings.
+              token = (await api.viewToken(a.token, s.id)).token;
             } catch (e) {
               return { session: s, unavailable: (e as Error).message };
             }
