@@ -4,60 +4,19 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
-	"net"
 	"os"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/sanke-edu/sanke/config"
-	"github.com/sanke-edu/sanke/server"
+	"github.com/sanke-edu/sanke/internal/testclient/inprocess"
 )
-
-func freePort(t *testing.T, network string) int {
-	t.Helper()
-	if network == "udp" {
-		c, err := net.ListenPacket("udp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		return c.LocalAddr().(*net.UDPAddr).Port
-	}
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 // startServer runs an in-process Sanke dev server on free loopback ports and returns its URL.
 func startServer(t *testing.T) string {
 	t.Helper()
-	cfg := config.DevDefault()
-	cfg.Port = freePort(t, "tcp")
-	cfg.RTC.UDPPort = freePort(t, "udp")
-	cfg.RTC.TCPPort = 0
-	var w io.Writer = io.Discard
-	if os.Getenv("SANKE_TEST_LOG") != "" {
-		w = os.Stderr
-	}
-	srv, err := server.New(cfg, slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug})))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return "ws://127.0.0.1:" + strconv.Itoa(cfg.Port)
+	return inprocess.Start(t, nil).Target.URL
 }
 
 // TestRunAgainstSanke is the short load test of the CI suite: correctness only (every
