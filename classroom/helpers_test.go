@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/sanke-edu/sanke/internal/testclient"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -54,24 +54,6 @@ func (c *fakeClock) Set(t time.Time) {
 	c.mu.Unlock()
 }
 
-func freePort(t testing.TB, network string) int {
-	t.Helper()
-	if network == "udp" {
-		c, err := net.ListenPacket("udp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		return c.LocalAddr().(*net.UDPAddr).Port
-	}
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // testServer is an in-process Sanke with the classroom service.
 type testServer struct {
 	t     *testing.T
@@ -87,8 +69,8 @@ type testServer struct {
 func startServer(t *testing.T, clock *fakeClock, mutate func(*config.Config)) *testServer {
 	t.Helper()
 	cfg := config.DevDefault()
-	cfg.Port = freePort(t, "tcp")
-	cfg.RTC.UDPPort = freePort(t, "udp")
+	cfg.Port = testclient.FreePort(t, "tcp")
+	cfg.RTC.UDPPort = testclient.FreePort(t, "udp")
 	cfg.RTC.TCPPort = 0
 	cfg.DataDir = t.TempDir()
 	cfg.Recording.Enabled = false

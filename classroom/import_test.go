@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/sanke-edu/sanke/internal/testclient"
 	"io"
 	"log/slog"
 	"mime/multipart"
@@ -190,7 +191,7 @@ func TestBadDatasetFileStopsStart(t *testing.T) {
 		}
 	}
 	cfg := config.DevDefault()
-	cfg.Port, cfg.RTC.UDPPort, cfg.RTC.TCPPort = freePort(t, "tcp"), freePort(t, "udp"), 0
+	cfg.Port, cfg.RTC.UDPPort, cfg.RTC.TCPPort = testclient.FreePort(t, "tcp"), testclient.FreePort(t, "udp"), 0
 	cfg.DataDir = t.TempDir()
 	cfg.Recording.Enabled = false
 	cfg.Classroom.Enabled = true

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/sanke-edu/sanke/internal/testclient"
 	"io"
 	"net"
 	"net/http"
@@ -125,7 +126,7 @@ func TestPlatformPushSurvivesKill(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	platformPort := freePort(t, "tcp")
+	platformPort := testclient.FreePort(t, "tcp")
 	cfg := fmt.Sprintf(`data_dir: %s
 rtc:
   tcp_port: 0
@@ -149,7 +150,7 @@ classroom:
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	port, udpPort := freePort(t, "tcp"), freePort(t, "udp")
+	port, udpPort := testclient.FreePort(t, "tcp"), testclient.FreePort(t, "udp")
 
 	plat := &platform{secret: "platform-secret", records: map[string][]byte{}}
 	first := startSanke(t, bin, cfgPath, port, udpPort)

@@ -2,9 +2,9 @@ package metrics_test
 
 import (
 	"context"
+	"github.com/sanke-edu/sanke/internal/testclient"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -113,29 +113,11 @@ func TestCountersStayMonotonic(t *testing.T) {
 	expect(t, body, "sanke_forwarded_packets_total 360", "sanke_forwarded_bytes_total 3600", `sanke_participants{role="participant"} 1`)
 }
 
-func freePort(t *testing.T, network string) int {
-	t.Helper()
-	if network == "udp" {
-		c, err := net.ListenPacket("udp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		return c.LocalAddr().(*net.UDPAddr).Port
-	}
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // TestMetricsEndpoint scrapes /metrics of a real server while a track is forwarded.
 func TestMetricsEndpoint(t *testing.T) {
 	lksdk.SetLogger(protoLogger.GetDiscardLogger())
 	cfg := config.DevDefault()
-	cfg.Port, cfg.RTC.UDPPort, cfg.RTC.TCPPort = freePort(t, "tcp"), freePort(t, "udp"), 0
+	cfg.Port, cfg.RTC.UDPPort, cfg.RTC.TCPPort = testclient.FreePort(t, "tcp"), testclient.FreePort(t, "udp"), 0
 	cfg.DataDir = t.TempDir()
 	cfg.Recording.Enabled = false
 	cfg.Classroom.Enabled = true

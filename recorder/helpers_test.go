@@ -41,24 +41,6 @@ const (
 	s3Bucket = "recordings"
 )
 
-func freePort(t testing.TB, network string) int {
-	t.Helper()
-	if network == "udp" {
-		c, err := net.ListenPacket("udp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		return c.LocalAddr().(*net.UDPAddr).Port
-	}
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 var versitygwBuild struct {
 	sync.Mutex
 	path string
@@ -110,7 +92,7 @@ type s3Server struct {
 
 func startS3(t testing.TB) *s3Server {
 	t.Helper()
-	s := &s3Server{t: t, bin: versitygwBinary(t), dir: t.TempDir(), port: freePort(t, "tcp")}
+	s := &s3Server{t: t, bin: versitygwBinary(t), dir: t.TempDir(), port: testclient.FreePort(t, "tcp")}
 	if err := os.MkdirAll(filepath.Join(s.dir, s3Bucket), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -191,8 +173,8 @@ type testServer struct {
 func startServer(t testing.TB, s3 *s3Server) *testServer {
 	t.Helper()
 	cfg := config.DevDefault()
-	cfg.Port = freePort(t, "tcp")
-	cfg.RTC.UDPPort = freePort(t, "udp")
+	cfg.Port = testclient.FreePort(t, "tcp")
+	cfg.RTC.UDPPort = testclient.FreePort(t, "udp")
 	cfg.RTC.TCPPort = 0
 	cfg.DataDir = t.TempDir()
 	cfg.Recording.AutoRooms = []string{"rec-*"}

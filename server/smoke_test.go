@@ -2,9 +2,9 @@ package server
 
 import (
 	"context"
+	"github.com/sanke-edu/sanke/internal/testclient"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -21,24 +21,6 @@ import (
 	"github.com/sanke-edu/sanke/config"
 )
 
-func freePort(t *testing.T, network string) int {
-	t.Helper()
-	if network == "udp" {
-		c, err := net.ListenPacket("udp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		return c.LocalAddr().(*net.UDPAddr).Port
-	}
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // startTestServer runs an in-process dev server on free loopback ports and returns its URL.
 func startTestServer(t *testing.T) string {
 	url, _ := startTestServerWith(t)
@@ -49,8 +31,8 @@ func startTestServer(t *testing.T) string {
 func startTestServerWith(t *testing.T) (string, *Server) {
 	t.Helper()
 	cfg := config.DevDefault()
-	cfg.Port = freePort(t, "tcp")
-	cfg.RTC.UDPPort = freePort(t, "udp")
+	cfg.Port = testclient.FreePort(t, "tcp")
+	cfg.RTC.UDPPort = testclient.FreePort(t, "udp")
 	cfg.RTC.TCPPort = 0
 	var w io.Writer = io.Discard
 	if os.Getenv("SANKE_TEST_LOG") != "" {

@@ -2,8 +2,8 @@ package webhook_test
 
 import (
 	"context"
+	"github.com/sanke-edu/sanke/internal/testclient"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -23,24 +23,6 @@ import (
 	"github.com/sanke-edu/sanke/config"
 	"github.com/sanke-edu/sanke/server"
 )
-
-func freePort(t *testing.T, network string) int {
-	t.Helper()
-	if network == "udp" {
-		c, err := net.ListenPacket("udp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		return c.LocalAddr().(*net.UDPAddr).Port
-	}
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 // receiver verifies webhooks exactly as a LiveKit application does.
 type receiver struct {
@@ -82,7 +64,7 @@ func TestWebhooks(t *testing.T) {
 	defer hook.Close()
 
 	cfg := config.DevDefault()
-	cfg.Port, cfg.RTC.UDPPort, cfg.RTC.TCPPort = freePort(t, "tcp"), freePort(t, "udp"), 0
+	cfg.Port, cfg.RTC.UDPPort, cfg.RTC.TCPPort = testclient.FreePort(t, "tcp"), testclient.FreePort(t, "udp"), 0
 	cfg.DataDir = t.TempDir()
 	cfg.Recording.Enabled = false
 	cfg.Room.DepartureTimeout = time.Second

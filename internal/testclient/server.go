@@ -476,3 +476,18 @@ func (w *lineWriter) flush() {
 		w.partial = nil
 	}
 }
+
+// FreePort returns a loopback port of network ("tcp" or "udp") that was free a moment ago,
+// for tests that start servers on their own ports. It fails the test if none can be had.
+func FreePort(tb testing.TB, network string) int {
+	tb.Helper()
+	get := freeTCPPort
+	if network == "udp" {
+		get = freeUDPPort
+	}
+	port, err := get()
+	if err != nil {
+		tb.Fatalf("free %s port: %v", network, err)
+	}
+	return port
+}
