@@ -473,17 +473,28 @@ func (s *Service) handleHand(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.ctl.state(sess))
 }
 
-func (s *Service) handleCallOn(w http.ResponseWriter, r *http.Request) {
+// moderatedSession authenticates a request about a room's class and checks that the caller
+// moderates it (the teacher, or an administrator); otherwise it answers with denial (403)
+// and returns a nil session.
+func (s *Service) moderatedSession(w http.ResponseWriter, r *http.Request, denial string) (*caller, *model.Session) {
 	c := s.require(w, r, nil, "")
 	if c == nil {
-		return
+		return nil, nil
 	}
 	sess := s.roomSession(w, r)
 	if sess == nil {
-		return
+		return nil, nil
 	}
 	if !c.moderates(sess.Room) {
-		writeError(w, http.StatusForbidden, "only the teacher calls on")
+		writeError(w, http.StatusForbidden, denial)
+		return nil, nil
+	}
+	return c, sess
+}
+
+func (s *Service) handleCallOn(w http.ResponseWriter, r *http.Request) {
+	c, sess := s.moderatedSession(w, r, "only the teacher calls on")
+	if sess == nil {
 		return
 	}
 	var req struct {
@@ -505,16 +516,8 @@ func (s *Service) handleCallOn(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Service) handleEndCallOn(w http.ResponseWriter, r *http.Request) {
-	c := s.require(w, r, nil, "")
-	if c == nil {
-		return
-	}
-	sess := s.roomSession(w, r)
+	_, sess := s.moderatedSession(w, r, "only the teacher ends a call")
 	if sess == nil {
-		return
-	}
-	if !c.moderates(sess.Room) {
-		writeError(w, http.StatusForbidden, "only the teacher ends a call")
 		return
 	}
 	if err := s.ctl.endCallOn(r.Context(), sess, r.PathValue("identity")); err != nil {
@@ -525,16 +528,8 @@ func (s *Service) handleEndCallOn(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Service) handleMode(w http.ResponseWriter, r *http.Request) {
-	c := s.require(w, r, nil, "")
-	if c == nil {
-		return
-	}
-	sess := s.roomSession(w, r)
+	_, sess := s.moderatedSession(w, r, "only the teacher changes the mode")
 	if sess == nil {
-		return
-	}
-	if !c.moderates(sess.Room) {
-		writeError(w, http.StatusForbidden, "only the teacher changes the mode")
 		return
 	}
 	var req struct {

@@ -210,53 +210,46 @@ func nonNil(v any) any {
 	return v
 }
 
-// find returns one entity of the dataset.
+// find returns one entity of the dataset (accounts without their password hashes), or nil.
 func find(d *model.Dataset, k model.Kind, id string) any {
 	switch k {
 	case model.KindRegions:
-		for _, e := range d.Regions {
-			if e.Code == id {
-				return e
-			}
-		}
+		return value(findBy(d.Regions, func(e model.Region) string { return e.Code }, id))
 	case model.KindSchools:
-		for _, e := range d.Schools {
-			if e.ID == id {
-				return e
-			}
-		}
+		return value(findBy(d.Schools, func(e model.School) string { return e.ID }, id))
 	case model.KindClassrooms:
-		for _, e := range d.Classrooms {
-			if e.ID == id {
-				return e
-			}
-		}
+		return value(findBy(d.Classrooms, func(e model.Classroom) string { return e.ID }, id))
 	case model.KindPairings:
-		for _, e := range d.Pairings {
-			if e.ID == id {
-				return e
-			}
-		}
+		return value(findBy(d.Pairings, func(e model.Pairing) string { return e.ID }, id))
 	case model.KindTerms:
-		for _, e := range d.Terms {
-			if e.ID == id {
-				return e
-			}
-		}
+		return value(findBy(d.Terms, func(e model.Term) string { return e.ID }, id))
 	case model.KindSessions:
-		for _, e := range d.Sessions {
-			if e.ID == id {
-				return e
-			}
-		}
+		return value(findBy(d.Sessions, func(e model.Session) string { return e.ID }, id))
 	case model.KindAccounts:
-		for _, e := range d.Accounts {
-			if e.ID == id {
-				return publicAccount(e)
-			}
+		if e := findBy(d.Accounts, func(e model.Account) string { return e.ID }, id); e != nil {
+			return publicAccount(*e)
 		}
 	}
 	return nil
+}
+
+// findBy returns the entry whose key is id, or nil.
+func findBy[T any](entries []T, key func(T) string, id string) *T {
+	for i := range entries {
+		if key(entries[i]) == id {
+			return &entries[i]
+		}
+	}
+	return nil
+}
+
+// value turns a found entry into a plain value, and a miss into a nil interface (a typed nil
+// pointer in an interface would not compare equal to nil).
+func value[T any](e *T) any {
+	if e == nil {
+		return nil
+	}
+	return *e
 }
 
 func (s *Service) handleGet(w http.ResponseWriter, r *http.Request) {
