@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -49,17 +48,10 @@ func Start(tb testing.TB, cfg *config.Config) *Server {
 		cfg = config.DevDefault()
 	}
 	c := *cfg
-	var err error
-	if c.Port, err = freeTCPPort(); err != nil {
-		tb.Fatal(err)
-	}
-	if c.RTC.UDPPort, err = freeUDPPort(); err != nil {
-		tb.Fatal(err)
-	}
+	c.Port = testclient.FreePort(tb, "tcp")
+	c.RTC.UDPPort = testclient.FreePort(tb, "udp")
 	if c.RTC.TCPPort != 0 {
-		if c.RTC.TCPPort, err = freeTCPPort(); err != nil {
-			tb.Fatal(err)
-		}
+		c.RTC.TCPPort = testclient.FreePort(tb, "tcp")
 	}
 	if len(c.Keys) == 0 {
 		c.Keys = map[string]string{testclient.DevAPIKey: testclient.DevAPISecret}
@@ -145,24 +137,6 @@ func waitHealthy(httpURL string, done chan error, timeout time.Duration) error {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return fmt.Errorf("no 200 from %s/healthz within %v (last: %s)", httpURL, timeout, last)
-}
-
-func freeTCPPort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-func freeUDPPort() (int, error) {
-	c, err := net.ListenUDP("udp", &net.UDPAddr{})
-	if err != nil {
-		return 0, err
-	}
-	defer func() { _ = c.Close() }()
-	return c.LocalAddr().(*net.UDPAddr).Port, nil
 }
 
 // lockedBuffer is an io.Writer collecting log output, safe for concurrent use; it keeps the
