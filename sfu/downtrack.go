@@ -323,12 +323,20 @@ func (d *DownTrack) send(p *inPacket, res *forwardResult) {
 
 // write hands one packet to the transport. d.mu must be held.
 func (d *DownTrack) write(h *rtp.Header, payload []byte) {
-	if _, err := d.writer.WriteRTP(h, payload); err != nil {
+	n, err := d.writer.WriteRTP(h, payload)
+	if err != nil {
 		d.counters.writeErrors++
 		if !d.loggedErr {
 			d.loggedErr = true
 			d.logger.Debug("write failed", "err", err)
 		}
+		return
+	}
+	if n == 0 && d.fwd.video {
+		// pion drops packets without an error until the subscriber's SRTP is up: nothing
+		// reached the subscriber, so start over on the next keyframe rather than leave it
+		// decoding from the middle of a picture group.
+		d.fwd.current = LayerNone
 	}
 }
 
