@@ -60,6 +60,9 @@ type RTCConfig struct {
 	PLIThrottle time.Duration `koanf:"pli_throttle"`
 	// PacketCacheSize is how many packets per received layer are kept to answer NACKs.
 	PacketCacheSize int `koanf:"packet_cache_size"`
+	// DirectSRTP sends forwarded media with the SFU's own SRTP and batched UDP writes
+	// instead of pion's per-packet write path (see sfu/srtpout); false is the fallback.
+	DirectSRTP bool `koanf:"direct_srtp"`
 }
 
 // RoomConfig configures room lifecycle.
@@ -233,6 +236,7 @@ func Default() *Config {
 			STUNServers:     []string{},
 			PLIThrottle:     500 * time.Millisecond,
 			PacketCacheSize: 512,
+			DirectSRTP:      true,
 		},
 		Room: RoomConfig{
 			AutoCreate:       true,

@@ -208,13 +208,14 @@ func (p *Participant) send(msg *livekit.SignalResponse) {
 
 // setupTransports creates the PeerConnections: publisher (the client offers) and subscriber
 // (we offer, and create the data channels), or the one PeerConnection of single mode.
-func (p *Participant) setupTransports(api *webrtc.API, ice []webrtc.ICEServer) error {
+func (p *Participant) setupTransports(media *MediaAPI, ice []webrtc.ICEServer) error {
 	sendCand := func(c webrtc.ICECandidateInit, target livekit.SignalTarget) {
 		p.send(&livekit.SignalResponse{Message: &livekit.SignalResponse_Trickle{Trickle: &livekit.TrickleRequest{
 			CandidateInit: candidateJSON(c), Target: target,
 		}}})
 	}
-	pub, err := newTransport(api, livekit.SignalTarget_PUBLISHER, ice, p.logger, sendCand)
+	// In single mode the one PeerConnection also carries the media sent to the client.
+	pub, err := newTransport(media, PeerOptions{Publish: true, Direct: p.single}, livekit.SignalTarget_PUBLISHER, ice, p.logger, sendCand)
 	if err != nil {
 		return err
 	}
@@ -231,7 +232,7 @@ func (p *Participant) setupTransports(api *webrtc.API, ice []webrtc.ICEServer) e
 		return nil
 	}
 
-	sub, err := newTransport(api, livekit.SignalTarget_SUBSCRIBER, ice, p.logger, sendCand)
+	sub, err := newTransport(media, PeerOptions{Direct: true}, livekit.SignalTarget_SUBSCRIBER, ice, p.logger, sendCand)
 	if err != nil {
 		pub.Close()
 		return err

@@ -171,7 +171,7 @@ func (r *Room) join(req signaling.JoinRequest, sink signaling.Sink) (*Participan
 	}
 
 	p := newParticipant(r, req, sink)
-	if err := p.setupTransports(r.manager.media.API, r.cfg.webrtcICEServers()); err != nil {
+	if err := p.setupTransports(r.manager.media, r.cfg.webrtcICEServers()); err != nil {
 		return nil, err
 	}
 

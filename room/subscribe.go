@@ -70,6 +70,7 @@ func (r *Room) subscribe(sub *Participant, t *PublishedTrack) {
 		StreamID:     owner.sid + "|" + sid,
 		TrackID:      sid,
 		WriteRTCP:    sub.downTransport().pc.WriteRTCP,
+		Output:       sub.downTransport().out,
 		Logger:       sub.logger.With("track", sid),
 	})
 	if err != nil {

@@ -10,6 +10,8 @@ import (
 
 	"github.com/livekit/protocol/livekit"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/sanke-edu/sanke/sfu/srtpout"
 )
 
 // negotiationDebounce batches subscription changes that arrive together into one offer.
@@ -20,6 +22,7 @@ const negotiationDebounce = 20 * time.Millisecond
 type transport struct {
 	target livekit.SignalTarget
 	pc     *webrtc.PeerConnection
+	out    *srtpout.Sender // direct sender of forwarded media, nil if pion sends it all
 	logger *slog.Logger
 
 	// sendOffer and sendCandidate deliver SDP and candidates to the client.
@@ -40,18 +43,18 @@ type transport struct {
 	closed            bool
 }
 
-func newTransport(api *webrtc.API, target livekit.SignalTarget, iceServers []webrtc.ICEServer, logger *slog.Logger,
+func newTransport(media *MediaAPI, opts PeerOptions, target livekit.SignalTarget, iceServers []webrtc.ICEServer, logger *slog.Logger,
 	sendCandidate func(webrtc.ICECandidateInit, livekit.SignalTarget)) (*transport, error) {
-	pc, err := api.NewPeerConnection(webrtc.Configuration{
+	pc, out, err := media.NewPeerConnection(webrtc.Configuration{
 		ICEServers:    iceServers,
 		BundlePolicy:  webrtc.BundlePolicyMaxBundle,
 		RTCPMuxPolicy: webrtc.RTCPMuxPolicyRequire,
 		SDPSemantics:  webrtc.SDPSemanticsUnifiedPlan,
-	})
+	}, opts)
 	if err != nil {
 		return nil, fmt.Errorf("new peer connection: %w", err)
 	}
-	t := &transport{target: target, pc: pc, logger: logger.With("pc", target.String()), sendCandidate: sendCandidate}
+	t := &transport{target: target, pc: pc, out: out, logger: logger.With("pc", target.String()), sendCandidate: sendCandidate}
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
 		if c == nil {
 			return

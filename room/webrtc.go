@@ -14,6 +14,8 @@ import (
 	"github.com/pion/sdp/v3"
 	"github.com/pion/transport/v5/udp"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/sanke-edu/sanke/sfu/srtpout"
 )
 
 // MediaConfig configures the WebRTC API shared by every PeerConnection of a node.
@@ -33,12 +35,89 @@ type MediaConfig struct {
 	// packet, the largest share of an SFU's per-packet cost. 0 or 1 writes each packet at once.
 	WriteBatchSize     int
 	WriteBatchInterval time.Duration
+	// DirectSRTP sends forwarded media on the shared UDP socket with the SFU's own SRTP
+	// encryption and one sendmmsg per fan-out batch (package sfu/srtpout), instead of
+	// pion's write path, wherever the node is the DTLS server over UDP. pion still carries
+	// ICE, DTLS, RTCP, data channels and everything else.
+	DirectSRTP bool
 }
 
-// MediaAPI is the pion API (codecs, interceptors, sockets) plus the sockets it owns.
+// MediaAPI builds the PeerConnections of a node: codecs, interceptors, settings and the
+// sockets they share.
 type MediaAPI struct {
-	API     *webrtc.API
+	me      *webrtc.MediaEngine
+	ir      *interceptor.Registry
+	se      webrtc.SettingEngine
+	udp     *net.UDPConn
+	udpPort int
+	direct  bool
 	closers []func() error
+}
+
+// PeerOptions say what one PeerConnection is for.
+type PeerOptions struct {
+	// Publish: the PeerConnection receives media from the client and needs the interceptors
+	// that act on received streams (NACK generation, receiver reports, transport-cc).
+	// Receive-only (subscriber) PeerConnections get none: no per-connection ticker
+	// goroutines, no per-packet work.
+	Publish bool
+	// Direct: forwarded media may bypass pion's write path (MediaConfig.DirectSRTP); the
+	// returned Sender is non-nil then.
+	Direct bool
+}
+
+// NewPeerConnection returns a PeerConnection built for o, and the direct sender of its
+// forwarded media (nil unless o.Direct and the node enables it). The sender follows the
+// selected ICE candidate pair by itself.
+func (m *MediaAPI) NewPeerConnection(cfg webrtc.Configuration, o PeerOptions) (*webrtc.PeerConnection, *srtpout.Sender, error) {
+	ir := &interceptor.Registry{}
+	if o.Publish {
+		ir = m.ir
+	}
+	se := m.se // a copy: hooks below are this PeerConnection's own
+	var out *srtpout.Sender
+	if o.Direct && m.direct {
+		out = srtpout.NewSender(m.udp)
+		se.SetDTLSServerHelloMessageHook(out.KeyCapture().ServerHelloHook)
+		se.SetDTLSKeyLogWriter(out.KeyCapture())
+	}
+	api := webrtc.NewAPI(webrtc.WithMediaEngine(m.me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))
+	pc, err := api.NewPeerConnection(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	if out != nil {
+		ice := pc.SCTP().Transport().ICETransport()
+		follow := func() { out.SetRemote(m.directAddr(ice)) }
+		ice.OnSelectedCandidatePairChange(func(*webrtc.ICECandidatePair) { follow() })
+		pc.SCTP().Transport().OnStateChange(func(st webrtc.DTLSTransportState) {
+			switch st {
+			case webrtc.DTLSTransportStateConnected:
+				follow()
+			case webrtc.DTLSTransportStateClosed, webrtc.DTLSTransportStateFailed:
+				out.Close()
+			}
+		})
+	}
+	return pc, out, nil
+}
+
+// directAddr returns the peer's address when the selected candidate pair runs over the
+// shared UDP socket, else nil (ICE-TCP, another socket): the direct sender then stops.
+func (m *MediaAPI) directAddr(ice *webrtc.ICETransport) *net.UDPAddr {
+	pair, err := ice.GetSelectedCandidatePair()
+	if err != nil || pair == nil || pair.Local == nil || pair.Remote == nil {
+		return nil
+	}
+	if pair.Local.Protocol != webrtc.ICEProtocolUDP || pair.Remote.Protocol != webrtc.ICEProtocolUDP ||
+		pair.Local.Typ == webrtc.ICECandidateTypeRelay || int(pair.Local.Port) != m.udpPort {
+		return nil
+	}
+	ip := net.ParseIP(pair.Remote.Address)
+	if ip == nil {
+		return nil
+	}
+	return &net.UDPAddr{IP: ip, Port: int(pair.Remote.Port)}
 }
 
 // Close releases the shared media sockets.
@@ -106,7 +185,7 @@ func NewMediaAPI(cfg MediaConfig, logger *slog.Logger) (*MediaAPI, error) {
 		se.SetNAT1To1IPs([]string{cfg.NodeIP}, webrtc.ICECandidateTypeHost)
 	}
 
-	m := &MediaAPI{}
+	m := &MediaAPI{me: me, ir: ir, direct: cfg.DirectSRTP}
 	networks := []webrtc.NetworkType{webrtc.NetworkTypeUDP4}
 
 	udpConn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP(cfg.BindIP), Port: cfg.UDPPort})
@@ -115,6 +194,7 @@ func NewMediaAPI(cfg MediaConfig, logger *slog.Logger) (*MediaAPI, error) {
 	}
 	_ = udpConn.SetReadBuffer(4 << 20)
 	_ = udpConn.SetWriteBuffer(4 << 20)
+	m.udp, m.udpPort = udpConn, udpConn.LocalAddr().(*net.UDPAddr).Port
 	var muxConn net.PacketConn = udpConn
 	if cfg.WriteBatchSize > 1 && cfg.WriteBatchInterval > 0 {
 		muxConn = udp.NewBatchConn(udpConn, cfg.WriteBatchSize, cfg.WriteBatchInterval)
@@ -140,9 +220,10 @@ func NewMediaAPI(cfg MediaConfig, logger *slog.Logger) (*MediaAPI, error) {
 		se.SetIPFilter(func(ip net.IP) bool { return ip.Equal(bind) })
 	}
 
-	m.API = webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))
+	m.se = se
 	logger.Info("media plane ready", "udp_port", cfg.UDPPort, "tcp_port", cfg.TCPPort, "bind", cfg.BindIP, "node_ip", cfg.NodeIP,
-		"write_batch", cfg.WriteBatchSize, "write_batch_interval", cfg.WriteBatchInterval)
+		"write_batch", cfg.WriteBatchSize, "write_batch_interval", cfg.WriteBatchInterval,
+		"direct_srtp", cfg.DirectSRTP)
 	return m, nil
 }
 

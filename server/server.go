@@ -86,6 +86,7 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 		IncludeLoopback:    cfg.RTC.IncludeLoopback,
 		WriteBatchSize:     writeBatchSize,
 		WriteBatchInterval: writeBatchInterval,
+		DirectSRTP:         cfg.RTC.DirectSRTP,
 	}, logger)
 	if err != nil {
 		return nil, err

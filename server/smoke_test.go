@@ -28,12 +28,15 @@ func startTestServer(t *testing.T) string {
 }
 
 // startTestServerWith is startTestServer that also returns the server.
-func startTestServerWith(t *testing.T) (string, *Server) {
+func startTestServerWith(t *testing.T, opts ...func(*config.Config)) (string, *Server) {
 	t.Helper()
 	cfg := config.DevDefault()
 	cfg.Port = testclient.FreePort(t, "tcp")
 	cfg.RTC.UDPPort = testclient.FreePort(t, "udp")
 	cfg.RTC.TCPPort = 0
+	for _, o := range opts {
+		o(cfg)
+	}
 	var w io.Writer = io.Discard
 	if os.Getenv("SANKE_TEST_LOG") != "" {
 		w = os.Stderr
@@ -54,15 +57,18 @@ func startTestServerWith(t *testing.T) (string, *Server) {
 }
 
 func TestSmokePublishSubscribe(t *testing.T) {
-	for _, mode := range []string{"dual", "single"} {
-		t.Run(mode, func(t *testing.T) { smokePublishSubscribe(t, mode == "single") })
+	for _, c := range []struct {
+		mode           string
+		single, direct bool
+	}{{"dual", false, true}, {"single", true, true}, {"dual-pion-writes", false, false}} {
+		t.Run(c.mode, func(t *testing.T) { smokePublishSubscribe(t, c.single, c.direct) })
 	}
 }
 
 // smokePublishSubscribe: one Go SDK client publishes VP8, another receives it, in dual or
-// single PeerConnection mode.
-func smokePublishSubscribe(t *testing.T, single bool) {
-	url, srv := startTestServerWith(t)
+// single PeerConnection mode, with the direct SRTP path (rtc.direct_srtp) or pion's writer.
+func smokePublishSubscribe(t *testing.T, single, direct bool) {
+	url, srv := startTestServerWith(t, func(c *config.Config) { c.RTC.DirectSRTP = direct })
 	var opts []lksdk.ConnectOption
 	if single {
 		opts = append(opts, lksdk.WithSinglePeerConnection())
@@ -153,6 +159,19 @@ func smokePublishSubscribe(t *testing.T, single bool) {
 	}
 	if checked < 2 {
 		t.Errorf("only %d connected PeerConnections reported an SRTP profile", checked)
+	}
+	// The media bob decrypted took the path configured: direct (sfu/srtpout) or pion's.
+	subs := 0
+	for _, p := range stats {
+		for _, s := range p.Subscriptions {
+			if s.Direct != direct || s.WriteErrors != 0 {
+				t.Errorf("%s <- %s: direct %v (want %v), %d write errors", s.Subscriber, s.TrackSID, s.Direct, direct, s.WriteErrors)
+			}
+			subs++
+		}
+	}
+	if subs == 0 {
+		t.Error("no subscription in the room stats")
 	}
 }
 

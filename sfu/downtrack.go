@@ -12,6 +12,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/sanke-edu/sanke/sfu/packetcache"
+	"github.com/sanke-edu/sanke/sfu/srtpout"
 )
 
 const (
@@ -43,6 +44,12 @@ type DownTrackParams struct {
 	// PeerConnection's WriteRTCP. The down track sends its sender reports
 	// through it; nil disables them.
 	WriteRTCP func([]rtcp.Packet) error
+	// Output, if not nil, sends the track's RTP directly (SRTP and batched UDP sends, see
+	// package srtpout) instead of through pion's write path, from the first packet it is
+	// ready for; the subscriber's PeerConnection must have its KeyCapture installed. A
+	// down track that has sent through pion first stays with pion (one SRTP state per
+	// stream).
+	Output *srtpout.Sender
 	// Logger receives the down track's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -75,6 +82,8 @@ type DownTrack struct {
 	mu          sync.Mutex
 	fwd         *forwarder
 	writer      webrtc.TrackLocalWriter // nil while unbound or closed
+	out         *srtpout.Sender
+	outMode     outputMode
 	ssrc        uint32
 	payloadType uint8
 	hdr         rtp.Header // scratch header of forwarded packets
@@ -85,6 +94,16 @@ type DownTrack struct {
 	counters    downTrackCounters
 	loggedErr   bool
 }
+
+// outputMode is the path a down track's packets take; it is decided by the first packet
+// that reaches the subscriber and never changes, so one SRTP context owns each stream.
+type outputMode uint8
+
+const (
+	outputUndecided outputMode = iota
+	outputDirect               // srtpout.Sender
+	outputPion                 // pion's TrackLocalWriter
+)
 
 // downTrackCounters are the DownTrack statistics guarded by its mu.
 type downTrackCounters struct {
@@ -120,6 +139,7 @@ func NewDownTrack(p DownTrackParams) (*DownTrack, error) {
 		streamID:     p.StreamID,
 		trackID:      trackID,
 		writeRTCP:    p.WriteRTCP,
+		out:          p.Output,
 		logger:       logger.With("track", trackID, "subscriber", p.SubscriberID),
 		done:         make(chan struct{}),
 		fwd:          newForwarder(r.video(), r.Codec().ClockRate),
@@ -308,7 +328,7 @@ func (d *DownTrack) send(p *inPacket, res *forwardResult) {
 		p.vp8.patch(d.buf[:n], res.vp8)
 		payload = d.buf[:n]
 	}
-	d.write(h, payload)
+	d.write(h, payload, p.batch)
 	d.counters.packets++
 	d.counters.bytes += uint64(len(payload))
 	d.sent.put(sentPacket{
@@ -321,22 +341,52 @@ func (d *DownTrack) send(p *inPacket, res *forwardResult) {
 	})
 }
 
-// write hands one packet to the transport. d.mu must be held.
-func (d *DownTrack) write(h *rtp.Header, payload []byte) {
+// write hands one packet to the transport: the direct output (queued in batch when there
+// is one) or pion's writer. d.mu must be held.
+func (d *DownTrack) write(h *rtp.Header, payload []byte, batch *srtpout.Batch) {
+	if d.out != nil && d.outMode != outputPion && d.out.Ready() {
+		var err error
+		if batch != nil {
+			err = batch.Add(d.out, h, payload)
+		} else {
+			_, err = d.out.WriteRTP(h, payload)
+		}
+		if err == nil {
+			d.outMode = outputDirect
+			return
+		}
+		if d.outMode == outputDirect || !errors.Is(err, srtpout.ErrNotReady) {
+			d.writeFailed(err)
+			return
+		}
+	}
+	if d.outMode == outputDirect {
+		// The direct path went away (ICE moved to TCP or a relay): pion takes over, with its
+		// own SRTP state starting from this packet.
+		d.outMode = outputPion
+	}
 	n, err := d.writer.WriteRTP(h, payload)
 	if err != nil {
-		d.counters.writeErrors++
-		if !d.loggedErr {
-			d.loggedErr = true
-			d.logger.Debug("write failed", "err", err)
-		}
+		d.writeFailed(err)
 		return
+	}
+	if n > 0 && d.outMode == outputUndecided {
+		d.outMode = outputPion
 	}
 	if n == 0 && d.fwd.video {
 		// pion drops packets without an error until the subscriber's SRTP is up: nothing
 		// reached the subscriber, so start over on the next keyframe rather than leave it
 		// decoding from the middle of a picture group.
 		d.fwd.current = LayerNone
+	}
+}
+
+// writeFailed counts a write error, logging the first. d.mu must be held.
+func (d *DownTrack) writeFailed(err error) {
+	d.counters.writeErrors++
+	if !d.loggedErr {
+		d.loggedErr = true
+		d.logger.Debug("write failed", "err", err)
 	}
 }
 
@@ -398,6 +448,7 @@ func (d *DownTrack) Stats() DownTrackStats {
 		PLIs:         c.plis,
 		FIRs:         c.firs,
 		WriteErrors:  c.writeErrors,
+		Direct:       d.outMode == outputDirect,
 		CurrentLayer: d.fwd.current,
 		TargetLayer:  target,
 	}

@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/pion/rtp"
+
+	"github.com/sanke-edu/sanke/sfu/srtpout"
 )
 
 const (
@@ -28,6 +30,9 @@ type inPacket struct {
 	hasVP8    bool
 	arrival   int64     // receiver clock, nanoseconds
 	available layerMask // layers receiving when the packet arrived
+	// batch collects the fan-out's packets for down tracks with a direct Output; the
+	// receive loop sends it after the fan-out. nil outside a fan-out.
+	batch *srtpout.Batch
 }
 
 // forwardResult tells a down track what to do with one packet.

@@ -248,9 +248,11 @@ func (r *Receiver) handlePacket(l *upLayer, pkt *rtp.Packet, b []byte) {
 		return
 	}
 	in.available = r.availableMask(now)
+	in.batch = l.batch
 	for _, d := range *r.downTracks.Load() {
 		d.writeRTP(&in)
 	}
+	l.batch.Flush()
 }
 
 // availableMask returns the layers that received packets recently.

@@ -37,6 +37,9 @@ type DownTrackStats struct {
 	PLIs        uint64 // picture loss indications from the subscriber
 	FIRs        uint64 // full intra requests from the subscriber
 	WriteErrors uint64 // packets the transport refused
+	// Direct: the packets go through the direct SRTP sender (package srtpout), not pion's
+	// write path.
+	Direct bool
 
 	// From the subscriber's last receiver report.
 	FractionLost float64 // in [0,1]

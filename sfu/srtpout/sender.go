@@ -1,0 +1,149 @@
+package srtpout
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+
+	"github.com/pion/rtp"
+	"github.com/pion/srtp/v3"
+)
+
+// ErrNotReady is returned when a Sender has no keys or no peer address (yet).
+var ErrNotReady = errors.New("srtpout: sender not ready")
+
+// maxPacket bounds one plaintext RTP packet (header and payload).
+const maxPacket = 1500
+
+// Sender sends the forwarded RTP of one PeerConnection: SRTP encryption with the keys its
+// KeyCapture derived, written to the peer's selected ICE address on the node's shared IPv4
+// UDP socket. Its methods are safe for concurrent use.
+type Sender struct {
+	conn    *net.UDPConn
+	capture *KeyCapture
+
+	// mu serializes encryption: a pion/srtp Context is not safe for concurrent use. It is
+	// per subscriber, so subscribers of one track never contend for it.
+	mu    sync.Mutex
+	ctx   *srtp.Context
+	hdr   rtp.Header // scratch: EncryptRTP parses the header into it
+	plain [maxPacket]byte
+	out   []byte
+	err   error // why the keys could not be used
+
+	remote atomic.Pointer[net.UDPAddr]
+	ready  atomic.Bool
+	closed atomic.Bool
+}
+
+// NewSender returns a Sender writing on conn. Install its KeyCapture in the PeerConnection's
+// SettingEngine and report the selected ICE address with SetRemote.
+func NewSender(conn *net.UDPConn) *Sender {
+	s := &Sender{conn: conn, out: make([]byte, 0, maxPacket+64)}
+	s.capture = NewKeyCapture(s.setKeys)
+	return s
+}
+
+// KeyCapture returns the capture to install in the PeerConnection's SettingEngine.
+func (s *Sender) KeyCapture() *KeyCapture { return s.capture }
+
+func (s *Sender) setKeys(k Keys) {
+	ctx, err := srtp.CreateContext(k.LocalKey, k.LocalSalt, k.Profile)
+	s.mu.Lock()
+	if err != nil {
+		s.err = fmt.Errorf("srtpout: SRTP context: %w", err)
+	} else {
+		s.ctx, s.err = ctx, nil
+	}
+	s.mu.Unlock()
+	s.update()
+}
+
+// SetRemote sets the peer's address: the remote side of the selected ICE candidate pair when
+// its local side is the shared UDP socket. nil (TCP, relay, another socket) stops the Sender.
+func (s *Sender) SetRemote(addr *net.UDPAddr) {
+	if addr != nil {
+		a := *addr
+		a.IP = addr.IP.To4()
+		if a.IP == nil {
+			addr = nil // the shared socket is IPv4
+		} else {
+			addr = &a
+		}
+	}
+	s.remote.Store(addr)
+	s.update()
+}
+
+// Close stops the Sender for good.
+func (s *Sender) Close() {
+	s.closed.Store(true)
+	s.ready.Store(false)
+}
+
+func (s *Sender) update() {
+	s.mu.Lock()
+	haveKeys := s.ctx != nil
+	s.mu.Unlock()
+	s.ready.Store(haveKeys && s.remote.Load() != nil && !s.closed.Load())
+}
+
+// Ready reports whether the Sender can send: it has keys and a peer address.
+func (s *Sender) Ready() bool { return s.ready.Load() }
+
+// Err returns why the derived keys could not be used, if they could not.
+func (s *Sender) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return s.err
+	}
+	_, err := s.capture.Keys()
+	return err
+}
+
+// encrypt appends the SRTP packet of h and payload to dst.
+func (s *Sender) encrypt(dst []byte, h *rtp.Header, payload []byte) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.encryptLocked(dst, h, payload)
+}
+
+func (s *Sender) encryptLocked(dst []byte, h *rtp.Header, payload []byte) ([]byte, error) {
+	if s.ctx == nil {
+		return dst, ErrNotReady
+	}
+	n, err := h.MarshalTo(s.plain[:])
+	if err != nil {
+		return dst, fmt.Errorf("srtpout: marshal header: %w", err)
+	}
+	if n+len(payload) > len(s.plain) {
+		return dst, fmt.Errorf("srtpout: packet of %d bytes too large", n+len(payload))
+	}
+	n += copy(s.plain[n:], payload)
+	out, err := s.ctx.EncryptRTP(dst, s.plain[:n], &s.hdr)
+	if err != nil {
+		return dst, fmt.Errorf("srtpout: encrypt: %w", err)
+	}
+	return out, nil
+}
+
+// WriteRTP encrypts and sends one packet at once (retransmissions, anything outside a
+// fan-out). It returns the bytes sent.
+func (s *Sender) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
+	addr := s.remote.Load()
+	if !s.ready.Load() || addr == nil {
+		return 0, ErrNotReady
+	}
+	// Rare (retransmissions): encrypt into the Sender's own buffer and send under its lock.
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out, err := s.encryptLocked(s.out[:0], h, payload)
+	if err != nil {
+		return 0, err
+	}
+	s.out = out
+	return s.conn.WriteToUDP(out, addr)
+}
