@@ -129,7 +129,7 @@ func TestEndToEnd(t *testing.T) {
 
 	// Publish: 100 packets per second, a keyframe every 50 and after PLIs.
 	var mu sync.Mutex
-	sent := map[uint16][]byte{} // picture id -> payload
+	sent := map[uint16][]byte{} // packet number -> payload
 	var skip atomic.Bool        // skip one sequence number: a loss
 	seq := uint16(7000)
 	stop := make(chan struct{})
@@ -147,10 +147,12 @@ func TestEndToEnd(t *testing.T) {
 				<-tick.C
 			case <-tick.C:
 			}
-			payload := vp8Payload(true, i&0x7fff, 0, 0, key || i%50 == 0)
+			// The last two bytes number the packet: the SFU may rewrite the descriptor's
+			// picture id (it continues its own numbering after a restart) but never the rest.
+			payload := append(vp8Payload(true, i&0x7fff, 0, 0, key || i%50 == 0), byte(i>>8), byte(i))
 			key = false
 			mu.Lock()
-			sent[i&0x7fff] = payload
+			sent[i] = payload
 			mu.Unlock()
 			if skip.Swap(false) {
 				seq++
@@ -217,7 +219,11 @@ func TestEndToEnd(t *testing.T) {
 	})
 	negotiate(t, out, sub)
 
+	// vp8DescLen is the descriptor vp8Payload writes (X, I/L/T/K, 15-bit picture id, TL0,
+	// TID/KEYIDX); the SFU may rewrite it, the bytes after it never.
+	const vp8DescLen = 6
 	var first, prev *rtp.Packet
+	var prevDesc *vp8Descriptor
 	for n := 0; n < 40; n++ {
 		var g got
 		select {
@@ -245,13 +251,20 @@ func TestEndToEnd(t *testing.T) {
 			t.Errorf("sequence jumps from %d to %d", prev.SequenceNumber, p.SequenceNumber)
 		}
 		desc, ok := parseVP8Descriptor(p.Payload)
-		mu.Lock()
-		want := sent[desc.pictureID]
-		mu.Unlock()
-		if !ok || !bytes.Equal(p.Payload, want) {
-			t.Errorf("payload of picture %d differs from what was sent", desc.pictureID)
+		if !ok || len(p.Payload) < vp8DescLen+2 {
+			t.Fatalf("packet %d: bad VP8 payload %x", n, p.Payload)
 		}
-		prev = p
+		num := uint16(p.Payload[len(p.Payload)-2])<<8 | uint16(p.Payload[len(p.Payload)-1])
+		mu.Lock()
+		want := sent[num]
+		mu.Unlock()
+		if len(want) < vp8DescLen || !bytes.Equal(p.Payload[vp8DescLen:], want[vp8DescLen:]) {
+			t.Errorf("payload of packet %d differs from what was sent", num)
+		}
+		if prevDesc != nil && desc.pictureID != (prevDesc.pictureID+1)&0x7fff {
+			t.Errorf("picture id jumps from %d to %d", prevDesc.pictureID, desc.pictureID)
+		}
+		prev, prevDesc = p, &desc
 	}
 	if d.CurrentLayer() != LayerLow {
 		t.Errorf("current layer %d", d.CurrentLayer())

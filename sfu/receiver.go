@@ -187,6 +187,7 @@ func (r *Receiver) layer(i int) *upLayer {
 // readLoop reads layer l until its source ends or the receiver closes.
 func (r *Receiver) readLoop(l *upLayer) {
 	defer r.readLoopDone()
+	defer l.fan.stop()
 	buf := make([]byte, packetcache.MaxPacketSize)
 	var pkt rtp.Packet
 	for errs := 0; ; {
@@ -248,11 +249,7 @@ func (r *Receiver) handlePacket(l *upLayer, pkt *rtp.Packet, b []byte) {
 		return
 	}
 	in.available = r.availableMask(now)
-	in.batch = l.batch
-	for _, d := range *r.downTracks.Load() {
-		d.writeRTP(&in)
-	}
-	l.batch.Flush()
+	l.fan.write(&in, *r.downTracks.Load())
 }
 
 // availableMask returns the layers that received packets recently.

@@ -8,7 +8,6 @@ import (
 	"github.com/pion/rtp"
 
 	"github.com/sanke-edu/sanke/sfu/packetcache"
-	"github.com/sanke-edu/sanke/sfu/srtpout"
 )
 
 const (
@@ -55,7 +54,7 @@ type upLayer struct {
 	bitrate   atomic.Uint64 // bits per second over the last window
 
 	// Receive loop only.
-	batch       *srtpout.Batch // the fan-out's direct sends
+	fan         *fanout
 	seq         seqTracker
 	windowStart int64
 	windowBytes uint64
@@ -64,7 +63,7 @@ type upLayer struct {
 // newUpLayer returns the state of a layer reading from src.
 func newUpLayer(index int, rid string, ssrc uint32, src packetSource, cacheSize int) *upLayer {
 	return &upLayer{index: index, rid: rid, ssrc: ssrc, src: src, cache: packetcache.New(cacheSize),
-		batch: srtpout.NewBatch(srtpout.DefaultBatchSize)}
+		fan: newFanout()}
 }
 
 // record updates the statistics with packet h of size bytes arriving at now.
