@@ -98,7 +98,7 @@ func (m *Manager) Stats(roomName string) ([]ParticipantStats, error) {
 	var out []ParticipantStats
 	for _, p := range r.participantList() {
 		ps := ParticipantStats{Info: p.Info()}
-		for _, t := range []*transport{p.publisher, p.subscriber} {
+		for _, t := range []*transport{p.pub(), p.subscriber} {
 			if t != nil {
 				ps.SRTPCiphers = append(ps.SRTPCiphers, t.SRTPCipher())
 			}

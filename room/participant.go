@@ -36,7 +36,13 @@ type Participant struct {
 	clientInfo    *livekit.ClientInfo
 	joinedAt      time.Time
 
+	// publisher is created on the client's first offer in dual mode (a subscribe-only
+	// client never offers: no PeerConnection, interceptors or timers for it), at join in
+	// single mode. Read it with pub().
+	pubMu      sync.Mutex
 	publisher  *transport
+	pubClosed  bool
+	newPub     func() (*transport, error)
 	subscriber *transport
 
 	mu         sync.Mutex
@@ -206,35 +212,40 @@ func (p *Participant) send(msg *livekit.SignalResponse) {
 	}
 }
 
-// setupTransports creates the PeerConnections: publisher (the client offers) and subscriber
-// (we offer, and create the data channels), or the one PeerConnection of single mode.
+// setupTransports creates the PeerConnections: in dual mode the subscriber (we offer, and
+// create the data channels) now and the publisher (the client offers) on the client's first
+// offer; in single mode the one PeerConnection now.
 func (p *Participant) setupTransports(media *MediaAPI, ice []webrtc.ICEServer) error {
 	sendCand := func(c webrtc.ICECandidateInit, target livekit.SignalTarget) {
 		p.send(&livekit.SignalResponse{Message: &livekit.SignalResponse_Trickle{Trickle: &livekit.TrickleRequest{
 			CandidateInit: candidateJSON(c), Target: target,
 		}}})
 	}
-	// In single mode the one PeerConnection also carries the media sent to the client.
-	pub, err := newTransport(media, PeerOptions{Publish: true, Direct: p.single}, livekit.SignalTarget_PUBLISHER, ice, p.logger, sendCand)
-	if err != nil {
-		return err
-	}
-	p.publisher = pub
-	pub.pc.OnTrack(p.onTrack)
-	pub.pc.OnDataChannel(p.onDataChannel)
-	pub.pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) { p.onConnectionState(livekit.SignalTarget_PUBLISHER, s) })
-	if p.single {
-		pub.sendRequirement = func(audios, videos uint32) {
-			p.send(&livekit.SignalResponse{Message: &livekit.SignalResponse_MediaSectionsRequirement{
-				MediaSectionsRequirement: &livekit.MediaSectionsRequirement{NumAudios: audios, NumVideos: videos},
-			}})
+	p.newPub = func() (*transport, error) {
+		// In single mode the one PeerConnection also carries the media sent to the client.
+		pub, err := newTransport(media, PeerOptions{Publish: true, Direct: p.single}, livekit.SignalTarget_PUBLISHER, ice, p.logger, sendCand)
+		if err != nil {
+			return nil, err
 		}
-		return nil
+		pub.pc.OnTrack(p.onTrack)
+		pub.pc.OnDataChannel(p.onDataChannel)
+		pub.pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) { p.onConnectionState(livekit.SignalTarget_PUBLISHER, s) })
+		if p.single {
+			pub.sendRequirement = func(audios, videos uint32) {
+				p.send(&livekit.SignalResponse{Message: &livekit.SignalResponse_MediaSectionsRequirement{
+					MediaSectionsRequirement: &livekit.MediaSectionsRequirement{NumAudios: audios, NumVideos: videos},
+				}})
+			}
+		}
+		return pub, nil
+	}
+	if p.single {
+		_, err := p.ensurePublisher()
+		return err
 	}
 
 	sub, err := newTransport(media, PeerOptions{Direct: true}, livekit.SignalTarget_SUBSCRIBER, ice, p.logger, sendCand)
 	if err != nil {
-		pub.Close()
 		return err
 	}
 	sub.sendOffer = func(sd webrtc.SessionDescription, id uint32) {
@@ -254,10 +265,35 @@ func (p *Participant) setupTransports(media *MediaAPI, ice []webrtc.ICEServer) e
 	return nil
 }
 
+// pub returns the publisher transport, nil before the client's first offer (dual mode).
+func (p *Participant) pub() *transport {
+	p.pubMu.Lock()
+	defer p.pubMu.Unlock()
+	return p.publisher
+}
+
+// ensurePublisher returns the publisher transport, creating it if needed.
+func (p *Participant) ensurePublisher() (*transport, error) {
+	p.pubMu.Lock()
+	defer p.pubMu.Unlock()
+	if p.publisher != nil {
+		return p.publisher, nil
+	}
+	if p.pubClosed || p.newPub == nil {
+		return nil, errors.New("participant is closed")
+	}
+	pub, err := p.newPub()
+	if err != nil {
+		return nil, err
+	}
+	p.publisher = pub
+	return pub, nil
+}
+
 // downTransport is the PeerConnection that carries media to the client.
 func (p *Participant) downTransport() *transport {
 	if p.single {
-		return p.publisher
+		return p.pub()
 	}
 	return p.subscriber
 }
@@ -266,7 +302,7 @@ func (p *Participant) downTransport() *transport {
 // the subscriber connection, or in single mode ask the client to offer.
 func (p *Participant) negotiateDown() {
 	if p.single {
-		p.publisher.RequestOffer()
+		p.pub().RequestOffer()
 		return
 	}
 	p.subscriber.Negotiate(false)
@@ -276,7 +312,7 @@ func (p *Participant) onConnectionState(target livekit.SignalTarget, s webrtc.Pe
 	p.logger.Debug("peer connection state", "pc", target.String(), "state", s.String())
 	switch s {
 	case webrtc.PeerConnectionStateConnected:
-		t := p.publisher
+		t := p.pub()
 		if target == livekit.SignalTarget_SUBSCRIBER {
 			t = p.subscriber
 		}
@@ -313,9 +349,11 @@ func (p *Participant) HandleRequest(req *livekit.SignalRequest) error {
 		if err != nil {
 			return err
 		}
-		t := p.publisher
-		if m.Trickle.Target == livekit.SignalTarget_SUBSCRIBER {
-			t = p.subscriber
+		t := p.subscriber
+		if m.Trickle.Target != livekit.SignalTarget_SUBSCRIBER || p.single {
+			if t, err = p.ensurePublisher(); err != nil {
+				return err
+			}
 		}
 		if err := t.AddCandidate(c); err != nil {
 			p.logger.Debug("add candidate", "err", err)
@@ -366,19 +404,23 @@ func (p *Participant) handleOffer(o *livekit.SessionDescription) error {
 	if sd.Type != webrtc.SDPTypeOffer {
 		return errors.New("offer message does not carry an offer")
 	}
-	answer, err := p.publisher.HandleOffer(sd)
+	pub, err := p.ensurePublisher()
+	if err != nil {
+		return err
+	}
+	answer, err := pub.HandleOffer(sd)
 	if err != nil {
 		return err
 	}
 	psd := toProtoSD(answer, o.Id)
 	if p.single {
-		psd.MidToTrackId = p.publisher.midToTrackID()
+		psd.MidToTrackId = pub.midToTrackID()
 	}
 	p.send(&livekit.SignalResponse{Message: &livekit.SignalResponse_Answer{Answer: psd}})
 	if p.single {
 		// Tracks that found no receive section in this offer need more of them.
-		if a, v := p.publisher.unmatched(); a+v > 0 {
-			p.publisher.RequestOffer()
+		if a, v := pub.unmatched(); a+v > 0 {
+			pub.RequestOffer()
 		}
 	}
 	return nil
@@ -506,8 +548,12 @@ func (p *Participant) closeMedia() {
 	}
 	p.closed = true
 	p.mu.Unlock()
-	if p.publisher != nil {
-		p.publisher.Close()
+	p.pubMu.Lock()
+	pub := p.publisher
+	p.pubClosed = true
+	p.pubMu.Unlock()
+	if pub != nil {
+		pub.Close()
 	}
 	if p.subscriber != nil {
 		p.subscriber.Close()

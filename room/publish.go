@@ -176,16 +176,16 @@ func (p *Participant) onTrack(remote *webrtc.TrackRemote, rtpReceiver *webrtc.RT
 	for _, c := range info.Codecs {
 		if c.MimeType == "" || strings.EqualFold(c.MimeType, info.MimeType) {
 			c.MimeType = info.MimeType
-			c.Mid = midOf(p.publisher.pc, rtpReceiver)
+			c.Mid = midOf(p.pub().pc, rtpReceiver)
 		}
 	}
-	info.Mid = midOf(p.publisher.pc, rtpReceiver)
+	info.Mid = midOf(p.pub().pc, rtpReceiver)
 	t := &PublishedTrack{owner: p, cid: cid, info: info}
 	t.receiver = sfu.NewReceiver(sfu.ReceiverParams{
 		TrackID:         info.Sid,
 		Kind:            remote.Kind(),
 		Codec:           remote.Codec(),
-		WriteRTCP:       p.publisher.pc.WriteRTCP,
+		WriteRTCP:       p.pub().pc.WriteRTCP,
 		PLIThrottle:     p.room.cfg.PLIThrottle,
 		PacketCacheSize: p.room.cfg.PacketCacheSize,
 		AudioLevelExtID: audioLevelExtID(rtpReceiver),
