@@ -18,9 +18,15 @@
 // a corrupt frame. Timestamps come from RTP, anchored to the wall clock when a track's first
 // packet arrives, so audio and video of a file line up and a publisher who leaves and
 // rejoins continues the same file after a gap of the right length. Resolution changes need
-// nothing: VP8/VP9 keyframes carry their size (the head declares the largest advertised).
+// nothing: VP8/VP9 keyframes carry their size, H.264 keyframes their SPS and PPS (the head
+// declares the largest size advertised).
 //
-// VP8/VP9 + Opus go to WebM. (H.264 is not recorded yet; see the issue.)
+// VP8/VP9 + Opus go to WebM; H.264 + Opus to Matroska (.mkv, V_MPEG4/ISO/AVC). H.264 access
+// units arrive as Annex-B byte streams and are stored with 4-byte NAL unit lengths, every
+// keyframe carrying its parameter sets; the first keyframe's SPS and PPS make the track's
+// CodecPrivate (an AVCDecoderConfigurationRecord, built with github.com/Eyevinn/mp4ff), so
+// the file head waits for it (at most avcHeadWait after the gather window, after which the
+// track is left out). A malformed access unit is skipped like a lost frame.
 //
 // # File format and crash safety
 //
@@ -53,9 +59,12 @@
 //     cluster being written at the crash.
 //   - Multipart uploads and tail objects found only in the store (the spool was lost), that
 //     no recording of this node owns and that have not changed for StaleAfter, are completed
-//     from their parts followed by the tail objects that continue them (playable, without
-//     cues), or aborted when empty; tail objects are deleted. No upload is left open and
-//     nothing uploaded is lost.
+//     from their parts followed by the tail objects that continue them, or aborted when
+//     empty; tail objects are deleted. The object is then read back (mkv.Scan rebuilds the
+//     layout and cluster index) and stored again with cues and the patched head, so it is
+//     as seekable as one completed from the spool; a manifest is written from what the
+//     files tell. No upload is left open and nothing uploaded is lost. Uploads still
+//     changing at start-up are looked at again as soon as they have been idle StaleAfter.
 //
 // If the store is unreachable, recording goes on into the spool and uploads are retried with
 // backoff (EventStoreUnavailable / EventStoreAvailable). SpoolLimit caps the bytes waiting

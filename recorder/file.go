@@ -24,6 +24,11 @@ import (
 // maxPending bounds the media buffered while a file gathers its tracks.
 const maxPending = 600
 
+// avcHeadWait bounds how long after the gather window a file's head waits for the first
+// keyframe of an H.264 track, whose parameter sets make the track's CodecPrivate. Past it
+// the track is left out of the file.
+const avcHeadWait = 8 * time.Second
+
 // fileTrack is one track of a file.
 type fileTrack struct {
 	mkv.Track
@@ -33,6 +38,16 @@ type fileTrack struct {
 	active *trackReader
 	// needKey: video must restart on a keyframe (after dropped media).
 	needKey bool
+	// dropped: left out of the file (an H.264 track without a keyframe when the head was
+	// written); its media is ignored.
+	dropped bool
+}
+
+// videoConfig is what a keyframe tells about its track: the CodecPrivate it needs (H.264)
+// and the picture size.
+type videoConfig struct {
+	codecPrivate  []byte
+	width, height int
 }
 
 // frame is media waiting for the file head.
@@ -75,6 +90,7 @@ type outFile struct {
 	mu       sync.Mutex
 	tracks   []*fileTrack
 	fixed    bool // tracks can no longer be added
+	gathered bool // the gather window has passed
 	headDone bool
 	gather   *time.Timer
 	pending  []frame
@@ -110,15 +126,62 @@ func newOutFile(s *session, identity, group string, n int, mime string, kind web
 		created: time.Now(),
 	}
 	f.key = s.meta.Prefix + f.name
-	f.gather = time.AfterFunc(s.r.opts.GatherWindow, func() {
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		f.fixed = true
-		if !f.headDone && !f.closed && len(f.pending) > 0 {
-			f.writeHeadLocked()
-		}
-	})
+	f.gather = time.AfterFunc(s.r.opts.GatherWindow, f.gatherDone)
 	return f
+}
+
+// gatherDone ends the gather window (and, re-armed, the wait for H.264 parameter sets).
+func (f *outFile) gatherDone() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.fixed, f.gathered = true, true
+	f.maybeWriteHeadLocked()
+}
+
+// maybeWriteHeadLocked writes the head once the tracks are fixed, media is waiting, every
+// track has media or the gather window has passed, and every H.264 track knows its
+// CodecPrivate (or avcHeadWait has passed: such a track is then left out).
+func (f *outFile) maybeWriteHeadLocked() {
+	if f.headDone || f.closed || f.failed != nil || !f.fixed || len(f.pending) == 0 {
+		return
+	}
+	if !f.gathered && !f.allTracksHaveMedia() {
+		return
+	}
+	if f.waitingAVCLocked() {
+		if wait := time.Until(f.created.Add(f.s.r.opts.GatherWindow + avcHeadWait)); wait > 0 {
+			f.gather.Reset(wait)
+			return
+		}
+		f.dropAVCWithoutConfigLocked()
+	}
+	f.writeHeadLocked()
+}
+
+// waitingAVCLocked reports whether an H.264 track has no CodecPrivate yet.
+func (f *outFile) waitingAVCLocked() bool {
+	for _, ft := range f.tracks {
+		if ft.CodecID == mkv.CodecH264 && len(ft.CodecPrivate) == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// dropAVCWithoutConfigLocked leaves out of the file the H.264 tracks that sent no usable
+// keyframe: Matroska cannot declare them without their parameter sets.
+func (f *outFile) dropAVCWithoutConfigLocked() {
+	kept := f.tracks[:0]
+	for _, ft := range f.tracks {
+		if ft.CodecID == mkv.CodecH264 && len(ft.CodecPrivate) == 0 {
+			ft.dropped = true
+			f.s.log.Warn("H.264 track left out of the file: no keyframe with parameter sets arrived",
+				"file", f.name, "track", ft.sids)
+			continue
+		}
+		kept = append(kept, ft)
+	}
+	f.tracks = kept
 }
 
 // takeTrack returns the file's track for kind/codec, adding one while the file gathers.
@@ -195,11 +258,12 @@ func (f *outFile) stopReaders() {
 	}
 }
 
-// write adds a frame from reader tr. pts is in ms since f.created.
-func (f *outFile) write(tr *trackReader, ft *fileTrack, pts, dur int64, key bool, data []byte) {
+// write adds a frame from reader tr. pts is in ms since f.created. cfg comes with H.264
+// keyframes.
+func (f *outFile) write(tr *trackReader, ft *fileTrack, pts, dur int64, key bool, data []byte, cfg *videoConfig) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.closed || ft.active != tr || f.failed != nil {
+	if f.closed || ft.active != tr || f.failed != nil || ft.dropped {
 		return
 	}
 	video := ft.Type == mkv.TypeVideo
@@ -216,9 +280,19 @@ func (f *outFile) write(tr *trackReader, ft *fileTrack, pts, dur int64, key bool
 		}
 		ft.needKey = false
 	}
-	if video && key && ft.CodecID == mkv.CodecVP8 {
-		if w, h, ok := vp8Size(data); ok && !f.headDone {
-			ft.Width, ft.Height = max(ft.Width, w), max(ft.Height, h)
+	if video && key && !f.headDone {
+		switch {
+		case ft.CodecID == mkv.CodecVP8:
+			if w, h, ok := vp8Size(data); ok {
+				ft.Width, ft.Height = max(ft.Width, w), max(ft.Height, h)
+			}
+		case ft.CodecID == mkv.CodecH264 && cfg != nil:
+			// The first keyframe's parameter sets declare the track; later ones travel
+			// in-band (every keyframe carries its SPS and PPS), so a size change decodes.
+			if len(ft.CodecPrivate) == 0 {
+				ft.CodecPrivate = cfg.codecPrivate
+			}
+			ft.Width, ft.Height = max(ft.Width, cfg.width), max(ft.Height, cfg.height)
 		}
 	}
 	if !f.headDone {
@@ -226,9 +300,7 @@ func (f *outFile) write(tr *trackReader, ft *fileTrack, pts, dur int64, key bool
 			f.pending = f.pending[1:]
 		}
 		f.pending = append(f.pending, frame{ft: ft, pts: pts, dur: dur, key: key, data: data})
-		if f.fixed && f.allTracksHaveMedia() {
-			f.writeHeadLocked()
-		}
+		f.maybeWriteHeadLocked()
 		return
 	}
 	f.muxLocked(ft, pts, dur, key, data)
@@ -369,6 +441,7 @@ func (f *outFile) finish(ctx context.Context) (*ManifestFile, error) {
 		f.closed = true
 		f.gather.Stop()
 		if !f.headDone && len(f.pending) > 0 && f.failed == nil {
+			f.dropAVCWithoutConfigLocked()
 			f.writeHeadLocked()
 		}
 		if f.headDone && f.failed == nil {
@@ -490,7 +563,7 @@ func codecID(mime string) string {
 
 func supportedCodec(mime string) bool {
 	switch mime {
-	case "video/vp8", "video/vp9", "audio/opus":
+	case "video/vp8", "video/vp9", "video/h264", "audio/opus":
 		return true
 	}
 	return false

@@ -54,8 +54,8 @@ type ManifestFile struct {
 	Tracks      []ManifestTrack `json:"tracks"`
 	// Recovered is set when the file was completed after a crash.
 	Recovered bool `json:"recovered,omitempty"`
-	// Indexed is false for a file completed from the store alone after a crash: it plays
-	// but has no cues (seeking is by scanning).
+	// Indexed is false for a file completed from the store alone after a crash that could
+	// not be read back and indexed: it plays but has no cues (seeking is by scanning).
 	Indexed bool `json:"indexed"`
 	// URL is set in API answers only: a presigned URL or the authenticated download route.
 	URL string `json:"url,omitempty"`

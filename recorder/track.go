@@ -33,6 +33,8 @@ type trackReader struct {
 	video bool
 	vp9   bool
 	clock int64
+	// h264 converts H.264 access units to AVC samples (nil for other codecs).
+	h264 *avcConverter
 
 	sb *samplebuilder.SampleBuilder
 
@@ -52,7 +54,7 @@ type trackReader struct {
 
 	// statistics, logged when the track ends
 	packets, frames, gaps, incomplete, waitKey, plis int
-	late                                             int
+	late, malformed                                  int
 	highest                                          uint16
 }
 
@@ -77,6 +79,10 @@ func newReader(f *outFile, ft *fileTrack, video bool, mime string, clock int64, 
 	case strings.HasSuffix(mime, "vp8"):
 		dep = &codecs.VP8Packet{}
 		maxLate = 512
+	case strings.HasSuffix(mime, "h264"):
+		dep = &h264Depacketizer{}
+		maxLate = 512
+		tr.h264 = &avcConverter{}
 	case strings.HasSuffix(mime, "vp9"):
 		dep = &codecs.VP9Packet{}
 		maxLate = 512
@@ -124,7 +130,7 @@ func (tr *trackReader) run() {
 	plis := tr.plis
 	tr.mu.Unlock()
 	tr.log.Info("track recording ended", "file", tr.f.name, "packets", tr.packets, "late_packets", tr.late, "frames", tr.frames,
-		"gaps", tr.gaps, "incomplete", tr.incomplete, "dropped_waiting_keyframe", tr.waitKey, "plis", plis)
+		"gaps", tr.gaps, "incomplete", tr.incomplete, "malformed", tr.malformed, "dropped_waiting_keyframe", tr.waitKey, "plis", plis)
 }
 
 // push handles one received packet.
@@ -199,10 +205,15 @@ func (tr *trackReader) handle(s *media.Sample) {
 	lost := !tr.contiguous(first.SequenceNumber)
 	tr.lastSeq, tr.haveSeq = last.SequenceNumber, true
 	key := true
+	data := s.Data
+	var avcAU *avcAccessUnit
 	if tr.video {
-		if tr.vp9 {
+		switch {
+		case tr.vp9:
 			key, _ = s.Metadata.(bool)
-		} else {
+		case tr.h264 != nil:
+			key = false // known once converted, below
+		default:
 			key = s.Data[0]&0x01 == 0
 		}
 		if lost {
@@ -215,6 +226,20 @@ func (tr *trackReader) handle(s *media.Sample) {
 				tr.askKeyframe()
 				return
 			}
+		}
+		if tr.h264 != nil {
+			au, err := tr.h264.convert(s.Data)
+			if err != nil {
+				// Malformed: skipped like a lost frame, until the next good keyframe.
+				tr.malformed++
+				if tr.malformed <= 3 || tr.malformed%100 == 0 {
+					tr.log.Warn("malformed H.264 access unit skipped", "err", err, "count", tr.malformed)
+				}
+				tr.needKey = true
+				tr.askKeyframe()
+				return
+			}
+			key, data, avcAU = au.key, au.sample, &au
 		}
 		if tr.needKey && !key {
 			tr.waitKey++
@@ -234,5 +259,9 @@ func (tr *trackReader) handle(s *media.Sample) {
 		}
 	}
 	tr.frames++
-	tr.f.write(tr, tr.ft, pts, dur, key, s.Data)
+	var cfg *videoConfig
+	if avcAU != nil && avcAU.key {
+		cfg = &videoConfig{codecPrivate: avcAU.config, width: avcAU.width, height: avcAU.height}
+	}
+	tr.f.write(tr, tr.ft, pts, dur, key, data, cfg)
 }

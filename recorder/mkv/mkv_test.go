@@ -93,3 +93,129 @@ func TestMuxVP8Opus(t *testing.T) {
 		t.Logf("%s: %s", filepath.Base(p), strings.TrimSpace(string(out)))
 	}
 }
+
+// muxSynthetic muxes 10 s of made-up video (a keyframe every second) and audio frames.
+func muxSynthetic(t *testing.T) (Layout, []Track, *Muxer, []byte) {
+	t.Helper()
+	tracks := []Track{
+		{Number: 1, Type: TypeAudio, CodecID: CodecOpus, CodecPrivate: OpusHead(2), SampleRate: 48000, Channels: 2},
+		{Number: 2, Type: TypeVideo, CodecID: CodecH264, CodecPrivate: []byte{1, 0x42, 0xc0, 0x1f, 0xff, 0xe0, 0}, Width: 640, Height: 360},
+	}
+	l, err := NewHead("matroska", tracks, "sanke-test", time.Unix(1700000000, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := bytes.Clone(l.Head)
+	m := NewMuxer(l, tracks, 4*time.Second)
+	add := func(b []byte, c *Cluster) {
+		if c != nil {
+			if c.Offset != int64(len(file)) {
+				t.Fatalf("cluster at %d, file at %d", c.Offset, len(file))
+			}
+			file = append(file, b...)
+		}
+	}
+	for ms := int64(0); ms < 10000; ms += 10 {
+		if ms%20 == 0 {
+			b, c, err := m.Write(1, ms, 20, true, bytes.Repeat([]byte{0xa5}, 80))
+			if err != nil {
+				t.Fatal(err)
+			}
+			add(b, c)
+		}
+		if ms%30 == 0 {
+			b, c, err := m.Write(2, ms, 30, ms%1000 == 0, bytes.Repeat([]byte{0x5a}, 400))
+			if err != nil {
+				t.Fatal(err)
+			}
+			add(b, c)
+		}
+	}
+	b, c, err := m.Flush()
+	if err != nil {
+		t.Fatal(err)
+	}
+	add(b, c)
+	return l, tracks, m, file
+}
+
+// TestScan rebuilds the layout and cluster index of files cut at various places and checks
+// that Finalize gives the same result as from the muxer's own index.
+func TestScan(t *testing.T) {
+	l, tracks, m, file := muxSynthetic(t)
+	idx := m.Index()
+	cut := idx[len(idx)/2]
+	cues, head, err := Finalize(l, idx, int64(len(file)), float64(m.Duration()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	finished := append(bytes.Clone(file), cues...)
+	copy(finished, head)
+	tests := []struct {
+		name      string
+		in        []byte
+		clusters  int
+		finalized bool
+		err       bool
+	}{
+		{name: "complete", in: file, clusters: len(idx)},
+		{name: "cut after a cluster", in: file[:cut.Offset+cut.Size], clusters: len(idx)/2 + 1},
+		{name: "cut inside a cluster", in: file[:cut.Offset+cut.Size/2], clusters: len(idx) / 2},
+		{name: "head only", in: file[:l.HeadLen], clusters: 0},
+		{name: "finished", in: finished, finalized: true},
+		{name: "head cut short", in: file[:l.HeadLen-3], err: true},
+		{name: "not Matroska", in: []byte("RIFF....WAVEfmt "), err: true},
+		{name: "empty", in: nil, err: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var copied bytes.Buffer
+			s, err := Scan(bytes.NewReader(tc.in), &copied)
+			if tc.err {
+				if err == nil {
+					t.Fatalf("want an error, got %+v", s)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Finalized != tc.finalized {
+				t.Fatalf("finalized = %v", s.Finalized)
+			}
+			if tc.finalized {
+				return
+			}
+			got := s.Layout
+			if got.HeadLen != l.HeadLen || got.SegmentDataStart != l.SegmentDataStart || got.SeekOffset != l.SeekOffset ||
+				got.InfoOffset != l.InfoOffset || got.DurationOffset != l.DurationOffset || got.TracksOffset != l.TracksOffset ||
+				!bytes.Equal(got.Head, l.Head) {
+				t.Errorf("layout differs:\n got %+v\nwant %+v", got, l)
+			}
+			if len(s.Tracks) != len(tracks) || !bytes.Equal(s.Tracks[1].CodecPrivate, tracks[1].CodecPrivate) || s.Tracks[1].Width != 640 {
+				t.Errorf("tracks %+v", s.Tracks)
+			}
+			if !s.Created.Equal(time.Unix(1700000000, 0)) {
+				t.Errorf("created %v", s.Created)
+			}
+			if len(s.Index) != tc.clusters {
+				t.Fatalf("%d clusters, want %d", len(s.Index), tc.clusters)
+			}
+			for i, c := range s.Index {
+				w := idx[i]
+				if c.Offset != w.Offset || c.Size != w.Size || c.Timecode != w.Timecode || c.KeyTrack != w.KeyTrack || c.End < w.End-30 || c.End > w.End+30 {
+					t.Errorf("cluster %d = %+v, want %+v", i, c, w)
+				}
+			}
+			if !bytes.Equal(copied.Bytes(), tc.in[:s.End]) {
+				t.Errorf("copied %d bytes, want the %d up to the last cluster", copied.Len(), s.End)
+			}
+			if tc.clusters == len(idx) {
+				c2, h2, err := Finalize(s.Layout, s.Index, s.End, float64(m.Duration()))
+				if err != nil || !bytes.Equal(c2, cues) || !bytes.Equal(h2, head) {
+					t.Errorf("Finalize from the scan differs from Finalize from the muxer (%v)", err)
+				}
+			}
+		})
+	}
+}
