@@ -22,6 +22,9 @@ const (
 	sentRingAudio = 128
 )
 
+// errPacketTooLarge: a forwarded packet does not fit an output buffer.
+var errPacketTooLarge = errors.New("sfu: packet too large")
+
 // Errors returned by NewDownTrack.
 var (
 	ErrNoReceiver = errors.New("sfu: down track needs a receiver")
@@ -322,15 +325,29 @@ func (d *DownTrack) send(p *inPacket, res *forwardResult) {
 	h.ExtensionProfile = 0
 	h.Extensions = h.Extensions[:0]
 
-	payload := p.payload
-	if res.mungeVP8 {
-		n := copy(d.buf[:], payload)
-		p.vp8.patch(d.buf[:n], res.vp8)
-		payload = d.buf[:n]
+	handled := false
+	if p.batch != nil && d.directReady() {
+		// Built, munged and encrypted right in the batch's buffer: no copies on the way.
+		switch err := d.sendBatched(p, res); {
+		case err == nil:
+			handled = true
+		case d.outMode == outputDirect || !errors.Is(err, srtpout.ErrNotReady):
+			// A direct stream never falls back mid-packet: one SRTP state per stream.
+			d.writeFailed(err)
+			handled = true
+		}
 	}
-	d.write(h, payload, p.batch)
+	if !handled {
+		payload := p.payload
+		if res.mungeVP8 {
+			n := copy(d.buf[:], payload)
+			p.vp8.patch(d.buf[:n], res.vp8)
+			payload = d.buf[:n]
+		}
+		d.write(h, payload, nil)
+	}
 	d.counters.packets++
-	d.counters.bytes += uint64(len(payload))
+	d.counters.bytes += uint64(len(p.payload))
 	d.sent.put(sentPacket{
 		outSeq:   res.seq,
 		inSeq:    p.header.SequenceNumber,
@@ -341,10 +358,40 @@ func (d *DownTrack) send(p *inPacket, res *forwardResult) {
 	})
 }
 
+// directReady reports whether the packet can take the direct path. d.mu must be held.
+func (d *DownTrack) directReady() bool {
+	return d.out != nil && d.outMode != outputPion && d.out.Ready()
+}
+
+// sendBatched writes p, rewritten as res says with the header in d.hdr, into p's batch for
+// the direct output. d.mu must be held.
+func (d *DownTrack) sendBatched(p *inPacket, res *forwardResult) error {
+	buf, err := p.batch.Buffer(d.out)
+	if err != nil {
+		return err
+	}
+	hn, err := d.hdr.MarshalTo(buf)
+	if err != nil {
+		return err
+	}
+	if hn+len(p.payload) > len(buf) {
+		return errPacketTooLarge
+	}
+	n := hn + copy(buf[hn:], p.payload)
+	if res.mungeVP8 {
+		p.vp8.patch(buf[hn:n], res.vp8)
+	}
+	if err := p.batch.Commit(d.out, buf[:n]); err != nil {
+		return err
+	}
+	d.outMode = outputDirect
+	return nil
+}
+
 // write hands one packet to the transport: the direct output (queued in batch when there
 // is one) or pion's writer. d.mu must be held.
 func (d *DownTrack) write(h *rtp.Header, payload []byte, batch *srtpout.Batch) {
-	if d.out != nil && d.outMode != outputPion && d.out.Ready() {
+	if d.directReady() {
 		var err error
 		if batch != nil {
 			err = batch.Add(d.out, h, payload)

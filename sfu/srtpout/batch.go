@@ -1,6 +1,7 @@
 package srtpout
 
 import (
+	"fmt"
 	"net"
 
 	"github.com/pion/rtp"
@@ -41,9 +42,28 @@ func NewBatch(size int) *Batch {
 // Add encrypts one packet for s and queues it, sending the batch when it is full. It
 // returns ErrNotReady if s cannot send (the caller then uses another path).
 func (b *Batch) Add(s *Sender, h *rtp.Header, payload []byte) error {
-	addr := s.remote.Load()
-	if !s.ready.Load() || addr == nil {
-		return ErrNotReady
+	buf, err := b.Buffer(s)
+	if err != nil {
+		return err
+	}
+	n, err := h.MarshalTo(buf)
+	if err != nil {
+		return fmt.Errorf("srtpout: marshal header: %w", err)
+	}
+	if n+len(payload) > maxPacket {
+		return fmt.Errorf("srtpout: packet of %d bytes too large", n+len(payload))
+	}
+	n += copy(buf[n:], payload)
+	return b.Commit(s, buf[:n])
+}
+
+// Buffer returns the space for the next packet to s: the caller writes the plain RTP packet
+// (at most MaxPacket bytes) at its start and passes it to Commit, which encrypts it where it
+// is. Building the packet in place saves the copies a separate buffer would cost. It
+// returns ErrNotReady if s cannot send.
+func (b *Batch) Buffer(s *Sender) ([]byte, error) {
+	if !s.ready.Load() {
+		return nil, ErrNotReady
 	}
 	if b.conn != s.conn {
 		b.Flush()
@@ -51,9 +71,20 @@ func (b *Batch) Add(s *Sender, h *rtp.Header, payload []byte) error {
 	}
 	m := &b.msgs[b.n]
 	if m.Buffers[0] == nil {
-		m.Buffers[0] = make([]byte, 0, maxPacket+64)
+		m.Buffers[0] = make([]byte, 0, maxPacket+srtpOverhead)
 	}
-	out, err := s.encrypt(m.Buffers[0][:0], h, payload)
+	return m.Buffers[0][:maxPacket], nil
+}
+
+// Commit encrypts pkt, the plain RTP packet written at the start of the last Buffer, in
+// place for s and queues it, sending the batch when it is full.
+func (b *Batch) Commit(s *Sender, pkt []byte) error {
+	addr := s.remote.Load()
+	if addr == nil {
+		return ErrNotReady
+	}
+	m := &b.msgs[b.n]
+	out, err := s.encryptInPlace(pkt)
 	if err != nil {
 		return err
 	}

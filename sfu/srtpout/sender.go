@@ -14,8 +14,15 @@ import (
 // ErrNotReady is returned when a Sender has no keys or no peer address (yet).
 var ErrNotReady = errors.New("srtpout: sender not ready")
 
-// maxPacket bounds one plaintext RTP packet (header and payload).
-const maxPacket = 1500
+// MaxPacket bounds one plain RTP packet (header and payload).
+const MaxPacket = 1500
+
+// maxPacket is MaxPacket for the package's own use; srtpOverhead is the most SRTP adds (the
+// authentication tag: 16 bytes for AES-GCM, 10 for AES-CM-HMAC-SHA1-80).
+const (
+	maxPacket    = MaxPacket
+	srtpOverhead = 16
+)
 
 // Sender sends the forwarded RTP of one PeerConnection: SRTP encryption with the keys its
 // KeyCapture derived, written to the peer's selected ICE address on the node's shared IPv4
@@ -41,7 +48,7 @@ type Sender struct {
 // NewSender returns a Sender writing on conn. Install its KeyCapture in the PeerConnection's
 // SettingEngine and report the selected ICE address with SetRemote.
 func NewSender(conn *net.UDPConn) *Sender {
-	s := &Sender{conn: conn, out: make([]byte, 0, maxPacket+64)}
+	s := &Sender{conn: conn, out: make([]byte, 0, maxPacket+srtpOverhead)}
 	s.capture = NewKeyCapture(s.setKeys)
 	return s
 }
@@ -102,6 +109,21 @@ func (s *Sender) Err() error {
 	}
 	_, err := s.capture.Keys()
 	return err
+}
+
+// encryptInPlace encrypts the plain RTP packet pkt where it is (its backing array has room
+// for the authentication tag) and returns the SRTP packet.
+func (s *Sender) encryptInPlace(pkt []byte) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ctx == nil {
+		return nil, ErrNotReady
+	}
+	out, err := s.ctx.EncryptRTP(pkt[:0], pkt, &s.hdr)
+	if err != nil {
+		return nil, fmt.Errorf("srtpout: encrypt: %w", err)
+	}
+	return out, nil
 }
 
 // encrypt appends the SRTP packet of h and payload to dst.

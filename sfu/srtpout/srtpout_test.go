@@ -133,12 +133,16 @@ func TestKeyCaptureRejects(t *testing.T) {
 	}
 }
 
-// testKeys returns fixed GCM keys, as a handshake would derive them.
-func testKeys() Keys {
-	return Keys{Profile: srtp.ProtectionProfileAeadAes128Gcm,
-		LocalKey: bytes.Repeat([]byte{1}, 16), LocalSalt: bytes.Repeat([]byte{2}, 12),
-		RemoteKey: bytes.Repeat([]byte{3}, 16), RemoteSalt: bytes.Repeat([]byte{4}, 12)}
+// testKeys returns fixed keys of profile, as a handshake would derive them.
+func testKeys(profile srtp.ProtectionProfile) Keys {
+	kl, _ := profile.KeyLen()
+	sl, _ := profile.SaltLen()
+	return Keys{Profile: profile,
+		LocalKey: bytes.Repeat([]byte{1}, kl), LocalSalt: bytes.Repeat([]byte{2}, sl),
+		RemoteKey: bytes.Repeat([]byte{3}, kl), RemoteSalt: bytes.Repeat([]byte{4}, sl)}
 }
+
+const gcm = srtp.ProtectionProfileAeadAes128Gcm
 
 // peer is the receiving end: a UDP socket and the SRTP context a browser would use.
 type peer struct {
@@ -146,14 +150,14 @@ type peer struct {
 	ctx  *srtp.Context
 }
 
-func newPeer(t *testing.T) *peer {
+func newPeer(t *testing.T, profile srtp.ProtectionProfile) *peer {
 	t.Helper()
 	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.Close() })
-	k := testKeys()
+	k := testKeys(profile)
 	ctx, err := srtp.CreateContext(k.LocalKey, k.LocalSalt, k.Profile)
 	if err != nil {
 		t.Fatal(err)
@@ -180,7 +184,7 @@ func (p *peer) read(t *testing.T) *rtp.Packet {
 	return &pkt
 }
 
-func newTestSender(t *testing.T, to *peer) *Sender {
+func newTestSender(t *testing.T, to *peer, profile srtp.ProtectionProfile) *Sender {
 	t.Helper()
 	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
@@ -191,7 +195,7 @@ func newTestSender(t *testing.T, to *peer) *Sender {
 	if s.Ready() {
 		t.Fatal("ready without keys")
 	}
-	s.setKeys(testKeys())
+	s.setKeys(testKeys(profile))
 	if s.Ready() {
 		t.Fatal("ready without an address")
 	}
@@ -202,11 +206,18 @@ func newTestSender(t *testing.T, to *peer) *Sender {
 	return s
 }
 
-// Packets sent through a Batch and directly arrive decryptable, in order, intact, across
-// several batch flushes and two peers sharing the batch.
+// Packets sent through a Batch (encrypted in place) and directly arrive decryptable, in
+// order, intact, across several batch flushes and two peers sharing the batch, for AES-GCM
+// and AES-CM.
 func TestBatchDelivers(t *testing.T) {
-	a, b := newPeer(t), newPeer(t)
-	sa, sb := newTestSender(t, a), newTestSender(t, b)
+	for _, profile := range []srtp.ProtectionProfile{gcm, srtp.ProtectionProfileAes128CmHmacSha1_80} {
+		t.Run(profile.String(), func(t *testing.T) { batchDelivers(t, profile) })
+	}
+}
+
+func batchDelivers(t *testing.T, profile srtp.ProtectionProfile) {
+	a, b := newPeer(t, profile), newPeer(t, profile)
+	sa, sb := newTestSender(t, a, profile), newTestSender(t, b, profile)
 	batch := NewBatch(4)
 	payload := bytes.Repeat([]byte{0xab}, 1100)
 	const n = 10
@@ -240,8 +251,8 @@ func TestBatchDelivers(t *testing.T) {
 }
 
 func TestSenderNotReady(t *testing.T) {
-	p := newPeer(t)
-	s := newTestSender(t, p)
+	p := newPeer(t, gcm)
+	s := newTestSender(t, p, gcm)
 	s.SetRemote(nil)
 	batch := NewBatch(0)
 	h := &rtp.Header{Version: 2, SSRC: 1}
@@ -253,7 +264,7 @@ func TestSenderNotReady(t *testing.T) {
 	if _, err := s.WriteRTP(h, nil); !errors.Is(err, ErrNotReady) {
 		t.Fatalf("WriteRTP after Close: %v", err)
 	}
-	s2 := newTestSender(t, p)
+	s2 := newTestSender(t, p, gcm)
 	if err := batch.Add(s2, h, make([]byte, 2000)); err == nil || batch.Len() != 0 {
 		t.Fatal("an oversized packet was queued")
 	}
@@ -261,8 +272,8 @@ func TestSenderNotReady(t *testing.T) {
 
 func BenchmarkBatch(b *testing.B) {
 	t := &testing.T{}
-	p := newPeer(t)
-	s := newTestSender(t, p)
+	p := newPeer(t, gcm)
+	s := newTestSender(t, p, gcm)
 	batch := NewBatch(DefaultBatchSize)
 	payload := make([]byte, 1200-12)
 	h := &rtp.Header{Version: 2, PayloadType: 96, SSRC: 42}
