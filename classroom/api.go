@@ -28,6 +28,7 @@ const maxBody = 64 << 20
 //
 //	POST   /api/v1/login                      {"account","password"} -> {"token","expires_at","account"}
 //	GET    /api/v1/me?from=&to=               account, its sessions with its role in each, and a directory of their names
+//	                                          (supervisors: also every region inside theirs)
 //	POST   /api/v1/sessions/{id}/view-token   a token to list and play the session's recordings (any time)
 //	POST   /api/v1/sessions/{id}/token        -> {"token","room","identity","role","expires_at","grant","attributes"}
 //	                                          (admins: body {"classroom": "..."} or {"supervisor": true})
@@ -54,6 +55,8 @@ const maxBody = 64 << 20
 //
 //	GET    /api/v1/coverage?region=&from=&to=&group_by=&course_type=&subject=
 //	                 &routine_min_per_week=&routine_weeks=&format=json|csv
+//	                                          (also supervisor accounts: their own region,
+//	                                          the default, or a region inside it)
 //	GET    /api/v1/records?from=&to=&limit=   finalized session records
 //	GET    /api/v1/sessions/{id}/record       {"final": bool, "record": {...}} (a preview until final)
 //	GET    /api/v1/audit?from=&to=&action=&limit=
@@ -275,10 +278,20 @@ func (s *Service) handleMe(w http.ResponseWriter, r *http.Request) {
 			sessions = append(sessions, sessionView{Session: sess, Term: idx.TermOf(sess), Role: role})
 		}
 	}
+	dir := directoryOf(idx, sessions)
+	if c.account.Kind == model.SupervisorAccount {
+		// The regions a supervisor reads coverage of (its own and those inside it), for the
+		// dashboard's region choice.
+		for i := range idx.Data.Regions {
+			if rg := &idx.Data.Regions[i]; rg.Code == c.account.Region || model.RegionContains(c.account.Region, rg.Code) {
+				dir["regions"][rg.Code] = directoryEntry{Name: rg.Name}
+			}
+		}
+	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"account":   publicAccount(*c.account),
 		"sessions":  sessions,
-		"directory": directoryOf(idx, sessions),
+		"directory": dir,
 	})
 }
 
@@ -568,8 +581,11 @@ func (s *Service) handleClassState(w http.ResponseWriter, r *http.Request) {
 
 // --- statistics ---
 
+// handleCoverage answers readers for any region and supervisor accounts for their own region
+// (see coverageRegion).
 func (s *Service) handleCoverage(w http.ResponseWriter, r *http.Request) {
-	if s.require(w, r, isReader, "roomList, roomCreate or the admin key") == nil {
+	c := s.require(w, r, nil, "")
+	if c == nil {
 		return
 	}
 	q := coverage.Query{Region: r.URL.Query().Get("region"), Subject: r.URL.Query().Get("subject")}
@@ -580,6 +596,14 @@ func (s *Service) handleCoverage(w http.ResponseWriter, r *http.Request) {
 	}
 	if q.Region != "" && s.Index().Region(q.Region) == nil {
 		writeError(w, http.StatusBadRequest, "region: unknown region code "+strconv.Quote(q.Region))
+		return
+	}
+	if q.Region, err = coverageRegion(c, q.Region); err != nil {
+		msg := "roomList, roomCreate, the admin key or a supervisor account required"
+		if c.account != nil && c.account.Kind == model.SupervisorAccount {
+			msg = "region " + strconv.Quote(r.URL.Query().Get("region")) + " is outside the supervisor's region " + strconv.Quote(c.account.Region)
+		}
+		writeError(w, http.StatusForbidden, msg)
 		return
 	}
 	if q.GroupBy, err = coverage.ParseDimensions(r.URL.Query().Get("group_by")); err != nil {

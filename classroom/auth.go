@@ -189,3 +189,24 @@ func (s *Service) sessionAccess(acc *model.Account, sess *model.Session) (Role, 
 	}
 	return "", "", errors.New("unknown account kind")
 }
+
+// coverageRegion decides which area a caller may read coverage of, given the region it asked
+// for ("" for all). Readers (the admin key, roomList or roomCreate tokens) read any region.
+// A supervisor account (巡课) reads its own region and the regions inside it: no region means
+// its own, and a region outside it (another city, or a wider one such as its province) is
+// refused. Everyone else is refused.
+func coverageRegion(c *caller, requested string) (string, error) {
+	if c.reader {
+		return requested, nil
+	}
+	if c.account == nil || c.account.Kind != model.SupervisorAccount || c.account.Region == "" {
+		return "", errForbidden
+	}
+	if requested == "" {
+		return c.account.Region, nil
+	}
+	if !model.RegionContains(c.account.Region, requested) {
+		return "", errForbidden
+	}
+	return requested, nil
+}

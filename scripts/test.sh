@@ -5,7 +5,7 @@
 #
 # On a Debian 12 machine with Go installed it:
 #   1. installs the system packages the tests need, only those missing (ffmpeg, redis-server,
-#      chromium, nodejs/npm), with apt-get, non-interactively;
+#      chromium, firefox-esr, nodejs/npm), with apt-get, non-interactively;
 #   2. runs go vet ./...;
 #   3. (browser tests go here, see below);
 #   4. runs go test -race over every package and prints a summary.
@@ -31,6 +31,8 @@ missing=()
 command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+# The web client's Firefox tests (web-client/e2e/firefox.test.mjs) drive Debian's Firefox ESR.
+command -v firefox-esr >/dev/null 2>&1 || missing+=(firefox-esr)
 if ! command -v node >/dev/null 2>&1; then
   missing+=(nodejs npm)
 elif ! command -v npm >/dev/null 2>&1; then
@@ -86,9 +88,10 @@ else
 fi
 # web-client/: the web client (issue 6). `npm test` checks that the committed bundle
 # (web-client/dist, embedded in the binary) is built from the current sources, runs the Vitest
-# unit tests, then the headless-Chromium tests against a freshly built sanke; screenshots of
-# every screen are saved in web-client/test-artifacts/. A CJK font makes them legible.
-# SANKE_SKIP_BROWSER=1 skips them too.
+# unit tests, then the browser tests against a freshly built sanke: headless Chromium (desktop
+# and an emulated tablet) and Firefox ESR (puppeteer-core over WebDriver BiDi; firefox-esr is
+# installed in step 1); screenshots of every screen are saved in web-client/test-artifacts/.
+# A CJK font makes them legible. SANKE_SKIP_BROWSER=1 skips them too.
 if [ "${SANKE_SKIP_BROWSER:-}" = 1 ]; then
   echo "warning: SANKE_SKIP_BROWSER=1: not running web-client/ tests" >&2
 else
@@ -99,7 +102,7 @@ else
     "${FONT_SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends fonts-wqy-microhei >/dev/null ||
       echo "warning: could not install fonts-wqy-microhei; screenshots will show boxes for Chinese text" >&2
   fi
-  step "web-client: npm ci && npm test (bundle check, unit tests, headless Chromium)"
+  step "web-client: npm ci && npm test (bundle check, unit tests, headless Chromium and Firefox)"
   (cd web-client && npm ci --no-audit --no-fund && npm test)
 fi
 

@@ -5,12 +5,13 @@
 //   2. a supervisor's wall plays the class thumbnail, and the class does not see the supervisor;
 //   3. the research room and the recordings screen (the class was recorded automatically);
 //   4. the coverage dashboard shows the numbers of the coverage API for the finished class,
-//      and its chart canvases are drawn.
+//      and its chart canvases are drawn;
+//   5. a supervisor signed in with its own account opens the dashboard of its region (only).
 // Every screen is saved as a PNG under web-client/test-artifacts/.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import {
-  ARTIFACTS, Sanke, cleanup, dataset, launch, log, newPage, pollUntil, saveLogs, screenshot, signIn, sleep, tempDir, videoPlaying,
+  ARTIFACTS, Sanke, audioPackets, chartDrawn, cleanup, compareCoverage, dataset, launch, log, newPage, pollUntil, saveLogs, screenshot, signIn, sleep, slideSvg, tempDir, videoPlaying,
 } from './harness.mjs';
 
 const SESSION = 'E2E-DELIVERY';
@@ -20,31 +21,6 @@ const SESSION = 'E2E-DELIVERY';
 const BUG_CODEC_MIME = 'server bug: TrackInfo.codecs[].mime_type is not a MIME type ("vp8" instead of "video/VP8"); ' +
   'livekit-client 2.23 throws in publishTrack for every video track (room/publish.go)';
 const ROOM = `class-${SESSION}`;
-
-function slideSvg(n, title, lines) {
-  const body = lines.map((l, i) => `<text x="140" y="${420 + i * 110}" font-size="64" fill="#1f2937">${l}</text>`).join('');
-  return Buffer.from(`<svg xmlns="http://www.w3.org/2000/svg" width="1920" height="1080" viewBox="0 0 1920 1080">
-<rect width="1920" height="1080" fill="#ffffff"/><rect width="1920" height="180" fill="#0f5c4d"/>
-<text x="140" y="118" font-size="72" fill="#ffffff" font-weight="bold">${title}</text>
-<text x="1780" y="1020" font-size="40" fill="#6b7280" text-anchor="end">${n}</text>${body}</svg>`);
-}
-
-/** remoteAudio reports the audio packets a page receives from identity (0 when it has no track). */
-async function audioPackets(page, identity) {
-  return page.evaluate(async (id) => {
-    const live = window.__sanke?.class;
-    const p = live?.room.remoteParticipants.get(id);
-    const pub = p && [...p.audioTrackPublications.values()].find((x) => x.source === 'microphone');
-    const track = pub?.track;
-    if (!track || !pub.isSubscribed) return { subscribed: false, packets: 0, muted: pub?.isMuted ?? null };
-    const stats = await track.receiver?.getStats();
-    let packets = 0;
-    stats?.forEach((s) => {
-      if (s.type === 'inbound-rtp' && s.kind === 'audio') packets += s.packetsReceived;
-    });
-    return { subscribed: true, packets, muted: pub.isMuted };
-  }, identity);
-}
 
 describe('web client against a real sanke', { timeout: 300_000 }, () => {
   let dir;
@@ -241,61 +217,20 @@ describe('web client against a real sanke', { timeout: 300_000 }, () => {
     await admin.click('[data-testid=login-form] button[type=submit]');
     await admin.waitForSelector('[data-testid=coverage-table] tbody tr');
 
-    const compare = async (groupBy) => {
-      const q = await admin.evaluate(() => ({
-        from: document.querySelector('[data-testid=from]').value,
-        to: document.querySelector('[data-testid=to]').value,
-      }));
-      const rep = await sanke.api(`/api/v1/coverage?from=${q.from}&to=${q.to}&group_by=${groupBy}`);
-      const table = await admin.$$eval('[data-testid=coverage-table] tr[data-key]', (trs) =>
-        trs.map((tr) => ({
-          key: tr.dataset.key,
-          cells: Object.fromEntries([...tr.querySelectorAll('td[data-col]')].map((td) => [td.dataset.col, { value: td.dataset.value, text: td.textContent }])),
-        })),
-      );
-      const byKey = new Map(table.map((r) => [r.key, r.cells]));
-      assert.equal(table.length, rep.groups.length + 1, `one row per group plus the total (${groupBy})`);
-      const check = (cells, g, what) => {
-        for (const col of ['teaching_points', 'covered_teaching_points', 'coverage_rate', 'scheduled', 'valid', 'delivery_rate', 'routine_rate']) {
-          const want = g[col] === null ? '' : String(g[col]);
-          assert.equal(cells[col].value, want, `${what} ${col}`);
-        }
-        const hours = Object.values(g.class_hours ?? {}).reduce((s, v) => s + v.hours, 0);
-        assert.ok(Math.abs(Number(cells.class_hours.value) - hours) < 0.01, `${what} class hours`);
-        if (g.coverage_rate !== null) assert.ok(cells.coverage_rate.text.endsWith('%'), `${what} coverage shown as a percentage`);
-      };
-      for (const g of rep.groups) {
-        const cells = byKey.get(groupBy.split(',').map((d) => g.key[d] ?? '').join('\u0000'));
-        assert.ok(cells, `row for ${JSON.stringify(g.key)}`);
-        check(cells, g, JSON.stringify(g.key));
-      }
-      check(byKey.get('total'), rep.total, 'total');
-      return rep;
-    };
-
-    const county = await compare('county');
+    const county = await compareCoverage(admin, sanke, 'county');
     log(`coverage total: ${JSON.stringify({ tps: county.total.teaching_points, covered: county.total.covered_teaching_points, scheduled: county.total.scheduled, valid: county.total.valid })}`);
     assert.ok(county.total.scheduled >= 2, 'the finished class is counted');
     const kpi = await admin.textContent('[data-testid=kpi-coverage]');
     assert.ok(kpi.includes(`${county.total.covered_teaching_points}/${county.total.teaching_points}`), `KPI shows ${kpi}`);
 
     // Chart canvases are drawn (pixels that are not blank).
-    for (const id of ['chart-time', 'chart-groups']) {
-      await pollUntil(() => admin.evaluate((sel) => {
-        const c = document.querySelector(`[data-testid=${sel}] canvas`);
-        if (!c || c.width === 0) return false;
-        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-        let n = 0;
-        for (let i = 3; i < d.length; i += 16) if (d[i] > 0) n++;
-        return n > 500;
-      }, id), { what: `${id} canvas drawn` });
-    }
+    for (const id of ['chart-time', 'chart-groups']) await chartDrawn(admin, id);
     await sleep(800); // chart animations
     await screenshot(admin, '14-coverage-dashboard');
 
     await admin.selectOption('[data-testid=group-by]', 'teaching_point');
     await pollUntil(() => admin.evaluate(() => document.querySelectorAll('[data-testid=coverage-table] tbody tr').length >= 5), { what: 'teaching point rows' });
-    const tp = await compare('teaching_point');
+    const tp = await compareCoverage(admin, sanke, 'teaching_point');
     const week = await sanke.api(`/api/v1/coverage?from=${await admin.inputValue('[data-testid=from]')}&to=${await admin.inputValue('[data-testid=to]')}&group_by=teaching_point`);
     const notCovered = week.groups.filter((g) => g.covered_teaching_points === 0).map((g) => g.key.teaching_point).sort();
     const shown = (await admin.$$eval('[data-testid^=unserved-]', (els) => els.map((e) => e.dataset.testid.replace('unserved-', '')))).sort();
@@ -306,5 +241,35 @@ describe('web client against a real sanke', { timeout: 300_000 }, () => {
     await admin.click('[data-testid=lang]');
     await sleep(800);
     await screenshot(admin, '16-coverage-english');
+  });
+
+  it('5. a supervisor opens the dashboard of its own region, and only of its region', async () => {
+    const sup = (pages.supdash = await newPage(browser, 'supervisor-dashboard', { width: 1440, height: 1000 }));
+    await signIn(sup, sanke.url, 'HH-SUP'); // 怀化市教育局巡课员, region 431200
+    await sup.click('[data-testid=nav-dashboard]');
+    await sup.waitForSelector('[data-testid=coverage-table] tbody tr');
+    assert.equal(await sup.inputValue('[data-testid=region]'), '431200', 'the dashboard starts at the supervisor\'s region');
+    await pollUntil(async () => (await sup.$$eval('[data-testid=region] option', (os) => os.map((o) => o.value))).join() === '431200,431223,431224', {
+      what: 'the region choice is the supervisor\'s city and its counties',
+    });
+    const city = await compareCoverage(sup, sanke, 'county', '431200');
+    assert.equal(city.region, '431200');
+    assert.ok(city.total.scheduled >= 2, 'the finished class is counted');
+    const kpi = await sup.textContent('[data-testid=kpi-coverage]');
+    assert.ok(kpi.includes(`${city.total.covered_teaching_points}/${city.total.teaching_points}`), `KPI shows ${kpi}`);
+    await chartDrawn(sup, 'chart-groups');
+    // The dashboard's requests carry the supervisor's sign-in token: another city is refused.
+    const refused = await sup.evaluate(async () => {
+      const { token } = JSON.parse(sessionStorage.getItem('sanke.auth'));
+      const get = (q) => fetch(`/api/v1/coverage${q}`, { headers: { Authorization: `Bearer ${token}` } }).then((r) => r.status);
+      return { other: await get('?region=430100'), none: await get('') };
+    });
+    assert.deepEqual(refused, { other: 403, none: 200 });
+    await sleep(800);
+    await screenshot(sup, '17-supervisor-dashboard');
+    await sup.selectOption('[data-testid=region]', '431223');
+    const county = await compareCoverage(sup, sanke, 'county', '431223');
+    assert.equal(county.total.teaching_points, 2, '辰溪县 has two teaching points');
+    await sup.close();
   });
 });

@@ -1,7 +1,9 @@
 // Harness of the web client's browser tests: builds the sanke binary from this checkout (so the
 // embedded web-client/dist is what is tested), runs it with the classroom service on a
 // generated dataset whose sessions happen now, and drives Debian's Chromium with
-// playwright-core (fake camera and microphone). Screenshots go to web-client/test-artifacts/.
+// playwright-core (fake camera and microphone), and Debian's Firefox ESR with puppeteer-core
+// over WebDriver BiDi (fake media prefs). Screenshots go to web-client/test-artifacts/.
+import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -12,6 +14,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { chromium } from 'playwright-core';
+import puppeteer from 'puppeteer-core';
 
 const execFileP = promisify(execFile);
 const here = dirname(fileURLToPath(import.meta.url));
@@ -34,6 +37,22 @@ export const CHROMIUM_FLAGS = [
   '--use-fake-ui-for-media-stream',
 ];
 export const ADMIN_KEY = 'e2e-admin-key-0123456789abcdef';
+export const FIREFOX_PATH = process.env.SANKE_FIREFOX || '/usr/bin/firefox-esr';
+/**
+ * Firefox preferences for the tests: fake camera and microphone without a permission prompt,
+ * ICE candidates on loopback (the server listens on 127.0.0.1; Firefox leaves loopback out of
+ * ICE by default) and no mDNS obfuscation of host candidates; quiet start.
+ */
+export const FIREFOX_PREFS = {
+  'media.navigator.streams.fake': true,
+  'media.navigator.permission.disabled': true,
+  'media.peerconnection.ice.loopback': true,
+  'media.peerconnection.ice.obfuscate_host_addresses': false,
+  'intl.accept_languages': 'zh-CN, zh',
+  'browser.shell.checkDefaultBrowser': false,
+  'datareporting.policy.dataSubmissionEnabled': false,
+  'app.update.enabled': false,
+};
 
 const t0 = Date.now();
 export function log(...args) {
@@ -243,10 +262,46 @@ export async function launch(dir) {
   });
 }
 
-/** newPage opens a page in a fresh context (its own sessionStorage: one classroom each). */
-export async function newPage(browser, name, viewport = { width: 1366, height: 768 }) {
+/**
+ * launchFirefox starts Debian's Firefox ESR headless with a fresh profile, driven by
+ * puppeteer-core over WebDriver BiDi (stock Firefox speaks it; playwright needs its own
+ * patched build). Days in the client are local days: the browser runs in Asia/Shanghai.
+ */
+export async function launchFirefox(dir) {
+  const profile = join(dir, `firefox-profile-${Math.random().toString(36).slice(2, 8)}`);
+  await mkdir(profile, { recursive: true });
+  return puppeteer.launch({
+    browser: 'firefox',
+    executablePath: FIREFOX_PATH,
+    protocol: 'webDriverBiDi',
+    headless: true,
+    userDataDir: profile,
+    extraPrefsFirefox: FIREFOX_PREFS,
+    env: { ...process.env, TZ: 'Asia/Shanghai' },
+    timeout: 60_000,
+  });
+}
+
+/** newFirefoxPage opens a page in its own browser context (own sessionStorage), like newPage. */
+export async function newFirefoxPage(browser, name, viewport = { width: 1366, height: 768 }) {
+  const ctx = await browser.createBrowserContext();
+  const page = await ctx.newPage();
+  await page.setViewport(viewport);
+  page.sankeName = name;
+  page.consoleLog = [];
+  page.on('console', (m) => page.consoleLog.push(`[${m.type()}] ${m.text()}`));
+  page.on('pageerror', (e) => page.consoleLog.push(`[pageerror] ${e.stack || e.message}`));
+  page.on('dialog', (d) => void d.accept());
+  return page;
+}
+
+/**
+ * newPage opens a page in a fresh context (its own sessionStorage: one classroom each);
+ * device adds context options (a tablet: isMobile, hasTouch, deviceScaleFactor).
+ */
+export async function newPage(browser, name, viewport = { width: 1366, height: 768 }, device = {}) {
   // The classroom service's time zone (classroom.timezone): days in the client are local days.
-  const ctx = await browser.newContext({ viewport, locale: 'zh-CN', timezoneId: 'Asia/Shanghai', permissions: ['camera', 'microphone'] });
+  const ctx = await browser.newContext({ viewport, locale: 'zh-CN', timezoneId: 'Asia/Shanghai', permissions: ['camera', 'microphone'], ...device });
   const page = await ctx.newPage();
   page.sankeName = name;
   page.consoleLog = [];
@@ -272,13 +327,77 @@ export async function saveLogs(pages, server, name) {
   if (server) await writeFile(join(ARTIFACTS, 'logs', `${name}-server.log`), server.log.join('\n'));
 }
 
-/** signIn signs a page in with a classroom or supervisor account. */
+/**
+ * signIn signs a page in with a classroom or supervisor account. Locators have the same
+ * fill/click in playwright and puppeteer, so it drives Chromium and Firefox pages alike.
+ */
 export async function signIn(page, base, account) {
   await page.goto(`${base}/`);
-  await page.fill('input[name=account]', account);
-  await page.fill('input[name=password]', PASSWORDS[account]);
-  await page.click('[data-testid=login-form] button[type=submit]');
+  await page.locator('input[name=account]').fill(account);
+  await page.locator('input[name=password]').fill(PASSWORDS[account]);
+  await page.locator('[data-testid=login-form] button[type=submit]').click();
   await page.waitForSelector('[data-testid=sessions]');
+}
+
+/**
+ * compareCoverage asserts that the dashboard's table (one row per group and the total) shows
+ * what GET /api/v1/coverage answers (admin key) for the period on screen, grouped by groupBy,
+ * for region (all regions when empty). It retries while the table is still loading a new
+ * choice, and returns the API's report.
+ */
+export async function compareCoverage(page, sanke, groupBy, region = '') {
+  const once = async () => {
+    const q = await page.evaluate(() => ({
+      from: document.querySelector('[data-testid=from]').value,
+      to: document.querySelector('[data-testid=to]').value,
+    }));
+    const rep = await sanke.api(`/api/v1/coverage?from=${q.from}&to=${q.to}&group_by=${groupBy}${region ? `&region=${region}` : ''}`);
+    const table = await page.$$eval('[data-testid=coverage-table] tr[data-key]', (trs) =>
+      trs.map((tr) => ({
+        key: tr.dataset.key,
+        cells: Object.fromEntries([...tr.querySelectorAll('td[data-col]')].map((td) => [td.dataset.col, { value: td.dataset.value, text: td.textContent }])),
+      })),
+    );
+    const byKey = new Map(table.map((r) => [r.key, r.cells]));
+    assert.equal(table.length, rep.groups.length + 1, `one row per group plus the total (${groupBy})`);
+    const check = (cells, g, what) => {
+      for (const col of ['teaching_points', 'covered_teaching_points', 'coverage_rate', 'scheduled', 'valid', 'delivery_rate', 'routine_rate']) {
+        const want = g[col] === null ? '' : String(g[col]);
+        assert.equal(cells[col].value, want, `${what} ${col}`);
+      }
+      const hours = Object.values(g.class_hours ?? {}).reduce((s, v) => s + v.hours, 0);
+      assert.ok(Math.abs(Number(cells.class_hours.value) - hours) < 0.01, `${what} class hours`);
+      if (g.coverage_rate !== null) assert.ok(cells.coverage_rate.text.endsWith('%'), `${what} coverage shown as a percentage`);
+    };
+    for (const g of rep.groups) {
+      const cells = byKey.get(groupBy.split(',').map((d) => g.key[d] ?? '').join('\u0000'));
+      assert.ok(cells, `row for ${JSON.stringify(g.key)}`);
+      check(cells, g, JSON.stringify(g.key));
+    }
+    check(byKey.get('total'), rep.total, 'total');
+    return rep;
+  };
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    try {
+      return await once();
+    } catch (e) {
+      if (Date.now() > deadline) throw e;
+      await sleep(300);
+    }
+  }
+}
+
+/** chartDrawn waits until an ECharts canvas under [data-testid=id] has non-blank pixels. */
+export async function chartDrawn(page, id) {
+  await pollUntil(() => page.evaluate((sel) => {
+    const c = document.querySelector(`[data-testid=${sel}] canvas`);
+    if (!c || c.width === 0) return false;
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    let n = 0;
+    for (let i = 3; i < d.length; i += 16) if (d[i] > 0) n++;
+    return n > 500;
+  }, id), { what: `${id} canvas drawn on ${page.sankeName}` });
 }
 
 /**
@@ -292,6 +411,8 @@ export async function videoPlaying(page, selector, timeout = 30000) {
       page.evaluate(async (sel) => {
         const v = document.querySelector(sel);
         if (!v || v.videoWidth === 0 || v.paused || v.readyState < 2) return false;
+        // A stopped track leaves Chromium's element ticking on a frozen frame: the track must be live.
+        if (v.srcObject?.getVideoTracks().some((t) => t.readyState !== 'live')) return false;
         const sid = v.dataset.track;
         const decoded = async () => {
           for (const live of Object.values(window.__sanke ?? {})) {
@@ -319,4 +440,49 @@ export async function videoPlaying(page, selector, timeout = 30000) {
       }, selector),
     { timeout, what: `${selector} playing on ${page.sankeName}` },
   );
+}
+
+/** slideSvg draws a 1920x1080 slide (what a teacher exports from PowerPoint). */
+export function slideSvg(n, title, lines) {
+  const body = lines.map((l, i) => `<text x="140" y="${420 + i * 110}" font-size="64" fill="#1f2937">${l}</text>`).join('');
+  return Buffer.from(`<svg xmlns="http://www.w3.org/2000/svg" width="1920" height="1080" viewBox="0 0 1920 1080">
+<rect width="1920" height="1080" fill="#ffffff"/><rect width="1920" height="180" fill="#0f5c4d"/>
+<text x="140" y="118" font-size="72" fill="#ffffff" font-weight="bold">${title}</text>
+<text x="1780" y="1020" font-size="40" fill="#6b7280" text-anchor="end">${n}</text>${body}</svg>`);
+}
+
+/** audioPackets reports the audio packets a page receives from identity (0 when it has no track). */
+export async function audioPackets(page, identity) {
+  return page.evaluate(async (id) => {
+    const live = window.__sanke?.class;
+    const p = live?.room.remoteParticipants.get(id);
+    const pub = p && [...p.audioTrackPublications.values()].find((x) => x.source === 'microphone');
+    const track = pub?.track;
+    if (!track || !pub.isSubscribed) return { subscribed: false, packets: 0, muted: pub?.isMuted ?? null };
+    const stats = await track.receiver?.getStats();
+    let packets = 0;
+    stats?.forEach((s) => {
+      if (s.type === 'inbound-rtp' && s.kind === 'audio') packets += s.packetsReceived;
+    });
+    return { subscribed: true, packets, muted: pub.isMuted };
+  }, identity);
+}
+
+/**
+ * startClass: a signed-in teacher page joins a session (device check, then the console),
+ * publishes its camera and, with slides, two slide images. Works on playwright pages.
+ */
+export async function startClass(page, base, session, { slides = true } = {}) {
+  await signIn(page, base, 'M1');
+  await page.locator(`[data-testid=join-${session}]:not([disabled])`).click();
+  await page.waitForSelector('[data-testid=device-check]');
+  await page.locator('[data-testid=start]').click();
+  await page.waitForSelector('[data-testid=teacher-console]');
+  await pollUntil(() => page.evaluate(() => window.__sanke?.class?.room.localParticipant.isCameraEnabled), { what: 'the teacher camera published', interval: 100 });
+  if (!slides) return;
+  await page.setInputFiles('[data-testid=slides-input]', [
+    { name: '01.svg', mimeType: 'image/svg+xml', buffer: slideSvg(1, '第三单元 · 歌曲《小星星》', ['一、学唱歌曲：一闪一闪亮晶晶', '二、认识节拍：四二拍 ♩ ♩ | ♩ ♩', '三、分组合唱与律动']) },
+    { name: '02.svg', mimeType: 'image/svg+xml', buffer: slideSvg(2, '课堂练习', ['跟着老师拍手打节奏', '请教学点的同学一起唱']) },
+  ]);
+  await pollUntil(() => page.evaluate(() => window.__sanke.class.room.localParticipant.isScreenShareEnabled), { what: 'teacher publishes the slides' });
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { dict } from '../src/i18n';
-import { COLUMNS, type CoverageReport, formatRate, formatValue, rows, sortRows, subjectHours, timeSeries, unservedPoints } from '../src/logic/coverage';
+import { COLUMNS, type CoverageReport, formatRate, formatValue, regionContains, rows, sortRows, subjectHours, supervisorRegions, timeSeries, unservedPoints } from '../src/logic/coverage';
 import { LowBandwidthAdvisor, qualityName } from '../src/logic/lowbw';
 import { calledOn, handRaised, pointTiles, roleOf } from '../src/logic/participants';
 import { decide } from '../src/logic/policy';
@@ -187,6 +187,28 @@ describe('coverage', () => {
       { ...report.groups[0], key: { week: '2025-W36' } },
     ] };
     expect(timeSeries(weeks, 'week')).toEqual({ x: ['2025-W36', '2025-W37'], coverage: [100, 0], delivery: [75, null], hours: [2, 0] });
+  });
+});
+
+describe('supervisor regions', () => {
+  it('contains like the server (GB/T 2260 levels)', () => {
+    expect(regionContains('430000', '431223')).toBe(true);
+    expect(regionContains('431200', '431223')).toBe(true);
+    expect(regionContains('431200', '431200')).toBe(true);
+    expect(regionContains('431200', '430102')).toBe(false);
+    expect(regionContains('431200', '430000')).toBe(false);
+    expect(regionContains('431223', '431223')).toBe(true);
+    expect(regionContains('431223', '431224')).toBe(false);
+    expect(regionContains('', '431223')).toBe(false);
+  });
+  it('offers its own region first, then the regions inside it', () => {
+    const named = { '430000': { name: '湖南省' }, '430102': { name: '芙蓉区' }, '431224': { name: '溆浦县' }, '431223': { name: '辰溪县' }, '431200': { name: '怀化市' } };
+    expect(supervisorRegions('431200', named)).toEqual([
+      { code: '431200', name: '怀化市' },
+      { code: '431223', name: '辰溪县' },
+      { code: '431224', name: '溆浦县' },
+    ]);
+    expect(supervisorRegions('431223', undefined)).toEqual([{ code: '431223', name: '431223' }]);
   });
 });
 

@@ -13,12 +13,22 @@ export interface DeviceChoice {
 
 type Kind = 'videoinput' | 'audioinput' | 'audiooutput';
 
+/**
+ * MicLevel shows the microphone's peak level. Firefox keeps an AudioContext made outside a
+ * click suspended (the meter would stay at zero, as if the microphone were dead), so while it
+ * is suspended a button asks for the tap that starts it.
+ */
 function MicLevel({ track }: { track?: LocalAudioTrack }) {
   const [level, setLevel] = useState(0);
+  const [suspended, setSuspended] = useState(false);
+  const ctxRef = useRef<AudioContext>();
   useEffect(() => {
     if (!track) return;
     const Ctx = window.AudioContext || (window as unknown as { webkitAudioContext: typeof AudioContext }).webkitAudioContext;
     const ctx = new Ctx();
+    ctxRef.current = ctx;
+    ctx.onstatechange = () => setSuspended(ctx.state === 'suspended');
+    setSuspended(ctx.state === 'suspended');
     const src = ctx.createMediaStreamSource(new MediaStream([track.mediaStreamTrack]));
     const an = ctx.createAnalyser();
     an.fftSize = 512;
@@ -32,15 +42,24 @@ function MicLevel({ track }: { track?: LocalAudioTrack }) {
     }, 100);
     return () => {
       clearInterval(timer);
+      ctx.onstatechange = null;
+      ctxRef.current = undefined;
       void ctx.close();
     };
   }, [track]);
   return (
-    <div class="meter" data-testid="mic-level" data-level={level.toFixed(2)}>
-      {Array.from({ length: 16 }, (_, i) => (
-        <i class={i / 16 < level ? 'on' : ''} />
-      ))}
-    </div>
+    <>
+      <div class="meter" data-testid="mic-level" data-level={level.toFixed(2)}>
+        {Array.from({ length: 16 }, (_, i) => (
+          <i class={i / 16 < level ? 'on' : ''} />
+        ))}
+      </div>
+      {suspended ? (
+        <button class="secondary" type="button" data-testid="mic-test" onClick={() => void ctxRef.current?.resume().catch(() => undefined)}>
+          <Icon name="mic" size={18} /> {t('testMic')}
+        </button>
+      ) : null}
+    </>
   );
 }
 
@@ -105,6 +124,9 @@ export function DeviceCheck({ onStart, startLabel, audio = true }: { onStart: (c
     };
   }, [choice.mic, audio]);
 
+  // The device list, again once the camera is open (labels need the permission). Stopping the
+  // preview belongs to unmounting only: a cleanup here would stop the camera and microphone
+  // the moment the preview starts (Firefox then shows nothing, Chromium a frozen frame).
   useEffect(() => {
     const load = async () => {
       const out = { videoinput: [], audioinput: [], audiooutput: [] } as Record<Kind, MediaDeviceInfo[]>;
@@ -113,19 +135,33 @@ export function DeviceCheck({ onStart, startLabel, audio = true }: { onStart: (c
     };
     void load();
     navigator.mediaDevices?.addEventListener?.('devicechange', load);
-    return () => {
-      navigator.mediaDevices?.removeEventListener?.('devicechange', load);
+    return () => navigator.mediaDevices?.removeEventListener?.('devicechange', load);
+  }, [video !== undefined]);
+  useEffect(
+    () => () => {
       tracks.current.v?.stop();
       tracks.current.a?.stop();
-    };
-  }, [video !== undefined]);
+    },
+    [],
+  );
 
+  // A select shows the device chosen, else the one the preview opened (else the first): with
+  // value "" matching no option, browsers showed an empty box.
+  const inUse: DeviceChoice = {
+    camera: video?.mediaStreamTrack.getSettings().deviceId,
+    mic: mic?.mediaStreamTrack.getSettings().deviceId,
+  };
+  const shown = (kind: Kind, key: keyof DeviceChoice): string => {
+    const list = devices[kind];
+    for (const id of [choice[key], inUse[key]]) if (id && list.some((d) => d.deviceId === id)) return id;
+    return list[0]?.deviceId ?? '';
+  };
   const select = (kind: Kind, key: keyof DeviceChoice, label: string, icon: string) => (
     <label class="field">
       <span class="field-label">
         <Icon name={icon} size={18} /> {label}
       </span>
-      <select value={choice[key] ?? ''} onChange={(e) => setChoice({ ...choice, [key]: (e.target as HTMLSelectElement).value || undefined })}>
+      <select data-testid={`select-${key}`} value={shown(kind, key)} onChange={(e) => setChoice({ ...choice, [key]: (e.target as HTMLSelectElement).value || undefined })}>
         {devices[kind].length === 0 ? <option value="">{t('noDevice')}</option> : null}
         {devices[kind].map((d, i) => (
           <option value={d.deviceId}>{d.label || `${label} ${i + 1}`}</option>

@@ -152,3 +152,23 @@ export function timeSeries(rep: CoverageReport, dim: string): { x: string[]; cov
     hours: gs.map((g) => totalHours(g)),
   };
 }
+
+/**
+ * regionContains mirrors the server's model.RegionContains (GB/T 2260): a province PP0000
+ * holds every code PP...., a city PPCC00 every code PPCC.., a county only itself.
+ */
+export function regionContains(outer: string, inner: string): boolean {
+  if (!/^\d{6}$/.test(outer) || !/^\d{6}$/.test(inner)) return false;
+  if (outer.endsWith('0000')) return inner.startsWith(outer.slice(0, 2));
+  if (outer.endsWith('00')) return inner.startsWith(outer.slice(0, 4));
+  return inner === outer;
+}
+
+/**
+ * supervisorRegions: the regions a supervisor may pick on the dashboard, its own first, then
+ * those inside it by code, named from GET /me's directory (the code when unnamed).
+ */
+export function supervisorRegions(own: string, named: Record<string, { name?: string }> | undefined): { code: string; name: string }[] {
+  const inside = Object.keys(named ?? {}).filter((c) => c !== own && regionContains(own, c)).sort();
+  return [own, ...inside].map((code) => ({ code, name: named?.[code]?.name || code }));
+}

@@ -2,6 +2,9 @@
 // hours per region, teaching point, subject and over time, from GET /api/v1/coverage, as
 // ECharts charts and a sortable table, with CSV download; the teaching points not served this
 // week are listed and highlighted.
+// Readers (admin key, roomList token) see every region; a supervisor account (巡课) signed in
+// with its own credentials sees its region (the default) and the regions inside it only, as
+// the server allows (classroom/auth.go coverageRegion).
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { api } from '../api';
 import { auth } from '../auth';
@@ -9,7 +12,7 @@ import { Icon } from '../components/icons';
 import { Empty, TopBar } from '../components/ui';
 import type { EChartsOption } from '../charts';
 import { lang, t } from '../i18n';
-import { COLUMNS, type ColumnId, type CoverageReport, formatRate, formatValue, rows, sortRows, subjectHours, timeSeries, totalHours, unservedPoints } from '../logic/coverage';
+import { COLUMNS, type ColumnId, type CoverageReport, formatRate, formatValue, rows, sortRows, subjectHours, supervisorRegions, timeSeries, totalHours, unservedPoints } from '../logic/coverage';
 import { isoDay, mondayOf } from '../logic/sessions';
 import { useSignal } from '../store';
 import { toast } from '../toast';
@@ -63,8 +66,10 @@ export function Dashboard() {
   const [to, setTo] = useState(isoDay(today));
   const [groupBy, setGroupBy] = useState<string>('county');
   const [timeDim, setTimeDim] = useState<string>('week');
-  const [region, setRegion] = useState('');
-  const [regions, setRegions] = useState<{ code: string; name: string }[]>([]);
+  // A supervisor's own region bounds what it may choose (and is where it starts).
+  const own = a?.kind === 'account' && a.account?.kind === 'supervisor' && a.account.region ? a.account.region : undefined;
+  const [region, setRegion] = useState(own ?? '');
+  const [regions, setRegions] = useState<{ code: string; name: string }[]>(own ? [{ code: own, name: own }] : []);
   const [rep, setRep] = useState<CoverageReport>();
   const [series, setSeries] = useState<CoverageReport>();
   const [week, setWeek] = useState<CoverageReport>();
@@ -80,11 +85,18 @@ export function Dashboard() {
 
   useEffect(() => {
     if (!token) return;
+    if (own) {
+      api
+        .me(token)
+        .then((m) => setRegions(supervisorRegions(own, m.directory?.regions)))
+        .catch(() => undefined);
+      return;
+    }
     api
       .dataset(token)
       .then((d) => setRegions(((d.regions ?? []) as { code: string; name: string }[]).sort((x, y) => x.code.localeCompare(y.code))))
       .catch(() => undefined);
-  }, [token]);
+  }, [token, own]);
 
   useEffect(() => {
     if (!token) return;
@@ -183,10 +195,10 @@ export function Dashboard() {
           <label class="field inline">
             <span class="field-label">{t('region')}</span>
             <select data-testid="region" value={region} onChange={(e) => setRegion((e.target as HTMLSelectElement).value)}>
-              <option value="">{t('all')}</option>
+              {own ? null : <option value="">{t('all')}</option>}
               {regions.map((r) => (
                 <option value={r.code}>
-                  {r.name} ({r.code})
+                  {r.name} ({r.code}){r.code === own ? ` · ${t('ownRegion')}` : ''}
                 </option>
               ))}
             </select>

@@ -104,9 +104,14 @@ export function Home() {
     <div class="page">
       <TopBar>
         {isSupervisor ? (
-          <button class="ghost" data-testid="nav-wall" onClick={() => navigate('/wall')}>
-            <Icon name="grid" size={18} /> {t('wall')}
-          </button>
+          <>
+            <button class="ghost" data-testid="nav-wall" onClick={() => navigate('/wall')}>
+              <Icon name="grid" size={18} /> {t('wall')}
+            </button>
+            <button class="ghost" data-testid="nav-dashboard" onClick={() => navigate('/dashboard')}>
+              <Icon name="chart" size={18} /> {t('dashboard')}
+            </button>
+          </>
         ) : null}
         {me && !isSupervisor ? (
           <button class="ghost" data-testid="nav-recordings" onClick={() => navigate('/recordings')}>
@@ -124,9 +129,14 @@ export function Home() {
             </p>
           </div>
           {isSupervisor ? (
-            <button class="primary big" onClick={() => navigate('/wall')}>
-              <Icon name="grid" /> {t('wall')}
-            </button>
+            <div class="row gap">
+              <button class="secondary big" onClick={() => navigate('/dashboard')}>
+                <Icon name="chart" /> {t('dashboard')}
+              </button>
+              <button class="primary big" onClick={() => navigate('/wall')}>
+                <Icon name="grid" /> {t('wall')}
+              </button>
+            </div>
           ) : null}
         </div>
         {error ? <div class="error-text">{error}</div> : null}

@@ -287,7 +287,7 @@ export function PointScreen({ session, first, dir, refresh, viewer = false }: Cl
           <button class={layout === 'teacher' ? 'active' : ''} data-testid="layout-teacher" onClick={() => setLayout('teacher')}>
             {t('layoutTeacher')}
           </button>
-          <button class={layout === 'split' ? 'active' : ''} onClick={() => setLayout('split')}>
+          <button class={layout === 'split' ? 'active' : ''} data-testid="layout-split" onClick={() => setLayout('split')}>
             {t('layoutSplit')}
           </button>
         </div>
@@ -296,17 +296,18 @@ export function PointScreen({ session, first, dir, refresh, viewer = false }: Cl
           <span>{lowBw ? t('exitLowBandwidth') : t('lowBandwidth')}</span>
         </button>
         {!viewer ? (
-          <button class={`ctl ${showChat ? 'active' : ''}`} onClick={() => setShowChat(!showChat)}>
+          <button class={`ctl ${showChat ? 'active' : ''}`} data-testid="toggle-chat" onClick={() => setShowChat(!showChat)}>
             <Icon name="chat" size={26} />
             <span>{t('chat')}</span>
           </button>
         ) : null}
-        <button class="ctl" onClick={() => void document.documentElement.requestFullscreen?.().catch(() => undefined)}>
+        <button class="ctl" data-testid="fullscreen" onClick={() => void document.documentElement.requestFullscreen?.().catch(() => undefined)}>
           <Icon name="expand" size={26} />
           <span>{t('fullscreen')}</span>
         </button>
         <button
           class="ctl danger"
+          data-testid="leave"
           onClick={async () => {
             await live.leave();
             navigate('/');

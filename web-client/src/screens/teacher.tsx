@@ -254,6 +254,7 @@ export function TeacherScreen({ session, first, dir, refresh }: ClassProps) {
             <div class="seg">
               <button
                 class={mode === 'lecture' ? 'active' : ''}
+                data-testid="mode-lecture"
                 onClick={() =>
                   api
                     .setMode(token, session.room, 'lecture')
@@ -265,6 +266,7 @@ export function TeacherScreen({ session, first, dir, refresh }: ClassProps) {
               </button>
               <button
                 class={mode === 'free' ? 'active' : ''}
+                data-testid="mode-free"
                 onClick={() =>
                   api
                     .setMode(token, session.room, 'free')
@@ -342,7 +344,7 @@ export function TeacherScreen({ session, first, dir, refresh }: ClassProps) {
           <Icon name={recording ? 'stop' : 'record'} size={26} />
           <span>{recording ? t('stopRecording') : t('record')}</span>
         </button>
-        <button class={`ctl ${showChat ? 'active' : ''}`} onClick={() => setShowChat(!showChat)}>
+        <button class={`ctl ${showChat ? 'active' : ''}`} data-testid="toggle-chat" onClick={() => setShowChat(!showChat)}>
           <Icon name="chat" size={26} />
           <span>{t('chat')}</span>
         </button>
