@@ -7,9 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -210,15 +208,15 @@ func TestRecordH264Pipeline(t *testing.T) {
 			if sc, err := mkv.Scan(bytes.NewReader(b), io.Discard); err != nil || !sc.Finalized {
 				t.Errorf("stored file is not finalized (cues, sizes, duration): %v", err)
 			}
-			pr := ffprobeMKV(t, p)
-			if pr.video != "h264" || pr.audio != "opus" || pr.width != 640 || pr.height != 360 {
+			pr := testmedia.Probe(t, p)
+			if pr.VideoCodec != "h264" || pr.AudioCodec != "opus" || pr.Width != 640 || pr.Height != 360 {
 				t.Errorf("streams %+v, want h264 640x360 and opus", pr)
 			}
-			if pr.duration < wantMin || pr.duration > 10.5 {
-				t.Errorf("duration %.2fs, want %.1f..10.5", pr.duration, wantMin)
+			if pr.Duration < wantMin || pr.Duration > 10.5 {
+				t.Errorf("duration %.2fs, want %.1f..10.5", pr.Duration, wantMin)
 			}
-			if pr.videoFrames < minVideo || pr.audioFrames < minAudio {
-				t.Errorf("%d video and %d audio frames decoded, want at least %d and %d", pr.videoFrames, pr.audioFrames, minVideo, minAudio)
+			if pr.VideoFrames < minVideo || pr.AudioFrames < minAudio {
+				t.Errorf("%d video and %d audio frames decoded, want at least %d and %d", pr.VideoFrames, pr.AudioFrames, minVideo, minAudio)
 			}
 		})
 	}
@@ -237,59 +235,4 @@ func readManifest(t *testing.T, store storage.Store, prefix string) Manifest {
 		t.Fatal(err)
 	}
 	return m
-}
-
-type mkvProbe struct {
-	video, audio             string
-	width, height            int
-	videoFrames, audioFrames int
-	duration                 float64
-}
-
-// ffprobeMKV decodes every frame of a file with ffprobe and ffmpeg: the file must decode
-// without error and start its video on a keyframe.
-func ffprobeMKV(t *testing.T, path string) mkvProbe {
-	t.Helper()
-	out, err := exec.Command("ffprobe", "-v", "error", "-count_frames", "-show_entries",
-		"stream=codec_type,codec_name,nb_read_frames,width,height:format=duration", "-of", "json", path).CombinedOutput()
-	if err != nil {
-		t.Fatalf("ffprobe: %v\n%s", err, out)
-	}
-	var p struct {
-		Streams []struct {
-			CodecType    string `json:"codec_type"`
-			CodecName    string `json:"codec_name"`
-			NbReadFrames string `json:"nb_read_frames"`
-			Width        int    `json:"width"`
-			Height       int    `json:"height"`
-		} `json:"streams"`
-		Format struct {
-			Duration string `json:"duration"`
-		} `json:"format"`
-	}
-	if err := json.Unmarshal(out, &p); err != nil {
-		t.Fatalf("ffprobe output: %v\n%s", err, out)
-	}
-	var r mkvProbe
-	r.duration, _ = strconv.ParseFloat(p.Format.Duration, 64)
-	for _, s := range p.Streams {
-		n, _ := strconv.Atoi(s.NbReadFrames)
-		switch s.CodecType {
-		case "video":
-			r.video, r.width, r.height, r.videoFrames = s.CodecName, s.Width, s.Height, n
-		case "audio":
-			r.audio, r.audioFrames = s.CodecName, n
-		}
-	}
-	t.Logf("ffprobe: %+v", r)
-	first, err := exec.Command("ffprobe", "-v", "error", "-select_streams", "v:0", "-read_intervals", "%+#1",
-		"-show_entries", "frame=key_frame", "-of", "csv=p=0", path).CombinedOutput()
-	if err != nil || !strings.HasPrefix(strings.TrimSpace(string(first)), "1") {
-		t.Errorf("first video frame is not a keyframe: %q %v", first, err)
-	}
-	dec, err := exec.Command("ffmpeg", "-nostdin", "-v", "error", "-i", path, "-enc_time_base", "-1", "-f", "null", "-").CombinedOutput()
-	if err != nil || len(strings.TrimSpace(string(dec))) > 0 {
-		t.Errorf("decoding reported errors: %v\n%s", err, dec)
-	}
-	return r
 }
