@@ -49,23 +49,27 @@ type Sender struct {
 // SettingEngine and report the selected ICE address with SetRemote.
 func NewSender(conn *net.UDPConn) *Sender {
 	s := &Sender{conn: conn, out: make([]byte, 0, maxPacket+srtpOverhead)}
-	s.capture = NewKeyCapture(s.setKeys)
+	s.capture = NewKeyCapture(func(k Keys) { _ = s.SetKeys(k) })
 	return s
 }
 
 // KeyCapture returns the capture to install in the PeerConnection's SettingEngine.
 func (s *Sender) KeyCapture() *KeyCapture { return s.capture }
 
-func (s *Sender) setKeys(k Keys) {
+// SetKeys installs the SRTP keys to encrypt with. The KeyCapture calls it when the DTLS
+// handshake has produced them; call it yourself only with keys obtained elsewhere.
+func (s *Sender) SetKeys(k Keys) error {
 	ctx, err := srtp.CreateContext(k.LocalKey, k.LocalSalt, k.Profile)
 	s.mu.Lock()
 	if err != nil {
-		s.err = fmt.Errorf("srtpout: SRTP context: %w", err)
+		err = fmt.Errorf("srtpout: SRTP context: %w", err)
+		s.err = err
 	} else {
 		s.ctx, s.err = ctx, nil
 	}
 	s.mu.Unlock()
 	s.update()
+	return err
 }
 
 // SetRemote sets the peer's address: the remote side of the selected ICE candidate pair when
