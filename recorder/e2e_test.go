@@ -12,6 +12,7 @@ import (
 	lksdk "github.com/livekit/server-sdk-go/v2"
 	"github.com/pion/interceptor"
 
+	"github.com/sanke-edu/sanke/config"
 	"github.com/sanke-edu/sanke/internal/testclient"
 	"github.com/sanke-edu/sanke/recorder"
 	"github.com/sanke-edu/sanke/recorder/storage"
@@ -197,6 +198,42 @@ func TestRecordStoreDown(t *testing.T) {
 	published := time.Since(start)
 	m := stopAndGet(t, ts, room)
 	checkCameraFile(t, s3.store(t), m, "teacher", published)
+	assertNoLeftovers(t, s3.store(t), "classes/")
+}
+
+// TestRecordSpoolLimit keeps the store down until the spool limit (1 MB) is hit: the
+// recorder reports it, drops media instead of filling the disk, reports when it is below the
+// limit again once the store is back, and the file still decodes end to end (a gap, not
+// corruption) with the right duration.
+func TestRecordSpoolLimit(t *testing.T) {
+	t.Parallel()
+	s3 := startS3(t)
+	ts := startServer(t, s3, func(c *config.Config) { c.Recording.SpoolLimitMB = 1 })
+	const room = "rec-spoollimit"
+	pub := publishCameraMic(t, ts.target, room, "teacher")
+	start := time.Now()
+	waitRecorderIn(t, ts.srv.Recorder(), room)
+	time.Sleep(3 * time.Second)
+	s3.stop()
+	waitEvent(t, ts, recorder.EventStoreUnavailable, 30*time.Second)
+	// The limit is the node's (summed over recordings): the event names no room.
+	full := waitEvent(t, ts, recorder.EventSpoolFull, 20*time.Second)
+	fullAt := time.Since(start)
+	if full.Error == "" {
+		t.Error("the spool-full event does not say what happened")
+	}
+	time.Sleep(2 * time.Second)
+	s3.start()
+	waitEvent(t, ts, recorder.EventSpoolResumed, 30*time.Second)
+	resumedAt := time.Since(start)
+	time.Sleep(publishFor - time.Since(start))
+	pub.Disconnect()
+	published := time.Since(start)
+	m := stopAndGet(t, ts, room)
+	// Media flowed into the file except between the spool filling and draining.
+	flowing := published - (resumedAt - fullAt)
+	t.Logf("spool full at %.1fs, below the limit again at %.1fs", fullAt.Seconds(), resumedAt.Seconds())
+	checkCameraFileFrames(t, s3.store(t), m, "teacher", published, flowing, 0.6, 0.7)
 	assertNoLeftovers(t, s3.store(t), "classes/")
 }
 

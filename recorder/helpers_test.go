@@ -169,7 +169,7 @@ type testServer struct {
 }
 
 // startServer runs an in-process dev server recording rooms named rec-*.
-func startServer(t testing.TB, s3 *s3Server) *testServer {
+func startServer(t testing.TB, s3 *s3Server, opts ...func(*config.Config)) *testServer {
 	t.Helper()
 	cfg := config.DevDefault()
 	cfg.Port = testclient.FreePort(t, "tcp")
@@ -182,6 +182,9 @@ func startServer(t testing.TB, s3 *s3Server) *testServer {
 		cfg.Recording.Storage.Type = "s3"
 		cfg.Recording.Storage.S3 = config.S3Config{Endpoint: s3.endpoint(), Region: "us-east-1", Bucket: s3Bucket,
 			PathStyle: true, AccessKey: s3Access, SecretKey: s3Secret}
+	}
+	for _, o := range opts {
+		o(cfg)
 	}
 	var w io.Writer = io.Discard
 	if os.Getenv("SANKE_TEST_LOG") != "" {
