@@ -63,7 +63,9 @@ func (r *runner) connect(ctx context.Context, identity string, publisher bool,
 	if setup != nil {
 		setup(c)
 	}
-	if c.sub, err = r.stack.newPeerConnection(); err != nil {
+	// A publisher's subscriber PeerConnection carries only the server's data channels: it
+	// stays on UDP like the publisher's own.
+	if c.sub, err = r.stack.newPeerConnection(!publisher); err != nil {
 		return nil, err
 	}
 	c.wirePC(c.sub, livekit.SignalTarget_SUBSCRIBER, nil)
@@ -73,7 +75,7 @@ func (r *runner) connect(ctx context.Context, identity string, publisher bool,
 		}
 	})
 	if publisher {
-		if c.pub, err = r.stack.newPeerConnection(); err != nil {
+		if c.pub, err = r.stack.newPeerConnection(false); err != nil {
 			_ = c.sub.Close()
 			return nil, err
 		}

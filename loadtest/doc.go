@@ -14,6 +14,14 @@
 // publisher PeerConnection. Candidates trickle both ways; a ping goes out every
 // ping_interval; leave is sent at the end.
 //
+// ICE transport. By default every PeerConnection gathers UDP host candidates. With
+// ICETransport "tcp" (sanke loadtest --ice-transport tcp) subscribers' PeerConnections gather
+// none and reach the server's passive ICE-TCP candidate by active ICE-TCP (RFC 6544 framing),
+// as clients behind a firewall that blocks UDP do; publishers stay on UDP. Pion dials those
+// TCP connections itself, so their packets get no arrival time: latency is then reported to
+// the reader only, and the stall timeline is not measured. The report counts subscribers by
+// the protocol of their selected candidate pair.
+//
 // Publishers. A video publisher sends a VP8 simulcast camera track: three RTP streams (rid
 // q, h, f; 320x180@15 150 kbps, 640x360@30 500 kbps, 1280x720@30 1.7 Mbps by default) from
 // synthetic frames. Frame sizes average the layer's bitrate over a keyframe interval

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/pion/webrtc/v4"
 )
 
 // Result is what a run measured. Window figures cover the measurement window only; join
@@ -55,7 +57,8 @@ type ConfigSummary struct {
 	KeyframeIntervalS float64     `json:"keyframe_interval_s"`
 	AudioBitrate      int         `json:"audio_bitrate"`
 	SRTP              string      `json:"srtp"`
-	Pacing            float64     `json:"pacing"` // negative: no pacing
+	ICETransport      string      `json:"ice_transport"` // subscribers' ICE transport: udp or tcp
+	Pacing            float64     `json:"pacing"`        // negative: no pacing
 	Dynacast          bool        `json:"dynacast"`
 }
 
@@ -64,11 +67,15 @@ func summarize(c Config) ConfigSummary {
 	if srtp == "" {
 		srtp = SRTPAny
 	}
+	ice := c.ICETransport
+	if ice == "" {
+		ice = ICETransportUDP
+	}
 	return ConfigSummary{
 		URL: c.URL, Room: c.Room, VideoPublishers: c.VideoPublishers, AudioPublishers: c.AudioPublishers,
 		Subscribers: c.Subscribers, Layout: c.Layout, DurationS: c.Duration.Seconds(), RampUpS: c.RampUp.Seconds(),
 		Layers: c.Layers, KeyframeIntervalS: c.KeyframeInterval.Seconds(), AudioBitrate: c.AudioBitrate, SRTP: srtp,
-		Pacing: c.Pacing, Dynacast: !c.IgnoreDynacast,
+		ICETransport: ice, Pacing: c.Pacing, Dynacast: !c.IgnoreDynacast,
 	}
 }
 
@@ -80,6 +87,9 @@ type TrackResult struct {
 	SubscribersJoined   int `json:"subscribers_joined"`   // got a join response
 	SubscribersComplete int `json:"subscribers_complete"` // received every track
 	Unexpected          int `json:"unexpected"`           // tracks the generator did not publish
+	// Subscribers whose selected ICE candidate pair was UDP or TCP at the window's end.
+	OverUDP int `json:"subscribers_over_udp"`
+	OverTCP int `json:"subscribers_over_tcp"`
 }
 
 // LayerResult is what subscribers received of one kind and layer during the window.
@@ -245,6 +255,14 @@ func (r *runner) collect(res *Result, window time.Duration) {
 		if a := s.allTracks.Load(); a != 0 {
 			res.Tracks.SubscribersComplete++
 			allTracks = append(allTracks, time.Duration(a-s.opened))
+		}
+		if pair := s.selectedPair(); pair != nil {
+			switch pair.Local.Protocol {
+			case webrtc.ICEProtocolUDP:
+				res.Tracks.OverUDP++
+			case webrtc.ICEProtocolTCP:
+				res.Tracks.OverTCP++
+			}
 		}
 		res.Tracks.Received += s.tracksReceived()
 		res.Tracks.Unexpected += int(s.unexpected.Load())
@@ -495,7 +513,11 @@ func (res *Result) WriteTable(w io.Writer) error {
 	if c.Pacing > 0 {
 		pacing = fmt.Sprintf("video paced at %.1fx its bitrate", c.Pacing)
 	}
-	fmt.Fprintf(&b, "window %.1f s after a %.1f s ramp-up; SRTP %s; %s\n\n", res.WindowS, c.RampUpS, c.SRTP, pacing)
+	ice := "subscribers over ICE-UDP"
+	if c.ICETransport == ICETransportTCP {
+		ice = "subscribers over ICE-TCP (publishers over UDP)"
+	}
+	fmt.Fprintf(&b, "window %.1f s after a %.1f s ramp-up; SRTP %s; %s; %s\n\n", res.WindowS, c.RampUpS, c.SRTP, pacing, ice)
 
 	t := res.Tracks
 	fmt.Fprintf(&b, "Tracks      expected %d (%d per subscriber), received %d; subscribers joined %d/%d, with every track %d",
@@ -503,6 +525,7 @@ func (res *Result) WriteTable(w io.Writer) error {
 	if t.Unexpected > 0 {
 		fmt.Fprintf(&b, "; %d unexpected tracks", t.Unexpected)
 	}
+	fmt.Fprintf(&b, "; connected over UDP %d, TCP %d", t.OverUDP, t.OverTCP)
 	b.WriteString("\n\n")
 
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -526,17 +549,29 @@ func (res *Result) WriteTable(w io.Writer) error {
 	for _, j := range res.Jitter {
 		fmt.Fprintf(&b, "Jitter      %-5s mean %.3f ms, max %.3f ms over %d streams (RFC 3550, at window end)\n", j.Kind, j.MeanMs, j.MaxMs, j.Streams)
 	}
+	name := "Latency"
+	if len(res.ToSocket) == 0 && len(res.Latency) > 0 {
+		fmt.Fprintf(&b, "%-11s to the socket not measured (%s); to the reader only, pion's receive path included\n",
+			name, noSocketReason(c.ICETransport))
+		name = ""
+	}
 	for _, l := range []struct {
-		name, what string
-		xs         []LatencyResult
-	}{{"Latency", "publish -> subscriber's socket", res.ToSocket}, {"", "publish -> read by subscriber", res.Latency}} {
+		what string
+		xs   []LatencyResult
+	}{{"publish -> subscriber's socket", res.ToSocket}, {"publish -> read by subscriber", res.Latency}} {
 		for _, x := range l.xs {
 			fmt.Fprintf(&b, "%-11s %-5s p50 %.3f ms, p95 %.3f ms, p99 %.3f ms, max %.3f ms, mean %.3f ms (%d packets, %s)\n",
-				l.name, x.Kind, x.P50Ms, x.P95Ms, x.P99Ms, x.MaxMs, x.MeanMs, x.Samples, l.what)
-			l.name = ""
+				name, x.Kind, x.P50Ms, x.P95Ms, x.P99Ms, x.MaxMs, x.MeanMs, x.Samples, l.what)
+			name = ""
 		}
 	}
-	if len(res.Timeline) > 0 {
+	var timed uint64
+	for _, e := range res.Timeline {
+		timed += e.Timed
+	}
+	if len(res.Timeline) > 0 && timed == 0 {
+		fmt.Fprintf(&b, "Stalls      not measured: no packet had a time at the socket (%s)\n", noSocketReason(c.ICETransport))
+	} else if len(res.Timeline) > 0 {
 		var slowSecs int
 		worst := res.Timeline[0]
 		for _, e := range res.Timeline {
@@ -598,6 +633,14 @@ func (res *Result) WriteTable(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// noSocketReason explains missing latency-to-socket figures.
+func noSocketReason(ice string) string {
+	if ice == ICETransportTCP {
+		return "ICE-TCP: pion reads the TCP stream itself"
+	}
+	return "no arrival times recorded"
 }
 
 func layerList(ls []LayerSpec) string {

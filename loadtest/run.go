@@ -25,6 +25,17 @@ const (
 	LayoutGrid Layout = "grid"
 )
 
+// ICE transports for Config.ICETransport.
+const (
+	// ICETransportUDP: every PeerConnection gathers UDP host candidates (the default).
+	ICETransportUDP = "udp"
+	// ICETransportTCP: subscribers' PeerConnections gather no candidates and reach the
+	// server's passive ICE-TCP candidate with active ICE-TCP (RFC 6544), like a client behind
+	// a firewall that blocks UDP. Publishers stay on UDP. Latency to the subscriber's socket
+	// is not measured then (pion reads the TCP stream itself).
+	ICETransportTCP = "tcp"
+)
+
 // Config describes one load-test run.
 type Config struct {
 	URL       string // ws:// or wss:// (http(s):// accepted) of the server
@@ -56,12 +67,20 @@ type Config struct {
 	KeyframeInterval time.Duration // default 2.5 s
 	AudioBitrate     int           // bits per second, default 32000
 	SRTP             string        // SRTPAny (default), SRTPGCM or SRTPCM
+	// ICETransport is how subscribers reach the server: ICETransportUDP (default) or
+	// ICETransportTCP. Publishers always use UDP.
+	ICETransport string
 	// Pacing paces each video publisher's packets at this factor of its total bitrate;
 	// 0 means DefaultPacing, a negative value sends every frame as one burst.
 	Pacing float64
 	// IgnoreDynacast keeps every simulcast layer flowing even when the server says nobody
 	// watches it (subscribed_quality_update); by default publishers obey, as browsers do.
 	IgnoreDynacast bool
+
+	// OnWindowEnd, when set, is called (on Run's goroutine) as the measurement window closes,
+	// before anyone leaves: to read the server's own figures while every participant is still
+	// connected.
+	OnWindowEnd func()
 
 	// Progress, when set, receives a status line every ProgressInterval (default 5 s).
 	Progress         io.Writer
@@ -89,6 +108,9 @@ func (c *Config) Check() error {
 	if c.Pacing == 0 {
 		c.Pacing = DefaultPacing
 	}
+	if c.ICETransport == "" {
+		c.ICETransport = ICETransportUDP
+	}
 	if c.ProgressInterval <= 0 {
 		c.ProgressInterval = 5 * time.Second
 	}
@@ -110,6 +132,8 @@ func (c *Config) Check() error {
 		return errors.New("too many publishers")
 	case c.Layout != LayoutAll && c.Layout != LayoutGrid:
 		return fmt.Errorf("unknown layout %q (want all or grid)", c.Layout)
+	case c.ICETransport != ICETransportUDP && c.ICETransport != ICETransportTCP:
+		return fmt.Errorf("unknown ICE transport %q (want %s or %s)", c.ICETransport, ICETransportUDP, ICETransportTCP)
 	case c.Duration <= 0:
 		return errors.New("duration must be positive")
 	case c.RampUp < 0:
@@ -159,7 +183,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	r := &runner{cfg: cfg, epoch: time.Now(), fill: newFiller(1), errs: newErrorLog(), bySID: map[string]int{},
 		timeline: newTimeline(cfg.RampUp + cfg.JoinTimeout + cfg.Duration + time.Minute)}
-	if r.stack, err = newMediaStack(loopback, cfg.SRTP, r.now); err != nil {
+	if r.stack, err = newMediaStack(loopback, cfg.SRTP, cfg.ICETransport == ICETransportTCP, r.now); err != nil {
 		return nil, err
 	}
 	res := &Result{Config: summarize(cfg), StartedAt: time.Now().UTC()}
@@ -285,6 +309,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		hostErr = hostErr0
 	}
 	srvMax := server.max()
+	if cfg.OnWindowEnd != nil {
+		cfg.OnWindowEnd()
+	}
 	phase.Store("leaving")
 
 	r.collect(res, window)

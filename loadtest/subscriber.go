@@ -144,9 +144,20 @@ func (s *subscriber) onTrack(t *webrtc.TrackRemote, rr *webrtc.RTPReceiver) {
 	}()
 }
 
-// arrivalRing returns the arrival ring of the socket the subscriber PeerConnection receives
-// on (nil when unknown).
+// arrivalRing returns the arrival ring of the UDP socket the subscriber PeerConnection
+// receives on (nil when unknown, and over ICE-TCP: rings exist for UDP sockets only, and a
+// TCP port may have the number of another client's UDP socket).
 func (s *subscriber) arrivalRing() *arrivalRing {
+	pair := s.selectedPair()
+	if pair == nil || pair.Local.Protocol != webrtc.ICEProtocolUDP {
+		return nil
+	}
+	return s.r.stack.arrivals.ring(int(pair.Local.Port))
+}
+
+// selectedPair returns the subscriber PeerConnection's selected ICE candidate pair (nil
+// before there is one).
+func (s *subscriber) selectedPair() *webrtc.ICECandidatePair {
 	c := s.client()
 	if c == nil || c.sub.SCTP() == nil {
 		return nil
@@ -155,7 +166,7 @@ func (s *subscriber) arrivalRing() *arrivalRing {
 	if err != nil || pair == nil || pair.Local == nil {
 		return nil
 	}
-	return s.r.stack.arrivals.ring(int(pair.Local.Port))
+	return pair
 }
 
 // noteFirst records the first packet of track idx.

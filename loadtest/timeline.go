@@ -17,6 +17,7 @@ type timeline struct {
 
 type timeSlot struct {
 	packets atomic.Uint64
+	timed   atomic.Uint64 // packets with a latency to the socket
 	slow    atomic.Uint64
 	maxSock atomic.Int64 // ns
 }
@@ -36,6 +37,7 @@ func (t *timeline) add(nowNs, sockNs int64) {
 	if sockNs <= 0 {
 		return
 	}
+	s.timed.Add(1)
 	if sockNs > int64(slowThreshold) {
 		s.slow.Add(1)
 	}
@@ -51,7 +53,8 @@ func (t *timeline) add(nowNs, sockNs int64) {
 type TimelineEntry struct {
 	Second    int     `json:"t"` // since the generator started
 	Packets   uint64  `json:"packets"`
-	Slow      uint64  `json:"slow"` // publish -> socket above 10 ms
+	Timed     uint64  `json:"timed"` // packets with a latency to the socket (none over ICE-TCP)
+	Slow      uint64  `json:"slow"`  // publish -> socket above 10 ms
 	MaxSockMs float64 `json:"max_socket_ms"`
 }
 
@@ -61,7 +64,7 @@ func (t *timeline) entries(from, to time.Duration) []TimelineEntry {
 	for i := int(from / time.Second); i < int(to/time.Second)+1 && i < len(t.slots); i++ {
 		s := &t.slots[i]
 		if n := s.packets.Load(); n > 0 {
-			out = append(out, TimelineEntry{Second: i, Packets: n, Slow: s.slow.Load(),
+			out = append(out, TimelineEntry{Second: i, Packets: n, Timed: s.timed.Load(), Slow: s.slow.Load(),
 				MaxSockMs: float64(s.maxSock.Load()) / 1e6})
 		}
 	}

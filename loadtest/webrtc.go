@@ -28,9 +28,12 @@ const (
 
 // mediaStack is the pion API every generator client shares: one MediaEngine with VP8 and Opus,
 // no interceptors (publishers answer PLIs themselves, subscribers only count), one DTLS
-// certificate, and an ICE configuration limited to what reaches the server.
+// certificate, and an ICE configuration limited to what reaches the server. recvAPI, for the
+// subscribers' receiving PeerConnections, differs only in its network types (ICE-TCP with
+// Config.ICETransport "tcp").
 type mediaStack struct {
 	api      *webrtc.API
+	recvAPI  *webrtc.API
 	cert     webrtc.Certificate
 	arrivals *arrivals
 }
@@ -42,7 +45,11 @@ const (
 	SRTPCM  = "aes-cm"  // AES-128-CM-HMAC-SHA1-80 only
 )
 
-func newMediaStack(loopback bool, srtpProfile string, now func() time.Duration) (*mediaStack, error) {
+// newMediaStack builds the shared API. With tcpSubscribers, subscribers' PeerConnections
+// gather no candidates of their own: pion dials the server's passive ICE-TCP candidates
+// (active ICE-TCP, with its own net.Dialer, so their packets bypass bufferedNet and have no
+// arrival times).
+func newMediaStack(loopback bool, srtpProfile string, tcpSubscribers bool, now func() time.Duration) (*mediaStack, error) {
 	me := &webrtc.MediaEngine{}
 	videoFB := []webrtc.RTCPFeedback{
 		{Type: webrtc.TypeRTCPFBNACK}, {Type: webrtc.TypeRTCPFBNACK, Parameter: "pli"}, {Type: webrtc.TypeRTCPFBCCM, Parameter: "fir"},
@@ -111,11 +118,24 @@ func newMediaStack(loopback bool, srtpProfile string, now func() time.Duration) 
 	}
 	api := webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(se),
 		webrtc.WithInterceptorRegistry(&interceptor.Registry{}))
-	return &mediaStack{api: api, cert: *cert, arrivals: arr}, nil
+	recvAPI := api
+	if tcpSubscribers {
+		tcp := se // a copy, sharing the Net and its arrival rings
+		tcp.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeTCP4})
+		recvAPI = webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(tcp),
+			webrtc.WithInterceptorRegistry(&interceptor.Registry{}))
+	}
+	return &mediaStack{api: api, recvAPI: recvAPI, cert: *cert, arrivals: arr}, nil
 }
 
-func (m *mediaStack) newPeerConnection() (*webrtc.PeerConnection, error) {
-	return m.api.NewPeerConnection(webrtc.Configuration{
+// newPeerConnection returns a PeerConnection of the shared API; receiver selects the API of
+// subscribers' receiving PeerConnections (see Config.ICETransport).
+func (m *mediaStack) newPeerConnection(receiver bool) (*webrtc.PeerConnection, error) {
+	api := m.api
+	if receiver {
+		api = m.recvAPI
+	}
+	return api.NewPeerConnection(webrtc.Configuration{
 		BundlePolicy:  webrtc.BundlePolicyMaxBundle,
 		RTCPMuxPolicy: webrtc.RTCPMuxPolicyRequire,
 		SDPSemantics:  webrtc.SDPSemanticsUnifiedPlan,

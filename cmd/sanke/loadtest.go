@@ -37,6 +37,8 @@ func (a *app) loadtest(ctx context.Context, args []string) int {
 	keyInt := fs.Duration("keyframe-interval", 2500*time.Millisecond, "video keyframe interval (keyframe requests are also honoured)")
 	audioRate := fs.Int("audio-bitrate", 32000, "Opus bitrate, bits per second")
 	srtp := fs.String("srtp", loadtest.SRTPAny, "SRTP profiles the generator offers: any, aes-gcm or aes-cm")
+	iceTransport := fs.String("ice-transport", loadtest.ICETransportUDP,
+		"how subscribers reach the server: udp, or tcp (ICE-TCP only, as behind a firewall that blocks UDP; needs the server's ICE-TCP port; publishers stay on UDP; no latency to the socket)")
 	pacing := fs.Float64("pacing", loadtest.DefaultPacing, "pace video at this factor of the publisher's bitrate, as browsers do (0: send frames as bursts)")
 	noDynacast := fs.Bool("ignore-dynacast", false, "keep sending every simulcast layer when the server says nobody watches it")
 	asJSON := fs.Bool("json", false, "print the result as JSON instead of the table")
@@ -55,6 +57,10 @@ Example (server in another terminal: sanke serve --dev):
   sanke loadtest --video-publishers 1 --subscribers 100 --duration 30s --ramp-up 10s \
     --server-pid $(pgrep -n sanke)
 
+Subscribers behind a UDP-blocking firewall (ICE-TCP to the server's rtc.tcp_port; publishers
+stay on UDP; latency is then measured to the reader only):
+  sanke loadtest --subscribers 20 --ice-transport tcp
+
 Flags:
 `)
 		fs.PrintDefaults()
@@ -67,8 +73,8 @@ Flags:
 		VideoPublishers: *video, AudioPublishers: *audio, Subscribers: *subs, Layout: loadtest.Layout(*layout),
 		Duration: *duration, RampUp: *rampUp, JoinTimeout: *joinTimeout, ServerPID: *pid, MeasureFloor: *floor,
 		KeyframeInterval: *keyInt, AudioBitrate: *audioRate, SRTP: *srtp, Pacing: *pacing,
-		IgnoreDynacast: *noDynacast,
-		Logger:         slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		IgnoreDynacast: *noDynacast, ICETransport: *iceTransport,
+		Logger: slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
 	if *pacing <= 0 {
 		cfg.Pacing = -1
