@@ -316,6 +316,7 @@ func (p *Participant) onConnectionState(target livekit.SignalTarget, s webrtc.Pe
 		if target == livekit.SignalTarget_SUBSCRIBER {
 			t = p.subscriber
 		}
+		t.noteConnected()
 		p.logger.Info("peer connection connected", "pc", target.String(), "srtp", t.SRTPCipher())
 		p.mu.Lock()
 		changed := p.state == livekit.ParticipantInfo_JOINED || p.state == livekit.ParticipantInfo_JOINING

@@ -41,6 +41,7 @@ type transport struct {
 	requireTimer      *time.Timer
 	offerID           uint32
 	closed            bool
+	srtpCipher        string // negotiated SRTP profile, set by noteConnected
 }
 
 func newTransport(media *MediaAPI, opts PeerOptions, target livekit.SignalTarget, iceServers []webrtc.ICEServer, logger *slog.Logger,
@@ -245,15 +246,29 @@ func (t *transport) midToTrackID() map[string]string {
 	return m
 }
 
-// SRTPCipher returns the negotiated SRTP protection profile (e.g. "AEAD_AES_128_GCM"), or
-// "" before DTLS completes.
-func (t *transport) SRTPCipher() string {
+// noteConnected records the negotiated SRTP protection profile once the PeerConnection is
+// connected. pion's GetStats is not safe while the connection closes, so it is read here,
+// once, under t.mu (which Close takes too), and never again.
+func (t *transport) noteConnected() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed || t.srtpCipher != "" {
+		return
+	}
 	for _, st := range t.pc.GetStats() {
 		if ts, ok := st.(webrtc.TransportStats); ok && ts.SRTPCipher != "" {
-			return ts.SRTPCipher
+			t.srtpCipher = ts.SRTPCipher
+			return
 		}
 	}
-	return ""
+}
+
+// SRTPCipher returns the negotiated SRTP protection profile (e.g. "SRTP_AEAD_AES_128_GCM"),
+// or "" before the PeerConnection connected.
+func (t *transport) SRTPCipher() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.srtpCipher
 }
 
 // Close closes the PeerConnection.
