@@ -17,4 +17,11 @@
 // Sender only reads the selected pair), DTLS, SRTCP and data channels, and sends when the fast
 // path is not available (the node is the DTLS client, ICE-TCP, an unknown cipher suite).
 // Key material never leaves the process: it is what pion already holds in memory.
+//
+// Known limit: a stream that started on the direct path and loses it mid-session (an ICE
+// restart that moves the subscriber from UDP to TCP or a relay) continues through pion, whose
+// SRTP context for that SSRC starts with rollover counter 0. If the stream's sequence numbers
+// had already wrapped (after about 65,000 packets, ~5 minutes of 720p video), the subscriber
+// cannot authenticate pion's packets until it resubscribes. ICE restarts that stay on UDP
+// (the usual case) keep the direct path and its state.
 package srtpout
