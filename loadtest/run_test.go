@@ -21,8 +21,8 @@ func startServer(t *testing.T) string {
 }
 
 // subscriberStats returns the subscribers' subscriptions (identities "lt-sub-*") in the
-// server's stats of roomName. Call it while every participant is connected (Config.OnWindowEnd):
-// Manager.Stats reads pion's GetStats, which races with a PeerConnection closing.
+// server's stats of roomName. Call it while every participant is still connected
+// (Config.OnWindowEnd), so that every subscription is there.
 func subscriberStats(srv *inprocess.Server, roomName string) ([]room.SubscriptionStats, error) {
 	ps, err := srv.Server.Rooms().Stats(roomName)
 	if err != nil {
@@ -52,6 +52,37 @@ func checkOutput(t *testing.T, subs []room.SubscriptionStats, statsErr error, wa
 			t.Errorf("%s <- %s %s: direct %v (want %v), %d packets, %d write errors",
 				s.Subscriber, s.Publisher, s.Kind, s.Direct, direct, s.Packets, s.WriteErrors)
 		}
+	}
+}
+
+// checkComplete asserts what every correctness run must show: no errors, every subscriber
+// (udp over UDP, tcp over ICE-TCP) received both tracks (the top video layer and the audio)
+// with no loss, gap or corruption.
+func checkComplete(t *testing.T, res *Result, udp, tcp int) {
+	t.Helper()
+	subs := udp + tcp
+	if res.Errors.Total != 0 {
+		t.Errorf("errors: %+v", res.Errors)
+	}
+	tr := res.Tracks
+	if tr.PerSubscriber != 2 || tr.Expected != 2*subs || tr.Received != 2*subs || tr.SubscribersJoined != subs ||
+		tr.SubscribersComplete != subs || tr.Unexpected != 0 || tr.OverUDP != udp || tr.OverTCP != tcp {
+		t.Errorf("tracks: %+v", tr)
+	}
+	l := res.Loss
+	if l.RunLost != 0 || l.RunGaps != 0 || l.Lost != 0 || l.RunCorrupt != 0 || l.Corrupt != 0 || l.Foreign != 0 || l.Misrouted != 0 {
+		t.Errorf("loss: %+v", l)
+	}
+	if l.Expected == 0 || l.Received != l.Expected {
+		t.Errorf("window accounting: %+v", l)
+	}
+	// With the "all" layout every subscriber gets the top video layer and the audio.
+	got := map[string]int{}
+	for _, r := range res.Received {
+		got[r.Kind+"/"+r.Layer] = r.Streams
+	}
+	if got["video/f"] != subs || got["audio/-"] != subs || len(got) != 2 {
+		t.Errorf("received layers: %v", got)
 	}
 }
 
@@ -92,29 +123,8 @@ func TestRunAgainstSanke(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if res.Errors.Total != 0 {
-		t.Errorf("errors: %+v", res.Errors)
-	}
-	tr := res.Tracks
-	if tr.PerSubscriber != 2 || tr.Expected != 40 || tr.Received != 40 || tr.SubscribersJoined != 20 ||
-		tr.SubscribersComplete != 20 || tr.Unexpected != 0 || tr.OverUDP != 20 || tr.OverTCP != 0 {
-		t.Errorf("tracks: %+v", tr)
-	}
+	checkComplete(t, res, 20, 0)
 	l := res.Loss
-	if l.RunLost != 0 || l.RunGaps != 0 || l.Lost != 0 || l.RunCorrupt != 0 || l.Corrupt != 0 || l.Foreign != 0 || l.Misrouted != 0 {
-		t.Errorf("loss: %+v", l)
-	}
-	if l.Expected == 0 || l.Received != l.Expected {
-		t.Errorf("window accounting: %+v", l)
-	}
-	// With the "all" layout every subscriber gets the top video layer and the audio.
-	got := map[string]int{}
-	for _, r := range res.Received {
-		got[r.Kind+"/"+r.Layer] = r.Streams
-	}
-	if got["video/f"] != 20 || got["audio/-"] != 20 || len(got) != 2 {
-		t.Errorf("received layers: %v", got)
-	}
 	if len(res.Latency) == 0 || res.Latency[0].Samples != l.Received {
 		t.Errorf("latency: %+v", res.Latency)
 	}
@@ -175,28 +185,8 @@ func TestRunICETCP(t *testing.T) {
 	}
 	t.Logf("\n%s", table.String())
 
-	if res.Errors.Total != 0 {
-		t.Errorf("errors: %+v", res.Errors)
-	}
-	tr := res.Tracks
-	if tr.PerSubscriber != 2 || tr.Expected != 8 || tr.Received != 8 || tr.SubscribersJoined != 4 ||
-		tr.SubscribersComplete != 4 || tr.Unexpected != 0 || tr.OverUDP != 0 || tr.OverTCP != 4 {
-		t.Errorf("tracks: %+v", tr)
-	}
+	checkComplete(t, res, 0, 4)
 	l := res.Loss
-	if l.RunLost != 0 || l.RunGaps != 0 || l.Lost != 0 || l.RunCorrupt != 0 || l.Corrupt != 0 || l.Foreign != 0 || l.Misrouted != 0 {
-		t.Errorf("loss: %+v", l)
-	}
-	if l.Expected == 0 || l.Received != l.Expected {
-		t.Errorf("window accounting: %+v", l)
-	}
-	got := map[string]int{}
-	for _, r := range res.Received {
-		got[r.Kind+"/"+r.Layer] = r.Streams
-	}
-	if got["video/f"] != 4 || got["audio/-"] != 4 || len(got) != 2 {
-		t.Errorf("received layers: %v", got)
-	}
 	// Latency to the reader only: active ICE-TCP sockets are pion's own, without arrival times.
 	if len(res.Latency) == 0 || res.Latency[0].Samples != l.Received || len(res.ToSocket) != 0 {
 		t.Errorf("latency: %+v, to the socket: %+v", res.Latency, res.ToSocket)

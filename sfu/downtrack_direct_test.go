@@ -9,7 +9,6 @@ import (
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
-	"github.com/pion/webrtc/v4"
 
 	"github.com/sanke-edu/sanke/sfu/srtpout"
 )
@@ -73,22 +72,6 @@ func (p *directPeer) read(t *testing.T, n int) []rtp.Packet {
 	return out
 }
 
-// bindDirect returns a down track of the rig's receiver with a direct output, also bound to
-// w as pion's writer (the fallback).
-func (rig *testRig) bindDirect(codec webrtc.RTPCodecParameters, out *srtpout.Sender, w webrtc.TrackLocalWriter) *DownTrack {
-	rig.t.Helper()
-	d, err := NewDownTrack(DownTrackParams{Receiver: rig.r, StreamID: "PA_pub|TR_test", SubscriberID: "PA_sub", Output: out})
-	if err != nil {
-		rig.t.Fatal(err)
-	}
-	codec.PayloadType = 100
-	if _, err := d.Bind((&fakeContext{codecs: []webrtc.RTPCodecParameters{codec}, ssrc: 5555}).withWriter(w)); err != nil {
-		rig.t.Fatal(err)
-	}
-	rig.r.AddDownTrack(d)
-	return d
-}
-
 // The direct path sends exactly the bytes pion's path would: a layer switch with VP8
 // munging and NACK retransmissions, compared packet by packet with a pion-path down track of
 // the same receiver.
@@ -97,7 +80,7 @@ func TestDirectOutputMatchesPion(t *testing.T) {
 	viaPion, w := rig.bind(vp8Codec)
 	out, peer := newDirectOutput(t, true)
 	fallback := &recordWriter{}
-	direct := rig.bindDirect(vp8Codec, out, fallback)
+	direct := rig.bindOut(vp8Codec, fallback, out)
 	for _, d := range []*DownTrack{viaPion, direct} {
 		d.SetMaxLayer(LayerLow)
 	}
@@ -143,7 +126,7 @@ func TestDirectOutputFallback(t *testing.T) {
 	rig := newTestRig(t, opusCodec, 0)
 	out, peer := newDirectOutput(t, false)
 	w := &recordWriter{}
-	d := rig.bindDirect(opusCodec, out, w)
+	d := rig.bindOut(opusCodec, w, out)
 	feed := func(from, n int) {
 		for i := from; i < from+n; i++ {
 			rig.clock.advance(20 * time.Millisecond)

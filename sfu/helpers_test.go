@@ -12,6 +12,8 @@ import (
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/sanke-edu/sanke/sfu/srtpout"
 )
 
 // vp8Codec is the publisher's negotiated VP8.
@@ -206,7 +208,13 @@ func (rig *testRig) bind(codec webrtc.RTPCodecParameters) (*DownTrack, *recordWr
 // 5555 and payload type 100.
 func (rig *testRig) bindTo(codec webrtc.RTPCodecParameters, w webrtc.TrackLocalWriter) *DownTrack {
 	rig.t.Helper()
-	d, err := NewDownTrack(DownTrackParams{Receiver: rig.r, StreamID: "PA_pub|TR_test", SubscriberID: "PA_sub"})
+	return rig.bindOut(codec, w, nil)
+}
+
+// bindOut is bindTo with a direct output (nil: none).
+func (rig *testRig) bindOut(codec webrtc.RTPCodecParameters, w webrtc.TrackLocalWriter, out *srtpout.Sender) *DownTrack {
+	rig.t.Helper()
+	d, err := NewDownTrack(DownTrackParams{Receiver: rig.r, StreamID: "PA_pub|TR_test", SubscriberID: "PA_sub", Output: out})
 	if err != nil {
 		rig.t.Fatal(err)
 	}
