@@ -12,7 +12,6 @@ import (
 	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/interceptor/pkg/report"
 	"github.com/pion/sdp/v3"
-	"github.com/pion/transport/v5/udp"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/sanke-edu/sanke/sfu/srtpout"
@@ -30,11 +29,6 @@ type MediaConfig struct {
 	NodeIP string
 	// IncludeLoopback gathers loopback candidates (needed when clients run on the same host).
 	IncludeLoopback bool
-	// WriteBatchSize > 1 sends UDP packets in batches of up to that many (sendmmsg on Linux),
-	// flushed at least every WriteBatchInterval: one system call per batch instead of one per
-	// packet, the largest share of an SFU's per-packet cost. 0 or 1 writes each packet at once.
-	WriteBatchSize     int
-	WriteBatchInterval time.Duration
 	// DirectSRTP sends forwarded media on the shared UDP socket with the SFU's own SRTP
 	// encryption and one sendmmsg per fan-out batch (package sfu/srtpout), instead of
 	// pion's write path, wherever the node is the DTLS server over UDP. pion still carries
@@ -195,11 +189,7 @@ func NewMediaAPI(cfg MediaConfig, logger *slog.Logger) (*MediaAPI, error) {
 	_ = udpConn.SetReadBuffer(4 << 20)
 	_ = udpConn.SetWriteBuffer(4 << 20)
 	m.udp, m.udpPort = udpConn, udpConn.LocalAddr().(*net.UDPAddr).Port
-	var muxConn net.PacketConn = udpConn
-	if cfg.WriteBatchSize > 1 && cfg.WriteBatchInterval > 0 {
-		muxConn = udp.NewBatchConn(udpConn, cfg.WriteBatchSize, cfg.WriteBatchInterval)
-	}
-	udpMux := ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: muxConn})
+	udpMux := ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: udpConn})
 	se.SetICEUDPMux(udpMux)
 	m.closers = append(m.closers, udpMux.Close)
 
@@ -222,7 +212,6 @@ func NewMediaAPI(cfg MediaConfig, logger *slog.Logger) (*MediaAPI, error) {
 
 	m.se = se
 	logger.Info("media plane ready", "udp_port", cfg.UDPPort, "tcp_port", cfg.TCPPort, "bind", cfg.BindIP, "node_ip", cfg.NodeIP,
-		"write_batch", cfg.WriteBatchSize, "write_batch_interval", cfg.WriteBatchInterval,
 		"direct_srtp", cfg.DirectSRTP)
 	return m, nil
 }

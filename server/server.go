@@ -40,16 +40,6 @@ const ProtocolVersion = 17
 // shutdownGrace bounds how long Run waits for clients to be told to leave.
 const shutdownGrace = 10 * time.Second
 
-// UDP write batching (see room.MediaConfig) is off: measured with sanke loadtest (1 video
-// publisher -> 100 subscribers, BENCHMARKS.md "Write batching"), batches of 32/500 µs and
-// 64/2 ms saved no server CPU within noise (11.85 and 12.63 against 11.95 and 12.01 µs per
-// packet) and the 2 ms interval added 0.6 ms median latency, while the flusher's ticker wakes
-// an idle server thousands of times a second.
-const (
-	writeBatchSize     = 0
-	writeBatchInterval = 0
-)
-
 // reconnectWindow is how long a participant whose connection dropped is kept for a resume.
 const reconnectWindow = 20 * time.Second
 
@@ -79,14 +69,12 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 		bindIP = cfg.BindAddresses[0]
 	}
 	media, err := room.NewMediaAPI(room.MediaConfig{
-		UDPPort:            cfg.RTC.UDPPort,
-		TCPPort:            cfg.RTC.TCPPort,
-		BindIP:             bindIP,
-		NodeIP:             cfg.RTC.NodeIP,
-		IncludeLoopback:    cfg.RTC.IncludeLoopback,
-		WriteBatchSize:     writeBatchSize,
-		WriteBatchInterval: writeBatchInterval,
-		DirectSRTP:         cfg.RTC.DirectSRTP,
+		UDPPort:         cfg.RTC.UDPPort,
+		TCPPort:         cfg.RTC.TCPPort,
+		BindIP:          bindIP,
+		NodeIP:          cfg.RTC.NodeIP,
+		IncludeLoopback: cfg.RTC.IncludeLoopback,
+		DirectSRTP:      cfg.RTC.DirectSRTP,
 	}, logger)
 	if err != nil {
 		return nil, err

@@ -344,7 +344,7 @@ func (d *DownTrack) send(p *inPacket, res *forwardResult) {
 			p.vp8.patch(d.buf[:n], res.vp8)
 			payload = d.buf[:n]
 		}
-		d.write(h, payload, nil)
+		d.write(h, payload)
 	}
 	d.counters.packets++
 	d.counters.bytes += uint64(len(p.payload))
@@ -388,16 +388,12 @@ func (d *DownTrack) sendBatched(p *inPacket, res *forwardResult) error {
 	return nil
 }
 
-// write hands one packet to the transport: the direct output (queued in batch when there
-// is one) or pion's writer. d.mu must be held.
-func (d *DownTrack) write(h *rtp.Header, payload []byte, batch *srtpout.Batch) {
+// write hands one packet to the transport outside a fan-out batch (retransmissions, and
+// packets the batch could not take): the direct output when it is ready, else pion's writer.
+// d.mu must be held.
+func (d *DownTrack) write(h *rtp.Header, payload []byte) {
 	if d.directReady() {
-		var err error
-		if batch != nil {
-			err = batch.Add(d.out, h, payload)
-		} else {
-			_, err = d.out.WriteRTP(h, payload)
-		}
+		_, err := d.out.WriteRTP(h, payload)
 		if err == nil {
 			d.outMode = outputDirect
 			return

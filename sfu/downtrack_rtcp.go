@@ -181,7 +181,7 @@ func (d *DownTrack) resend(outSeq uint16, now int64) {
 			desc.patch(payload, e.vp8)
 		}
 	}
-	d.write(h, payload, nil)
+	d.write(h, payload)
 	e.resentAt = now
 	d.counters.retransmits++
 }

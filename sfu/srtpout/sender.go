@@ -130,13 +130,7 @@ func (s *Sender) encryptInPlace(pkt []byte) ([]byte, error) {
 	return out, nil
 }
 
-// encrypt appends the SRTP packet of h and payload to dst.
-func (s *Sender) encrypt(dst []byte, h *rtp.Header, payload []byte) ([]byte, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.encryptLocked(dst, h, payload)
-}
-
+// encryptLocked appends the SRTP packet of h and payload to dst. s.mu must be held.
 func (s *Sender) encryptLocked(dst []byte, h *rtp.Header, payload []byte) ([]byte, error) {
 	if s.ctx == nil {
 		return dst, ErrNotReady
