@@ -635,18 +635,26 @@ func (s *Service) handleCoverage(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, rep)
 }
 
+// rangeAndLimit reads the from/to range and the limit (default 1000) of a listing; on a bad
+// value it answers 400 and returns false.
+func (s *Service) rangeAndLimit(w http.ResponseWriter, r *http.Request) (from, to time.Time, limit int, ok bool) {
+	from, to, err := s.parseRange(r)
+	if err == nil {
+		limit, err = intParam(r, "limit", 1000)
+	}
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return from, to, 0, false
+	}
+	return from, to, limit, true
+}
+
 func (s *Service) handleRecords(w http.ResponseWriter, r *http.Request) {
 	if s.require(w, r, isReader, "roomList, roomCreate or the admin key") == nil {
 		return
 	}
-	from, to, err := s.parseRange(r)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	limit, err := intParam(r, "limit", 1000)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+	from, to, limit, ok := s.rangeAndLimit(w, r)
+	if !ok {
 		return
 	}
 	recs, err := s.store.Records(r.Context(), from, to, limit)
@@ -689,14 +697,8 @@ func (s *Service) handleAudit(w http.ResponseWriter, r *http.Request) {
 	if s.require(w, r, isReader, "roomList, roomCreate or the admin key") == nil {
 		return
 	}
-	from, to, err := s.parseRange(r)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	limit, err := intParam(r, "limit", 1000)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+	from, to, limit, ok := s.rangeAndLimit(w, r)
+	if !ok {
 		return
 	}
 	entries, err := s.store.AuditLog(r.Context(), from, to, r.URL.Query().Get("action"), limit)

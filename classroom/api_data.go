@@ -131,21 +131,29 @@ func table(w http.ResponseWriter, r *http.Request) (model.Kind, bool) {
 func entities(d *model.Dataset, k model.Kind) any {
 	switch k {
 	case model.KindRegions:
-		return d.Regions
+		return orEmpty(d.Regions)
 	case model.KindSchools:
-		return d.Schools
+		return orEmpty(d.Schools)
 	case model.KindClassrooms:
-		return d.Classrooms
+		return orEmpty(d.Classrooms)
 	case model.KindPairings:
-		return d.Pairings
+		return orEmpty(d.Pairings)
 	case model.KindTerms:
-		return d.Terms
+		return orEmpty(d.Terms)
 	case model.KindSessions:
-		return d.Sessions
+		return orEmpty(d.Sessions)
 	case model.KindAccounts:
-		return d.Accounts
+		return orEmpty(d.Accounts)
 	}
 	return nil
+}
+
+// orEmpty returns s, or an empty slice for nil: JSON lists are [] rather than null.
+func orEmpty[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
 }
 
 func (s *Service) handleList(w http.ResponseWriter, r *http.Request) {
@@ -158,7 +166,7 @@ func (s *Service) handleList(w http.ResponseWriter, r *http.Request) {
 	}
 	d := publicDataset(s.Index().Data)
 	if k != model.KindSessions {
-		writeJSON(w, http.StatusOK, nonNil(entities(d, k)))
+		writeJSON(w, http.StatusOK, entities(d, k))
 		return
 	}
 	from, to, err := s.parseRange(r)
@@ -178,36 +186,6 @@ func (s *Service) handleList(w http.ResponseWriter, r *http.Request) {
 		out = append(out, sess)
 	}
 	writeJSON(w, http.StatusOK, out)
-}
-
-func nonNil(v any) any {
-	switch s := v.(type) {
-	case []model.Region:
-		if s == nil {
-			return []model.Region{}
-		}
-	case []model.School:
-		if s == nil {
-			return []model.School{}
-		}
-	case []model.Classroom:
-		if s == nil {
-			return []model.Classroom{}
-		}
-	case []model.Pairing:
-		if s == nil {
-			return []model.Pairing{}
-		}
-	case []model.Term:
-		if s == nil {
-			return []model.Term{}
-		}
-	case []model.Account:
-		if s == nil {
-			return []model.Account{}
-		}
-	}
-	return v
 }
 
 // find returns one entity of the dataset (accounts without their password hashes), or nil.

@@ -134,26 +134,19 @@ func (s *Store) LoadDataset(ctx context.Context) (*model.Dataset, error) {
 		var target any
 		switch model.Kind(kind) {
 		case model.KindRegions:
-			d.Regions = append(d.Regions, model.Region{})
-			target = &d.Regions[len(d.Regions)-1]
+			target = grow(&d.Regions)
 		case model.KindSchools:
-			d.Schools = append(d.Schools, model.School{})
-			target = &d.Schools[len(d.Schools)-1]
+			target = grow(&d.Schools)
 		case model.KindClassrooms:
-			d.Classrooms = append(d.Classrooms, model.Classroom{})
-			target = &d.Classrooms[len(d.Classrooms)-1]
+			target = grow(&d.Classrooms)
 		case model.KindPairings:
-			d.Pairings = append(d.Pairings, model.Pairing{})
-			target = &d.Pairings[len(d.Pairings)-1]
+			target = grow(&d.Pairings)
 		case model.KindTerms:
-			d.Terms = append(d.Terms, model.Term{})
-			target = &d.Terms[len(d.Terms)-1]
+			target = grow(&d.Terms)
 		case model.KindSessions:
-			d.Sessions = append(d.Sessions, model.Session{})
-			target = &d.Sessions[len(d.Sessions)-1]
+			target = grow(&d.Sessions)
 		case model.KindAccounts:
-			d.Accounts = append(d.Accounts, model.Account{})
-			target = &d.Accounts[len(d.Accounts)-1]
+			target = grow(&d.Accounts)
 		default:
 			return nil, fmt.Errorf("store: unknown entity kind %q", kind)
 		}
@@ -162,6 +155,12 @@ func (s *Store) LoadDataset(ctx context.Context) (*model.Dataset, error) {
 		}
 	}
 	return d, rows.Err()
+}
+
+// grow appends a zero element to *s and returns a pointer to it, to decode into.
+func grow[T any](s *[]T) *T {
+	*s = append(*s, *new(T))
+	return &(*s)[len(*s)-1]
 }
 
 // entityRows flattens a dataset to (kind, id) -> JSON, keeping positions.
