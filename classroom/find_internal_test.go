@@ -1,6 +1,8 @@
 package classroom
 
 import (
+	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/sanke-edu/sanke/classroom/model"
@@ -53,5 +55,22 @@ func TestFind(t *testing.T) {
 		if name != tt.want {
 			t.Errorf("find(%s, %s) = %q, want %q", tt.kind, tt.id, name, tt.want)
 		}
+	}
+}
+
+// Every entity list of an empty dataset is an empty JSON list, never null; a filled one keeps
+// its elements.
+func TestEntitiesJSON(t *testing.T) {
+	kinds := []model.Kind{model.KindRegions, model.KindSchools, model.KindClassrooms, model.KindPairings,
+		model.KindTerms, model.KindSessions, model.KindAccounts}
+	for _, k := range kinds {
+		b, err := json.Marshal(entities(&model.Dataset{}, k))
+		if err != nil || string(b) != "[]" {
+			t.Errorf("%s of an empty dataset: %s, %v; want []", k, b, err)
+		}
+	}
+	b, _ := json.Marshal(entities(&model.Dataset{Regions: []model.Region{{Code: "530000"}}}, model.KindRegions))
+	if !strings.Contains(string(b), "530000") {
+		t.Errorf("regions: %s", b)
 	}
 }
