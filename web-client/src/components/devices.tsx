@@ -3,7 +3,7 @@ import { createLocalAudioTrack, createLocalVideoTrack, type LocalAudioTrack, typ
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { t } from '../i18n';
 import { Icon } from './icons';
-import { VideoView } from './ui';
+import { TopBar, VideoView } from './ui';
 
 export interface DeviceChoice {
   camera?: string;
@@ -206,6 +206,18 @@ export function DeviceCheck({ onStart, startLabel, audio = true }: { onStart: (c
           </button>
         </div>
       </div>
+    </div>
+  );
+}
+
+/** The page before a live screen: a top bar back to the sessions list and the device check. */
+export function PreJoinPage({ title, startLabel, onStart }: { title: string; startLabel: string; onStart: (c: DeviceChoice) => void }) {
+  return (
+    <div class="page">
+      <TopBar back="/" title={title} />
+      <main class="content">
+        <DeviceCheck startLabel={startLabel} onStart={onStart} />
+      </main>
     </div>
   );
 }

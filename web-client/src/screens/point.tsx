@@ -6,7 +6,7 @@
 import { type Participant, type RemoteParticipant, Track } from 'livekit-client';
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { api } from '../api';
-import { DeviceCheck, type DeviceChoice } from '../components/devices';
+import { type DeviceChoice, PreJoinPage } from '../components/devices';
 import { Icon } from '../components/icons';
 import { Chat, PhaseOverlay, QualityBadge, TopBar, VideoView } from '../components/ui';
 import { t } from '../i18n';
@@ -113,21 +113,12 @@ export function PointScreen({ session, first, dir, refresh, viewer = false }: Cl
   };
 
   if (!choice && !viewer) {
-    return (
-      <div class="page">
-        <TopBar back="/" title={`${session.subject} · ${t(courseType(session.course_type))} · ${timeRange(session)}`} />
-        <main class="content">
-          <DeviceCheck
-            startLabel={t('enterClass')}
-            onStart={(c) => {
-              choiceRef.current = c;
-              setChoice(c);
-              void live.connect().catch((e) => toast(e.message, 'error'));
-            }}
-          />
-        </main>
-      </div>
-    );
+    const start = (c: DeviceChoice) => {
+      choiceRef.current = c;
+      setChoice(c);
+      void live.connect().catch((e) => toast(e.message, 'error'));
+    };
+    return <PreJoinPage title={`${session.subject} · ${t(courseType(session.course_type))} · ${timeRange(session)}`} startLabel={t('enterClass')} onStart={start} />;
   }
   if (viewer && live.phase === 'idle') {
     return (

@@ -3,7 +3,7 @@
 import type { Participant } from 'livekit-client';
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { api } from '../api';
-import { DeviceCheck, type DeviceChoice } from '../components/devices';
+import { type DeviceChoice, PreJoinPage } from '../components/devices';
 import { Icon } from '../components/icons';
 import { SCREEN_CAPTURE, SCREEN_PUBLISH, SlideDeck } from '../components/slides';
 import { Chat, PhaseOverlay, QualityBadge, TopBar, VideoView } from '../components/ui';
@@ -75,21 +75,12 @@ export function Meeting({ title, credentials, hand }: MeetingProps) {
   useEffect(() => () => void live.leave(), []);
 
   if (!choice) {
-    return (
-      <div class="page">
-        <TopBar back="/" title={title} />
-        <main class="content">
-          <DeviceCheck
-            startLabel={t('enterClass')}
-            onStart={(c) => {
-              choiceRef.current = c;
-              setChoice(c);
-              void live.connect().catch((e) => toast(e.message, 'error'));
-            }}
-          />
-        </main>
-      </div>
-    );
+    const start = (c: DeviceChoice) => {
+      choiceRef.current = c;
+      setChoice(c);
+      void live.connect().catch((e) => toast(e.message, 'error'));
+    };
+    return <PreJoinPage title={title} startLabel={t('enterClass')} onStart={start} />;
   }
 
   const room = live.room;

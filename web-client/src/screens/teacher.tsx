@@ -4,7 +4,7 @@
 import { type RemoteParticipant, Track } from 'livekit-client';
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { api, type RecordingStatus } from '../api';
-import { DeviceCheck, type DeviceChoice } from '../components/devices';
+import { type DeviceChoice, PreJoinPage } from '../components/devices';
 import { Icon } from '../components/icons';
 import { SCREEN_CAPTURE, SCREEN_PUBLISH, SlideDeck } from '../components/slides';
 import { Chat, PhaseOverlay, QualityBadge, TopBar, VideoView } from '../components/ui';
@@ -147,21 +147,12 @@ export function TeacherScreen({ session, first, dir, refresh }: ClassProps) {
   });
 
   if (!choice) {
-    return (
-      <div class="page">
-        <TopBar back="/" title={`${session.subject} · ${t(courseType(session.course_type))} · ${timeRange(session)}`} />
-        <main class="content">
-          <DeviceCheck
-            startLabel={t('startClass')}
-            onStart={(c) => {
-              choiceRef.current = c;
-              setChoice(c);
-              void live.connect().catch((e) => toast(e.message, 'error'));
-            }}
-          />
-        </main>
-      </div>
-    );
+    const start = (c: DeviceChoice) => {
+      choiceRef.current = c;
+      setChoice(c);
+      void live.connect().catch((e) => toast(e.message, 'error'));
+    };
+    return <PreJoinPage title={`${session.subject} · ${t(courseType(session.course_type))} · ${timeRange(session)}`} startLabel={t('startClass')} onStart={start} />;
   }
 
   const room = live.room;
