@@ -14,6 +14,7 @@ import (
 
 	"github.com/sanke-edu/sanke/classroom"
 	"github.com/sanke-edu/sanke/classroom/model"
+	sampledata "github.com/sanke-edu/sanke/configs/classroom"
 	webclient "github.com/sanke-edu/sanke/web-client"
 )
 
@@ -145,36 +146,6 @@ var devDemoAccounts = [][2]string{
 	{"T3", "beidouxi-tp3"}, {"T4", "longzhuang-4"}, {"T5", "tongxihe-tp5"}, {"HH-SUP", "huaihua-supervisor"},
 }
 
-// devDemoStructure is the sample dataset's regions, schools, classrooms, pairings and
-// accounts (configs/classroom/sample.yaml), so that the demo works on an empty database too.
-const devDemoStructure = `regions:
-  - {code: "430000", name: 湖南省}
-  - {code: "430100", name: 长沙市}
-  - {code: "430102", name: 芙蓉区}
-  - {code: "431200", name: 怀化市}
-  - {code: "431223", name: 辰溪县}
-  - {code: "431224", name: 溆浦县}
-schools:
-  - {id: S-FR-01, name: 长沙市芙蓉区育才小学, region: "430102"}
-  - {id: S-CX-01, name: 辰溪县锦滨镇中心小学, region: "431223"}
-  - {id: S-CX-11, name: 辰溪县后塘瑶族乡教学点, region: "431223"}
-  - {id: S-CX-12, name: 辰溪县上蒲溪瑶族乡教学点, region: "431223"}
-  - {id: S-XP-11, name: 溆浦县北斗溪镇教学点, region: "431224"}
-  - {id: S-XP-12, name: 溆浦县龙庄湾乡教学点, region: "431224"}
-  - {id: S-XP-13, name: 溆浦县统溪河镇教学点, region: "431224"}
-classrooms:
-  - {id: M1, name: 育才小学音乐主讲教室, school: S-FR-01, kind: master}
-  - {id: M2, name: 锦滨镇中心小学美术主讲教室, school: S-CX-01, kind: master}
-  - {id: T1, name: 后塘教学点, school: S-CX-11, kind: teaching_point}
-  - {id: T2, name: 上蒲溪教学点, school: S-CX-12, kind: teaching_point}
-  - {id: T3, name: 北斗溪教学点, school: S-XP-11, kind: teaching_point}
-  - {id: T4, name: 龙庄湾教学点, school: S-XP-12, kind: teaching_point}
-  - {id: T5, name: 统溪河教学点, school: S-XP-13, kind: teaching_point}
-pairings:
-  - {id: P-MUSIC, subject: 音乐, master: M1, teaching_points: [T1, T2]}
-  - {id: P-ART, subject: 美术, master: M2, teaching_points: [T3, T4]}
-`
-
 // devDemoDataset returns the demo dataset with sessions around now: a music delivery class
 // (M1 -> T1, T2) and an art research session (M2 with T3, T4, T5) live now, and an art
 // delivery class (M2 -> T3, T4) in the next hour.
@@ -182,7 +153,7 @@ func devDemoDataset(now time.Time) []byte {
 	start := now.Truncate(5 * time.Minute).Add(-10 * time.Minute)
 	at := func(d time.Duration) string { return start.Add(d).Format(time.RFC3339) }
 	var b strings.Builder
-	b.WriteString(devDemoStructure)
+	b.WriteString(sampledata.Structure())
 	fmt.Fprintf(&b, "sessions:\n")
 	fmt.Fprintf(&b, "  - {id: DEMO-MUSIC, course_type: 1, pairing: P-MUSIC, grade: 3, start: %q, end: %q, room: demo-music}\n", at(0), at(60*time.Minute))
 	fmt.Fprintf(&b, "  - {id: DEMO-RESEARCH, course_type: 2, subject: 美术, grade: 4, master: M2, receivers: [T3, T4, T5], start: %q, end: %q, room: demo-research}\n", at(0), at(60*time.Minute))

@@ -5,7 +5,7 @@
 // over WebDriver BiDi (fake media prefs). Screenshots go to web-client/test-artifacts/.
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import dgram from 'node:dgram';
 import net from 'node:net';
@@ -107,36 +107,13 @@ function goBinary() {
   return existsSync('/usr/local/go/bin/go') ? '/usr/local/go/bin/go' : 'go';
 }
 
+/** The sample's regions, schools, classrooms and pairings (what comes before its terms). */
+const SAMPLE_STRUCTURE = readFileSync(join(REPO_ROOT, 'configs/classroom/sample.yaml'), 'utf8').split(/^terms:/m)[0];
+
 /** The sample classrooms (configs/classroom/sample.yaml) with sessions relative to now. */
 export function dataset({ deliveryStart, deliveryEnd, researchStart, researchEnd }) {
   const iso = (ms) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
-  return `regions:
-  - {code: "430000", name: 湖南省}
-  - {code: "430100", name: 长沙市}
-  - {code: "430102", name: 芙蓉区}
-  - {code: "431200", name: 怀化市}
-  - {code: "431223", name: 辰溪县}
-  - {code: "431224", name: 溆浦县}
-schools:
-  - {id: S-FR-01, name: 长沙市芙蓉区育才小学, region: "430102"}
-  - {id: S-CX-01, name: 辰溪县锦滨镇中心小学, region: "431223"}
-  - {id: S-CX-11, name: 辰溪县后塘瑶族乡教学点, region: "431223"}
-  - {id: S-CX-12, name: 辰溪县上蒲溪瑶族乡教学点, region: "431223"}
-  - {id: S-XP-11, name: 溆浦县北斗溪镇教学点, region: "431224"}
-  - {id: S-XP-12, name: 溆浦县龙庄湾乡教学点, region: "431224"}
-  - {id: S-XP-13, name: 溆浦县统溪河镇教学点, region: "431224"}
-classrooms:
-  - {id: M1, name: 育才小学音乐主讲教室, school: S-FR-01, kind: master}
-  - {id: M2, name: 锦滨镇中心小学美术主讲教室, school: S-CX-01, kind: master}
-  - {id: T1, name: 后塘教学点, school: S-CX-11, kind: teaching_point}
-  - {id: T2, name: 上蒲溪教学点, school: S-CX-12, kind: teaching_point}
-  - {id: T3, name: 北斗溪教学点, school: S-XP-11, kind: teaching_point}
-  - {id: T4, name: 龙庄湾教学点, school: S-XP-12, kind: teaching_point}
-  - {id: T5, name: 统溪河教学点, school: S-XP-13, kind: teaching_point}
-pairings:
-  - {id: P-MUSIC, subject: 音乐, master: M1, teaching_points: [T1, T2]}
-  - {id: P-ART, subject: 美术, master: M2, teaching_points: [T3, T4]}
-sessions:
+  return `${SAMPLE_STRUCTURE}sessions:
   - {id: E2E-DELIVERY, course_type: 1, pairing: P-MUSIC, grade: 3, start: "${iso(deliveryStart)}", end: "${iso(deliveryEnd)}"}
   - {id: E2E-RESEARCH, course_type: 2, subject: 美术, grade: 4, master: M2, receivers: [T3, T4, T5], start: "${iso(researchStart)}", end: "${iso(researchEnd)}"}
 accounts:
