@@ -4,12 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"github.com/sanke-edu/sanke/internal/testclient"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -24,6 +21,7 @@ import (
 
 	"github.com/sanke-edu/sanke/classroom"
 	"github.com/sanke-edu/sanke/config"
+	"github.com/sanke-edu/sanke/internal/testclient/inprocess"
 	"github.com/sanke-edu/sanke/server"
 )
 
@@ -69,8 +67,6 @@ type testServer struct {
 func startServer(t *testing.T, clock *fakeClock, mutate func(*config.Config)) *testServer {
 	t.Helper()
 	cfg := config.DevDefault()
-	cfg.Port = testclient.FreePort(t, "tcp")
-	cfg.RTC.UDPPort = testclient.FreePort(t, "udp")
 	cfg.RTC.TCPPort = 0
 	cfg.DataDir = t.TempDir()
 	cfg.Recording.Enabled = false
@@ -81,40 +77,12 @@ func startServer(t *testing.T, clock *fakeClock, mutate func(*config.Config)) *t
 	if mutate != nil {
 		mutate(cfg)
 	}
-	var w io.Writer = io.Discard
-	if os.Getenv("SANKE_TEST_LOG") != "" {
-		w = os.Stderr
-	}
-	logger := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	srv, err := server.New(cfg, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc := srv.Classroom()
-	if clock != nil {
-		svc.SetClock(clock)
-	}
-	if err := srv.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	base := "127.0.0.1:" + strconv.Itoa(cfg.Port)
-	ts := &testServer{t: t, srv: srv, svc: svc, ws: "ws://" + base, http: "http://" + base, clock: clock}
-	// Wait until HTTP answers.
-	for i := 0; ; i++ {
-		resp, err := http.Get(ts.http + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			break
+	is := inprocess.StartWith(t, cfg, func(srv *server.Server) {
+		if clock != nil {
+			srv.Classroom().SetClock(clock)
 		}
-		if i > 100 {
-			t.Fatal(err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	})
+	ts := &testServer{t: t, srv: is.Server, svc: is.Server.Classroom(), ws: is.Target.URL, http: is.Target.HTTPURL, clock: clock}
 	return ts
 }
 

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -25,6 +24,7 @@ import (
 
 	"github.com/sanke-edu/sanke/config"
 	"github.com/sanke-edu/sanke/internal/testclient"
+	"github.com/sanke-edu/sanke/internal/testclient/inprocess"
 	"github.com/sanke-edu/sanke/internal/testmedia"
 	"github.com/sanke-edu/sanke/recorder"
 	"github.com/sanke-edu/sanke/recorder/storage"
@@ -172,8 +172,6 @@ type testServer struct {
 func startServer(t testing.TB, s3 *s3Server, opts ...func(*config.Config)) *testServer {
 	t.Helper()
 	cfg := config.DevDefault()
-	cfg.Port = testclient.FreePort(t, "tcp")
-	cfg.RTC.UDPPort = testclient.FreePort(t, "udp")
 	cfg.RTC.TCPPort = 0
 	cfg.DataDir = t.TempDir()
 	cfg.Recording.AutoRooms = []string{"rec-*"}
@@ -186,32 +184,16 @@ func startServer(t testing.TB, s3 *s3Server, opts ...func(*config.Config)) *test
 	for _, o := range opts {
 		o(cfg)
 	}
-	var w io.Writer = io.Discard
-	if os.Getenv("SANKE_TEST_LOG") != "" {
-		w = os.Stderr
-	}
-	logger := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	srv, err := server.New(cfg, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := &testServer{srv: srv, cfg: cfg, events: make(chan recorder.Event, 64)}
-	srv.Recorder().AddObserver(recorder.ObserverFunc(func(e recorder.Event) {
-		select {
-		case ts.events <- e:
-		default:
-		}
-	}))
-	if err := srv.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	ts.target = testclient.Target{Name: "sanke-inprocess", URL: "ws://127.0.0.1:" + strconv.Itoa(cfg.Port),
-		HTTPURL: "http://127.0.0.1:" + strconv.Itoa(cfg.Port), APIKey: config.DevAPIKey, APISecret: config.DevAPISecret}
-	return ts
+	events := make(chan recorder.Event, 64)
+	is := inprocess.StartWith(t, cfg, func(srv *server.Server) {
+		srv.Recorder().AddObserver(recorder.ObserverFunc(func(e recorder.Event) {
+			select {
+			case events <- e:
+			default:
+			}
+		}))
+	})
+	return &testServer{srv: is.Server, cfg: &is.Config, target: is.Target, events: events}
 }
 
 // waitRecorderIn waits until the recorder is in room.

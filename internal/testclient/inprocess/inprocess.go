@@ -44,6 +44,13 @@ func (s *Server) Logs() string { return s.logs.String() }
 // Run's context and waits up to 15 s for it to return.
 func Start(tb testing.TB, cfg *config.Config) *Server {
 	tb.Helper()
+	return StartWith(tb, cfg, nil)
+}
+
+// StartWith is Start with setup (when not nil) called on the new server before it runs: to
+// install observers or a test clock that must be in place before any traffic.
+func StartWith(tb testing.TB, cfg *config.Config, setup func(*server.Server)) *Server {
+	tb.Helper()
 	if cfg == nil {
 		cfg = config.DevDefault()
 	}
@@ -73,6 +80,9 @@ func Start(tb testing.TB, cfg *config.Config) *Server {
 	srv, err := server.New(&c, logger)
 	if err != nil {
 		tb.Fatalf("server.New: %v", err)
+	}
+	if setup != nil {
+		setup(srv)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
