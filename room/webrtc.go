@@ -15,6 +15,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/sanke-edu/sanke/sfu/srtpout"
+	"github.com/sanke-edu/sanke/sfu/udpsock"
 )
 
 // MediaConfig configures the WebRTC API shared by every PeerConnection of a node.
@@ -189,7 +190,12 @@ func NewMediaAPI(cfg MediaConfig, logger *slog.Logger) (*MediaAPI, error) {
 	_ = udpConn.SetReadBuffer(4 << 20)
 	_ = udpConn.SetWriteBuffer(4 << 20)
 	m.udp, m.udpPort = udpConn, udpConn.LocalAddr().(*net.UDPAddr).Port
-	udpMux := ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: udpConn})
+	muxConn, err := udpsock.New(udpConn) // reads and writes without waking the Go runtime's monitor
+	if err != nil {
+		_ = udpConn.Close()
+		return nil, err
+	}
+	udpMux := ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: muxConn})
 	se.SetICEUDPMux(udpMux)
 	m.closers = append(m.closers, udpMux.Close)
 

@@ -5,7 +5,6 @@ import (
 	"net"
 
 	"github.com/pion/rtp"
-	"golang.org/x/net/ipv4"
 )
 
 // DefaultBatchSize is how many packets a Batch holds before it sends them. sendmmsg's cost
@@ -18,10 +17,11 @@ const DefaultBatchSize = 64
 // used, so a Batch that never fills costs only the slots it used.
 type Batch struct {
 	conn  *net.UDPConn
-	pc    *ipv4.PacketConn
-	msgs  []ipv4.Message
-	addrs []net.UDPAddr
+	bufs  [][]byte    // slot buffers, MaxPacket plus the SRTP tag
+	out   [][]byte    // the queued SRTP packets, in bufs
+	peers []*peerAddr // where each goes
 	n     int
+	sys   sysBatch // the system call's arguments (batch_linux.go)
 
 	sent, dropped uint64
 }
@@ -31,12 +31,7 @@ func NewBatch(size int) *Batch {
 	if size < 1 {
 		size = DefaultBatchSize
 	}
-	b := &Batch{msgs: make([]ipv4.Message, size), addrs: make([]net.UDPAddr, size)}
-	for i := range b.msgs {
-		b.msgs[i].Buffers = [][]byte{nil}
-		b.msgs[i].Addr = &b.addrs[i]
-	}
-	return b
+	return &Batch{bufs: make([][]byte, size), out: make([][]byte, size), peers: make([]*peerAddr, size)}
 }
 
 // Add encrypts one packet for s and queues it, sending the batch when it is full. It
@@ -67,13 +62,14 @@ func (b *Batch) Buffer(s *Sender) ([]byte, error) {
 	}
 	if b.conn != s.conn {
 		b.Flush()
-		b.conn, b.pc = s.conn, ipv4.NewPacketConn(s.conn)
+		if err := b.setConn(s.conn); err != nil {
+			return nil, err
+		}
 	}
-	m := &b.msgs[b.n]
-	if m.Buffers[0] == nil {
-		m.Buffers[0] = make([]byte, 0, maxPacket+srtpOverhead)
+	if b.bufs[b.n] == nil {
+		b.bufs[b.n] = make([]byte, maxPacket+srtpOverhead)
 	}
-	return m.Buffers[0][:maxPacket], nil
+	return b.bufs[b.n][:maxPacket], nil
 }
 
 // Commit encrypts pkt, the plain RTP packet written at the start of the last Buffer, in
@@ -83,15 +79,13 @@ func (b *Batch) Commit(s *Sender, pkt []byte) error {
 	if addr == nil {
 		return ErrNotReady
 	}
-	m := &b.msgs[b.n]
 	out, err := s.encryptInPlace(pkt)
 	if err != nil {
 		return err
 	}
-	m.Buffers[0] = out
-	b.addrs[b.n] = *addr
+	b.out[b.n], b.peers[b.n] = out, addr
 	b.n++
-	if b.n == len(b.msgs) {
+	if b.n == len(b.out) {
 		b.Flush()
 	}
 	return nil
@@ -103,19 +97,11 @@ func (b *Batch) Len() int { return b.n }
 // Flush sends the queued packets. A packet the kernel refuses is dropped (and counted), as
 // a lost UDP datagram would be; the rest are still sent. A nil Batch has nothing to send.
 func (b *Batch) Flush() {
-	if b == nil {
+	if b == nil || b.n == 0 {
 		return
 	}
-	for i := 0; i < b.n; {
-		k, err := b.pc.WriteBatch(b.msgs[i:b.n], 0)
-		b.sent += uint64(k)
-		i += k
-		if err != nil {
-			// msgs[i] failed: skip it and go on with the rest.
-			b.dropped++
-			i++
-		}
-	}
+	b.send()
+	clear(b.peers[:b.n])
 	b.n = 0
 }
 

@@ -40,7 +40,7 @@ type Sender struct {
 	out   []byte
 	err   error // why the keys could not be used
 
-	remote atomic.Pointer[net.UDPAddr]
+	remote atomic.Pointer[peerAddr]
 	ready  atomic.Bool
 	closed atomic.Bool
 }
@@ -75,17 +75,21 @@ func (s *Sender) SetKeys(k Keys) error {
 // SetRemote sets the peer's address: the remote side of the selected ICE candidate pair when
 // its local side is the shared UDP socket. nil (TCP, relay, another socket) stops the Sender.
 func (s *Sender) SetRemote(addr *net.UDPAddr) {
+	var p *peerAddr
 	if addr != nil {
-		a := *addr
-		a.IP = addr.IP.To4()
-		if a.IP == nil {
-			addr = nil // the shared socket is IPv4
-		} else {
-			addr = &a
+		if ip4 := addr.IP.To4(); ip4 != nil { // the shared socket is IPv4
+			p = &peerAddr{udp: net.UDPAddr{IP: ip4, Port: addr.Port}}
+			p.raw = rawSockaddr(&p.udp)
 		}
 	}
-	s.remote.Store(addr)
+	s.remote.Store(p)
 	s.update()
+}
+
+// peerAddr is a subscriber's address, also in the form the batch's system call takes.
+type peerAddr struct {
+	udp net.UDPAddr
+	raw rawAddr
 }
 
 // Close stops the Sender for good.
@@ -165,5 +169,5 @@ func (s *Sender) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
 		return 0, err
 	}
 	s.out = out
-	return s.conn.WriteToUDP(out, addr)
+	return s.conn.WriteToUDP(out, &addr.udp)
 }

@@ -1,0 +1,51 @@
+package udpsock
+
+import (
+	"net"
+	"net/netip"
+)
+
+// Conn is a UDP socket for pion's ICE UDP mux: a net.PacketConn that also reads and writes
+// netip.AddrPort addresses without allocating (the mux's AddrPortReaderWriter). Its methods
+// are safe for concurrent use, as net.UDPConn's are.
+type Conn struct {
+	*net.UDPConn
+	sys sysConn
+}
+
+// New wraps c. c must stay open for as long as the Conn is used; closing either closes both.
+func New(c *net.UDPConn) (*Conn, error) {
+	conn := &Conn{UDPConn: c}
+	if err := conn.sys.init(c); err != nil {
+		return nil, err
+	}
+	return conn, nil
+}
+
+// ReadFrom reads one datagram into b.
+func (c *Conn) ReadFrom(b []byte) (int, net.Addr, error) {
+	n, from, err := c.ReadFromAddrPort(b)
+	if err != nil {
+		return n, nil, err
+	}
+	return n, net.UDPAddrFromAddrPort(from), nil
+}
+
+// WriteTo sends b to addr, which must be a *net.UDPAddr.
+func (c *Conn) WriteTo(b []byte, addr net.Addr) (int, error) {
+	ua, ok := addr.(*net.UDPAddr)
+	if !ok {
+		return 0, &net.OpError{Op: "write", Net: "udp", Source: c.LocalAddr(), Addr: addr, Err: net.InvalidAddrError("not a UDP address")}
+	}
+	return c.WriteToAddrPort(b, ua.AddrPort())
+}
+
+// ReadFromAddrPort reads one datagram into b.
+func (c *Conn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
+	return c.sys.readFrom(c.UDPConn, b)
+}
+
+// WriteToAddrPort sends b to addr.
+func (c *Conn) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error) {
+	return c.sys.writeTo(c.UDPConn, b, addr)
+}
