@@ -172,6 +172,7 @@ func NewMediaAPI(cfg MediaConfig, logger *slog.Logger) (*MediaAPI, error) {
 	if err := se.SetAnsweringDTLSRole(webrtc.DTLSRoleServer); err != nil {
 		return nil, err
 	}
+	se.LoggerFactory = newPionLogs(logger)
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetIncludeLoopbackCandidate(cfg.IncludeLoopback)
 	se.SetICETimeouts(10*time.Second, 20*time.Second, 2*time.Second)
@@ -183,18 +184,12 @@ func NewMediaAPI(cfg MediaConfig, logger *slog.Logger) (*MediaAPI, error) {
 	m := &MediaAPI{me: me, ir: ir, direct: cfg.DirectSRTP}
 	networks := []webrtc.NetworkType{webrtc.NetworkTypeUDP4}
 
-	udpConn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP(cfg.BindIP), Port: cfg.UDPPort})
+	muxConn, err := udpsock.Listen(net.ParseIP(cfg.BindIP), cfg.UDPPort)
 	if err != nil {
 		return nil, fmt.Errorf("listen udp %d: %w", cfg.UDPPort, err)
 	}
-	_ = udpConn.SetReadBuffer(4 << 20)
-	_ = udpConn.SetWriteBuffer(4 << 20)
-	m.udp, m.udpPort = udpConn, udpConn.LocalAddr().(*net.UDPAddr).Port
-	muxConn, err := udpsock.New(udpConn) // reads and writes without waking the Go runtime's monitor
-	if err != nil {
-		_ = udpConn.Close()
-		return nil, err
-	}
+	m.udp, m.udpPort = muxConn.UDPConn, muxConn.LocalAddr().(*net.UDPAddr).Port
+	// pion reads and writes through muxConn without waking the Go runtime's monitor.
 	udpMux := ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: muxConn})
 	se.SetICEUDPMux(udpMux)
 	m.closers = append(m.closers, udpMux.Close)

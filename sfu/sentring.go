@@ -2,10 +2,11 @@ package sfu
 
 // sentPacket records how a down track produced one output sequence number,
 // so a NACK for it can be answered from the receiver's cache with the same
-// rewriting.
+// rewriting. Its fields are ordered to pack into 24 bytes (every video
+// subscriber keeps sentRingVideo of them).
 type sentPacket struct {
-	outTS    uint32
 	resentAt int64 // receiver clock of the last retransmission, 0 if none
+	outTS    uint32
 	outSeq   uint16
 	inSeq    uint16
 	vp8      vp8Fields

@@ -49,3 +49,26 @@ func (c *Conn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
 func (c *Conn) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error) {
 	return c.sys.writeTo(c.UDPConn, b, addr)
 }
+
+// Listen opens the node's shared UDP socket on ip:port (IPv4) with large kernel buffers (a
+// fan-out queues hundreds of packets at once) and the don't-fragment bit set: WebRTC keeps
+// its packets under the path MTU, and with DF the kernel skips the IP identification
+// generator on every packet.
+func Listen(ip net.IP, port int) (*Conn, error) {
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: ip, Port: port})
+	if err != nil {
+		return nil, err
+	}
+	_ = c.SetReadBuffer(4 << 20)
+	_ = c.SetWriteBuffer(4 << 20)
+	conn, err := New(c)
+	if err != nil {
+		_ = c.Close()
+		return nil, err
+	}
+	if err := conn.sys.dontFragment(); err != nil {
+		_ = c.Close()
+		return nil, err
+	}
+	return conn, nil
+}

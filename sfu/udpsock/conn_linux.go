@@ -166,3 +166,20 @@ func addrPort(sa *unix.RawSockaddrAny) netip.AddrPort {
 	}
 	return netip.AddrPort{}
 }
+
+// dontFragment sets DF on the socket's packets without path MTU discovery state
+// (IP_PMTUDISC_PROBE: the interface MTU bounds a packet, ICMP "fragmentation needed" does
+// not shrink it).
+func (s *sysConn) dontFragment() error {
+	var serr error
+	err := s.rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_MTU_DISCOVER, unix.IP_PMTUDISC_PROBE)
+	})
+	if err == nil {
+		err = serr
+	}
+	if err != nil {
+		return fmt.Errorf("udpsock: set don't-fragment: %w", err)
+	}
+	return nil
+}

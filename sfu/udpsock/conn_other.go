@@ -18,3 +18,5 @@ func (*sysConn) readFrom(c *net.UDPConn, b []byte) (int, netip.AddrPort, error) 
 func (*sysConn) writeTo(c *net.UDPConn, b []byte, addr netip.AddrPort) (int, error) {
 	return c.WriteToUDPAddrPort(b, addr)
 }
+
+func (*sysConn) dontFragment() error { return nil }
