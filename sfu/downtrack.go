@@ -92,7 +92,7 @@ type DownTrack struct {
 	hdr         rtp.Header // scratch header of forwarded packets
 	buf         [packetcache.MaxPacketSize]byte
 	rtx         retransmitScratch
-	sent        *sentRing
+	sent        *sentRing // nil unless the subscriber negotiated NACK
 	reports     reportState
 	counters    downTrackCounters
 	loggedErr   bool
@@ -132,10 +132,6 @@ func NewDownTrack(p DownTrackParams) (*DownTrack, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	ringSize := sentRingVideo
-	if !r.video() {
-		ringSize = sentRingAudio
-	}
 	return &DownTrack{
 		receiver:     r,
 		subscriberID: p.SubscriberID,
@@ -146,7 +142,6 @@ func NewDownTrack(p DownTrackParams) (*DownTrack, error) {
 		logger:       logger.With("track", trackID, "subscriber", p.SubscriberID),
 		done:         make(chan struct{}),
 		fwd:          newForwarder(r.video(), r.Codec().ClockRate),
-		sent:         newSentRing(ringSize),
 	}, nil
 }
 
@@ -184,6 +179,15 @@ func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 	d.writer = ctx.WriteStream()
 	d.ssrc = uint32(ctx.SSRC())
 	d.payloadType = uint8(codec.PayloadType)
+	if d.sent == nil && hasNACK(codec) {
+		// Only a subscriber that may NACK needs the record of what was sent (audio
+		// normally does not negotiate it: no ring, and no write to one per packet).
+		size := sentRingVideo
+		if !d.receiver.video() {
+			size = sentRingAudio
+		}
+		d.sent = newSentRing(size)
+	}
 	d.mu.Unlock()
 
 	d.cbMu.Lock()
@@ -207,6 +211,16 @@ func (d *DownTrack) Unbind(webrtc.TrackLocalContext) error {
 	d.bound = false
 	d.cbMu.Unlock()
 	return nil
+}
+
+// hasNACK reports whether c negotiated generic NACK feedback.
+func hasNACK(c webrtc.RTPCodecParameters) bool {
+	for _, fb := range c.RTCPFeedback {
+		if fb.Type == webrtc.TypeRTCPFBNACK && fb.Parameter == "" {
+			return true
+		}
+	}
+	return false
 }
 
 // matchCodec finds want among the negotiated codecs: same MIME type and

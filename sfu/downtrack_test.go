@@ -316,3 +316,32 @@ func TestMuteAndPause(t *testing.T) {
 		}
 	}
 }
+
+// A down track keeps the record for retransmissions only when the subscriber negotiated
+// NACK; without it (audio, as browsers negotiate Opus) NACKs are counted as misses.
+func TestDownTrackSentRecordOnlyWithNACK(t *testing.T) {
+	noNACK := vp8Codec
+	noNACK.RTCPFeedback = []webrtc.RTCPFeedback{{Type: webrtc.TypeRTCPFBNACK, Parameter: "pli"}}
+	for _, tc := range []struct {
+		name        string
+		codec       webrtc.RTPCodecParameters
+		retransmits uint64
+	}{
+		{"nack", vp8Codec, 2},
+		{"pli only", noNACK, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rig := newTestRig(t, vp8Codec, 0)
+			d, w := rig.bind(tc.codec)
+			for i := range uint16(3) {
+				rig.feed(0, rtp.Header{SequenceNumber: 10 + i, Timestamp: 100}, vp8Payload(true, 300+i, uint8(i), 1, i == 0))
+			}
+			first := w.packets()[0].SequenceNumber
+			d.handleRTCP([]rtcp.Packet{nack(5555, first, first+2)})
+			s := d.Stats()
+			if (d.sent != nil) != (tc.retransmits > 0) || s.Retransmits != tc.retransmits || s.NACKMisses != 2-tc.retransmits {
+				t.Fatalf("ring %v, retransmits %d, misses %d", d.sent != nil, s.Retransmits, s.NACKMisses)
+			}
+		})
+	}
+}

@@ -289,4 +289,12 @@ func TestEndToEnd(t *testing.T) {
 	// and the down track finds it was never sent.
 	skip.Store(true)
 	waitFor(t, func() bool { s := d.Stats(); return s.NACKs > 0 && s.NACKMisses > 0 })
+	// pion's negotiated codec carries the NACK feedback both sides offered, so the down
+	// track keeps its record of sent packets for retransmissions.
+	d.mu.Lock()
+	ring := d.sent
+	d.mu.Unlock()
+	if ring == nil {
+		t.Error("the down track saw no negotiated NACK and keeps no record for retransmissions")
+	}
 }

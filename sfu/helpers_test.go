@@ -16,10 +16,11 @@ import (
 	"github.com/sanke-edu/sanke/sfu/srtpout"
 )
 
-// vp8Codec is the publisher's negotiated VP8.
+// vp8Codec is the publisher's negotiated VP8, with NACK as browsers negotiate it.
 var vp8Codec = webrtc.RTPCodecParameters{
-	RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000},
-	PayloadType:        96,
+	RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000,
+		RTCPFeedback: []webrtc.RTCPFeedback{{Type: webrtc.TypeRTCPFBNACK}, {Type: webrtc.TypeRTCPFBNACK, Parameter: "pli"}}},
+	PayloadType: 96,
 }
 
 // opusCodec is the publisher's negotiated Opus.

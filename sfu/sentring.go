@@ -30,8 +30,11 @@ func newSentRing(size int) *sentRing {
 	return &sentRing{entries: make([]sentPacket, size), mask: uint16(size - 1)}
 }
 
-// put records e, unless it is older than the ring's window.
+// put records e, unless it is older than the ring's window. A nil ring records nothing.
 func (r *sentRing) put(e sentPacket) {
+	if r == nil {
+		return
+	}
 	size := len(r.entries)
 	if !r.started {
 		r.started = true
@@ -49,10 +52,10 @@ func (r *sentRing) put(e sentPacket) {
 	r.entries[e.outSeq&r.mask] = e
 }
 
-// get returns the record of outSeq, nil if unknown or too old. The pointer
+// get returns the record of outSeq, nil if unknown, too old or the ring is nil. The pointer
 // is valid until the next put.
 func (r *sentRing) get(outSeq uint16) *sentPacket {
-	if !r.started {
+	if r == nil || !r.started {
 		return nil
 	}
 	if behind := int(int16(r.highest - outSeq)); behind < 0 || behind >= len(r.entries) {
