@@ -478,6 +478,9 @@ func (d *DownTrack) Close() {
 	close(d.done)
 	d.mu.Lock()
 	d.writer = nil
+	if d.outMode == outputDirect {
+		d.out.Forget(d.ssrc) // pion gives every new sender a new SSRC
+	}
 	d.mu.Unlock()
 	for _, f := range callbacks {
 		f()

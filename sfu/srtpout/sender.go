@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -31,11 +32,12 @@ type Sender struct {
 	conn    *net.UDPConn
 	capture *KeyCapture
 
-	// mu serializes encryption: a pion/srtp Context is not safe for concurrent use. It is
-	// per subscriber, so subscribers of one track never contend for it.
+	// mu serializes encryption: the SRTP state is not safe for concurrent use. It is per
+	// subscriber, so subscribers of one track never contend for it.
 	mu    sync.Mutex
-	ctx   *srtp.Context
-	hdr   rtp.Header // scratch: EncryptRTP parses the header into it
+	gcm   *gcmSession   // AES-GCM profiles (our own, see gcm.go)
+	ctx   *srtp.Context // AES-CM profiles (pion/srtp)
+	hdr   rtp.Header    // scratch: EncryptRTP parses the header into it
 	plain [maxPacket]byte
 	out   []byte
 	err   error // why the keys could not be used
@@ -59,13 +61,21 @@ func (s *Sender) KeyCapture() *KeyCapture { return s.capture }
 // SetKeys installs the SRTP keys to encrypt with. The KeyCapture calls it when the DTLS
 // handshake has produced them; call it yourself only with keys obtained elsewhere.
 func (s *Sender) SetKeys(k Keys) error {
-	ctx, err := srtp.CreateContext(k.LocalKey, k.LocalSalt, k.Profile)
+	var (
+		gcm *gcmSession
+		ctx *srtp.Context
+		err error
+	)
+	if isGCM(k.Profile) {
+		gcm, err = newGCMSession(k.LocalKey, k.LocalSalt)
+	} else if ctx, err = srtp.CreateContext(k.LocalKey, k.LocalSalt, k.Profile); err != nil {
+		err = fmt.Errorf("srtpout: SRTP context: %w", err)
+	}
 	s.mu.Lock()
 	if err != nil {
-		err = fmt.Errorf("srtpout: SRTP context: %w", err)
 		s.err = err
 	} else {
-		s.ctx, s.err = ctx, nil
+		s.gcm, s.ctx, s.err = gcm, ctx, nil
 	}
 	s.mu.Unlock()
 	s.update()
@@ -100,9 +110,19 @@ func (s *Sender) Close() {
 
 func (s *Sender) update() {
 	s.mu.Lock()
-	haveKeys := s.ctx != nil
+	haveKeys := s.ctx != nil || s.gcm != nil
 	s.mu.Unlock()
 	s.ready.Store(haveKeys && s.remote.Load() != nil && !s.closed.Load())
+}
+
+// Forget drops the SRTP state of a stream this Sender will not send again (its track was
+// removed for good).
+func (s *Sender) Forget(ssrc uint32) {
+	s.mu.Lock()
+	if s.gcm != nil {
+		s.gcm.forget(ssrc)
+	}
+	s.mu.Unlock()
 }
 
 // Ready reports whether the Sender can send: it has keys and a peer address.
@@ -124,6 +144,9 @@ func (s *Sender) Err() error {
 func (s *Sender) encryptInPlace(pkt []byte) ([]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.gcm != nil {
+		return s.gcm.sealInPlace(pkt)
+	}
 	if s.ctx == nil {
 		return nil, ErrNotReady
 	}
@@ -136,7 +159,7 @@ func (s *Sender) encryptInPlace(pkt []byte) ([]byte, error) {
 
 // encryptLocked appends the SRTP packet of h and payload to dst. s.mu must be held.
 func (s *Sender) encryptLocked(dst []byte, h *rtp.Header, payload []byte) ([]byte, error) {
-	if s.ctx == nil {
+	if s.ctx == nil && s.gcm == nil {
 		return dst, ErrNotReady
 	}
 	n, err := h.MarshalTo(s.plain[:])
@@ -147,6 +170,9 @@ func (s *Sender) encryptLocked(dst []byte, h *rtp.Header, payload []byte) ([]byt
 		return dst, fmt.Errorf("srtpout: packet of %d bytes too large", n+len(payload))
 	}
 	n += copy(s.plain[n:], payload)
+	if s.gcm != nil {
+		return s.gcm.sealInPlace(slices.Grow(append(dst, s.plain[:n]...), srtpOverhead))
+	}
 	out, err := s.ctx.EncryptRTP(dst, s.plain[:n], &s.hdr)
 	if err != nil {
 		return dst, fmt.Errorf("srtpout: encrypt: %w", err)
