@@ -9,9 +9,11 @@
 //     produces them (the server hello hook gives the server random, cipher suite and SRTP
 //     profile; the key log gives the client random and master secret) and derives the SRTP
 //     master keys with the RFC 5705 exporter, exactly as pion does for its own session;
-//   - Sender encrypts with its own pion/srtp Context and writes to the peer's selected ICE
+//   - Sender encrypts (AES-GCM itself, RFC 7714, with each stream's rollover state kept in
+//     the Sender; AES-CM with a pion/srtp Context) and writes to the peer's selected ICE
 //     address on the node's shared UDP socket;
-//   - Batch collects the packets of one fan-out and sends them with one sendmmsg per batch.
+//   - Batch collects the packets of one fan-out and sends them with one sendmmsg per batch,
+//     a raw system call (see package udpsock for why).
 //
 // Only the SRTP of RTP packets the SFU forwards takes this path. pion still owns ICE (the
 // Sender only reads the selected pair), DTLS, SRTCP and data channels, and sends when the fast
