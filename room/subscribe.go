@@ -69,7 +69,7 @@ func (r *Room) subscribe(sub *Participant, t *PublishedTrack) {
 		SubscriberID: sub.sid,
 		StreamID:     owner.sid + "|" + sid,
 		TrackID:      sid,
-		WriteRTCP:    sub.downTransport().pc.WriteRTCP,
+		Reports:      sub.downTransport().reports,
 		Output:       sub.downTransport().out,
 		Logger:       sub.logger.With("track", sid),
 	})

@@ -11,6 +11,7 @@ import (
 	"github.com/livekit/protocol/livekit"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/sanke-edu/sanke/sfu"
 	"github.com/sanke-edu/sanke/sfu/srtpout"
 )
 
@@ -20,10 +21,11 @@ const negotiationDebounce = 20 * time.Millisecond
 // transport is one PeerConnection of a participant and its offer/answer state. The
 // publisher transport answers the client's offers; the subscriber transport makes offers.
 type transport struct {
-	target livekit.SignalTarget
-	pc     *webrtc.PeerConnection
-	out    *srtpout.Sender // direct sender of forwarded media, nil if pion sends it all
-	logger *slog.Logger
+	target  livekit.SignalTarget
+	pc      *webrtc.PeerConnection
+	out     *srtpout.Sender // direct sender of forwarded media, nil if pion sends it all
+	reports *sfu.Reporter   // sender reports of the down tracks this PeerConnection carries
+	logger  *slog.Logger
 
 	// sendOffer and sendCandidate deliver SDP and candidates to the client.
 	sendOffer     func(webrtc.SessionDescription, uint32)
@@ -56,6 +58,7 @@ func newTransport(media *MediaAPI, opts PeerOptions, target livekit.SignalTarget
 		return nil, fmt.Errorf("new peer connection: %w", err)
 	}
 	t := &transport{target: target, pc: pc, out: out, logger: logger.With("pc", target.String()), sendCandidate: sendCandidate}
+	t.reports = sfu.NewReporter(pc.WriteRTCP, t.logger)
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
 		if c == nil {
 			return
@@ -284,6 +287,7 @@ func (t *transport) Close() {
 		t.requireTimer = nil
 	}
 	t.mu.Unlock()
+	t.reports.Close()
 	if err := t.pc.Close(); err != nil {
 		t.logger.Debug("close peer connection", "err", err)
 	}

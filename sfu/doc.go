@@ -32,11 +32,13 @@
 //
 // Each DownTrack reads its subscriber's RTCP (StartRTCP): NACKs are answered
 // from the receiver's cache, mapped back from output to input sequence
-// numbers by a ring of what was sent; PLI and FIR become keyframe requests
-// for the forwarded layer; receiver reports give loss, jitter and round-trip
-// time. Once a second it sends a sender report that carries the publisher's
-// NTP/RTP mapping over the timestamp offset, which keeps audio and video in
-// sync at the subscriber.
+// numbers by a ring of what was sent (kept only if the subscriber negotiated
+// NACK); PLI and FIR become keyframe requests for the forwarded layer;
+// receiver reports give loss, jitter and round-trip time. Once a second the
+// Reporter of its PeerConnection sends its sender report, with those of the
+// connection's other down tracks in one compound packet: it carries the
+// publisher's NTP/RTP mapping over the timestamp offset, which keeps audio and
+// video in sync at the subscriber.
 //
 // # Wiring it into PeerConnections
 //

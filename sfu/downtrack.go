@@ -43,9 +43,12 @@ type DownTrackParams struct {
 	// TrackID is the msid track id ("TR_xxx"); empty means the
 	// receiver's track id.
 	TrackID string
-	// WriteRTCP sends RTCP to the subscriber, typically the subscriber
-	// PeerConnection's WriteRTCP. The down track sends its sender reports
-	// through it; nil disables them.
+	// Reports sends the down track's sender reports together with those of the other
+	// down tracks of its PeerConnection (see Reporter).
+	Reports *Reporter
+	// WriteRTCP, when Reports is nil, sends the sender reports through a Reporter of the
+	// down track's own: typically the subscriber PeerConnection's WriteRTCP. Without
+	// either, no sender reports are sent.
 	WriteRTCP func([]rtcp.Packet) error
 	// Output, if not nil, sends the track's RTP directly (SRTP and batched UDP sends, see
 	// package srtpout) instead of through pion's write path, from the first packet it is
@@ -67,7 +70,8 @@ type DownTrack struct {
 	subscriberID string
 	streamID     string
 	trackID      string
-	writeRTCP    func([]rtcp.Packet) error
+	reporter     *Reporter // nil: no sender reports
+	ownReporter  bool      // reporter was made for this down track alone
 	logger       *slog.Logger
 
 	closed      atomic.Bool
@@ -132,17 +136,21 @@ func NewDownTrack(p DownTrackParams) (*DownTrack, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &DownTrack{
+	d := &DownTrack{
 		receiver:     r,
 		subscriberID: p.SubscriberID,
 		streamID:     p.StreamID,
 		trackID:      trackID,
-		writeRTCP:    p.WriteRTCP,
+		reporter:     p.Reports,
 		out:          p.Output,
 		logger:       logger.With("track", trackID, "subscriber", p.SubscriberID),
 		done:         make(chan struct{}),
 		fwd:          newForwarder(r.video(), r.Codec().ClockRate),
-	}, nil
+	}
+	if d.reporter == nil && p.WriteRTCP != nil {
+		d.reporter, d.ownReporter = NewReporter(p.WriteRTCP, d.logger), true
+	}
+	return d, nil
 }
 
 // ID returns the track id (webrtc.TrackLocal).
@@ -475,6 +483,12 @@ func (d *DownTrack) Close() {
 	d.cbMu.Unlock()
 
 	d.receiver.RemoveDownTrack(d)
+	if d.reporter != nil {
+		d.reporter.remove(d)
+		if d.ownReporter {
+			d.reporter.Close()
+		}
+	}
 	close(d.done)
 	d.mu.Lock()
 	d.writer = nil

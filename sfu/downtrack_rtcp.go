@@ -60,15 +60,15 @@ func (r *reportState) fill(s *DownTrackStats, clockRate uint32) {
 // that AddTrack returned for it: a goroutine reads the subscriber's RTCP
 // (NACKs are answered from the receiver's packet cache, PLI/FIR become
 // throttled keyframe requests to the publisher, receiver reports feed
-// Stats), and, if DownTrackParams.WriteRTCP is set, another sends a sender
-// report every second. Only the first call has an effect.
+// Stats), and its Reporter (DownTrackParams.Reports or WriteRTCP) starts
+// sending its sender reports. Only the first call has an effect.
 func (d *DownTrack) StartRTCP(sender *webrtc.RTPSender) {
 	if d.rtcpStarted.Swap(true) {
 		return
 	}
 	go d.readRTCP(sender)
-	if d.writeRTCP != nil {
-		go d.reportLoop()
+	if d.reporter != nil && !d.closed.Load() {
+		d.reporter.add(d)
 	}
 }
 
@@ -213,25 +213,6 @@ func (d *DownTrack) handleReports(reports []rtcp.ReceptionReport) {
 				r.rtt = time.Duration(rtt)
 			}
 			break
-		}
-	}
-}
-
-// reportLoop sends a sender report every senderReportInterval until the
-// down track closes.
-func (d *DownTrack) reportLoop() {
-	t := time.NewTicker(senderReportInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-d.done:
-			return
-		case <-t.C:
-			if sr := d.senderReport(time.Now()); sr != nil {
-				if err := d.writeRTCP([]rtcp.Packet{sr}); err != nil {
-					d.logger.Debug("sender report failed", "err", err)
-				}
-			}
 		}
 	}
 }
