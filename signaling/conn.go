@@ -61,7 +61,9 @@ type conn struct {
 	peerClosed atomic.Bool            // the client's close frame arrived
 
 	closeOnce sync.Once
-	closing   chan struct{} // closed once a close is requested; cause is set before
+	closeCtx  context.Context // done once a close is requested; cause is set before
+	closeNow  context.CancelFunc
+	closing   <-chan struct{} // closeCtx.Done()
 	cause     closeCause
 
 	readerDone   chan struct{}
@@ -80,11 +82,12 @@ func newConn(cfg Config, ws *websocket.Conn, log *slog.Logger, req JoinRequest) 
 		started:      time.Now(),
 		queue:        make(chan *livekit.SignalResponse, cfg.WriteQueue),
 		inbound:      make(chan *livekit.SignalRequest, inboundQueue),
-		closing:      make(chan struct{}),
 		readerDone:   make(chan struct{}),
 		writerDone:   make(chan struct{}),
 		dispatchDone: make(chan struct{}),
 	}
+	c.closeCtx, c.closeNow = context.WithCancel(context.Background())
+	c.closing = c.closeCtx.Done()
 	if req.Reconnect && req.ParticipantSID != "" {
 		c.sid.Store(&req.ParticipantSID)
 	}
@@ -121,7 +124,7 @@ func (c *conn) Close() {
 func (c *conn) requestClose(cause closeCause) {
 	c.closeOnce.Do(func() {
 		c.cause = cause
-		close(c.closing)
+		c.closeNow()
 	})
 }
 
@@ -150,14 +153,9 @@ func (c *conn) participantSID() string {
 func (c *conn) serve(parent context.Context, joiner RoomJoiner, draining func() bool) {
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
-	go func() {
-		// A join still running when the connection is closed (e.g. by Shutdown) gives up.
-		select {
-		case <-c.closing:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
+	// A join still running when the connection is closed (e.g. by Shutdown) gives up.
+	stop := context.AfterFunc(c.closeCtx, cancel)
+	defer stop()
 	c.ws.SetCloseHandler(c.onPeerClose)
 	c.ws.SetPingHandler(c.onPing)
 	c.ws.SetPongHandler(func(string) error { return c.extendReadDeadline() })
