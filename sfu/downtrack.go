@@ -93,10 +93,10 @@ type DownTrack struct {
 	outMode     outputMode
 	ssrc        uint32
 	payloadType uint8
-	hdr         rtp.Header // scratch header of forwarded packets
-	buf         [packetcache.MaxPacketSize]byte
-	rtx         retransmitScratch
-	sent        *sentRing // nil unless the subscriber negotiated NACK
+	hdr         rtp.Header                       // scratch header of forwarded packets
+	buf         *[packetcache.MaxPacketSize]byte // pion path's munged payload, made on first use
+	rtx         *retransmitScratch               // made on the first retransmission
+	sent        *sentRing                        // nil unless the subscriber negotiated NACK
 	reports     reportState
 	counters    downTrackCounters
 	loggedErr   bool
@@ -362,6 +362,9 @@ func (d *DownTrack) send(p *inPacket, res *forwardResult) {
 	if !handled {
 		payload := p.payload
 		if res.mungeVP8 {
+			if d.buf == nil {
+				d.buf = new([packetcache.MaxPacketSize]byte)
+			}
 			n := copy(d.buf[:], payload)
 			p.vp8.patch(d.buf[:n], res.vp8)
 			payload = d.buf[:n]

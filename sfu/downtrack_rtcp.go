@@ -156,7 +156,10 @@ func (d *DownTrack) resend(outSeq uint16, now int64) {
 		d.counters.nackMisses++
 		return
 	}
-	s := &d.rtx
+	if d.rtx == nil {
+		d.rtx = new(retransmitScratch)
+	}
+	s := d.rtx
 	n, ok := l.cache.Get(e.inSeq, s.buf[:])
 	if !ok || s.pkt.Unmarshal(s.buf[:n]) != nil {
 		d.counters.nackMisses++

@@ -38,7 +38,7 @@ type Sender struct {
 	gcm   *gcmSession   // AES-GCM profiles (our own, see gcm.go)
 	ctx   *srtp.Context // AES-CM profiles (pion/srtp)
 	hdr   rtp.Header    // scratch: EncryptRTP parses the header into it
-	plain [maxPacket]byte
+	plain *[maxPacket]byte // WriteRTP's scratch, made on first use (retransmissions are rare)
 	out   []byte
 	err   error // why the keys could not be used
 
@@ -50,7 +50,7 @@ type Sender struct {
 // NewSender returns a Sender writing on conn. Install its KeyCapture in the PeerConnection's
 // SettingEngine and report the selected ICE address with SetRemote.
 func NewSender(conn *net.UDPConn) *Sender {
-	s := &Sender{conn: conn, out: make([]byte, 0, maxPacket+srtpOverhead)}
+	s := &Sender{conn: conn}
 	s.capture = NewKeyCapture(func(k Keys) { _ = s.SetKeys(k) })
 	return s
 }
@@ -161,6 +161,9 @@ func (s *Sender) encryptInPlace(pkt []byte) ([]byte, error) {
 func (s *Sender) encryptLocked(dst []byte, h *rtp.Header, payload []byte) ([]byte, error) {
 	if s.ctx == nil && s.gcm == nil {
 		return dst, ErrNotReady
+	}
+	if s.plain == nil {
+		s.plain = new([maxPacket]byte)
 	}
 	n, err := h.MarshalTo(s.plain[:])
 	if err != nil {
