@@ -35,9 +35,9 @@ type Sender struct {
 	// mu serializes encryption: the SRTP state is not safe for concurrent use. It is per
 	// subscriber, so subscribers of one track never contend for it.
 	mu    sync.Mutex
-	gcm   *gcmSession   // AES-GCM profiles (our own, see gcm.go)
-	ctx   *srtp.Context // AES-CM profiles (pion/srtp)
-	hdr   rtp.Header    // scratch: EncryptRTP parses the header into it
+	gcm   *gcmSession      // AES-GCM profiles (our own, see gcm.go)
+	ctx   *srtp.Context    // AES-CM profiles (pion/srtp)
+	hdr   rtp.Header       // scratch: EncryptRTP parses the header into it
 	plain *[maxPacket]byte // WriteRTP's scratch, made on first use (retransmissions are rare)
 	out   []byte
 	err   error // why the keys could not be used
