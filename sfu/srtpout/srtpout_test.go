@@ -303,3 +303,32 @@ func handshakeServerHello() handshake.MessageServerHello {
 	id := uint16(0xffff)
 	return handshake.MessageServerHello{CipherSuiteID: &id}
 }
+
+// A packet the kernel refuses (here: to UDP port 0, EINVAL) is dropped and counted; the
+// packets queued after it in the same sendmmsg still go out.
+func TestBatchSkipsRefused(t *testing.T) {
+	a, b := newPeer(t, gcm), newPeer(t, gcm)
+	sa, sb := newTestSender(t, a, gcm), newTestSender(t, b, gcm)
+	bad := newTestSender(t, a, gcm)
+	bad.SetRemote(&net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 0})
+	batch := NewBatch(8)
+	payload := []byte("payload")
+	for i, s := range []*Sender{sa, bad, sb, bad, sa} {
+		h := &rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: uint16(i), SSRC: 42}
+		if err := batch.Add(s, h, payload); err != nil {
+			t.Fatal(err)
+		}
+	}
+	batch.Flush()
+	if sent, dropped := batch.Stats(); sent != 3 || dropped != 2 {
+		t.Fatalf("sent %d dropped %d, want 3 2", sent, dropped)
+	}
+	for _, want := range []struct {
+		p   *peer
+		seq uint16
+	}{{a, 0}, {b, 2}, {a, 4}} {
+		if pkt := want.p.read(t); pkt.SequenceNumber != want.seq {
+			t.Fatalf("got seq %d, want %d", pkt.SequenceNumber, want.seq)
+		}
+	}
+}
