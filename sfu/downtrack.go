@@ -87,7 +87,7 @@ type DownTrack struct {
 	// retransmissions and control calls. It is never shared with other
 	// down tracks.
 	mu          sync.Mutex
-	fwd         *forwarder
+	fwd         forwarder               // inline: the fan-out reads it for every packet, one cache miss less
 	writer      webrtc.TrackLocalWriter // nil while unbound or closed
 	out         *srtpout.Sender
 	outMode     outputMode
@@ -145,7 +145,7 @@ func NewDownTrack(p DownTrackParams) (*DownTrack, error) {
 		out:          p.Output,
 		logger:       logger.With("track", trackID, "subscriber", p.SubscriberID),
 		done:         make(chan struct{}),
-		fwd:          newForwarder(r.video(), r.Codec().ClockRate),
+		fwd:          *newForwarder(r.video(), r.Codec().ClockRate),
 	}
 	if d.reporter == nil && p.WriteRTCP != nil {
 		d.reporter, d.ownReporter = NewReporter(p.WriteRTCP, d.logger), true

@@ -232,7 +232,7 @@ func (d *DownTrack) senderReport(wall time.Time) *rtcp.SenderReport {
 	clockRate := d.receiver.Codec().ClockRate
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	f := d.fwd
+	f := &d.fwd
 	if d.writer == nil || !f.started {
 		return nil
 	}
