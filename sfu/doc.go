@@ -34,9 +34,10 @@
 // from the receiver's cache, mapped back from output to input sequence
 // numbers by a ring of what was sent (kept only if the subscriber negotiated
 // NACK); PLI and FIR become keyframe requests for the forwarded layer;
-// receiver reports give loss, jitter and round-trip time. Once a second the
-// Reporter of its PeerConnection sends its sender report, with those of the
-// connection's other down tracks in one compound packet: it carries the
+// receiver reports give loss, jitter and round-trip time. The Reporter of its
+// PeerConnection sends its sender report (video every second, audio every five,
+// as libwebrtc does), with those of the connection's other down tracks in one
+// compound packet: it carries the
 // publisher's NTP/RTP mapping over the timestamp offset, which keeps audio and
 // video in sync at the subscriber.
 //

@@ -11,8 +11,11 @@ import (
 )
 
 const (
-	// senderReportInterval is how often a down track sends a sender report.
+	// senderReportInterval is how often a video down track sends a sender report, and
+	// audioReportInterval an audio one (libwebrtc's intervals: audio needs them only for
+	// lip sync and round-trip time, and a grid subscriber has many audio tracks).
 	senderReportInterval = time.Second
+	audioReportInterval  = 5 * time.Second
 	// minResendInterval stops answering repeated NACKs for one packet
 	// faster than a retransmission can arrive.
 	minResendInterval = 100 * time.Millisecond
@@ -235,6 +238,10 @@ func (d *DownTrack) senderReport(wall time.Time) *rtcp.SenderReport {
 	f := &d.fwd
 	if d.writer == nil || !f.started {
 		return nil
+	}
+	if last := d.reports.srs[(d.reports.next+srHistory-1)%srHistory].at; !f.video && last != 0 &&
+		now-last < int64(audioReportInterval-senderReportInterval/2) {
+		return nil // not due yet (the Reporter ticks every senderReportInterval)
 	}
 	var ntp uint64
 	var ts uint32

@@ -345,3 +345,39 @@ func TestDownTrackSentRecordOnlyWithNACK(t *testing.T) {
 		})
 	}
 }
+
+// An audio down track reports every audioReportInterval, its first report as soon as it has
+// sent something; video every time it is asked (the Reporter asks every second).
+func TestDownTrackReportIntervals(t *testing.T) {
+	wall := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, tc := range []struct {
+		name  string
+		codec webrtc.RTPCodecParameters
+		want  string // a report (x) or none (.) at 0, 1, ... 10 s
+	}{
+		{"audio", opusCodec, "x....x....x"},
+		{"video", vp8Codec, "xxxxxxxxxxx"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rig := newTestRig(t, tc.codec, 0)
+			d, _ := rig.bind(tc.codec)
+			payload := []byte{0xfc, 1, 2}
+			if tc.codec.MimeType == webrtc.MimeTypeVP8 {
+				payload = vp8Payload(true, 1, 0, 0, true)
+			}
+			rig.feed(0, rtp.Header{SequenceNumber: 10, Timestamp: 1000}, payload)
+			got := ""
+			for range len(tc.want) {
+				if d.senderReport(wall) != nil {
+					got += "x"
+				} else {
+					got += "."
+				}
+				rig.clock.advance(time.Second)
+			}
+			if got != tc.want {
+				t.Fatalf("reports %s, want %s", got, tc.want)
+			}
+		})
+	}
+}
