@@ -10,6 +10,20 @@ import (
 	"github.com/pion/srtp/v3"
 )
 
+// newGCMPair returns this package's AES-GCM session and pion/srtp's context for one key.
+func newGCMPair(t *testing.T, key, salt []byte, profile srtp.ProtectionProfile) (*gcmSession, *srtp.Context) {
+	t.Helper()
+	ours, err := newGCMSession(key, salt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	theirs, err := srtp.CreateContext(key, salt, profile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ours, theirs
+}
+
 // The AES-GCM encryption is pion/srtp's byte for byte: both key sizes, two streams, a
 // sequence wrap, retransmissions from before and after it, CSRCs and a header extension.
 func TestGCMMatchesPion(t *testing.T) {
@@ -20,14 +34,7 @@ func TestGCMMatchesPion(t *testing.T) {
 			key, salt := make([]byte, keyLen), make([]byte, saltLen)
 			_, _ = rand.Read(key)
 			_, _ = rand.Read(salt)
-			ours, err := newGCMSession(key, salt)
-			if err != nil {
-				t.Fatal(err)
-			}
-			theirs, err := srtp.CreateContext(key, salt, profile)
-			if err != nil {
-				t.Fatal(err)
-			}
+			ours, theirs := newGCMPair(t, key, salt, profile)
 			type send struct {
 				ssrc uint32
 				seq  uint16
@@ -173,14 +180,7 @@ func FuzzGCMMatchesPion(f *testing.F) {
 	f.Add([]byte{0x91, 96, 0, 5, 0, 0, 0, 1, 0, 0, 0, 42, 0, 0, 0, 7, 0xbe, 0xde, 0, 1, 0x10, 0xaa, 0, 0, 9}, uint16(65535))
 	key, salt := bytes.Repeat([]byte{7}, 16), bytes.Repeat([]byte{9}, 12)
 	f.Fuzz(func(t *testing.T, pkt []byte, step uint16) {
-		ours, err := newGCMSession(key, salt)
-		if err != nil {
-			t.Fatal(err)
-		}
-		theirs, err := srtp.CreateContext(key, salt, gcm)
-		if err != nil {
-			t.Fatal(err)
-		}
+		ours, theirs := newGCMPair(t, key, salt, gcm)
 		for i := range 3 {
 			if len(pkt) >= 4 {
 				seq := uint16(pkt[2])<<8 | uint16(pkt[3])
