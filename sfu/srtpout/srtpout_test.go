@@ -151,13 +151,20 @@ type peer struct {
 	ctx  *srtp.Context
 }
 
-func newPeer(t *testing.T, profile srtp.ProtectionProfile) *peer {
+// listenLoopback opens a UDP socket on 127.0.0.1, closed when the test ends.
+func listenLoopback(t *testing.T) *net.UDPConn {
 	t.Helper()
 	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func newPeer(t *testing.T, profile srtp.ProtectionProfile) *peer {
+	t.Helper()
+	c := listenLoopback(t)
 	k := testKeys(profile)
 	ctx, err := srtp.CreateContext(k.LocalKey, k.LocalSalt, k.Profile)
 	if err != nil {
@@ -187,12 +194,7 @@ func (p *peer) read(t *testing.T) *rtp.Packet {
 
 func newTestSender(t *testing.T, to *peer, profile srtp.ProtectionProfile) *Sender {
 	t.Helper()
-	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	s := NewSender(c)
+	s := NewSender(listenLoopback(t))
 	if s.Ready() {
 		t.Fatal("ready without keys")
 	}
