@@ -11,7 +11,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import {
-  ARTIFACTS, Sanke, audioPackets, chartDrawn, cleanup, compareCoverage, dataset, launch, log, newPage, pollUntil, saveLogs, screenshot, signIn, sleep, slideSvg, tempDir, videoPlaying,
+  ARTIFACTS, Sanke, audioFlows, audioPackets, chartDrawn, compareCoverage, dataset, launch, log, newPage, pollUntil, screenshot, signIn, sleep, slideSvg, teardown, tempDir,
+  videoPlaying,
 } from './harness.mjs';
 
 const SESSION = 'E2E-DELIVERY';
@@ -42,12 +43,7 @@ describe('web client against a real sanke', { timeout: 300_000 }, () => {
     browser = await launch(dir);
   });
 
-  after(async () => {
-    await saveLogs(Object.values(pages), sanke, 'run').catch(() => undefined);
-    await browser?.close().catch(() => undefined);
-    await sanke?.stop().catch(() => undefined);
-    if (dir) await cleanup(dir);
-  });
+  after(() => teardown({ pages, sanke, browsers: [browser], dir, label: 'run' }));
 
   it('1. delivery class: teacher video and slides at both teaching points; hand, call-on, audio, end of call', async () => {
     const base = sanke.url;
@@ -114,13 +110,7 @@ describe('web client against a real sanke', { timeout: 300_000 }, () => {
     await teacher.click('[data-testid=call-T1]');
     await tp1.waitForSelector('[data-testid=called-on]', { timeout: 10000 });
     await pollUntil(() => tp1.evaluate(() => window.__sanke.class.room.localParticipant.isMicrophoneEnabled), { what: 'T1 publishes its microphone' });
-    const first = await pollUntil(async () => {
-      const a = await audioPackets(tp2, 'T1');
-      return a.subscribed && a.packets > 0 && a;
-    }, { what: "T2 receives T1's audio", timeout: 15000 });
-    await sleep(1000);
-    const second = await audioPackets(tp2, 'T1');
-    assert.ok(second.packets > first.packets, `T1's audio keeps flowing to T2 (${first.packets} -> ${second.packets})`);
+    await audioFlows(tp2, 'T1', "T1's microphone at T2");
     await tp2.click('[data-testid=layout-teacher]');
     await videoPlaying(tp2, '[data-testid=teacher-video]');
     await screenshot(tp1, '06-teaching-point-called-on');

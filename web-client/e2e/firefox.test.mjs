@@ -11,8 +11,8 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import {
-  FIREFOX_PATH, Sanke, audioPackets, chartDrawn, cleanup, compareCoverage, dataset, launch, launchFirefox, log, newFirefoxPage, newPage, pollUntil,
-  saveLogs, screenshot, signIn, sleep, startClass, tempDir, videoPlaying,
+  FIREFOX_PATH, Sanke, audioFlows, chartDrawn, compareCoverage, dataset, launch, launchFirefox, log, newFirefoxPage, newPage, pollUntil,
+  screenshot, signIn, sleep, startClass, teardown, tempDir, videoPlaying,
 } from './harness.mjs';
 
 const SESSION = 'E2E-DELIVERY';
@@ -37,13 +37,7 @@ describe('web client in Firefox', { timeout: 240_000, skip }, () => {
     log(`sanke at ${sanke.url}; ${await firefox.version()}`);
   });
 
-  after(async () => {
-    await saveLogs(Object.values(pages), sanke, 'firefox').catch(() => undefined);
-    await firefox?.close().catch(() => undefined);
-    await chromium?.close().catch(() => undefined);
-    await sanke?.stop().catch(() => undefined);
-    if (dir) await cleanup(dir);
-  });
+  after(() => teardown({ pages, sanke, browsers: [firefox, chromium], dir, label: 'firefox' }));
 
   it('a teaching point in Firefox plays the class, raises its hand and speaks when called on', async () => {
     const base = sanke.url;
@@ -91,18 +85,15 @@ describe('web client in Firefox', { timeout: 240_000, skip }, () => {
     log(`Firefox plays the teacher ${cam.width}x${cam.height}, slides ${slides.width}x${slides.height}`);
     assert.ok(slides.width >= 1280, `slides at a high resolution in Firefox (${slides.width}x${slides.height})`);
     // And the teacher's voice: its audio element plays and packets keep coming.
-    const a1 = await pollUntil(async () => {
-      const a = await audioPackets(tp, 'M1');
-      return a.subscribed && a.packets > 0 && a;
-    }, { what: "Firefox receives the teacher's audio" });
-    const playing = await pollUntil(() => tp.evaluate(async () => {
-      const els = [...document.querySelectorAll('.audio-sink audio')];
-      const t1 = els.map((e) => e.currentTime);
-      await new Promise((r) => setTimeout(r, 500));
-      return els.some((e, i) => !e.paused && e.currentTime > t1[i]);
-    }), { what: "the teacher's audio element plays in Firefox" });
-    assert.ok(playing);
-    assert.ok((await audioPackets(tp, 'M1')).packets > a1.packets, "the teacher's audio keeps flowing to Firefox");
+    await audioFlows(tp, 'M1', "the teacher's voice in Firefox", {
+      timeout: 20_000,
+      waitMore: () => pollUntil(() => tp.evaluate(async () => {
+        const els = [...document.querySelectorAll('.audio-sink audio')];
+        const t1 = els.map((e) => e.currentTime);
+        await new Promise((r) => setTimeout(r, 500));
+        return els.some((e, i) => !e.paused && e.currentTime > t1[i]);
+      }), { what: "the teacher's audio element plays in Firefox" }),
+    });
 
     // Firefox publishes the classroom camera; the teacher plays it.
     await teacher.waitForSelector('[data-testid=tp-T1][data-state=online]');
@@ -121,13 +112,7 @@ describe('web client in Firefox', { timeout: 240_000, skip }, () => {
     await teacher.click('[data-testid=call-T1]');
     await tp.waitForSelector('[data-testid=called-on]', { timeout: 10_000 });
     await pollUntil(() => tp.evaluate(() => window.__sanke.class.room.localParticipant.isMicrophoneEnabled), { what: 'Firefox publishes its microphone' });
-    const first = await pollUntil(async () => {
-      const a = await audioPackets(teacher, 'T1');
-      return a.subscribed && a.packets > 0 && a;
-    }, { what: "the teacher receives Firefox's audio", timeout: 15_000 });
-    await sleep(1000);
-    const second = await audioPackets(teacher, 'T1');
-    assert.ok(second.packets > first.packets, `Firefox's audio keeps flowing (${first.packets} -> ${second.packets})`);
+    await audioFlows(teacher, 'T1', "Firefox's microphone at the teacher");
     await screenshot(tp, 'ff-05-called-on');
     await teacher.click('[data-testid=end-call-T1]');
     await pollUntil(() => tp.evaluate(() => !window.__sanke.class.room.localParticipant.isMicrophoneEnabled), { what: 'Firefox microphone off after the call' });

@@ -264,6 +264,14 @@ export async function newFirefoxPage(browser, name, viewport = { width: 1366, he
   const ctx = await browser.createBrowserContext();
   const page = await ctx.newPage();
   await page.setViewport(viewport);
+  return instrument(page, name);
+}
+
+/**
+ * instrument names a page, collects its console and page errors for saveLogs and accepts its
+ * dialogs; the same for playwright and puppeteer pages.
+ */
+function instrument(page, name) {
   page.sankeName = name;
   page.consoleLog = [];
   page.on('console', (m) => page.consoleLog.push(`[${m.type()}] ${m.text()}`));
@@ -279,13 +287,7 @@ export async function newFirefoxPage(browser, name, viewport = { width: 1366, he
 export async function newPage(browser, name, viewport = { width: 1366, height: 768 }, device = {}) {
   // The classroom service's time zone (classroom.timezone): days in the client are local days.
   const ctx = await browser.newContext({ viewport, locale: 'zh-CN', timezoneId: 'Asia/Shanghai', permissions: ['camera', 'microphone'], ...device });
-  const page = await ctx.newPage();
-  page.sankeName = name;
-  page.consoleLog = [];
-  page.on('console', (m) => page.consoleLog.push(`[${m.type()}] ${m.text()}`));
-  page.on('pageerror', (e) => page.consoleLog.push(`[pageerror] ${e.stack || e.message}`));
-  page.on('dialog', (d) => void d.accept());
-  return page;
+  return instrument(await ctx.newPage(), name);
 }
 
 export async function screenshot(page, name) {
@@ -443,6 +445,31 @@ export async function audioPackets(page, identity) {
     });
     return { subscribed: true, packets, muted: pub.isMuted };
   }, identity);
+}
+
+/**
+ * audioFlows waits until page receives identity's microphone, then checks that its packets
+ * keep coming (after a second and, first, after waitMore, e.g. an audio element check). It
+ * returns the packet counts seen.
+ */
+export async function audioFlows(page, identity, what, { timeout = 15000, waitMore } = {}) {
+  const first = await pollUntil(async () => {
+    const a = await audioPackets(page, identity);
+    return a.subscribed && a.packets > 0 && a;
+  }, { what: `${what}: audio received`, timeout });
+  if (waitMore) await waitMore();
+  await sleep(1000);
+  const second = await audioPackets(page, identity);
+  assert.ok(second.packets > first.packets, `${what}: audio keeps flowing (${first.packets} -> ${second.packets})`);
+  return { first: first.packets, second: second.packets };
+}
+
+/** teardown saves the pages' logs and the server log under label, then stops everything. */
+export async function teardown({ pages, sanke, browsers, dir, label }) {
+  await saveLogs(Object.values(pages), sanke, label).catch(() => undefined);
+  for (const b of browsers) await b?.close().catch(() => undefined);
+  await sanke?.stop().catch(() => undefined);
+  if (dir) await cleanup(dir);
 }
 
 /**

@@ -8,7 +8,7 @@
 // test-artifacts/tablet-*.png.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { Sanke, cleanup, dataset, launch, log, newPage, pollUntil, saveLogs, screenshot, signIn, sleep, startClass, tempDir, videoPlaying } from './harness.mjs';
+import { Sanke, dataset, launch, log, newPage, pollUntil, screenshot, signIn, sleep, startClass, teardown, tempDir, videoPlaying } from './harness.mjs';
 
 const SESSION = 'E2E-DELIVERY';
 const LANDSCAPE = { width: 1024, height: 768 };
@@ -78,12 +78,7 @@ describe('web client on a tablet', { timeout: 240_000 }, () => {
     browser = await launch(dir);
   });
 
-  after(async () => {
-    await saveLogs(Object.values(pages), sanke, 'tablet').catch(() => undefined);
-    await browser?.close().catch(() => undefined);
-    await sanke?.stop().catch(() => undefined);
-    if (dir) await cleanup(dir);
-  });
+  after(() => teardown({ pages, sanke, browsers: [browser], dir, label: 'tablet' }));
 
   it('sign-in and session list in landscape and portrait', async () => {
     for (const [name, viewport] of [['landscape', LANDSCAPE], ['portrait', PORTRAIT]]) {
