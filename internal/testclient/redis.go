@@ -20,7 +20,7 @@ func StartRedis(tb testing.TB) string {
 	if err != nil {
 		tb.Fatalf("redis-server is not installed (%v): run ./scripts/test.sh, which installs it, or apt-get install -y redis-server", err)
 	}
-	port, err := freeTCPPort()
+	port, err := reservePort(tb, "tcp")
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -142,15 +141,15 @@ func startSanke(tb testing.TB, bin string, flags map[string]bool, o serverOption
 		exited:    make(chan struct{}),
 	}
 	var err error
-	if s.Port, err = freeTCPPort(); err != nil {
+	if s.Port, err = reservePort(tb, "tcp"); err != nil {
 		return nil, err
 	}
-	if s.UDPPort, err = freeUDPPort(); err != nil {
+	if s.UDPPort, err = reservePort(tb, "udp"); err != nil {
 		return nil, err
 	}
 	s.Args = []string{"serve", "--dev", "--port", strconv.Itoa(s.Port), "--udp-port", strconv.Itoa(s.UDPPort)}
 	if flags["tcp-port"] {
-		if s.TCPPort, err = freeTCPPort(); err != nil {
+		if s.TCPPort, err = reservePort(tb, "tcp"); err != nil {
 			return nil, err
 		}
 		s.Args = append(s.Args, "--tcp-port", strconv.Itoa(s.TCPPort))
@@ -410,26 +409,6 @@ func supportedFlags(bin string) map[string]bool {
 	return flags
 }
 
-// freeTCPPort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func freeTCPPort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// freeUDPPort returns a UDP port that was free a moment ago on all addresses.
-func freeUDPPort() (int, error) {
-	c, err := net.ListenUDP("udp", &net.UDPAddr{})
-	if err != nil {
-		return 0, err
-	}
-	defer func() { _ = c.Close() }()
-	return c.LocalAddr().(*net.UDPAddr).Port, nil
-}
-
 // lineWriter splits a process's output into lines for a logBuffer.
 type lineWriter struct {
 	mu      sync.Mutex
@@ -477,15 +456,13 @@ func (w *lineWriter) flush() {
 	}
 }
 
-// FreePort returns a loopback port of network ("tcp" or "udp") that was free a moment ago,
-// for tests that start servers on their own ports. It fails the test if none can be had.
+// FreePort returns a loopback port of network ("tcp" or "udp") reserved for the test until
+// it ends, for tests that start servers on their own ports: no other test process is handed
+// the same port meanwhile, and no client socket takes it (see reservePort). It fails the test
+// if none can be had.
 func FreePort(tb testing.TB, network string) int {
 	tb.Helper()
-	get := freeTCPPort
-	if network == "udp" {
-		get = freeUDPPort
-	}
-	port, err := get()
+	port, err := reservePort(tb, network)
 	if err != nil {
 		tb.Fatalf("free %s port: %v", network, err)
 	}
