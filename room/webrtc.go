@@ -177,6 +177,12 @@ func NewMediaAPI(cfg MediaConfig, logger *slog.Logger) (*MediaAPI, error) {
 	se.SetIncludeLoopbackCandidate(cfg.IncludeLoopback)
 	se.SetICETimeouts(10*time.Second, 20*time.Second, 2*time.Second)
 	se.SetLite(false)
+	// The server only offers host candidates, so the clients' addresses it learns from their
+	// checks (peer-reflexive: every ICE-TCP client, whose active candidates carry no port,
+	// and browsers that hide their host addresses behind mDNS names) are direct paths. pion
+	// otherwise waits 1 s from the start of ICE before the controlling side (ours, on the
+	// subscriber PeerConnection) may nominate such a pair: a second before the first media.
+	se.SetPrflxAcceptanceMinWait(0)
 	if cfg.NodeIP != "" {
 		se.SetNAT1To1IPs([]string{cfg.NodeIP}, webrtc.ICECandidateTypeHost)
 	}
