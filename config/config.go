@@ -63,6 +63,10 @@ type RTCConfig struct {
 	// DirectSRTP sends forwarded media with the SFU's own SRTP and batched UDP writes
 	// instead of pion's per-packet write path (see sfu/srtpout); false is the fallback.
 	DirectSRTP bool `koanf:"direct_srtp"`
+	// DownlinkControl fits each subscriber's video layers to what its downlink carries,
+	// judged from its receiver reports (see sfu.Allocator); false forwards what the
+	// subscriber asks for whatever the loss.
+	DownlinkControl bool `koanf:"downlink_control"`
 }
 
 // RoomConfig configures room lifecycle.
@@ -237,6 +241,7 @@ func Default() *Config {
 			PLIThrottle:     500 * time.Millisecond,
 			PacketCacheSize: 512,
 			DirectSRTP:      true,
+			DownlinkControl: true,
 		},
 		Room: RoomConfig{
 			AutoCreate:       true,

@@ -40,6 +40,18 @@ func (t *PublishedTrack) kind() livekit.TrackType {
 	return t.info.Type
 }
 
+// downlinkPriority orders t among the video a subscriber's downlink has room for (see
+// sfu.Allocator): a screen share (the teacher's slides, unreadable at a low layer) goes up
+// before cameras.
+func downlinkPriority(t *PublishedTrack) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.info.Source == livekit.TrackSource_SCREEN_SHARE {
+		return 1
+	}
+	return 0
+}
+
 // layerFor maps a subscriber's wish (quality, or element dimensions) to a simulcast layer.
 func (t *PublishedTrack) layerFor(q livekit.VideoQuality, width, height uint32) int {
 	t.mu.Lock()

@@ -70,6 +70,8 @@ func (r *Room) subscribe(sub *Participant, t *PublishedTrack) {
 		StreamID:     owner.sid + "|" + sid,
 		TrackID:      sid,
 		Reports:      sub.downTransport().reports,
+		Allocator:    sub.downTransport().alloc,
+		Priority:     downlinkPriority(t),
 		Output:       sub.downTransport().out,
 		Logger:       sub.logger.With("track", sid),
 	})

@@ -25,6 +25,7 @@ type transport struct {
 	pc      *webrtc.PeerConnection
 	out     *srtpout.Sender // direct sender of forwarded media, nil if pion sends it all
 	reports *sfu.Reporter   // sender reports of the down tracks this PeerConnection carries
+	alloc   *sfu.Allocator  // fits their video layers to the downlink; nil when not enabled
 	logger  *slog.Logger
 
 	// sendOffer and sendCandidate deliver SDP and candidates to the client.
@@ -59,6 +60,9 @@ func newTransport(media *MediaAPI, opts PeerOptions, target livekit.SignalTarget
 	}
 	t := &transport{target: target, pc: pc, out: out, logger: logger.With("pc", target.String()), sendCandidate: sendCandidate}
 	t.reports = sfu.NewReporter(pc.WriteRTCP, t.logger)
+	if media.control {
+		t.alloc = sfu.NewAllocator(t.logger)
+	}
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
 		if c == nil {
 			return

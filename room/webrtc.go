@@ -35,6 +35,9 @@ type MediaConfig struct {
 	// pion's write path, wherever the node is the DTLS server over UDP. pion still carries
 	// ICE, DTLS, RTCP, data channels and everything else.
 	DirectSRTP bool
+	// DownlinkControl gives every PeerConnection an sfu.Allocator that fits the video
+	// layers it carries to the subscriber's downlink.
+	DownlinkControl bool
 }
 
 // MediaAPI builds the PeerConnections of a node: codecs, interceptors, settings and the
@@ -46,6 +49,7 @@ type MediaAPI struct {
 	udp     *net.UDPConn
 	udpPort int
 	direct  bool
+	control bool // DownlinkControl
 	closers []func() error
 }
 
@@ -187,7 +191,7 @@ func NewMediaAPI(cfg MediaConfig, logger *slog.Logger) (*MediaAPI, error) {
 		se.SetNAT1To1IPs([]string{cfg.NodeIP}, webrtc.ICECandidateTypeHost)
 	}
 
-	m := &MediaAPI{me: me, ir: ir, direct: cfg.DirectSRTP}
+	m := &MediaAPI{me: me, ir: ir, direct: cfg.DirectSRTP, control: cfg.DownlinkControl}
 	networks := []webrtc.NetworkType{webrtc.NetworkTypeUDP4}
 
 	muxConn, err := udpsock.Listen(net.ParseIP(cfg.BindIP), cfg.UDPPort)
@@ -219,7 +223,7 @@ func NewMediaAPI(cfg MediaConfig, logger *slog.Logger) (*MediaAPI, error) {
 
 	m.se = se
 	logger.Info("media plane ready", "udp_port", cfg.UDPPort, "tcp_port", cfg.TCPPort, "bind", cfg.BindIP, "node_ip", cfg.NodeIP,
-		"direct_srtp", cfg.DirectSRTP)
+		"direct_srtp", cfg.DirectSRTP, "downlink_control", cfg.DownlinkControl)
 	return m, nil
 }
 

@@ -75,6 +75,7 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 		NodeIP:          cfg.RTC.NodeIP,
 		IncludeLoopback: cfg.RTC.IncludeLoopback,
 		DirectSRTP:      cfg.RTC.DirectSRTP,
+		DownlinkControl: cfg.RTC.DownlinkControl,
 	}, logger)
 	if err != nil {
 		return nil, err

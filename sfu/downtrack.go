@@ -50,6 +50,12 @@ type DownTrackParams struct {
 	// down track's own: typically the subscriber PeerConnection's WriteRTCP. Without
 	// either, no sender reports are sent.
 	WriteRTCP func([]rtcp.Packet) error
+	// Allocator, if not nil, caps the video layer to what the subscriber's downlink carries,
+	// judged from the subscriber's receiver reports; it is shared by the down tracks of one
+	// PeerConnection. Priority orders the tracks when it shares out the room (higher
+	// first).
+	Allocator *Allocator
+	Priority  int
 	// Output, if not nil, sends the track's RTP directly (SRTP and batched UDP sends, see
 	// package srtpout) instead of through pion's write path, from the first packet it is
 	// ready for; the subscriber's PeerConnection must have its KeyCapture installed. A
@@ -70,8 +76,9 @@ type DownTrack struct {
 	subscriberID string
 	streamID     string
 	trackID      string
-	reporter     *Reporter // nil: no sender reports
-	ownReporter  bool      // reporter was made for this down track alone
+	reporter     *Reporter  // nil: no sender reports
+	ownReporter  bool       // reporter was made for this down track alone
+	alloc        *Allocator // nil: no downlink allocation
 	logger       *slog.Logger
 
 	closed      atomic.Bool
@@ -142,6 +149,7 @@ func NewDownTrack(p DownTrackParams) (*DownTrack, error) {
 		streamID:     p.StreamID,
 		trackID:      trackID,
 		reporter:     p.Reports,
+		alloc:        p.Allocator,
 		out:          p.Output,
 		logger:       logger.With("track", trackID, "subscriber", p.SubscriberID),
 		done:         make(chan struct{}),
@@ -149,6 +157,9 @@ func NewDownTrack(p DownTrackParams) (*DownTrack, error) {
 	}
 	if d.reporter == nil && p.WriteRTCP != nil {
 		d.reporter, d.ownReporter = NewReporter(p.WriteRTCP, d.logger), true
+	}
+	if d.alloc != nil {
+		d.alloc.add(d, p.Priority)
 	}
 	return d, nil
 }
@@ -272,6 +283,30 @@ func (d *DownTrack) SetMaxLayer(layer int) {
 	d.mu.Lock()
 	d.fwd.setMaxLayer(layer)
 	d.mu.Unlock()
+}
+
+// maxLayer returns the highest layer the subscriber wants.
+func (d *DownTrack) maxLayer() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.fwd.maxLayer
+}
+
+// setCapLayer sets the highest layer the subscriber's downlink has room for (Allocator).
+// Like SetMaxLayer, a change takes effect on the next keyframe of the new layer.
+func (d *DownTrack) setCapLayer(layer int) {
+	d.mu.Lock()
+	d.fwd.setCapLayer(layer)
+	d.mu.Unlock()
+	d.logger.Debug("downlink cap", "layer", layer)
+}
+
+// sentCounters returns the packets and payload bytes forwarded so far, retransmissions
+// excluded.
+func (d *DownTrack) sentCounters() (packets, bytes uint64) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.counters.packets, d.counters.bytes
 }
 
 // SetPaused pauses (the subscriber disabled the track) or resumes
@@ -486,6 +521,9 @@ func (d *DownTrack) Close() {
 	d.cbMu.Unlock()
 
 	d.receiver.RemoveDownTrack(d)
+	if d.alloc != nil {
+		d.alloc.remove(d)
+	}
 	if d.reporter != nil {
 		d.reporter.remove(d)
 		if d.ownReporter {
@@ -528,6 +566,7 @@ func (d *DownTrack) Stats() DownTrackStats {
 		Direct:       d.outMode == outputDirect,
 		CurrentLayer: d.fwd.current,
 		TargetLayer:  target,
+		CapLayer:     d.fwd.capLayer,
 	}
 	d.reports.fill(&s, d.receiver.Codec().ClockRate)
 	return s

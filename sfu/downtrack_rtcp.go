@@ -197,11 +197,12 @@ func (d *DownTrack) resend(outSeq uint16, now int64) {
 func (d *DownTrack) handleReports(reports []rtcp.ReceptionReport) {
 	now := d.receiver.now()
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	for _, rr := range reports {
+	var mine *rtcp.ReceptionReport
+	for i, rr := range reports {
 		if rr.SSRC != d.ssrc || d.writer == nil {
 			continue
 		}
+		mine = &reports[i]
 		r := &d.reports
 		r.fractionLost = rr.FractionLost
 		r.totalLost = rr.TotalLost
@@ -221,6 +222,16 @@ func (d *DownTrack) handleReports(reports []rtcp.ReceptionReport) {
 			break
 		}
 	}
+	sent := d.counters.packets
+	d.mu.Unlock()
+	if mine != nil && d.alloc != nil {
+		d.alloc.report(d, mine.LastSequenceNumber, lost24(mine.TotalLost), sent, now)
+	}
+}
+
+// lost24 sign-extends a report block's 24-bit cumulative loss (negative with duplicates).
+func lost24(v uint32) int32 {
+	return int32(v<<8) >> 8
 }
 
 // senderReport builds the down track's sender report at wall time wall,

@@ -62,6 +62,7 @@ type forwarder struct {
 	clockRate uint32
 
 	maxLayer int  // what the subscriber asked for; LayerNone pauses
+	capLayer int  // the highest layer the subscriber's downlink has room for (Allocator)
 	paused   bool // subscriber disabled the track
 	muted    bool // publisher muted the track
 
@@ -92,6 +93,7 @@ func newForwarder(video bool, clockRate uint32) *forwarder {
 		video:     video,
 		clockRate: clockRate,
 		maxLayer:  LayerHigh,
+		capLayer:  LayerHigh,
 		current:   LayerNone,
 		target:    LayerNone,
 		last:      LayerNone,
@@ -119,6 +121,12 @@ func (f *forwarder) setMaxLayer(layer int) {
 	f.update(func() { f.maxLayer = min(max(layer, LayerNone), NumLayers-1) })
 }
 
+// setCapLayer sets the highest layer the subscriber's downlink has room for (at least
+// LayerLow: a cap never stops the track).
+func (f *forwarder) setCapLayer(layer int) {
+	f.capLayer = min(max(layer, LayerLow), NumLayers-1)
+}
+
 // setPaused pauses or resumes forwarding for the subscriber.
 func (f *forwarder) setPaused(paused bool) {
 	f.update(func() { f.paused = paused })
@@ -138,11 +146,12 @@ func (f *forwarder) targetFor(available layerMask) int {
 	if !f.video {
 		return LayerLow
 	}
+	want := min(f.maxLayer, f.capLayer)
 	fallback := f.current
 	if fallback == LayerNone {
-		fallback = f.maxLayer
+		fallback = want
 	}
-	return pickLayer(f.maxLayer, available, fallback)
+	return pickLayer(want, available, fallback)
 }
 
 // forward decides the fate of packet p.

@@ -252,6 +252,15 @@ func (r *Receiver) handlePacket(l *upLayer, pkt *rtp.Packet, b []byte) {
 	l.fan.write(&in, *r.downTracks.Load())
 }
 
+// layerBitrate returns layer i's bitrate over the last second, 0 when the layer is not
+// receiving.
+func (r *Receiver) layerBitrate(i int, now int64) uint64 {
+	if l := r.layer(i); l != nil && l.active(now) {
+		return l.bitrate.Load()
+	}
+	return 0
+}
+
 // availableMask returns the layers that received packets recently.
 func (r *Receiver) availableMask(now int64) layerMask {
 	var m layerMask

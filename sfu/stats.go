@@ -49,4 +49,7 @@ type DownTrackStats struct {
 
 	CurrentLayer int // LayerNone if nothing is forwarded
 	TargetLayer  int
+	// CapLayer is the highest layer the subscriber's downlink has room for (see Allocator);
+	// LayerHigh when nothing limits it.
+	CapLayer int
 }

@@ -1,0 +1,287 @@
+package sfu
+
+import (
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+)
+
+// The Allocator fits the video one subscriber receives to its downlink. Rural teaching
+// points sit behind 1-3 Mbps links: a teacher's 720p camera alone can fill one, and a
+// layer that does not fit arrives as loss, then as frozen video. The subscriber's
+// receiver reports tell how much of what was sent arrived; from that a loss-based
+// controller (Google congestion control's loss half: cut to sent x (1 - loss/2) above 10%
+// loss) keeps a bitrate budget, and the budget is shared out as simulcast layers: every
+// video track gets its lowest layer, then tracks move up one layer at a time, by priority,
+// while the budget lasts. As loss alone cannot tell how much more a link would carry, the
+// way up is a probe: after a quiet spell the budget grows to fit exactly one more layer,
+// and if that brings loss the step is undone and the next try waits twice as long.
+//
+// Loss is counted downstream only: packets the down track sent minus packets the
+// subscriber received (from the report's highest sequence number and cumulative loss),
+// so holes that the publisher's own uplink left in the stream do not count.
+const (
+	// allocEvalInterval is the least time between two evaluations of the loss.
+	allocEvalInterval = time.Second
+	// allocMinPackets is the least number of packets an evaluation needs.
+	allocMinPackets = 30
+	// lossCongested is the loss above which the budget is cut; lossQuiet the loss under
+	// which the link counts as quiet (a probe above it fails).
+	lossCongested = 0.10
+	lossQuiet     = 0.02
+	// probeBackoffMin and probeBackoffMax bound the quiet time before a probe; a failed
+	// probe doubles it, one that holds for probeConfirm resets it.
+	probeBackoffMin = 4 * time.Second
+	probeBackoffMax = time.Minute
+	probeConfirm    = 3 * time.Second
+	// probeHeadroom is added to a probe's budget for the measurement's noise.
+	probeHeadroom = 1.05
+	// packetOverhead approximates the bytes each packet adds on the wire besides its
+	// payload: RTP header and extensions, SRTP tag, UDP and IPv4 headers.
+	packetOverhead = 60
+)
+
+// Allocator shares one subscriber PeerConnection's downlink between its video down tracks
+// (see the comment above). Create one per subscriber PeerConnection and pass it in
+// DownTrackParams.Allocator; its methods are safe for concurrent use. Without receiver
+// reports from the subscriber it never limits anything.
+type Allocator struct {
+	logger *slog.Logger
+
+	mu     sync.Mutex
+	tracks []*allocTrack
+	budget uint64 // bits per second; 0 while no congestion was ever seen (no limit)
+
+	windowStart int64 // receiver clock of the last evaluation, 0 before the first report
+	quietSince  int64 // start of the current run of quiet evaluations
+	backoff     time.Duration
+	probing     bool
+	probeStart  int64
+	preProbe    uint64 // the budget before the probe, restored if it fails
+}
+
+// allocTrack is one down track as its Allocator sees it.
+type allocTrack struct {
+	d        *DownTrack
+	video    bool
+	priority int
+	capLayer int // the layer the budget allows
+
+	// From its last receiver report.
+	reported     bool
+	extHighest   uint32
+	totalLost    int32
+	sentAtReport uint64
+	// Summed since the last evaluation.
+	sent, received uint64
+	// Counters at the last evaluation, for the sent bitrate.
+	packets, bytes uint64
+}
+
+// NewAllocator returns an Allocator with no limit yet; logger (nil discards) gets a line
+// whenever the budget changes.
+func NewAllocator(logger *slog.Logger) *Allocator {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Allocator{logger: logger, backoff: probeBackoffMin}
+}
+
+// add starts allocating for d, with priority (higher first) among the video tracks.
+func (a *Allocator) add(d *DownTrack, priority int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	t := &allocTrack{d: d, video: d.receiver.video(), priority: priority, capLayer: LayerHigh}
+	t.packets, t.bytes = d.sentCounters()
+	a.tracks = append(a.tracks, t)
+	// Stable: equal priorities keep their subscription order.
+	slices.SortStableFunc(a.tracks, func(x, y *allocTrack) int { return y.priority - x.priority })
+	if a.budget > 0 {
+		a.allocate(d.receiver.now())
+	}
+}
+
+// remove stops allocating for d.
+func (a *Allocator) remove(d *DownTrack) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.tracks = slices.DeleteFunc(a.tracks, func(t *allocTrack) bool { return t.d == d })
+}
+
+// Budget returns the bitrate the subscriber's downlink is thought to carry, 0 when no
+// limit is known.
+func (a *Allocator) Budget() uint64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.budget
+}
+
+// report takes one receiver report block about d: the extended highest sequence number
+// and cumulative loss it states, and how many packets d had sent when it arrived. It
+// evaluates the loss once enough time has passed.
+func (a *Allocator) report(d *DownTrack, extHighest uint32, totalLost int32, sent uint64, now int64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	i := slices.IndexFunc(a.tracks, func(t *allocTrack) bool { return t.d == d })
+	if i < 0 {
+		return
+	}
+	t := a.tracks[i]
+	if t.reported && int32(extHighest-t.extHighest) > 0 && sent >= t.sentAtReport {
+		expected := uint64(extHighest - t.extHighest)
+		lost := int64(totalLost) - int64(t.totalLost)
+		t.sent += sent - t.sentAtReport
+		t.received += uint64(max(int64(expected)-lost, 0))
+	}
+	t.reported, t.extHighest, t.totalLost, t.sentAtReport = true, extHighest, totalLost, sent
+	if a.windowStart == 0 {
+		a.windowStart, a.quietSince = now, now
+		for _, t := range a.tracks {
+			t.packets, t.bytes = t.d.sentCounters()
+		}
+		return
+	}
+	if now-a.windowStart >= int64(allocEvalInterval) {
+		a.evaluate(now)
+	}
+}
+
+// evaluate runs the controller on the loss and sent bitrate since the last evaluation.
+// a.mu must be held.
+func (a *Allocator) evaluate(now int64) {
+	var sent, received, bits uint64
+	video := false
+	for _, t := range a.tracks {
+		sent += t.sent
+		received += t.received
+		packets, bytes := t.d.sentCounters()
+		bits += 8 * (bytes - t.bytes + packetOverhead*(packets-t.packets))
+		video = video || t.video
+	}
+	if sent < allocMinPackets || !video {
+		return // too little to judge: let the window grow
+	}
+	elapsed := now - a.windowStart
+	rate := bits * uint64(time.Second) / uint64(elapsed)
+	loss := 0.0
+	if received < sent {
+		loss = float64(sent-received) / float64(sent)
+	}
+	for _, t := range a.tracks {
+		t.sent, t.received = 0, 0
+		t.packets, t.bytes = t.d.sentCounters()
+	}
+	a.windowStart = now
+
+	switch {
+	case a.probing && loss > lossQuiet:
+		// The extra layer did not fit: back to where the probe started, and wait longer.
+		a.probing = false
+		a.backoff = min(2*a.backoff, probeBackoffMax)
+		a.setBudget(min(a.preProbe, uint64(float64(rate)*(1-loss/2))), now, loss, rate, "probe failed")
+		a.quietSince = now
+	case loss > lossCongested:
+		a.setBudget(uint64(float64(rate)*(1-loss/2)), now, loss, rate, "congested")
+		a.quietSince = now
+	case loss > lossQuiet:
+		a.quietSince = now
+	case a.probing:
+		if now-a.probeStart >= int64(probeConfirm) {
+			a.probing = false
+			a.backoff = probeBackoffMin
+			a.quietSince = now
+		}
+	case a.budget > 0 && now-a.quietSince >= int64(a.backoff):
+		a.probe(now, loss, rate)
+	}
+}
+
+// probe raises the budget to fit one more layer, if any track can go up. a.mu must be held.
+func (a *Allocator) probe(now int64, loss float64, rate uint64) {
+	layers, total := a.share(a.budget, now)
+	for i, t := range a.tracks {
+		if !t.video {
+			continue
+		}
+		if next, cost, ok := t.nextLayer(layers[i], now); ok && next > layers[i] {
+			a.probing, a.probeStart, a.preProbe = true, now, a.budget
+			a.setBudget(uint64(float64(total+cost)*probeHeadroom), now, loss, rate, "probe")
+			return
+		}
+	}
+}
+
+// setBudget changes the budget and applies it. a.mu must be held.
+func (a *Allocator) setBudget(budget uint64, now int64, loss float64, rate uint64, why string) {
+	a.budget = max(budget, 1)
+	layers := a.allocate(now)
+	a.logger.Info("downlink budget", "why", why, "budget_kbps", a.budget/1000, "sent_kbps", rate/1000,
+		"loss", float64(int(loss*1000))/1000, "layers", layers)
+}
+
+// allocate shares the budget out and caps each video down track. It returns the layers.
+// a.mu must be held.
+func (a *Allocator) allocate(now int64) []int {
+	layers, _ := a.share(a.budget, now)
+	for i, t := range a.tracks {
+		if !t.video || t.capLayer == layers[i] {
+			continue
+		}
+		t.capLayer = layers[i]
+		t.d.setCapLayer(layers[i])
+	}
+	return layers
+}
+
+// share returns the layer each track gets from budget (0: no limit) and what that costs.
+// Audio and every video track's lowest layer always count; then, in priority order, a
+// track moves up one layer if the budget has room for the difference, round after round.
+func (a *Allocator) share(budget uint64, now int64) ([]int, uint64) {
+	layers := make([]int, len(a.tracks))
+	var total uint64
+	for i, t := range a.tracks {
+		if !t.video || budget == 0 {
+			layers[i] = LayerHigh
+			continue
+		}
+		layers[i] = LayerLow
+		total += t.d.receiver.layerBitrate(LayerLow, now)
+	}
+	for _, t := range a.tracks {
+		if !t.video {
+			total += t.d.receiver.layerBitrate(LayerLow, now)
+		}
+	}
+	if budget == 0 {
+		return layers, total
+	}
+	for moved := true; moved; {
+		moved = false
+		for i, t := range a.tracks {
+			if !t.video {
+				continue
+			}
+			next, cost, ok := t.nextLayer(layers[i], now)
+			if ok && total+cost <= budget {
+				layers[i] = next
+				total += cost
+				moved = true
+			}
+		}
+	}
+	return layers, total
+}
+
+// nextLayer returns the next layer above from that the track is sending and its
+// subscriber wants, and the extra bitrate it costs over from's.
+func (t *allocTrack) nextLayer(from int, now int64) (int, uint64, bool) {
+	want := t.d.maxLayer()
+	base := t.d.receiver.layerBitrate(from, now)
+	for l := from + 1; l <= want; l++ {
+		if b := t.d.receiver.layerBitrate(l, now); b > 0 {
+			return l, b - min(b, base), true
+		}
+	}
+	return from, 0, false
+}

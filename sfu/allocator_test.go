@@ -1,0 +1,261 @@
+package sfu
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/webrtc/v4"
+)
+
+// allocRig is one subscriber's Allocator with down tracks of receivers whose layers have
+// set bitrates, all on one fake clock.
+type allocRig struct {
+	t     *testing.T
+	clock *fakeClock
+	a     *Allocator
+	rigs  []*testRig
+	downs []*DownTrack
+	// What each down track's subscriber reported last: extended highest sequence number
+	// and cumulative loss.
+	highest []uint32
+	lost    []uint32
+}
+
+func newAllocRig(t *testing.T) *allocRig {
+	return &allocRig{t: t, clock: &fakeClock{}, a: NewAllocator(nil)}
+}
+
+// track adds a down track of a receiver whose layers send bitrates (bits/s, 0: layer off),
+// with the given priority; codec opusCodec makes an audio track.
+func (ar *allocRig) track(codec webrtc.RTPCodecParameters, priority int, bitrates ...uint64) *DownTrack {
+	ar.t.Helper()
+	var layers []int
+	for l, b := range bitrates {
+		if b > 0 {
+			layers = append(layers, l)
+		}
+	}
+	rig := newTestRig(ar.t, codec, layers...)
+	if len(ar.rigs) == 0 {
+		ar.clock = rig.clock
+	}
+	rig.r.clock = ar.clock.now
+	for l, b := range bitrates {
+		if b > 0 {
+			rig.layers[l].bitrate.Store(b)
+		}
+	}
+	d, err := NewDownTrack(DownTrackParams{Receiver: rig.r, StreamID: "PA_pub|TR_test", Allocator: ar.a, Priority: priority})
+	if err != nil {
+		ar.t.Fatal(err)
+	}
+	codec.PayloadType = 100
+	ssrc := webrtc.SSRC(5000 + len(ar.downs))
+	if _, err := d.Bind((&fakeContext{codecs: []webrtc.RTPCodecParameters{codec}, ssrc: ssrc}).withWriter(discardWriter{})); err != nil {
+		ar.t.Fatal(err)
+	}
+	ar.rigs = append(ar.rigs, rig)
+	ar.downs = append(ar.downs, d)
+	ar.highest = append(ar.highest, 1000)
+	ar.lost = append(ar.lost, 0)
+	ar.keepAlive()
+	return d
+}
+
+// keepAlive marks every layer with a bitrate as receiving now.
+func (ar *allocRig) keepAlive() {
+	for _, rig := range ar.rigs {
+		for _, l := range rig.layers {
+			if l != nil {
+				l.lastPacket.Store(ar.clock.now())
+			}
+		}
+	}
+}
+
+// second advances the clock by one second in which down track i sent packets of bytes
+// each (retransmissions excluded), the stream's sequence numbers advanced by packets +
+// holes (holes: packets the publisher's uplink lost, never sent), and the subscriber lost
+// lost of those it was sent; then each subscriber sends its receiver report.
+func (ar *allocRig) second(packets, bytes, holes, lost []uint64) {
+	ar.clock.advance(time.Second)
+	ar.keepAlive()
+	for i, d := range ar.downs {
+		d.mu.Lock()
+		d.counters.packets += packets[i]
+		d.counters.bytes += packets[i] * bytes[i]
+		d.mu.Unlock()
+		ar.highest[i] += uint32(packets[i] + holes[i])
+		ar.lost[i] += uint32(holes[i] + lost[i])
+		d.handleReports([]rtcp.ReceptionReport{{SSRC: d.ssrc, LastSequenceNumber: ar.highest[i], TotalLost: ar.lost[i] & 0xffffff}})
+	}
+}
+
+// caps returns each down track's cap layer.
+func (ar *allocRig) caps() []int {
+	out := make([]int, len(ar.downs))
+	for i, d := range ar.downs {
+		out[i] = d.Stats().CapLayer
+	}
+	return out
+}
+
+func TestAllocatorShare(t *testing.T) {
+	const kbps = 1000
+	tests := []struct {
+		name      string
+		budget    uint64
+		cameraMax int
+		want      []int // camera, screen share, audio
+	}{
+		{"no limit", 0, LayerHigh, []int{LayerHigh, LayerHigh, LayerHigh}},
+		{"below every lowest layer: lowest layers anyway", 250 * kbps, LayerHigh, []int{LayerLow, LayerLow, LayerHigh}},
+		{"room for one step: the screen share first", 700 * kbps, LayerHigh, []int{LayerLow, LayerMedium, LayerHigh}},
+		{"one step each", 1200 * kbps, LayerHigh, []int{LayerMedium, LayerMedium, LayerHigh}},
+		{"screen share to the top, camera medium", 2000 * kbps, LayerHigh, []int{LayerMedium, LayerHigh, LayerHigh}},
+		{"everything", 3500 * kbps, LayerHigh, []int{LayerHigh, LayerHigh, LayerHigh}},
+		{"never above what the subscriber wants", 3500 * kbps, LayerLow, []int{LayerLow, LayerHigh, LayerHigh}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ar := newAllocRig(t)
+			camera := ar.track(vp8Codec, 0, 150*kbps, 500*kbps, 1700*kbps)
+			ar.track(vp8Codec, 1, 100*kbps, 300*kbps, 1000*kbps)
+			ar.track(opusCodec, 0, 40*kbps)
+			camera.SetMaxLayer(tc.cameraMax)
+			ar.a.mu.Lock()
+			got, total := ar.a.share(tc.budget, ar.clock.now())
+			ar.a.mu.Unlock()
+			// The allocator keeps the screen share (priority 1) first.
+			want := []int{tc.want[1], tc.want[0], tc.want[2]}
+			if !slices.Equal(got, want) {
+				t.Errorf("layers (screen, camera, audio) = %v, want %v", got, want)
+			}
+			if tc.budget > 0 && total > tc.budget && !slices.Equal(got, []int{LayerLow, LayerLow, LayerHigh}) {
+				t.Errorf("cost %d over budget %d", total, tc.budget)
+			}
+		})
+	}
+}
+
+func TestAllocatorController(t *testing.T) {
+	const kbps = 1000
+	ar := newAllocRig(t)
+	camera := ar.track(vp8Codec, 0, 150*kbps, 500*kbps, 1700*kbps)
+	// 1.7 Mbps of HIGH: 150 packets/s of 1,357 bytes (+60 overhead each).
+	high := func(lossPerSecond, holes uint64) {
+		ar.second([]uint64{150}, []uint64{1357}, []uint64{holes}, []uint64{lossPerSecond})
+	}
+	medium := func(lossPerSecond uint64) {
+		ar.second([]uint64{50}, []uint64{1190}, []uint64{0}, []uint64{lossPerSecond})
+	}
+	step := func(name string, wantCap int) {
+		t.Helper()
+		if got := camera.Stats().CapLayer; got != wantCap {
+			t.Fatalf("%s: cap layer %d, want %d (budget %d)", name, got, wantCap, ar.a.Budget())
+		}
+	}
+
+	// Reports without loss leave everything alone, and so do 10% holes that the
+	// publisher's uplink left: the subscriber received all that was sent.
+	for range 5 {
+		high(0, 15)
+	}
+	step("upstream holes", LayerHigh)
+	if b := ar.a.Budget(); b != 0 {
+		t.Fatalf("budget %d without downstream loss", b)
+	}
+
+	// 30% loss: budget = 1.7 Mbps x 0.85 ~ 1.44 Mbps, which fits MEDIUM, not HIGH.
+	high(45, 0)
+	high(45, 0)
+	step("congested", LayerMedium)
+	if l := camera.TargetLayer(); l != LayerMedium {
+		t.Fatalf("target layer %d under a MEDIUM cap with all layers receiving", l)
+	}
+	b := ar.a.Budget()
+	if b < 1300*kbps || b > 1500*kbps {
+		t.Fatalf("budget after 30%% loss = %d, want ~1.44 Mbps", b)
+	}
+
+	// Quiet for the backoff (4 s): a probe raises the cap to HIGH.
+	for range 3 {
+		medium(0)
+	}
+	step("before the probe", LayerMedium)
+	medium(0)
+	medium(0)
+	step("probe", LayerHigh)
+
+	// The probe brings 5% loss: undone, and the next try waits 8 s.
+	high(8, 0)
+	step("probe failed", LayerMedium)
+	if got := ar.a.Budget(); got != b {
+		t.Fatalf("budget after the failed probe = %d, want the one before it, %d", got, b)
+	}
+	for range 6 {
+		medium(0)
+	}
+	step("backoff doubled", LayerMedium)
+	for range 3 {
+		medium(0)
+	}
+	step("second probe", LayerHigh)
+
+	// This time the link holds: the cap stays, and the backoff is back to 4 s.
+	for range 4 {
+		high(0, 0)
+	}
+	step("probe held", LayerHigh)
+	ar.a.mu.Lock()
+	probing, backoff := ar.a.probing, ar.a.backoff
+	ar.a.mu.Unlock()
+	if probing || backoff != probeBackoffMin {
+		t.Fatalf("after a probe that held: probing %v, backoff %v", probing, backoff)
+	}
+
+	// Losses between 2% and 10% hold the budget where it is.
+	for range 6 {
+		high(6, 0)
+	}
+	step("moderate loss", LayerHigh)
+
+	// A removed down track is forgotten.
+	camera.Close()
+	if n := len(ar.a.tracks); n != 0 {
+		t.Fatalf("%d tracks after Close", n)
+	}
+}
+
+func TestAllocatorWaitsForEnoughPackets(t *testing.T) {
+	ar := newAllocRig(t)
+	camera := ar.track(vp8Codec, 0, 150_000, 500_000, 1_700_000)
+	// 5 packets a second, 2 of them lost: the window grows until it holds 30 packets.
+	for range 6 {
+		ar.second([]uint64{5}, []uint64{1000}, []uint64{0}, []uint64{2})
+	}
+	if c := camera.Stats().CapLayer; c != LayerHigh || ar.a.Budget() != 0 {
+		t.Fatalf("cap %d, budget %d after 25 packets", c, ar.a.Budget())
+	}
+	ar.second([]uint64{5}, []uint64{1000}, []uint64{0}, []uint64{2})
+	// 30 packets of 1,060 bytes on the wire over 6 s, 40% lost: 42.4 kbps x 0.8.
+	if b := ar.a.Budget(); b < 33000 || b > 35000 {
+		t.Fatalf("budget %d after 30 packets, want ~33.9 kbps", b)
+	}
+	if c := camera.Stats().CapLayer; c != LayerLow {
+		t.Fatalf("cap %d, want the lowest layer", c)
+	}
+}
+
+func TestLost24(t *testing.T) {
+	for _, tc := range []struct {
+		in   uint32
+		want int32
+	}{{0, 0}, {5, 5}, {0x7fffff, 0x7fffff}, {0xffffff, -1}, {0x800000, -0x800000}} {
+		if got := lost24(tc.in); got != tc.want {
+			t.Errorf("lost24(%#x) = %d, want %d", tc.in, got, tc.want)
+		}
+	}
+}
