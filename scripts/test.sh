@@ -5,7 +5,7 @@
 #
 # On a Debian 12 machine with Go installed it:
 #   1. installs the system packages the tests need, only those missing (ffmpeg, redis-server,
-#      chromium, firefox-esr, nodejs/npm), with apt-get, non-interactively;
+#      chromium, firefox-esr, nodejs/npm, iproute2), with apt-get, non-interactively;
 #   2. runs go vet ./...;
 #   3. (browser tests go here, see below);
 #   4. runs go test -race over every package and prints a summary.
@@ -33,6 +33,9 @@ command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 # The web client's Firefox tests (web-client/e2e/firefox.test.mjs) drive Debian's Firefox ESR.
 command -v firefox-esr >/dev/null 2>&1 || missing+=(firefox-esr)
+# The weak-link tests (e2e/weaklink) put a subscriber in a network namespace and shape its
+# link with ip and tc.
+{ command -v ip && command -v tc; } >/dev/null 2>&1 || missing+=(iproute2)
 if ! command -v node >/dev/null 2>&1; then
   missing+=(nodejs npm)
 elif ! command -v npm >/dev/null 2>&1; then

@@ -35,6 +35,10 @@ const (
 	probeBackoffMin = 4 * time.Second
 	probeBackoffMax = time.Minute
 	probeConfirm    = 3 * time.Second
+	// cutHold is how long after a cut the loss is not cut for again: the packets already
+	// queued on the link, and the old layer until the new one's keyframe, are still
+	// arriving, and would cut a second time for the same congestion.
+	cutHold = 2 * time.Second
 	// probeHeadroom is added to a probe's budget for the measurement's noise.
 	probeHeadroom = 1.05
 	// packetOverhead approximates the bytes each packet adds on the wire besides its
@@ -56,6 +60,7 @@ type Allocator struct {
 	windowStart int64 // receiver clock of the last evaluation, 0 before the first report
 	quietSince  int64 // start of the current run of quiet evaluations
 	backoff     time.Duration
+	lastCut     int64 // receiver clock of the last cut, 0 before any
 	probing     bool
 	probeStart  int64
 	preProbe    uint64 // the budget before the probe, restored if it fails
@@ -180,9 +185,12 @@ func (a *Allocator) evaluate(now int64) {
 		a.probing = false
 		a.backoff = min(2*a.backoff, probeBackoffMax)
 		a.setBudget(min(a.preProbe, uint64(float64(rate)*(1-loss/2))), now, loss, rate, "probe failed")
-		a.quietSince = now
+		a.quietSince, a.lastCut = now, now
 	case loss > lossCongested:
-		a.setBudget(uint64(float64(rate)*(1-loss/2)), now, loss, rate, "congested")
+		if a.lastCut == 0 || now-a.lastCut >= int64(cutHold) {
+			a.setBudget(uint64(float64(rate)*(1-loss/2)), now, loss, rate, "congested")
+			a.lastCut = now
+		}
 		a.quietSince = now
 	case loss > lossQuiet:
 		a.quietSince = now

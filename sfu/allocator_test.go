@@ -168,9 +168,10 @@ func TestAllocatorController(t *testing.T) {
 		t.Fatalf("budget %d without downstream loss", b)
 	}
 
-	// 30% loss: budget = 1.7 Mbps x 0.85 ~ 1.44 Mbps, which fits MEDIUM, not HIGH.
+	// 30% loss: budget = 1.7 Mbps x 0.85 ~ 1.44 Mbps, which fits MEDIUM, not HIGH. The
+	// next second's loss, from packets sent before the cut, does not cut again.
 	high(45, 0)
-	high(45, 0)
+	high(75, 0)
 	step("congested", LayerMedium)
 	if l := camera.TargetLayer(); l != LayerMedium {
 		t.Fatalf("target layer %d under a MEDIUM cap with all layers receiving", l)

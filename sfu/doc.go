@@ -41,6 +41,13 @@
 // publisher's NTP/RTP mapping over the timestamp offset, which keeps audio and
 // video in sync at the subscriber.
 //
+// The Allocator of a subscriber's PeerConnection (DownTrackParams.Allocator)
+// fits the video it carries to the subscriber's downlink: from the receiver
+// reports it counts the packets lost on the way to the subscriber, keeps a
+// bitrate budget (cut above 10% loss, probed up one layer at a time after a
+// quiet spell) and caps each video down track's layer so that together they
+// fit; the forwarder takes the lower of that cap and the subscriber's wish.
+//
 // # Wiring it into PeerConnections
 //
 // Publisher connection, in OnTrack(track, rtpReceiver): create or find the

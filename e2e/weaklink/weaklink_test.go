@@ -1,0 +1,208 @@
+// Package weaklink tests Sanke over a constrained link, the rural teaching point's normal
+// case: the subscriber runs in a network namespace of its own behind a veth pair whose
+// server-side end is shaped by tc's token bucket filter, so the server's packets to it queue
+// and drop as on a real 1 Mbit/s line. The publisher stays on loopback. The tests need root
+// (network namespaces) and iproute2; the subscriber is this test binary started again inside
+// the namespace (TestMain runs it as a LiveKit Go SDK subscriber then).
+package weaklink
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	lksdk "github.com/livekit/server-sdk-go/v2"
+	"github.com/pion/webrtc/v4"
+)
+
+// Environment of the subscriber process started inside the namespace.
+const (
+	subURLEnv   = "SANKE_WEAKLINK_URL"
+	subTokenEnv = "SANKE_WEAKLINK_TOKEN"
+)
+
+func TestMain(m *testing.M) {
+	if os.Getenv(subURLEnv) != "" {
+		os.Exit(runSubscriber(os.Getenv(subURLEnv), os.Getenv(subTokenEnv)))
+	}
+	os.Exit(m.Run())
+}
+
+// runSubscriber joins with the Go SDK, reads every track it is given (the SDK's interceptors
+// send receiver reports and NACKs for what is read), prints "joined" and then once a second
+// the bytes received, and leaves when its standard input closes.
+func runSubscriber(url, token string) int {
+	var received atomic.Int64
+	cb := lksdk.NewRoomCallback()
+	cb.ParticipantCallback.OnTrackSubscribed = func(track *webrtc.TrackRemote, _ *lksdk.RemoteTrackPublication, _ *lksdk.RemoteParticipant) {
+		go func() {
+			buf := make([]byte, 1500)
+			for {
+				n, _, err := track.Read(buf)
+				if err != nil {
+					return
+				}
+				received.Add(int64(n))
+			}
+		}()
+	}
+	room, err := lksdk.ConnectToRoomWithToken(url, token, cb, lksdk.WithAutoSubscribe(true))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "connect:", err)
+		return 1
+	}
+	fmt.Println("joined")
+	stop := make(chan struct{})
+	go func() {
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		close(stop)
+	}()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			room.Disconnect()
+			return 0
+		case <-tick.C:
+			fmt.Printf("received %d\n", received.Swap(0))
+		}
+	}
+}
+
+// link is a network namespace joined to the host by a veth pair, the host's end shaped.
+type link struct {
+	ns      string
+	hostIP  string // the host's end, where the subscriber reaches the server
+	hostDev string
+}
+
+// newLink makes a namespace with a veth pair, 10.231.x.1 (host) to 10.231.x.2, and limits
+// what the host sends into it to rate (tc tbf, 100 ms of queue). It is removed when the test
+// ends. The test is skipped when not run as root.
+func newLink(t *testing.T, rate string) *link {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("weak-link tests need root for network namespaces (CI runs them as root)")
+	}
+	for _, tool := range []string{"ip", "tc"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s is not installed (%v): run ./scripts/test.sh, which installs iproute2", tool, err)
+		}
+	}
+	id := rand.IntN(1 << 16)
+	l := &link{ns: fmt.Sprintf("sanke-wl-%d", id), hostDev: fmt.Sprintf("skwl%dh", id)}
+	nsDev := fmt.Sprintf("skwl%dn", id)
+	subnet := fmt.Sprintf("10.231.%d", 4*(id%64))
+	l.hostIP = subnet + ".1"
+	run := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	run("ip", "netns", "add", l.ns)
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", l.ns).Run() }) // takes the veth pair along
+	run("ip", "link", "add", l.hostDev, "type", "veth", "peer", "name", nsDev)
+	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", l.hostDev).Run() })
+	run("ip", "link", "set", nsDev, "netns", l.ns)
+	run("ip", "addr", "add", l.hostIP+"/30", "dev", l.hostDev)
+	run("ip", "link", "set", l.hostDev, "up")
+	run("ip", "-n", l.ns, "addr", "add", subnet+".2/30", "dev", nsDev)
+	run("ip", "-n", l.ns, "link", "set", nsDev, "up")
+	run("ip", "-n", l.ns, "link", "set", "lo", "up")
+	run("tc", "qdisc", "add", "dev", l.hostDev, "root", "tbf", "rate", rate, "burst", "16kb", "latency", "100ms")
+	return l
+}
+
+// subscriber is this test binary running runSubscriber inside a namespace.
+type subscriber struct {
+	cmd      *exec.Cmd
+	stdin    io.WriteCloser
+	joined   chan struct{}
+	received atomic.Int64 // bytes in the newest one-second report
+	output   syncBuffer // its standard error
+}
+
+// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// startSubscriber runs a subscriber inside l's namespace and waits until it has joined. It
+// leaves when the test ends.
+func startSubscriber(t *testing.T, l *link, url, token string) *subscriber {
+	t.Helper()
+	s := &subscriber{joined: make(chan struct{})}
+	s.cmd = exec.Command("ip", "netns", "exec", l.ns, os.Args[0], "-test.run=^$")
+	s.cmd.Env = append(os.Environ(), subURLEnv+"="+url, subTokenEnv+"="+token)
+	var err error
+	if s.stdin, err = s.cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := s.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.cmd.Stderr = &s.output
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			line := sc.Text()
+			var n int64
+			switch {
+			case line == "joined":
+				close(s.joined)
+			case strings.HasPrefix(line, "received "):
+				if _, err := fmt.Sscanf(line, "received %d", &n); err == nil {
+					s.received.Store(n)
+				}
+			}
+		}
+		_ = s.cmd.Wait()
+		close(exited)
+	}()
+	t.Cleanup(func() {
+		_ = s.stdin.Close()
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			_ = s.cmd.Process.Kill()
+			<-exited
+		}
+	})
+	select {
+	case <-s.joined:
+	case <-exited:
+		t.Fatalf("subscriber exited before joining:\n%s", s.output.String())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("subscriber did not join within 30 s:\n%s", s.output.String())
+	}
+	return s
+}
