@@ -14,6 +14,7 @@ import (
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/sanke-edu/sanke/internal/pionlog"
 	"github.com/sanke-edu/sanke/sfu/srtpout"
 	"github.com/sanke-edu/sanke/sfu/udpsock"
 )
@@ -176,7 +177,7 @@ func NewMediaAPI(cfg MediaConfig, logger *slog.Logger) (*MediaAPI, error) {
 	if err := se.SetAnsweringDTLSRole(webrtc.DTLSRoleServer); err != nil {
 		return nil, err
 	}
-	se.LoggerFactory = newPionLogs(logger)
+	se.LoggerFactory = pionlog.New(logger)
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetIncludeLoopbackCandidate(cfg.IncludeLoopback)
 	se.SetICETimeouts(10*time.Second, 20*time.Second, 2*time.Second)

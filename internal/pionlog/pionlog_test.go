@@ -1,4 +1,4 @@
-package room
+package pionlog
 
 import (
 	"bytes"
@@ -19,7 +19,7 @@ func TestPionLogs(t *testing.T) {
 		{slog.LevelDebug, []string{"dtls failed: 7", `level=DEBUG msg="chatty 1" pion=ice`}, []string{"trace"}},
 	} {
 		var buf bytes.Buffer
-		f := newPionLogs(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: tc.level})))
+		f := New(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: tc.level})))
 		if f.NewLogger("ice") != f.NewLogger("ice") || f.NewLogger("ice") == f.NewLogger("dtls") {
 			t.Fatal("loggers are not one per scope")
 		}

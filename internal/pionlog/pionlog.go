@@ -1,4 +1,5 @@
-package room
+// Package pionlog writes pion's logs (WebRTC, ICE, DTLS, TURN) to a log/slog logger.
+package pionlog
 
 import (
 	"context"
@@ -9,26 +10,28 @@ import (
 	"github.com/pion/logging"
 )
 
-// pionLogs is pion's LoggerFactory for every PeerConnection of the node: it hands out one
-// logger per scope ("ice", "dtls", ...) that writes to the server's slog logger. pion's
+// Factory is pion's LoggerFactory for every PeerConnection of the node (or another pion
+// component, such as the TURN server): it hands out one logger per scope ("ice", "dtls",
+// ...) that writes to the server's slog logger. pion's
 // default factory builds a set of loggers for each PeerConnection, about 7 KiB per
 // subscriber that logs nothing at the default level.
 //
 // pion's errors are logged at Warn (they concern one peer, not the server); everything else
 // at Debug. Messages are formatted only when the level is enabled.
-type pionLogs struct {
+type Factory struct {
 	log *slog.Logger
 
 	mu     sync.Mutex
 	scopes map[string]*pionLogger
 }
 
-func newPionLogs(log *slog.Logger) *pionLogs {
-	return &pionLogs{log: log, scopes: map[string]*pionLogger{}}
+// New returns a Factory writing to log.
+func New(log *slog.Logger) *Factory {
+	return &Factory{log: log, scopes: map[string]*pionLogger{}}
 }
 
 // NewLogger returns the logger of scope, shared by every PeerConnection.
-func (f *pionLogs) NewLogger(scope string) logging.LeveledLogger {
+func (f *Factory) NewLogger(scope string) logging.LeveledLogger {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	l, ok := f.scopes[scope]
