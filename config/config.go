@@ -42,6 +42,32 @@ type Config struct {
 	Classroom ClassroomConfig `koanf:"classroom"`
 	// Webhook configures LiveKit-format webhooks (package webhook).
 	Webhook WebhookConfig `koanf:"webhook"`
+	// TURN configures the embedded TURN relay (package turnserver).
+	TURN TURNConfig `koanf:"turn"`
+}
+
+// TURNConfig configures the embedded TURN relay, for clients whose networks let neither
+// UDP nor the ICE-TCP port through. Clients get its URLs and time-limited credentials in
+// their join responses.
+type TURNConfig struct {
+	// Enabled starts the relay.
+	Enabled bool `koanf:"enabled"`
+	// Domain is the host name in the URLs handed to clients (a TURN/TLS certificate must
+	// match it); empty: the host the client reached the server at.
+	Domain string `koanf:"domain"`
+	// UDPPort is the TURN/UDP port; 0 disables it.
+	UDPPort int `koanf:"udp_port"`
+	// TCPPort is the plain TURN/TCP port; 0 disables it.
+	TCPPort int `koanf:"tcp_port"`
+	// TLSPort is the TURN/TLS port (443 passes the strictest firewalls); 0 disables it.
+	TLSPort int `koanf:"tls_port"`
+	// CertFile and KeyFile are the PEM certificate (chain) and key of TURN/TLS.
+	CertFile string `koanf:"cert_file"`
+	KeyFile  string `koanf:"key_file"`
+	// RelayPortRangeStart and RelayPortRangeEnd bound the relay sockets' UDP ports
+	// (inclusive), for firewall rules; both 0: any port.
+	RelayPortRangeStart int `koanf:"relay_port_range_start"`
+	RelayPortRangeEnd   int `koanf:"relay_port_range_end"`
 }
 
 // RTCConfig configures the WebRTC media plane.
@@ -242,6 +268,13 @@ func Default() *Config {
 			PacketCacheSize: 512,
 			DirectSRTP:      true,
 			DownlinkControl: true,
+		},
+		TURN: TURNConfig{
+			UDPPort:             3478,
+			TCPPort:             3478,
+			TLSPort:             5349,
+			RelayPortRangeStart: 30000,
+			RelayPortRangeEnd:   40000,
 		},
 		Room: RoomConfig{
 			AutoCreate:       true,

@@ -524,6 +524,30 @@ func TestValidate(t *testing.T) {
 		{name: "upper-case log level", modify: func(c *Config) { c.Log.Level = "DEBUG" }},
 		{name: "bad log format", modify: func(c *Config) { c.Log.Format = "xml" }, want: []string{"log.format", "xml"}},
 		{name: "empty data dir", modify: func(c *Config) { c.DataDir = "" }, want: []string{"data_dir"}},
+		{name: "turn off: its ports unchecked", modify: func(c *Config) { c.TURN.TLSPort = c.Port }},
+		{name: "turn without tls", modify: func(c *Config) { c.TURN.Enabled = true; c.TURN.TLSPort = 0 }},
+		{name: "turn tls without certificate", modify: func(c *Config) { c.TURN.Enabled = true }, want: []string{"turn.tls_port", "cert_file"}},
+		{
+			name: "turn tls with certificate",
+			modify: func(c *Config) {
+				c.TURN.Enabled, c.TURN.CertFile, c.TURN.KeyFile = true, "/etc/sanke/turn.pem", "/etc/sanke/turn.key"
+			},
+		},
+		{
+			name:   "turn without ports",
+			modify: func(c *Config) { c.TURN = TURNConfig{Enabled: true} },
+			want:   []string{"turn: enabled without a port"},
+		},
+		{
+			name:   "turn port clashes",
+			modify: func(c *Config) { c.TURN.Enabled, c.TURN.TLSPort, c.TURN.UDPPort = true, c.Port, c.RTC.UDPPort },
+			want:   []string{"already used by port", "turn.udp_port"},
+		},
+		{
+			name:   "turn relay range reversed",
+			modify: func(c *Config) { c.TURN.Enabled, c.TURN.TLSPort, c.TURN.RelayPortRangeEnd = true, 0, 100 },
+			want:   []string{"turn.relay_port_range_start"},
+		},
 		{
 			name:   "all problems reported",
 			modify: func(c *Config) { c.Port = 0; c.Keys = nil; c.Log.Format = "xml" },

@@ -47,6 +47,32 @@ func (c *Config) Validate() error {
 			add("rtc.stun_servers", "empty entry")
 		}
 	}
+	if c.TURN.Enabled {
+		checkPort("turn.udp_port", c.TURN.UDPPort, true)
+		checkPort("turn.tcp_port", c.TURN.TCPPort, true)
+		checkPort("turn.tls_port", c.TURN.TLSPort, true)
+		if c.TURN.UDPPort == 0 && c.TURN.TCPPort == 0 && c.TURN.TLSPort == 0 {
+			add("turn", "enabled without a port: set udp_port, tcp_port or tls_port")
+		}
+		if c.TURN.TLSPort != 0 && (c.TURN.CertFile == "" || c.TURN.KeyFile == "") {
+			add("turn.tls_port", "TURN/TLS needs turn.cert_file and turn.key_file (or tls_port: 0)")
+		}
+		for _, p := range []int{c.TURN.TCPPort, c.TURN.TLSPort} {
+			if p != 0 && (p == c.Port || p == c.RTC.TCPPort) {
+				add("turn", "port %d is already used by port or rtc.tcp_port", p)
+			}
+		}
+		if c.TURN.TCPPort != 0 && c.TURN.TCPPort == c.TURN.TLSPort {
+			add("turn.tls_port", "%d is already turn.tcp_port", c.TURN.TLSPort)
+		}
+		if c.TURN.UDPPort != 0 && c.TURN.UDPPort == c.RTC.UDPPort {
+			add("turn.udp_port", "%d is already rtc.udp_port", c.TURN.UDPPort)
+		}
+		start, end := c.TURN.RelayPortRangeStart, c.TURN.RelayPortRangeEnd
+		if (start != 0 || end != 0) && (start < 1024 || end > 65535 || end < start) {
+			add("turn.relay_port_range_start", "relay ports %d-%d are not a range within 1024-65535 (both 0: any)", start, end)
+		}
+	}
 	if c.RTC.PacketCacheSize <= 0 {
 		add("rtc.packet_cache_size", "must be positive, got %d", c.RTC.PacketCacheSize)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -31,10 +32,27 @@ type Config struct {
 	PacketCacheSize int
 	// ICEServers are handed to clients in the join response.
 	ICEServers []*livekit.ICEServer
+	// TURN, if not nil, returns the embedded relay's URLs and fresh credentials for a
+	// participant who reached the server at host; they follow ICEServers in join and
+	// reconnect responses.
+	TURN func(host, identity string) (*livekit.ICEServer, error)
 	// ServerInfo is sent in join responses (version, protocol, node id, region).
 	ServerInfo *livekit.ServerInfo
 	// Keys sign the refreshed tokens sent to clients; nil disables refresh.
 	Keys auth.KeyProvider
+}
+
+// clientICEServers returns the ICE servers for a client that reached the server at host.
+func (c *Config) clientICEServers(host, identity string, logger *slog.Logger) []*livekit.ICEServer {
+	if c.TURN == nil {
+		return c.ICEServers
+	}
+	ice, err := c.TURN(host, identity)
+	if err != nil {
+		logger.Warn("no TURN relay for the client", "identity", identity, "host", host, "err", err)
+		return c.ICEServers
+	}
+	return append(slices.Clip(c.ICEServers), ice)
 }
 
 func (c *Config) webrtcICEServers() []webrtc.ICEServer {
@@ -120,7 +138,7 @@ func (m *Manager) Join(ctx context.Context, req signaling.JoinRequest, sink sign
 			lastSeq := p.lastDataSeq
 			p.mu.Unlock()
 			p.resume(sink, &livekit.SignalResponse{Message: &livekit.SignalResponse_Reconnect{Reconnect: &livekit.ReconnectResponse{
-				IceServers:          m.cfg.ICEServers,
+				IceServers:          m.cfg.clientICEServers(req.Host, req.Identity, m.logger),
 				ClientConfiguration: m.cfg.clientConfiguration(),
 				ServerInfo:          m.cfg.ServerInfo,
 				LastMessageSeq:      lastSeq,

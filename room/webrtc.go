@@ -188,6 +188,10 @@ func NewMediaAPI(cfg MediaConfig, logger *slog.Logger) (*MediaAPI, error) {
 	// otherwise waits 1 s from the start of ICE before the controlling side (ours, on the
 	// subscriber PeerConnection) may nominate such a pair: a second before the first media.
 	se.SetPrflxAcceptanceMinWait(0)
+	// A client's relayed address (the TURN relay, for clients behind firewalls that pass
+	// nothing else) waited 2 s by pion's default; half a second still lets the direct pairs,
+	// checked first, win when they work.
+	se.SetRelayAcceptanceMinWait(500 * time.Millisecond)
 	if cfg.NodeIP != "" {
 		se.SetNAT1To1IPs([]string{cfg.NodeIP}, webrtc.ICECandidateTypeHost)
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/sanke-edu/sanke/room"
 	"github.com/sanke-edu/sanke/roomapi"
 	"github.com/sanke-edu/sanke/signaling"
+	"github.com/sanke-edu/sanke/turnserver"
 )
 
 // Version is the version Sanke reports to clients in server_info. LiveKit clients compare it
@@ -54,6 +55,7 @@ type Server struct {
 	mux      *http.ServeMux
 	nodeID   string
 	listener []net.Listener
+	turn     *turnserver.Server // nil unless turn.enabled: see turn.go
 	recorder *recorder.Recorder // recording: see recording.go
 	extras   extras             // classroom, webhooks, metrics: see classroom.go
 }
@@ -94,7 +96,7 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 		ice = append(ice, &livekit.ICEServer{Urls: urls})
 	}
 	keys := auth.NewFileBasedKeyProviderFromMap(cfg.Keys)
-	s.rooms = room.NewManager(&room.Config{
+	roomCfg := &room.Config{
 		Keys:             keys,
 		AutoCreate:       cfg.Room.AutoCreate,
 		EmptyTimeout:     cfg.Room.EmptyTimeout,
@@ -112,7 +114,12 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 			Protocol: ProtocolVersion,
 			NodeId:   s.nodeID,
 		},
-	}, media, logger)
+	}
+	if err := s.startTURN(roomCfg, bindIP); err != nil { // see turn.go
+		_ = media.Close()
+		return nil, err
+	}
+	s.rooms = room.NewManager(roomCfg, media, logger)
 
 	s.signal = signaling.NewHandler(signaling.Config{
 		MaxMessageBytes: cfg.Signal.MaxMessageBytes,
@@ -148,11 +155,11 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	if err := s.setupRecording(); err != nil { // recording: see recording.go
-		_ = media.Close()
+		_ = s.closeSockets()
 		return nil, err
 	}
 	if err := s.setupExtras(); err != nil { // classroom, webhooks, metrics: see classroom.go
-		_ = media.Close()
+		_ = s.closeSockets()
 		return nil, err
 	}
 	s.setupWebClient() // web client at "/" (issue 6): see webclient.go
@@ -192,13 +199,13 @@ func (s *Server) Listen() error {
 // tells clients to leave and closes their peer connections.
 func (s *Server) Run(ctx context.Context) error {
 	if err := s.Listen(); err != nil {
-		_ = s.media.Close()
+		_ = s.closeSockets()
 		return err
 	}
 	s.startRecording() // recording: see recording.go
 
 	if err := s.startExtras(ctx); err != nil { // classroom: see classroom.go
-		_ = s.media.Close()
+		_ = s.closeSockets()
 		return err
 	}
 	srv := &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second}
@@ -236,7 +243,7 @@ func (s *Server) Run(ctx context.Context) error {
 		s.logger.Warn("http shutdown", "err", err)
 	}
 	wg.Wait()
-	if err := s.media.Close(); err != nil {
+	if err := s.closeSockets(); err != nil {
 		s.logger.Debug("close media sockets", "err", err)
 	}
 	s.logger.Info("shutdown complete")

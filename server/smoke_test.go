@@ -65,14 +65,10 @@ func TestSmokePublishSubscribe(t *testing.T) {
 	}
 }
 
-// smokePublishSubscribe: one Go SDK client publishes VP8, another receives it, in dual or
-// single PeerConnection mode, with the direct SRTP path (rtc.direct_srtp) or pion's writer.
-func smokePublishSubscribe(t *testing.T, single, direct bool) {
-	url, srv := startTestServerWith(t, func(c *config.Config) { c.RTC.DirectSRTP = direct })
-	var opts []lksdk.ConnectOption
-	if single {
-		opts = append(opts, lksdk.WithSinglePeerConnection())
-	}
+// publishReceive connects alice and bob to room "smoke" with opts; alice publishes VP8 and
+// bob must receive at least 30 packets of it.
+func publishReceive(t *testing.T, url string, opts ...lksdk.ConnectOption) {
+	t.Helper()
 	connect := func(identity string, cb *lksdk.RoomCallback) *lksdk.Room {
 		r, err := lksdk.ConnectToRoom(url, lksdk.ConnectInfo{
 			APIKey: config.DevAPIKey, APISecret: config.DevAPISecret, RoomName: "smoke", ParticipantIdentity: identity,
@@ -139,6 +135,17 @@ func smokePublishSubscribe(t *testing.T, single, direct bool) {
 		t.Fatalf("bob received %d packets", got.Load())
 	}
 	t.Logf("bob received %d packets", got.Load())
+}
+
+// smokePublishSubscribe: one Go SDK client publishes VP8, another receives it, in dual or
+// single PeerConnection mode, with the direct SRTP path (rtc.direct_srtp) or pion's writer.
+func smokePublishSubscribe(t *testing.T, single, direct bool) {
+	url, srv := startTestServerWith(t, func(c *config.Config) { c.RTC.DirectSRTP = direct })
+	var opts []lksdk.ConnectOption
+	if single {
+		opts = append(opts, lksdk.WithSinglePeerConnection())
+	}
+	publishReceive(t, url, opts...)
 
 	// AES-GCM SRTP costs about a sixth of AES-CM per packet: it must be what is negotiated.
 	stats, err := srv.Rooms().Stats("smoke")

@@ -37,6 +37,10 @@ type JoinRequest struct {
 
 	// TokenExpiresAt is when the token expires (zero if it carries no expiry).
 	TokenExpiresAt time.Time
+	// Host is the host (and port) the client reached the server at: the request's Host, or
+	// X-Forwarded-Host behind a trusted proxy. Addresses handed back to the client, such as
+	// the TURN relay's, use it.
+	Host string
 	// Attributes are participant attributes requested by the client ("attributes" query
 	// parameter). They are only accepted when the token grants canUpdateOwnMetadata; the room
 	// merges them over Grants.Attributes. Nil when absent.

@@ -238,6 +238,7 @@ func (h *Handler) admit(r *http.Request, ep endpoint) (JoinRequest, *httpError) 
 	if herr != nil {
 		return newJoinRequest(tok), herr
 	}
+	req.Host = requestHost(r, h.cfg.TrustProxyHeaders)
 	if h.draining.Load() {
 		rej := RejectionFor(ErrServerShuttingDown)
 		return req, &httpError{status: rej.Status, msg: rej.Message}

@@ -249,6 +249,18 @@ func clientAddress(r *http.Request, trustProxy bool) string {
 	return host
 }
 
+// requestHost returns the host the client addressed: X-Forwarded-Host (its first entry)
+// when proxy headers are trusted and it is set, else the request's Host.
+func requestHost(r *http.Request, trustProxy bool) string {
+	if trustProxy {
+		if fh := r.Header.Get("X-Forwarded-Host"); fh != "" {
+			first, _, _ := strings.Cut(fh, ",")
+			return strings.TrimSpace(first)
+		}
+	}
+	return r.Host
+}
+
 // decodeBase64URL decodes base64url with or without padding (the Go SDK pads, others may not).
 func decodeBase64URL(s string) ([]byte, error) {
 	return base64.RawURLEncoding.DecodeString(strings.TrimRight(s, "="))

@@ -134,6 +134,31 @@ func TestClientAddress(t *testing.T) {
 	}
 }
 
+func TestRequestHost(t *testing.T) {
+	tests := []struct {
+		name       string
+		header     http.Header
+		trustProxy bool
+		want       string
+	}{
+		{"host", nil, false, "class.example.edu.cn:7880"},
+		{"forwarded ignored", http.Header{"X-Forwarded-Host": {"proxy.example.edu.cn"}}, false, "class.example.edu.cn:7880"},
+		{"forwarded trusted", http.Header{"X-Forwarded-Host": {"proxy.example.edu.cn, inner"}}, true, "proxy.example.edu.cn"},
+		{"trusted, none forwarded", nil, true, "class.example.edu.cn:7880"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodGet, "http://class.example.edu.cn:7880/rtc", nil)
+			for k, v := range tc.header {
+				r.Header[k] = v
+			}
+			if got := requestHost(r, tc.trustProxy); got != tc.want {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
 func TestRequestToken(t *testing.T) {
 	tests := []struct {
 		name, target, auth, want string

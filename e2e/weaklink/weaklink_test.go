@@ -130,7 +130,7 @@ type subscriber struct {
 	stdin    io.WriteCloser
 	joined   chan struct{}
 	received atomic.Int64 // bytes in the newest one-second report
-	output   syncBuffer // its standard error
+	output   syncBuffer   // its standard error
 }
 
 // syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
