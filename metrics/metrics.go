@@ -17,6 +17,7 @@ import (
 
 	"github.com/sanke-edu/sanke/classroom/outbox"
 	"github.com/sanke-edu/sanke/room"
+	"github.com/sanke-edu/sanke/sfu"
 )
 
 // Source is what metrics are gathered from (room.Manager implements it).
@@ -52,6 +53,7 @@ type Collector struct {
 	rooms, participants, tracks, subscriptions                 *prometheus.Desc
 	packets, bytes, retransmits, nacks, plis, bitrateDesc      *prometheus.Desc
 	loss, rtt, jitter                                          *prometheus.Desc
+	videoLayers, downlinkCapped                                *prometheus.Desc
 	recActive, recStarted, recEnded                            *prometheus.Desc
 	outboxPending, outboxOldest, outboxDelivered, outboxFailed *prometheus.Desc
 }
@@ -80,6 +82,8 @@ func New(src Source) *Collector {
 		loss:            d("subscriber_loss_ratio", "Fraction of packets lost per subscription, from the last receiver report."),
 		rtt:             d("subscriber_rtt_seconds", "Round-trip time per subscription, from RTCP."),
 		jitter:          d("subscriber_jitter_seconds", "Interarrival jitter per subscription, from the last receiver report."),
+		videoLayers:     d("video_subscriptions", "Video subscriptions by the simulcast layer being forwarded (none: paused or waiting for a keyframe).", "layer"),
+		downlinkCapped:  d("video_subscriptions_downlink_capped", "Video subscriptions kept below the top layer because the subscriber's downlink does not carry more (rtc.downlink_control)."),
 		recActive:       d("recordings_active", "Recordings in progress."),
 		recStarted:      d("recordings_started_total", "Recordings started."),
 		recEnded:        d("recordings_ended_total", "Recordings ended, by final status.", "status"),
@@ -100,7 +104,8 @@ func (c *Collector) SetBacklog(b Backlog) {
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.rooms, c.participants, c.tracks, c.subscriptions, c.packets, c.bytes,
-		c.retransmits, c.nacks, c.plis, c.bitrateDesc, c.loss, c.rtt, c.jitter, c.recActive, c.recStarted, c.recEnded,
+		c.retransmits, c.nacks, c.plis, c.bitrateDesc, c.loss, c.rtt, c.jitter, c.videoLayers, c.downlinkCapped,
+		c.recActive, c.recStarted, c.recEnded,
 		c.outboxPending, c.outboxOldest, c.outboxDelivered, c.outboxFailed} {
 		ch <- d
 	}
@@ -114,7 +119,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	roles := map[string]float64{}
 	type trackKey struct{ kind, source string }
 	tracks := map[trackKey]float64{}
-	var subs float64
+	var subs, capped float64
+	layers := map[string]float64{"none": 0, "low": 0, "medium": 0, "high": 0}
 	lossH := newHist([]float64{0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5})
 	rttH := newHist([]float64{0.01, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6})
 	jitterH := newHist([]float64{0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2})
@@ -147,6 +153,12 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 				c.totals.nacks += cur.nacks - min(prev.nacks, cur.nacks)
 				c.totals.plis += cur.plis - min(prev.plis, cur.plis)
 				seen[key] = cur
+				if s.Kind == livekit.TrackType_VIDEO {
+					layers[layerName(s.CurrentLayer)]++
+					if s.CapLayer < sfu.LayerHigh {
+						capped++
+					}
+				}
 				if s.Kind == livekit.TrackType_VIDEO || s.Kind == livekit.TrackType_AUDIO {
 					lossH.observe(s.FractionLost)
 					jitterH.observe(s.Jitter.Seconds())
@@ -180,6 +192,10 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.nacks, prometheus.CounterValue, float64(c.totals.nacks))
 	ch <- prometheus.MustNewConstMetric(c.plis, prometheus.CounterValue, float64(c.totals.plis))
 	ch <- prometheus.MustNewConstMetric(c.bitrateDesc, prometheus.GaugeValue, c.bitrate)
+	for layer, n := range layers {
+		ch <- prometheus.MustNewConstMetric(c.videoLayers, prometheus.GaugeValue, n, layer)
+	}
+	ch <- prometheus.MustNewConstMetric(c.downlinkCapped, prometheus.GaugeValue, capped)
 	ch <- lossH.metric(c.loss)
 	ch <- rttH.metric(c.rtt)
 	ch <- jitterH.metric(c.jitter)
@@ -288,4 +304,17 @@ func sourceName(s livekit.TrackSource) string {
 		return "screen_share_audio"
 	}
 	return "unknown"
+}
+
+// layerName names a simulcast layer for the video_subscriptions label.
+func layerName(layer int) string {
+	switch layer {
+	case sfu.LayerLow:
+		return "low"
+	case sfu.LayerMedium:
+		return "medium"
+	case sfu.LayerHigh:
+		return "high"
+	}
+	return "none"
 }

@@ -57,7 +57,8 @@ func (fakeBacklog) Stats(context.Context) (outbox.Stats, error) {
 
 func sub(subscriber, track string, packets, bytes uint64, loss float64) room.SubscriptionStats {
 	return room.SubscriptionStats{Subscriber: subscriber, SubscriberSID: "PA_" + subscriber, TrackSID: track, Kind: livekit.TrackType_VIDEO,
-		DownTrackStats: sfu.DownTrackStats{Packets: packets, Bytes: bytes, NACKs: packets / 10, FractionLost: loss, RTT: 30 * time.Millisecond}}
+		DownTrackStats: sfu.DownTrackStats{Packets: packets, Bytes: bytes, NACKs: packets / 10, FractionLost: loss, RTT: 30 * time.Millisecond,
+			CurrentLayer: sfu.LayerHigh, CapLayer: sfu.LayerHigh}}
 }
 
 func scrape(t *testing.T, h http.Handler) string {
@@ -81,11 +82,14 @@ func expect(t *testing.T, body string, lines ...string) {
 
 // TestCountersStayMonotonic: forwarded packets only grow, also when subscriptions end.
 func TestCountersStayMonotonic(t *testing.T) {
+	// T2's downlink carries only the middle layer.
+	capped := sub("T2", "TR_a", 50, 500, 0.2)
+	capped.CurrentLayer, capped.CapLayer = sfu.LayerMedium, sfu.LayerMedium
 	src := &fakeSource{stats: map[string][]room.ParticipantStats{"r": {
 		{Info: &livekit.ParticipantInfo{Identity: "T1", Attributes: map[string]string{"sanke.role": "teaching_point"}},
 			Subscriptions: []room.SubscriptionStats{sub("T1", "TR_a", 100, 1000, 0.01)}},
 		{Info: &livekit.ParticipantInfo{Identity: "T2", Attributes: map[string]string{"sanke.role": "teaching_point"}},
-			Subscriptions: []room.SubscriptionStats{sub("T2", "TR_a", 50, 500, 0.2)}},
+			Subscriptions: []room.SubscriptionStats{capped}},
 		{Info: &livekit.ParticipantInfo{Identity: "M1", Attributes: map[string]string{"sanke.role": "teacher"},
 			Tracks: []*livekit.TrackInfo{{Type: livekit.TrackType_VIDEO, Source: livekit.TrackSource_CAMERA}}}},
 	}}}
@@ -101,7 +105,8 @@ func TestCountersStayMonotonic(t *testing.T) {
 		"sanke_forwarded_bytes_total 1500", "sanke_nacks_total 15", `sanke_subscriber_loss_ratio_bucket{le="0.01"} 1`,
 		`sanke_subscriber_loss_ratio_bucket{le="0.2"} 2`, "sanke_subscriber_loss_ratio_count 2", "sanke_recordings_active 1",
 		"sanke_recordings_started_total 2", `sanke_recordings_ended_total{status="EGRESS_COMPLETE"} 1`, "sanke_outbox_pending 3",
-		"sanke_outbox_delivered 7")
+		"sanke_outbox_delivered 7", `sanke_video_subscriptions{layer="high"} 1`, `sanke_video_subscriptions{layer="medium"} 1`,
+		`sanke_video_subscriptions{layer="low"} 0`, "sanke_video_subscriptions_downlink_capped 1")
 
 	// T2 leaves (its counters vanish), T1's grow, a new subscription starts.
 	src.mu.Lock()
