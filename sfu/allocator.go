@@ -203,6 +203,10 @@ func (a *Allocator) evaluate(now int64) {
 	case a.budget > 0 && now-a.quietSince >= int64(a.backoff):
 		a.probe(now, loss, rate)
 	}
+	if a.budget > 0 {
+		// The subscribers' wishes and the layers' bitrates move too: share the budget again.
+		a.allocate(now)
+	}
 }
 
 // probe raises the budget to fit one more layer, if any track can go up. a.mu must be held.

@@ -230,6 +230,28 @@ func TestAllocatorController(t *testing.T) {
 	}
 }
 
+// A budget set while the subscriber wanted only the lowest layer serves a later wish for
+// more at the next evaluation, as far as it goes.
+func TestAllocatorFollowsWishes(t *testing.T) {
+	ar := newAllocRig(t)
+	camera := ar.track(vp8Codec, 0, 150_000, 500_000, 1_700_000)
+	camera.SetMaxLayer(LayerLow)
+	ar.a.mu.Lock()
+	ar.a.budget = 1_000_000
+	ar.a.allocate(ar.clock.now())
+	ar.a.mu.Unlock()
+	if c := camera.Stats().CapLayer; c != LayerLow {
+		t.Fatalf("cap %d while the subscriber wants the lowest layer", c)
+	}
+	camera.SetMaxLayer(LayerHigh)
+	for range 3 {
+		ar.second([]uint64{20}, []uint64{1000}, []uint64{0}, []uint64{0})
+	}
+	if c := camera.Stats().CapLayer; c != LayerMedium {
+		t.Fatalf("cap %d after the subscriber asked for more with 1 Mbit/s of budget, want the middle layer", c)
+	}
+}
+
 func TestAllocatorWaitsForEnoughPackets(t *testing.T) {
 	ar := newAllocRig(t)
 	camera := ar.track(vp8Codec, 0, 150_000, 500_000, 1_700_000)
