@@ -134,12 +134,14 @@ export async function buildSanke(dir) {
 
 /**
  * SankeServer runs `sanke serve --dev` on fixed ports, so that it can be stopped and started
- * again on the same ports (the restart test). Its output is kept for failure reports.
+ * again on the same ports (the restart test). Its output is kept for failure reports. env adds
+ * SANKE_* configuration variables (e.g. the TURN relay's).
  */
 export class SankeServer {
-  constructor({ bin, workDir }) {
+  constructor({ bin, workDir, env = {} }) {
     this.bin = bin;
     this.workDir = workDir;
+    this.env = env;
     this.log = [];
     this.proc = undefined;
     this.starts = 0;
@@ -171,7 +173,7 @@ export class SankeServer {
       '--tcp-port', String(this.tcpPort), '--data-dir', join(this.workDir, 'data'),
       '--log-level', process.env.SANKE_BROWSERTEST_LOG_LEVEL || 'debug'];
     this.record(`----- start #${this.starts}: sanke ${args.join(' ')}`);
-    const proc = spawn(this.bin, args, { cwd: this.workDir, stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(this.bin, args, { cwd: this.workDir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...this.env } });
     this.proc = proc;
     this.exited = new Promise((res) => proc.once('exit', (code, signal) => {
       this.record(`----- exited code=${code} signal=${signal}`);

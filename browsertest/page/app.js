@@ -151,6 +151,18 @@ function collect(report, type, keys) {
   return out;
 }
 
+// selectedCandidate describes the local candidate of the report's selected candidate pair.
+function selectedCandidate(report) {
+  if (!report) return undefined;
+  let pairId;
+  report.forEach((s) => {
+    if (s.type === 'transport' && s.selectedCandidatePairId) pairId = s.selectedCandidatePairId;
+  });
+  const pair = pairId && report.get(pairId);
+  const local = pair && report.get(pair.localCandidateId);
+  return local ? { candidateType: local.candidateType, protocol: local.protocol, relayProtocol: local.relayProtocol } : undefined;
+}
+
 async function stats() {
   const transports = new Map();
   const remote = [];
@@ -169,6 +181,7 @@ async function stats() {
       if (track) {
         const report = await track.getRTCStatsReport().catch(() => undefined);
         entry.inbound = collect(report, 'inbound-rtp', inboundKeys)[0];
+        entry.candidate = selectedCandidate(report);
         for (const tr of collect(report, 'transport', transportKeys)) transports.set(tr.id, tr);
         const el = elements.get(pub.trackSid);
         if (el) {
@@ -194,6 +207,7 @@ async function stats() {
     if (track) {
       const report = await track.getRTCStatsReport().catch(() => undefined);
       entry.outbound = collect(report, 'outbound-rtp', outboundKeys);
+      entry.candidate = selectedCandidate(report);
       for (const tr of collect(report, 'transport', transportKeys)) transports.set(tr.id, tr);
       if (track.mediaStreamTrack) entry.settings = track.mediaStreamTrack.getSettings();
     }
@@ -212,9 +226,13 @@ async function stats() {
 
 // --- actions ------------------------------------------------------------------------------
 
+// relay=1 allows only relayed ICE candidates, as a browser behind a firewall that passes
+// nothing but the TURN relay's port would end up with.
+const connectOptions = params.get('relay') === '1' ? { rtcConfig: { iceTransportPolicy: 'relay' } } : undefined;
+
 async function connect(url, token) {
   try {
-    await room.connect(url, token);
+    await room.connect(url, token, connectOptions);
   } catch (e) {
     log('connectError', { error: String(e) });
     throw e;

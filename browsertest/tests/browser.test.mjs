@@ -6,7 +6,9 @@
 // suite.scenario saves screenshots, page logs and the server log under artifacts/<test>/.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { pollUntil, stamp, Suite, TcpProxy } from '../lib/harness.mjs';
+import { mkdir } from 'node:fs/promises';
+import { join as joinPath } from 'node:path';
+import { freeTcpPort, pollUntil, SankeServer, stamp, Suite, TcpProxy } from '../lib/harness.mjs';
 
 const suite = new Suite();
 
@@ -412,6 +414,45 @@ describe('livekit-client 2.23 in headless Chromium against Sanke', () => {
         for (const t of transports) assert.equal(t.srtpCipher?.replace(/^SRTP_/, ''), 'AEAD_AES_128_GCM', `${name}: ${JSON.stringify(t)}`);
       }
     });
+  });
+
+  it('7. browsers allowed only relayed candidates meet through the embedded TURN relay over TCP', opts('7'), async () => {
+    // A second server with the relay on (TURN/TCP only), as for a school whose firewall passes
+    // neither UDP nor the ICE-TCP port.
+    const workDir = joinPath(suite.tmp, 'relay');
+    await mkdir(joinPath(workDir, 'data'), { recursive: true });
+    const turnPort = await freeTcpPort();
+    const relay = new SankeServer({
+      bin: suite.server.bin,
+      workDir,
+      env: { SANKE_TURN_ENABLED: 'true', SANKE_TURN_UDP_PORT: '0', SANKE_TURN_TCP_PORT: String(turnPort), SANKE_TURN_TLS_PORT: '0' },
+    });
+    await relay.start();
+    try {
+      await suite.scenario('7-turn-relay', async ({ open }) => {
+        const room = 'relay-room';
+        const pub = await open('publisher', { relay: '1' });
+        const sub = await open('subscriber', { relay: '1' });
+        await join(pub, room, 'alice', relay.wsUrl);
+        await publishCameraAndMic(pub);
+        await join(sub, room, 'bob', relay.wsUrl);
+        await waitVideoPlays(sub, { from: 'alice' });
+        await waitAudioArrives(sub, { from: 'alice' });
+        const [ps, ss] = [await pub.stats(), await sub.stats()];
+        const candidates = [...ps.local.map((l) => l.candidate), ...ss.remote.filter((r) => r.subscribed).map((r) => r.candidate)];
+        console.log(`${stamp()} selected local candidates: ${JSON.stringify(candidates)}`);
+        assert.ok(candidates.length >= 3, `candidates of ${candidates.length} tracks`);
+        for (const c of candidates) {
+          assert.equal(c?.candidateType, 'relay', JSON.stringify(c));
+          assert.equal(c?.relayProtocol, 'tcp', JSON.stringify(c));
+        }
+      }).catch((e) => {
+        console.log(`relay server log (tail):\n${relay.tail(60)}`);
+        throw e;
+      });
+    } finally {
+      await relay.stop();
+    }
   });
 
   it('5b. the publisher\'s websocket is cut: it resumes and media plays again within 10 s', opts('5b'), async () => {
