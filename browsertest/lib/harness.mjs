@@ -138,10 +138,11 @@ export async function buildSanke(dir) {
  * SANKE_* configuration variables (e.g. the TURN relay's).
  */
 export class SankeServer {
-  constructor({ bin, workDir, env = {} }) {
+  constructor({ bin, workDir, env = {}, args = [] }) {
     this.bin = bin;
     this.workDir = workDir;
     this.env = env;
+    this.extraArgs = args;
     this.log = [];
     this.proc = undefined;
     this.starts = 0;
@@ -171,7 +172,7 @@ export class SankeServer {
     this.starts += 1;
     const args = ['serve', '--dev', '--port', String(this.port), '--udp-port', String(this.udpPort),
       '--tcp-port', String(this.tcpPort), '--data-dir', join(this.workDir, 'data'),
-      '--log-level', process.env.SANKE_BROWSERTEST_LOG_LEVEL || 'debug'];
+      '--log-level', process.env.SANKE_BROWSERTEST_LOG_LEVEL || 'debug', ...this.extraArgs];
     this.record(`----- start #${this.starts}: sanke ${args.join(' ')}`);
     const proc = spawn(this.bin, args, { cwd: this.workDir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...this.env } });
     this.proc = proc;
@@ -233,8 +234,11 @@ const contentTypes = {
   '.map': 'application/json',
 };
 
-/** serveStatic serves dir on 127.0.0.1 (an origin other than the SFU's). */
-export async function serveStatic(dir) {
+/**
+ * serveStatic serves dir on 127.0.0.1 (an origin other than the SFU's), or on host (whose
+ * address the returned url then carries).
+ */
+export async function serveStatic(dir, host = '127.0.0.1') {
   const root = resolve(dir);
   const server = http.createServer(async (req, res) => {
     const url = new URL(req.url, 'http://x');
@@ -253,9 +257,9 @@ export async function serveStatic(dir) {
     res.writeHead(200, { 'Content-Type': contentTypes[extname(path)] || 'application/octet-stream', 'Cache-Control': 'no-store' });
     createReadStream(path).pipe(res);
   });
-  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  await new Promise((r) => server.listen(0, host, r));
   return {
-    url: `http://127.0.0.1:${server.address().port}`,
+    url: `http://${host}:${server.address().port}`,
     close: () => new Promise((r) => { server.closeAllConnections?.(); server.close(() => r()); }),
   };
 }
@@ -326,6 +330,64 @@ export class TcpProxy {
   }
 }
 
+// --- a weak link in a network namespace ---------------------------------------------------
+
+/**
+ * NetnsLink is a network namespace joined to the host by a veth pair, 10.232.x.1 (host) to
+ * 10.232.x.2: a Chromium started in it (launchChromium with its chromium()) reaches the host
+ * only through the pair, whose host end shape() limits with tc's token bucket filter, as a
+ * rural school's line. It needs root; available() says whether it can be made here.
+ */
+export class NetnsLink {
+  static available() {
+    return process.getuid?.() === 0;
+  }
+
+  static async create(dir) {
+    const id = Math.floor(Math.random() * 60000);
+    const link = new NetnsLink();
+    link.ns = `sanke-bt-${id}`;
+    link.hostDev = `skbt${id}h`;
+    const nsDev = `skbt${id}n`;
+    const subnet = `10.232.${4 * (id % 64)}`;
+    link.hostIP = `${subnet}.1`;
+    const run = (...args) => execFileP(args[0], args.slice(1));
+    await run('ip', 'netns', 'add', link.ns);
+    try {
+      await run('ip', 'link', 'add', link.hostDev, 'type', 'veth', 'peer', 'name', nsDev);
+      await run('ip', 'link', 'set', nsDev, 'netns', link.ns);
+      await run('ip', 'addr', 'add', `${link.hostIP}/30`, 'dev', link.hostDev);
+      await run('ip', 'link', 'set', link.hostDev, 'up');
+      await run('ip', '-n', link.ns, 'addr', 'add', `${subnet}.2/30`, 'dev', nsDev);
+      await run('ip', '-n', link.ns, 'link', 'set', nsDev, 'up');
+      await run('ip', '-n', link.ns, 'link', 'set', 'lo', 'up');
+    } catch (e) {
+      await link.close();
+      throw e;
+    }
+    // Playwright starts the browser with its control pipe on fds 3 and 4; ip netns exec
+    // keeps them open across the exec.
+    link.wrapper = join(dir, `chromium-in-${link.ns}.sh`);
+    await writeFile(link.wrapper, `#!/bin/sh\nexec ip netns exec ${link.ns} ${CHROMIUM_PATH} "$@"\n`, { mode: 0o755 });
+    return link;
+  }
+
+  /** chromium launches Chromium inside the namespace. */
+  chromium(profileDir) {
+    return launchChromium(profileDir, { executablePath: this.wrapper });
+  }
+
+  /** shape limits what the host sends into the namespace to rate (e.g. '1mbit'), 100 ms of queue. */
+  async shape(rate) {
+    await execFileP('tc', ['qdisc', 'replace', 'dev', this.hostDev, 'root', 'tbf', 'rate', rate, 'burst', '16kb', 'latency', '100ms']);
+  }
+
+  async close() {
+    await execFileP('ip', ['netns', 'del', this.ns]).catch(() => {}); // takes the veth pair along
+    await execFileP('ip', ['link', 'del', this.hostDev]).catch(() => {});
+  }
+}
+
 // --- Chromium -----------------------------------------------------------------------------
 
 /**
@@ -333,9 +395,9 @@ export class TcpProxy {
  * --user-data-dir. Playwright's own default switches are not used; it only needs its
  * control pipe (--remote-debugging-pipe) and --no-startup-window for a non-persistent launch.
  */
-export async function launchChromium(profileDir) {
+export async function launchChromium(profileDir, { executablePath = CHROMIUM_PATH } = {}) {
   return chromium.launch({
-    executablePath: CHROMIUM_PATH,
+    executablePath,
     headless: true,
     ignoreDefaultArgs: true,
     args: [...CHROMIUM_FLAGS, `--user-data-dir=${profileDir}`, '--remote-debugging-pipe', '--no-startup-window'],
