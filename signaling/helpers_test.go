@@ -1,7 +1,6 @@
 package signaling
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -19,6 +18,8 @@ import (
 	"github.com/livekit/protocol/auth"
 	"github.com/livekit/protocol/livekit"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/sanke-edu/sanke/internal/syncbuf"
 )
 
 const (
@@ -56,22 +57,7 @@ func rawToken(t *testing.T, secret string, claims jwt.MapClaims) string {
 }
 
 // logBuffer collects log output safely across goroutines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
+type logBuffer struct{ syncbuf.Buffer }
 
 // waitContains waits until the log contains s.
 func (l *logBuffer) waitContains(t *testing.T, s string) {

@@ -7,36 +7,18 @@ import (
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/sanke-edu/sanke/config"
+	"github.com/sanke-edu/sanke/internal/syncbuf"
 )
-
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // TestServeSignal sends SIGTERM to the test process while the (fake) server runs: the server's
 // context must be cancelled and a graceful shutdown announced.
 func TestServeSignal(t *testing.T) {
-	stderr := &syncBuffer{}
+	stderr := &syncbuf.Buffer{}
 	a := &app{
 		stdout: &bytes.Buffer{},
 		stderr: stderr,

@@ -8,20 +8,20 @@ package weaklink
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	lksdk "github.com/livekit/server-sdk-go/v2"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/sanke-edu/sanke/internal/syncbuf"
 )
 
 // Environment of the subscriber process started inside the namespace.
@@ -129,26 +129,8 @@ type subscriber struct {
 	cmd      *exec.Cmd
 	stdin    io.WriteCloser
 	joined   chan struct{}
-	received atomic.Int64 // bytes in the newest one-second report
-	output   syncBuffer   // its standard error
-}
-
-// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	received atomic.Int64   // bytes in the newest one-second report
+	output   syncbuf.Buffer // its standard error
 }
 
 // startSubscriber runs a subscriber inside l's namespace and waits until it has joined. It
