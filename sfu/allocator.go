@@ -31,10 +31,13 @@ const (
 	lossCongested = 0.10
 	lossQuiet     = 0.02
 	// probeBackoffMin and probeBackoffMax bound the quiet time before a probe; a failed
-	// probe doubles it, one that holds for probeConfirm resets it.
-	probeBackoffMin = 4 * time.Second
-	probeBackoffMax = time.Minute
-	probeConfirm    = 3 * time.Second
+	// probe doubles it, one that holds for probeConfirm from the moment the probed layer
+	// is forwarded (its keyframe came) resets it. A probed layer not forwarded within
+	// probeSwitchTimeout counts as failed.
+	probeBackoffMin    = 4 * time.Second
+	probeBackoffMax    = time.Minute
+	probeConfirm       = 3 * time.Second
+	probeSwitchTimeout = 5 * time.Second
 	// cutHold is how long after a cut the loss is not cut for again: the packets already
 	// queued on the link, and the old layer until the new one's keyframe, are still
 	// arriving, and would cut a second time for the same congestion.
@@ -62,7 +65,10 @@ type Allocator struct {
 	backoff     time.Duration
 	lastCut     int64 // receiver clock of the last cut, 0 before any
 	probing     bool
-	probeStart  int64
+	probeStart  int64       // when the probe began, then when its layer was first forwarded
+	probeTrack  *allocTrack // the track the probe moves up, to probeLayer
+	probeLayer  int
+	switched    bool   // probeTrack forwards probeLayer
 	preProbe    uint64 // the budget before the probe, restored if it fails
 }
 
@@ -112,6 +118,9 @@ func (a *Allocator) remove(d *DownTrack) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.tracks = slices.DeleteFunc(a.tracks, func(t *allocTrack) bool { return t.d == d })
+	if a.probing && a.probeTrack.d == d {
+		a.probing = false // nothing left to judge; the budget stays
+	}
 }
 
 // Budget returns the bitrate the subscriber's downlink is thought to carry, 0 when no
@@ -179,13 +188,15 @@ func (a *Allocator) evaluate(now int64) {
 	}
 	a.windowStart = now
 
+	if a.probing && !a.switched && a.probeTrack.d.CurrentLayer() == a.probeLayer {
+		a.switched, a.probeStart = true, now
+	}
 	switch {
 	case a.probing && loss > lossQuiet:
 		// The extra layer did not fit: back to where the probe started, and wait longer.
-		a.probing = false
-		a.backoff = min(2*a.backoff, probeBackoffMax)
-		a.setBudget(min(a.preProbe, uint64(float64(rate)*(1-loss/2))), now, loss, rate, "probe failed")
-		a.quietSince, a.lastCut = now, now
+		a.failProbe(min(a.preProbe, uint64(float64(rate)*(1-loss/2))), now, loss, rate, "probe failed")
+	case a.probing && !a.switched && now-a.probeStart >= int64(probeSwitchTimeout):
+		a.failProbe(a.preProbe, now, loss, rate, "probed layer never forwarded")
 	case loss > lossCongested:
 		if a.lastCut == 0 || now-a.lastCut >= int64(cutHold) {
 			a.setBudget(uint64(float64(rate)*(1-loss/2)), now, loss, rate, "congested")
@@ -195,7 +206,7 @@ func (a *Allocator) evaluate(now int64) {
 	case loss > lossQuiet:
 		a.quietSince = now
 	case a.probing:
-		if now-a.probeStart >= int64(probeConfirm) {
+		if a.switched && now-a.probeStart >= int64(probeConfirm) {
 			a.probing = false
 			a.backoff = probeBackoffMin
 			a.quietSince = now
@@ -218,10 +229,20 @@ func (a *Allocator) probe(now int64, loss float64, rate uint64) {
 		}
 		if next, cost, ok := t.nextLayer(layers[i], now); ok && next > layers[i] {
 			a.probing, a.probeStart, a.preProbe = true, now, a.budget
+			a.probeTrack, a.probeLayer, a.switched = t, next, false
 			a.setBudget(uint64(float64(total+cost)*probeHeadroom), now, loss, rate, "probe")
 			return
 		}
 	}
+}
+
+// failProbe ends a probe that did not hold: the budget goes back (to at most budget) and
+// the next probe waits twice as long. a.mu must be held.
+func (a *Allocator) failProbe(budget uint64, now int64, loss float64, rate uint64, why string) {
+	a.probing = false
+	a.backoff = min(2*a.backoff, probeBackoffMax)
+	a.setBudget(budget, now, loss, rate, why)
+	a.quietSince, a.lastCut = now, now
 }
 
 // setBudget changes the budget and applies it. a.mu must be held.

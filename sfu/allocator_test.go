@@ -93,13 +93,18 @@ func (ar *allocRig) second(packets, bytes, holes, lost []uint64) {
 	}
 }
 
-// caps returns each down track's cap layer.
-func (ar *allocRig) caps() []int {
-	out := make([]int, len(ar.downs))
-	for i, d := range ar.downs {
-		out[i] = d.Stats().CapLayer
-	}
-	return out
+// probeState returns whether a probe runs and the current backoff.
+func (ar *allocRig) probeState() (bool, time.Duration) {
+	ar.a.mu.Lock()
+	defer ar.a.mu.Unlock()
+	return ar.a.probing, ar.a.backoff
+}
+
+// forwarding makes d's forwarder lock onto layer, as a keyframe of it would.
+func forwarding(d *DownTrack, layer int) {
+	d.mu.Lock()
+	d.fwd.current = layer
+	d.mu.Unlock()
 }
 
 func TestAllocatorShare(t *testing.T) {
@@ -205,15 +210,18 @@ func TestAllocatorController(t *testing.T) {
 	}
 	step("second probe", LayerHigh)
 
-	// This time the link holds: the cap stays, and the backoff is back to 4 s.
-	for range 4 {
+	// This time the link holds: the cap stays, and the backoff is back to 4 s. The 3 s
+	// count from the moment the probed layer is forwarded (its keyframe), not from the probe.
+	forwarding(camera, LayerHigh)
+	for range 3 {
 		high(0, 0)
 	}
+	if probing, _ := ar.probeState(); !probing {
+		t.Fatal("probe confirmed 2 s after its layer was first forwarded")
+	}
+	high(0, 0)
 	step("probe held", LayerHigh)
-	ar.a.mu.Lock()
-	probing, backoff := ar.a.probing, ar.a.backoff
-	ar.a.mu.Unlock()
-	if probing || backoff != probeBackoffMin {
+	if probing, backoff := ar.probeState(); probing || backoff != probeBackoffMin {
 		t.Fatalf("after a probe that held: probing %v, backoff %v", probing, backoff)
 	}
 
@@ -227,6 +235,32 @@ func TestAllocatorController(t *testing.T) {
 	camera.Close()
 	if n := len(ar.a.tracks); n != 0 {
 		t.Fatalf("%d tracks after Close", n)
+	}
+}
+
+// A probed layer that never gets forwarded (no keyframe of it came) fails the probe.
+func TestAllocatorProbeNeverForwarded(t *testing.T) {
+	ar := newAllocRig(t)
+	camera := ar.track(vp8Codec, 0, 150_000, 500_000, 1_700_000)
+	medium := func() { ar.second([]uint64{50}, []uint64{1190}, []uint64{0}, []uint64{0}) }
+	ar.second([]uint64{150}, []uint64{1357}, []uint64{0}, []uint64{0})
+	ar.second([]uint64{150}, []uint64{1357}, []uint64{0}, []uint64{45})
+	forwarding(camera, LayerMedium)
+	for range 4 {
+		medium()
+	}
+	if c := camera.Stats().CapLayer; c != LayerHigh {
+		t.Fatalf("cap %d: no probe after 4 quiet seconds", c)
+	}
+	for range 4 {
+		medium()
+	}
+	if probing, _ := ar.probeState(); !probing {
+		t.Fatal("probe given up before probeSwitchTimeout")
+	}
+	medium()
+	if probing, backoff := ar.probeState(); probing || backoff != 2*probeBackoffMin || camera.Stats().CapLayer != LayerMedium {
+		t.Fatalf("5 s without the probed layer: probing %v, backoff %v, cap %d", probing, backoff, camera.Stats().CapLayer)
 	}
 }
 
