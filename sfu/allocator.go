@@ -11,16 +11,21 @@ import (
 // points sit behind 1-3 Mbps links: a teacher's 720p camera alone can fill one, and a
 // layer that does not fit arrives as loss, then as frozen video. The subscriber's
 // receiver reports tell how much of what was sent arrived; from that a loss-based
-// controller (Google congestion control's loss half: cut to sent x (1 - loss/2) above 10%
-// loss) keeps a bitrate budget, and the budget is shared out as simulcast layers: every
+// controller keeps a bitrate budget. Above 10% loss it cuts the budget to what arrived
+// (sent x (1 - loss)): a layer too big overshoots a line by a large factor at once, and
+// the line then delivers what it carries (Google congestion control's gentler sent x
+// (1 - loss/2), made for a rate that creeps up, left the top layer in budget on a line
+// of half its rate). The budget is shared out as simulcast layers: every
 // video track gets its lowest layer, then tracks move up one layer at a time, by priority,
 // while the budget lasts. As loss alone cannot tell how much more a link would carry, the
 // way up is a probe: after a quiet spell the budget grows to fit exactly one more layer,
 // and if that brings loss the step is undone and the next try waits twice as long.
 //
-// Loss is counted downstream only: packets the down track sent minus packets the
-// subscriber received (from the report's highest sequence number and cumulative loss),
-// so holes that the publisher's own uplink left in the stream do not count.
+// Loss is counted downstream only: packets the down track sent (retransmissions included)
+// minus packets the subscriber received (from the report's highest sequence number and
+// cumulative loss), so holes that the publisher's own uplink left in the stream do not
+// count. A layer costs its recent peak bitrate, so that a dip between keyframes does not
+// make it look as if it fit.
 const (
 	// allocEvalInterval is the least time between two evaluations of the loss.
 	allocEvalInterval = time.Second
@@ -44,6 +49,9 @@ const (
 	cutHold = 2 * time.Second
 	// probeHeadroom is added to a probe's budget for the measurement's noise.
 	probeHeadroom = 1.05
+	// peakDecayNum/peakDecayDen is how much of a layer's peak bitrate is left after each
+	// evaluation (about a second): a peak fades to half in 7 s.
+	peakDecayNum, peakDecayDen = 9, 10
 	// packetOverhead approximates the bytes each packet adds on the wire besides its
 	// payload: RTP header and extensions, SRTP tag, UDP and IPv4 headers.
 	packetOverhead = 60
@@ -88,6 +96,8 @@ type allocTrack struct {
 	sent, received uint64
 	// Counters at the last evaluation, for the sent bitrate.
 	packets, bytes uint64
+	// Recent peak bitrate of each layer (see cost).
+	peak [NumLayers]uint64
 }
 
 // NewAllocator returns an Allocator with no limit yet; logger (nil discards) gets a line
@@ -185,6 +195,7 @@ func (a *Allocator) evaluate(now int64) {
 	for _, t := range a.tracks {
 		t.sent, t.received = 0, 0
 		t.packets, t.bytes = t.d.sentCounters()
+		t.updatePeaks(now)
 	}
 	a.windowStart = now
 
@@ -194,12 +205,12 @@ func (a *Allocator) evaluate(now int64) {
 	switch {
 	case a.probing && loss > lossQuiet:
 		// The extra layer did not fit: back to where the probe started, and wait longer.
-		a.failProbe(min(a.preProbe, uint64(float64(rate)*(1-loss/2))), now, loss, rate, "probe failed")
+		a.failProbe(min(a.preProbe, uint64(float64(rate)*(1-loss))), now, loss, rate, "probe failed")
 	case a.probing && !a.switched && now-a.probeStart >= int64(probeSwitchTimeout):
 		a.failProbe(a.preProbe, now, loss, rate, "probed layer never forwarded")
 	case loss > lossCongested:
 		if a.lastCut == 0 || now-a.lastCut >= int64(cutHold) {
-			a.setBudget(uint64(float64(rate)*(1-loss/2)), now, loss, rate, "congested")
+			a.setBudget(uint64(float64(rate)*(1-loss)), now, loss, rate, "congested")
 			a.lastCut = now
 		}
 		a.quietSince = now
@@ -279,11 +290,11 @@ func (a *Allocator) share(budget uint64, now int64) ([]int, uint64) {
 			continue
 		}
 		layers[i] = LayerLow
-		total += t.d.receiver.layerBitrate(LayerLow, now)
+		total += t.cost(LayerLow, now)
 	}
 	for _, t := range a.tracks {
 		if !t.video {
-			total += t.d.receiver.layerBitrate(LayerLow, now)
+			total += t.cost(LayerLow, now)
 		}
 	}
 	if budget == 0 {
@@ -310,11 +321,29 @@ func (a *Allocator) share(budget uint64, now int64) ([]int, uint64) {
 // subscriber wants, and the extra bitrate it costs over from's.
 func (t *allocTrack) nextLayer(from int, now int64) (int, uint64, bool) {
 	want := t.d.maxLayer()
-	base := t.d.receiver.layerBitrate(from, now)
+	base := t.cost(from, now)
 	for l := from + 1; l <= want; l++ {
-		if b := t.d.receiver.layerBitrate(l, now); b > 0 {
+		if b := t.cost(l, now); b > 0 {
 			return l, b - min(b, base), true
 		}
 	}
 	return from, 0, false
+}
+
+// cost returns what forwarding layer costs: its bitrate, or the recent peak of it when
+// higher (keyframes, and the publisher's encoder ramping, make a layer's bitrate jump;
+// a dip must not make a layer look as if it fits). 0 when the layer is not receiving.
+func (t *allocTrack) cost(layer int, now int64) uint64 {
+	b := t.d.receiver.layerBitrate(layer, now)
+	if b == 0 || layer < 0 || layer >= NumLayers {
+		return b
+	}
+	return max(b, t.peak[layer])
+}
+
+// updatePeaks folds the layers' bitrates into their decaying peaks; once per evaluation.
+func (t *allocTrack) updatePeaks(now int64) {
+	for l := range t.peak {
+		t.peak[l] = max(t.d.receiver.layerBitrate(l, now), t.peak[l]*peakDecayNum/peakDecayDen)
+	}
 }

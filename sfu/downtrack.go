@@ -122,6 +122,7 @@ const (
 // downTrackCounters are the DownTrack statistics guarded by its mu.
 type downTrackCounters struct {
 	packets, bytes, retransmits, nacks, nackMisses uint64
+	retransmitBytes                                uint64
 	plis, firs, writeErrors                        uint64
 }
 
@@ -301,12 +302,12 @@ func (d *DownTrack) setCapLayer(layer int) {
 	d.logger.Debug("downlink cap", "layer", layer)
 }
 
-// sentCounters returns the packets and payload bytes forwarded so far, retransmissions
-// excluded.
+// sentCounters returns the packets and payload bytes sent so far, retransmissions
+// included: all that went down the subscriber's link.
 func (d *DownTrack) sentCounters() (packets, bytes uint64) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.counters.packets, d.counters.bytes
+	return d.counters.packets + d.counters.retransmits, d.counters.bytes + d.counters.retransmitBytes
 }
 
 // SetPaused pauses (the subscriber disabled the track) or resumes

@@ -190,6 +190,7 @@ func (d *DownTrack) resend(outSeq uint16, now int64) {
 	d.write(h, payload)
 	e.resentAt = now
 	d.counters.retransmits++
+	d.counters.retransmitBytes += uint64(len(payload))
 }
 
 // handleReports keeps the statistics of the report blocks about this down
@@ -222,7 +223,7 @@ func (d *DownTrack) handleReports(reports []rtcp.ReceptionReport) {
 			break
 		}
 	}
-	sent := d.counters.packets
+	sent := d.counters.packets + d.counters.retransmits // a retransmission that arrives counts as received
 	d.mu.Unlock()
 	if mine != nil && d.alloc != nil {
 		d.alloc.report(d, mine.LastSequenceNumber, lost24(mine.TotalLost), sent, now)

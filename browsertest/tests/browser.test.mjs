@@ -512,7 +512,8 @@ describe('livekit-client 2.23 in headless Chromium against Sanke', () => {
           }
           console.log(`${stamp()} decoded width once a second: ${samples.map((s) => s.width).join(' ')}`);
           const budget = server.log.filter((l) => l.includes('downlink budget'));
-          console.log(`${stamp()} server: ${budget.length} budget changes, first: ${budget[0] ?? 'none'}`);
+          const brief = (l) => l.replace(/^time=\S+T(\S+)Z .*?why=/, '$1 why=').replace(/ layers=.*/, '');
+          console.log(`${stamp()} server: ${budget.length} budget changes:\n  ${budget.map(brief).join('\n  ')}`);
           assert.ok(budget.some((l) => l.includes('why=congested')), 'server log: the downlink budget was cut');
           const late = samples.slice(samples.length / 2);
           const fits = late.filter((s) => s.width > 0 && s.width <= 640).length / late.length;
