@@ -104,6 +104,7 @@ type DownTrack struct {
 	buf         *[packetcache.MaxPacketSize]byte // pion path's munged payload, made on first use
 	rtx         *retransmitScratch               // made on the first retransmission
 	sent        *sentRing                        // nil unless the subscriber negotiated NACK
+	rtxTokens   int64                            // retransmission byte budget (see rtxBurst)
 	reports     reportState
 	counters    downTrackCounters
 	loggedErr   bool
@@ -122,7 +123,7 @@ const (
 // downTrackCounters are the DownTrack statistics guarded by its mu.
 type downTrackCounters struct {
 	packets, bytes, retransmits, nacks, nackMisses uint64
-	retransmitBytes                                uint64
+	retransmitBytes, rtxLimited                    uint64
 	plis, firs, writeErrors                        uint64
 }
 
@@ -207,6 +208,7 @@ func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 			size = sentRingAudio
 		}
 		d.sent = newSentRing(size)
+		d.rtxTokens = rtxBurst / 4 // losses in the first second can be answered too
 	}
 	d.mu.Unlock()
 
@@ -409,6 +411,9 @@ func (d *DownTrack) send(p *inPacket, res *forwardResult) {
 	}
 	d.counters.packets++
 	d.counters.bytes += uint64(len(p.payload))
+	if d.sent != nil {
+		d.rtxTokens = min(d.rtxTokens+int64(len(p.payload))/2, rtxBurst)
+	}
 	d.sent.put(sentPacket{
 		outSeq:   res.seq,
 		inSeq:    p.header.SequenceNumber,
@@ -561,6 +566,7 @@ func (d *DownTrack) Stats() DownTrackStats {
 		Retransmits:  c.retransmits,
 		NACKs:        c.nacks,
 		NACKMisses:   c.nackMisses,
+		RtxLimited:   c.rtxLimited,
 		PLIs:         c.plis,
 		FIRs:         c.firs,
 		WriteErrors:  c.writeErrors,

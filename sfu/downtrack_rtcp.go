@@ -17,8 +17,18 @@ const (
 	senderReportInterval = time.Second
 	audioReportInterval  = 5 * time.Second
 	// minResendInterval stops answering repeated NACKs for one packet
-	// faster than a retransmission can arrive.
+	// faster than a retransmission can arrive (the round-trip time, when
+	// longer, decides).
 	minResendInterval = 100 * time.Millisecond
+	// maxResends is how many times one packet is sent again at most: a
+	// packet lost three times over is lost to congestion, and more copies
+	// only add to it.
+	maxResends = 3
+	// Retransmissions draw on a byte budget that forwarding fills by half
+	// of each packet's payload, up to rtxBurst: on a congested line a
+	// subscriber NACKs most of what it is sent, and answering all of it
+	// (Chromium re-asks every round trip) multiplied the traffic by 20.
+	rtxBurst = 128 << 10
 	// srHistory is how many sent sender reports are remembered to compute
 	// the round-trip time from receiver reports.
 	srHistory = 8
@@ -151,7 +161,11 @@ func (d *DownTrack) resend(outSeq uint16, now int64) {
 		d.counters.nackMisses++
 		return
 	}
-	if e.resentAt != 0 && now-e.resentAt < int64(minResendInterval) {
+	if e.resentAt != 0 && now-e.resentAt < int64(max(minResendInterval, d.reports.rtt)) {
+		return
+	}
+	if e.resends >= maxResends {
+		d.counters.rtxLimited++
 		return
 	}
 	l := d.receiver.layer(int(e.layer))
@@ -187,8 +201,14 @@ func (d *DownTrack) resend(outSeq uint16, now int64) {
 			desc.patch(payload, e.vp8)
 		}
 	}
+	if d.rtxTokens < int64(len(payload)) {
+		d.counters.rtxLimited++
+		return
+	}
+	d.rtxTokens -= int64(len(payload))
 	d.write(h, payload)
 	e.resentAt = now
+	e.resends++
 	d.counters.retransmits++
 	d.counters.retransmitBytes += uint64(len(payload))
 }

@@ -184,6 +184,52 @@ func TestDownTrackNACKAcrossSwitch(t *testing.T) {
 	}
 }
 
+// A subscriber on a congested line NACKs most of what it gets, again every round trip: each
+// packet is sent again at most maxResends times, and retransmissions stay within the budget
+// (half the forwarded bytes, plus the initial allowance).
+func TestDownTrackNACKStorm(t *testing.T) {
+	rig := newTestRig(t, vp8Codec, 0)
+	d, w := rig.bind(vp8Codec)
+	filler := make([]byte, 1000)
+	var seqs []uint16
+	for i := range uint16(100) {
+		rig.feed(0, rtp.Header{SequenceNumber: 10 + i, Timestamp: 100 + 3000*uint32(i/5)},
+			append(vp8Payload(true, 300+i/5, uint8(i/5), 1, i == 0), filler...))
+		seqs = append(seqs, 10+i)
+	}
+	sent := w.packets()
+	if len(sent) != 100 {
+		t.Fatalf("forwarded %d packets, want 100", len(sent))
+	}
+	forwarded := 0
+	for _, p := range sent {
+		forwarded += len(p.Payload)
+	}
+	for range 10 {
+		rig.clock.advance(200 * time.Millisecond)
+		d.handleRTCP([]rtcp.Packet{nack(5555, seqs...)})
+	}
+	perSeq := map[uint16]int{}
+	rtxBytes := 0
+	for _, p := range w.packets()[100:] {
+		perSeq[p.SequenceNumber]++
+		rtxBytes += len(p.Payload)
+	}
+	for seq, n := range perSeq {
+		if n > maxResends {
+			t.Errorf("packet %d sent again %d times", seq, n)
+		}
+	}
+	if limit := rtxBurst/4 + forwarded/2; rtxBytes > limit {
+		t.Errorf("retransmitted %d bytes, budget %d (forwarded %d)", rtxBytes, limit, forwarded)
+	}
+	s := d.Stats()
+	if s.RtxLimited == 0 || s.Retransmits != uint64(len(w.packets())-100) {
+		t.Errorf("stats: retransmits %d, limited %d", s.Retransmits, s.RtxLimited)
+	}
+	t.Logf("1000 NACKs for 100 packets (%d bytes): %d retransmissions, %d bytes, %d refused", forwarded, s.Retransmits, rtxBytes, s.RtxLimited)
+}
+
 func TestDownTrackKeyframeRequests(t *testing.T) {
 	rig := newTestRig(t, vp8Codec, 0, 1)
 	d, _ := rig.bind(vp8Codec)

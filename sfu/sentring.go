@@ -13,6 +13,7 @@ type sentPacket struct {
 	layer    int8
 	mungeVP8 bool
 	valid    bool
+	resends  uint8 // how many times it was sent again
 }
 
 // sentRing maps recent output sequence numbers to sentPackets: a ring

@@ -34,6 +34,9 @@ type DownTrackStats struct {
 	Retransmits uint64 // packets sent again in answer to NACKs
 	NACKs       uint64 // sequence numbers the subscriber reported lost
 	NACKMisses  uint64 // NACKed packets that were no longer cached
+	// RtxLimited counts NACKs left unanswered because the packet was already sent again
+	// maxResends times or the retransmission budget (half the forwarded bytes) was spent.
+	RtxLimited  uint64
 	PLIs        uint64 // picture loss indications from the subscriber
 	FIRs        uint64 // full intra requests from the subscriber
 	WriteErrors uint64 // packets the transport refused
