@@ -53,13 +53,13 @@ type Collector struct {
 	rooms, participants, tracks, subscriptions                 *prometheus.Desc
 	packets, bytes, retransmits, nacks, plis, bitrateDesc      *prometheus.Desc
 	loss, rtt, jitter                                          *prometheus.Desc
-	videoLayers, downlinkCapped                                *prometheus.Desc
+	videoLayers, downlinkCapped, rtxLimited                    *prometheus.Desc
 	recActive, recStarted, recEnded                            *prometheus.Desc
 	outboxPending, outboxOldest, outboxDelivered, outboxFailed *prometheus.Desc
 }
 
 type down struct {
-	packets, bytes, retransmits, nacks, plis uint64
+	packets, bytes, retransmits, nacks, plis, rtxLimited uint64
 }
 
 // New creates a collector over src.
@@ -76,6 +76,7 @@ func New(src Source) *Collector {
 		packets:         d("forwarded_packets_total", "RTP packets forwarded to subscribers (retransmissions excluded)."),
 		bytes:           d("forwarded_bytes_total", "Payload bytes forwarded to subscribers."),
 		retransmits:     d("retransmitted_packets_total", "Packets sent again in answer to NACKs."),
+		rtxLimited:      d("retransmissions_refused_total", "NACKs left unanswered: the packet was sent again 3 times already, or the subscriber's retransmission budget was spent."),
 		nacks:           d("nacks_total", "Sequence numbers subscribers reported lost (NACK)."),
 		plis:            d("plis_total", "Picture loss indications from subscribers."),
 		bitrateDesc:     d("forwarded_bitrate_bps", "Forwarded bitrate since the previous scrape, bits per second."),
@@ -104,7 +105,7 @@ func (c *Collector) SetBacklog(b Backlog) {
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.rooms, c.participants, c.tracks, c.subscriptions, c.packets, c.bytes,
-		c.retransmits, c.nacks, c.plis, c.bitrateDesc, c.loss, c.rtt, c.jitter, c.videoLayers, c.downlinkCapped,
+		c.retransmits, c.rtxLimited, c.nacks, c.plis, c.bitrateDesc, c.loss, c.rtt, c.jitter, c.videoLayers, c.downlinkCapped,
 		c.recActive, c.recStarted, c.recEnded,
 		c.outboxPending, c.outboxOldest, c.outboxDelivered, c.outboxFailed} {
 		ch <- d
@@ -142,7 +143,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			for _, s := range p.Subscriptions {
 				subs++
 				key := [2]string{s.SubscriberSID, s.TrackSID}
-				cur := down{s.Packets, s.Bytes, s.Retransmits, s.NACKs, s.PLIs}
+				cur := down{s.Packets, s.Bytes, s.Retransmits, s.NACKs, s.PLIs, s.RtxLimited}
 				prev := c.last[key]
 				if cur.packets < prev.packets || cur.bytes < prev.bytes {
 					prev = down{}
@@ -152,6 +153,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 				c.totals.retransmits += cur.retransmits - min(prev.retransmits, cur.retransmits)
 				c.totals.nacks += cur.nacks - min(prev.nacks, cur.nacks)
 				c.totals.plis += cur.plis - min(prev.plis, cur.plis)
+				c.totals.rtxLimited += cur.rtxLimited - min(prev.rtxLimited, cur.rtxLimited)
 				seen[key] = cur
 				if s.Kind == livekit.TrackType_VIDEO {
 					layers[layerName(s.CurrentLayer)]++
@@ -191,6 +193,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.retransmits, prometheus.CounterValue, float64(c.totals.retransmits))
 	ch <- prometheus.MustNewConstMetric(c.nacks, prometheus.CounterValue, float64(c.totals.nacks))
 	ch <- prometheus.MustNewConstMetric(c.plis, prometheus.CounterValue, float64(c.totals.plis))
+	ch <- prometheus.MustNewConstMetric(c.rtxLimited, prometheus.CounterValue, float64(c.totals.rtxLimited))
 	ch <- prometheus.MustNewConstMetric(c.bitrateDesc, prometheus.GaugeValue, c.bitrate)
 	for layer, n := range layers {
 		ch <- prometheus.MustNewConstMetric(c.videoLayers, prometheus.GaugeValue, n, layer)

@@ -84,7 +84,7 @@ func expect(t *testing.T, body string, lines ...string) {
 func TestCountersStayMonotonic(t *testing.T) {
 	// T2's downlink carries only the middle layer.
 	capped := sub("T2", "TR_a", 50, 500, 0.2)
-	capped.CurrentLayer, capped.CapLayer = sfu.LayerMedium, sfu.LayerMedium
+	capped.CurrentLayer, capped.CapLayer, capped.RtxLimited = sfu.LayerMedium, sfu.LayerMedium, 4
 	src := &fakeSource{stats: map[string][]room.ParticipantStats{"r": {
 		{Info: &livekit.ParticipantInfo{Identity: "T1", Attributes: map[string]string{"sanke.role": "teaching_point"}},
 			Subscriptions: []room.SubscriptionStats{sub("T1", "TR_a", 100, 1000, 0.01)}},
@@ -106,7 +106,7 @@ func TestCountersStayMonotonic(t *testing.T) {
 		`sanke_subscriber_loss_ratio_bucket{le="0.2"} 2`, "sanke_subscriber_loss_ratio_count 2", "sanke_recordings_active 1",
 		"sanke_recordings_started_total 2", `sanke_recordings_ended_total{status="EGRESS_COMPLETE"} 1`, "sanke_outbox_pending 3",
 		"sanke_outbox_delivered 7", `sanke_video_subscriptions{layer="high"} 1`, `sanke_video_subscriptions{layer="medium"} 1`,
-		`sanke_video_subscriptions{layer="low"} 0`, "sanke_video_subscriptions_downlink_capped 1")
+		`sanke_video_subscriptions{layer="low"} 0`, "sanke_video_subscriptions_downlink_capped 1", "sanke_retransmissions_refused_total 4")
 
 	// T2 leaves (its counters vanish), T1's grow, a new subscription starts.
 	src.mu.Lock()
