@@ -31,10 +31,14 @@ const (
 	allocEvalInterval = time.Second
 	// allocMinPackets is the least number of packets an evaluation needs.
 	allocMinPackets = 30
-	// lossCongested is the loss above which the budget is cut; lossQuiet the loss under
-	// which the link counts as quiet (a probe above it fails).
-	lossCongested = 0.10
-	lossQuiet     = 0.02
+	// lossCongested is the loss above which the budget is cut. A link counts as quiet
+	// (and a probe fails above it) under lossQuiet over its usual loss: a rural wireless
+	// line loses a few percent whatever is sent, and must not be read as congested for it.
+	// The usual loss is an average (weight lossBaselineWeight) of the evaluations without
+	// congestion or probe.
+	lossCongested      = 0.10
+	lossQuiet          = 0.02
+	lossBaselineWeight = 0.2
 	// probeBackoffMin and probeBackoffMax bound the quiet time before a probe; a failed
 	// probe doubles it, one that holds for probeConfirm from the moment the probed layer
 	// is forwarded (its keyframe came) resets it. A probed layer not forwarded within
@@ -71,7 +75,8 @@ type Allocator struct {
 	windowStart int64 // receiver clock of the last evaluation, 0 before the first report
 	quietSince  int64 // start of the current run of quiet evaluations
 	backoff     time.Duration
-	lastCut     int64 // receiver clock of the last cut, 0 before any
+	lastCut     int64   // receiver clock of the last cut, 0 before any
+	baseline    float64 // the link's usual loss (see lossBaselineWeight)
 	probing     bool
 	probeStart  int64       // when the probe began, then when its layer was first forwarded
 	probeTrack  *allocTrack // the track the probe moves up, to probeLayer
@@ -202,8 +207,12 @@ func (a *Allocator) evaluate(now int64) {
 	if a.probing && !a.switched && a.probeTrack.d.CurrentLayer() == a.probeLayer {
 		a.switched, a.probeStart = true, now
 	}
+	quiet := min(a.baseline, lossCongested-lossQuiet) + lossQuiet
+	if !a.probing && loss <= lossCongested {
+		a.baseline += lossBaselineWeight * (loss - a.baseline)
+	}
 	switch {
-	case a.probing && loss > lossQuiet:
+	case a.probing && loss > quiet:
 		// The extra layer did not fit: back to where the probe started, and wait longer.
 		a.failProbe(min(a.preProbe, uint64(float64(rate)*(1-loss))), now, loss, rate, "probe failed")
 	case a.probing && !a.switched && now-a.probeStart >= int64(probeSwitchTimeout):
@@ -214,7 +223,7 @@ func (a *Allocator) evaluate(now int64) {
 			a.lastCut = now
 		}
 		a.quietSince = now
-	case loss > lossQuiet:
+	case loss > quiet:
 		a.quietSince = now
 	case a.probing:
 		if a.switched && now-a.probeStart >= int64(probeConfirm) {

@@ -238,6 +238,38 @@ func TestAllocatorController(t *testing.T) {
 	}
 }
 
+// A wireless line that loses 5% of whatever it carries: after a cut, that loss becomes the
+// line's usual loss, probes still happen, and one that fits holds despite it.
+func TestAllocatorSteadyRandomLoss(t *testing.T) {
+	ar := newAllocRig(t)
+	camera := ar.track(vp8Codec, 0, 150_000, 500_000, 1_700_000)
+	ar.second([]uint64{150}, []uint64{1357}, []uint64{0}, []uint64{0})
+	ar.second([]uint64{150}, []uint64{1357}, []uint64{0}, []uint64{45})
+	if c := camera.Stats().CapLayer; c != LayerMedium {
+		t.Fatalf("cap %d after 30%% loss", c)
+	}
+	forwarding(camera, LayerMedium)
+	probed := 0
+	for i := range 20 {
+		ar.second([]uint64{100}, []uint64{600}, []uint64{0}, []uint64{5})
+		if camera.Stats().CapLayer == LayerHigh {
+			probed = i + 1
+			break
+		}
+	}
+	if probed == 0 {
+		t.Fatal("no probe in 20 s of a steady 5% loss")
+	}
+	forwarding(camera, LayerHigh)
+	for range 4 {
+		ar.second([]uint64{150}, []uint64{1357}, []uint64{0}, []uint64{7})
+	}
+	if probing, backoff := ar.probeState(); probing || backoff != probeBackoffMin || camera.Stats().CapLayer != LayerHigh {
+		t.Fatalf("probe after %d s: probing %v, backoff %v, cap %d", probed, probing, backoff, camera.Stats().CapLayer)
+	}
+	t.Logf("probed %d s after the cut; usual loss %.3f", probed, ar.a.baseline)
+}
+
 // A probed layer that never gets forwarded (no keyframe of it came) fails the probe.
 func TestAllocatorProbeNeverForwarded(t *testing.T) {
 	ar := newAllocRig(t)
