@@ -1,25 +1,22 @@
 package recorder
 
 import (
-	"context"
 	"log/slog"
 
-	"github.com/go-logr/logr"
 	protoLogger "github.com/livekit/protocol/logger"
 )
 
-// warnOnly passes on warnings and errors only: the SDK's informational logs are noise in a
-// server's log.
-type warnOnly struct{ slog.Handler }
-
-func (h warnOnly) Enabled(ctx context.Context, l slog.Level) bool {
-	return l >= slog.LevelWarn && h.Handler.Enabled(ctx, l)
-}
-
-func (h warnOnly) WithAttrs(a []slog.Attr) slog.Handler { return warnOnly{h.Handler.WithAttrs(a)} }
-func (h warnOnly) WithGroup(n string) slog.Handler      { return warnOnly{h.Handler.WithGroup(n)} }
-
-// sdkLogger adapts a slog logger for the LiveKit SDK.
-func sdkLogger(l *slog.Logger) protoLogger.Logger {
-	return protoLogger.LogRLogger(logr.FromSlogHandler(warnOnly{l.With("sdk", "livekit").Handler()}))
+// sdkLogger is the LiveKit SDK's logger for one recording connection: warnings and errors, on
+// standard error, tagged with the room. It is the SDK's own zap logger on purpose: the SDK
+// hands it to pion through an adapter that skips disabled levels only for zap loggers. For
+// any other logger it formats every pion debug line first, and one of them (pion printing a
+// TrackRemote with %+v while another goroutine configures it) is a data race inside pion that
+// the race detector caught in CI. If the zap logger cannot be built, l (warnings only) serves.
+func sdkLogger(l *slog.Logger, room string) protoLogger.Logger {
+	zl, err := protoLogger.NewZapLogger(&protoLogger.Config{Level: "warn"})
+	if err != nil {
+		l.Warn("LiveKit SDK logger", "err", err)
+		return protoLogger.GetLogger()
+	}
+	return zl.WithValues("component", "recorder-sdk", "room", room)
 }

@@ -226,7 +226,7 @@ func (s *session) connect() (*lksdk.Room, error) {
 		}
 	}
 	lk := lksdk.NewRoom(cb)
-	lk.SetLogger(sdkLogger(s.log))
+	lk.SetLogger(sdkLogger(s.log, s.room))
 	ctx, cancel := context.WithTimeout(s.r.ctx, 20*time.Second)
 	defer cancel()
 	if err := lk.JoinWithContextAndToken(ctx, s.r.opts.URL, tok, lksdk.WithAutoSubscribe(true)); err != nil {
