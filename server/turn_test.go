@@ -1,20 +1,11 @@
 package server
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"log/slog"
-	"math/big"
 	"net"
-	"os"
 	"path/filepath"
 	"strconv"
 	"testing"
-	"time"
 
 	lksdk "github.com/livekit/server-sdk-go/v2"
 	"github.com/pion/webrtc/v4"
@@ -23,41 +14,13 @@ import (
 	"github.com/sanke-edu/sanke/internal/testclient"
 )
 
-// writeCertificate writes a self-signed certificate for 127.0.0.1 and its key as PEM files.
-func writeCertificate(t *testing.T) (certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "sanke-test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	certFile, keyFile = filepath.Join(dir, "turn.pem"), filepath.Join(dir, "turn.key")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return certFile, keyFile
-}
-
 // TestTURNRelayOnly: clients allowed only relayed candidates (as behind a firewall that
 // passes nothing else) get the embedded relay from their join responses and exchange media
 // through it, over TURN/UDP and over TURN/TCP.
 func TestTURNRelayOnly(t *testing.T) {
 	for _, transport := range []string{"udp", "tcp"} {
 		t.Run(transport, func(t *testing.T) {
-			certFile, keyFile := writeCertificate(t)
+			certFile, keyFile := testclient.SelfSignedFiles(t)
 			url, srv := startTestServerWith(t, func(c *config.Config) {
 				c.TURN = config.TURNConfig{Enabled: true, CertFile: certFile, KeyFile: keyFile}
 				// The Go SDK checks TURN/TLS certificates against the system's roots, so the

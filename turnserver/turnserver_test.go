@@ -1,14 +1,8 @@
 package turnserver
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"log/slog"
-	"math/big"
 	"net"
 	"strconv"
 	"strings"
@@ -20,35 +14,15 @@ import (
 	tc "github.com/sanke-edu/sanke/internal/testclient"
 )
 
-// selfSigned returns a certificate for 127.0.0.1.
-func selfSigned(t *testing.T) *tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "sanke-test"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-}
-
 // startRelay runs a relay on loopback with all three transports.
 func startRelay(t *testing.T) *Server {
 	t.Helper()
+	cert := tc.SelfSigned(t)
 	s, err := Start(Config{
 		UDPPort:     tc.FreePort(t, "udp"),
 		TCPPort:     tc.FreePort(t, "tcp"),
 		TLSPort:     tc.FreePort(t, "tcp"),
-		Certificate: selfSigned(t),
+		Certificate: &cert,
 		BindIP:      "127.0.0.1",
 	}, slog.New(slog.DiscardHandler))
 	if err != nil {
