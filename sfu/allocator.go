@@ -90,7 +90,6 @@ type allocTrack struct {
 	d        *DownTrack
 	video    bool
 	priority int
-	capLayer int // the layer the budget allows
 
 	// From its last receiver report.
 	reported     bool
@@ -118,7 +117,7 @@ func NewAllocator(logger *slog.Logger) *Allocator {
 func (a *Allocator) add(d *DownTrack, priority int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	t := &allocTrack{d: d, video: d.receiver.video(), priority: priority, capLayer: LayerHigh}
+	t := &allocTrack{d: d, video: d.receiver.video(), priority: priority}
 	t.packets, t.bytes = d.sentCounters()
 	a.tracks = append(a.tracks, t)
 	// Stable: equal priorities keep their subscription order.
@@ -278,11 +277,9 @@ func (a *Allocator) setBudget(budget uint64, now int64, loss float64, rate uint6
 func (a *Allocator) allocate(now int64) []int {
 	layers, _ := a.share(a.budget, now)
 	for i, t := range a.tracks {
-		if !t.video || t.capLayer == layers[i] {
-			continue
+		if t.video {
+			t.d.setCapLayer(layers[i])
 		}
-		t.capLayer = layers[i]
-		t.d.setCapLayer(layers[i])
 	}
 	return layers
 }

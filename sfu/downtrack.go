@@ -299,9 +299,12 @@ func (d *DownTrack) maxLayer() int {
 // Like SetMaxLayer, a change takes effect on the next keyframe of the new layer.
 func (d *DownTrack) setCapLayer(layer int) {
 	d.mu.Lock()
+	changed := d.fwd.capLayer != layer
 	d.fwd.setCapLayer(layer)
 	d.mu.Unlock()
-	d.logger.Debug("downlink cap", "layer", layer)
+	if changed {
+		d.logger.Debug("downlink cap", "layer", layer)
+	}
 }
 
 // sentCounters returns the packets and payload bytes sent so far, retransmissions
