@@ -68,6 +68,24 @@ type TURNConfig struct {
 	// (inclusive), for firewall rules; both 0: any port.
 	RelayPortRangeStart int `koanf:"relay_port_range_start"`
 	RelayPortRangeEnd   int `koanf:"relay_port_range_end"`
+	// Secret signs the relay's credentials (TURN REST API HMAC); empty: a random one drawn
+	// at start. Give every node of a cluster the same secret so that any node can verify.
+	Secret string `koanf:"secret"`
+	// CredentialTTL is how long a handed-out credential may start new allocations; what it
+	// allocated lives only while its participant is in the session.
+	CredentialTTL time.Duration `koanf:"credential_ttl"`
+	// MaxAllocations bounds the relay's allocations in total, MaxAllocationsPerParticipant
+	// those of one credential and MaxAllocationsPerAddress those from one client IP address.
+	MaxAllocations               int `koanf:"max_allocations"`
+	MaxAllocationsPerParticipant int `koanf:"max_allocations_per_participant"`
+	MaxAllocationsPerAddress     int `koanf:"max_allocations_per_address"`
+	// MaxConnections bounds the open TURN/TCP and TURN/TLS connections in total,
+	// MaxConnectionsPerAddress those from one client IP address.
+	MaxConnections           int `koanf:"max_connections"`
+	MaxConnectionsPerAddress int `koanf:"max_connections_per_address"`
+	// SetupTimeout is how long a TURN/TCP or TURN/TLS connection may take for its TLS
+	// handshake and first allocation before it is closed.
+	SetupTimeout time.Duration `koanf:"setup_timeout"`
 }
 
 // RTCConfig configures the WebRTC media plane.
@@ -275,6 +293,14 @@ func Default() *Config {
 			TLSPort:             5349,
 			RelayPortRangeStart: 30000,
 			RelayPortRangeEnd:   40000,
+			CredentialTTL:       8 * time.Hour,
+			// Up to 3 URLs x 2 PeerConnections x 2 networks x 2 ICE generations.
+			MaxAllocationsPerParticipant: 24,
+			MaxAllocationsPerAddress:     512,
+			MaxAllocations:               4096,
+			MaxConnections:               4096,
+			MaxConnectionsPerAddress:     256,
+			SetupTimeout:                 10 * time.Second,
 		},
 		Room: RoomConfig{
 			AutoCreate:       true,

@@ -549,6 +549,18 @@ func TestValidate(t *testing.T) {
 			want:   []string{"turn.relay_port_range_start"},
 		},
 		{
+			name:   "turn secret too short",
+			modify: func(c *Config) { c.TURN.Enabled, c.TURN.TLSPort, c.TURN.Secret = true, 0, "short" },
+			want:   []string{"turn.secret"},
+		},
+		{
+			name: "turn limits not positive",
+			modify: func(c *Config) {
+				c.TURN.Enabled, c.TURN.TLSPort, c.TURN.MaxAllocationsPerParticipant, c.TURN.SetupTimeout = true, 0, 0, 0
+			},
+			want: []string{"turn.max_allocations_per_participant", "turn.setup_timeout"},
+		},
+		{
 			name:   "all problems reported",
 			modify: func(c *Config) { c.Port = 0; c.Keys = nil; c.Log.Format = "xml" },
 			want:   []string{"port", "keys", "log.format"},

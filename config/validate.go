@@ -72,6 +72,7 @@ func (c *Config) Validate() error {
 		if (start != 0 || end != 0) && (start < 1024 || end > 65535 || end < start) {
 			add("turn.relay_port_range_start", "relay ports %d-%d are not a range within 1024-65535 (both 0: any)", start, end)
 		}
+		c.validateTURNLimits(add)
 	}
 	if c.RTC.PacketCacheSize <= 0 {
 		add("rtc.packet_cache_size", "must be positive, got %d", c.RTC.PacketCacheSize)
@@ -123,6 +124,37 @@ func (c *Config) Validate() error {
 		add("redis.db", "must not be negative, got %d", c.Redis.DB)
 	}
 	return errors.Join(errs...)
+}
+
+// validateTURNLimits checks the relay's secret, credential lifetime and bounds.
+func (c *Config) validateTURNLimits(add func(key, format string, args ...any)) {
+	t := c.TURN
+	if t.Secret != "" && !c.Dev && len(t.Secret) < MinSecretLength {
+		add("turn.secret", "secret is %d characters; at least %d are required outside dev mode "+
+			"(generate one with `openssl rand -base64 32`), or leave it empty for a random one", len(t.Secret), MinSecretLength)
+	}
+	for _, d := range []struct {
+		key string
+		d   time.Duration
+	}{{"turn.credential_ttl", t.CredentialTTL}, {"turn.setup_timeout", t.SetupTimeout}} {
+		if d.d <= 0 {
+			add(d.key, "must be a positive duration, got %s", d.d)
+		}
+	}
+	for _, n := range []struct {
+		key string
+		n   int
+	}{
+		{"turn.max_allocations", t.MaxAllocations},
+		{"turn.max_allocations_per_participant", t.MaxAllocationsPerParticipant},
+		{"turn.max_allocations_per_address", t.MaxAllocationsPerAddress},
+		{"turn.max_connections", t.MaxConnections},
+		{"turn.max_connections_per_address", t.MaxConnectionsPerAddress},
+	} {
+		if n.n <= 0 {
+			add(n.key, "must be positive, got %d", n.n)
+		}
+	}
 }
 
 // validateKeys checks the API keys. Messages never contain secrets.
