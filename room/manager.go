@@ -32,24 +32,26 @@ type Config struct {
 	PacketCacheSize int
 	// ICEServers are handed to clients in the join response.
 	ICEServers []*livekit.ICEServer
-	// TURN, if not nil, returns the embedded relay's URLs and fresh credentials for a
-	// participant who reached the server at host; they follow ICEServers in join and
-	// reconnect responses.
-	TURN func(host, identity string) (*livekit.ICEServer, error)
+	// TURN, if not nil, returns the embedded relay's URLs and fresh credentials for the
+	// participant with sid, who reached the server at host; they follow ICEServers in join
+	// and reconnect responses. The relay refuses them once the participant has left (its
+	// participant_left event).
+	TURN func(host, sid string) (*livekit.ICEServer, error)
 	// ServerInfo is sent in join responses (version, protocol, node id, region).
 	ServerInfo *livekit.ServerInfo
 	// Keys sign the refreshed tokens sent to clients; nil disables refresh.
 	Keys auth.KeyProvider
 }
 
-// clientICEServers returns the ICE servers for a client that reached the server at host.
-func (c *Config) clientICEServers(host, identity string, logger *slog.Logger) []*livekit.ICEServer {
+// clientICEServers returns the ICE servers for participant sid, whose client reached the
+// server at host.
+func (c *Config) clientICEServers(host, sid string, logger *slog.Logger) []*livekit.ICEServer {
 	if c.TURN == nil {
 		return c.ICEServers
 	}
-	ice, err := c.TURN(host, identity)
+	ice, err := c.TURN(host, sid)
 	if err != nil {
-		logger.Warn("no TURN relay for the client", "identity", identity, "host", host, "err", err)
+		logger.Warn("no TURN relay for the client", "sid", sid, "host", host, "err", err)
 		return c.ICEServers
 	}
 	return append(slices.Clip(c.ICEServers), ice)
@@ -138,7 +140,7 @@ func (m *Manager) Join(ctx context.Context, req signaling.JoinRequest, sink sign
 			lastSeq := p.lastDataSeq
 			p.mu.Unlock()
 			p.resume(sink, &livekit.SignalResponse{Message: &livekit.SignalResponse_Reconnect{Reconnect: &livekit.ReconnectResponse{
-				IceServers:          m.cfg.clientICEServers(req.Host, req.Identity, m.logger),
+				IceServers:          m.cfg.clientICEServers(req.Host, p.sid, m.logger),
 				ClientConfiguration: m.cfg.clientConfiguration(),
 				ServerInfo:          m.cfg.ServerInfo,
 				LastMessageSeq:      lastSeq,

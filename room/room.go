@@ -206,7 +206,7 @@ func (r *Room) join(req signaling.JoinRequest, sink signaling.Sink) (*Participan
 		OtherParticipants:   others,
 		ServerVersion:       r.cfg.ServerInfo.Version,
 		ServerInfo:          r.cfg.ServerInfo,
-		IceServers:          r.cfg.clientICEServers(req.Host, p.identity, p.logger),
+		IceServers:          r.cfg.clientICEServers(req.Host, p.sid, p.logger),
 		SubscriberPrimary:   canSub && !p.single,
 		ClientConfiguration: r.cfg.clientConfiguration(),
 		PingTimeout:         int32(r.cfg.PingTimeout / time.Second),

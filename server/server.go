@@ -115,11 +115,11 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 			NodeId:   s.nodeID,
 		},
 	}
+	s.rooms = room.NewManager(roomCfg, media, logger)
 	if err := s.startTURN(roomCfg, bindIP); err != nil { // see turn.go
 		_ = media.Close()
 		return nil, err
 	}
-	s.rooms = room.NewManager(roomCfg, media, logger)
 
 	s.signal = signaling.NewHandler(signaling.Config{
 		MaxMessageBytes: cfg.Signal.MaxMessageBytes,

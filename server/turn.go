@@ -3,27 +3,44 @@ package server
 import (
 	"crypto/tls"
 	"fmt"
+	"net"
 
 	"github.com/sanke-edu/sanke/room"
 	"github.com/sanke-edu/sanke/turnserver"
 )
 
-// startTURN starts the embedded TURN relay when turn.enabled is set and hands its
-// credentials to the rooms' join responses.
+// startTURN starts the embedded TURN relay when turn.enabled is set, hands its credentials
+// to the rooms' join responses and ends them when their participants leave. The rooms'
+// manager must exist.
 func (s *Server) startTURN(rc *room.Config, bindIP string) error {
 	c := s.cfg.TURN
 	if !c.Enabled {
 		return nil
 	}
+	ips, err := mediaIPs(s.cfg.RTC.NodeIP, bindIP, s.cfg.RTC.IncludeLoopback)
+	if err != nil {
+		return fmt.Errorf("turn: media addresses: %w", err)
+	}
 	tc := turnserver.Config{
-		UDPPort:      c.UDPPort,
-		TCPPort:      c.TCPPort,
-		TLSPort:      c.TLSPort,
-		BindIP:       bindIP,
-		RelayIP:      s.cfg.RTC.NodeIP,
-		RelayPortMin: c.RelayPortRangeStart,
-		RelayPortMax: c.RelayPortRangeEnd,
-		Domain:       c.Domain,
+		UDPPort:       c.UDPPort,
+		TCPPort:       c.TCPPort,
+		TLSPort:       c.TLSPort,
+		BindIP:        bindIP,
+		RelayIP:       s.cfg.RTC.NodeIP,
+		RelayPortMin:  c.RelayPortRangeStart,
+		RelayPortMax:  c.RelayPortRangeEnd,
+		Domain:        c.Domain,
+		Media:         turnserver.Media{IPs: ips, UDPPort: s.cfg.RTC.UDPPort, TCPPort: s.cfg.RTC.TCPPort},
+		Secret:        c.Secret,
+		CredentialTTL: c.CredentialTTL,
+		Limits: turnserver.Limits{
+			Allocations:               c.MaxAllocations,
+			AllocationsPerParticipant: c.MaxAllocationsPerParticipant,
+			AllocationsPerAddress:     c.MaxAllocationsPerAddress,
+			Connections:               c.MaxConnections,
+			ConnectionsPerAddress:     c.MaxConnectionsPerAddress,
+			SetupTimeout:              c.SetupTimeout,
+		},
 	}
 	if c.TLSPort != 0 {
 		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
@@ -38,7 +55,34 @@ func (s *Server) startTURN(rc *room.Config, bindIP string) error {
 	}
 	s.turn = relay
 	rc.TURN = relay.ICEServer
+	s.rooms.AddObserver(room.ObserverFunc(func(e room.Event) {
+		if e.Type == room.EventParticipantLeft && e.Participant != nil {
+			relay.Left(e.Participant.Sid)
+		}
+	}))
 	return nil
+}
+
+// mediaIPs returns the addresses the SFU's ICE candidates advertise, the only ones the
+// relay forwards to: rtc.node_ip when set, else the bind address, else every IPv4 interface
+// address (loopback only when loopback candidates are on).
+func mediaIPs(nodeIP, bindIP string, loopback bool) ([]net.IP, error) {
+	for _, a := range []string{nodeIP, bindIP} {
+		if ip := net.ParseIP(a); ip != nil && !ip.IsUnspecified() {
+			return []net.IP{ip}, nil
+		}
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil, err
+	}
+	var ips []net.IP
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && (loopback || !n.IP.IsLoopback()) {
+			ips = append(ips, n.IP)
+		}
+	}
+	return ips, nil
 }
 
 // closeSockets closes the media sockets and the TURN relay.

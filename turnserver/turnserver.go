@@ -4,11 +4,23 @@
 // for it in its join response (ICEServer); the browser then relays its media through
 // this server to the SFU on the same machine.
 //
-// Credentials are the TURN REST API's time-limited ones: the user name is
-// "<expiry unix time>:<participant identity>" and the password an HMAC of it under a
-// secret that only this process knows, so nothing is stored per user and a credential
-// stops working when it expires. The relay only ever forwards to this machine's own
-// addresses: it is not an open relay for anyone holding a join token.
+// What a client may do with it, and for how long:
+//   - Credentials are the TURN REST API's: the user name is "<expiry unix time>:<participant
+//     sid>" and the password an HMAC of it under Config.Secret, so nothing is stored per
+//     credential and any node holding the secret can verify one. They are refused as soon
+//     as their participant has left its session (Left), for every request (allocations,
+//     refreshes, permissions, channel binds, connects), and they start new allocations only
+//     until they expire.
+//   - The relay forwards only to the SFU's media endpoints (Config.Media): UDP to the ICE
+//     UDP mux port, TCP (RFC 6062 Connect) to the ICE-TCP port, on the addresses the SFU's
+//     candidates advertise. Permissions, channel binds and connects naming anything else
+//     are answered 403 Forbidden, and relayed packets to or from anything else are dropped.
+//   - Allocations are bounded per participant, per client address and in total (Limits);
+//     a request beyond a bound is answered 486 Allocation Quota Reached. A participant's
+//     allocations are closed when it leaves.
+//   - TURN/TCP and TURN/TLS connections are bounded per client address and in total, and
+//     one that has not allocated (or bound a peer connection) within Limits.SetupTimeout of
+//     opening, or of losing its allocation, is closed.
 package turnserver
 
 import (
@@ -31,6 +43,9 @@ import (
 // Realm is the TURN realm of Sanke's relay.
 const Realm = "sanke"
 
+// DefaultCredentialTTL is Config.CredentialTTL when it is not set: a school day.
+const DefaultCredentialTTL = 8 * time.Hour
+
 // Config configures the relay. At least one port must be set.
 type Config struct {
 	// UDPPort is the TURN/UDP port; 0 disables it.
@@ -51,17 +66,16 @@ type Config struct {
 	// Domain is the host name put in the URLs handed to clients, which TURN/TLS
 	// certificates must match; empty: the host the client reached signaling at.
 	Domain string
-	// CredentialTTL is how long handed-out credentials stay valid.
+	// Media are the SFU's endpoints: the only peers the relay forwards to.
+	Media Media
+	// Secret signs the credentials; empty: a random secret drawn at start (credentials
+	// then die with the process). Nodes sharing a secret verify each other's credentials.
+	Secret string
+	// CredentialTTL is how long a handed-out credential may start new allocations; 0:
+	// DefaultCredentialTTL.
 	CredentialTTL time.Duration
-}
-
-// Server is a running relay.
-type Server struct {
-	cfg    Config
-	secret string
-	turn   *turn.Server
-	local  []net.IP // this machine's addresses: the only peers relayed to
-	logger *slog.Logger
+	// Limits bound what clients may hold.
+	Limits Limits
 }
 
 // Start opens the listeners and starts relaying.
@@ -73,7 +87,12 @@ func Start(cfg Config, logger *slog.Logger) (*Server, error) {
 		return nil, errors.New("turn: TLS port without a certificate")
 	}
 	if cfg.CredentialTTL <= 0 {
-		cfg.CredentialTTL = 24 * time.Hour
+		cfg.CredentialTTL = DefaultCredentialTTL
+	}
+	cfg.Limits = cfg.Limits.withDefaults()
+	media, err := newMediaPeers(cfg.Media)
+	if err != nil {
+		return nil, err
 	}
 	local, err := localAddresses()
 	if err != nil {
@@ -83,11 +102,22 @@ func Start(cfg Config, logger *slog.Logger) (*Server, error) {
 	if relayIP == nil {
 		relayIP = defaultRelayIP(cfg.BindIP, local)
 	}
-	key := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
-		return nil, err
+	secret := cfg.Secret
+	if secret == "" {
+		key := make([]byte, 32)
+		if _, err := rand.Read(key); err != nil {
+			return nil, err
+		}
+		secret = base64.StdEncoding.EncodeToString(key)
 	}
-	s := &Server{cfg: cfg, secret: base64.StdEncoding.EncodeToString(key), local: local, logger: logger.With("component", "turn")}
+	s := &Server{
+		cfg:    cfg,
+		secret: []byte(secret),
+		media:  media,
+		ledger: newLedger(cfg.Limits),
+		conns:  newConnTracker(cfg.Limits),
+		logger: logger.With("component", "turn"),
+	}
 
 	bind := cfg.BindIP
 	if bind == "" {
@@ -98,6 +128,7 @@ func Start(cfg Config, logger *slog.Logger) (*Server, error) {
 		gen = &turn.RelayAddressGeneratorPortRange{RelayAddress: relayIP, Address: bind,
 			MinPort: uint16(cfg.RelayPortMin), MaxPort: uint16(cfg.RelayPortMax)}
 	}
+	gen = &relayGenerator{RelayAddressGenerator: gen, s: s}
 	var closers []func() error
 	fail := func(err error) (*Server, error) {
 		for _, c := range closers {
@@ -107,7 +138,9 @@ func Start(cfg Config, logger *slog.Logger) (*Server, error) {
 	}
 	sc := turn.ServerConfig{
 		Realm:         Realm,
-		AuthHandler:   turn.LongTermTURNRESTAuthHandler(s.secret, pionlog.New(s.logger).NewLogger("turn")),
+		AuthHandler:   s.authenticate,
+		QuotaHandler:  s.quota,
+		EventHandler:  s.events(),
 		LoggerFactory: pionlog.New(s.logger),
 	}
 	if cfg.UDPPort != 0 {
@@ -116,27 +149,27 @@ func Start(cfg Config, logger *slog.Logger) (*Server, error) {
 			return fail(fmt.Errorf("turn: listen udp %d: %w", cfg.UDPPort, err))
 		}
 		closers = append(closers, pc.Close)
-		sc.PacketConnConfigs = append(sc.PacketConnConfigs, turn.PacketConnConfig{PacketConn: pc,
+		sc.PacketConnConfigs = append(sc.PacketConnConfigs, turn.PacketConnConfig{PacketConn: &screenedPacketConn{pc, s},
 			RelayAddressGenerator: gen, PermissionHandler: s.permitted})
 	}
-	listen := func(port int, wrap func(net.Listener) net.Listener) error {
+	listen := func(port int, tlsConf *tls.Config) error {
 		l, err := net.Listen("tcp4", net.JoinHostPort(bind, strconv.Itoa(port)))
 		if err != nil {
 			return fmt.Errorf("turn: listen tcp %d: %w", port, err)
 		}
 		closers = append(closers, l.Close)
-		sc.ListenerConfigs = append(sc.ListenerConfigs, turn.ListenerConfig{Listener: wrap(l),
+		sc.ListenerConfigs = append(sc.ListenerConfigs, turn.ListenerConfig{Listener: &turnListener{Listener: l, tls: tlsConf, s: s},
 			RelayAddressGenerator: gen, PermissionHandler: s.permitted})
 		return nil
 	}
 	if cfg.TCPPort != 0 {
-		if err := listen(cfg.TCPPort, func(l net.Listener) net.Listener { return l }); err != nil {
+		if err := listen(cfg.TCPPort, nil); err != nil {
 			return fail(err)
 		}
 	}
 	if cfg.TLSPort != 0 {
 		tlsConf := &tls.Config{Certificates: []tls.Certificate{*cfg.Certificate}, MinVersion: tls.VersionTLS12}
-		if err := listen(cfg.TLSPort, func(l net.Listener) net.Listener { return tls.NewListener(l, tlsConf) }); err != nil {
+		if err := listen(cfg.TLSPort, tlsConf); err != nil {
 			return fail(err)
 		}
 	}
@@ -144,8 +177,19 @@ func Start(cfg Config, logger *slog.Logger) (*Server, error) {
 		return fail(fmt.Errorf("turn: %w", err))
 	}
 	s.logger.Info("turn relay ready", "udp_port", cfg.UDPPort, "tcp_port", cfg.TCPPort, "tls_port", cfg.TLSPort,
-		"relay_ip", relayIP.String(), "domain", cfg.Domain)
+		"relay_ip", relayIP.String(), "domain", cfg.Domain, "media", media.String(), "limits", cfg.Limits)
 	return s, nil
+}
+
+// Server is a running relay.
+type Server struct {
+	cfg    Config
+	secret []byte
+	turn   *turn.Server
+	media  *mediaPeers  // the only peers relayed to
+	ledger *ledger      // participants in session and their allocations
+	conns  *connTracker // open TURN/TCP and TURN/TLS connections
+	logger *slog.Logger
 }
 
 // Close stops the relay and its allocations.
@@ -158,10 +202,10 @@ func (s *Server) Allocations() int {
 	return s.turn.AllocationCount()
 }
 
-// ICEServer returns the relay's URLs and fresh credentials for participant identity, who
-// reached signaling at host (a host name or address, with or without a port; used when
-// Config.Domain is empty).
-func (s *Server) ICEServer(host, identity string) (*livekit.ICEServer, error) {
+// ICEServer returns the relay's URLs and fresh credentials for participant sid, who reached
+// signaling at host (a host name or address, with or without a port; used when
+// Config.Domain is empty). The credentials work until sid leaves (Left).
+func (s *Server) ICEServer(host, sid string) (*livekit.ICEServer, error) {
 	name := s.cfg.Domain
 	if name == "" {
 		name = host
@@ -172,10 +216,10 @@ func (s *Server) ICEServer(host, identity string) (*livekit.ICEServer, error) {
 	if name == "" {
 		return nil, errors.New("turn: no host name for the relay's URLs")
 	}
-	user, password, err := turn.GenerateLongTermTURNRESTCredentials(s.secret, identity, s.cfg.CredentialTTL)
-	if err != nil {
+	if err := s.ledger.join(sid); err != nil {
 		return nil, err
 	}
+	user, password := s.credential(sid, time.Now().Add(s.cfg.CredentialTTL))
 	var urls []string
 	if s.cfg.UDPPort != 0 {
 		urls = append(urls, "turn:"+net.JoinHostPort(name, strconv.Itoa(s.cfg.UDPPort))+"?transport=udp")
@@ -189,15 +233,40 @@ func (s *Server) ICEServer(host, identity string) (*livekit.ICEServer, error) {
 	return &livekit.ICEServer{Urls: urls, Username: user, Credential: password}, nil
 }
 
-// permitted lets a client relay only to this machine's addresses: the SFU.
-func (s *Server) permitted(client net.Addr, peer net.IP) bool {
-	for _, ip := range s.local {
-		if ip.Equal(peer) {
-			return true
-		}
+// Left ends participant sid's use of the relay: its credentials are refused from now on
+// and its allocations closed.
+func (s *Server) Left(sid string) {
+	relays := s.ledger.leave(sid)
+	for _, r := range relays {
+		_ = r.Close()
 	}
-	s.logger.Debug("relay to a foreign address refused", "client", client.String(), "peer", peer.String())
+	if len(relays) > 0 {
+		s.logger.Debug("participant left: allocations closed", "sid", sid, "allocations", len(relays))
+	}
+}
+
+// quota is pion's QuotaHandler: whether participant sid may make one more allocation from
+// client address src; pion answers 486 Allocation Quota Reached when not.
+func (s *Server) quota(sid, _ string, src net.Addr) bool {
+	if s.ledger.allows(sid, src) {
+		return true
+	}
+	s.logger.Debug("allocation refused: quota reached", "sid", sid, "client", src.String())
 	return false
+}
+
+// events returns the allocation lifecycle callbacks: per-address counts, and connections
+// that lost their allocation.
+func (s *Server) events() turn.EventHandler {
+	return turn.EventHandler{
+		OnAllocationCreated: func(src, _ net.Addr, _, _, _ string, _ net.Addr, _ int) {
+			s.ledger.created(src)
+		},
+		OnAllocationDeleted: func(src, dst net.Addr, _, _, _ string) {
+			s.ledger.deleted(src)
+			s.conns.unallocated(src, dst)
+		},
+	}
 }
 
 // localAddresses returns the machine's interface addresses, loopback included.

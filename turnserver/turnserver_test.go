@@ -1,7 +1,7 @@
 package turnserver
 
 import (
-	"crypto/tls"
+	"fmt"
 	"log/slog"
 	"net"
 	"strconv"
@@ -9,174 +9,282 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/stun/v4"
 	"github.com/pion/turn/v5"
 
 	tc "github.com/sanke-edu/sanke/internal/testclient"
 )
 
-// startRelay runs a relay on loopback with all three transports.
-func startRelay(t *testing.T) *Server {
+// relay is a relay on loopback with all three transports, and the "SFU" it serves: a UDP
+// socket and an ICE-TCP listener, its only peers.
+type relay struct {
+	*Server
+	sfu    net.PacketConn
+	sfuTCP net.Listener
+}
+
+var loopback = net.IPv4(127, 0, 0, 1)
+
+// startRelay starts a relay; opt adjusts its configuration first.
+func startRelay(t *testing.T, opt func(*Config)) *relay {
 	t.Helper()
+	sfu, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sfu.Close() })
+	sfuTCP, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sfuTCP.Close() })
 	cert := tc.SelfSigned(t)
-	s, err := Start(Config{
+	cfg := Config{
 		UDPPort:     tc.FreePort(t, "udp"),
 		TCPPort:     tc.FreePort(t, "tcp"),
 		TLSPort:     tc.FreePort(t, "tcp"),
 		Certificate: &cert,
 		BindIP:      "127.0.0.1",
-	}, slog.New(slog.DiscardHandler))
+		Media: Media{IPs: []net.IP{loopback}, UDPPort: sfu.LocalAddr().(*net.UDPAddr).Port,
+			TCPPort: sfuTCP.Addr().(*net.TCPAddr).Port},
+	}
+	if opt != nil {
+		opt(&cfg)
+	}
+	s, err := Start(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = s.Close() })
-	return s
+	return &relay{Server: s, sfu: sfu, sfuTCP: sfuTCP}
 }
 
-// dial opens a client connection to the relay over transport ("udp", "tcp", "tls").
-func dial(t *testing.T, s *Server, transport string) (net.PacketConn, string) {
-	t.Helper()
-	switch transport {
-	case "udp":
-		c, err := net.ListenPacket("udp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c, "127.0.0.1:" + strconv.Itoa(s.cfg.UDPPort)
-	case "tcp":
-		addr := "127.0.0.1:" + strconv.Itoa(s.cfg.TCPPort)
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return turn.NewSTUNConn(c), addr
-	case "tls":
-		addr := "127.0.0.1:" + strconv.Itoa(s.cfg.TLSPort)
-		c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // the test's own certificate
-		if err != nil {
-			t.Fatal(err)
-		}
-		return turn.NewSTUNConn(c), addr
-	}
-	t.Fatalf("transport %q", transport)
-	return nil, ""
+// addr returns the relay's host:port for transport ("udp", "tcp", "tls").
+func (r *relay) addr(transport string) string {
+	port := map[string]int{"udp": r.cfg.UDPPort, "tcp": r.cfg.TCPPort, "tls": r.cfg.TLSPort}[transport]
+	return "127.0.0.1:" + strconv.Itoa(port)
 }
 
-// allocate logs in with user/password over transport and allocates a relay.
-func allocate(t *testing.T, s *Server, transport, user, password string) (net.PacketConn, error) {
+// credentials hands participant sid its credentials, checking the URLs they come with.
+func (r *relay) credentials(t *testing.T, sid string) (string, string) {
 	t.Helper()
-	conn, addr := dial(t, s, transport)
-	c, err := turn.NewClient(&turn.ClientConfig{STUNServerAddr: addr, TURNServerAddr: addr, Conn: conn,
-		Username: user, Password: password, Realm: Realm})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	if err := c.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	return c.Allocate()
-}
-
-// credentials returns the user and password of an ICEServer, checking its URLs.
-func credentials(t *testing.T, s *Server, host, identity string) (string, string) {
-	t.Helper()
-	ice, err := s.ICEServer(host, identity)
+	ice, err := r.ICEServer("127.0.0.1:7880", sid)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := []string{
-		"turn:127.0.0.1:" + strconv.Itoa(s.cfg.UDPPort) + "?transport=udp",
-		"turn:127.0.0.1:" + strconv.Itoa(s.cfg.TCPPort) + "?transport=tcp",
-		"turns:127.0.0.1:" + strconv.Itoa(s.cfg.TLSPort) + "?transport=tcp",
+		"turn:" + r.addr("udp") + "?transport=udp",
+		"turn:" + r.addr("tcp") + "?transport=tcp",
+		"turns:" + r.addr("tls") + "?transport=tcp",
 	}
 	if strings.Join(ice.Urls, " ") != strings.Join(want, " ") {
 		t.Errorf("urls %v, want %v", ice.Urls, want)
 	}
-	if !strings.HasSuffix(ice.Username, ":"+identity) {
-		t.Errorf("username %q does not name %q", ice.Username, identity)
+	if !strings.HasSuffix(ice.Username, ":"+sid) {
+		t.Errorf("username %q does not name %q", ice.Username, sid)
 	}
 	return ice.Username, ice.Credential
 }
 
-// Media relayed both ways between a client and a local "SFU" socket, over each transport.
+// client is a TURN client of the relay over transport.
+func (r *relay) client(t *testing.T, transport, user, password string) *turn.Client {
+	t.Helper()
+	return tc.TURNClient(t, transport, r.addr(transport), user, password)
+}
+
+// allocate logs in with user/password over transport and allocates a UDP relay.
+func (r *relay) allocate(t *testing.T, transport, user, password string) (net.PacketConn, error) {
+	t.Helper()
+	return r.client(t, transport, user, password).Allocate()
+}
+
+// Media relayed both ways between a client and the SFU's socket, over each transport.
 func TestRelay(t *testing.T) {
-	s := startRelay(t)
+	r := startRelay(t, nil)
 	for _, transport := range []string{"udp", "tcp", "tls"} {
 		t.Run(transport, func(t *testing.T) {
-			user, password := credentials(t, s, "127.0.0.1:7880", "point-"+transport)
-			relay, err := allocate(t, s, transport, user, password)
+			user, password := r.credentials(t, "PA_"+transport)
+			conn, err := r.allocate(t, transport, user, password)
 			if err != nil {
 				t.Fatalf("allocate: %v", err)
 			}
-			defer func() { _ = relay.Close() }()
-			sfu, err := net.ListenPacket("udp4", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer func() { _ = sfu.Close() }()
+			defer func() { _ = conn.Close() }()
 
 			// Client -> relay -> SFU: the SFU sees the relay's address.
-			if _, err := relay.WriteTo([]byte("hello sfu"), sfu.LocalAddr()); err != nil {
+			if _, err := conn.WriteTo([]byte("hello sfu"), r.sfu.LocalAddr()); err != nil {
 				t.Fatal(err)
 			}
 			buf := make([]byte, 1500)
-			_ = sfu.SetReadDeadline(time.Now().Add(5 * time.Second))
-			n, from, err := sfu.ReadFrom(buf)
+			_ = r.sfu.SetReadDeadline(time.Now().Add(5 * time.Second))
+			n, from, err := r.sfu.ReadFrom(buf)
 			if err != nil || string(buf[:n]) != "hello sfu" {
 				t.Fatalf("SFU read %q, %v", buf[:n], err)
 			}
-			if from.(*net.UDPAddr).Port != relay.LocalAddr().(*net.UDPAddr).Port {
-				t.Errorf("SFU got it from %v, the relay is %v", from, relay.LocalAddr())
+			if from.(*net.UDPAddr).Port != conn.LocalAddr().(*net.UDPAddr).Port {
+				t.Errorf("SFU got it from %v, the relay is %v", from, conn.LocalAddr())
 			}
 			// SFU -> relay -> client.
-			if _, err := sfu.WriteTo([]byte("hello point"), from); err != nil {
+			if _, err := r.sfu.WriteTo([]byte("hello point"), from); err != nil {
 				t.Fatal(err)
 			}
-			_ = relay.SetReadDeadline(time.Now().Add(5 * time.Second))
-			n, _, err = relay.ReadFrom(buf)
+			_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			n, _, err = conn.ReadFrom(buf)
 			if err != nil || string(buf[:n]) != "hello point" {
 				t.Fatalf("client read %q, %v", buf[:n], err)
 			}
-			if n := s.Allocations(); n != 1 {
+			if n := r.Allocations(); n != 1 {
 				t.Errorf("%d allocations, want 1", n)
 			}
 		})
 	}
 }
 
-func TestRelayRefuses(t *testing.T) {
-	s := startRelay(t)
-	user, password := credentials(t, s, "127.0.0.1", "point")
-	expiredUser, expiredPassword, err := turn.GenerateLongTermTURNRESTCredentials(s.secret, "point", -time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
+func TestRelayRefusesCredentials(t *testing.T) {
+	r := startRelay(t, nil)
+	user, password := r.credentials(t, "PA_point")
+	expiredUser, expiredPassword := r.credential("PA_point", time.Now().Add(-time.Minute))
+	strangerUser, strangerPassword := r.credential("PA_stranger", time.Now().Add(time.Hour)) // never joined
 	for _, c := range []struct{ name, user, password string }{
 		{"wrong password", user, "x" + password},
 		{"expired", expiredUser, expiredPassword},
-		{"other secret's credentials", "9999999999:point", "c2Fua2U="},
+		{"other secret's credentials", "9999999999:PA_point", "c2Fua2U="},
+		{"participant unknown", strangerUser, strangerPassword},
+		{"no sid", "9999999999", r.password("9999999999")},
 	} {
-		if _, err := allocate(t, s, "udp", c.user, c.password); err == nil {
-			t.Errorf("%s: allocation accepted", c.name)
+		if _, err := r.allocate(t, "udp", c.user, c.password); tc.TURNErrorCode(err) != 401 {
+			t.Errorf("%s: %v, want 401", c.name, err)
 		}
 	}
-	if n := s.Allocations(); n != 0 {
+	if n := r.Allocations(); n != 0 {
 		t.Errorf("%d allocations after refused logins", n)
 	}
+	if _, err := r.allocate(t, "udp", user, password); err != nil {
+		t.Errorf("valid credentials: %v", err)
+	}
+}
 
-	// Not an open relay: packets to an address that is not this machine's go nowhere.
-	relay, err := allocate(t, s, "udp", user, password)
+// TestRelayOnlyToMedia: permissions, channel binds and connects to anything but the SFU's
+// media endpoints are refused with 403; packets sent to another port of the SFU's address
+// (a Send indication needs no request) are dropped, and packets from one never reach the
+// client.
+func TestRelayOnlyToMedia(t *testing.T) {
+	r := startRelay(t, nil)
+	user, password := r.credentials(t, "PA_point")
+	victim, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = relay.Close() }()
-	if _, err := relay.WriteTo([]byte("x"), &net.UDPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 9}); err == nil {
-		t.Error("permission to relay to 192.0.2.1 granted")
+	defer func() { _ = victim.Close() }()
+	victimAddr := victim.LocalAddr().(*net.UDPAddr)
+	c := r.client(t, "udp", user, password)
+	conn, err := c.Allocate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, peer := range []*net.UDPAddr{victimAddr, {IP: net.IPv4(192, 0, 2, 1), Port: r.cfg.Media.UDPPort}} {
+		if err := c.CreatePermission(peer); tc.TURNErrorCode(err) != 403 {
+			t.Errorf("permission to %v: %v, want 403", peer, err)
+		}
+		if err := tc.TURNChannelBind(c, user, password, peer, 0x4000); tc.TURNErrorCode(err) == 0 {
+			t.Errorf("channel bind to %v: %v, want an error", peer, err)
+		}
+	}
+	alloc, err := r.client(t, "tcp", user, password).AllocateTCP()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alloc.Connect(&net.TCPAddr{IP: loopback, Port: victimAddr.Port}); tc.TURNErrorCode(err) != 403 {
+		t.Errorf("connect to %v: %v, want 403", victimAddr, err)
+	}
+	if _, err := alloc.Connect(r.sfuTCP.Addr()); err != nil {
+		t.Errorf("connect to the ICE-TCP port: %v", err)
+	}
+
+	// Permissions are per address: the SFU's covers every port of it.
+	sfuAddr := r.sfu.LocalAddr().(*net.UDPAddr)
+	if err := c.CreatePermission(sfuAddr); err != nil {
+		t.Fatal(err)
+	}
+	send := func(payload string, to *net.UDPAddr) {
+		t.Helper()
+		msg, err := stun.Build(stun.TransactionID, stun.NewType(stun.MethodSend, stun.ClassIndication),
+			stun.RawAttribute{Type: stun.AttrData, Value: []byte(payload)}, tc.TURNPeerAddress{Addr: to}, stun.Fingerprint)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.WriteTo(msg.Raw, c.TURNServerAddr()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send("to the victim", victimAddr)
+	send("to the sfu", sfuAddr)
+	buf := make([]byte, 1500)
+	_ = r.sfu.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n, relayAddr, err := r.sfu.ReadFrom(buf)
+	if err != nil || string(buf[:n]) != "to the sfu" {
+		t.Fatalf("SFU read %q, %v", buf[:n], err)
+	}
+	// The relay handles a client's packets in order, so the victim's packet, had it been
+	// relayed, would be queued already: ahead of a marker the victim sends itself now.
+	if _, err := victim.WriteTo([]byte("marker"), victimAddr); err != nil {
+		t.Fatal(err)
+	}
+	_ = victim.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, _, err := victim.ReadFrom(buf); err != nil || string(buf[:n]) != "marker" {
+		t.Errorf("another port of the SFU's address got %q (%v) through the relay", buf[:n], err)
+	}
+
+	// Inbound: only the SFU's packets reach the client.
+	if _, err := victim.WriteTo([]byte("from the victim"), relayAddr); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.sfu.WriteTo([]byte("from the sfu"), relayAddr); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, from, err := conn.ReadFrom(buf); err != nil || string(buf[:n]) != "from the sfu" {
+		t.Errorf("client read %q from %v (%v), want the SFU's packet only", buf[:n], from, err)
+	}
+}
+
+// TestRelayLeft: once its participant has left, a credential is refused for everything and
+// its allocations are closed; the participant gets no new credentials.
+func TestRelayLeft(t *testing.T) {
+	// The TCP connection, once its allocation is closed, is closed after the setup timeout.
+	r := startRelay(t, func(c *Config) { c.Limits.SetupTimeout = 2 * time.Second })
+	user, password := r.credentials(t, "PA_leaver")
+	c := r.client(t, "udp", user, password)
+	if _, err := c.Allocate(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.allocate(t, "tcp", user, password); err != nil {
+		t.Fatal(err)
+	}
+	r.Left("PA_leaver")
+	tc.Eventually(t, 10*time.Second, "allocations and connections closed", func() (bool, string) {
+		r.conns.mu.Lock()
+		conns := r.conns.total
+		r.conns.mu.Unlock()
+		return r.Allocations() == 0 && conns == 0, fmt.Sprintf("%d allocations, %d connections", r.Allocations(), conns)
+	})
+	if _, err := r.allocate(t, "udp", user, password); tc.TURNErrorCode(err) != 401 {
+		t.Errorf("allocate after leaving: %v, want 401", err)
+	}
+	if err := c.CreatePermission(r.sfu.LocalAddr()); err == nil {
+		t.Error("permission granted after leaving")
+	}
+	if _, err := r.ICEServer("127.0.0.1", "PA_leaver"); err == nil {
+		t.Error("credentials handed to a participant that left")
+	}
+	r.ledger.mu.Lock()
+	defer r.ledger.mu.Unlock()
+	if r.ledger.total != 0 || len(r.ledger.users) != 0 {
+		t.Errorf("ledger still holds %d relays of %d participants", r.ledger.total, len(r.ledger.users))
 	}
 }
 
 func TestICEServerHost(t *testing.T) {
-	s := &Server{cfg: Config{TLSPort: 443, CredentialTTL: time.Hour}, secret: "s"}
+	s := &Server{cfg: Config{TLSPort: 443, CredentialTTL: time.Hour}, secret: []byte("s"), ledger: newLedger(Limits{})}
 	for _, c := range []struct{ domain, host, want string }{
 		{"", "class.example.edu.cn:7880", "turns:class.example.edu.cn:443?transport=tcp"},
 		{"", "class.example.edu.cn", "turns:class.example.edu.cn:443?transport=tcp"},
@@ -184,24 +292,30 @@ func TestICEServerHost(t *testing.T) {
 		{"turn.example.edu.cn", "10.0.0.1:7880", "turns:turn.example.edu.cn:443?transport=tcp"},
 	} {
 		s.cfg.Domain = c.domain
-		ice, err := s.ICEServer(c.host, "p")
+		ice, err := s.ICEServer(c.host, "PA_p")
 		if err != nil || len(ice.Urls) != 1 || ice.Urls[0] != c.want {
 			t.Errorf("domain %q host %q: %v, %v; want %s", c.domain, c.host, ice, err, c.want)
 		}
 	}
 	s.cfg.Domain = ""
-	if _, err := s.ICEServer("", "p"); err == nil {
-		t.Error("no host and no domain: no error")
+	for _, c := range []struct{ host, sid string }{{"", "PA_p"}, {"h", ""}, {"h", "PA:p"}} {
+		if _, err := s.ICEServer(c.host, c.sid); err == nil {
+			t.Errorf("host %q sid %q: no error", c.host, c.sid)
+		}
 	}
 }
 
 func TestStartErrors(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
-	if _, err := Start(Config{}, log); err == nil {
+	media := Media{IPs: []net.IP{loopback}, UDPPort: 7882}
+	if _, err := Start(Config{Media: media}, log); err == nil {
 		t.Error("no ports: no error")
 	}
-	if _, err := Start(Config{TLSPort: tc.FreePort(t, "tcp")}, log); err == nil {
+	if _, err := Start(Config{TLSPort: tc.FreePort(t, "tcp"), Media: media}, log); err == nil {
 		t.Error("TLS without a certificate: no error")
+	}
+	if _, err := Start(Config{UDPPort: tc.FreePort(t, "udp"), BindIP: "127.0.0.1"}, log); err == nil {
+		t.Error("no media endpoints: no error")
 	}
 	busy, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
@@ -209,7 +323,7 @@ func TestStartErrors(t *testing.T) {
 	}
 	defer func() { _ = busy.Close() }()
 	port := busy.LocalAddr().(*net.UDPAddr).Port
-	if _, err := Start(Config{UDPPort: port, TCPPort: tc.FreePort(t, "tcp"), BindIP: "127.0.0.1"}, log); err == nil {
+	if _, err := Start(Config{UDPPort: port, TCPPort: tc.FreePort(t, "tcp"), BindIP: "127.0.0.1", Media: media}, log); err == nil {
 		t.Error("busy UDP port: no error")
 	}
 }
