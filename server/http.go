@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -30,13 +31,15 @@ const defaultBodyLimit = 64 << 10
 // classroom and recorder API (/api/) and the Room API (/twirp/, roomapi.WithMaxRequestBytes).
 var bodyLimitedPrefixes = []string{"/api/", "/twirp/"}
 
-// newHTTPServer returns the http.Server for h with the timeouts and header limit of cfg.
+// newHTTPServer returns the http.Server for h with the timeouts and header limit of cfg, its
+// own complaints logged through logger.
 // WriteTimeout is left to frontHandler, which applies it to each write rather than to the
 // whole response: websockets clear the deadlines when they are hijacked anyway, and a
 // recording that takes an hour to download must not be cut as long as it moves.
-func newHTTPServer(cfg config.HTTPConfig, h http.Handler) *http.Server {
+func newHTTPServer(cfg config.HTTPConfig, h http.Handler, logger *slog.Logger) *http.Server {
 	return &http.Server{
 		Handler:           h,
+		ErrorLog:          slog.NewLogLogger(logger.With("component", "http").Handler(), slog.LevelWarn),
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		ReadTimeout:       cfg.ReadTimeout,
 		IdleTimeout:       cfg.IdleTimeout,

@@ -214,7 +214,7 @@ func (s *Server) Run(ctx context.Context) error {
 		_ = s.closeSockets()
 		return err
 	}
-	srv := newHTTPServer(s.cfg.HTTP, s.front)
+	srv := newHTTPServer(s.cfg.HTTP, s.front, s.logger)
 	errc := make(chan error, len(s.listener))
 	var wg sync.WaitGroup
 	for _, l := range s.listener {
