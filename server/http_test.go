@@ -171,7 +171,7 @@ func TestHTTPTimeoutsSpareWebsockets(t *testing.T) {
 // A response is given http.write_timeout per write, not in all: a client that stops reading
 // is cut off, a long response that keeps moving (a recording download) is not.
 func TestHTTPWriteTimeoutPerWrite(t *testing.T) {
-	wsURL, srv := startTestServerWith(t, shortHTTP)
+	wsURL, srv := startTestServerWith(t, func(c *config.Config) { c.HTTP.WriteTimeout = 2 * time.Second })
 	addr := httpAddr(wsURL)
 	const chunk = 32 << 10
 	written := make(chan error, 4)
@@ -191,7 +191,7 @@ func TestHTTPWriteTimeoutPerWrite(t *testing.T) {
 	})
 
 	// Steady: 8 chunks a quarter of the timeout apart, twice the timeout in all.
-	resp, err := http.Get("http://" + addr + "/test/stream?chunks=8&pause=250ms")
+	resp, err := http.Get("http://" + addr + "/test/stream?chunks=8&pause=500ms")
 	if err != nil {
 		t.Fatal(err)
 	}
