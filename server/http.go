@@ -33,6 +33,7 @@ var bodyLimitedPrefixes = []string{"/api/", "/twirp/"}
 
 // newHTTPServer returns the http.Server for h with the timeouts and header limit of cfg, its
 // own complaints logged through logger.
+//
 // WriteTimeout is left to frontHandler, which applies it to each write rather than to the
 // whole response: websockets clear the deadlines when they are hijacked anyway, and a
 // recording that takes an hour to download must not be cut as long as it moves.
