@@ -20,7 +20,8 @@ const MinSecretLength = 32
 // Config is the whole server configuration. The YAML keys are documented in configs/sanke.yaml.
 type Config struct {
 	// Dev enables development mode: 127.0.0.1 bindings, API key "devkey" / secret "secret",
-	// loopback ICE candidates, no Redis, data under ./data.
+	// loopback ICE candidates, no Redis, data under ./data, pprof and the /dev/ endpoints
+	// (answered to loopback clients only, whatever the bind address).
 	Dev bool `koanf:"dev"`
 	// BindAddresses are the IP addresses the HTTP/websocket server listens on.
 	BindAddresses []string `koanf:"bind_addresses"`
@@ -44,6 +45,40 @@ type Config struct {
 	Webhook WebhookConfig `koanf:"webhook"`
 	// TURN configures the embedded TURN relay (package turnserver).
 	TURN TURNConfig `koanf:"turn"`
+	// HTTP bounds the HTTP server's connections: timeouts, header size, connection caps.
+	HTTP HTTPConfig `koanf:"http"`
+	// Metrics says who may read /metrics.
+	Metrics MetricsConfig `koanf:"metrics"`
+}
+
+// HTTPConfig bounds what one client can hold of the HTTP/websocket server. Websockets are
+// bound by the signal settings once upgraded; these timeouts do not cut them.
+type HTTPConfig struct {
+	// ReadHeaderTimeout bounds the reading of a request's headers.
+	ReadHeaderTimeout time.Duration `koanf:"read_header_timeout"`
+	// ReadTimeout bounds the reading of a whole request, body included.
+	ReadTimeout time.Duration `koanf:"read_timeout"`
+	// WriteTimeout bounds each write of a response: a client that takes no data for this long
+	// is disconnected, however long the whole response takes.
+	WriteTimeout time.Duration `koanf:"write_timeout"`
+	// IdleTimeout closes a keep-alive connection idle for this long.
+	IdleTimeout time.Duration `koanf:"idle_timeout"`
+	// MaxHeaderBytes caps the size of a request's line and headers.
+	MaxHeaderBytes int `koanf:"max_header_bytes"`
+	// MaxConns caps the connections open at once (websockets included).
+	MaxConns int `koanf:"max_conns"`
+	// MaxConnsPerIP caps the connections open at once from one client address (an IPv6
+	// /64); loopback clients (a reverse proxy on this host, the recorder) are not counted
+	// against it. 0: no per-address cap.
+	MaxConnsPerIP int `koanf:"max_conns_per_ip"`
+}
+
+// MetricsConfig restricts /metrics. With neither key set anyone reaching the port reads it.
+type MetricsConfig struct {
+	// BearerToken, when set, must be presented as "Authorization: Bearer <token>".
+	BearerToken string `koanf:"bearer_token"`
+	// AllowedCIDRs, when not empty, are the only client networks answered.
+	AllowedCIDRs []string `koanf:"allowed_cidrs"`
 }
 
 // TURNConfig configures the embedded TURN relay, for clients whose networks let neither
@@ -347,6 +382,16 @@ func Default() *Config {
 			},
 		},
 		Webhook: WebhookConfig{URLs: []string{}},
+		HTTP: HTTPConfig{
+			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       30 * time.Second,
+			WriteTimeout:      30 * time.Second,
+			IdleTimeout:       30 * time.Second,
+			MaxHeaderBytes:    64 << 10,
+			MaxConns:          10000,
+			MaxConnsPerIP:     256,
+		},
+		Metrics: MetricsConfig{AllowedCIDRs: []string{}},
 	}
 }
 

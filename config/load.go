@@ -539,7 +539,7 @@ func describeDecodeError(err error, name func(string) string) error {
 
 // describeValueError explains why the value of key could not be decoded.
 func describeValueError(key string, err error) string {
-	secret := strings.HasPrefix(key, "keys") || key == "redis.password"
+	secret := strings.HasPrefix(key, "keys") || key == "redis.password" || key == "metrics.bearer_token"
 	var pe *mapstructure.ParseError
 	var ue *mapstructure.UnconvertibleTypeError
 	switch {

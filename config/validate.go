@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -123,6 +124,7 @@ func (c *Config) Validate() error {
 	if c.Redis.DB < 0 {
 		add("redis.db", "must not be negative, got %d", c.Redis.DB)
 	}
+	c.validateHTTP(add, checkDuration)
 	return errors.Join(errs...)
 }
 
@@ -155,6 +157,48 @@ func (c *Config) validateTURNLimits(add func(key, format string, args ...any)) {
 			add(n.key, "must be positive, got %d", n.n)
 		}
 	}
+}
+
+// minMetricsToken is the shortest metrics.bearer_token accepted.
+const minMetricsToken = 16
+
+// validateHTTP checks the http and metrics sections. Messages never contain the token.
+func (c *Config) validateHTTP(add func(key, format string, args ...any), checkDuration func(string, time.Duration)) {
+	h := c.HTTP
+	checkDuration("http.read_header_timeout", h.ReadHeaderTimeout)
+	checkDuration("http.read_timeout", h.ReadTimeout)
+	checkDuration("http.write_timeout", h.WriteTimeout)
+	checkDuration("http.idle_timeout", h.IdleTimeout)
+	if h.MaxHeaderBytes < 4096 {
+		add("http.max_header_bytes", "must be at least 4096, got %d", h.MaxHeaderBytes)
+	}
+	if h.MaxConns < 1 {
+		add("http.max_conns", "must be at least 1, got %d", h.MaxConns)
+	}
+	if h.MaxConnsPerIP < 0 {
+		add("http.max_conns_per_ip", "must be 0 (no per-address cap) or positive, got %d", h.MaxConnsPerIP)
+	}
+	if t := c.Metrics.BearerToken; t != "" && (len(t) < minMetricsToken || strings.IndexFunc(t, unicode.IsSpace) >= 0) {
+		add("metrics.bearer_token", "must be at least %d characters without spaces (generate one with `openssl rand -hex 24`)", minMetricsToken)
+	}
+	for _, p := range c.Metrics.AllowedCIDRs {
+		if _, err := ParseCIDR(p); err != nil {
+			add("metrics.allowed_cidrs", "%v", err)
+		}
+	}
+}
+
+// ParseCIDR reads a network such as "10.0.0.0/8" or "fd00::/8"; a bare address is a network
+// of that one address.
+func ParseCIDR(s string) (netip.Prefix, error) {
+	s = strings.TrimSpace(s)
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p.Masked(), nil
+	}
+	if a, err := netip.ParseAddr(s); err == nil {
+		return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
+	}
+	return netip.Prefix{}, fmt.Errorf("%q is not an IP network (10.0.0.0/8) or address", s)
 }
 
 // validateKeys checks the API keys. Messages never contain secrets.

@@ -34,7 +34,7 @@ type extras struct {
 // recorder, when there is one).
 func (s *Server) setupExtras() error {
 	s.extras.metrics = metrics.New(s.rooms)
-	s.mux.Handle("GET /metrics", metrics.Handler(s.extras.metrics))
+	s.mux.Handle("GET /metrics", metricsGuard(s.cfg.Metrics, metrics.Handler(s.extras.metrics)))
 
 	keys := auth.NewFileBasedKeyProviderFromMap(s.cfg.Keys)
 	names := make([]string, 0, len(s.cfg.Keys))

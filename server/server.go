@@ -53,6 +53,8 @@ type Server struct {
 	signal   *signaling.Handler
 	roomAPI  *roomapi.Service
 	mux      *http.ServeMux
+	front    http.Handler // mux behind the security headers, body bound and write deadlines
+	conns    *connCounter // the HTTP connections open, within http.max_conns(_per_ip)
 	nodeID   string
 	listener []net.Listener
 	turn     *turnserver.Server // nil unless turn.enabled: see turn.go
@@ -143,12 +145,14 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 	s.signal.Register(s.mux)
 	s.mux.Handle(s.roomAPI.PathPrefix(), s.roomAPI.Handler())
 	if cfg.Dev {
-		// Profiles for performance work (BENCHMARKS.md). Dev mode listens on 127.0.0.1 only.
-		s.mux.HandleFunc("/debug/pprof/", pprof.Index)
-		s.mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		s.mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-		s.mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		s.mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		// Profiles for performance work (BENCHMARKS.md), for loopback clients only: dev mode
+		// listens on 127.0.0.1 unless --bind says otherwise, and the profiles (the command
+		// line above all) are nobody else's business even then.
+		s.mux.Handle("/debug/pprof/", loopbackOnly(http.HandlerFunc(pprof.Index)))
+		s.mux.Handle("/debug/pprof/profile", loopbackOnly(http.HandlerFunc(pprof.Profile)))
+		s.mux.Handle("/debug/pprof/trace", loopbackOnly(http.HandlerFunc(pprof.Trace)))
+		s.mux.Handle("/debug/pprof/symbol", loopbackOnly(http.HandlerFunc(pprof.Symbol)))
+		s.mux.Handle("/debug/pprof/cmdline", loopbackOnly(http.HandlerFunc(pprof.Cmdline)))
 	}
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
@@ -163,11 +167,13 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s.setupWebClient() // web client at "/" (issue 6): see webclient.go
+	s.front = frontHandler(s.mux, cfg.HTTP.WriteTimeout)
+	s.conns = newConnCounter(cfg.HTTP.MaxConns, cfg.HTTP.MaxConnsPerIP, logger)
 	return s, nil
 }
 
 // Handler returns the HTTP handler with every route (used by tests and by Run).
-func (s *Server) Handler() http.Handler { return s.mux }
+func (s *Server) Handler() http.Handler { return s.front }
 
 // Rooms returns the room manager.
 func (s *Server) Rooms() *room.Manager { return s.rooms }
@@ -190,7 +196,7 @@ func (s *Server) Listen() error {
 			s.listener = nil
 			return fmt.Errorf("listen: %w", err)
 		}
-		s.listener = append(s.listener, l)
+		s.listener = append(s.listener, s.conns.Listener(l))
 	}
 	return nil
 }
@@ -208,7 +214,7 @@ func (s *Server) Run(ctx context.Context) error {
 		_ = s.closeSockets()
 		return err
 	}
-	srv := &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := newHTTPServer(s.cfg.HTTP, s.front, s.logger)
 	errc := make(chan error, len(s.listener))
 	var wg sync.WaitGroup
 	for _, l := range s.listener {

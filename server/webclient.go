@@ -3,9 +3,10 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"net"
 	"net/http"
+	"net/url"
 	"sort"
 	"strings"
 	"time"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/sanke-edu/sanke/classroom"
 	"github.com/sanke-edu/sanke/classroom/model"
+	"github.com/sanke-edu/sanke/config"
 	sampledata "github.com/sanke-edu/sanke/configs/classroom"
 	webclient "github.com/sanke-edu/sanke/web-client"
 )
@@ -24,7 +26,10 @@ import (
 //	GET  /                      the application (index.html for client routes, assets/ files)
 //	GET  /client-config.json    {"dev","classroom","recording","version"}: what the client offers
 //
-// Dev mode only (cfg.Dev), and only from a loopback address:
+// Every answer of the application carries a strict Content-Security-Policy (webClientCSP):
+// scripts, styles and everything else from this origin only, nothing inline, no framing.
+//
+// Dev mode only (cfg.Dev), and only from a loopback address, whatever the bind address:
 //
 //	POST /dev/token             {"room","identity","name","kind":"join"|"reader"} -> {"token","url"}
 //	                            a LiveKit token signed with the dev key: "join" for the quick
@@ -40,14 +45,84 @@ import (
 // answers them, so a typo in an API path gets a 404, not index.html.
 var webClientReserved = []string{"/rtc", "/twirp/", "/api/", "/metrics", "/healthz", "/dev/"}
 
+// devBodyLimit bounds the bodies of the dev endpoints.
+const devBodyLimit = 4096
+
 // setupWebClient registers the web client's routes (called from New).
 func (s *Server) setupWebClient() {
-	s.mux.Handle("/", webclient.Handler(webclient.Options{Reserved: webClientReserved}))
+	csp := newWebClientCSP(s.cfg)
+	app := webclient.Handler(webclient.Options{Reserved: webClientReserved})
+	s.mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Security-Policy", csp.forHost(r.Host))
+		app.ServeHTTP(w, r)
+	}))
 	s.mux.HandleFunc("GET /client-config.json", s.handleClientConfig)
 	if s.cfg.Dev {
-		s.mux.HandleFunc("POST /dev/token", s.devOnly(s.handleDevToken))
-		s.mux.HandleFunc("POST /dev/demo", s.devOnly(s.handleDevDemo))
+		s.mux.Handle("POST /dev/token", s.devOnly(s.handleDevToken))
+		s.mux.Handle("POST /dev/demo", s.devOnly(s.handleDevDemo))
 	}
+}
+
+// webClientCSP is the web client's Content-Security-Policy, less the page's own websocket
+// origin, which depends on the host the page was loaded from.
+type webClientCSP struct {
+	connect, media string // sources beyond 'self', each with a leading space
+}
+
+// newWebClientCSP allows what the configuration points the client at beyond its own origin:
+// the websocket of classroom.public_url (and its http(s) twin, which livekit-client asks
+// /rtc/validate) and an S3 store's presigned recording links.
+func newWebClientCSP(cfg *config.Config) webClientCSP {
+	var p webClientCSP
+	if u, err := url.Parse(cfg.Classroom.PublicURL); err == nil && cspHost(u.Host) {
+		switch u.Scheme {
+		case "wss", "https":
+			p.connect += " wss://" + u.Host + " https://" + u.Host
+		case "ws", "http":
+			p.connect += " ws://" + u.Host + " http://" + u.Host
+		}
+	}
+	if rc := cfg.Recording; rc.Enabled && rc.Storage.Type == "s3" {
+		if u, err := url.Parse(rc.Storage.S3.Endpoint); err == nil && cspHost(u.Host) && (u.Scheme == "http" || u.Scheme == "https") {
+			origins := " " + u.Scheme + "://" + u.Host
+			if b := rc.Storage.S3.Bucket; !rc.Storage.S3.PathStyle && b != "" && cspHost(b+"."+u.Host) {
+				origins += " " + u.Scheme + "://" + b + "." + u.Host // virtual-hosted bucket
+			}
+			p.media += origins
+			p.connect += origins
+		}
+	}
+	return p
+}
+
+// forHost returns the policy for a page loaded from host (the request's Host): 'self' covers
+// its websocket in today's browsers, the explicit ws:/wss: sources older ones.
+func (p webClientCSP) forHost(host string) string {
+	connect := "'self'"
+	if cspHost(host) {
+		connect += " ws://" + host + " wss://" + host
+	}
+	return "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; " +
+		"media-src 'self' blob:" + p.media + "; connect-src " + connect + p.connect + "; " +
+		"font-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+}
+
+// cspHost reports whether h is a host[:port] that can go into a policy as it is: letters,
+// digits, dots, dashes, an IPv6 literal in brackets, a port. Anything else (a Host header
+// with spaces or semicolons) is left out rather than escaped.
+func cspHost(h string) bool {
+	if h == "" || len(h) > 261 {
+		return false
+	}
+	for _, r := range h {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+		case r == '.', r == '-', r == ':', r == '[', r == ']':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 func (s *Server) handleClientConfig(w http.ResponseWriter, _ *http.Request) {
@@ -68,19 +143,22 @@ func writeWebJSON(w http.ResponseWriter, status int, v any) {
 	_ = enc.Encode(v)
 }
 
-// devOnly refuses requests when dev mode is off or the caller is not on this machine.
-func (s *Server) devOnly(h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		host, _, err := net.SplitHostPort(r.RemoteAddr)
-		ip := net.ParseIP(host)
-		if !s.cfg.Dev || err != nil || ip == nil || !ip.IsLoopback() {
+// devOnly refuses requests when dev mode is off or the caller is not on this machine, and
+// bounds the body.
+func (s *Server) devOnly(h http.HandlerFunc) http.Handler {
+	return loopbackOnly(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.cfg.Dev {
 			http.NotFound(w, r)
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, 4096)
+		if r.ContentLength > devBodyLimit {
+			writeTooLarge(w, devBodyLimit)
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, devBodyLimit)
 		w.Header().Set("Cache-Control", "no-store")
 		h(w, r)
-	}
+	}))
 }
 
 // devKey returns the key that signs dev tokens (the first in alphabetical order).
@@ -104,6 +182,10 @@ func (s *Server) handleDevToken(w http.ResponseWriter, r *http.Request) {
 		Kind     string `json:"kind"`
 	}
 	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
+			writeTooLarge(w, mbe.Limit)
+			return
+		}
 		writeWebJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid JSON body"})
 		return
 	}

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"strings"
@@ -58,6 +59,13 @@ Flags:
 	if cfg.Dev {
 		logger.Warn("development mode: do not expose this server to others; " +
 			"anyone can create tokens with the public key devkey/secret")
+		if open := nonLoopback(cfg.BindAddresses); len(open) > 0 {
+			logger.Warn("development mode listening beyond loopback: other machines reach signaling and the API; "+
+				"pprof and /dev/ still answer loopback clients only", "bind_addresses", open)
+		}
+	} else if cfg.Metrics.BearerToken == "" && len(cfg.Metrics.AllowedCIDRs) == 0 {
+		logger.Warn("/metrics is open to every client that reaches the port; " +
+			"restrict it with metrics.bearer_token or metrics.allowed_cidrs")
 	}
 
 	sigCtx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
@@ -89,6 +97,18 @@ Flags:
 	}
 	logger.Info("server stopped")
 	return exitOK
+}
+
+// nonLoopback returns the addresses of addrs that are not loopback addresses (0.0.0.0 and
+// :: listen on every interface).
+func nonLoopback(addrs []string) []string {
+	var out []string
+	for _, a := range addrs {
+		if ip := net.ParseIP(a); ip == nil || !ip.IsLoopback() {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // runServer builds the server and runs it until ctx is cancelled.

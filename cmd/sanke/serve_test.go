@@ -176,3 +176,40 @@ func TestServeShutdown(t *testing.T) {
 		t.Errorf("stderr %q lacks the stop message", stderr.String())
 	}
 }
+
+// Dev mode on a non-loopback address, and unrestricted metrics outside dev mode, are said at
+// start (issue 12, finding 13); the metrics token never is.
+func TestServeWarnings(t *testing.T) {
+	const token = "metrics-token-0123456789"
+	for _, tt := range []struct {
+		name    string
+		env     []string
+		args    []string
+		want    string
+		notWant string
+	}{
+		{name: "dev on every interface", args: []string{"--dev", "--bind", "0.0.0.0"},
+			want: "pprof and /dev/ still answer loopback clients only"},
+		{name: "dev on loopback", args: []string{"--dev"}, notWant: "listening beyond loopback"},
+		{name: "open metrics", env: []string{"SANKE_KEYS=APIk: " + testSecret}, want: "/metrics is open"},
+		{name: "metrics token", env: []string{"SANKE_KEYS=APIk: " + testSecret, "SANKE_METRICS_BEARER_TOKEN=" + token},
+			notWant: "/metrics is open"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := runApp(t, tt.env, func(context.Context, *config.Config, *slog.Logger) error { return nil },
+				append([]string{"serve"}, tt.args...)...)
+			if r.code != exitOK {
+				t.Fatalf("exit code = %d, stderr %q", r.code, r.stderr)
+			}
+			if tt.want != "" && !strings.Contains(r.stderr, tt.want) {
+				t.Errorf("no %q in %q", tt.want, r.stderr)
+			}
+			if tt.notWant != "" && strings.Contains(r.stderr, tt.notWant) {
+				t.Errorf("%q in %q", tt.notWant, r.stderr)
+			}
+			if strings.Contains(r.stderr, token) {
+				t.Errorf("metrics token logged: %q", r.stderr)
+			}
+		})
+	}
+}

@@ -11,7 +11,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import {
-  ARTIFACTS, Sanke, audioFlows, audioPackets, chartDrawn, compareCoverage, dataset, launch, log, newPage, pollUntil, screenshot, signIn, sleep, slideSvg, teardown, tempDir,
+  assertNoCSPViolations, ARTIFACTS, Sanke, audioFlows, audioPackets, chartDrawn, compareCoverage, dataset, launch, log, newPage, pollUntil, screenshot, signIn, sleep, slideSvg, teardown, tempDir,
   videoPlaying,
 } from './harness.mjs';
 
@@ -216,6 +216,8 @@ describe('web client against a real sanke', { timeout: 300_000 }, () => {
     // Chart canvases are drawn (pixels that are not blank).
     for (const id of ['chart-time', 'chart-groups']) await chartDrawn(admin, id);
     await sleep(800); // chart animations
+    await admin.hover('[data-testid=chart-groups] canvas'); // a tooltip (drawn on the canvas: CSP)
+    await sleep(300);
     await screenshot(admin, '14-coverage-dashboard');
 
     await admin.selectOption('[data-testid=group-by]', 'teaching_point');
@@ -262,4 +264,6 @@ describe('web client against a real sanke', { timeout: 300_000 }, () => {
     assert.equal(county.total.teaching_points, 2, '辰溪县 has two teaching points');
     await sup.close();
   });
+
+  it('6. no page broke the Content-Security-Policy the server sends', () => assertNoCSPViolations(pages, sanke.url));
 });

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import {
-  FIREFOX_PATH, Sanke, audioFlows, chartDrawn, compareCoverage, dataset, launch, launchFirefox, log, newFirefoxPage, newPage, pollUntil,
+  assertNoCSPViolations, FIREFOX_PATH, Sanke, audioFlows, chartDrawn, compareCoverage, dataset, launch, launchFirefox, log, newFirefoxPage, newPage, pollUntil,
   screenshot, signIn, sleep, startClass, teardown, tempDir, videoPlaying,
 } from './harness.mjs';
 
@@ -134,4 +134,6 @@ describe('web client in Firefox', { timeout: 240_000, skip }, () => {
     await sleep(800); // chart animations
     await screenshot(sup, 'ff-07-dashboard');
   });
+
+  it('no page broke the Content-Security-Policy the server sends', () => assertNoCSPViolations(pages, sanke.url));
 });

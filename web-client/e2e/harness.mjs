@@ -267,17 +267,48 @@ export async function newFirefoxPage(browser, name, viewport = { width: 1366, he
   return instrument(page, name);
 }
 
+/** Console messages that report a Content-Security-Policy violation (ours, Chromium's, Firefox's). */
+const CSP_MESSAGE = /csp violation|content[- ]security[- ]policy|refused to (load|execute|apply|connect|frame|create)/i;
+
+/** reportCSPViolations runs in every page before its scripts: violations go to the console. */
+function reportCSPViolations() {
+  document.addEventListener('securitypolicyviolation', (e) => {
+    console.error(`CSP violation: ${e.violatedDirective} blocked ${e.blockedURI || 'inline'} (${e.sourceFile || ''}:${e.lineNumber || 0})`);
+  });
+}
+
 /**
- * instrument names a page, collects its console and page errors for saveLogs and accepts its
- * dialogs; the same for playwright and puppeteer pages.
+ * instrument names a page, collects its console and page errors for saveLogs (and the
+ * Content-Security-Policy violations for assertNoCSPViolations) and accepts its dialogs; the
+ * same for playwright and puppeteer pages.
  */
-function instrument(page, name) {
+async function instrument(page, name) {
   page.sankeName = name;
   page.consoleLog = [];
-  page.on('console', (m) => page.consoleLog.push(`[${m.type()}] ${m.text()}`));
+  page.cspViolations = [];
+  if (page.addInitScript) await page.addInitScript(reportCSPViolations);
+  else await page.evaluateOnNewDocument(reportCSPViolations);
+  page.on('console', (m) => {
+    const line = `[${m.type()}] ${m.text()}`;
+    page.consoleLog.push(line);
+    if (CSP_MESSAGE.test(m.text())) page.cspViolations.push(line);
+  });
   page.on('pageerror', (e) => page.consoleLog.push(`[pageerror] ${e.stack || e.message}`));
   page.on('dialog', (d) => void d.accept());
   return page;
+}
+
+/**
+ * assertNoCSPViolations checks that the server sends the web client's Content-Security-Policy
+ * and that no page broke it (an inline script or style, eval, a source it does not allow).
+ */
+export async function assertNoCSPViolations(pages, base) {
+  const resp = await fetch(`${base}/`);
+  const csp = resp.headers.get('content-security-policy') || '';
+  for (const want of ["default-src 'self'", "script-src 'self'", "frame-ancestors 'none'"]) assert.ok(csp.includes(want), `Content-Security-Policy ${JSON.stringify(csp)} lacks ${want}`);
+  assert.equal(resp.headers.get('x-frame-options'), 'DENY');
+  const violations = Object.values(pages).filter(Boolean).flatMap((p) => p.cspViolations.map((v) => `${p.sankeName}: ${v}`));
+  assert.deepEqual(violations, [], 'pages broke the Content-Security-Policy');
 }
 
 /**

@@ -8,7 +8,7 @@
 // test-artifacts/tablet-*.png.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { Sanke, dataset, launch, log, newPage, pollUntil, screenshot, signIn, sleep, startClass, teardown, tempDir, videoPlaying } from './harness.mjs';
+import { assertNoCSPViolations, Sanke, dataset, launch, log, newPage, pollUntil, screenshot, signIn, sleep, startClass, teardown, tempDir, videoPlaying } from './harness.mjs';
 
 const SESSION = 'E2E-DELIVERY';
 const LANDSCAPE = { width: 1024, height: 768 };
@@ -144,4 +144,6 @@ describe('web client on a tablet', { timeout: 240_000 }, () => {
     await videoPlaying(tp, '[data-testid=teacher-video]');
     await screenshot(tp, 'tablet-portrait-05-teacher-large');
   });
+
+  it('no page broke the Content-Security-Policy the server sends', () => assertNoCSPViolations(pages, sanke.url));
 });

@@ -174,8 +174,16 @@ export const api = {
   devDemo: () => call<{ sessions: string[]; accounts: { id: string; password: string }[] }>('POST', '/dev/demo', undefined),
 };
 
-/** fileUrl adds the access token to a recording file URL (the recorder accepts ?access_token= for links a browser opens). */
-export function fileUrl(u: string, token: string): string {
-  if (/^https?:\/\//.test(u) && !u.startsWith(globalThis.location?.origin ?? '\u0000')) return u; // presigned
-  return `${u}${u.includes('?') ? '&' : '?'}access_token=${encodeURIComponent(token)}`;
+/**
+ * fileUrl is the link that plays or downloads a recording file: the short-lived signed link
+ * the recorder lists for it (`/api/v1/recordings/{id}/files/{name}?expires=..&sig=..`), or a
+ * store's presigned https URL, used as it is. No access token ever goes into a URL (URLs end
+ * up in server logs, browser history and Referer headers). Anything but a path of this origin
+ * or an http(s) URL is refused (undefined).
+ */
+export function fileUrl(u: string | undefined): string | undefined {
+  if (!u) return undefined;
+  if (u.startsWith('/') && !u.startsWith('//') && !u.startsWith('/\\')) return u;
+  if (/^https?:\/\//i.test(u)) return u;
+  return undefined;
 }

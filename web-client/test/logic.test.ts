@@ -7,7 +7,7 @@ import { decide } from '../src/logic/policy';
 import { courseType, gradeName, mondayOf, screenFor, sessionStatus, sessionsOfDay, timeRange } from '../src/logic/sessions';
 import { Directory, applyFilter, filterOptions, liveClasses } from '../src/logic/wall';
 import { match } from '../src/router';
-import type { Session } from '../src/api';
+import { fileUrl, type Session } from '../src/api';
 
 describe('i18n', () => {
   it('has every key in both languages, none empty', () => {
@@ -250,5 +250,23 @@ describe('router', () => {
     expect(match('/class/:id', '/class/S%201')).toEqual({ id: 'S 1' });
     expect(match('/class/:id', '/class')).toBeUndefined();
     expect(match('/wall', '/wall')).toEqual({});
+  });
+});
+
+describe('recording links', () => {
+  it('plays the signed link the recorder lists, as it is, with no token added', () => {
+    const signed = '/api/v1/recordings/RC_1/files/cam.webm?expires=1767225600&sig=AbC-_9';
+    expect(fileUrl(signed)).toBe(signed);
+    const presigned = 'https://lessons.oss-cn-hangzhou.aliyuncs.com/RC_1/cam.webm?X-Amz-Signature=ab';
+    expect(fileUrl(presigned)).toBe(presigned);
+    expect(fileUrl(signed)).not.toContain('access_token');
+  });
+  it('refuses what is not a path of this origin or an http(s) URL', () => {
+    expect(fileUrl(undefined)).toBeUndefined();
+    expect(fileUrl('')).toBeUndefined();
+    expect(fileUrl('//evil.example/x.webm')).toBeUndefined();
+    expect(fileUrl('/\\evil.example/x.webm')).toBeUndefined();
+    expect(fileUrl('javascript:alert(1)')).toBeUndefined();
+    expect(fileUrl('data:video/webm;base64,AAAA')).toBeUndefined();
   });
 });

@@ -138,9 +138,11 @@ export function Dashboard() {
   const ts = series ? timeSeries(series, timeDim) : undefined;
   const total = rep?.total;
 
+  // Tooltips are drawn on the canvas (richText): ECharts' HTML tooltips carry inline styles,
+  // which the Content-Security-Policy (style-src 'self') refuses.
   const lineOption: EChartsOption | undefined = ts && {
     color: palette,
-    tooltip: { trigger: 'axis', valueFormatter: (v: unknown) => (v === null || v === undefined ? '—' : `${v}%`) },
+    tooltip: { trigger: 'axis', renderMode: 'richText', valueFormatter: (v: unknown) => (v === null || v === undefined ? '—' : `${v}%`) },
     legend: { top: 0, data: [t('coverageRate'), t('deliveryRate')] },
     grid: { left: 48, right: 24, top: 36, bottom: 32 },
     xAxis: { type: 'category', data: ts.x, boundaryGap: false },
@@ -153,7 +155,7 @@ export function Dashboard() {
   const groupRows = rep ? rows(rep) : [];
   const barOption: EChartsOption | undefined = rep && {
     color: palette,
-    tooltip: { trigger: 'axis' },
+    tooltip: { trigger: 'axis', renderMode: 'richText' },
     legend: { top: 0, data: [t('coverageRate'), t('deliveryRate'), t('classHours')] },
     grid: { left: 48, right: 48, top: 36, bottom: 64 },
     xAxis: { type: 'category', data: groupRows.map((r) => r.name), axisLabel: { interval: 0, rotate: groupRows.length > 3 ? 30 : 0 } },
@@ -170,7 +172,7 @@ export function Dashboard() {
   const subj = total ? subjectHours(total) : [];
   const pieOption: EChartsOption | undefined = total && {
     color: palette,
-    tooltip: { trigger: 'item', formatter: '{b}: {c} h ({d}%)' },
+    tooltip: { trigger: 'item', renderMode: 'richText', formatter: '{b}: {c} h ({d}%)' },
     legend: { bottom: 0 },
     series: [{ type: 'pie', radius: ['45%', '70%'], center: ['50%', '45%'], data: subj.map((s) => ({ name: s.subject, value: s.hours })), label: { formatter: '{b}\n{c} h' } }],
   };

@@ -1,7 +1,7 @@
 // Recordings of the signed-in classroom's sessions (recorder API: GET
 // /api/v1/rooms/{room}/recordings with a room token of the session), played in the browser
-// (WebM: VP8/VP9 + Opus). Files are fetched with ?access_token= (the recorder accepts it for
-// links a browser opens).
+// (WebM: VP8/VP9 + Opus). Files are played through the short-lived signed links the listing
+// hands out (fileUrl): no token goes into a URL.
 import { useEffect, useState } from 'preact/hooks';
 import { api, fileUrl, type Manifest, type ManifestFile, type Session } from '../api';
 import { auth, roomTokenFor } from '../auth';
@@ -15,7 +15,6 @@ import { loadDirectory } from './home';
 
 interface Row {
   session: Session;
-  token?: string;
   recordings?: Manifest[];
   active?: boolean;
   unavailable?: string;
@@ -36,7 +35,7 @@ export function Recordings() {
   const a = useSignal(auth);
   const [list, setList] = useState<Row[]>();
   const [dir, setDir] = useState(new Directory());
-  const [playing, setPlaying] = useState<{ file: ManifestFile; token: string; title: string }>();
+  const [playing, setPlaying] = useState<{ file: ManifestFile; title: string }>();
   useEffect(() => {
     if (!a) return;
     (async () => {
@@ -58,9 +57,9 @@ export function Recordings() {
           }
           try {
             const r = await api.recordings(token, s.room);
-            return { session: s, token, recordings: r.recordings, active: r.active.length > 0 };
+            return { session: s, recordings: r.recordings, active: r.active.length > 0 };
           } catch (e) {
-            return { session: s, token, unavailable: (e as Error).message };
+            return { session: s, unavailable: (e as Error).message };
           }
         }),
       );
@@ -80,7 +79,7 @@ export function Recordings() {
                 ✕
               </button>
             </div>
-            <video class="player" data-testid="player-video" controls autoplay src={fileUrl(playing.file.url ?? '', playing.token)} />
+            <video class="player" data-testid="player-video" controls autoplay src={fileUrl(playing.file.url)} />
           </section>
         ) : null}
         {!list ? <Empty>{t('loading')}</Empty> : null}
@@ -118,7 +117,7 @@ export function Recordings() {
                       <button
                         class="secondary"
                         data-testid={`play-${f.name}`}
-                        onClick={() => setPlaying({ file: f, token: r.token!, title: `${who} · ${f.source === 'screen_share' ? t('slides') : t('camera')}` })}
+                        onClick={() => setPlaying({ file: f, title: `${who} · ${f.source === 'screen_share' ? t('slides') : t('camera')}` })}
                       >
                         <Icon name="play" size={16} /> {who} · {f.source === 'screen_share' ? t('slides') : t('camera')} · {fmtDuration(f.duration)} · {fmtSize(f.size)}
                       </button>
