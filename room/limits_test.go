@@ -3,6 +3,7 @@ package room
 import (
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -137,5 +138,34 @@ func TestStateBounded(t *testing.T) {
 	}
 	if err := p.updateTrackSettings(&livekit.UpdateTrackSettings{TrackSids: make([]string, maxListLength+1)}); err == nil {
 		t.Error("track settings naming more than maxListLength tracks accepted")
+	}
+}
+
+// TestPublishSourcesBounded checks that a permission's source list, which every
+// ParticipantInfo carries, is kept without repeats and bounded, whether it comes from a
+// token or from an update; and that an update cannot make a participant hidden or a
+// recorder.
+func TestPublishSourcesBounded(t *testing.T) {
+	many := make([]livekit.TrackSource, 100000)
+	for i := range many {
+		many[i] = livekit.TrackSource(i % 7)
+	}
+	grant := &auth.VideoGrant{}
+	grant.SetCanPublishSources(many)
+	p, _ := testParticipant(testRoom(t), "p", grant)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if n := len(p.permission.CanPublishSources); n > len(livekit.TrackSource_name) {
+		t.Errorf("the token's %d sources kept as %d", len(many), n)
+	}
+	p.setPermissionLocked(&livekit.ParticipantPermission{CanPublish: true, CanPublishSources: many, Hidden: true, Recorder: true})
+	if n := len(p.permission.CanPublishSources); n > len(livekit.TrackSource_name) {
+		t.Errorf("an update's %d sources kept as %d", len(many), n)
+	}
+	if !slices.Equal(p.permission.CanPublishSources[:2], []livekit.TrackSource{livekit.TrackSource_UNKNOWN, livekit.TrackSource_CAMERA}) {
+		t.Errorf("sources %v, want them in their order", p.permission.CanPublishSources)
+	}
+	if p.permission.Hidden || p.permission.Recorder {
+		t.Error("a permission update made the participant hidden or a recorder")
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -135,7 +136,7 @@ func permissionFromGrant(v *auth.VideoGrant) *livekit.ParticipantPermission {
 		CanSubscribe:      v.GetCanSubscribe(),
 		CanPublish:        v.GetCanPublish(),
 		CanPublishData:    v.GetCanPublishData(),
-		CanPublishSources: v.GetCanPublishSources(),
+		CanPublishSources: distinctSources(v.GetCanPublishSources()),
 		Hidden:            v.Hidden,
 		CanUpdateMetadata: v.GetCanUpdateOwnMetadata(),
 		Recorder:          v.Recorder,
@@ -148,10 +149,28 @@ func permissionFromGrant(v *auth.VideoGrant) *livekit.ParticipantPermission {
 // carry that into a refreshed token. Caller holds p.mu (or owns p).
 func (p *Participant) setPermissionLocked(perm *livekit.ParticipantPermission) {
 	next := proto.Clone(perm).(*livekit.ParticipantPermission)
+	next.CanPublishSources = distinctSources(next.CanPublishSources)
 	next.Hidden = p.permission.Hidden
 	next.Recorder = p.permission.Recorder
 	next.Agent = p.permission.Agent
 	p.permission = next
+}
+
+// distinctSources returns sources without repeats, in their order, and at most as many as
+// there are sources (values beyond are not sources; dropping them only narrows the
+// permission): the permission goes into every ParticipantInfo sent, so a long list (a
+// token's, or an update's) must not be kept as is.
+func distinctSources(sources []livekit.TrackSource) []livekit.TrackSource {
+	var out []livekit.TrackSource
+	for _, s := range sources {
+		if len(out) == len(livekit.TrackSource_name) {
+			break
+		}
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // canPublishSource reports whether the participant may publish a track of that source.
