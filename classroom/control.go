@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 
@@ -70,7 +71,8 @@ func (c *controller) stateLocked(roomName string) *roomState {
 }
 
 // handle applies the room's state to joining teaching points (a reconnecting classroom that
-// was called on keeps its microphone; in free discussion everyone gets it).
+// was called on keeps its microphone; in free discussion everyone gets it). AdmitParticipant
+// did so already as it joined; this catches a call that began or ended meanwhile.
 func (c *controller) handle(ctx context.Context, e room.Event) {
 	if e.Room == nil {
 		return
@@ -102,16 +104,17 @@ func (c *controller) handle(ctx context.Context, e room.Event) {
 		return
 	}
 	id := e.Participant.GetIdentity()
-	if !st.calledOn[id] && st.mode != ModeFree {
+	mic := st.calledOn[id] || st.mode == ModeFree
+	if mic == slices.Contains(e.Participant.GetPermission().GetCanPublishSources(), livekit.TrackSource_MICROPHONE) {
 		return
 	}
-	attrs := map[string]string{}
+	attrs := map[string]string{AttrCalledOn: ""}
 	if st.calledOn[id] {
 		attrs[AttrCalledOn] = "true"
 	}
 	if _, err := c.s.rooms.UpdateParticipant(ctx, &livekit.UpdateParticipantRequest{Room: name, Identity: id,
-		Permission: Permission(RoleTeachingPoint, true), Attributes: attrs}); err != nil {
-		c.s.logger.Warn("restoring a teaching point's microphone", "room", name, "identity", id, "err", err)
+		Permission: Permission(RoleTeachingPoint, mic), Attributes: attrs}); err != nil {
+		c.s.logger.Warn("applying the class to a teaching point's microphone", "room", name, "identity", id, "err", err)
 	}
 }
 

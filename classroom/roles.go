@@ -8,6 +8,7 @@ import (
 	"github.com/livekit/protocol/livekit"
 
 	"github.com/sanke-edu/sanke/classroom/model"
+	"github.com/sanke-edu/sanke/roomapi"
 )
 
 // Role is what a participant does in a class session. It decides its LiveKit grants.
@@ -32,16 +33,17 @@ const (
 )
 
 // Participant attributes Sanke sets. Clients read them from ParticipantInfo.attributes; they
-// are set by the server only (no role may update its own metadata).
+// are set by the server only: they start with roomapi.ReservedAttributePrefix, which every
+// client path refuses, whatever the client's grants.
 const (
-	AttrRole      = "sanke.role"      // a Role
-	AttrClassroom = "sanke.classroom" // classroom ID
-	AttrSchool    = "sanke.school"    // school ID
-	AttrSession   = "sanke.session"   // session ID
-	AttrHand      = "sanke.hand"      // "raised" while the hand is up
-	AttrCalledOn  = "sanke.called_on" // "true" while called on
+	AttrRole      = roomapi.ReservedAttributePrefix + "role"      // a Role
+	AttrClassroom = roomapi.ReservedAttributePrefix + "classroom" // classroom ID
+	AttrSchool    = roomapi.ReservedAttributePrefix + "school"    // school ID
+	AttrSession   = roomapi.ReservedAttributePrefix + "session"   // session ID
+	AttrHand      = roomapi.ReservedAttributePrefix + "hand"      // "raised" while the hand is up
+	AttrCalledOn  = roomapi.ReservedAttributePrefix + "called_on" // "true" while called on
 	// AttrAccount marks a sign-in token (not a room token): the account it was issued to.
-	AttrAccount = "sanke.account"
+	AttrAccount = roomapi.ReservedAttributePrefix + "account"
 )
 
 // RoleFor returns the role of a classroom in a session, or false when it does not belong to it.

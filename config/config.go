@@ -49,6 +49,8 @@ type Config struct {
 	HTTP HTTPConfig `koanf:"http"`
 	// Metrics says who may read /metrics.
 	Metrics MetricsConfig `koanf:"metrics"`
+	// Limit bounds what clients and Room API calls can make the server keep.
+	Limit LimitConfig `koanf:"limit"`
 }
 
 // HTTPConfig bounds what one client can hold of the HTTP/websocket server. Websockets are
@@ -175,6 +177,25 @@ type SignalConfig struct {
 	PingTimeout time.Duration `koanf:"ping_timeout"`
 	// WriteQueue is the number of outgoing messages buffered per client before it is dropped.
 	WriteQueue int `koanf:"write_queue"`
+}
+
+// LimitConfig bounds the names, metadata, attributes and tracks clients and Room API calls
+// can make the server keep; the first five keys are LiveKit's (its limit section).
+type LimitConfig struct {
+	// MaxRoomNameLength bounds room names, in bytes.
+	MaxRoomNameLength int `koanf:"max_room_name_length"`
+	// MaxParticipantIdentityLength bounds participant identities, in bytes.
+	MaxParticipantIdentityLength int `koanf:"max_participant_identity_length"`
+	// MaxParticipantNameLength bounds participant names, in bytes.
+	MaxParticipantNameLength int `koanf:"max_participant_name_length"`
+	// MaxMetadataSize bounds participant and room metadata, in bytes.
+	MaxMetadataSize int `koanf:"max_metadata_size"`
+	// MaxAttributesSize bounds the total size of a participant's attributes, in bytes.
+	MaxAttributesSize int `koanf:"max_attributes_size"`
+	// MaxAttributes bounds the number of a participant's attributes.
+	MaxAttributes int `koanf:"max_attributes"`
+	// MaxTracksPerParticipant bounds the tracks one participant announces and publishes.
+	MaxTracksPerParticipant int `koanf:"max_tracks_per_participant"`
 }
 
 // LogConfig configures structured logging.
@@ -349,6 +370,15 @@ func Default() *Config {
 			PingInterval:    5 * time.Second,
 			PingTimeout:     15 * time.Second,
 			WriteQueue:      256,
+		},
+		Limit: LimitConfig{
+			MaxRoomNameLength:            256,
+			MaxParticipantIdentityLength: 256,
+			MaxParticipantNameLength:     256,
+			MaxMetadataSize:              64000,
+			MaxAttributesSize:            64000,
+			MaxAttributes:                64,
+			MaxTracksPerParticipant:      16,
 		},
 		Log: LogConfig{
 			Level:  "info",

@@ -111,6 +111,22 @@ func (c *Config) Validate() error {
 	if c.Signal.WriteQueue <= 0 {
 		add("signal.write_queue", "must be positive, got %d", c.Signal.WriteQueue)
 	}
+	for _, l := range []struct {
+		key string
+		v   int
+	}{
+		{"limit.max_room_name_length", c.Limit.MaxRoomNameLength},
+		{"limit.max_participant_identity_length", c.Limit.MaxParticipantIdentityLength},
+		{"limit.max_participant_name_length", c.Limit.MaxParticipantNameLength},
+		{"limit.max_metadata_size", c.Limit.MaxMetadataSize},
+		{"limit.max_attributes_size", c.Limit.MaxAttributesSize},
+		{"limit.max_attributes", c.Limit.MaxAttributes},
+		{"limit.max_tracks_per_participant", c.Limit.MaxTracksPerParticipant},
+	} {
+		if l.v <= 0 {
+			add(l.key, "must be positive, got %d", l.v)
+		}
+	}
 
 	if _, err := parseLevel(c.Log.Level); err != nil {
 		add("log.level", "%v", err)

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/sanke-edu/sanke/classroom"
 	"github.com/sanke-edu/sanke/classroom/outbox"
 	"github.com/sanke-edu/sanke/room"
 	"github.com/sanke-edu/sanke/sfu"
@@ -30,9 +31,6 @@ type Source interface {
 type Backlog interface {
 	Stats(ctx context.Context) (outbox.Stats, error)
 }
-
-// roleAttribute is the participant attribute holding the classroom role.
-const roleAttribute = "sanke.role"
 
 // Collector is a prometheus.Collector over the room manager. It also counts recordings
 // (it implements webhook.RecordingListener).
@@ -70,7 +68,7 @@ func New(src Source) *Collector {
 	return &Collector{
 		src: src, last: map[[2]string]down{}, active: map[string]bool{}, ended: map[string]float64{},
 		rooms:           d("rooms", "Active rooms."),
-		participants:    d("participants", "Participants in rooms, by classroom role (participant when none).", "role"),
+		participants:    d("participants", "Participants in rooms, by classroom role (participant when none, other when not a known role).", "role"),
 		tracks:          d("published_tracks", "Published tracks.", "kind", "source"),
 		subscriptions:   d("subscriptions", "Tracks being forwarded to subscribers."),
 		packets:         d("forwarded_packets_total", "RTP packets forwarded to subscribers (retransmissions excluded)."),
@@ -132,11 +130,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			continue
 		}
 		for _, p := range stats {
-			role := p.Info.GetAttributes()[roleAttribute]
-			if role == "" {
-				role = "participant"
-			}
-			roles[role]++
+			roles[roleLabel(p.Info)]++
 			for _, t := range p.Info.GetTracks() {
 				tracks[trackKey{kindName(t.GetType()), sourceName(t.GetSource())}]++
 			}
@@ -222,6 +216,20 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(c.outboxFailed, prometheus.CounterValue, float64(st.FailuresSinceStart))
 		}
 	}
+}
+
+// roleLabel is the role label of a participant: its classroom role when it is a known one,
+// "participant" when it has none and "other" for anything else, so that the number of
+// series stays bounded whatever an attribute says.
+func roleLabel(p *livekit.ParticipantInfo) string {
+	attr := p.GetAttributes()[classroom.AttrRole]
+	if attr == "" {
+		return "participant"
+	}
+	if role, ok := classroom.ParseRole(attr); ok {
+		return string(role)
+	}
+	return "other"
 }
 
 // RecordingStarted counts a recording (webhook.RecordingListener).

@@ -1,6 +1,8 @@
 package room
 
 import (
+	"fmt"
+
 	"github.com/livekit/protocol/livekit"
 	"github.com/pion/webrtc/v4"
 	"google.golang.org/protobuf/proto"
@@ -15,20 +17,43 @@ const (
 	dataTrackLabel = "_data_track"
 	// maxDataPacket bounds a relayed data packet; larger ones are dropped with a log line.
 	maxDataPacket = 64 << 10
+	// maxDataChannels bounds the data channels a client may open; more are closed.
+	maxDataChannels = 4
 )
 
+// checkData bounds a data packet the Room API sends: its payload, topic and destinations.
+func checkData(req *livekit.SendDataRequest) error {
+	if len(req.Data) > maxDataPacket {
+		return fmt.Errorf("data is %d bytes, over the limit of %d: %w", len(req.Data), maxDataPacket, ErrLimitExceeded)
+	}
+	if err := checkLength("data topic", req.GetTopic(), maxIDLength); err != nil {
+		return err
+	}
+	return checkList("data destinations", len(req.DestinationIdentities)+len(req.DestinationSids))
+}
+
 // onDataChannel accepts the client's data channels on the publisher connection.
+// Channels with other labels, and channels beyond maxDataChannels, are closed.
 func (p *Participant) onDataChannel(dc *webrtc.DataChannel) {
+	p.mu.Lock()
+	p.dataChannels++
+	tooMany := p.dataChannels > maxDataChannels
+	p.mu.Unlock()
 	var kind livekit.DataPacket_Kind
-	switch dc.Label() {
-	case reliableLabel:
+	switch label := dc.Label(); {
+	case tooMany:
+		p.logger.Info("too many data channels, closing one", "label", label)
+		_ = dc.Close()
+		return
+	case label == reliableLabel:
 		kind = livekit.DataPacket_RELIABLE
-	case lossyLabel:
+	case label == lossyLabel:
 		kind = livekit.DataPacket_LOSSY
-	case dataTrackLabel:
+	case label == dataTrackLabel:
 		return // data tracks are not supported; keep the channel open so the client stays happy
 	default:
-		p.logger.Debug("ignoring data channel", "label", dc.Label())
+		p.logger.Debug("closing data channel", "label", label)
+		_ = dc.Close()
 		return
 	}
 	if p.single {
@@ -57,6 +82,10 @@ func (p *Participant) handleData(kind livekit.DataPacket_Kind, data []byte) {
 	pkt := &livekit.DataPacket{}
 	if err := proto.Unmarshal(data, pkt); err != nil {
 		p.logger.Warn("malformed data packet, dropped", "err", err)
+		return
+	}
+	if err := checkList("data destinations", len(pkt.DestinationIdentities)+len(pkt.GetUser().GetDestinationIdentities())); err != nil {
+		p.logger.Warn("data packet dropped", "err", err)
 		return
 	}
 	if kind == livekit.DataPacket_RELIABLE && pkt.Sequence > 0 {

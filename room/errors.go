@@ -24,6 +24,12 @@ var (
 	ErrPermissionDenied = signaling.ErrPermissionDenied
 	// ErrServerShuttingDown means the server is draining and accepts no new joins.
 	ErrServerShuttingDown = signaling.ErrServerShuttingDown
+	// ErrLimitExceeded means a request carries more than the limits allow (see Limits); the
+	// wrapping error says which limit.
+	ErrLimitExceeded = signaling.ErrLimitExceeded
+	// ErrReservedAttribute means a client asked for an attribute only the server may set
+	// (roomapi.ReservedAttributePrefix).
+	ErrReservedAttribute = signaling.ErrReservedAttribute
 	// ErrTrackNotFound means no published track has that sid.
 	ErrTrackNotFound = errors.New("track not found")
 )

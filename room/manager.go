@@ -12,7 +12,6 @@ import (
 	"github.com/livekit/protocol/auth"
 	"github.com/livekit/protocol/livekit"
 	"github.com/pion/webrtc/v4"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/sanke-edu/sanke/roomapi"
 	"github.com/sanke-edu/sanke/signaling"
@@ -41,6 +40,8 @@ type Config struct {
 	ServerInfo *livekit.ServerInfo
 	// Keys sign the refreshed tokens sent to clients; nil disables refresh.
 	Keys auth.KeyProvider
+	// Limits bound what clients and Room API calls can make rooms keep.
+	Limits Limits
 }
 
 // clientICEServers returns the ICE servers for participant sid, whose client reached the
@@ -77,11 +78,15 @@ type Manager struct {
 	rooms     map[string]*Room
 	draining  bool
 	observers []Observer
+	policy    JoinPolicy // nil: participants start with what their token grants
 }
 
-// NewManager creates a room manager using the given media API for PeerConnections.
+// NewManager creates a room manager using the given media API for PeerConnections. Zero
+// Limits in cfg take their defaults.
 func NewManager(cfg *Config, media *MediaAPI, logger *slog.Logger) *Manager {
-	return &Manager{cfg: cfg, media: media, logger: logger, rooms: map[string]*Room{}}
+	c := *cfg
+	c.Limits = c.Limits.withDefaults()
+	return &Manager{cfg: &c, media: media, logger: logger, rooms: map[string]*Room{}}
 }
 
 // getOrCreate returns the named room, creating it when allowed.
@@ -129,7 +134,18 @@ func (m *Manager) forget(r *Room) {
 }
 
 // Join implements signaling.RoomJoiner: a new participant, or a resume of an existing one.
+// A new participant starts with what the join policy (SetJoinPolicy) decides.
 func (m *Manager) Join(ctx context.Context, req signaling.JoinRequest, sink signaling.Sink) (signaling.Session, error) {
+	if err := m.checkJoin(req); err != nil {
+		return nil, err
+	}
+	var adm *Admission
+	if !req.Reconnect {
+		var err error
+		if adm, err = m.admit(ctx, req); err != nil {
+			return nil, err
+		}
+	}
 	r, err := m.getOrCreate(req.RoomName, m.cfg.AutoCreate, nil)
 	if err != nil {
 		return nil, err
@@ -157,7 +173,7 @@ func (m *Manager) Join(ctx context.Context, req signaling.JoinRequest, sink sign
 		m.logger.Info("resume impossible, asking for full reconnect", "room", req.RoomName, "identity", req.Identity)
 		return nil, fmt.Errorf("resume of %q: %w", req.Identity, ErrParticipantNotFound)
 	}
-	p, err := r.join(req, sink)
+	p, err := r.join(req, adm, sink)
 	if err != nil {
 		return nil, err
 	}
@@ -167,6 +183,9 @@ func (m *Manager) Join(ctx context.Context, req signaling.JoinRequest, sink sign
 // ValidateJoin implements signaling.JoinValidator: refuse before the websocket upgrade what
 // Join would refuse anyway.
 func (m *Manager) ValidateJoin(_ context.Context, req signaling.JoinRequest) error {
+	if err := m.checkJoin(req); err != nil {
+		return err
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.draining {
@@ -214,6 +233,9 @@ func (m *Manager) roomList() []*Room {
 
 // CreateRoom creates a room (or returns the existing one).
 func (m *Manager) CreateRoom(_ context.Context, req *livekit.CreateRoomRequest) (*livekit.Room, error) {
+	if err := m.cfg.Limits.checkRoom(req.Name, req.Metadata); err != nil {
+		return nil, err
+	}
 	r, err := m.getOrCreate(req.Name, true, req)
 	if err != nil {
 		return nil, err
@@ -305,31 +327,36 @@ func (m *Manager) MutePublishedTrack(_ context.Context, room, identity, trackSID
 	return info, nil
 }
 
-// UpdateParticipant changes metadata, name, attributes and permissions.
+// UpdateParticipant changes metadata, name, attributes and permissions. It is the server's
+// own path (the classroom service calls it directly): attributes reserved for the server
+// are accepted here, and refused by the Room API before it gets here. Whether a participant
+// is hidden or the recorder does not change (the join token decides). The participant gets
+// a fresh refresh token right away, so that the newest token it holds says what it may do
+// now (a withdrawn microphone is not carried forward).
 func (m *Manager) UpdateParticipant(_ context.Context, req *livekit.UpdateParticipantRequest) (*livekit.ParticipantInfo, error) {
 	r, p, err := m.participant(req.Room, req.Identity)
 	if err != nil {
 		return nil, err
 	}
 	p.mu.Lock()
+	name, md := p.name, p.metadata
 	if req.Name != "" {
-		p.name = req.Name
+		name = req.Name
 	}
 	if req.Metadata != "" {
-		p.metadata = req.Metadata
+		md = req.Metadata
 	}
-	for k, v := range req.Attributes {
-		if v == "" {
-			delete(p.attributes, k)
-		} else {
-			p.attributes[k] = v
-		}
+	attrs := mergeAttributes(p.attributes, req.Attributes)
+	if err := m.cfg.Limits.checkParticipant(name, md, attrs); err != nil {
+		p.mu.Unlock()
+		return nil, err
 	}
+	p.name, p.metadata, p.attributes = name, md, attrs
 	var revoked []string
 	lostSub := false
 	if req.Permission != nil {
 		old := p.permission
-		p.permission = proto.Clone(req.Permission).(*livekit.ParticipantPermission)
+		p.setPermissionLocked(req.Permission)
 		lostSub = old.CanSubscribe && !p.permission.CanSubscribe
 		for sid, t := range p.published {
 			if !p.permission.CanPublish || !sourceAllowed(p.permission.CanPublishSources, t.Info().Source) {
@@ -355,6 +382,7 @@ func (m *Manager) UpdateParticipant(_ context.Context, req *livekit.UpdatePartic
 		}
 	}
 	r.broadcastParticipant(p)
+	p.refreshToken()
 	if req.Permission != nil && req.Permission.CanSubscribe && p.autoSubscribe {
 		r.subscribeToAll(p)
 	}
@@ -379,12 +407,14 @@ func (m *Manager) UpdateSubscriptions(_ context.Context, req *livekit.UpdateSubs
 	if err != nil {
 		return err
 	}
-	r.updateSubscription(p, &livekit.UpdateSubscription{TrackSids: req.TrackSids, Subscribe: req.Subscribe, ParticipantTracks: req.ParticipantTracks})
-	return nil
+	return r.updateSubscription(p, &livekit.UpdateSubscription{TrackSids: req.TrackSids, Subscribe: req.Subscribe, ParticipantTracks: req.ParticipantTracks})
 }
 
 // SendData sends a server-originated data packet to a room.
 func (m *Manager) SendData(_ context.Context, req *livekit.SendDataRequest) error {
+	if err := checkData(req); err != nil {
+		return err
+	}
 	r, err := m.room(req.Room)
 	if err != nil {
 		return err
@@ -411,6 +441,9 @@ func (m *Manager) SendData(_ context.Context, req *livekit.SendDataRequest) erro
 
 // UpdateRoomMetadata replaces a room's metadata and tells its participants.
 func (m *Manager) UpdateRoomMetadata(_ context.Context, name, metadata string) (*livekit.Room, error) {
+	if err := checkLength("room metadata", metadata, m.cfg.Limits.MaxMetadataSize); err != nil {
+		return nil, err
+	}
 	r, err := m.room(name)
 	if err != nil {
 		return nil, err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -65,6 +66,7 @@ type Participant struct {
 	earlySettings map[string]*livekit.UpdateTrackSettings
 	reliableOut   *webrtc.DataChannel
 	lossyOut      *webrtc.DataChannel
+	dataChannels  int // opened by the client so far
 	closed        bool
 	disconnect    *time.Timer              // pending removal after the signal connection dropped
 	tokenSentAt   time.Time                // when the last refresh_token was sent
@@ -78,7 +80,9 @@ func (p *Participant) SID() string { return p.sid }
 // Identity returns the participant's identity from its token.
 func (p *Participant) Identity() string { return p.identity }
 
-func newParticipant(r *Room, req signaling.JoinRequest, sink signaling.Sink) *Participant {
+// newParticipant builds a joining participant from its verified join (checked by
+// Manager.checkJoin) and what the join policy decided (adm, nil when none).
+func newParticipant(r *Room, req signaling.JoinRequest, adm *Admission, sink signaling.Sink) *Participant {
 	g := req.Grants
 	p := &Participant{
 		room:          r,
@@ -89,7 +93,7 @@ func newParticipant(r *Room, req signaling.JoinRequest, sink signaling.Sink) *Pa
 		hidden:        g.Video != nil && g.Video.Hidden,
 		autoSubscribe: req.AutoSubscribe,
 		adaptive:      req.AdaptiveStream,
-		clientInfo:    req.ClientInfo,
+		clientInfo:    keptClientInfo(req.ClientInfo),
 		joinedAt:      time.Now(),
 		sink:          sink,
 		name:          g.Name,
@@ -103,9 +107,13 @@ func newParticipant(r *Room, req signaling.JoinRequest, sink signaling.Sink) *Pa
 	}
 	p.permission = permissionFromGrant(g.Video)
 	if p.permission.CanUpdateMetadata {
-		for k, v := range req.Attributes {
-			p.attributes[k] = v
+		p.attributes = mergeAttributes(p.attributes, req.Attributes)
+	}
+	if adm != nil {
+		if adm.Permission != nil {
+			p.setPermissionLocked(adm.Permission)
 		}
+		p.attributes = mergeAttributes(p.attributes, adm.Attributes)
 	}
 	p.logger = r.logger.With("participant", p.sid, "identity", p.identity)
 	return p
@@ -128,11 +136,41 @@ func permissionFromGrant(v *auth.VideoGrant) *livekit.ParticipantPermission {
 		CanSubscribe:      v.GetCanSubscribe(),
 		CanPublish:        v.GetCanPublish(),
 		CanPublishData:    v.GetCanPublishData(),
-		CanPublishSources: v.GetCanPublishSources(),
+		CanPublishSources: distinctSources(v.GetCanPublishSources()),
 		Hidden:            v.Hidden,
 		CanUpdateMetadata: v.GetCanUpdateOwnMetadata(),
 		Recorder:          v.Recorder,
 	}
+}
+
+// setPermissionLocked replaces the participant's permission with perm, except what only
+// the join token decides: whether it is hidden, the recorder or an agent. A permission
+// update (a moderator's Room API call) thus cannot make anyone hidden or a recorder, nor
+// carry that into a refreshed token. Caller holds p.mu (or owns p).
+func (p *Participant) setPermissionLocked(perm *livekit.ParticipantPermission) {
+	next := proto.Clone(perm).(*livekit.ParticipantPermission)
+	next.CanPublishSources = distinctSources(next.CanPublishSources)
+	next.Hidden = p.permission.Hidden
+	next.Recorder = p.permission.Recorder
+	next.Agent = p.permission.Agent
+	p.permission = next
+}
+
+// distinctSources returns sources without repeats, in their order, and at most as many as
+// there are sources (values beyond are not sources; dropping them only narrows the
+// permission): the permission goes into every ParticipantInfo sent, so a long list (a
+// token's, or an update's) must not be kept as is.
+func distinctSources(sources []livekit.TrackSource) []livekit.TrackSource {
+	var out []livekit.TrackSource
+	for _, s := range sources {
+		if len(out) == len(livekit.TrackSource_name) {
+			break
+		}
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // canPublishSource reports whether the participant may publish a track of that source.
@@ -356,7 +394,12 @@ func (p *Participant) HandleRequest(req *livekit.SignalRequest) error {
 				return err
 			}
 		}
-		if err := t.AddCandidate(c); err != nil {
+		if err := t.AddCandidate(c); errors.Is(err, ErrLimitExceeded) {
+			p.send(&livekit.SignalResponse{Message: &livekit.SignalResponse_RequestResponse{RequestResponse: &livekit.RequestResponse{
+				Reason: livekit.RequestResponse_LIMIT_EXCEEDED, Message: err.Error(),
+				Request: &livekit.RequestResponse_Trickle{Trickle: &livekit.TrickleRequest{Target: m.Trickle.Target}},
+			}}})
+		} else if err != nil {
 			p.logger.Debug("add candidate", "err", err)
 		}
 		return nil
@@ -367,10 +410,10 @@ func (p *Participant) HandleRequest(req *livekit.SignalRequest) error {
 		p.setTrackMuted(m.Mute.Sid, m.Mute.Muted, false)
 		return nil
 	case *livekit.SignalRequest_Subscription:
-		p.room.updateSubscription(p, m.Subscription)
+		p.refuseOver(p.room.updateSubscription(p, m.Subscription))
 		return nil
 	case *livekit.SignalRequest_TrackSetting:
-		p.updateTrackSettings(m.TrackSetting)
+		p.refuseOver(p.updateTrackSettings(m.TrackSetting))
 		return nil
 	case *livekit.SignalRequest_Leave:
 		p.logger.Info("client left", "reason", m.Leave.Reason.String())
@@ -379,10 +422,10 @@ func (p *Participant) HandleRequest(req *livekit.SignalRequest) error {
 	case *livekit.SignalRequest_UpdateLayers:
 		return nil // deprecated; simulcast layers come from add_track
 	case *livekit.SignalRequest_SubscriptionPermission:
-		p.room.updateSubscriptionPermission(p, m.SubscriptionPermission)
+		p.refuseOver(p.room.updateSubscriptionPermission(p, m.SubscriptionPermission))
 		return nil
 	case *livekit.SignalRequest_SyncState:
-		p.handleSyncState(m.SyncState)
+		p.refuseOver(p.handleSyncState(m.SyncState))
 		return nil
 	case *livekit.SignalRequest_UpdateMetadata:
 		p.handleUpdateMetadata(m.UpdateMetadata)
@@ -427,6 +470,17 @@ func (p *Participant) handleOffer(o *livekit.SessionDescription) error {
 	return nil
 }
 
+// refuseOver answers a signal request that named more than the limits allow (err wraps
+// ErrLimitExceeded; nil: nothing to answer). Such requests carry no request id: the answer
+// tells the client why nothing happened.
+func (p *Participant) refuseOver(err error) {
+	if err == nil {
+		return
+	}
+	p.logger.Info("signal request over the limits", "err", err)
+	p.send(requestResponse(0, livekit.RequestResponse_LIMIT_EXCEEDED, err.Error()))
+}
+
 func (p *Participant) handleUpdateMetadata(u *livekit.UpdateParticipantMetadata) {
 	p.mu.Lock()
 	if !p.permission.CanUpdateMetadata {
@@ -434,19 +488,25 @@ func (p *Participant) handleUpdateMetadata(u *livekit.UpdateParticipantMetadata)
 		p.send(requestResponse(u.RequestId, livekit.RequestResponse_NOT_ALLOWED, "cannot update own metadata"))
 		return
 	}
+	if err := refuseReserved(u.Attributes); err != nil {
+		p.mu.Unlock()
+		p.send(requestResponse(u.RequestId, livekit.RequestResponse_NOT_ALLOWED, err.Error()))
+		return
+	}
+	name, md := p.name, p.metadata
 	if u.Name != "" {
-		p.name = u.Name
+		name = u.Name
 	}
 	if u.Metadata != "" {
-		p.metadata = u.Metadata
+		md = u.Metadata
 	}
-	for k, v := range u.Attributes {
-		if v == "" {
-			delete(p.attributes, k)
-		} else {
-			p.attributes[k] = v
-		}
+	attrs := mergeAttributes(p.attributes, u.Attributes)
+	if err := p.room.cfg.Limits.checkParticipant(name, md, attrs); err != nil {
+		p.mu.Unlock()
+		p.send(requestResponse(u.RequestId, livekit.RequestResponse_LIMIT_EXCEEDED, err.Error()))
+		return
 	}
+	p.name, p.metadata, p.attributes = name, md, attrs
 	p.bumpLocked()
 	p.mu.Unlock()
 	p.room.broadcastParticipant(p)
@@ -460,15 +520,21 @@ func requestResponse(id uint32, reason livekit.RequestResponse_Reason, msg strin
 }
 
 // handleSyncState restores what a resuming client says it had: subscriptions and mute states.
-func (p *Participant) handleSyncState(s *livekit.SyncState) {
+func (p *Participant) handleSyncState(s *livekit.SyncState) error {
+	if err := checkList("sync state", subscriptionLength(s.Subscription)+len(s.PublishTracks)); err != nil {
+		return err
+	}
 	if s.Subscription != nil {
-		p.room.updateSubscription(p, s.Subscription)
+		if err := p.room.updateSubscription(p, s.Subscription); err != nil {
+			return err
+		}
 	}
 	for _, t := range s.PublishTracks {
 		if t.Track != nil {
 			p.setTrackMuted(t.Track.Sid, t.Track.Muted, false)
 		}
 	}
+	return nil
 }
 
 // session is one signaling connection of a participant. A resumed participant gets a new

@@ -1,6 +1,8 @@
 package room
 
 import (
+	"errors"
+	"fmt"
 	"strings"
 	"sync"
 
@@ -91,14 +93,27 @@ func qualityToLayer(q livekit.VideoQuality) int {
 
 // handleAddTrack registers a track the client is about to send; the track becomes published
 // when its media arrives (onTrack).
+//
+// Refused, with a request_response naming the cid: a source the participant may not publish
+// (a participant without publish permission keeps no state at all), a kind that does not
+// match its source (audio declared as a camera), sizes over the limits, and a track beyond
+// Limits.MaxTracks (announced and published tracks together; a repeated cid is the same
+// track).
 func (p *Participant) handleAddTrack(req *livekit.AddTrackRequest) {
 	if !p.canPublishSource(req.Source) {
-		p.logger.Warn("add_track refused", "source", req.Source.String(), "cid", req.Cid)
-		p.send(&livekit.SignalResponse{Message: &livekit.SignalResponse_RequestResponse{RequestResponse: &livekit.RequestResponse{
-			Reason:  livekit.RequestResponse_NOT_ALLOWED,
-			Message: "not allowed to publish " + req.Source.String(),
-			Request: &livekit.RequestResponse_AddTrack{AddTrack: req},
-		}}})
+		p.refuseTrack(req, livekit.RequestResponse_NOT_ALLOWED, "not allowed to publish "+req.Source.String())
+		return
+	}
+	if !kindMatchesSource(req.Type, req.Source) {
+		p.refuseTrack(req, livekit.RequestResponse_NOT_ALLOWED, fmt.Sprintf("a %s track cannot be a %s", req.Type, req.Source))
+		return
+	}
+	if err := checkAddTrack(req); err != nil {
+		reason := livekit.RequestResponse_INVALID_REQUEST
+		if errors.Is(err, ErrLimitExceeded) {
+			reason = livekit.RequestResponse_LIMIT_EXCEEDED
+		}
+		p.refuseTrack(req, reason, err.Error())
 		return
 	}
 	info := &livekit.TrackInfo{
@@ -132,13 +147,19 @@ func (p *Participant) handleAddTrack(req *livekit.AddTrackRequest) {
 	}
 	p.mu.Lock()
 	// A repeated add_track for the same cid (e.g. a resumed client) keeps its sid.
-	if old, ok := p.pending[req.Cid]; ok {
+	old, known := p.pending[req.Cid]
+	if known {
 		info.Sid = old.Sid
 	}
 	for _, t := range p.published {
 		if t.cid == req.Cid {
-			info = t.Info()
+			info, known = t.Info(), true
 		}
+	}
+	if limit := p.room.cfg.Limits.MaxTracks; !known && len(p.pending)+len(p.published) >= limit {
+		p.mu.Unlock()
+		p.refuseTrack(req, livekit.RequestResponse_LIMIT_EXCEEDED, fmt.Sprintf("%d tracks already, the limit of a participant's tracks", limit))
+		return
 	}
 	p.pending[req.Cid] = info
 	p.mu.Unlock()
@@ -147,7 +168,30 @@ func (p *Participant) handleAddTrack(req *livekit.AddTrackRequest) {
 	}}})
 }
 
-// onTrack is called by pion for each incoming stream (once per simulcast layer).
+// refuseTrack answers an add_track (or media for it) that is not accepted. The request is
+// echoed by its cid, type and source only (it may be large).
+func (p *Participant) refuseTrack(req *livekit.AddTrackRequest, reason livekit.RequestResponse_Reason, msg string) {
+	echo := &livekit.AddTrackRequest{Type: req.Type, Source: req.Source}
+	if len(req.Cid) <= maxIDLength {
+		echo.Cid = req.Cid
+	}
+	p.logger.Warn("track refused", "reason", reason.String(), "why", msg, "cid", echo.Cid, "source", req.Source.String())
+	p.send(&livekit.SignalResponse{Message: &livekit.SignalResponse_RequestResponse{RequestResponse: &livekit.RequestResponse{
+		Reason: reason, Message: msg, Request: &livekit.RequestResponse_AddTrack{AddTrack: echo},
+	}}})
+}
+
+// kindOf maps pion's codec type to the protocol's track type.
+func kindOf(k webrtc.RTPCodecType) livekit.TrackType {
+	if k == webrtc.RTPCodecTypeAudio {
+		return livekit.TrackType_AUDIO
+	}
+	return livekit.TrackType_VIDEO
+}
+
+// onTrack is called by pion for each incoming stream (once per simulcast layer). Media whose
+// kind differs from the announced track's (Opus sent for a video CAMERA track) is refused:
+// the track's source, which permissions are checked against, must say what it carries.
 func (p *Participant) onTrack(remote *webrtc.TrackRemote, rtpReceiver *webrtc.RTPReceiver) {
 	cid := remote.ID()
 	p.mu.Lock()
@@ -157,12 +201,13 @@ func (p *Participant) onTrack(remote *webrtc.TrackRemote, rtpReceiver *webrtc.RT
 			existing = t
 		}
 	}
+	kind := kindOf(remote.Kind())
 	info, ok := p.pending[cid]
 	if !ok && existing == nil {
 		// Some clients use a different msid than the cid they announced: take the only
 		// pending track of the same kind.
 		for c, ti := range p.pending {
-			if strings.EqualFold(ti.Type.String(), remote.Kind().String()) {
+			if ti.Type == kind {
 				if ok {
 					ok = false
 					break
@@ -170,6 +215,21 @@ func (p *Participant) onTrack(remote *webrtc.TrackRemote, rtpReceiver *webrtc.RT
 				cid, info, ok = c, ti, true
 			}
 		}
+	}
+	if (existing != nil && existing.kind() != kind) || (ok && info.Type != kind) {
+		announced := info
+		if existing != nil {
+			announced = existing.Info()
+		} else {
+			delete(p.pending, cid)
+		}
+		p.mu.Unlock()
+		if err := rtpReceiver.Stop(); err != nil {
+			p.logger.Debug("stop refused receiver", "err", err)
+		}
+		p.refuseTrack(&livekit.AddTrackRequest{Cid: cid, Type: announced.Type, Source: announced.Source},
+			livekit.RequestResponse_NOT_ALLOWED, fmt.Sprintf("track %s was announced as %s, its media is %s", cid, announced.Type, kind))
+		return
 	}
 	if existing != nil {
 		p.mu.Unlock()

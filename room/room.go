@@ -141,8 +141,9 @@ func (r *Room) trackBySID(sid string) *PublishedTrack {
 	return nil
 }
 
-// join adds a new participant, sends its JoinResponse and subscribes it to existing tracks.
-func (r *Room) join(req signaling.JoinRequest, sink signaling.Sink) (*Participant, error) {
+// join adds a new participant, starting with what adm says (nil: its token), sends its
+// JoinResponse and subscribes it to existing tracks.
+func (r *Room) join(req signaling.JoinRequest, adm *Admission, sink signaling.Sink) (*Participant, error) {
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
@@ -170,7 +171,7 @@ func (r *Room) join(req signaling.JoinRequest, sink signaling.Sink) (*Participan
 		r.removeParticipant(old, livekit.DisconnectReason_DUPLICATE_IDENTITY, true)
 	}
 
-	p := newParticipant(r, req, sink)
+	p := newParticipant(r, req, adm, sink)
 	if err := p.setupTransports(r.manager.media, r.cfg.webrtcICEServers()); err != nil {
 		return nil, err
 	}

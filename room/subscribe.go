@@ -111,9 +111,11 @@ func (p *Participant) pendingSettings(sid string) *livekit.UpdateTrackSettings {
 	return s
 }
 
-// unsubscribe stops forwarding the track with sid to sub.
+// unsubscribe stops forwarding the track with sid to sub, and forgets sub's early settings
+// for it (a track that ended takes them along).
 func (r *Room) unsubscribe(sub *Participant, sid string) {
 	sub.mu.Lock()
+	delete(sub.earlySettings, sid)
 	s, ok := sub.subscribed[sid]
 	if ok {
 		delete(sub.subscribed, sid)
@@ -135,8 +137,21 @@ func (r *Room) unsubscribe(sub *Participant, sid string) {
 	sub.logger.Debug("unsubscribed", "track", sid)
 }
 
-// updateSubscription handles a client's explicit subscribe/unsubscribe.
-func (r *Room) updateSubscription(sub *Participant, u *livekit.UpdateSubscription) {
+// subscriptionLength is how many entries an update_subscription names.
+func subscriptionLength(u *livekit.UpdateSubscription) int {
+	n := len(u.GetTrackSids()) + len(u.GetParticipantTracks())
+	for _, pt := range u.GetParticipantTracks() {
+		n += len(pt.GetTrackSids())
+	}
+	return n
+}
+
+// updateSubscription handles a client's (or the Room API's) explicit subscribe/unsubscribe.
+// It refuses, changing nothing, a message naming more than maxListLength entries.
+func (r *Room) updateSubscription(sub *Participant, u *livekit.UpdateSubscription) error {
+	if err := checkList("subscription", subscriptionLength(u)); err != nil {
+		return err
+	}
 	sids := append([]string(nil), u.TrackSids...)
 	for _, pt := range u.ParticipantTracks {
 		sids = append(sids, pt.TrackSids...)
@@ -150,24 +165,41 @@ func (r *Room) updateSubscription(sub *Participant, u *livekit.UpdateSubscriptio
 			r.unsubscribe(sub, sid)
 		}
 	}
+	return nil
 }
 
-// updateTrackSettings applies a subscriber's quality/size/disabled wishes.
-func (p *Participant) updateTrackSettings(u *livekit.UpdateTrackSettings) {
+// updateTrackSettings applies a subscriber's quality/size/disabled wishes. Wishes for a
+// track not subscribed yet are kept for when it is, only for tracks published in the room
+// (unsubscribe forgets them when the track ends), at most maxListLength of them. It
+// refuses, changing nothing, a message naming more than maxListLength tracks.
+func (p *Participant) updateTrackSettings(u *livekit.UpdateTrackSettings) error {
+	if err := checkList("track settings", len(u.TrackSids)); err != nil {
+		return err
+	}
+	// Kept without the list of sids it came with.
+	wish := &livekit.UpdateTrackSettings{Disabled: u.Disabled, Quality: u.Quality, Width: u.Width, Height: u.Height,
+		Fps: u.Fps, Priority: u.Priority}
 	for _, sid := range u.TrackSids {
 		p.mu.Lock()
 		s, ok := p.subscribed[sid]
-		if !ok {
+		p.mu.Unlock()
+		if ok {
+			p.applySettings(s, wish)
+			continue
+		}
+		if p.room.trackBySID(sid) == nil {
+			continue // no such track: nothing to remember
+		}
+		p.mu.Lock()
+		if _, known := p.earlySettings[sid]; known || len(p.earlySettings) < maxListLength {
 			if p.earlySettings == nil {
 				p.earlySettings = map[string]*livekit.UpdateTrackSettings{}
 			}
-			p.earlySettings[sid] = u
+			p.earlySettings[sid] = wish
 		}
 		p.mu.Unlock()
-		if ok {
-			p.applySettings(s, u)
-		}
 	}
+	return nil
 }
 
 func (p *Participant) applySettings(s *subscription, u *livekit.UpdateTrackSettings) {
@@ -189,8 +221,32 @@ func (p *Participant) applySettings(s *subscription, u *livekit.UpdateTrackSetti
 	}
 }
 
+// checkSubscriptionPermission bounds a subscription permission, which the publisher keeps.
+func (r *Room) checkSubscriptionPermission(perm *livekit.SubscriptionPermission) error {
+	n := len(perm.TrackPermissions)
+	for _, tp := range perm.TrackPermissions {
+		n += len(tp.TrackSids)
+		if err := checkLength("participant identity", tp.ParticipantIdentity, r.cfg.Limits.MaxIdentityLength); err != nil {
+			return err
+		}
+		if err := checkLength("participant sid", tp.ParticipantSid, maxIDLength); err != nil {
+			return err
+		}
+		for _, sid := range tp.TrackSids {
+			if err := checkLength("track sid", sid, maxIDLength); err != nil {
+				return err
+			}
+		}
+	}
+	return checkList("subscription permission", n)
+}
+
 // updateSubscriptionPermission sets who may subscribe to p's tracks and revokes the rest.
-func (r *Room) updateSubscriptionPermission(p *Participant, perm *livekit.SubscriptionPermission) {
+// It refuses, changing nothing, a permission over the limits.
+func (r *Room) updateSubscriptionPermission(p *Participant, perm *livekit.SubscriptionPermission) error {
+	if err := r.checkSubscriptionPermission(perm); err != nil {
+		return err
+	}
 	p.mu.Lock()
 	p.subPerm = perm
 	tracks := make([]*PublishedTrack, 0, len(p.published))
@@ -219,4 +275,5 @@ func (r *Room) updateSubscriptionPermission(p *Participant, perm *livekit.Subscr
 			}
 		}
 	}
+	return nil
 }

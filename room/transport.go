@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,6 +18,19 @@ import (
 
 // negotiationDebounce batches subscription changes that arrive together into one offer.
 const negotiationDebounce = 20 * time.Millisecond
+
+// Bounds of what a client's SDP and candidates can make a PeerConnection keep.
+const (
+	// maxCandidateLength bounds one trickled candidate (its JSON); real ones are ~200 bytes.
+	maxCandidateLength = 2048
+	// maxRemoteCandidates bounds the candidates a client trickles for one set of ICE
+	// credentials (queued before its description or added to the ICE agent); an ICE
+	// restart starts a new count. Clients gather a handful per network interface.
+	maxRemoteCandidates = 128
+	// maxMediaSections bounds the m-lines of a client's offer: every one becomes a
+	// transceiver.
+	maxMediaSections = 2 * maxListLength
+)
 
 // transport is one PeerConnection of a participant and its offer/answer state. The
 // publisher transport answers the client's offers; the subscriber transport makes offers.
@@ -37,6 +51,8 @@ type transport struct {
 
 	mu                sync.Mutex
 	pendingCandidates []webrtc.ICECandidateInit
+	candidates        int    // trickled for the remote ICE credentials below
+	candidatesUfrag   string // the remote ufrag they were counted for
 	awaitingAnswer    bool
 	renegotiate       bool
 	restartICE        bool
@@ -75,6 +91,9 @@ func newTransport(media *MediaAPI, opts PeerOptions, target livekit.SignalTarget
 // parseTrickle decodes a LiveKit trickle request's candidate (JSON of RTCIceCandidateInit).
 func parseTrickle(tr *livekit.TrickleRequest) (webrtc.ICECandidateInit, error) {
 	var c webrtc.ICECandidateInit
+	if len(tr.CandidateInit) > maxCandidateLength {
+		return c, fmt.Errorf("trickle candidate is %d bytes, over the limit of %d", len(tr.CandidateInit), maxCandidateLength)
+	}
 	if err := json.Unmarshal([]byte(tr.CandidateInit), &c); err != nil {
 		return c, fmt.Errorf("bad trickle candidate: %w", err)
 	}
@@ -82,8 +101,22 @@ func parseTrickle(tr *livekit.TrickleRequest) (webrtc.ICECandidateInit, error) {
 }
 
 // AddCandidate adds a remote ICE candidate, queueing it until a remote description is set.
+// Beyond maxRemoteCandidates for the same remote ICE credentials it refuses the candidate
+// with an error wrapping ErrLimitExceeded.
 func (t *transport) AddCandidate(c webrtc.ICECandidateInit) error {
 	t.mu.Lock()
+	ufrag := ""
+	if params, err := t.pc.SCTP().Transport().ICETransport().GetRemoteParameters(); err == nil {
+		ufrag = params.UsernameFragment
+	}
+	if ufrag != t.candidatesUfrag {
+		t.candidates, t.candidatesUfrag = 0, ufrag
+	}
+	if t.candidates >= maxRemoteCandidates {
+		t.mu.Unlock()
+		return fmt.Errorf("%d candidates already for these ICE credentials, the limit: %w", maxRemoteCandidates, ErrLimitExceeded)
+	}
+	t.candidates++
 	if t.pc.RemoteDescription() == nil {
 		t.pendingCandidates = append(t.pendingCandidates, c)
 		t.mu.Unlock()
@@ -109,6 +142,9 @@ func (t *transport) HandleOffer(sd webrtc.SessionDescription) (webrtc.SessionDes
 	defer t.mu.Unlock()
 	if t.closed {
 		return webrtc.SessionDescription{}, errors.New("transport closed")
+	}
+	if n := strings.Count(sd.SDP, "\nm="); n > maxMediaSections {
+		return webrtc.SessionDescription{}, fmt.Errorf("offer has %d media sections, over the limit of %d", n, maxMediaSections)
 	}
 	if err := t.pc.SetRemoteDescription(sd); err != nil {
 		return webrtc.SessionDescription{}, fmt.Errorf("set remote offer: %w", err)

@@ -14,6 +14,16 @@
 // twirp.PermissionDenied, a malformed request (e.g. an empty room name)
 // twirp.InvalidArgument.
 //
+// Two rules go beyond LiveKit's grants:
+//
+//   - A caller whose token is a participant's (it grants roomJoin, as a teacher's does) sees
+//     and acts on the participants its room shows, no more: hidden participants
+//     (supervisors) and the recorder are not listed, and every method naming one answers
+//     twirp.NotFound as for an identity nobody has. Server-side tokens (roomAdmin without
+//     roomJoin) reach everyone.
+//   - Attributes starting with [ReservedAttributePrefix] are the server's: UpdateParticipant
+//     refuses them with twirp.PermissionDenied, whatever the caller's grants.
+//
 // Errors returned by [Rooms] are turned into Twirp errors by an [ErrorCoder]. roomapi never
 // imports the room package (room depends on roomapi, not the reverse), so it does not know
 // room's sentinel errors; whoever wires the two together passes a coder for them, typically

@@ -2,8 +2,10 @@ package roomapi
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/livekit/protocol/auth"
@@ -183,6 +185,9 @@ func (s *Service) ListParticipants(ctx context.Context, req *livekit.ListPartici
 	if err != nil {
 		return nil, s.twirpError(ctx, err)
 	}
+	if participantCaller(ctx) {
+		ps = slices.DeleteFunc(ps, beyondReach)
+	}
 	return &livekit.ListParticipantsResponse{Participants: ps}, nil
 }
 
@@ -199,6 +204,9 @@ func (s *Service) GetParticipant(ctx context.Context, req *livekit.RoomParticipa
 	if p == nil {
 		return nil, s.nilResult(ctx)
 	}
+	if participantCaller(ctx) && beyondReach(p) {
+		return nil, twirp.NewError(twirp.NotFound, participantNotFound)
+	}
 	return p, nil
 }
 
@@ -207,6 +215,9 @@ func (s *Service) GetParticipant(ctx context.Context, req *livekit.RoomParticipa
 func (s *Service) RemoveParticipant(ctx context.Context, req *livekit.RoomParticipantIdentity) (*livekit.RemoveParticipantResponse, error) {
 	if err := admit(ctx, roomAdmin(req.GetRoom()),
 		field{"room", req.GetRoom()}, field{"identity", req.GetIdentity()}); err != nil {
+		return nil, err
+	}
+	if err := s.checkReach(ctx, req.GetRoom(), req.GetIdentity()); err != nil {
 		return nil, err
 	}
 	if err := s.rooms.RemoveParticipant(ctx, req.GetRoom(), req.GetIdentity()); err != nil {
@@ -223,6 +234,9 @@ func (s *Service) MutePublishedTrack(ctx context.Context, req *livekit.MuteRoomT
 		field{"track_sid", req.GetTrackSid()}); err != nil {
 		return nil, err
 	}
+	if err := s.checkReach(ctx, req.GetRoom(), req.GetIdentity()); err != nil {
+		return nil, err
+	}
 	track, err := s.rooms.MutePublishedTrack(ctx, req.GetRoom(), req.GetIdentity(), req.GetTrackSid(), req.GetMuted())
 	if err != nil {
 		return nil, s.twirpError(ctx, err)
@@ -235,6 +249,12 @@ func (s *Service) MutePublishedTrack(ctx context.Context, req *livekit.MuteRoomT
 func (s *Service) UpdateParticipant(ctx context.Context, req *livekit.UpdateParticipantRequest) (*livekit.ParticipantInfo, error) {
 	if err := admit(ctx, roomAdmin(req.GetRoom()),
 		field{"room", req.GetRoom()}, field{"identity", req.GetIdentity()}); err != nil {
+		return nil, err
+	}
+	if k, ok := ReservedAttribute(req.GetAttributes()); ok {
+		return nil, twirp.NewError(twirp.PermissionDenied, fmt.Sprintf("attribute %q is reserved for the server (%s*)", k, ReservedAttributePrefix))
+	}
+	if err := s.checkReach(ctx, req.GetRoom(), req.GetIdentity()); err != nil {
 		return nil, err
 	}
 	p, err := s.rooms.UpdateParticipant(ctx, req)
@@ -254,6 +274,9 @@ func (s *Service) UpdateSubscriptions(ctx context.Context, req *livekit.UpdateSu
 		field{"room", req.GetRoom()}, field{"identity", req.GetIdentity()}); err != nil {
 		return nil, err
 	}
+	if err := s.checkReach(ctx, req.GetRoom(), req.GetIdentity()); err != nil {
+		return nil, err
+	}
 	if err := s.rooms.UpdateSubscriptions(ctx, req); err != nil {
 		return nil, s.twirpError(ctx, err)
 	}
@@ -267,6 +290,13 @@ func (s *Service) SendData(ctx context.Context, req *livekit.SendDataRequest) (*
 	}
 	if _, ok := livekit.DataPacket_Kind_name[int32(req.GetKind())]; !ok {
 		return nil, twirp.InvalidArgumentError("kind", "unknown data packet kind")
+	}
+	ok, err := s.reachableDestinations(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return &livekit.SendDataResponse{}, nil // addressed to nobody the caller may reach
 	}
 	if err := s.rooms.SendData(ctx, req); err != nil {
 		return nil, s.twirpError(ctx, err)

@@ -115,6 +115,7 @@ func (s *Server) setupExtras() error {
 	s.extras.classroom = svc
 	s.extras.metrics.SetBacklog(svc.Outbox())
 	s.rooms.AddObserver(svc)
+	s.rooms.SetJoinPolicy(svc) // a joining teaching point's microphone follows the class
 	// More specific routes (the recorder's) take precedence over this prefix.
 	s.mux.Handle("/api/v1/", svc.Handler())
 	return nil

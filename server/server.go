@@ -110,6 +110,15 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 		PLIThrottle:      cfg.RTC.PLIThrottle,
 		PacketCacheSize:  cfg.RTC.PacketCacheSize,
 		ICEServers:       ice,
+		Limits: room.Limits{
+			MaxRoomNameLength: cfg.Limit.MaxRoomNameLength,
+			MaxIdentityLength: cfg.Limit.MaxParticipantIdentityLength,
+			MaxNameLength:     cfg.Limit.MaxParticipantNameLength,
+			MaxMetadataSize:   cfg.Limit.MaxMetadataSize,
+			MaxAttributesSize: cfg.Limit.MaxAttributesSize,
+			MaxAttributes:     cfg.Limit.MaxAttributes,
+			MaxTracks:         cfg.Limit.MaxTracksPerParticipant,
+		},
 		ServerInfo: &livekit.ServerInfo{
 			Edition:  livekit.ServerInfo_Standard,
 			Version:  Version,
@@ -139,6 +148,7 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 		roomapi.ErrorMapping{Err: room.ErrPermissionDenied, Code: twirp.PermissionDenied},
 		roomapi.ErrorMapping{Err: room.ErrServerShuttingDown, Code: twirp.Unavailable},
 		roomapi.ErrorMapping{Err: room.ErrRoomClosed, Code: twirp.Unavailable},
+		roomapi.ErrorMapping{Err: room.ErrLimitExceeded, Code: twirp.InvalidArgument},
 	)))
 
 	s.mux = http.NewServeMux()

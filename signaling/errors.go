@@ -25,6 +25,13 @@ var (
 	ErrPermissionDenied = errors.New("permission denied")
 	// ErrServerShuttingDown means the server is draining and accepts no new joins.
 	ErrServerShuttingDown = errors.New("server is shutting down")
+	// ErrLimitExceeded means the join carries more than the server accepts: a room name,
+	// identity, participant name, metadata or attributes over their limits. The wrapping
+	// error's text says which (it is sent to the client).
+	ErrLimitExceeded = errors.New("limit exceeded")
+	// ErrReservedAttribute means the client asked for an attribute only the server may set.
+	// The wrapping error's text names it (it is sent to the client).
+	ErrReservedAttribute = errors.New("attribute reserved for the server")
 )
 
 // Errors returned by Sink.Send.
@@ -54,7 +61,9 @@ type Rejection struct {
 // Statuses follow what the LiveKit SDKs surface: after a failed websocket the JS SDK fetches
 // /rtc/validate and reports 401/403 bodies as "not allowed", and a 404 body containing
 // "requested room does not exist" likewise (any other 404 makes it fall back from /rtc/v1 to
-// /rtc); other statuses become an unknown error. Hence 403 for a full room.
+// /rtc); other statuses become an unknown error. Hence 403 for a full room (and for a
+// reserved attribute). ErrLimitExceeded and ErrReservedAttribute are answered with the
+// error's own text, which says what was refused.
 func RejectionFor(err error) Rejection {
 	disconnect := func(status int, msg string, reason livekit.DisconnectReason) Rejection {
 		return Rejection{Status: status, Message: msg, Reason: reason, Action: livekit.LeaveRequest_DISCONNECT}
@@ -74,6 +83,11 @@ func RejectionFor(err error) Rejection {
 		return disconnect(http.StatusUnauthorized, "permissions denied", livekit.DisconnectReason_JOIN_FAILURE)
 	case errors.Is(err, ErrServerShuttingDown):
 		return disconnect(http.StatusServiceUnavailable, "server is shutting down", livekit.DisconnectReason_SERVER_SHUTDOWN)
+	case errors.Is(err, ErrLimitExceeded):
+		// The text is the room layer's description of the limit: no secret in it.
+		return disconnect(http.StatusBadRequest, err.Error(), livekit.DisconnectReason_JOIN_FAILURE)
+	case errors.Is(err, ErrReservedAttribute):
+		return disconnect(http.StatusForbidden, err.Error(), livekit.DisconnectReason_JOIN_FAILURE)
 	case errors.Is(err, context.DeadlineExceeded):
 		return disconnect(http.StatusServiceUnavailable, "timed out joining room", livekit.DisconnectReason_JOIN_FAILURE)
 	default:

@@ -346,6 +346,8 @@ func TestRejectionFor(t *testing.T) {
 		{ErrPermissionDenied, 401, livekit.DisconnectReason_JOIN_FAILURE, livekit.LeaveRequest_DISCONNECT},
 		{ErrServerShuttingDown, 503, livekit.DisconnectReason_SERVER_SHUTDOWN, livekit.LeaveRequest_DISCONNECT},
 		{context.DeadlineExceeded, 503, livekit.DisconnectReason_JOIN_FAILURE, livekit.LeaveRequest_DISCONNECT},
+		{fmt.Errorf("room name is 300 bytes: %w", ErrLimitExceeded), 400, livekit.DisconnectReason_JOIN_FAILURE, livekit.LeaveRequest_DISCONNECT},
+		{fmt.Errorf("attribute sanke.role: %w", ErrReservedAttribute), 403, livekit.DisconnectReason_JOIN_FAILURE, livekit.LeaveRequest_DISCONNECT},
 		{errors.New("other"), 500, livekit.DisconnectReason_JOIN_FAILURE, livekit.LeaveRequest_DISCONNECT},
 	}
 	for _, tc := range tests {
@@ -356,6 +358,10 @@ func TestRejectionFor(t *testing.T) {
 	}
 	if msg := RejectionFor(ErrRoomNotFound).Message; !strings.Contains(msg, "requested room does not exist") {
 		t.Errorf("room not found message %q must contain the text the JS SDK looks for", msg)
+	}
+	// What was refused is told: the room layer's text carries no secret.
+	if msg := RejectionFor(fmt.Errorf("room name is 300 bytes: %w", ErrLimitExceeded)).Message; !strings.Contains(msg, "room name is 300 bytes") {
+		t.Errorf("limit message %q does not say which limit", msg)
 	}
 }
 
