@@ -467,8 +467,8 @@ func (s *Service) handleHand(w http.ResponseWriter, r *http.Request) {
 	if sess == nil {
 		return
 	}
-	identity, role, ok := c.inRoom(sess.Room)
-	if !ok || role == RoleSupervisor || role == RoleTeacher {
+	identity, role, ok := c.inRoom(sess)
+	if !ok || role == RoleSupervisor || role == RoleTeacher || c.grants.Video.RoomAdmin {
 		writeError(w, http.StatusForbidden, "a room token of a classroom in this room is required")
 		return
 	}
@@ -498,7 +498,7 @@ func (s *Service) moderatedSession(w http.ResponseWriter, r *http.Request, denia
 	if sess == nil {
 		return nil, nil
 	}
-	if !c.moderates(sess.Room) {
+	if !c.moderates(sess) {
 		writeError(w, http.StatusForbidden, denial)
 		return nil, nil
 	}
@@ -572,7 +572,7 @@ func (s *Service) handleClassState(w http.ResponseWriter, r *http.Request) {
 	if sess == nil {
 		return
 	}
-	if _, _, in := c.inRoom(sess.Room); !in && !c.reader && !c.moderates(sess.Room) {
+	if _, _, in := c.inRoom(sess); !in && !c.reader && !c.moderates(sess) {
 		writeError(w, http.StatusForbidden, "a room token of this room required")
 		return
 	}

@@ -115,6 +115,9 @@ type Service struct {
 	col     *collector
 	limiter loginLimiter
 
+	signInKey string        // signs and verifies Sanke's sign-in tokens (see signInIssuer)
+	refusals  *refusalAudit // bounds the audit entries refusals cause
+
 	tickMu  sync.Mutex // one Tick at a time
 	started atomic.Bool
 	cancel  context.CancelFunc
@@ -138,6 +141,9 @@ func New(cfg Config, rooms Rooms) (*Service, error) {
 	}
 	if cfg.APIKey == "" || cfg.APISecret == "" || cfg.Keys == nil {
 		return nil, errors.New("classroom: an API key is needed to sign tokens")
+	}
+	if cfg.Keys.GetSecret(signInIssuer) != "" {
+		return nil, fmt.Errorf("classroom: the API key name %q is reserved for sign-in tokens", signInIssuer)
 	}
 	if cfg.MinTokenTTL <= 0 {
 		cfg.MinTokenTTL = time.Minute
@@ -163,6 +169,8 @@ func New(cfg Config, rooms Rooms) (*Service, error) {
 	}
 	s := &Service{cfg: cfg, loc: cfg.Location, logger: cfg.Logger, store: st, outbox: ob, rooms: rooms, clock: systemClock{}}
 	s.limiter.failures = map[string][]time.Time{}
+	s.signInKey = signInSecret(cfg.APIKey, cfg.APISecret)
+	s.refusals = newRefusalAudit()
 	s.events = newEventQueue()
 	s.ctl = newController(s)
 	s.col = newCollector(s)
