@@ -17,8 +17,18 @@ import (
 	"github.com/sanke-edu/sanke/classroom/model"
 )
 
-// maxBody bounds request bodies (imports of a province's timetable fit comfortably).
-const maxBody = 64 << 20
+// Request bodies are bounded per route; a larger body is refused with 413 before it is read
+// (Content-Length) or as soon as the limit is crossed (chunked).
+const (
+	// maxBody bounds small JSON bodies: class control, token requests.
+	maxBody = 4 << 10
+	// entityMaxBody bounds one entity sent to PUT /api/v1/{table}/{id}.
+	entityMaxBody = 64 << 10
+	// importMaxBody bounds an import (all files of a multipart upload together): a term's
+	// timetable for a whole province, some 200,000 session rows of about 150 bytes, fits;
+	// a larger dataset is imported in parts (per term or per city, mode=merge).
+	importMaxBody = 32 << 20
+)
 
 // Handler returns the REST API, served under /api/v1/. All bodies are JSON unless noted;
 // errors are {"error": "...", "errors": [{"file", "row", "table", "id", "field", "message"}]}.
@@ -66,34 +76,71 @@ const maxBody = 64 << 20
 // instants (to is exclusive).
 func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /api/v1/login", s.handleLogin)
-	mux.HandleFunc("GET /api/v1/me", s.handleMe)
-	mux.HandleFunc("POST /api/v1/sessions/{id}/token", s.handleToken)
-	mux.HandleFunc("POST /api/v1/sessions/{id}/view-token", s.handleViewToken)
-	mux.HandleFunc("GET /api/v1/sessions/{id}/record", s.handleSessionRecord)
+	handle := func(pattern string, limit int64, h http.HandlerFunc) { mux.Handle(pattern, limitBody(limit, h)) }
+	handle("POST /api/v1/login", loginMaxBody, s.handleLogin)
+	handle("GET /api/v1/me", maxBody, s.handleMe)
+	handle("POST /api/v1/sessions/{id}/token", maxBody, s.handleToken)
+	handle("POST /api/v1/sessions/{id}/view-token", maxBody, s.handleViewToken)
+	handle("GET /api/v1/sessions/{id}/record", maxBody, s.handleSessionRecord)
 
-	mux.HandleFunc("POST /api/v1/rooms/{room}/hand", s.handleHand)
-	mux.HandleFunc("POST /api/v1/rooms/{room}/call-on", s.handleCallOn)
-	mux.HandleFunc("DELETE /api/v1/rooms/{room}/call-on/{identity}", s.handleEndCallOn)
-	mux.HandleFunc("PUT /api/v1/rooms/{room}/mode", s.handleMode)
-	mux.HandleFunc("GET /api/v1/rooms/{room}/class", s.handleClassState)
+	handle("POST /api/v1/rooms/{room}/hand", maxBody, s.handleHand)
+	handle("POST /api/v1/rooms/{room}/call-on", maxBody, s.handleCallOn)
+	handle("DELETE /api/v1/rooms/{room}/call-on/{identity}", maxBody, s.handleEndCallOn)
+	handle("PUT /api/v1/rooms/{room}/mode", maxBody, s.handleMode)
+	handle("GET /api/v1/rooms/{room}/class", maxBody, s.handleClassState)
 
-	mux.HandleFunc("GET /api/v1/dataset", s.handleDataset)
-	mux.HandleFunc("POST /api/v1/import", s.handleImport)
-	mux.HandleFunc("GET /api/v1/{table}", s.handleList)
-	mux.HandleFunc("GET /api/v1/{table}/{id}", s.handleGet)
-	mux.HandleFunc("PUT /api/v1/{table}/{id}", s.handlePut)
-	mux.HandleFunc("DELETE /api/v1/{table}/{id}", s.handleDelete)
+	handle("GET /api/v1/dataset", maxBody, s.handleDataset)
+	handle("POST /api/v1/import", importMaxBody, s.handleImport)
+	handle("GET /api/v1/{table}", maxBody, s.handleList)
+	handle("GET /api/v1/{table}/{id}", maxBody, s.handleGet)
+	handle("PUT /api/v1/{table}/{id}", entityMaxBody, s.handlePut)
+	handle("DELETE /api/v1/{table}/{id}", maxBody, s.handleDelete)
 
-	mux.HandleFunc("GET /api/v1/coverage", s.handleCoverage)
-	mux.HandleFunc("GET /api/v1/records", s.handleRecords)
-	mux.HandleFunc("GET /api/v1/audit", s.handleAudit)
-	mux.HandleFunc("GET /api/v1/outbox", s.handleOutbox)
+	handle("GET /api/v1/coverage", maxBody, s.handleCoverage)
+	handle("GET /api/v1/records", maxBody, s.handleRecords)
+	handle("GET /api/v1/audit", maxBody, s.handleAudit)
+	handle("GET /api/v1/outbox", maxBody, s.handleOutbox)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 		w.Header().Set("Cache-Control", "no-store")
+		r.Body = http.MaxBytesReader(w, r.Body, maxBody) // routes not listed (404/405) read nothing more
 		mux.ServeHTTP(w, r)
 	})
+}
+
+// limitBody bounds a route's request body to limit bytes: a declared larger body is refused
+// at once (413), a chunked one when reading crosses the limit (see bodyErr).
+func limitBody(limit int64, h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > limit {
+			writeErr(w, tooLarge(limit))
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
+		h(w, r)
+	})
+}
+
+// bodyError is a request body that cannot be used: too large (413) or malformed (400).
+type bodyError struct {
+	status int
+	msg    string
+}
+
+// Error returns the message for the client.
+func (e *bodyError) Error() string { return e.msg }
+
+func tooLarge(limit int64) error {
+	return &bodyError{status: http.StatusRequestEntityTooLarge, msg: fmt.Sprintf("request body larger than %d bytes", limit)}
+}
+
+// bodyErr turns an error reading a body into a bodyError: 413 past the route's limit, 400
+// otherwise (prefix says what was being read).
+func bodyErr(prefix string, err error) error {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return tooLarge(mbe.Limit)
+	}
+	return &bodyError{status: http.StatusBadRequest, msg: prefix + err.Error()}
 }
 
 // --- helpers ---
@@ -118,7 +165,10 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 // writeErr maps an error to a response: validation problems are 422 with every problem.
 func writeErr(w http.ResponseWriter, err error) {
 	var errs model.Errors
+	var be *bodyError
 	switch {
+	case errors.As(err, &be):
+		writeError(w, be.status, be.msg)
 	case errors.As(err, &errs):
 		writeJSON(w, http.StatusUnprocessableEntity, apiError{Error: fmt.Sprintf("invalid input: %d problem(s), nothing was changed", len(errs)), Errors: errs})
 	case errors.Is(err, errUnauthenticated):
@@ -140,7 +190,7 @@ func decode(r *http.Request, v any) error {
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("invalid JSON body: %w", err)
+		return bodyErr("invalid JSON body: ", err)
 	}
 	return nil
 }
@@ -206,36 +256,6 @@ func intParam(r *http.Request, name string, def int) (int, error) {
 }
 
 // --- sign-in and tokens ---
-
-func (s *Service) handleLogin(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Account  string `json:"account"`
-		Password string `json:"password"`
-	}
-	if err := decode(r, &req); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	now := time.Now()
-	if s.limiter.blocked(req.Account, now) {
-		writeError(w, http.StatusTooManyRequests, "too many failed sign-ins; wait a few minutes")
-		return
-	}
-	acc := s.Index().Account(req.Account)
-	ok := checkPassword(acc, req.Password)
-	s.limiter.record(req.Account, ok, now)
-	if !ok {
-		writeError(w, http.StatusUnauthorized, "wrong account or password")
-		return
-	}
-	tok, exp, err := s.signInToken(acc)
-	if err != nil {
-		writeErr(w, err)
-		return
-	}
-	s.audit(r.Context(), "account:"+acc.ID, "account.login", "", "", "")
-	writeJSON(w, http.StatusOK, map[string]any{"token": tok, "expires_at": exp.UTC().Format(time.RFC3339), "account": publicAccount(*acc)})
-}
 
 // publicAccount strips secrets.
 func publicAccount(a model.Account) model.Account {
@@ -394,7 +414,7 @@ func (s *Service) handleToken(w http.ResponseWriter, r *http.Request) {
 			Supervisor bool   `json:"supervisor"`
 		}
 		if err := decode(r, &req); err != nil {
-			writeError(w, http.StatusBadRequest, err.Error())
+			writeErr(w, err)
 			return
 		}
 		acc = &model.Account{ID: c.actor, Kind: model.ClassroomAccount, Classroom: req.Classroom}
@@ -476,7 +496,7 @@ func (s *Service) handleHand(w http.ResponseWriter, r *http.Request) {
 		Raised bool `json:"raised"`
 	}
 	if err := decode(r, &req); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeErr(w, err)
 		return
 	}
 	if err := s.ctl.raiseHand(r.Context(), sess, identity, req.Raised); err != nil {
@@ -514,7 +534,11 @@ func (s *Service) handleCallOn(w http.ResponseWriter, r *http.Request) {
 		Identity  string `json:"identity"`
 		Exclusive bool   `json:"exclusive"`
 	}
-	if err := decode(r, &req); err != nil || req.Identity == "" {
+	if err := decode(r, &req); err != nil {
+		writeErr(w, err)
+		return
+	}
+	if req.Identity == "" {
 		writeError(w, http.StatusBadRequest, "body {\"identity\": \"...\"} required")
 		return
 	}
@@ -549,7 +573,7 @@ func (s *Service) handleMode(w http.ResponseWriter, r *http.Request) {
 		Mode string `json:"mode"`
 	}
 	if err := decode(r, &req); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeErr(w, err)
 		return
 	}
 	if req.Mode != ModeFree && req.Mode != ModeLecture {
@@ -721,15 +745,11 @@ func (s *Service) handleOutbox(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"enabled": s.outbox.Enabled(), "stats": st})
 }
 
-// readAll reads a request body within the size limit.
+// readAll reads a request body within the route's size limit.
 func readAll(r io.Reader) ([]byte, error) {
 	b, err := io.ReadAll(r)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, fmt.Errorf("body larger than %d bytes", mbe.Limit)
-		}
-		return nil, err
+		return nil, bodyErr("reading the body: ", err)
 	}
 	return b, nil
 }

@@ -58,7 +58,7 @@ func (s *Service) handleImport(w http.ResponseWriter, r *http.Request) {
 				break
 			}
 			if err != nil {
-				writeError(w, http.StatusBadRequest, "reading the upload: "+err.Error())
+				writeErr(w, bodyErr("reading the upload: ", err))
 				return
 			}
 			name := part.FileName()
@@ -67,7 +67,7 @@ func (s *Service) handleImport(w http.ResponseWriter, r *http.Request) {
 			}
 			data, err := readAll(part)
 			if err != nil {
-				writeError(w, http.StatusBadRequest, err.Error())
+				writeErr(w, err)
 				return
 			}
 			got, es := model.ReadData(name, data, "")
@@ -77,7 +77,7 @@ func (s *Service) handleImport(w http.ResponseWriter, r *http.Request) {
 	default:
 		data, err := readAll(r.Body)
 		if err != nil {
-			writeError(w, http.StatusBadRequest, err.Error())
+			writeErr(w, err)
 			return
 		}
 		name := q.Get("filename")
@@ -259,7 +259,7 @@ func (s *Service) handlePut(w http.ResponseWriter, r *http.Request) {
 	}
 	data, err := readAll(r.Body)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeErr(w, err)
 		return
 	}
 	rec, errs := model.ReadEntity(k, data)

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/livekit/protocol/auth"
@@ -175,50 +174,9 @@ func (c *caller) moderates(sess *model.Session) bool {
 	return ok && role == RoleTeacher
 }
 
-// dummyHash is compared against when an account does not exist, so that sign-in takes the
-// same time either way.
-const dummyHash = "$2a$10$/7kYp2rApFOJnW1/qsoQCuLp1XabXC6mxheGh3Gm8uGVFzUTykl8m"
-
-// loginLimiter refuses sign-ins to an account after repeated failures.
-type loginLimiter struct {
-	mu       sync.Mutex
-	failures map[string][]time.Time
-}
-
-const (
-	loginMaxFailures = 5
-	loginWindow      = 5 * time.Minute
-	loginMaxTracked  = 10000
-)
-
-func (l *loginLimiter) blocked(id string, now time.Time) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	recent := l.failures[id][:0]
-	for _, t := range l.failures[id] {
-		if now.Sub(t) < loginWindow {
-			recent = append(recent, t)
-		}
-	}
-	l.failures[id] = recent
-	return len(recent) >= loginMaxFailures
-}
-
-func (l *loginLimiter) record(id string, ok bool, now time.Time) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if ok {
-		delete(l.failures, id)
-		return
-	}
-	if len(l.failures) >= loginMaxTracked {
-		clear(l.failures) // a flood of made-up account names must not exhaust memory
-	}
-	l.failures[id] = append(l.failures[id], now)
-}
-
-// checkPassword verifies an account's password in constant time whether it exists or not.
-func checkPassword(acc *model.Account, password string) bool {
+// checkPassword verifies an account's password in constant time whether it exists or not:
+// dummyHash (a hash of the configured cost, see Service.dummyHash) is checked when it does not.
+func checkPassword(acc *model.Account, password, dummyHash string) bool {
 	hash := dummyHash
 	if acc != nil && acc.PasswordHash != "" {
 		hash = acc.PasswordHash
