@@ -169,6 +169,8 @@ func writeErr(w http.ResponseWriter, err error) {
 	switch {
 	case errors.As(err, &be):
 		writeError(w, be.status, be.msg)
+	case errors.As(err, &errs) && errs.Unreadable():
+		writeJSON(w, http.StatusBadRequest, apiError{Error: fmt.Sprintf("unreadable input: %d problem(s), nothing was changed", len(errs)), Errors: errs})
 	case errors.As(err, &errs):
 		writeJSON(w, http.StatusUnprocessableEntity, apiError{Error: fmt.Sprintf("invalid input: %d problem(s), nothing was changed", len(errs)), Errors: errs})
 	case errors.Is(err, errUnauthenticated):
