@@ -1,16 +1,14 @@
 package classroom
 
 import (
+	"bytes"
 	"encoding/json"
-	"errors"
-	"fmt"
-	"github.com/livekit/protocol/auth"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/livekit/protocol/auth"
 	"github.com/livekit/protocol/livekit"
 
 	"github.com/sanke-edu/sanke/classroom/coverage"
@@ -107,96 +105,6 @@ func (s *Service) Handler() http.Handler {
 	})
 }
 
-// limitBody bounds a route's request body to limit bytes: a declared larger body is refused
-// at once (413), a chunked one when reading crosses the limit (see bodyErr).
-func limitBody(limit int64, h http.HandlerFunc) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ContentLength > limit {
-			writeErr(w, tooLarge(limit))
-			return
-		}
-		r.Body = http.MaxBytesReader(w, r.Body, limit)
-		h(w, r)
-	})
-}
-
-// bodyError is a request body that cannot be used: too large (413) or malformed (400).
-type bodyError struct {
-	status int
-	msg    string
-}
-
-// Error returns the message for the client.
-func (e *bodyError) Error() string { return e.msg }
-
-func tooLarge(limit int64) error {
-	return &bodyError{status: http.StatusRequestEntityTooLarge, msg: fmt.Sprintf("request body larger than %d bytes", limit)}
-}
-
-// bodyErr turns an error reading a body into a bodyError: 413 past the route's limit, 400
-// otherwise (prefix says what was being read).
-func bodyErr(prefix string, err error) error {
-	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
-		return tooLarge(mbe.Limit)
-	}
-	return &bodyError{status: http.StatusBadRequest, msg: prefix + err.Error()}
-}
-
-// --- helpers ---
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(v)
-}
-
-type apiError struct {
-	Error  string       `json:"error"`
-	Errors model.Errors `json:"errors,omitempty"`
-}
-
-func writeError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, apiError{Error: msg})
-}
-
-// writeErr maps an error to a response: validation problems are 422 with every problem.
-func writeErr(w http.ResponseWriter, err error) {
-	var errs model.Errors
-	var be *bodyError
-	switch {
-	case errors.As(err, &be):
-		writeError(w, be.status, be.msg)
-	case errors.As(err, &errs) && errs.Unreadable():
-		writeJSON(w, http.StatusBadRequest, apiError{Error: fmt.Sprintf("unreadable input: %d problem(s), nothing was changed", len(errs)), Errors: errs})
-	case errors.As(err, &errs):
-		writeJSON(w, http.StatusUnprocessableEntity, apiError{Error: fmt.Sprintf("invalid input: %d problem(s), nothing was changed", len(errs)), Errors: errs})
-	case errors.Is(err, errUnauthenticated):
-		w.Header().Set("WWW-Authenticate", `Bearer realm="sanke"`)
-		writeError(w, http.StatusUnauthorized, err.Error())
-	case errors.Is(err, errForbidden):
-		writeError(w, http.StatusForbidden, err.Error())
-	case errors.Is(err, errNotInRoom):
-		writeError(w, http.StatusNotFound, err.Error())
-	case errors.Is(err, errNotCallable):
-		writeError(w, http.StatusConflict, err.Error())
-	default:
-		writeError(w, http.StatusInternalServerError, err.Error())
-	}
-}
-
-// decode reads a JSON body into v.
-func decode(r *http.Request, v any) error {
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return bodyErr("invalid JSON body: ", err)
-	}
-	return nil
-}
-
 // require authenticates and checks a predicate on the caller.
 func (s *Service) require(w http.ResponseWriter, r *http.Request, ok func(*caller) bool, what string) *caller {
 	c, err := s.authenticate(r)
@@ -213,49 +121,6 @@ func (s *Service) require(w http.ResponseWriter, r *http.Request, ok func(*calle
 
 func isAdmin(c *caller) bool  { return c.admin }
 func isReader(c *caller) bool { return c.reader }
-
-// parseRange reads from= and to= (dates in the service's time zone, to inclusive; or
-// RFC 3339 instants, to exclusive).
-func (s *Service) parseRange(r *http.Request) (time.Time, time.Time, error) {
-	parse := func(name string, end bool) (time.Time, error) {
-		v := strings.TrimSpace(r.URL.Query().Get(name))
-		if v == "" {
-			return time.Time{}, nil
-		}
-		if t, err := time.Parse(time.RFC3339, v); err == nil {
-			return t, nil
-		}
-		d, err := model.ParseDate(v, s.loc)
-		if err != nil {
-			return time.Time{}, fmt.Errorf("%s: %v", name, err)
-		}
-		if end {
-			d = d.AddDate(0, 0, 1)
-		}
-		return d, nil
-	}
-	from, err := parse("from", false)
-	if err != nil {
-		return from, from, err
-	}
-	to, err := parse("to", true)
-	if err == nil && !from.IsZero() && !to.IsZero() && !to.After(from) {
-		err = errors.New("to is before from")
-	}
-	return from, to, err
-}
-
-func intParam(r *http.Request, name string, def int) (int, error) {
-	v := r.URL.Query().Get(name)
-	if v == "" {
-		return def, nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("%s: %q is not a non-negative integer", name, v)
-	}
-	return n, nil
-}
 
 // --- sign-in and tokens ---
 
@@ -279,7 +144,7 @@ func (s *Service) handleMe(w http.ResponseWriter, r *http.Request) {
 	}
 	from, to, err := s.parseRange(r)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeErr(w, err)
 		return
 	}
 	if from.IsZero() {
@@ -288,6 +153,10 @@ func (s *Service) handleMe(w http.ResponseWriter, r *http.Request) {
 	}
 	if to.IsZero() {
 		to = from.AddDate(0, 0, 7)
+	}
+	if to.After(from.AddDate(0, 0, maxMeDays)) {
+		writeErr(w, badRequest("from and to span more than %d days", maxMeDays))
+		return
 	}
 	idx := s.Index()
 	sessions := []sessionView{}
@@ -614,14 +483,9 @@ func (s *Service) handleCoverage(w http.ResponseWriter, r *http.Request) {
 	if c == nil {
 		return
 	}
-	q := coverage.Query{Region: r.URL.Query().Get("region"), Subject: r.URL.Query().Get("subject")}
-	var err error
-	if q.From, q.To, err = s.parseRange(r); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	if q.Region != "" && s.Index().Region(q.Region) == nil {
-		writeError(w, http.StatusBadRequest, "region: unknown region code "+strconv.Quote(q.Region))
+	q, csv, err := s.coverageQuery(r)
+	if err != nil {
+		writeErr(w, err)
 		return
 	}
 	if q.Region, err = coverageRegion(c, q.Region); err != nil {
@@ -632,55 +496,74 @@ func (s *Service) handleCoverage(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, msg)
 		return
 	}
-	if q.GroupBy, err = coverage.ParseDimensions(r.URL.Query().Get("group_by")); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	for _, p := range []struct {
-		name string
-		dst  *int
-	}{{"course_type", &q.CourseType}, {"routine_min_per_week", &q.RoutineMinPerWeek}, {"routine_weeks", &q.RoutineWeeks}} {
-		if *p.dst, err = intParam(r, p.name, 0); err != nil {
-			writeError(w, http.StatusBadRequest, err.Error())
-			return
-		}
-	}
 	rep, err := s.Coverage(r.Context(), q)
 	if err != nil {
 		writeErr(w, err)
 		return
 	}
-	if r.URL.Query().Get("format") == "csv" || strings.Contains(r.Header.Get("Accept"), "text/csv") {
-		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-		w.Header().Set("Content-Disposition", `attachment; filename="coverage.csv"`)
-		if err := rep.WriteCSV(w); err != nil {
-			s.logger.Warn("writing coverage CSV", "err", err)
-		}
+	if !csv {
+		writeJSON(w, http.StatusOK, rep)
 		return
 	}
-	writeJSON(w, http.StatusOK, rep)
+	var buf bytes.Buffer // written whole, so that an error is still an answer
+	if err := rep.WriteCSV(&buf); err != nil {
+		writeErr(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	w.Header().Set("Content-Disposition", `attachment; filename="coverage.csv"`)
+	_, _ = w.Write(buf.Bytes())
 }
 
-// rangeAndLimit reads the from/to range and the limit (default 1000) of a listing; on a bad
-// value it answers 400 and returns false.
-func (s *Service) rangeAndLimit(w http.ResponseWriter, r *http.Request) (from, to time.Time, limit int, ok bool) {
-	from, to, err := s.parseRange(r)
-	if err == nil {
-		limit, err = intParam(r, "limit", 1000)
+// coverageQuery reads and checks the parameters of GET /coverage, and whether CSV is asked
+// for (format=csv, or Accept: text/csv without format).
+func (s *Service) coverageQuery(r *http.Request) (coverage.Query, bool, error) {
+	var q coverage.Query
+	var err error
+	if q.From, q.To, err = s.parseRange(r); err != nil {
+		return q, false, err
 	}
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return from, to, 0, false
+	q.Region = r.URL.Query().Get("region")
+	if q.Region != "" && (len(q.Region) != 6 || strings.Trim(q.Region, "0123456789") != "") {
+		return q, false, badRequest("region: %s is not a GB/T 2260 code (6 digits)", quoteTrunc(q.Region))
 	}
-	return from, to, limit, true
+	if q.Region != "" && s.Index().Region(q.Region) == nil {
+		return q, false, badRequest("region: unknown region code %s", strconv.Quote(q.Region))
+	}
+	if q.Subject, err = textParam(r, "subject"); err != nil {
+		return q, false, err
+	}
+	if q.GroupBy, err = coverage.ParseDimensions(r.URL.Query().Get("group_by")); err != nil {
+		return q, false, badRequest("group_by: %v", err)
+	}
+	for _, p := range []struct {
+		name string
+		dst  *int
+		max  int
+	}{{"course_type", &q.CourseType, 3}, {"routine_min_per_week", &q.RoutineMinPerWeek, 50}, {"routine_weeks", &q.RoutineWeeks, 52}} {
+		if *p.dst, err = intParam(r, p.name, 0, 0, p.max); err != nil {
+			return q, false, err
+		}
+	}
+	switch f := r.URL.Query().Get("format"); f {
+	case "csv":
+		return q, true, nil
+	case "json":
+		return q, false, nil
+	case "":
+		return q, strings.Contains(r.Header.Get("Accept"), "text/csv"), nil
+	default:
+		return q, false, badRequest("format: %s is not json or csv", quoteTrunc(f))
+	}
 }
 
 func (s *Service) handleRecords(w http.ResponseWriter, r *http.Request) {
 	if s.require(w, r, isReader, "roomList, roomCreate or the admin key") == nil {
 		return
 	}
-	from, to, limit, ok := s.rangeAndLimit(w, r)
-	if !ok {
+	from, to, limit, err := s.rangeAndLimit(r)
+	if err != nil {
+		writeErr(w, err)
 		return
 	}
 	recs, err := s.store.Records(r.Context(), from, to, limit)
@@ -723,11 +606,17 @@ func (s *Service) handleAudit(w http.ResponseWriter, r *http.Request) {
 	if s.require(w, r, isReader, "roomList, roomCreate or the admin key") == nil {
 		return
 	}
-	from, to, limit, ok := s.rangeAndLimit(w, r)
-	if !ok {
+	from, to, limit, err := s.rangeAndLimit(r)
+	if err != nil {
+		writeErr(w, err)
 		return
 	}
-	entries, err := s.store.AuditLog(r.Context(), from, to, r.URL.Query().Get("action"), limit)
+	action, err := textParam(r, "action")
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	entries, err := s.store.AuditLog(r.Context(), from, to, action, limit)
 	if err != nil {
 		writeErr(w, err)
 		return
@@ -745,13 +634,4 @@ func (s *Service) handleOutbox(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"enabled": s.outbox.Enabled(), "stats": st})
-}
-
-// readAll reads a request body within the route's size limit.
-func readAll(r io.Reader) ([]byte, error) {
-	b, err := io.ReadAll(r)
-	if err != nil {
-		return nil, bodyErr("reading the body: ", err)
-	}
-	return b, nil
 }
