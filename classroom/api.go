@@ -3,6 +3,7 @@ package classroom
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -244,7 +245,7 @@ func (s *Service) handleViewToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if _, _, err := s.sessionAccess(c.account, sess); err != nil {
-		s.audit(r.Context(), c.actor, "view-token.refused", sess.ID, sess.Room, err.Error())
+		s.auditRefusal(r.Context(), c.actor, "view-token.refused", sess.ID, sess.Room, err.Error())
 		writeError(w, http.StatusForbidden, err.Error())
 		return
 	}
@@ -299,7 +300,7 @@ func (s *Service) handleToken(w http.ResponseWriter, r *http.Request) {
 	if acc.Kind == model.SupervisorAccount && acc.Region == "" && c.admin {
 		role = RoleSupervisor
 	} else if role, classroom, err = s.sessionAccess(acc, sess); err != nil {
-		s.audit(r.Context(), c.actor, "token.refused", sess.ID, sess.Room, err.Error())
+		s.auditRefusal(r.Context(), c.actor, "token.refused", sess.ID, sess.Room, err.Error())
 		writeError(w, http.StatusForbidden, err.Error())
 		return
 	}
@@ -428,7 +429,14 @@ func (s *Service) handleEndCallOn(w http.ResponseWriter, r *http.Request) {
 	if sess == nil {
 		return
 	}
-	if err := s.ctl.endCallOn(r.Context(), sess, r.PathValue("identity")); err != nil {
+	// Ending a call sets a teaching point's permission: never anyone else's (a hidden
+	// supervisor would get a camera, the teacher would lose its microphone).
+	target := r.PathValue("identity")
+	if _, role, _, err := s.ctl.participant(r.Context(), sess, target); err == nil && role != RoleTeachingPoint {
+		writeErr(w, fmt.Errorf("%w (%s is %q)", errNotCallable, target, role))
+		return
+	}
+	if err := s.ctl.endCallOn(r.Context(), sess, target); err != nil {
 		writeErr(w, err)
 		return
 	}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/sanke-edu/sanke/classroom/model"
@@ -41,6 +42,13 @@ func (s *Service) handleImport(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	opts.Actor = c.actor
+	select { // an import holds its body and what was read from it: one at a time
+	case s.importing <- struct{}{}:
+		defer func() { <-s.importing }()
+	default:
+		tooMany(w, http.StatusTooManyRequests, 5*time.Second, "another import is in progress; retry when it is done")
+		return
+	}
 	in := model.Input{}
 	var errs model.Errors
 	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))

@@ -97,7 +97,7 @@ func (s *Service) authenticate(r *http.Request) (*caller, error) {
 			if grants.Video != nil {
 				roomName = grants.Video.Room
 			}
-			s.auditRefusal(r.Context(), c.actor, "auth.account_refused", roomName, "sanke.account="+quoteTrunc(id)+" in a token with a video grant")
+			s.auditRefusal(r.Context(), c.actor, "auth.account_refused", "", roomName, "sanke.account="+quoteTrunc(id)+" in a token with a video grant")
 		} else {
 			return s.accountCaller(id)
 		}
@@ -110,7 +110,8 @@ func (s *Service) authenticate(r *http.Request) (*caller, error) {
 }
 
 // signInCaller verifies one of Sanke's own sign-in tokens: signed with the sign-in key, no
-// video grant, subject "account:<id>" matching its sanke.account attribute.
+// video grant, subject "account:<id>" matching its sanke.account attribute, issued for the
+// account's current password (attrCredential).
 func (s *Service) signInCaller(v *auth.APIKeyTokenVerifier) (*caller, error) {
 	_, grants, err := v.Verify(s.signInKey)
 	if err != nil || grants.Video != nil {
@@ -120,7 +121,26 @@ func (s *Service) signInCaller(v *auth.APIKeyTokenVerifier) (*caller, error) {
 	if id == "" || grants.Identity != "account:"+id {
 		return nil, errUnauthenticated
 	}
-	return s.accountCaller(id)
+	c, err := s.accountCaller(id)
+	if err != nil {
+		return nil, err
+	}
+	if !hmac.Equal([]byte(grants.Attributes[attrCredential]), []byte(s.credentialOf(c.account))) {
+		return nil, errUnauthenticated // the password changed since the token was issued
+	}
+	return c, nil
+}
+
+// attrCredential binds a Sanke sign-in token to the account's password hash when it was
+// issued, so that changing the password ends every sign-in token issued before.
+const attrCredential = "sanke.credential"
+
+// credentialOf is the value of attrCredential for an account's current password hash: an
+// HMAC under the sign-in key (it reveals nothing of the hash).
+func (s *Service) credentialOf(acc *model.Account) string {
+	m := hmac.New(sha256.New, []byte(s.signInKey))
+	m.Write([]byte(acc.ID + "\x00" + acc.PasswordHash))
+	return hex.EncodeToString(m.Sum(nil))[:32]
 }
 
 // accountCaller is the caller signed in as account id (refused when unknown or disabled).
@@ -191,7 +211,7 @@ func checkPassword(acc *model.Account, password, dummyHash string) bool {
 func (s *Service) signInToken(acc *model.Account) (string, time.Time, error) {
 	at := auth.NewAccessToken(signInIssuer, s.signInKey).
 		SetIdentity("account:" + acc.ID).SetName(acc.Name).
-		SetAttributes(map[string]string{AttrAccount: acc.ID}).SetValidFor(s.cfg.LoginTTL)
+		SetAttributes(map[string]string{AttrAccount: acc.ID, attrCredential: s.credentialOf(acc)}).SetValidFor(s.cfg.LoginTTL)
 	tok, err := at.ToJWT()
 	return tok, time.Now().Add(s.cfg.LoginTTL), err
 }

@@ -263,7 +263,7 @@ func (s *Service) handleLogin(w http.ResponseWriter, r *http.Request) {
 	addr, key := s.clientAddr(r)
 	now := s.clock.Now()
 	if wait, ok := s.logins.allowAddress(key, now); !ok {
-		s.auditRefusal(r.Context(), "address:"+addr, "account.login.throttled", "", "too many sign-in attempts from this address")
+		s.auditRefusal(r.Context(), "address:"+addr, "account.login.throttled", "", "", "too many sign-in attempts from this address")
 		tooMany(w, http.StatusTooManyRequests, wait, "too many sign-in attempts from this address; retry later")
 		return
 	}
@@ -280,7 +280,7 @@ func (s *Service) handleLogin(w http.ResponseWriter, r *http.Request) {
 		account = "\x00too long" // cannot exist; one key for all of them
 	}
 	if wait, ok := s.logins.admit(account, key, now); !ok {
-		s.auditRefusal(r.Context(), "address:"+addr, "account.login.throttled", "", "account="+quoteTrunc(req.Account))
+		s.auditRefusal(r.Context(), "address:"+addr, "account.login.throttled", "", "", "account="+quoteTrunc(req.Account))
 		tooMany(w, http.StatusTooManyRequests, wait, "too many failed sign-ins to this account from here; retry later")
 		return
 	}
@@ -297,7 +297,7 @@ func (s *Service) handleLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	s.logins.record(account, key, ok, now)
 	if !ok {
-		s.auditRefusal(r.Context(), "address:"+addr, "account.login.failed", "", "account="+quoteTrunc(req.Account))
+		s.auditRefusal(r.Context(), "address:"+addr, "account.login.failed", "", "", "account="+quoteTrunc(req.Account))
 		writeError(w, http.StatusUnauthorized, "wrong account or password")
 		return
 	}

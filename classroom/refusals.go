@@ -12,7 +12,7 @@ import (
 )
 
 // Refusals that anyone reaching the port can cause (a wrong password, a room token claiming
-// an account) are audited, but they must not grow the audit log without bound: up to
+// an account, a token asked for a session the account is not in) are audited, but they must not grow the audit log without bound: up to
 // refusalAuditBurst entries are written at once, then one every refusalAuditEvery (8,640 a
 // day at most); the others are counted and the count is written with the next entry of the
 // same action.
@@ -47,7 +47,7 @@ func (a *refusalAudit) take(action string, now time.Time) (bool, int) {
 }
 
 // auditRefusal writes a refusal to the audit log within the refusal budget.
-func (s *Service) auditRefusal(ctx context.Context, actor, action, roomName, detail string) {
+func (s *Service) auditRefusal(ctx context.Context, actor, action, session, roomName, detail string) {
 	ok, left := s.refusals.take(action, s.clock.Now())
 	if !ok {
 		return
@@ -55,7 +55,7 @@ func (s *Service) auditRefusal(ctx context.Context, actor, action, roomName, det
 	if left > 0 {
 		detail += fmt.Sprintf(" (%d more since the previous entry, left out)", left)
 	}
-	s.audit(ctx, actor, action, "", roomName, detail)
+	s.audit(ctx, actor, action, session, roomName, detail)
 }
 
 // maxQuoted bounds the bytes of a client-supplied value written to the audit log.

@@ -126,6 +126,7 @@ type Service struct {
 	signInKey string        // signs and verifies Sanke's sign-in tokens (see signInIssuer)
 	dummyHash string        // checked for accounts that do not exist, at the configured cost
 	refusals  *refusalAudit // bounds the audit entries refusals cause
+	importing chan struct{} // one import read and checked at a time (bounds their memory)
 
 	tickMu  sync.Mutex // one Tick at a time
 	started atomic.Bool
@@ -189,6 +190,7 @@ func New(cfg Config, rooms Rooms) (*Service, error) {
 	}
 	s.dummyHash = string(dummy)
 	s.refusals = newRefusalAudit()
+	s.importing = make(chan struct{}, 1)
 	s.events = newEventQueue()
 	s.ctl = newController(s)
 	s.col = newCollector(s)
