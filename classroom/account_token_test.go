@@ -2,7 +2,6 @@ package classroom_test
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -80,13 +79,7 @@ func withAttributes(t *testing.T, token string, attrs map[string]string) string 
 // a teaching point claiming to be the teacher cannot call on. Sign-in tokens (Sanke's own
 // and the platform's) keep working, and Sanke's own cannot join a room.
 func TestRoomTokenIsNeverAnAccount(t *testing.T) {
-	ts := startServer(t, nil, func(c *config.Config) { c.Classroom.Dataset = []string{"../configs/classroom/sample.yaml"} })
-	now := time.Now()
-	f := func(d time.Duration) string { return now.Add(d).Format(time.RFC3339) }
-	sessions := fmt.Sprintf("sessions:\n  - {id: R1, course_type: 1, pairing: P-MUSIC, start: %q, end: %q}\n", f(-5*time.Minute), f(40*time.Minute))
-	if code := ts.call("POST", "/api/v1/import", adminKey, sessions, nil); code != 200 {
-		t.Fatalf("import: %d", code)
-	}
+	ts := startClass(t, "R1")
 	teacher, code := ts.roomToken(ts.login("M1", "music-master-1"), "R1")
 	if code != 200 {
 		t.Fatalf("teacher token: %d %+v", code, teacher)

@@ -2,12 +2,10 @@ package classroom_test
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/livekit/protocol/livekit"
 
@@ -90,13 +88,7 @@ func TestSignInTokenEndsWithPassword(t *testing.T) {
 // not a teaching point cannot change its permission: the teacher cannot turn a supervisor
 // (hidden, subscribe only) into a camera publisher, nor itself into a teaching point.
 func TestEndCallOnOnlyForTeachingPoints(t *testing.T) {
-	ts := startServer(t, nil, func(c *config.Config) { c.Classroom.Dataset = []string{"../configs/classroom/sample.yaml"} })
-	now := time.Now()
-	f := func(d time.Duration) string { return now.Add(d).Format(time.RFC3339) }
-	sessions := fmt.Sprintf("sessions:\n  - {id: R1, course_type: 1, pairing: P-MUSIC, start: %q, end: %q}\n", f(-5*time.Minute), f(40*time.Minute))
-	if code := ts.call("POST", "/api/v1/import", adminKey, sessions, nil); code != 200 {
-		t.Fatalf("import: %d", code)
-	}
+	ts := startClass(t, "R1")
 	teacherTok, _ := ts.roomToken(ts.login("M1", "music-master-1"), "R1")
 	supTok, _ := ts.roomToken(ts.login("HH-SUP", "huaihua-supervisor"), "R1")
 	ts.connect(teacherTok.Token)
