@@ -53,7 +53,7 @@ func signInSecret(apiKey, apiSecret string) string {
 //
 //   - a sign-in token from POST /api/v1/login (issuer signInIssuer): that account;
 //   - a token the platform signs with an API key it was given, with the attribute
-//     sanke.account and no video grant at all: that account (see accountClaim);
+//     sanke.account and no video grant at all: that account (see grantsAnything);
 //   - video.roomCreate: administrator (read and write);
 //   - video.roomList: reader (statistics, records, audit log);
 //   - video.roomJoin + video.room: a room token, for that room's control endpoints. Its
