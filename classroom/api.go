@@ -1,24 +1,33 @@
 package classroom
 
 import (
+	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"github.com/livekit/protocol/auth"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/livekit/protocol/auth"
 	"github.com/livekit/protocol/livekit"
 
 	"github.com/sanke-edu/sanke/classroom/coverage"
 	"github.com/sanke-edu/sanke/classroom/model"
 )
 
-// maxBody bounds request bodies (imports of a province's timetable fit comfortably).
-const maxBody = 64 << 20
+// Request bodies are bounded per route; a larger body is refused with 413 before it is read
+// (Content-Length) or as soon as the limit is crossed (chunked).
+const (
+	// maxBody bounds small JSON bodies: class control, token requests.
+	maxBody = 4 << 10
+	// entityMaxBody bounds one entity sent to PUT /api/v1/{table}/{id}.
+	entityMaxBody = 64 << 10
+	// importMaxBody bounds an import (all files of a multipart upload together): a term's
+	// timetable for a whole province, some 200,000 session rows of about 150 bytes, fits;
+	// a larger dataset is imported in parts (per term or per city, mode=merge).
+	importMaxBody = 32 << 20
+)
 
 // Handler returns the REST API, served under /api/v1/. All bodies are JSON unless noted;
 // errors are {"error": "...", "errors": [{"file", "row", "table", "id", "field", "message"}]}.
@@ -66,83 +75,35 @@ const maxBody = 64 << 20
 // instants (to is exclusive).
 func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /api/v1/login", s.handleLogin)
-	mux.HandleFunc("GET /api/v1/me", s.handleMe)
-	mux.HandleFunc("POST /api/v1/sessions/{id}/token", s.handleToken)
-	mux.HandleFunc("POST /api/v1/sessions/{id}/view-token", s.handleViewToken)
-	mux.HandleFunc("GET /api/v1/sessions/{id}/record", s.handleSessionRecord)
+	handle := func(pattern string, limit int64, h http.HandlerFunc) { mux.Handle(pattern, limitBody(limit, h)) }
+	handle("POST /api/v1/login", loginMaxBody, s.handleLogin)
+	handle("GET /api/v1/me", maxBody, s.handleMe)
+	handle("POST /api/v1/sessions/{id}/token", maxBody, s.handleToken)
+	handle("POST /api/v1/sessions/{id}/view-token", maxBody, s.handleViewToken)
+	handle("GET /api/v1/sessions/{id}/record", maxBody, s.handleSessionRecord)
 
-	mux.HandleFunc("POST /api/v1/rooms/{room}/hand", s.handleHand)
-	mux.HandleFunc("POST /api/v1/rooms/{room}/call-on", s.handleCallOn)
-	mux.HandleFunc("DELETE /api/v1/rooms/{room}/call-on/{identity}", s.handleEndCallOn)
-	mux.HandleFunc("PUT /api/v1/rooms/{room}/mode", s.handleMode)
-	mux.HandleFunc("GET /api/v1/rooms/{room}/class", s.handleClassState)
+	handle("POST /api/v1/rooms/{room}/hand", maxBody, s.handleHand)
+	handle("POST /api/v1/rooms/{room}/call-on", maxBody, s.handleCallOn)
+	handle("DELETE /api/v1/rooms/{room}/call-on/{identity}", maxBody, s.handleEndCallOn)
+	handle("PUT /api/v1/rooms/{room}/mode", maxBody, s.handleMode)
+	handle("GET /api/v1/rooms/{room}/class", maxBody, s.handleClassState)
 
-	mux.HandleFunc("GET /api/v1/dataset", s.handleDataset)
-	mux.HandleFunc("POST /api/v1/import", s.handleImport)
-	mux.HandleFunc("GET /api/v1/{table}", s.handleList)
-	mux.HandleFunc("GET /api/v1/{table}/{id}", s.handleGet)
-	mux.HandleFunc("PUT /api/v1/{table}/{id}", s.handlePut)
-	mux.HandleFunc("DELETE /api/v1/{table}/{id}", s.handleDelete)
+	handle("GET /api/v1/dataset", maxBody, s.handleDataset)
+	handle("POST /api/v1/import", importMaxBody, s.handleImport)
+	handle("GET /api/v1/{table}", maxBody, s.handleList)
+	handle("GET /api/v1/{table}/{id}", maxBody, s.handleGet)
+	handle("PUT /api/v1/{table}/{id}", entityMaxBody, s.handlePut)
+	handle("DELETE /api/v1/{table}/{id}", maxBody, s.handleDelete)
 
-	mux.HandleFunc("GET /api/v1/coverage", s.handleCoverage)
-	mux.HandleFunc("GET /api/v1/records", s.handleRecords)
-	mux.HandleFunc("GET /api/v1/audit", s.handleAudit)
-	mux.HandleFunc("GET /api/v1/outbox", s.handleOutbox)
+	handle("GET /api/v1/coverage", maxBody, s.handleCoverage)
+	handle("GET /api/v1/records", maxBody, s.handleRecords)
+	handle("GET /api/v1/audit", maxBody, s.handleAudit)
+	handle("GET /api/v1/outbox", maxBody, s.handleOutbox)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 		w.Header().Set("Cache-Control", "no-store")
+		r.Body = http.MaxBytesReader(w, r.Body, maxBody) // routes not listed (404/405) read nothing more
 		mux.ServeHTTP(w, r)
 	})
-}
-
-// --- helpers ---
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(v)
-}
-
-type apiError struct {
-	Error  string       `json:"error"`
-	Errors model.Errors `json:"errors,omitempty"`
-}
-
-func writeError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, apiError{Error: msg})
-}
-
-// writeErr maps an error to a response: validation problems are 422 with every problem.
-func writeErr(w http.ResponseWriter, err error) {
-	var errs model.Errors
-	switch {
-	case errors.As(err, &errs):
-		writeJSON(w, http.StatusUnprocessableEntity, apiError{Error: fmt.Sprintf("invalid input: %d problem(s), nothing was changed", len(errs)), Errors: errs})
-	case errors.Is(err, errUnauthenticated):
-		w.Header().Set("WWW-Authenticate", `Bearer realm="sanke"`)
-		writeError(w, http.StatusUnauthorized, err.Error())
-	case errors.Is(err, errForbidden):
-		writeError(w, http.StatusForbidden, err.Error())
-	case errors.Is(err, errNotInRoom):
-		writeError(w, http.StatusNotFound, err.Error())
-	case errors.Is(err, errNotCallable):
-		writeError(w, http.StatusConflict, err.Error())
-	default:
-		writeError(w, http.StatusInternalServerError, err.Error())
-	}
-}
-
-// decode reads a JSON body into v.
-func decode(r *http.Request, v any) error {
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("invalid JSON body: %w", err)
-	}
-	return nil
 }
 
 // require authenticates and checks a predicate on the caller.
@@ -162,80 +123,7 @@ func (s *Service) require(w http.ResponseWriter, r *http.Request, ok func(*calle
 func isAdmin(c *caller) bool  { return c.admin }
 func isReader(c *caller) bool { return c.reader }
 
-// parseRange reads from= and to= (dates in the service's time zone, to inclusive; or
-// RFC 3339 instants, to exclusive).
-func (s *Service) parseRange(r *http.Request) (time.Time, time.Time, error) {
-	parse := func(name string, end bool) (time.Time, error) {
-		v := strings.TrimSpace(r.URL.Query().Get(name))
-		if v == "" {
-			return time.Time{}, nil
-		}
-		if t, err := time.Parse(time.RFC3339, v); err == nil {
-			return t, nil
-		}
-		d, err := model.ParseDate(v, s.loc)
-		if err != nil {
-			return time.Time{}, fmt.Errorf("%s: %v", name, err)
-		}
-		if end {
-			d = d.AddDate(0, 0, 1)
-		}
-		return d, nil
-	}
-	from, err := parse("from", false)
-	if err != nil {
-		return from, from, err
-	}
-	to, err := parse("to", true)
-	if err == nil && !from.IsZero() && !to.IsZero() && !to.After(from) {
-		err = errors.New("to is before from")
-	}
-	return from, to, err
-}
-
-func intParam(r *http.Request, name string, def int) (int, error) {
-	v := r.URL.Query().Get(name)
-	if v == "" {
-		return def, nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("%s: %q is not a non-negative integer", name, v)
-	}
-	return n, nil
-}
-
 // --- sign-in and tokens ---
-
-func (s *Service) handleLogin(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Account  string `json:"account"`
-		Password string `json:"password"`
-	}
-	if err := decode(r, &req); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	now := time.Now()
-	if s.limiter.blocked(req.Account, now) {
-		writeError(w, http.StatusTooManyRequests, "too many failed sign-ins; wait a few minutes")
-		return
-	}
-	acc := s.Index().Account(req.Account)
-	ok := checkPassword(acc, req.Password)
-	s.limiter.record(req.Account, ok, now)
-	if !ok {
-		writeError(w, http.StatusUnauthorized, "wrong account or password")
-		return
-	}
-	tok, exp, err := s.signInToken(acc)
-	if err != nil {
-		writeErr(w, err)
-		return
-	}
-	s.audit(r.Context(), "account:"+acc.ID, "account.login", "", "", "")
-	writeJSON(w, http.StatusOK, map[string]any{"token": tok, "expires_at": exp.UTC().Format(time.RFC3339), "account": publicAccount(*acc)})
-}
 
 // publicAccount strips secrets.
 func publicAccount(a model.Account) model.Account {
@@ -257,7 +145,7 @@ func (s *Service) handleMe(w http.ResponseWriter, r *http.Request) {
 	}
 	from, to, err := s.parseRange(r)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeErr(w, err)
 		return
 	}
 	if from.IsZero() {
@@ -266,6 +154,10 @@ func (s *Service) handleMe(w http.ResponseWriter, r *http.Request) {
 	}
 	if to.IsZero() {
 		to = from.AddDate(0, 0, 7)
+	}
+	if to.After(from.AddDate(0, 0, maxMeDays)) {
+		writeErr(w, badRequest("from and to span more than %d days", maxMeDays))
+		return
 	}
 	idx := s.Index()
 	sessions := []sessionView{}
@@ -353,7 +245,7 @@ func (s *Service) handleViewToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if _, _, err := s.sessionAccess(c.account, sess); err != nil {
-		s.audit(r.Context(), c.actor, "view-token.refused", sess.ID, sess.Room, err.Error())
+		s.auditRefusal(r.Context(), c.actor, "view-token.refused", sess.ID, sess.Room, err.Error())
 		writeError(w, http.StatusForbidden, err.Error())
 		return
 	}
@@ -394,7 +286,7 @@ func (s *Service) handleToken(w http.ResponseWriter, r *http.Request) {
 			Supervisor bool   `json:"supervisor"`
 		}
 		if err := decode(r, &req); err != nil {
-			writeError(w, http.StatusBadRequest, err.Error())
+			writeErr(w, err)
 			return
 		}
 		acc = &model.Account{ID: c.actor, Kind: model.ClassroomAccount, Classroom: req.Classroom}
@@ -408,7 +300,7 @@ func (s *Service) handleToken(w http.ResponseWriter, r *http.Request) {
 	if acc.Kind == model.SupervisorAccount && acc.Region == "" && c.admin {
 		role = RoleSupervisor
 	} else if role, classroom, err = s.sessionAccess(acc, sess); err != nil {
-		s.audit(r.Context(), c.actor, "token.refused", sess.ID, sess.Room, err.Error())
+		s.auditRefusal(r.Context(), c.actor, "token.refused", sess.ID, sess.Room, err.Error())
 		writeError(w, http.StatusForbidden, err.Error())
 		return
 	}
@@ -467,8 +359,8 @@ func (s *Service) handleHand(w http.ResponseWriter, r *http.Request) {
 	if sess == nil {
 		return
 	}
-	identity, role, ok := c.inRoom(sess.Room)
-	if !ok || role == RoleSupervisor || role == RoleTeacher {
+	identity, role, ok := c.inRoom(sess)
+	if !ok || role == RoleSupervisor || role == RoleTeacher || c.grants.Video.RoomAdmin {
 		writeError(w, http.StatusForbidden, "a room token of a classroom in this room is required")
 		return
 	}
@@ -476,7 +368,7 @@ func (s *Service) handleHand(w http.ResponseWriter, r *http.Request) {
 		Raised bool `json:"raised"`
 	}
 	if err := decode(r, &req); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeErr(w, err)
 		return
 	}
 	if err := s.ctl.raiseHand(r.Context(), sess, identity, req.Raised); err != nil {
@@ -498,7 +390,7 @@ func (s *Service) moderatedSession(w http.ResponseWriter, r *http.Request, denia
 	if sess == nil {
 		return nil, nil
 	}
-	if !c.moderates(sess.Room) {
+	if !c.moderates(sess) {
 		writeError(w, http.StatusForbidden, denial)
 		return nil, nil
 	}
@@ -514,7 +406,11 @@ func (s *Service) handleCallOn(w http.ResponseWriter, r *http.Request) {
 		Identity  string `json:"identity"`
 		Exclusive bool   `json:"exclusive"`
 	}
-	if err := decode(r, &req); err != nil || req.Identity == "" {
+	if err := decode(r, &req); err != nil {
+		writeErr(w, err)
+		return
+	}
+	if req.Identity == "" {
 		writeError(w, http.StatusBadRequest, "body {\"identity\": \"...\"} required")
 		return
 	}
@@ -533,7 +429,14 @@ func (s *Service) handleEndCallOn(w http.ResponseWriter, r *http.Request) {
 	if sess == nil {
 		return
 	}
-	if err := s.ctl.endCallOn(r.Context(), sess, r.PathValue("identity")); err != nil {
+	// Ending a call sets a teaching point's permission: never anyone else's (a hidden
+	// supervisor would get a camera, the teacher would lose its microphone).
+	target := r.PathValue("identity")
+	if _, role, _, err := s.ctl.participant(r.Context(), sess, target); err == nil && role != RoleTeachingPoint {
+		writeErr(w, fmt.Errorf("%w (%s is %q)", errNotCallable, target, role))
+		return
+	}
+	if err := s.ctl.endCallOn(r.Context(), sess, target); err != nil {
 		writeErr(w, err)
 		return
 	}
@@ -549,7 +452,7 @@ func (s *Service) handleMode(w http.ResponseWriter, r *http.Request) {
 		Mode string `json:"mode"`
 	}
 	if err := decode(r, &req); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeErr(w, err)
 		return
 	}
 	if req.Mode != ModeFree && req.Mode != ModeLecture {
@@ -572,7 +475,7 @@ func (s *Service) handleClassState(w http.ResponseWriter, r *http.Request) {
 	if sess == nil {
 		return
 	}
-	if _, _, in := c.inRoom(sess.Room); !in && !c.reader && !c.moderates(sess.Room) {
+	if _, _, in := c.inRoom(sess); !in && !c.reader && !c.moderates(sess) {
 		writeError(w, http.StatusForbidden, "a room token of this room required")
 		return
 	}
@@ -588,14 +491,9 @@ func (s *Service) handleCoverage(w http.ResponseWriter, r *http.Request) {
 	if c == nil {
 		return
 	}
-	q := coverage.Query{Region: r.URL.Query().Get("region"), Subject: r.URL.Query().Get("subject")}
-	var err error
-	if q.From, q.To, err = s.parseRange(r); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	if q.Region != "" && s.Index().Region(q.Region) == nil {
-		writeError(w, http.StatusBadRequest, "region: unknown region code "+strconv.Quote(q.Region))
+	q, csv, err := s.coverageQuery(r)
+	if err != nil {
+		writeErr(w, err)
 		return
 	}
 	if q.Region, err = coverageRegion(c, q.Region); err != nil {
@@ -606,55 +504,74 @@ func (s *Service) handleCoverage(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, msg)
 		return
 	}
-	if q.GroupBy, err = coverage.ParseDimensions(r.URL.Query().Get("group_by")); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	for _, p := range []struct {
-		name string
-		dst  *int
-	}{{"course_type", &q.CourseType}, {"routine_min_per_week", &q.RoutineMinPerWeek}, {"routine_weeks", &q.RoutineWeeks}} {
-		if *p.dst, err = intParam(r, p.name, 0); err != nil {
-			writeError(w, http.StatusBadRequest, err.Error())
-			return
-		}
-	}
 	rep, err := s.Coverage(r.Context(), q)
 	if err != nil {
 		writeErr(w, err)
 		return
 	}
-	if r.URL.Query().Get("format") == "csv" || strings.Contains(r.Header.Get("Accept"), "text/csv") {
-		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-		w.Header().Set("Content-Disposition", `attachment; filename="coverage.csv"`)
-		if err := rep.WriteCSV(w); err != nil {
-			s.logger.Warn("writing coverage CSV", "err", err)
-		}
+	if !csv {
+		writeJSON(w, http.StatusOK, rep)
 		return
 	}
-	writeJSON(w, http.StatusOK, rep)
+	var buf bytes.Buffer // written whole, so that an error is still an answer
+	if err := rep.WriteCSV(&buf); err != nil {
+		writeErr(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	w.Header().Set("Content-Disposition", `attachment; filename="coverage.csv"`)
+	_, _ = w.Write(buf.Bytes())
 }
 
-// rangeAndLimit reads the from/to range and the limit (default 1000) of a listing; on a bad
-// value it answers 400 and returns false.
-func (s *Service) rangeAndLimit(w http.ResponseWriter, r *http.Request) (from, to time.Time, limit int, ok bool) {
-	from, to, err := s.parseRange(r)
-	if err == nil {
-		limit, err = intParam(r, "limit", 1000)
+// coverageQuery reads and checks the parameters of GET /coverage, and whether CSV is asked
+// for (format=csv, or Accept: text/csv without format).
+func (s *Service) coverageQuery(r *http.Request) (coverage.Query, bool, error) {
+	var q coverage.Query
+	var err error
+	if q.From, q.To, err = s.parseRange(r); err != nil {
+		return q, false, err
 	}
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return from, to, 0, false
+	q.Region = r.URL.Query().Get("region")
+	if q.Region != "" && (len(q.Region) != 6 || strings.Trim(q.Region, "0123456789") != "") {
+		return q, false, badRequest("region: %s is not a GB/T 2260 code (6 digits)", quoteTrunc(q.Region))
 	}
-	return from, to, limit, true
+	if q.Region != "" && s.Index().Region(q.Region) == nil {
+		return q, false, badRequest("region: unknown region code %s", strconv.Quote(q.Region))
+	}
+	if q.Subject, err = textParam(r, "subject"); err != nil {
+		return q, false, err
+	}
+	if q.GroupBy, err = coverage.ParseDimensions(r.URL.Query().Get("group_by")); err != nil {
+		return q, false, badRequest("group_by: %v", err)
+	}
+	for _, p := range []struct {
+		name string
+		dst  *int
+		max  int
+	}{{"course_type", &q.CourseType, 3}, {"routine_min_per_week", &q.RoutineMinPerWeek, 50}, {"routine_weeks", &q.RoutineWeeks, 52}} {
+		if *p.dst, err = intParam(r, p.name, 0, 0, p.max); err != nil {
+			return q, false, err
+		}
+	}
+	switch f := r.URL.Query().Get("format"); f {
+	case "csv":
+		return q, true, nil
+	case "json":
+		return q, false, nil
+	case "":
+		return q, strings.Contains(r.Header.Get("Accept"), "text/csv"), nil
+	default:
+		return q, false, badRequest("format: %s is not json or csv", quoteTrunc(f))
+	}
 }
 
 func (s *Service) handleRecords(w http.ResponseWriter, r *http.Request) {
 	if s.require(w, r, isReader, "roomList, roomCreate or the admin key") == nil {
 		return
 	}
-	from, to, limit, ok := s.rangeAndLimit(w, r)
-	if !ok {
+	from, to, limit, err := s.rangeAndLimit(r)
+	if err != nil {
+		writeErr(w, err)
 		return
 	}
 	recs, err := s.store.Records(r.Context(), from, to, limit)
@@ -697,11 +614,17 @@ func (s *Service) handleAudit(w http.ResponseWriter, r *http.Request) {
 	if s.require(w, r, isReader, "roomList, roomCreate or the admin key") == nil {
 		return
 	}
-	from, to, limit, ok := s.rangeAndLimit(w, r)
-	if !ok {
+	from, to, limit, err := s.rangeAndLimit(r)
+	if err != nil {
+		writeErr(w, err)
 		return
 	}
-	entries, err := s.store.AuditLog(r.Context(), from, to, r.URL.Query().Get("action"), limit)
+	action, err := textParam(r, "action")
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	entries, err := s.store.AuditLog(r.Context(), from, to, action, limit)
 	if err != nil {
 		writeErr(w, err)
 		return
@@ -719,17 +642,4 @@ func (s *Service) handleOutbox(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"enabled": s.outbox.Enabled(), "stats": st})
-}
-
-// readAll reads a request body within the size limit.
-func readAll(r io.Reader) ([]byte, error) {
-	b, err := io.ReadAll(r)
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, fmt.Errorf("body larger than %d bytes", mbe.Limit)
-		}
-		return nil, err
-	}
-	return b, nil
 }

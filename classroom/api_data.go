@@ -5,7 +5,10 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"strings"
+	"time"
+	"unicode/utf8"
 
 	"github.com/sanke-edu/sanke/classroom/model"
 )
@@ -33,13 +36,17 @@ func (s *Service) handleImport(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	opts := ImportOptions{Actor: c.actor, DryRun: q.Get("dry_run") == "true" || q.Get("dry_run") == "1"}
-	switch q.Get("mode") {
-	case "", "merge":
-	case "replace":
-		opts.Replace = true
+	opts, err := importOptions(q)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	opts.Actor = c.actor
+	select { // an import holds its body and what was read from it: one at a time
+	case s.importing <- struct{}{}:
+		defer func() { <-s.importing }()
 	default:
-		writeError(w, http.StatusBadRequest, `mode must be "merge" or "replace"`)
+		tooMany(w, http.StatusTooManyRequests, 5*time.Second, "another import is in progress; retry when it is done")
 		return
 	}
 	in := model.Input{}
@@ -58,7 +65,7 @@ func (s *Service) handleImport(w http.ResponseWriter, r *http.Request) {
 				break
 			}
 			if err != nil {
-				writeError(w, http.StatusBadRequest, "reading the upload: "+err.Error())
+				writeErr(w, bodyErr("reading the upload: ", err))
 				return
 			}
 			name := part.FileName()
@@ -67,7 +74,7 @@ func (s *Service) handleImport(w http.ResponseWriter, r *http.Request) {
 			}
 			data, err := readAll(part)
 			if err != nil {
-				writeError(w, http.StatusBadRequest, err.Error())
+				writeErr(w, err)
 				return
 			}
 			got, es := model.ReadData(name, data, "")
@@ -77,11 +84,10 @@ func (s *Service) handleImport(w http.ResponseWriter, r *http.Request) {
 	default:
 		data, err := readAll(r.Body)
 		if err != nil {
-			writeError(w, http.StatusBadRequest, err.Error())
+			writeErr(w, err)
 			return
 		}
-		name := q.Get("filename")
-		table := q.Get("table")
+		name, table := q.Get("filename"), q.Get("table")
 		if name == "" {
 			switch {
 			case mt == "text/csv" || table != "":
@@ -111,6 +117,38 @@ func (s *Service) handleImport(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"imported": counts, "dry_run": opts.DryRun, "replace": opts.Replace,
 		"dataset": s.Index().Data.Counts()})
 }
+
+// importOptions reads and checks the query of POST /import: mode, dry_run, and the names
+// that say what a single-file body holds (table, filename).
+func importOptions(q url.Values) (ImportOptions, error) {
+	var opts ImportOptions
+	switch q.Get("mode") {
+	case "", "merge":
+	case "replace":
+		opts.Replace = true
+	default:
+		return opts, badRequest(`mode must be "merge" or "replace"`)
+	}
+	switch q.Get("dry_run") {
+	case "", "false", "0":
+	case "true", "1":
+		opts.DryRun = true
+	default:
+		return opts, badRequest("dry_run: %s is not true or false", quoteTrunc(q.Get("dry_run")))
+	}
+	if t := q.Get("table"); t != "" {
+		if _, ok := model.ParseKind(t); !ok {
+			return opts, badRequest("table: unknown table %s", quoteTrunc(t))
+		}
+	}
+	if n := q.Get("filename"); utf8.RuneCountInString(n) > maxFileName {
+		return opts, badRequest("filename: longer than %d characters", maxFileName)
+	}
+	return opts, nil
+}
+
+// maxFileName bounds the filename= of an import (it is quoted back in every problem).
+const maxFileName = 128
 
 func mergeInput(dst, src model.Input) {
 	for k, rs := range src {
@@ -171,10 +209,14 @@ func (s *Service) handleList(w http.ResponseWriter, r *http.Request) {
 	}
 	from, to, err := s.parseRange(r)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeErr(w, err)
 		return
 	}
-	classroom := r.URL.Query().Get("classroom")
+	classroom, err := textParam(r, "classroom")
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
 	out := []model.Session{}
 	for _, sess := range d.Sessions {
 		if (!from.IsZero() && sess.Start.Before(from)) || (!to.IsZero() && !sess.Start.Before(to)) {
@@ -259,7 +301,7 @@ func (s *Service) handlePut(w http.ResponseWriter, r *http.Request) {
 	}
 	data, err := readAll(r.Body)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeErr(w, err)
 		return
 	}
 	rec, errs := model.ReadEntity(k, data)

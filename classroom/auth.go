@@ -1,10 +1,12 @@
 package classroom
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/livekit/protocol/auth"
@@ -19,7 +21,7 @@ type caller struct {
 	actor string
 	// admin may change the dataset; reader may read statistics (admin implies reader).
 	admin, reader bool
-	// grants are the verified token's grants (nil for the admin key).
+	// grants are the verified token's grants (nil for the admin key and sign-in tokens).
 	grants *auth.ClaimGrants
 	// account is set for sign-in tokens (Sanke's own or the platform's).
 	account *model.Account
@@ -30,14 +32,33 @@ var (
 	errForbidden       = errors.New("not allowed")
 )
 
-// authenticate verifies "Authorization: Bearer ...": the admin key, or a JWT signed with one
-// of the server's API keys (LiveKit access token format).
+// signInIssuer is the issuer ("iss", the API key field of a LiveKit token) of the sign-in
+// tokens Sanke mints. They are signed with signInSecret, a key derived from the token key's
+// secret that no other part of the server knows: the room layer (which re-signs refresh
+// tokens with the key a participant joined with, copying its attributes), signaling and the
+// Room API verify only with the configured API keys, so a sign-in token is never a room
+// token and nothing the room layer signs is ever a Sanke sign-in token.
+const signInIssuer = "sanke-sign-in"
+
+// signInSecret derives the sign-in key from the token key's secret (HMAC-SHA256 with a label),
+// so that it needs no configuration and changes when that secret is rotated.
+func signInSecret(apiKey, apiSecret string) string {
+	m := hmac.New(sha256.New, []byte(apiSecret))
+	m.Write([]byte("sanke classroom sign-in token v1\x00" + apiKey))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// authenticate verifies "Authorization: Bearer ...": the admin key, a Sanke sign-in token, or
+// a JWT signed with one of the server's API keys (LiveKit access token format).
 //
+//   - a sign-in token from POST /api/v1/login (issuer signInIssuer): that account;
+//   - a token the platform signs with an API key it was given, with the attribute
+//     sanke.account and no video grant at all: that account (see grantsAnything);
 //   - video.roomCreate: administrator (read and write);
 //   - video.roomList: reader (statistics, records, audit log);
-//   - attribute sanke.account: a classroom or supervisor account (sign-in token from
-//     POST /api/v1/login, or a token the platform signs with an API key it was given);
-//   - video.roomJoin + video.room: a room token, for that room's control endpoints.
+//   - video.roomJoin + video.room: a room token, for that room's control endpoints. Its
+//     attributes never make it an account or decide its role (see inRoom): the room layer
+//     copies a participant's current attributes into the tokens it refreshes.
 func (s *Service) authenticate(r *http.Request) (*caller, error) {
 	h := r.Header.Get("Authorization")
 	scheme, tok, ok := strings.Cut(h, " ")
@@ -52,6 +73,9 @@ func (s *Service) authenticate(r *http.Request) (*caller, error) {
 	if err != nil {
 		return nil, errUnauthenticated
 	}
+	if v.APIKey() == signInIssuer {
+		return s.signInCaller(v)
+	}
 	secret := s.cfg.Keys.GetSecret(v.APIKey())
 	if secret == "" {
 		return nil, errUnauthenticated
@@ -64,90 +88,115 @@ func (s *Service) authenticate(r *http.Request) (*caller, error) {
 	if c.actor == "" {
 		c.actor = "api_key:" + v.APIKey()
 	}
+	if id, claimed := grants.Attributes[AttrAccount]; claimed {
+		if grantsAnything(grants.Video) {
+			// A room (or administrator) token that also names an account: as the room layer
+			// refreshes it after a participant's attributes were changed. The attribute is
+			// ignored, and the attempt audited under the token's own identity.
+			roomName := ""
+			if grants.Video != nil {
+				roomName = grants.Video.Room
+			}
+			s.auditRefusal(r.Context(), c.actor, "auth.account_refused", "", roomName, "sanke.account="+quoteTrunc(id)+" in a token with a video grant")
+		} else {
+			return s.accountCaller(id)
+		}
+	}
 	if grants.Video != nil {
 		c.admin = grants.Video.RoomCreate
 		c.reader = grants.Video.RoomCreate || grants.Video.RoomList
 	}
-	if id := grants.Attributes[AttrAccount]; id != "" {
-		acc := s.Index().Account(id)
-		if acc == nil || acc.Disabled {
-			return nil, errForbidden
-		}
-		c.account = acc
-		c.actor = "account:" + id
+	return c, nil
+}
+
+// signInCaller verifies one of Sanke's own sign-in tokens: signed with the sign-in key, no
+// video grant, subject "account:<id>" matching its sanke.account attribute, issued for the
+// account's current password (attrCredential).
+func (s *Service) signInCaller(v *auth.APIKeyTokenVerifier) (*caller, error) {
+	_, grants, err := v.Verify(s.signInKey)
+	if err != nil || grants.Video != nil {
+		return nil, errUnauthenticated
+	}
+	id := grants.Attributes[AttrAccount]
+	if id == "" || grants.Identity != "account:"+id {
+		return nil, errUnauthenticated
+	}
+	c, err := s.accountCaller(id)
+	if err != nil {
+		return nil, err
+	}
+	if !hmac.Equal([]byte(grants.Attributes[attrCredential]), []byte(s.credentialOf(c.account))) {
+		return nil, errUnauthenticated // the password changed since the token was issued
 	}
 	return c, nil
 }
 
-// inRoom returns the identity and role of a caller holding a room token for roomName.
-func (c *caller) inRoom(roomName string) (string, Role, bool) {
-	if c.grants == nil || c.grants.Video == nil || !c.grants.Video.RoomJoin || c.grants.Video.Room != roomName {
+// attrCredential binds a Sanke sign-in token to the account's password hash when it was
+// issued, so that changing the password ends every sign-in token issued before.
+const attrCredential = "sanke.credential"
+
+// credentialOf is the value of attrCredential for an account's current password hash: an
+// HMAC under the sign-in key (it reveals nothing of the hash).
+func (s *Service) credentialOf(acc *model.Account) string {
+	m := hmac.New(sha256.New, []byte(s.signInKey))
+	m.Write([]byte(acc.ID + "\x00" + acc.PasswordHash))
+	return hex.EncodeToString(m.Sum(nil))[:32]
+}
+
+// accountCaller is the caller signed in as account id (refused when unknown or disabled).
+func (s *Service) accountCaller(id string) (*caller, error) {
+	acc := s.Index().Account(id)
+	if acc == nil || acc.Disabled {
+		return nil, errForbidden
+	}
+	return &caller{account: acc, actor: "account:" + id}, nil
+}
+
+// grantsAnything reports whether a video grant gives anything: a room (join, admin, a room
+// name, recorder, hidden...) or a server-wide right (create, list, record, ingress). A
+// platform's sign-in token must grant nothing, so that no room token, whatever attributes
+// it carries, is ever taken for an account.
+func grantsAnything(v *auth.VideoGrant) bool {
+	return v != nil && (v.RoomJoin || v.Room != "" || v.RoomAdmin || v.RoomCreate || v.RoomList || v.RoomRecord ||
+		v.Recorder || v.Hidden || v.Agent || v.IngressAdmin || v.DestinationRoom != "")
+}
+
+// inRoom returns the identity and role of a caller holding a room token for a session's room.
+// The role comes from what the room layer never changes in a token it refreshes, the
+// identity and the video grant, read against the dataset: a hidden participant is a
+// supervisor, a classroom identity has its classroom's role in the session, anyone else has
+// no role (""). Attributes (sanke.role, sanke.classroom) are not read: they are the
+// participant's current attributes when the token was refreshed.
+func (c *caller) inRoom(sess *model.Session) (string, Role, bool) {
+	if c.grants == nil || c.grants.Video == nil || !c.grants.Video.RoomJoin || c.grants.Video.Room != sess.Room {
 		return "", "", false
 	}
-	role, _ := ParseRole(c.grants.Attributes[AttrRole])
+	if c.grants.Video.Hidden {
+		return c.grants.Identity, RoleSupervisor, true
+	}
+	role, _ := RoleFor(sess, c.grants.Identity)
 	return c.grants.Identity, role, true
 }
 
-// moderates reports whether the caller may call on and switch modes in roomName: the
-// teacher's room token, a roomAdmin token for the room, or an administrator.
-func (c *caller) moderates(roomName string) bool {
+// moderates reports whether the caller may call on and switch modes in a session's room: an
+// administrator, a roomAdmin token for the room, or the master classroom's room token.
+func (c *caller) moderates(sess *model.Session) bool {
 	if c.admin {
 		return true
 	}
-	if c.grants == nil || c.grants.Video == nil || c.grants.Video.Room != roomName {
+	if c.grants == nil || c.grants.Video == nil || c.grants.Video.Room != sess.Room {
 		return false
 	}
 	if c.grants.Video.RoomAdmin {
 		return true
 	}
-	_, role, ok := c.inRoom(roomName)
+	_, role, ok := c.inRoom(sess)
 	return ok && role == RoleTeacher
 }
 
-// dummyHash is compared against when an account does not exist, so that sign-in takes the
-// same time either way.
-const dummyHash = "$2a$10$/7kYp2rApFOJnW1/qsoQCuLp1XabXC6mxheGh3Gm8uGVFzUTykl8m"
-
-// loginLimiter refuses sign-ins to an account after repeated failures.
-type loginLimiter struct {
-	mu       sync.Mutex
-	failures map[string][]time.Time
-}
-
-const (
-	loginMaxFailures = 5
-	loginWindow      = 5 * time.Minute
-	loginMaxTracked  = 10000
-)
-
-func (l *loginLimiter) blocked(id string, now time.Time) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	recent := l.failures[id][:0]
-	for _, t := range l.failures[id] {
-		if now.Sub(t) < loginWindow {
-			recent = append(recent, t)
-		}
-	}
-	l.failures[id] = recent
-	return len(recent) >= loginMaxFailures
-}
-
-func (l *loginLimiter) record(id string, ok bool, now time.Time) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if ok {
-		delete(l.failures, id)
-		return
-	}
-	if len(l.failures) >= loginMaxTracked {
-		clear(l.failures) // a flood of made-up account names must not exhaust memory
-	}
-	l.failures[id] = append(l.failures[id], now)
-}
-
-// checkPassword verifies an account's password in constant time whether it exists or not.
-func checkPassword(acc *model.Account, password string) bool {
+// checkPassword verifies an account's password in constant time whether it exists or not:
+// dummyHash (a hash of the configured cost, see Service.dummyHash) is checked when it does not.
+func checkPassword(acc *model.Account, password, dummyHash string) bool {
 	hash := dummyHash
 	if acc != nil && acc.PasswordHash != "" {
 		hash = acc.PasswordHash
@@ -156,12 +205,13 @@ func checkPassword(acc *model.Account, password string) bool {
 	return err == nil && acc != nil && !acc.Disabled && acc.PasswordHash != ""
 }
 
-// signInToken mints the token an account uses with the API: a JWT signed with the server's
-// key that carries no room grant (it cannot join rooms) and the attribute sanke.account.
+// signInToken mints the token an account uses with the API: a JWT signed with the sign-in
+// key (issuer signInIssuer) that carries no video grant, the subject "account:<id>" and the
+// attribute sanke.account. No other part of the server accepts it.
 func (s *Service) signInToken(acc *model.Account) (string, time.Time, error) {
-	at := auth.NewAccessToken(s.cfg.APIKey, s.cfg.APISecret).
+	at := auth.NewAccessToken(signInIssuer, s.signInKey).
 		SetIdentity("account:" + acc.ID).SetName(acc.Name).
-		SetAttributes(map[string]string{AttrAccount: acc.ID}).SetValidFor(s.cfg.LoginTTL)
+		SetAttributes(map[string]string{AttrAccount: acc.ID, attrCredential: s.credentialOf(acc)}).SetValidFor(s.cfg.LoginTTL)
 	tok, err := at.ToJWT()
 	return tok, time.Now().Add(s.cfg.LoginTTL), err
 }

@@ -83,20 +83,24 @@ func (c *collector) loadFinalized(ctx context.Context) error {
 	return nil
 }
 
-// identify returns the classroom and role of a participant of a session's room, from the
-// attributes of its token (set by Sanke when it issued it) or, for tokens made elsewhere,
-// from its identity when that is a classroom ID.
+// identify returns the classroom and role of a participant of a session's room. Its
+// identity, which nobody can change once it joined, decides first: a classroom ID (as in
+// every room token Sanke issues) has that classroom's role in the session, or none. Only
+// participants whose identity is not a classroom ID (tokens made elsewhere, e.g. by the
+// platform) are identified by their attributes sanke.classroom and sanke.role. A hidden
+// participant is a supervisor.
 func identify(idx *model.Index, sess *model.Session, p *livekit.ParticipantInfo) (string, Role) {
 	attrs := p.GetAttributes()
-	classroom := attrs[AttrClassroom]
-	if classroom == "" && idx.Classroom(p.GetIdentity()) != nil {
-		classroom = p.GetIdentity()
+	classroom := p.GetIdentity()
+	byIdentity := idx.Classroom(classroom) != nil
+	if !byIdentity {
+		classroom = attrs[AttrClassroom]
 	}
-	role, ok := ParseRole(attrs[AttrRole])
+	role, ok := RoleFor(sess, classroom)
 	if !ok {
-		role, ok = RoleFor(sess, classroom)
-		if !ok {
-			role = ""
+		role = ""
+		if r, ok := ParseRole(attrs[AttrRole]); ok && !byIdentity {
+			role = r
 		}
 	}
 	if p.GetPermission().GetHidden() && role != RoleSupervisor {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -83,6 +84,20 @@ func startServer(t *testing.T, clock *fakeClock, mutate func(*config.Config)) *t
 		}
 	})
 	ts := &testServer{t: t, srv: is.Server, svc: is.Server.Classroom(), ws: is.Target.URL, http: is.Target.HTTPURL, clock: clock}
+	return ts
+}
+
+// startClass runs a server with the sample dataset and a delivery session of pairing
+// P-MUSIC (M1 teaching T1 and T2) that started five minutes ago, in room class-<session>.
+func startClass(t *testing.T, session string) *testServer {
+	t.Helper()
+	ts := startServer(t, nil, func(c *config.Config) { c.Classroom.Dataset = []string{"../configs/classroom/sample.yaml"} })
+	now := time.Now()
+	f := func(d time.Duration) string { return now.Add(d).Format(time.RFC3339) }
+	sessions := fmt.Sprintf("sessions:\n  - {id: %s, course_type: 1, pairing: P-MUSIC, start: %q, end: %q}\n", session, f(-5*time.Minute), f(40*time.Minute))
+	if code := ts.call("POST", "/api/v1/import", adminKey, sessions, nil); code != 200 {
+		t.Fatalf("import: %d", code)
+	}
 	return ts
 }
 

@@ -201,3 +201,61 @@ func TestBadDatasetFileStopsStart(t *testing.T) {
 		t.Fatalf("server.New = %v", err)
 	}
 }
+
+// TestMalformedImports is the regression test of issue 12 #10: files that cannot be read
+// (a CSV with an unclosed quote, broken YAML or JSON, bytes that are no text) are refused
+// with 400 and an error naming the file (and row), through every way of importing; the
+// server keeps answering.
+func TestMalformedImports(t *testing.T) {
+	ts := startServer(t, nil, func(c *config.Config) { c.Classroom.Dataset = []string{"../configs/classroom/sample.yaml"} })
+	tests := []struct {
+		name, query, contentType string
+		body                     string
+		file                     string
+		row                      int
+	}{
+		{"CSV with an unclosed quote", "?table=sessions", "text/csv", "id,course_type,pairing\n\"S1,1,P-ART\n", "sessions.csv", 2},
+		{"CSV with an unclosed quote in the header", "?table=sessions", "text/csv", "\"id,course_type\nS1,1\n", "sessions.csv", 1},
+		{"CSV with a bare quote", "?filename=schools.csv", "text/csv", "id,name,region\nS-X,a\"b,431223\n", "schools.csv", 2},
+		{"broken YAML", "", "application/yaml", "regions:\n  - {code: \"431223\", name: [\n", "upload.yaml", 0},
+		{"broken JSON", "", "application/json", `{"regions": [{"code": "431223",}`, "upload.json", 0},
+		{"not text", "?table=regions", "text/csv", "\xff\xfe\x00\x81\x30\x81", "regions.csv", 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest("POST", ts.http+"/api/v1/import"+tc.query, strings.NewReader(tc.body))
+			req.Header.Set("Authorization", "Bearer "+adminKey)
+			req.Header.Set("Content-Type", tc.contentType)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatalf("the server did not answer: %v", err)
+			}
+			defer resp.Body.Close()
+			var ans importAnswer
+			if err := json.NewDecoder(resp.Body).Decode(&ans); err != nil || resp.StatusCode != http.StatusBadRequest || ans.Error == "" {
+				t.Fatalf("HTTP %d, %+v (%v); want 400 with an error", resp.StatusCode, ans, err)
+			}
+			found := false
+			for _, e := range ans.Errors {
+				if e.File == tc.file && e.Row == tc.row && e.Message != "" {
+					found = true
+				}
+			}
+			if !found {
+				t.Errorf("no error naming %s row %d: %+v", tc.file, tc.row, ans.Errors)
+			}
+		})
+	}
+	// The same CSV inside a multipart upload.
+	code, ans := ts.upload("", map[string]string{"sessions.csv": "id,course_type,pairing\n\"S1,1,P-ART\n"})
+	if code != http.StatusBadRequest || !hasError(ans.Errors, "sessions.csv", 2, "", "") {
+		t.Errorf("multipart upload of a CSV with an unclosed quote: %d %+v", code, ans)
+	}
+	// Readable files with wrong content are still 422 with every problem.
+	if code := ts.call("POST", "/api/v1/import?table=classrooms", adminKey, []byte("id,name,school,kind\nX,x,S-NONE,教学点\n"), nil); code != http.StatusUnprocessableEntity {
+		t.Errorf("CSV with an unknown school: %d, want 422", code)
+	}
+	if code := ts.call("GET", "/healthz", "", nil, nil); code != 200 {
+		t.Errorf("healthz after the malformed imports: %d", code)
+	}
+}

@@ -84,6 +84,14 @@ type Config struct {
 	LoginTTL time.Duration
 	// PasswordCost is the bcrypt cost of stored passwords (0: bcrypt.DefaultCost).
 	PasswordCost int
+	// LoginPerMinute is the sign-in attempts one client address may make in a burst and per
+	// minute after it (0: 30).
+	LoginPerMinute int
+	// LoginConcurrency bounds the password checks running at once (0: GOMAXPROCS).
+	LoginConcurrency int
+	// TrustProxyHeaders takes client addresses from X-Forwarded-For / X-Real-IP (only behind
+	// a reverse proxy that sets them; see signaling.ClientAddress).
+	TrustProxyHeaders bool
 	// RoutineMinPerWeek and RoutineWeeks define routine use (常态化).
 	RoutineMinPerWeek, RoutineWeeks int
 	// Platform is where records and daily reports are pushed.
@@ -110,10 +118,15 @@ type Service struct {
 
 	writeMu sync.Mutex // serializes dataset changes
 
-	events  *eventQueue
-	ctl     *controller
-	col     *collector
-	limiter loginLimiter
+	events *eventQueue
+	ctl    *controller
+	col    *collector
+	logins *loginGuard
+
+	signInKey string        // signs and verifies Sanke's sign-in tokens (see signInIssuer)
+	dummyHash string        // checked for accounts that do not exist, at the configured cost
+	refusals  *refusalAudit // bounds the audit entries refusals cause
+	importing chan struct{} // one import read and checked at a time (bounds their memory)
 
 	tickMu  sync.Mutex // one Tick at a time
 	started atomic.Bool
@@ -139,6 +152,9 @@ func New(cfg Config, rooms Rooms) (*Service, error) {
 	if cfg.APIKey == "" || cfg.APISecret == "" || cfg.Keys == nil {
 		return nil, errors.New("classroom: an API key is needed to sign tokens")
 	}
+	if cfg.Keys.GetSecret(signInIssuer) != "" {
+		return nil, fmt.Errorf("classroom: the API key name %q is reserved for sign-in tokens", signInIssuer)
+	}
 	if cfg.MinTokenTTL <= 0 {
 		cfg.MinTokenTTL = time.Minute
 	}
@@ -147,6 +163,9 @@ func New(cfg Config, rooms Rooms) (*Service, error) {
 	}
 	if cfg.PasswordCost == 0 {
 		cfg.PasswordCost = bcrypt.DefaultCost
+	}
+	if cfg.LoginPerMinute < 0 || cfg.LoginConcurrency < 0 {
+		return nil, errors.New("classroom: login_per_minute must not be negative")
 	}
 	if cfg.PasswordCost < bcrypt.MinCost || cfg.PasswordCost > bcrypt.MaxCost {
 		return nil, fmt.Errorf("classroom: password_cost must be %d-%d, got %d", bcrypt.MinCost, bcrypt.MaxCost, cfg.PasswordCost)
@@ -162,7 +181,16 @@ func New(cfg Config, rooms Rooms) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{cfg: cfg, loc: cfg.Location, logger: cfg.Logger, store: st, outbox: ob, rooms: rooms, clock: systemClock{}}
-	s.limiter.failures = map[string][]time.Time{}
+	s.logins = newLoginGuard(cfg.LoginPerMinute, cfg.LoginConcurrency)
+	s.signInKey = signInSecret(cfg.APIKey, cfg.APISecret)
+	dummy, err := bcrypt.GenerateFromPassword([]byte(s.signInKey), cfg.PasswordCost)
+	if err != nil {
+		_ = st.Close()
+		return nil, err
+	}
+	s.dummyHash = string(dummy)
+	s.refusals = newRefusalAudit()
+	s.importing = make(chan struct{}, 1)
 	s.events = newEventQueue()
 	s.ctl = newController(s)
 	s.col = newCollector(s)

@@ -177,6 +177,10 @@ type SignalConfig struct {
 	PingTimeout time.Duration `koanf:"ping_timeout"`
 	// WriteQueue is the number of outgoing messages buffered per client before it is dropped.
 	WriteQueue int `koanf:"write_queue"`
+	// TrustProxyHeaders takes client addresses from X-Forwarded-For / X-Real-IP (signaling,
+	// and the classroom API's sign-in limits); set it only when every request comes through
+	// a reverse proxy that sets them.
+	TrustProxyHeaders bool `koanf:"trust_proxy_headers"`
 }
 
 // LimitConfig bounds the names, metadata, attributes and tracks clients and Room API calls
@@ -298,6 +302,9 @@ type ClassroomConfig struct {
 	LoginTTL time.Duration `koanf:"login_ttl"`
 	// PasswordCost is the bcrypt cost of stored account passwords (4-31).
 	PasswordCost int `koanf:"password_cost"`
+	// LoginPerMinute is how many sign-ins one client address may attempt in a burst, and
+	// per minute after it.
+	LoginPerMinute int `koanf:"login_per_minute"`
 	// RoutineMinPerWeek and RoutineWeeks define routine use: that many valid sessions a week
 	// for that many consecutive weeks.
 	RoutineMinPerWeek int `koanf:"routine_min_per_week"`
@@ -403,6 +410,7 @@ func Default() *Config {
 			EarlyJoin:         30 * time.Minute,
 			LoginTTL:          12 * time.Hour,
 			PasswordCost:      10,
+			LoginPerMinute:    30,
 			RoutineMinPerWeek: 2,
 			RoutineWeeks:      4,
 			Platform: PlatformConfig{

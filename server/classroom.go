@@ -102,6 +102,8 @@ func (s *Server) setupExtras() error {
 		EarlyJoin:         cc.EarlyJoin,
 		LoginTTL:          cc.LoginTTL,
 		PasswordCost:      cc.PasswordCost,
+		LoginPerMinute:    cc.LoginPerMinute,
+		TrustProxyHeaders: s.cfg.Signal.TrustProxyHeaders,
 		RoutineMinPerWeek: cc.RoutineMinPerWeek,
 		RoutineWeeks:      cc.RoutineWeeks,
 		Platform: outbox.Config{URL: cc.Platform.URL, Secret: cc.Platform.Secret,

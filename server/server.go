@@ -133,12 +133,13 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 	}
 
 	s.signal = signaling.NewHandler(signaling.Config{
-		MaxMessageBytes: cfg.Signal.MaxMessageBytes,
-		RateLimit:       cfg.Signal.RateLimit,
-		RateBurst:       cfg.Signal.RateBurst,
-		PingInterval:    cfg.Signal.PingInterval,
-		PingTimeout:     cfg.Signal.PingTimeout,
-		WriteQueue:      cfg.Signal.WriteQueue,
+		MaxMessageBytes:   cfg.Signal.MaxMessageBytes,
+		RateLimit:         cfg.Signal.RateLimit,
+		RateBurst:         cfg.Signal.RateBurst,
+		PingInterval:      cfg.Signal.PingInterval,
+		PingTimeout:       cfg.Signal.PingTimeout,
+		WriteQueue:        cfg.Signal.WriteQueue,
+		TrustProxyHeaders: cfg.Signal.TrustProxyHeaders,
 	}, keys, s.rooms, logger)
 	s.roomAPI = roomapi.NewService(s.rooms, keys, logger, roomapi.WithErrorCoder(roomapi.MapErrors(
 		roomapi.ErrorMapping{Err: room.ErrRoomNotFound, Code: twirp.NotFound},

@@ -222,7 +222,7 @@ func (h *Handler) admit(r *http.Request, ep endpoint) (JoinRequest, *httpError) 
 	if herr != nil {
 		return JoinRequest{}, herr
 	}
-	addr := clientAddress(r, h.cfg.TrustProxyHeaders)
+	addr := ClientAddress(r, h.cfg.TrustProxyHeaders)
 	var req JoinRequest
 	// The Go SDK sends its single PeerConnection join_request on /rtc: the parameter, not
 	// the path, decides the mode there.
@@ -263,7 +263,7 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, herr *httpError
 	}
 	attrs := []any{
 		"status", herr.status, "reason", herr.Error(), "path", r.URL.Path,
-		"remote", clientAddress(r, h.cfg.TrustProxyHeaders),
+		"remote", ClientAddress(r, h.cfg.TrustProxyHeaders),
 	}
 	if req.Identity != "" {
 		attrs = append(attrs, "room", req.RoomName, "identity", req.Identity)

@@ -230,15 +230,23 @@ func clientInfoFromQuery(q url.Values) *livekit.ClientInfo {
 	return ci
 }
 
-// clientAddress is the client's IP address: the TCP peer, or with trustProxy the first
-// X-Forwarded-For entry or X-Real-IP.
-func clientAddress(r *http.Request, trustProxy bool) string {
+// ClientAddress is the client's IP address: the TCP peer, or with trustProxy (the server is
+// reached only through a reverse proxy) the address that proxy saw. That is the last
+// X-Forwarded-For entry, not the first: a proxy appends the peer it saw to whatever the client
+// sent, so every entry but the last can be forged by the client. X-Real-IP (which a proxy
+// sets, replacing the client's) is used when there is no X-Forwarded-For.
+func ClientAddress(r *http.Request, trustProxy bool) string {
 	if trustProxy {
-		if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
-			first, _, _ := strings.Cut(xff, ",")
-			return strings.TrimSpace(first)
+		if xff := r.Header.Values("X-Forwarded-For"); len(xff) > 0 {
+			last := xff[len(xff)-1]
+			if i := strings.LastIndexByte(last, ','); i >= 0 {
+				last = last[i+1:]
+			}
+			if last = strings.TrimSpace(last); last != "" {
+				return last
+			}
 		}
-		if ip := r.Header.Get("X-Real-IP"); ip != "" {
+		if ip := strings.TrimSpace(r.Header.Get("X-Real-IP")); ip != "" {
 			return ip
 		}
 	}

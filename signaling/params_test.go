@@ -117,7 +117,9 @@ func TestClientAddress(t *testing.T) {
 	}{
 		{"peer", nil, false, "192.0.2.1"},
 		{"forwarded ignored", http.Header{"X-Forwarded-For": {"203.0.113.9"}}, false, "192.0.2.1"},
-		{"forwarded trusted", http.Header{"X-Forwarded-For": {"203.0.113.9, 10.0.0.1"}}, true, "203.0.113.9"},
+		{"forwarded trusted: the proxy's entry", http.Header{"X-Forwarded-For": {"203.0.113.9"}}, true, "203.0.113.9"},
+		{"forwarded trusted: client-sent entries ignored", http.Header{"X-Forwarded-For": {"198.51.100.66, 203.0.113.9"}}, true, "203.0.113.9"},
+		{"forwarded trusted: last of several headers", http.Header{"X-Forwarded-For": {"198.51.100.66", "203.0.113.9"}}, true, "203.0.113.9"},
 		{"real ip trusted", http.Header{"X-Real-Ip": {"203.0.113.7"}}, true, "203.0.113.7"},
 	}
 	for _, tc := range tests {
@@ -127,7 +129,7 @@ func TestClientAddress(t *testing.T) {
 			for k, v := range tc.header {
 				r.Header[k] = v
 			}
-			if got := clientAddress(r, tc.trustProxy); got != tc.want {
+			if got := ClientAddress(r, tc.trustProxy); got != tc.want {
 				t.Errorf("got %q, want %q", got, tc.want)
 			}
 		})

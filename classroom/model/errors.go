@@ -15,6 +15,9 @@ type FieldError struct {
 	ID      string `json:"id,omitempty"`
 	Field   string `json:"field,omitempty"`
 	Message string `json:"message"`
+	// unreadable marks a file that could not be read at all (not text, broken CSV quoting,
+	// YAML or JSON syntax), as opposed to a readable file with wrong content.
+	unreadable bool
 }
 
 // Error formats the problem as `sessions.csv row 5 (sessions "S1"), field master: unknown
@@ -62,6 +65,22 @@ func (es Errors) Error() string {
 		lines[i] = e.Error()
 	}
 	return strings.Join(lines, "\n")
+}
+
+// Unreadable reports whether some file could not be read at all (see FieldError): the
+// request was malformed, rather than its content invalid.
+func (es Errors) Unreadable() bool {
+	for _, e := range es {
+		if e.unreadable {
+			return true
+		}
+	}
+	return false
+}
+
+// unreadable builds the error of a file that cannot be read.
+func unreadable(file string, row int, table Kind, msg string) Errors {
+	return Errors{{File: file, Row: row, Table: table, Message: msg, unreadable: true}}
 }
 
 // Err returns es as an error, or nil when there is no problem.

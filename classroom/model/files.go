@@ -30,15 +30,23 @@ func (in Input) add(o Input) {
 func (in Input) Has(k Kind) bool { _, ok := in[k]; return ok }
 
 // decodeText returns data as UTF-8 without a byte-order mark. Spreadsheets saved as CSV on
-// Chinese Windows are GB18030 (GBK); they are converted.
+// Chinese Windows are GB18030 (GBK); they are converted. Anything else (UTF-16, binary
+// files, NUL bytes, byte sequences GB18030 does not define) is refused.
 func decodeText(data []byte) ([]byte, error) {
+	if bytes.HasPrefix(data, []byte("\xff\xfe")) || bytes.HasPrefix(data, []byte("\xfe\xff")) {
+		return nil, errors.New("the file is UTF-16 text: save it as CSV (UTF-8) or CSV (comma delimited)")
+	}
 	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
+	notText := errors.New("the file is neither UTF-8 nor GB18030 text")
+	if bytes.IndexByte(data, 0) >= 0 {
+		return nil, notText
+	}
 	if utf8.Valid(data) {
 		return data, nil
 	}
 	out, err := simplifiedchinese.GB18030.NewDecoder().Bytes(data)
-	if err != nil {
-		return nil, errors.New("the file is neither UTF-8 nor GB18030 text")
+	if err != nil || bytes.ContainsRune(out, utf8.RuneError) {
+		return nil, notText // the decoder replaces undefined sequences by U+FFFD
 	}
 	return out, nil
 }
@@ -52,7 +60,7 @@ func ReadCSV(file string, kind Kind, data []byte) (Input, Errors) {
 	}
 	text, err := decodeText(data)
 	if err != nil {
-		return nil, fileErr(0, "", "%v", err)
+		return nil, unreadable(file, 0, kind, err.Error())
 	}
 	r := csv.NewReader(bytes.NewReader(text))
 	r.FieldsPerRecord = -1
@@ -62,7 +70,7 @@ func ReadCSV(file string, kind Kind, data []byte) (Input, Errors) {
 		return Input{kind: nil}, nil
 	}
 	if err != nil {
-		return nil, fileErr(1, "", "%v", err)
+		return nil, unreadable(file, 1, kind, err.Error())
 	}
 	cols := make([]string, len(header))
 	var errs Errors
@@ -92,15 +100,17 @@ func ReadCSV(file string, kind Kind, data []byte) (Input, Errors) {
 		if err == io.EOF {
 			break
 		}
-		line, _ := r.FieldPos(0)
 		if err != nil {
+			// No record was read: its start line comes from the error (FieldPos would
+			// panic). Quoting is broken from here on; nothing more can be read.
+			line := 0
 			var pe *csv.ParseError
 			if errors.As(err, &pe) {
 				line = pe.StartLine
 			}
-			errs = append(errs, fileErr(line, "", "%v", err)...)
-			break
+			return nil, unreadable(file, line, kind, err.Error())
 		}
+		line, _ := r.FieldPos(0)
 		rec := Record{Origin: Origin{File: file, Row: line}, Fields: map[string]Value{}}
 		empty := true
 		for i, v := range row {
@@ -141,11 +151,11 @@ func knownFields(k Kind) string {
 func ReadYAML(file string, data []byte) (Input, Errors) {
 	text, err := decodeText(data)
 	if err != nil {
-		return nil, Errors{{File: file, Message: err.Error()}}
+		return nil, unreadable(file, 0, "", err.Error())
 	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(text, &doc); err != nil {
-		return nil, Errors{{File: file, Message: err.Error()}}
+		return nil, unreadable(file, 0, "", err.Error())
 	}
 	in := Input{}
 	if doc.Kind == 0 || len(doc.Content) == 0 {
@@ -235,7 +245,7 @@ func ReadEntity(kind Kind, data []byte) (Record, Errors) {
 		if err != nil {
 			msg = err.Error()
 		}
-		return Record{}, Errors{{Table: kind, Message: msg}}
+		return Record{}, unreadable("", 0, kind, msg)
 	}
 	rec, errs := nodeRecord("", kind, doc.Content[0])
 	if rec == nil {
@@ -267,13 +277,13 @@ func ReadData(file string, data []byte, table string) (Input, Errors) {
 		}
 		kind, ok := ParseKind(name)
 		if !ok {
-			return nil, Errors{{File: file, Message: fmt.Sprintf("cannot tell which table %q holds: name it regions.csv, schools.csv, classrooms.csv, pairings.csv, terms.csv, sessions.csv or accounts.csv", file)}}
+			return nil, Errors{{File: file, unreadable: true, Message: fmt.Sprintf("cannot tell which table %q holds: name it regions.csv, schools.csv, classrooms.csv, pairings.csv, terms.csv, sessions.csv or accounts.csv", file)}}
 		}
 		return ReadCSV(file, kind, data)
 	case ext == ".yaml" || ext == ".yml" || ext == ".json" || ext == "":
 		return ReadYAML(file, data)
 	}
-	return nil, Errors{{File: file, Message: "unsupported file type (use .yaml, .yml, .json or .csv)"}}
+	return nil, unreadable(file, 0, "", "unsupported file type (use .yaml, .yml, .json or .csv)")
 }
 
 // ReadPath reads a dataset file, or every dataset file of a directory (in name order, so
