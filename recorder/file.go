@@ -330,7 +330,7 @@ func (f *outFile) writeHeadLocked() {
 	for i, ft := range f.tracks {
 		tracks[i] = ft.Track
 	}
-	l, err := mkv.NewHead(f.docType, tracks, "sanke", f.created)
+	l, err := mkv.NewHead(f.docType, tracks, "sanke", f.created, nil)
 	if err == nil {
 		err = os.MkdirAll(f.s.dir, 0o755)
 	}
