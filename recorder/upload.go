@@ -62,17 +62,20 @@ type uploader struct {
 	accounted int64 // this file's share of Recorder.spoolPending
 	lastTail  time.Time
 
+	// ctx ends the background uploads: stop cancels the call in flight rather than wait for
+	// a store that does not answer.
+	ctx     context.Context
+	cancel  context.CancelFunc
 	wake    chan struct{}
-	quit    chan struct{}
 	stopped chan struct{}
-	once    sync.Once
 }
 
 func newUploader(f *outFile) *uploader {
+	ctx, cancel := context.WithCancel(f.s.r.ctx)
 	return &uploader{
 		r: f.s.r, f: f, key: f.key, tailPrefix: tailPrefix(f.key), spool: f.spool,
-		written: f.written, lastTail: time.Now(),
-		wake: make(chan struct{}, 1), quit: make(chan struct{}), stopped: make(chan struct{}),
+		written: f.written, lastTail: time.Now(), ctx: ctx, cancel: cancel,
+		wake: make(chan struct{}, 1), stopped: make(chan struct{}),
 	}
 }
 
@@ -114,21 +117,24 @@ func (u *uploader) run() {
 	for {
 		if backoff > 0 {
 			select {
-			case <-u.quit:
+			case <-u.ctx.Done():
 				return
 			case <-time.After(backoff):
 			}
 		} else {
 			select {
-			case <-u.quit:
+			case <-u.ctx.Done():
 				return
 			case <-u.wake:
 			case <-tick.C:
 			}
 		}
-		ctx, cancel := context.WithTimeout(u.r.ctx, 2*time.Minute)
+		ctx, cancel := context.WithTimeout(u.ctx, 2*time.Minute)
 		err := u.step(ctx)
 		cancel()
+		if u.ctx.Err() != nil {
+			return
+		}
 		if err != nil {
 			u.r.setStoreDown(true, err)
 			backoff = min(max(backoff*2, 500*time.Millisecond), 5*time.Second)
@@ -146,9 +152,9 @@ func (u *uploader) release() {
 	u.accounted = 0
 }
 
-// stop ends the background uploads (complete does the rest).
+// stop ends the background uploads, cancelling the call in flight (complete does the rest).
 func (u *uploader) stop() {
-	u.once.Do(func() { close(u.quit) })
+	u.cancel()
 	<-u.stopped
 }
 

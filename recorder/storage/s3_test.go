@@ -5,53 +5,22 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/sanke-edu/sanke/internal/testclient"
 	"github.com/sanke-edu/sanke/recorder/storage"
 )
-
-// silentEndpoint accepts connections and never answers, like a hung S3 server.
-func silentEndpoint(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		_ = ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			_ = c.Close()
-		}
-	})
-	return "http://" + ln.Addr().String()
-}
 
 // TestS3CallsEndWhenTheStoreNeverAnswers calls every Store method against an endpoint that
 // accepts connections and never answers: each returns an error instead of blocking (the
 // context given has no deadline: the store bounds its calls itself).
 func TestS3CallsEndWhenTheStoreNeverAnswers(t *testing.T) {
 	t.Parallel()
-	s, err := storage.NewS3(storage.S3Config{Endpoint: silentEndpoint(t), Region: "us-east-1", Bucket: "recordings", PathStyle: true,
+	s, err := storage.NewS3(storage.S3Config{Endpoint: testclient.SilentEndpoint(t), Region: "us-east-1", Bucket: "recordings", PathStyle: true,
 		AccessKey: "k", SecretKey: "s", Timeout: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
