@@ -320,3 +320,61 @@ func TestRecordingStateIsBounded(t *testing.T) {
 		t.Errorf("%d room scans remembered, want at most %d", n, maxScannedRooms)
 	}
 }
+
+// TestTailObjectsAreBounded uploads a file that grows too slowly to ever fill a part (a
+// muted participant): the tail objects in the store, and their list in the file's state,
+// stay bounded, and completing the file from the store alone still gives every byte.
+func TestTailObjectsAreBounded(t *testing.T) {
+	dir := t.TempDir()
+	store, err := storage.NewLocal(filepath.Join(dir, "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := New(Options{Store: store, SpoolDir: filepath.Join(dir, "spool"), Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.cancel)
+	spool, err := os.Create(filepath.Join(dir, "spooled.webm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer spool.Close()
+	const key = "room/RC_20240101T000000Z_00000001/muted_camera.webm"
+	u := &uploader{r: r, key: key, tailPrefix: tailPrefix(key), spool: spool}
+	ctx := context.Background()
+	var want []byte
+	for i := 0; i < 300; i++ {
+		chunk := bytes.Repeat([]byte{byte(i)}, 100)
+		if _, err := spool.Write(chunk); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, chunk...)
+		u.setWritten(int64(len(want)))
+		u.mu.Lock()
+		u.lastTail = time.Time{}
+		u.mu.Unlock()
+		if err := u.step(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tails, err := store.List(ctx, u.tailPrefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(u.snapshot().Tails); n > maxTails || len(tails) > maxTails {
+		t.Errorf("%d tail objects in the store, %d in the state, want at most %d", len(tails), n, maxTails)
+	}
+	if _, err := r.completeFromStore(ctx, key, "", nil, tails); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := store.Get(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(rc)
+	rc.Close()
+	if !bytes.Equal(got, want) {
+		t.Errorf("completed from the store: %d bytes, want the %d written", len(got), len(want))
+	}
+}

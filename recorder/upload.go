@@ -24,6 +24,11 @@ func tailPrefix(key string) string {
 	return key[:i+1] + inProgressDir + key[i+1:] + "/"
 }
 
+// maxTails bounds the tail objects of a file: past it, one object holding everything not
+// yet in a part replaces them (a file growing too slowly to fill a part, a muted
+// participant's, would otherwise add one every flush interval for the whole recording).
+const maxTails = 32
+
 // tailKey names the tail object holding the bytes from offset start.
 func tailKey(prefix string, start int64) string { return fmt.Sprintf("%s%016d", prefix, start) }
 
@@ -175,18 +180,37 @@ func (u *uploader) step(ctx context.Context) error {
 	}
 	if w > st.TailEnd && due {
 		start := max(st.TailEnd, st.PartEnd)
+		merge := len(st.Tails) >= maxTails
+		if merge {
+			// One object from the parts' end replaces the tails (it overwrites the first).
+			start = st.PartEnd
+		}
 		k := tailKey(u.tailPrefix, start)
 		if err := u.r.opts.Store.Put(ctx, k, io.NewSectionReader(u.spool, start, w-start), w-start, "application/octet-stream"); err != nil {
 			return err
 		}
 		u.r.setStoreDown(false, nil)
 		u.mu.Lock()
+		old := u.state.Tails
 		u.state.TailEnd = w
-		u.state.Tails = append(u.state.Tails, k)
+		if merge {
+			u.state.Tails = []string{k}
+		} else {
+			u.state.Tails = append(u.state.Tails, k)
+		}
 		u.lastTail = time.Now()
 		u.account()
 		u.mu.Unlock()
 		u.save()
+		if merge {
+			// Best effort: a tail left behind starts inside the merged one, and recovery
+			// takes only tails that continue what it has.
+			for _, o := range old {
+				if o != k {
+					_ = u.r.opts.Store.Delete(ctx, o)
+				}
+			}
+		}
 	}
 	return nil
 }
