@@ -198,23 +198,25 @@ func (r *Recorder) handleList(w http.ResponseWriter, req *http.Request) {
 			resp.Active = append(resp.Active, st)
 		}
 	}
+	// Presigning may ask the store for the bucket's region: one deadline for the listing.
+	ctx, cancel := context.WithTimeout(req.Context(), presignTimeout)
+	defer cancel()
 	now := time.Now()
 	for _, m := range ms {
 		for i := range m.Files {
-			m.Files[i].URL = r.fileURL(req.Context(), m, &m.Files[i], now)
+			m.Files[i].URL = r.fileURL(ctx, m, &m.Files[i], now)
 		}
 	}
 	writeJSON(w, http.StatusOK, resp)
 }
 
-// presignTimeout bounds presigning a URL (it may ask the store for the bucket's region).
+// presignTimeout bounds presigning the URLs of a listing.
 const presignTimeout = 5 * time.Second
 
 // fileURL is where a file can be fetched: a presigned URL of the store, or the signed link
-// of the download route (relative to the server).
+// of the download route (relative to the server), which also serves S3 files when
+// presigning fails.
 func (r *Recorder) fileURL(ctx context.Context, m *Manifest, f *ManifestFile, now time.Time) string {
-	ctx, cancel := context.WithTimeout(ctx, presignTimeout)
-	defer cancel()
 	if u, err := r.opts.Store.PresignGet(ctx, f.Key, r.opts.LinkExpiry); err == nil && u != "" {
 		return u
 	}
