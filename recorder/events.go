@@ -10,11 +10,15 @@ type EventType string
 const (
 	// EventRecordingStarted: a room's recording began (Manifest is nil).
 	EventRecordingStarted EventType = "recording_started"
-	// EventRecordingFinished: a recording's files and manifest are in the store (Manifest set).
+	// EventRecordingFinished: a recording's files and manifest are in the store (Manifest
+	// set; Error tells files that could not be kept, if any).
 	EventRecordingFinished EventType = "recording_finished"
 	// EventRecordingFailed: a recording could not be completed (Error says why; what was
 	// spooled stays for the next start).
 	EventRecordingFailed EventType = "recording_failed"
+	// EventRoomNotRecorded: a room that should be recorded is not (Error says why: the
+	// spool directory cannot take files). Told once per room until it is recorded.
+	EventRoomNotRecorded EventType = "recording_room_not_recorded"
 	// EventRecordingRecovered: a recording interrupted by a crash was completed at start-up
 	// (Manifest set).
 	EventRecordingRecovered EventType = "recording_recovered"

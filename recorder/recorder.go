@@ -412,7 +412,7 @@ func (r *Recorder) refuse(name string, err error) {
 	}
 	r.mu.Unlock()
 	if first {
-		r.emit(Event{Type: EventRecordingFailed, Room: name, Error: "room not recorded: " + err.Error()})
+		r.emit(Event{Type: EventRoomNotRecorded, Room: name, Error: err.Error()})
 	}
 }
 

@@ -82,6 +82,7 @@ type session struct {
 	ended     chan struct{} // closed once local and spooled are set
 	local     *Manifest     // the manifest of the files finalized in the spool
 	spooled   []*spooledFile
+	lost      error // why files were left out of the recording
 	storeOnce sync.Once
 	done      chan struct{} // closed once stored or given up (manifest, err set)
 	manifest  *Manifest
@@ -405,20 +406,20 @@ func (s *session) end(reason string) {
 			f.stopReaders()
 		}
 		waitTimeout(&s.readers, 5*time.Second)
-		s.local, s.spooled = s.finalize(files, time.Now())
+		s.local, s.spooled, s.lost = s.finalize(files, time.Now())
 		s.r.sessionEnded(s)
 	})
 }
 
 // finalize finalizes the files in the spool (in parallel: each is hashed) and makes the
-// manifest. A file that cannot be finalized is left out, with an error event; the others
-// are stored all the same.
-func (s *session) finalize(files []*outFile, ended time.Time) (*Manifest, []*spooledFile) {
+// manifest. A file that cannot be finalized is left out (lost says why); the others are
+// stored all the same.
+func (s *session) finalize(files []*outFile, ended time.Time) (m *Manifest, spooled []*spooledFile, lost error) {
 	s.mu.Lock()
 	meta := s.meta
 	meta.Participants = s.participantList()
 	s.mu.Unlock()
-	m := &Manifest{
+	m = &Manifest{
 		RecordingID: s.id, Room: meta.Room, RoomSID: meta.RoomSID, ClassSessionID: meta.ClassSessionID,
 		StartedAt: meta.StartedAt, EndedAt: ended, Duration: ended.Sub(meta.StartedAt).Seconds(),
 		Prefix: meta.Prefix, Participants: meta.Participants, Files: []ManifestFile{},
@@ -438,10 +439,9 @@ func (s *session) finalize(files []*outFile, ended time.Time) (*Manifest, []*spo
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		s.r.emit(Event{Type: EventRecordingFailed, RecordingID: s.id, Room: s.room,
-			Error: "files lost (the others are stored): " + err.Error()})
+		lost = fmt.Errorf("files lost (the others are stored): %w", err)
+		s.log.Error("recording files lost", "err", err)
 	}
-	var spooled []*spooledFile
 	for _, sf := range results {
 		if sf != nil {
 			spooled = append(spooled, sf)
@@ -449,7 +449,7 @@ func (s *session) finalize(files []*outFile, ended time.Time) (*Manifest, []*spo
 		}
 	}
 	sort.Slice(m.Files, func(i, j int) bool { return m.Files[i].StartOffset < m.Files[j].StartOffset })
-	return m, spooled
+	return m, spooled, lost
 }
 
 // store uploads the finalized files and then the manifest, retrying until ctx ends, and
@@ -466,7 +466,11 @@ func (s *session) store(ctx context.Context) {
 			s.r.emit(Event{Type: EventRecordingFailed, RecordingID: s.id, Room: s.room,
 				Error: "recording kept in the spool for the next start: " + err.Error()})
 		} else {
-			s.r.emit(Event{Type: EventRecordingFinished, RecordingID: s.id, Room: s.room, Manifest: m})
+			e := Event{Type: EventRecordingFinished, RecordingID: s.id, Room: s.room, Manifest: m}
+			if s.lost != nil {
+				e.Error = s.lost.Error()
+			}
+			s.r.emit(e)
 		}
 		s.r.sessionDone(s)
 	})
