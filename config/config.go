@@ -240,7 +240,8 @@ type RecordingConfig struct {
 	PartSizeMB int `koanf:"part_size_mb"`
 	// FlushInterval is how often data not yet in a part is uploaded (bounds crash loss).
 	FlushInterval time.Duration `koanf:"flush_interval"`
-	// LinkExpiry is the validity of presigned download links.
+	// LinkExpiry is the validity of download links: the signed links of the download route
+	// and the presigned URLs of an S3 store.
 	LinkExpiry time.Duration `koanf:"link_expiry"`
 	// Storage says where finished recordings go.
 	Storage RecordingStorageConfig `koanf:"storage"`
@@ -252,7 +253,8 @@ type RecordingStorageConfig struct {
 	Type string `koanf:"type"`
 	// LocalDir is the folder of the local store; empty means <data_dir>/recordings.
 	LocalDir string `koanf:"local_dir"`
-	// Prefix starts every object key (recordings are under <prefix><room>/<recording id>/).
+	// Prefix starts every object key (recordings are under <prefix><room>/<recording id>/,
+	// the room's name escaped).
 	Prefix string `koanf:"prefix"`
 	// S3 configures an S3-compatible store.
 	S3 S3Config `koanf:"s3"`
@@ -271,6 +273,9 @@ type S3Config struct {
 	// AccessKey and SecretKey are the store's credentials.
 	AccessKey string `koanf:"access_key"`
 	SecretKey string `koanf:"secret_key"`
+	// Timeout bounds each call to the store (plus the time to move an object at 64 KiB/s);
+	// 0 means 30 s.
+	Timeout time.Duration `koanf:"timeout"`
 }
 
 // ClassroomConfig configures "three classrooms": the dataset (regions, schools, classrooms,

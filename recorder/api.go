@@ -6,9 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"net/url"
-	"path"
-	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -17,19 +15,27 @@ import (
 	"github.com/sanke-edu/sanke/recorder/storage"
 )
 
-// HTTP API (all JSON, authenticated with a LiveKit access token as "Authorization: Bearer"
-// or, for links opened by a browser, the access_token query parameter):
+// HTTP API (JSON), authenticated with a LiveKit access token in an "Authorization: Bearer"
+// header; tokens in the URL (?access_token=) are refused, they end up in logs, histories and
+// Referer headers:
 //
 //	POST /api/v1/rooms/{room}/recording/start   roomRecord    -> Status
-//	POST /api/v1/rooms/{room}/recording/stop    roomRecord    -> Manifest (once stored)
+//	POST /api/v1/rooms/{room}/recording/stop    roomRecord    -> StopResult (the manifest and
+//	                                                             whether it is stored yet)
 //	GET  /api/v1/rooms/{room}/recordings        roomRecord, roomAdmin or roomJoin for the room
-//	                                            -> {"active": [Status], "recordings": [Manifest with file URLs]}
-//	GET  /api/v1/recordings/{id}/files/{name}   same grants; the room is the token's (or ?room=)
+//	                                            -> ListResponse (file URLs: signed links, or
+//	                                               presigned URLs of an S3 store)
+//	GET  /api/v1/recordings/{id}/files/{name}   the same grants for the recording's room, or a
+//	                                            valid signed link (links.go) for this file
 //	                                            -> the file (local folder, with Range support)
 //	                                               or a redirect to a presigned URL (S3)
 //
 // A roomRecord or roomAdmin grant applies to the room it names, or to every room when it
-// names none (like LiveKit's egress tokens); roomJoin only to the room it names.
+// names none (like LiveKit's egress tokens); roomJoin only to the room it names. The room
+// of a stored recording is the exact name its manifest gives, never one derived from keys.
+//
+// Answers never wait on the store for long: listings come from the catalog (catalog.go)
+// within listWait, a stop returns once the files are finalized in the spool.
 
 type apiError struct {
 	Error string `json:"error"`
@@ -41,17 +47,22 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
+// errQueryToken: a token in the URL.
+var errQueryToken = errors.New("access tokens in the URL are not accepted: send an Authorization: Bearer header (recording files are opened with the signed links of a listing)")
+
 func (r *Recorder) grants(req *http.Request) (*auth.ClaimGrants, error) {
-	tok := ""
-	if h := req.Header.Get("Authorization"); h != "" {
-		scheme, t, ok := strings.Cut(h, " ")
-		if !ok || !strings.EqualFold(scheme, "Bearer") {
-			return nil, errors.New("authorization header is not a bearer token")
+	h := req.Header.Get("Authorization")
+	if h == "" {
+		if req.URL.Query().Has("access_token") {
+			return nil, errQueryToken
 		}
-		tok = strings.TrimSpace(t)
-	} else {
-		tok = req.URL.Query().Get("access_token")
+		return nil, errors.New("missing access token")
 	}
+	scheme, tok, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return nil, errors.New("authorization header is not a bearer token")
+	}
+	tok = strings.TrimSpace(tok)
 	if tok == "" {
 		return nil, errors.New("missing access token")
 	}
@@ -81,7 +92,7 @@ func canRecord(g *auth.ClaimGrants, room string) bool {
 	v := g.Video
 	// roomRecord (a recording service), or roomAdmin of this very room (the class's
 	// teacher moderates it, recording included).
-	return (v.RoomRecord && (v.Room == "" || v.Room == room)) || (v.RoomAdmin && v.Room == room)
+	return (v.RoomRecord && (v.Room == "" || v.Room == room)) || (v.RoomAdmin && v.Room != "" && v.Room == room)
 }
 
 // canView: a token for the room: roomRecord, roomAdmin or roomJoin.
@@ -90,7 +101,7 @@ func canView(g *auth.ClaimGrants, room string) bool {
 	switch {
 	case (v.RoomRecord || v.RoomAdmin) && (v.Room == "" || v.Room == room):
 		return true
-	case v.RoomJoin && v.Room == room:
+	case v.RoomJoin && v.Room != "" && v.Room == room:
 		return true
 	}
 	return false
@@ -126,6 +137,9 @@ func (r *Recorder) handleStart(w http.ResponseWriter, req *http.Request) {
 	switch {
 	case errors.Is(err, ErrRoomNotFound):
 		writeJSON(w, http.StatusNotFound, apiError{err.Error()})
+	case errors.Is(err, ErrTooManyStarts):
+		w.Header().Set("Retry-After", strconv.Itoa(int(startEvery.Seconds())))
+		writeJSON(w, http.StatusTooManyRequests, apiError{err.Error()})
 	case err != nil:
 		writeJSON(w, http.StatusServiceUnavailable, apiError{err.Error()})
 	default:
@@ -133,28 +147,40 @@ func (r *Recorder) handleStart(w http.ResponseWriter, req *http.Request) {
 	}
 }
 
+// stopTimeout bounds a stop: the readers' grace period and finalizing files on local disk.
+const stopTimeout = time.Minute
+
 func (r *Recorder) handleStop(w http.ResponseWriter, req *http.Request) {
 	room := req.PathValue("room")
 	if !r.authorize(w, req, room, canRecord) {
 		return
 	}
-	ctx, cancel := context.WithTimeout(req.Context(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(req.Context(), stopTimeout)
 	defer cancel()
-	m, err := r.StopRecording(ctx, room)
+	res, err := r.StopRecording(ctx, room)
 	switch {
 	case errors.Is(err, ErrNotRecording):
 		writeJSON(w, http.StatusNotFound, apiError{err.Error()})
 	case err != nil:
 		writeJSON(w, http.StatusServiceUnavailable, apiError{err.Error()})
 	default:
-		writeJSON(w, http.StatusOK, m)
+		writeJSON(w, http.StatusOK, res)
 	}
 }
 
 // ListResponse is the answer of GET /api/v1/rooms/{room}/recordings.
 type ListResponse struct {
-	Active     []Status    `json:"active"`
+	// Active are the recordings of the room in progress, uploads included.
+	Active []Status `json:"active"`
+	// Recordings are the stored recordings of the room, newest first; each file's URL is a
+	// signed link of the download route or a presigned URL of an S3 store.
 	Recordings []*Manifest `json:"recordings"`
+	// Complete is false when the store could not be read in time: Recordings holds what
+	// the recorder knows, and may miss some (Problems says why).
+	Complete bool `json:"complete"`
+	// Problems describe what keeps recording or listing from working: the spool directory
+	// not writable, the store not answering, the spool limit reached. Empty when all is well.
+	Problems []string `json:"problems"`
 }
 
 func (r *Recorder) handleList(w http.ResponseWriter, req *http.Request) {
@@ -162,85 +188,105 @@ func (r *Recorder) handleList(w http.ResponseWriter, req *http.Request) {
 	if !r.authorize(w, req, room, canView) {
 		return
 	}
-	ms, err := r.Recordings(req.Context(), room)
+	ms, err := r.catalog.list(req.Context(), room)
+	resp := ListResponse{Active: []Status{}, Recordings: ms, Complete: err == nil, Problems: r.Problems()}
 	if err != nil {
-		writeJSON(w, http.StatusServiceUnavailable, apiError{err.Error()})
-		return
+		resp.Problems = append(resp.Problems, err.Error())
 	}
-	resp := ListResponse{Active: []Status{}, Recordings: ms}
 	for _, st := range r.Active() {
 		if st.Room == room {
 			resp.Active = append(resp.Active, st)
 		}
 	}
+	// Presigning may ask the store for the bucket's region: one deadline for the listing.
+	ctx, cancel := context.WithTimeout(req.Context(), presignTimeout)
+	defer cancel()
+	now := time.Now()
 	for _, m := range ms {
 		for i := range m.Files {
-			m.Files[i].URL = r.fileURL(req.Context(), m, &m.Files[i])
+			m.Files[i].URL = r.fileURL(ctx, m, &m.Files[i], now)
 		}
 	}
 	writeJSON(w, http.StatusOK, resp)
 }
 
-// fileURL is where a file can be fetched: a presigned URL, or the authenticated download
-// route (relative to the server).
-func (r *Recorder) fileURL(ctx context.Context, m *Manifest, f *ManifestFile) string {
+// presignTimeout bounds presigning the URLs of a listing.
+const presignTimeout = 5 * time.Second
+
+// fileURL is where a file can be fetched: a presigned URL of the store, or the signed link
+// of the download route (relative to the server), which also serves S3 files when
+// presigning fails.
+func (r *Recorder) fileURL(ctx context.Context, m *Manifest, f *ManifestFile, now time.Time) string {
 	if u, err := r.opts.Store.PresignGet(ctx, f.Key, r.opts.LinkExpiry); err == nil && u != "" {
 		return u
 	}
-	return "/api/v1/recordings/" + url.PathEscape(m.RecordingID) + "/files/" + url.PathEscape(f.Name) +
-		"?room=" + url.QueryEscape(m.Room)
+	return r.links.link(m.RecordingID, f.Name, now)
 }
 
-// Recordings lists the stored recordings of a room, newest first.
+// Recordings lists the stored recordings of a room (exactly that name), newest first. It
+// reads the store again when the room's last listing is older than catalogFresh, waiting for
+// it at most listWait: a non-nil error says the list may be incomplete.
 func (r *Recorder) Recordings(ctx context.Context, room string) ([]*Manifest, error) {
-	prefix := r.opts.Prefix + safeName(room) + "/"
-	objs, err := r.opts.Store.List(ctx, prefix)
-	if err != nil {
-		return nil, err
-	}
-	out := []*Manifest{}
-	for _, o := range objs {
-		rel := strings.TrimPrefix(o.Key, prefix)
-		if path.Base(rel) != ManifestName || strings.Count(rel, "/") != 1 {
-			continue
-		}
-		rc, err := r.opts.Store.Get(ctx, o.Key)
-		if err != nil {
-			continue
-		}
-		var m Manifest
-		err = json.NewDecoder(rc).Decode(&m)
-		rc.Close()
-		if err == nil {
-			out = append(out, &m)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].StartedAt.After(out[j].StartedAt) })
-	return out, nil
+	return r.catalog.list(ctx, room)
 }
+
+// fileTimeout bounds looking up a file of the store for a download (reading it is bounded
+// by the store itself).
+const fileTimeout = 30 * time.Second
 
 func (r *Recorder) handleFile(w http.ResponseWriter, req *http.Request) {
 	id, name := req.PathValue("id"), req.PathValue("name")
-	g, err := r.grants(req)
-	if err != nil {
-		writeJSON(w, http.StatusUnauthorized, apiError{"unauthenticated: " + err.Error()})
+	q := req.URL.Query()
+	var g *auth.ClaimGrants
+	if q.Has("sig") || q.Has("expires") {
+		if err := r.links.verify(req, id, name, time.Now()); err != nil {
+			writeJSON(w, http.StatusForbidden, apiError{err.Error()})
+			return
+		}
+	} else {
+		var err error
+		if g, err = r.grants(req); err != nil {
+			writeJSON(w, http.StatusUnauthorized, apiError{"unauthenticated: " + err.Error()})
+			return
+		}
+	}
+	e, ok := r.catalog.get(id)
+	if !ok && g != nil && g.Video.Room != "" {
+		// A recording of the token's room this node has not seen yet (another node's).
+		_, _ = r.catalog.list(req.Context(), g.Video.Room)
+		e, ok = r.catalog.get(id)
+	}
+	if !ok {
+		if loaded, _ := r.catalog.status(); !loaded {
+			writeJSON(w, http.StatusServiceUnavailable, apiError{"the recordings in the store have not been read yet: try again"})
+			return
+		}
+		writeJSON(w, http.StatusNotFound, apiError{"no such recording"})
 		return
 	}
-	room := g.Video.Room
-	if q := req.URL.Query().Get("room"); q != "" {
-		room = q
-	}
-	if room == "" || !canView(g, room) {
-		writeJSON(w, http.StatusForbidden, apiError{"token does not grant access to room " + room})
+	if g != nil && !canView(g, e.m.Room) {
+		writeJSON(w, http.StatusForbidden, apiError{"token does not grant access to this recording's room"})
 		return
 	}
-	if !strings.HasPrefix(id, "RC_") || strings.ContainsAny(id, "/\\") || strings.ContainsAny(name, "/\\") ||
-		name == ManifestName || strings.HasPrefix(name, ".") {
+	var f *ManifestFile
+	for i := range e.m.Files {
+		if e.m.Files[i].Name == name {
+			f = &e.m.Files[i]
+		}
+	}
+	// Only a file the manifest lists, stored beside it.
+	if f == nil || f.Key != e.dir+name || strings.ContainsAny(name, "/\\") {
 		writeJSON(w, http.StatusNotFound, apiError{"no such file"})
 		return
 	}
-	key := r.sessionPrefix(room, id) + name
-	obj, err := r.opts.Store.Stat(req.Context(), key)
+	ctx, cancel := context.WithTimeout(req.Context(), fileTimeout)
+	defer cancel()
+	if u, err := r.opts.Store.PresignGet(ctx, f.Key, r.opts.LinkExpiry); err == nil && u != "" {
+		w.Header().Set("Referrer-Policy", "no-referrer")
+		http.Redirect(w, req, u, http.StatusFound)
+		return
+	}
+	obj, err := r.opts.Store.Stat(ctx, f.Key)
 	if errors.Is(err, storage.ErrNotFound) {
 		writeJSON(w, http.StatusNotFound, apiError{"no such file"})
 		return
@@ -249,17 +295,15 @@ func (r *Recorder) handleFile(w http.ResponseWriter, req *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, apiError{err.Error()})
 		return
 	}
-	if u, err := r.opts.Store.PresignGet(req.Context(), key, r.opts.LinkExpiry); err == nil && u != "" {
-		http.Redirect(w, req, u, http.StatusFound)
-		return
-	}
-	rc, err := r.opts.Store.Get(req.Context(), key)
+	rc, err := r.opts.Store.Get(req.Context(), f.Key)
 	if err != nil {
 		writeJSON(w, http.StatusServiceUnavailable, apiError{err.Error()})
 		return
 	}
 	defer rc.Close()
-	w.Header().Set("Content-Type", contentTypeOf(key))
+	w.Header().Set("Content-Type", contentTypeOf(f.Key))
+	w.Header().Set("Cache-Control", "private")
+	w.Header().Set("Referrer-Policy", "no-referrer")
 	if rs, ok := rc.(io.ReadSeeker); ok {
 		http.ServeContent(w, req, name, obj.Modified, rs)
 		return

@@ -114,7 +114,7 @@ func BenchmarkRecordTrackSecond(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric(float64(el.Nanoseconds())/float64(2*b.N), "ns/track-second")
 	b.ReportMetric(float64(el.Nanoseconds())/float64(2*b.N)/1e9*100, "%core/track")
-	_, _ = f.finish(b.Context())
+	_, _ = finishFile(b.Context(), f)
 }
 
 // BenchmarkActiveRecordingMemory reports the heap held per active recording (one camera+mic
@@ -139,7 +139,7 @@ func BenchmarkActiveRecordingMemory(b *testing.B) {
 		runtime.ReadMemStats(&after)
 		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "heap-bytes/recording")
 		for _, f := range files {
-			_, _ = f.finish(b.Context())
+			_, _ = finishFile(b.Context(), f)
 		}
 	}
 }

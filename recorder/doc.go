@@ -67,15 +67,37 @@
 //     changing at start-up are looked at again as soon as they have been idle StaleAfter.
 //
 // If the store is unreachable, recording goes on into the spool and uploads are retried with
-// backoff (EventStoreUnavailable / EventStoreAvailable). SpoolLimit caps the bytes waiting
-// for upload: past it new media is dropped (a gap) and EventSpoolFull is reported.
+// backoff (EventStoreUnavailable / EventStoreAvailable). Every store call is bounded (see
+// storage.S3Config.Timeout), so a store that accepts connections and never answers delays
+// nothing but the upload. SpoolLimit caps the bytes waiting for upload: past it new media
+// is dropped (a gap) and EventSpoolFull is reported. If writing the spool fails (a full
+// disk), the file is kept as far as it was written and completed at the end like the
+// others; the participant's next track starts a new file.
+//
+// # Names, access and links
+//
+// Room and identity names come from clients; in keys they are escaped one-to-one (keys.go):
+// "class 1", "class:1" and "class_1" are three folders, "a b" and "a_b" two files. Every
+// file also names its room, participant, source and recording in its Matroska tags. Who may
+// list or download a recording is decided on the exact room its manifest names: the
+// recorder keeps a catalog of the manifests in the store (catalog.go), loaded at start,
+// updated as recordings are stored and read again for a room when it is listed, and the API
+// answers from it without waiting on the store for more than a few seconds. Listings hand
+// out signed links (links.go): an HMAC under a key derived from the API secret, for one
+// file, until LinkExpiry; access tokens are accepted only in the Authorization header.
+//
+// At start the spool directory (and a local store) must take a file: if not, the recorder
+// says so loudly in the log and in the API's answers (Problems), and records nothing until
+// it can; rooms are served all the same.
 //
 // # Starting and stopping
 //
 // Rooms are recorded automatically when their name matches Options.AutoRooms or their
 // metadata is JSON with "record": true (Options.AutoMetadata), and on demand through the
-// HTTP API (see Register) with a roomRecord token. A session lasts until the room finishes or
-// the API stops it; the recorder leaves a room when its last participant leaves (so that the
+// HTTP API (see Register) with a roomRecord token (at most startBurst starts of a room at
+// once, then one per startEvery). A session lasts until the room finishes or the API stops
+// it (a stop answers once the files are finalized in the spool; the upload goes on in the
+// background); the recorder leaves a room when its last participant leaves (so that the
 // room can close) and joins again if someone comes back. Events (EventRecordingStarted,
 // EventRecordingFinished, ...) go to Observers and the log.
 package recorder

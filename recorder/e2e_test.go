@@ -2,6 +2,7 @@ package recorder_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -23,19 +24,38 @@ const publishFor = 20 * time.Second
 
 func recordGrant(room string) *auth.VideoGrant { return &auth.VideoGrant{RoomRecord: true, Room: room} }
 
-// stopAndGet stops the room's recording through the API and returns the manifest.
+// stopAndGet stops the room's recording through the API and returns the manifest, once the
+// recording is stored.
 func stopAndGet(t *testing.T, ts *testServer, room string) *recorder.Manifest {
 	t.Helper()
-	var m recorder.Manifest
+	var res recorder.StopResult
 	start := time.Now()
-	if code := api(t, ts.target, http.MethodPost, "/api/v1/rooms/"+room+"/recording/stop", recordGrant(room), &m); code != http.StatusOK {
+	if code := api(t, ts.target, http.MethodPost, "/api/v1/rooms/"+room+"/recording/stop", recordGrant(room), &res); code != http.StatusOK {
 		t.Fatalf("stop: HTTP %d", code)
 	}
-	t.Logf("stop returned after %.1fs: %d file(s)", time.Since(start).Seconds(), len(m.Files))
+	if res.Manifest == nil {
+		t.Fatalf("stop answered no manifest: %+v", res)
+	}
+	m := res.Manifest
+	t.Logf("stop returned after %.1fs: %d file(s), upload %s %s", time.Since(start).Seconds(), len(m.Files), res.Upload, res.UploadError)
+	if res.Upload != recorder.UploadStored {
+		// Stored in the background: wait until the recording is listed.
+		testclient.Eventually(t, 2*time.Minute, "recording stored", func() (bool, string) {
+			var list recorder.ListResponse
+			api(t, ts.target, http.MethodGet, "/api/v1/rooms/"+room+"/recordings", recordGrant(room), &list)
+			for _, l := range list.Recordings {
+				if l.RecordingID == m.RecordingID {
+					m = l
+					return true, ""
+				}
+			}
+			return false, fmt.Sprintf("%+v", list)
+		})
+	}
 	if len(m.Files) == 0 {
 		t.Fatalf("manifest has no files: %+v", m)
 	}
-	return &m
+	return m
 }
 
 // checkCameraFile probes the participant's camera file and checks its duration.
@@ -108,7 +128,8 @@ func TestRecordLocal(t *testing.T) {
 	if code := api(t, ts.target, http.MethodGet, url, testclient.JoinGrant(room), nil); code != http.StatusOK {
 		t.Errorf("download %s: HTTP %d", url, code)
 	}
-	if code := api(t, ts.target, http.MethodGet, url, testclient.JoinGrant("other-room"), nil); code != http.StatusForbidden {
+	bare, _, _ := strings.Cut(url, "?")
+	if code := api(t, ts.target, http.MethodGet, bare, testclient.JoinGrant("other-room"), nil); code != http.StatusForbidden {
 		t.Errorf("download with a token for another room: HTTP %d, want 403", code)
 	}
 	if code := api(t, ts.target, http.MethodPost, "/api/v1/rooms/"+room+"/recording/start", testclient.JoinGrant(room), nil); code != http.StatusForbidden {

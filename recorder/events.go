@@ -10,11 +10,15 @@ type EventType string
 const (
 	// EventRecordingStarted: a room's recording began (Manifest is nil).
 	EventRecordingStarted EventType = "recording_started"
-	// EventRecordingFinished: a recording's files and manifest are in the store (Manifest set).
+	// EventRecordingFinished: a recording's files and manifest are in the store (Manifest
+	// set; Error tells files that could not be kept, if any).
 	EventRecordingFinished EventType = "recording_finished"
 	// EventRecordingFailed: a recording could not be completed (Error says why; what was
 	// spooled stays for the next start).
 	EventRecordingFailed EventType = "recording_failed"
+	// EventRoomNotRecorded: a room that should be recorded is not (Error says why: the
+	// spool directory cannot take files). Told once per room until it is recorded.
+	EventRoomNotRecorded EventType = "recording_room_not_recorded"
 	// EventRecordingRecovered: a recording interrupted by a crash was completed at start-up
 	// (Manifest set).
 	EventRecordingRecovered EventType = "recording_recovered"
@@ -53,6 +57,17 @@ type ObserverFunc func(Event)
 // OnRecordingEvent calls f.
 func (f ObserverFunc) OnRecordingEvent(e Event) { f(e) }
 
+// States of a recording in progress (Status.State).
+const (
+	// StateRecording: the recording goes on.
+	StateRecording = "recording"
+	// StateEnding: it is being stopped and its files finalized.
+	StateEnding = "ending"
+	// StateUploading: its files are finalized and being uploaded (retried while the store
+	// fails); it is listed with the stored recordings once stored.
+	StateUploading = "uploading"
+)
+
 // Status describes a recording in progress.
 type Status struct {
 	RecordingID string    `json:"recording_id"`
@@ -61,4 +76,29 @@ type Status struct {
 	Files       []string  `json:"files"`
 	// Connected reports whether the recorder is in the room (it leaves empty rooms).
 	Connected bool `json:"connected"`
+	// State is StateRecording, StateEnding or StateUploading.
+	State string `json:"state"`
+}
+
+// Upload states of a stopped recording (StopResult.Upload).
+const (
+	// UploadStored: the files and the manifest are in the store.
+	UploadStored = "stored"
+	// UploadPending: they are being uploaded in the background.
+	UploadPending = "pending"
+	// UploadFailed: they could not be stored; they wait in the spool for the next start.
+	UploadFailed = "failed"
+)
+
+// StopResult is the answer of StopRecording: the recording's manifest, as finalized in the
+// spool, and where its upload stands.
+type StopResult struct {
+	*Manifest
+	// Upload is UploadStored once the files and the manifest are in the store, UploadPending
+	// while they are uploaded in the background (retried until stored; the recording is
+	// listed once it is), UploadFailed when they could not be stored (they stay in the spool
+	// and are uploaded at the next start).
+	Upload string `json:"upload"`
+	// UploadError says why the upload is pending or failed.
+	UploadError string `json:"upload_error,omitempty"`
 }

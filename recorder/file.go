@@ -10,10 +10,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/livekit/protocol/livekit"
 	"github.com/pion/webrtc/v4"
@@ -21,8 +23,28 @@ import (
 	"github.com/sanke-edu/sanke/recorder/mkv"
 )
 
-// maxPending bounds the media buffered while a file gathers its tracks.
-const maxPending = 600
+// maxPending and maxPendingBytes bound the media buffered while a file gathers its tracks
+// (frames, and their bytes): past either the oldest frames are dropped.
+const (
+	maxPending      = 600
+	maxPendingBytes = 16 << 20
+)
+
+// Tags of every file: what it is a recording of, exactly (names in keys are escaped, and
+// were not one-to-one before). Completing a file from the store alone reads them back.
+const (
+	tagRoom        = "SANKE_ROOM"
+	tagParticipant = "SANKE_PARTICIPANT"
+	tagSource      = "SANKE_SOURCE"
+	tagRecording   = "SANKE_RECORDING_ID"
+)
+
+// maxSIDs bounds the track SIDs a file track lists (and the participant SIDs a manifest
+// lists): a participant who republishes again and again continues the same file.
+const maxSIDs = 32
+
+// maxTrackName bounds a track name copied into a file (bytes).
+const maxTrackName = 256
 
 // avcHeadWait bounds how long after the gather window a file's head waits for the first
 // keyframe of an H.264 track, whose parameter sets make the track's CodecPrivate. Past it
@@ -94,6 +116,7 @@ type outFile struct {
 	headDone bool
 	gather   *time.Timer
 	pending  []frame
+	pendingN int // bytes in pending
 	mux      *mkv.Muxer
 	layout   mkv.Layout
 	spool    *os.File
@@ -117,12 +140,8 @@ func newOutFile(s *session, identity, group string, n int, mime string, kind web
 	if kind == webrtc.RTPCodecTypeAudio {
 		ext, doc, ctype = ".webm", "webm", "video/webm" // may turn into .mkv if H.264 video joins
 	}
-	name := safeName(identity) + "_" + group
-	if n > 1 {
-		name += fmt.Sprintf("_%d", n)
-	}
 	f := &outFile{
-		s: s, name: name + ext, identity: identity, group: group, docType: doc, ctype: ctype,
+		s: s, name: fileName(identity, group, n, ext), identity: identity, group: group, docType: doc, ctype: ctype,
 		created: time.Now(),
 	}
 	f.key = s.meta.Prefix + f.name
@@ -196,7 +215,9 @@ func (f *outFile) takeTrack(kind webrtc.RTPCodecType, mime string, info *livekit
 			if ft.mime != mime {
 				return nil, false
 			}
-			ft.sids = appendUnique(ft.sids, info.GetSid())
+			if len(ft.sids) < maxSIDs {
+				ft.sids = appendUnique(ft.sids, info.GetSid())
+			}
 			ft.needKey = true
 			return ft, true
 		}
@@ -207,7 +228,7 @@ func (f *outFile) takeTrack(kind webrtc.RTPCodecType, mime string, info *livekit
 	ft := &fileTrack{kind: kind, mime: mime, sids: []string{info.GetSid()}, needKey: true}
 	ft.Number = uint64(len(f.tracks) + 1)
 	ft.CodecID = codecID(mime)
-	ft.Name = info.GetName()
+	ft.Name = truncateUTF8(info.GetName(), maxTrackName)
 	if kind == webrtc.RTPCodecTypeVideo {
 		ft.Type = mkv.TypeVideo
 		ft.Width, ft.Height = int(info.GetWidth()), int(info.GetHeight())
@@ -232,6 +253,17 @@ func (f *outFile) takeTrack(kind webrtc.RTPCodecType, mime string, info *livekit
 	return ft, true
 }
 
+// truncateUTF8 cuts s to at most n bytes, on a character boundary.
+func truncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
 func appendUnique(list []string, s string) []string {
 	if s == "" || contains(list, s) {
 		return list
@@ -246,6 +278,8 @@ func (f *outFile) attachReader(ft *fileTrack, tr *trackReader, _ string) {
 		old.stop()
 	}
 	ft.active = tr
+	// Readers replaced by a republished track are dropped, so republishing keeps nothing.
+	f.readers = slices.DeleteFunc(f.readers, func(r *trackReader) bool { return r.stopped.Load() })
 	f.readers = append(f.readers, tr)
 }
 
@@ -296,10 +330,12 @@ func (f *outFile) write(tr *trackReader, ft *fileTrack, pts, dur int64, key bool
 		}
 	}
 	if !f.headDone {
-		if len(f.pending) >= maxPending {
+		for len(f.pending) > 0 && (len(f.pending) >= maxPending || f.pendingN+len(data) > maxPendingBytes) {
+			f.pendingN -= len(f.pending[0].data)
 			f.pending = f.pending[1:]
 		}
 		f.pending = append(f.pending, frame{ft: ft, pts: pts, dur: dur, key: key, data: data})
+		f.pendingN += len(data)
 		f.maybeWriteHeadLocked()
 		return
 	}
@@ -330,7 +366,9 @@ func (f *outFile) writeHeadLocked() {
 	for i, ft := range f.tracks {
 		tracks[i] = ft.Track
 	}
-	l, err := mkv.NewHead(f.docType, tracks, "sanke", f.created)
+	l, err := mkv.NewHead(f.docType, tracks, "sanke", f.created, map[string]string{
+		tagRoom: f.s.room, tagParticipant: f.identity, tagSource: f.group, tagRecording: f.s.id,
+	})
 	if err == nil {
 		err = os.MkdirAll(f.s.dir, 0o755)
 	}
@@ -344,7 +382,8 @@ func (f *outFile) writeHeadLocked() {
 		_, err = f.spool.Write(l.Head)
 	}
 	if err != nil {
-		f.fail(err)
+		f.closeSpoolLocked()
+		f.spoolFailedLocked(err)
 		return
 	}
 	f.layout = l
@@ -354,7 +393,7 @@ func (f *outFile) writeHeadLocked() {
 	f.up = newUploader(f)
 	f.saveMetaLocked()
 	pend := f.pending
-	f.pending = nil
+	f.pending, f.pendingN = nil, 0
 	sort.SliceStable(pend, func(i, j int) bool { return pend[i].pts < pend[j].pts })
 	for _, p := range pend {
 		f.muxLocked(p.ft, p.pts, p.dur, p.key, p.data)
@@ -363,10 +402,36 @@ func (f *outFile) writeHeadLocked() {
 	go f.up.run()
 }
 
+// fail stops writing the file: what was written is kept and completed at the end. f.mu held.
 func (f *outFile) fail(err error) {
 	if f.failed == nil {
 		f.failed = err
-		f.s.log.Error("recording file failed", "file", f.name, "err", err)
+		f.s.log.Error("recording file failed: it is completed as far as it was written", "file", f.name, "err", err)
+	}
+}
+
+// spoolFailedLocked is fail for an error writing the spool (a full disk). f.mu held.
+func (f *outFile) spoolFailedLocked(err error) {
+	f.fail(err)
+	f.s.r.spoolFailed(err)
+}
+
+// isFailed reports whether writing the file failed.
+func (f *outFile) isFailed() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.failed != nil
+}
+
+// closeSpoolLocked closes the spool and index files, if open. f.mu held.
+func (f *outFile) closeSpoolLocked() {
+	if f.idx != nil {
+		_ = f.idx.Close()
+		f.idx = nil
+	}
+	if f.spool != nil && !f.headDone {
+		_ = f.spool.Close()
+		f.spool = nil
 	}
 }
 
@@ -384,12 +449,12 @@ func (f *outFile) muxLocked(ft *fileTrack, pts, dur int64, key bool, data []byte
 // appendClusterLocked appends a complete cluster to the spool, then its index entry.
 func (f *outFile) appendClusterLocked(b []byte, c *mkv.Cluster) {
 	if _, err := f.spool.WriteAt(b, c.Offset); err != nil {
-		f.fail(err)
+		f.spoolFailedLocked(err)
 		return
 	}
 	line, _ := json.Marshal(c)
 	if _, err := f.idx.Write(append(line, '\n')); err != nil {
-		f.fail(err)
+		f.spoolFailedLocked(err)
 		return
 	}
 	f.written = c.Offset + c.Size
@@ -433,9 +498,12 @@ func (f *outFile) finishEarly() {
 	f.stopReaders()
 }
 
-// finish closes the file, makes it seekable and stores it. It returns nil, nil for a file
-// that never received media.
-func (f *outFile) finish(ctx context.Context) (*ManifestFile, error) {
+// close stops the file and finalizes it in the spool (no store call): cues and the patched
+// head after the last cluster written. It returns nil, nil for a file that never received
+// media. A file whose writing failed (a full disk) is completed as far as it was written;
+// either way nothing of it is left running: its uploader is stopped, its share of the spool
+// accounting given back and its index file closed.
+func (f *outFile) close() (*spooledFile, error) {
 	f.mu.Lock()
 	if !f.closed {
 		f.closed = true
@@ -452,18 +520,42 @@ func (f *outFile) finish(ctx context.Context) (*ManifestFile, error) {
 				f.appendClusterLocked(b, c)
 			}
 		}
+		f.pending, f.pendingN = nil, 0
 	}
-	headDone, failed := f.headDone, f.failed
+	headDone, failed, written := f.headDone, f.failed, f.written
+	f.closeSpoolLocked()
 	f.mu.Unlock()
 	if !headDone {
 		return nil, failed
 	}
-	if failed != nil {
-		return nil, failed
-	}
 	f.up.stop()
 	f.up.release()
-	return completeFile(ctx, f.s.r, f.s.dir, f.metaForFinish(), f.spool, f.mux.Index(), float64(f.mux.Duration()))
+	// The clusters written, all of them unless writing failed.
+	var index []mkv.Cluster
+	var dur int64
+	for _, c := range f.mux.Index() {
+		if c.Offset+c.Size > written {
+			break
+		}
+		index = append(index, c)
+		dur = max(dur, c.End)
+	}
+	if failed == nil {
+		dur = f.mux.Duration()
+	} else if len(index) == 0 {
+		_ = f.spool.Close()
+		removeSpooled(f.s.dir, f.name)
+		return nil, failed
+	}
+	sf, err := finalizeSpool(f.s.r, f.s.dir, f.metaForFinish(), f.spool, index, float64(dur))
+	if err != nil {
+		return nil, err
+	}
+	if failed != nil {
+		f.s.log.Warn("a file whose writing failed is kept as far as it was written", "file", f.name,
+			"clusters", len(index), "duration_ms", dur, "err", failed)
+	}
+	return sf, nil
 }
 
 func (f *outFile) metaForFinish() fileMeta {
@@ -472,40 +564,56 @@ func (f *outFile) metaForFinish() fileMeta {
 	return f.metaLocked()
 }
 
-// completeFile finalizes a spooled file (cues and patched head, unless already done),
-// uploads what is missing, completes the upload and returns its manifest entry. Both the
-// normal end of a recording and crash recovery use it.
-func completeFile(ctx context.Context, r *Recorder, dir string, m fileMeta, spool *os.File, index []mkv.Cluster, durationMs float64) (*ManifestFile, error) {
+// spooledFile is a file finalized in the spool, to be stored.
+type spooledFile struct {
+	dir   string
+	meta  fileMeta
+	spool *os.File
+	total int64
+	// entry is the file's manifest entry.
+	entry ManifestFile
+}
+
+// finalizeSpool finalizes a spooled file in place: the clusters of index, then cues and the
+// patched head, so that it is seekable. If the spool cannot take the cues (a full disk), the
+// file is kept without them: playable, seeking by scanning. Both the end of a recording and
+// crash recovery use it; doing it again on the same spool gives the same file.
+func finalizeSpool(r *Recorder, dir string, m fileMeta, spool *os.File, index []mkv.Cluster, durationMs float64) (*spooledFile, error) {
 	end := m.Layout.HeadLen
 	if n := len(index); n > 0 {
 		end = index[n-1].Offset + index[n-1].Size
 	}
+	total, indexed := end, true
 	cues, head, err := mkv.Finalize(m.Layout, index, end, durationMs)
-	if err != nil {
-		return nil, err
+	if err == nil {
+		_, err = spool.WriteAt(cues, end)
 	}
-	if _, err := spool.WriteAt(cues, end); err != nil {
-		return nil, err
+	if err == nil {
+		err = spool.Truncate(end + int64(len(cues)))
 	}
-	if err := spool.Truncate(end + int64(len(cues))); err != nil {
-		return nil, err
+	if err == nil {
+		if _, err = spool.WriteAt(head, 0); err != nil {
+			// The head may be half written: put the original back, or the file is lost.
+			if _, rerr := spool.WriteAt(m.Layout.Head, 0); rerr != nil {
+				return nil, fmt.Errorf("restoring the head: %w (after %v)", rerr, err)
+			}
+		}
 	}
-	if _, err := spool.WriteAt(head, 0); err != nil {
-		return nil, err
-	}
-	total := end + int64(len(cues))
-	u := &uploader{r: r, key: m.Key, spool: spool, state: m.Upload, tailPrefix: tailPrefix(m.Key)}
-	if err := u.complete(ctx, total); err != nil {
-		return nil, err
+	if err == nil {
+		total = end + int64(len(cues))
+	} else {
+		// Stored as written, up to the last cluster (bytes past it are not uploaded).
+		r.log.Warn("cannot add the cues to a file: it is stored without them (playable, seeking scans)", "file", m.Name, "err", err)
+		indexed = false
 	}
 	h := sha256.New()
 	if _, err := io.Copy(h, io.NewSectionReader(spool, 0, total)); err != nil {
 		return nil, err
 	}
-	mf := &ManifestFile{
+	mf := ManifestFile{
 		Name: m.Name, Key: m.Key, Participant: m.Identity, Source: m.Group, ContentType: m.ContentType,
 		StartOffset: m.StartOffset, Duration: durationMs / 1000, Size: total,
-		SHA256: hex.EncodeToString(h.Sum(nil)), Indexed: true,
+		SHA256: hex.EncodeToString(h.Sum(nil)), Indexed: indexed, Tracks: []ManifestTrack{},
 	}
 	for _, t := range m.Tracks {
 		kind := "audio"
@@ -515,11 +623,27 @@ func completeFile(ctx context.Context, r *Recorder, dir string, m fileMeta, spoo
 		mf.Tracks = append(mf.Tracks, ManifestTrack{Number: t.Number, Kind: kind, Codec: t.CodecID,
 			Width: t.Width, Height: t.Height, TrackSIDs: t.SIDs})
 	}
-	_ = spool.Close()
-	for _, suffix := range []string{"", ".idx", ".json"} {
-		_ = os.Remove(filepath.Join(dir, m.Name+suffix))
+	return &spooledFile{dir: dir, meta: m, spool: spool, total: total, entry: mf}, nil
+}
+
+// store uploads what the store does not have of the file yet, completes it there and
+// removes it from the spool. Retries until ctx ends.
+func (sf *spooledFile) store(ctx context.Context, r *Recorder) error {
+	m := sf.meta
+	u := &uploader{r: r, key: m.Key, spool: sf.spool, state: m.Upload, tailPrefix: tailPrefix(m.Key)}
+	if err := u.complete(ctx, sf.total); err != nil {
+		return err
 	}
-	return mf, nil
+	_ = sf.spool.Close()
+	removeSpooled(sf.dir, m.Name)
+	return nil
+}
+
+// removeSpooled removes a file and its state from the spool.
+func removeSpooled(dir, name string) {
+	for _, suffix := range []string{"", ".idx", ".json"} {
+		_ = os.Remove(filepath.Join(dir, name+suffix))
+	}
 }
 
 // readIndex loads a file's cluster index, ignoring a torn last line and clusters that are

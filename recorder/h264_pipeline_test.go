@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -83,11 +82,7 @@ func h264TestFile(t *testing.T) (*Recorder, storage.Store, *outFile, *trackReade
 	if err != nil {
 		t.Fatal(err)
 	}
-	var w io.Writer = io.Discard
-	if os.Getenv("SANKE_TEST_LOG") != "" {
-		w = os.Stderr
-	}
-	r, err := New(Options{Store: store, SpoolDir: filepath.Join(dir, "spool"), Logger: slog.New(slog.NewTextHandler(w, nil))})
+	r, err := New(Options{Store: store, SpoolDir: filepath.Join(dir, "spool"), Logger: testLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +133,7 @@ func TestRecordH264Pipeline(t *testing.T) {
 			minVideo, minAudio := 140, 350
 			switch mode {
 			case "finish":
-				mf, err := f.finish(ctx)
+				mf, err := finishFile(ctx, f)
 				if err != nil || mf == nil {
 					t.Fatalf("finish: %v", err)
 				}
@@ -181,7 +176,7 @@ func TestRecordH264Pipeline(t *testing.T) {
 				if again := r.sweepStore(true); again > 0 {
 					t.Fatalf("sweep left an upload alone for %v", again)
 				}
-				m := readManifest(t, store, f.s.meta.Prefix)
+				m := readStoredManifest(t, store, f.s.meta.Prefix)
 				if len(m.Files) != 1 {
 					t.Fatalf("manifest: %+v", m)
 				}
@@ -222,8 +217,20 @@ func TestRecordH264Pipeline(t *testing.T) {
 	}
 }
 
-// readManifest reads a recording's manifest from the store.
-func readManifest(t *testing.T, store storage.Store, prefix string) Manifest {
+// finishFile finalizes a file in the spool and stores it, as the end of a session does.
+func finishFile(ctx context.Context, f *outFile) (*ManifestFile, error) {
+	sf, err := f.close()
+	if err != nil || sf == nil {
+		return nil, err
+	}
+	if err := sf.store(ctx, f.s.r); err != nil {
+		return nil, err
+	}
+	return &sf.entry, nil
+}
+
+// readStoredManifest reads a recording's manifest from the store.
+func readStoredManifest(t *testing.T, store storage.Store, prefix string) Manifest {
 	t.Helper()
 	rc, err := store.Get(context.Background(), prefix+ManifestName)
 	if err != nil {

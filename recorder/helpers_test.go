@@ -212,9 +212,28 @@ func waitRecorderIn(t testing.TB, rec *recorder.Recorder, room string) {
 // api calls the recording HTTP API with a token holding grant.
 func api(t testing.TB, target testclient.Target, method, path string, grant *auth.VideoGrant, out any) int {
 	t.Helper()
-	tok := target.Token(t, "api-caller", grant)
-	req, _ := http.NewRequest(method, target.HTTPURL+path, nil)
-	req.Header.Set("Authorization", "Bearer "+tok)
+	code, b := httpDo(t, method, target.HTTPURL+path, target.Token(t, "api-caller", grant))
+	if out != nil && code < 300 {
+		if err := json.Unmarshal(b, out); err != nil {
+			t.Fatalf("%s %s: %v: %s", method, path, err, b)
+		}
+	}
+	if code >= 300 && out != nil {
+		t.Logf("%s %s: %d %s", method, path, code, b)
+	}
+	return code
+}
+
+// httpDo sends a request (with a bearer token unless empty) without following redirects.
+func httpDo(t testing.TB, method, u, bearer string) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
 	cl := &http.Client{Timeout: 3 * time.Minute, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	resp, err := cl.Do(req)
 	if err != nil {
@@ -222,15 +241,7 @@ func api(t testing.TB, target testclient.Target, method, path string, grant *aut
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	if out != nil && resp.StatusCode < 300 {
-		if err := json.Unmarshal(b, out); err != nil {
-			t.Fatalf("%s %s: %v: %s", method, path, err, b)
-		}
-	}
-	if resp.StatusCode >= 300 && out != nil {
-		t.Logf("%s %s: %d %s", method, path, resp.StatusCode, b)
-	}
-	return resp.StatusCode
+	return resp.StatusCode, b
 }
 
 // publishCameraMic joins identity and publishes VP8 simulcast and Opus. Extra connect options

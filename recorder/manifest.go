@@ -20,7 +20,8 @@ type Manifest struct {
 	EndedAt        time.Time `json:"ended_at"`
 	// Duration is EndedAt - StartedAt in seconds.
 	Duration float64 `json:"duration"`
-	// Prefix is the key prefix of the files in the store.
+	// Prefix is the key prefix of the files in the store (the room's name in it is escaped,
+	// or, for recordings of releases before the escaping, sanitized: Room is the name).
 	Prefix string `json:"prefix"`
 	// Recovered is set when the recording was completed after a crash.
 	Recovered    bool                  `json:"recovered,omitempty"`
@@ -57,7 +58,8 @@ type ManifestFile struct {
 	// Indexed is false for a file completed from the store alone after a crash that could
 	// not be read back and indexed: it plays but has no cues (seeking is by scanning).
 	Indexed bool `json:"indexed"`
-	// URL is set in API answers only: a presigned URL or the authenticated download route.
+	// URL is set in API answers only: a signed link of the download route (relative to
+	// the server) or a presigned URL of an S3 store; both expire.
 	URL string `json:"url,omitempty"`
 }
 

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/livekit/protocol/auth"
 	"github.com/livekit/protocol/livekit"
 
@@ -28,7 +30,20 @@ var (
 	ErrNotRecording = errors.New("recorder: room is not being recorded")
 	// ErrClosed: the recorder is shutting down.
 	ErrClosed = errors.New("recorder: closed")
+	// ErrTooManyStarts: recordings of the room were started too often (see startEvery).
+	ErrTooManyStarts = errors.New("recorder: recordings of this room were started too often; try again in a few seconds")
 )
+
+// Recordings of a room started through the API: at most startBurst at once, then one per
+// startEvery (each makes a recording, files and a manifest in the store).
+const (
+	startEvery = 10 * time.Second
+	startBurst = 3
+)
+
+// stopUploadWait is how long StopRecording waits for the upload after the files are
+// finalized in the spool, before answering that the upload is pending.
+const stopUploadWait = 5 * time.Second
 
 // Rooms is what the recorder needs from the room layer: which rooms exist. *room.Manager
 // implements it.
@@ -62,7 +77,8 @@ type Options struct {
 	FlushInterval time.Duration
 	// ClusterMax bounds a cluster's duration (clusters also start at each video keyframe).
 	ClusterMax time.Duration
-	// LinkExpiry is the validity of presigned download URLs.
+	// LinkExpiry is the validity of download links: presigned URLs of an S3 store and the
+	// signed links of the download route.
 	LinkExpiry time.Duration
 	// AutoRooms are path.Match patterns of room names recorded automatically.
 	AutoRooms []string
@@ -125,6 +141,10 @@ type roomState struct {
 	// stopped: an API stop turned recording off for the rest of the room's life.
 	stopped bool
 	sess    *session
+	// starts limits the recordings started through the API.
+	starts *rate.Limiter
+	// refused: the room was not recorded because the spool is not writable (told once).
+	refused bool
 }
 
 // Recorder records rooms. It is a room.Observer: register it with room.Manager.AddObserver,
@@ -135,9 +155,13 @@ type Recorder struct {
 
 	mu        sync.Mutex
 	rooms     map[string]*roomState
-	sessions  map[string]*session // by recording id, until finalized
+	sessions  map[string]*session // by recording id, until stored
 	observers []Observer
 	closed    bool
+	health    health
+
+	catalog *catalog
+	links   linkSigner
 
 	queue   chan room.Event
 	ctx     context.Context
@@ -156,11 +180,14 @@ func New(opts Options) (*Recorder, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Recorder{
+	r := &Recorder{
 		opts: opts, log: opts.Logger.With("component", "recorder"),
 		rooms: map[string]*roomState{}, sessions: map[string]*session{},
 		queue: make(chan room.Event, 1024), ctx: ctx, cancel: cancel,
-	}, nil
+		links: newLinkSigner(opts.APISecret, opts.LinkExpiry),
+	}
+	r.catalog = newCatalog(r)
+	return r, nil
 }
 
 // AddObserver registers o for recording events. Call it before Start.
@@ -170,21 +197,34 @@ func (r *Recorder) AddObserver(o Observer) {
 	r.observers = append(r.observers, o)
 }
 
-// Start completes recordings interrupted by a crash (in the background) and begins handling
-// room events.
+// Start checks that the spool directory takes files (logging loudly if not: rooms are then
+// served but not recorded), then, in the background, checks the store, reads the recordings
+// it holds, completes recordings interrupted by a crash and handles room events.
 func (r *Recorder) Start() {
 	if !r.started.CompareAndSwap(false, true) {
 		return
 	}
-	r.wg.Add(2)
+	_ = r.checkSpool()
+	r.goBackground(r.eventLoop)
+	r.goBackground(r.checkStore)
+	r.goBackground(func() { r.catalog.load(r.ctx) })
+	r.goBackground(r.recoveryLoop)
+}
+
+// goBackground runs f in a goroutine that Close waits for; it reports false (and does not
+// run f) once the recorder is closing.
+func (r *Recorder) goBackground(f func()) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return false
+	}
+	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
-		r.eventLoop()
+		f()
 	}()
-	go func() {
-		defer r.wg.Done()
-		r.recoveryLoop()
-	}()
+	return true
 }
 
 // OnRoomEvent implements room.Observer: events are queued and handled in order.
@@ -276,7 +316,9 @@ func (r *Recorder) handle(e room.Event) {
 		wanted := st.wanted
 		r.mu.Unlock()
 		if wanted {
-			r.ensureSession(name, e.Room)
+			if _, err := r.ensureSession(name, e.Room, false); err != nil {
+				r.refuse(name, err)
+			}
 		}
 	case room.EventParticipantLeft:
 		if isRecorder(e.Participant) {
@@ -306,23 +348,47 @@ func (r *Recorder) handle(e room.Event) {
 	}
 }
 
-// ensureSession starts recording a room, or rejoins it with the current session.
-func (r *Recorder) ensureSession(name string, info *livekit.Room) *session {
+// ensureSession starts recording a room, or rejoins it with the current session. It fails
+// when the spool directory cannot take files, or, for a start through the API (fromAPI),
+// when recordings of the room were started too often.
+func (r *Recorder) ensureSession(name string, info *livekit.Room, fromAPI bool) (*session, error) {
+	r.mu.Lock()
+	st := r.rooms[name]
+	var s *session
+	if st != nil && st.sess != nil && !st.sess.ending() {
+		s = st.sess
+	}
+	r.mu.Unlock()
+	if s == nil {
+		if err := r.spoolUsable(); err != nil {
+			return nil, err
+		}
+	}
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
-		return nil
+		return nil, ErrClosed
 	}
-	st := r.rooms[name]
+	st = r.rooms[name]
 	if st == nil {
 		st = &roomState{info: info}
 		r.rooms[name] = st
 	}
-	s := st.sess
+	s = st.sess
+	if s != nil && s.ending() {
+		s = nil // stopped a moment ago: a new recording starts
+	}
 	created := s == nil
 	if created {
+		if st.starts == nil {
+			st.starts = rate.NewLimiter(rate.Every(startEvery), startBurst)
+		}
+		if fromAPI && !st.starts.Allow() {
+			r.mu.Unlock()
+			return nil, ErrTooManyStarts
+		}
 		s = newSession(r, info)
-		st.sess = s
+		st.sess, st.refused = s, false
 		r.sessions[s.id] = s
 	}
 	r.mu.Unlock()
@@ -330,10 +396,37 @@ func (r *Recorder) ensureSession(name string, info *livekit.Room) *session {
 		r.emit(Event{Type: EventRecordingStarted, RecordingID: s.id, Room: s.room})
 	}
 	s.attach()
-	return s
+	return s, nil
 }
 
-// sessionDone forgets a finalized session.
+// refuse reports, once per room, that it is not recorded.
+func (r *Recorder) refuse(name string, err error) {
+	if errors.Is(err, ErrClosed) {
+		return
+	}
+	r.mu.Lock()
+	st := r.rooms[name]
+	first := st != nil && !st.refused
+	if st != nil {
+		st.refused = true
+	}
+	r.mu.Unlock()
+	if first {
+		r.emit(Event{Type: EventRoomNotRecorded, Room: name, Error: err.Error()})
+	}
+}
+
+// sessionEnded lets the room start a new recording: s is finalized in the spool and only
+// uploads remain.
+func (r *Recorder) sessionEnded(s *session) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if st := r.rooms[s.room]; st != nil && st.sess == s {
+		st.sess = nil
+	}
+}
+
+// sessionDone forgets a session that is stored (or left in the spool for the next start).
 func (r *Recorder) sessionDone(s *session) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -365,9 +458,9 @@ func (r *Recorder) StartRecording(ctx context.Context, roomName string) (Status,
 	}
 	st.wanted, st.stopped = true, false
 	r.mu.Unlock()
-	s := r.ensureSession(roomName, rooms[0])
-	if s == nil {
-		return Status{}, ErrClosed
+	s, err := r.ensureSession(roomName, rooms[0], true)
+	if err != nil {
+		return Status{}, err
 	}
 	if rooms[0].GetNumParticipants() == 0 {
 		s.detach()
@@ -375,9 +468,10 @@ func (r *Recorder) StartRecording(ctx context.Context, roomName string) (Status,
 	return s.status(), nil
 }
 
-// StopRecording stops a room's recording and waits until its files and manifest are stored
-// (or ctx ends).
-func (r *Recorder) StopRecording(ctx context.Context, roomName string) (*Manifest, error) {
+// StopRecording stops a room's recording. It returns once the files are finalized in the
+// spool (no store call), after waiting a few seconds (stopUploadWait) for the upload, which
+// otherwise goes on in the background.
+func (r *Recorder) StopRecording(ctx context.Context, roomName string) (*StopResult, error) {
 	r.mu.Lock()
 	st := r.rooms[roomName]
 	var s *session
@@ -391,11 +485,18 @@ func (r *Recorder) StopRecording(ctx context.Context, roomName string) (*Manifes
 	}
 	go s.finish("stopped by API")
 	select {
-	case <-s.done:
-		return s.result()
+	case <-s.ended:
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+	t := time.NewTimer(stopUploadWait)
+	defer t.Stop()
+	select {
+	case <-s.done:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return s.stopResult(), nil
 }
 
 // Active returns the recordings in progress.
@@ -415,7 +516,8 @@ func (r *Recorder) Active() []Status {
 }
 
 // Close finishes every recording in progress (files and manifests uploaded, or left in the
-// spool for the next start when ctx ends first) and stops the recorder.
+// spool for the next start when ctx ends first) and stops the recorder: uploads still
+// retrying are abandoned to the spool when ctx ends.
 func (r *Recorder) Close(ctx context.Context) error {
 	r.mu.Lock()
 	r.closed = true
@@ -443,11 +545,6 @@ func (r *Recorder) Close(ctx context.Context) error {
 	return err
 }
 
-// sessionPrefix is the key prefix of a recording.
-func (r *Recorder) sessionPrefix(roomName, id string) string {
-	return r.opts.Prefix + safeName(roomName) + "/" + id + "/"
-}
-
 // addPending accounts for bytes waiting for upload and enforces the spool limit.
 func (r *Recorder) addPending(delta int64) {
 	n := r.spoolPending.Add(delta)
@@ -464,31 +561,3 @@ func (r *Recorder) addPending(delta int64) {
 
 // SpoolPending returns the bytes written but not yet uploaded.
 func (r *Recorder) SpoolPending() int64 { return r.spoolPending.Load() }
-
-func (r *Recorder) setStoreDown(down bool, err error) {
-	if down && r.storeDown.CompareAndSwap(false, true) {
-		r.emit(Event{Type: EventStoreUnavailable, Error: fmt.Sprintf("store %s unreachable, spooling locally: %v", r.opts.Store.Name(), err)})
-	} else if !down && r.storeDown.CompareAndSwap(true, false) {
-		r.emit(Event{Type: EventStoreAvailable})
-	}
-}
-
-// safeName turns a room or identity into a file/key component.
-func safeName(s string) string {
-	var b strings.Builder
-	for _, c := range s {
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_', c == '.':
-			b.WriteRune(c)
-		case c > 127:
-			b.WriteRune(c) // keep non-ASCII names (Chinese identities) readable
-		default:
-			b.WriteByte('_')
-		}
-	}
-	out := strings.Trim(b.String(), ".")
-	if out == "" {
-		out = "_"
-	}
-	return out
-}

@@ -122,6 +122,7 @@ func (r *Recorder) recoverSession(dir string) error {
 	}); err != nil {
 		return err
 	}
+	r.catalog.put(m, meta.Prefix)
 	if err := os.RemoveAll(dir); err != nil {
 		return err
 	}
@@ -177,11 +178,15 @@ func (r *Recorder) recoverFile(ctx context.Context, dir, metaPath string) (*Mani
 			m.Upload = uploadState{}
 		}
 	}
-	mf, err := completeFile(ctx, r, dir, m, spool, index, float64(dur))
+	sf, err := finalizeSpool(r, dir, m, spool, index, float64(dur))
+	if err == nil {
+		err = sf.store(ctx, r)
+	}
 	if err != nil {
 		spool.Close()
 		return nil, err
 	}
+	mf := sf.entry
 	mf.Recovered = true
-	return mf, nil
+	return &mf, nil
 }

@@ -368,20 +368,14 @@ func recordingStart(id string) (time.Time, bool) {
 	return t, err == nil
 }
 
-// fileOwner reads the participant and source back from a file name (newOutFile).
-func fileOwner(name string) (identity, source string) {
-	base := strings.TrimSuffix(name, path.Ext(name))
-	for _, g := range []string{"screen_share", "camera"} {
-		if i := strings.LastIndex(base, "_"+g); i > 0 {
-			return base[:i], g
-		}
-	}
-	return "", ""
-}
-
 // writeRecoveredManifest writes the manifest of a recording completed from the store alone,
-// unless it has one: room and id from the key, start time from the id, each file's size and
-// checksum, and what reading the file back found (tracks, duration, start).
+// unless it has one: id from the key, start time from the id, each file's size and checksum,
+// and what reading the file back found (tracks, duration, start, and the exact room and
+// participant in the file's tags). Access to a recording is decided on the room of its
+// manifest, so the room is taken only from the tags: a key names it escaped (or, before the
+// escaping, not one-to-one). A recording whose files carry no readable tags (written by an
+// older release, or unreadable) gets a manifest naming no room: it stays in the store, where
+// an administrator finds it, but no room's token lists it.
 func (r *Recorder) writeRecoveredManifest(ctx context.Context, prefix string, found map[string]*storedFile) error {
 	store := r.opts.Store
 	if _, err := store.Stat(ctx, prefix+ManifestName); err == nil {
@@ -394,8 +388,9 @@ func (r *Recorder) writeRecoveredManifest(ctx context.Context, prefix string, fo
 	parts := strings.Split(strings.TrimSuffix(strings.TrimPrefix(prefix, r.opts.Prefix), "/"), "/")
 	m := &Manifest{Prefix: prefix, Recovered: true, Participants: []ManifestParticipant{}, Files: []ManifestFile{}}
 	if len(parts) >= 2 {
-		m.Room, m.RecordingID = parts[len(parts)-2], parts[len(parts)-1]
+		m.RecordingID = parts[len(parts)-1]
 	}
+	rooms := map[string]bool{}
 	started, haveStart := recordingStart(m.RecordingID)
 	if haveStart {
 		m.StartedAt = started
@@ -417,10 +412,14 @@ func (r *Recorder) writeRecoveredManifest(ctx context.Context, prefix string, fo
 		}
 		mf := ManifestFile{Name: rel, Key: o.Key, ContentType: contentTypeOf(o.Key), Size: o.Size,
 			SHA256: hex.EncodeToString(h.Sum(nil)), Recovered: true, Tracks: []ManifestTrack{}}
-		mf.Participant, mf.Source = fileOwner(rel)
+		mf.Participant, mf.Source, _ = fileOwner(rel)
 		end := o.Modified
 		if sf := found[o.Key]; sf != nil && sf.scan != nil {
 			s := sf.scan
+			if room, ok := s.Tags[tagRoom]; ok {
+				rooms[room] = true
+				mf.Participant, mf.Source = s.Tags[tagParticipant], s.Tags[tagSource]
+			}
 			mf.Indexed = true
 			mf.Duration = float64(s.Duration) / 1000
 			if haveStart && !s.Created.IsZero() {
@@ -443,8 +442,28 @@ func (r *Recorder) writeRecoveredManifest(ctx context.Context, prefix string, fo
 	if haveStart && m.EndedAt.After(started) {
 		m.Duration = m.EndedAt.Sub(started).Seconds()
 	}
+	switch len(rooms) {
+	case 1:
+		for room := range rooms {
+			m.Room = room
+		}
+	default:
+		r.log.Warn("a recording completed from the store alone names no room in its files: its manifest names none, no room's token lists it",
+			"prefix", prefix, "rooms_found", len(rooms))
+	}
+	seen := map[string]bool{}
+	for _, f := range m.Files {
+		if f.Participant != "" && !seen[f.Participant] {
+			seen[f.Participant] = true
+			m.Participants = append(m.Participants, ManifestParticipant{Identity: f.Participant})
+		}
+	}
 	sort.Slice(m.Files, func(i, j int) bool { return m.Files[i].StartOffset < m.Files[j].StartOffset })
 	b := m.marshal()
+	if err := store.Put(ctx, prefix+ManifestName, bytes.NewReader(b), int64(len(b)), "application/json"); err != nil {
+		return err
+	}
+	r.catalog.put(m, prefix)
 	r.emit(Event{Type: EventRecordingRecovered, RecordingID: m.RecordingID, Room: m.Room, Manifest: m})
-	return store.Put(ctx, prefix+ManifestName, bytes.NewReader(b), int64(len(b)), "application/json")
+	return nil
 }

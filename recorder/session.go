@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/livekit/protocol/auth"
@@ -25,6 +26,20 @@ import (
 // finishTimeout bounds how long a session keeps retrying to store its files after it ended
 // (the store may be down); past it what is left stays in the spool for the next start.
 const finishTimeout = 30 * time.Minute
+
+// Bounds of a recording: its files (each is a spool file, an index, an uploader), and the
+// files of one participant's camera or screen share (a new one each time the track set
+// changes). Tracks past them are not recorded.
+const (
+	maxSessionFiles = 256
+	maxGroupFiles   = 16
+)
+
+// errFileLimit: a track was not recorded because of the bounds above.
+var errFileLimit = errors.New("file limit of the recording reached")
+
+// fileGroup is a participant's camera (and microphone) or screen share.
+type fileGroup struct{ identity, group string }
 
 // sessionMeta is a session's state file (session.json in its spool directory), what
 // recovery needs besides the files' own state.
@@ -55,14 +70,23 @@ type session struct {
 	wantConnect  bool
 	finishing    bool
 	files        []*outFile
-	byGroup      map[string]*outFile // identity/group -> current file
+	byGroup      map[fileGroup]*outFile // current file of each group
 	readers      sync.WaitGroup
 	participants map[string]*ManifestParticipant
 
-	finishOnce sync.Once
-	done       chan struct{}
-	manifest   *Manifest
-	err        error
+	// stopping is finishing, for readers that hold the recorder's lock.
+	stopping atomic.Bool
+
+	// end finalizes the files in the spool (local), then store uploads them.
+	endOnce   sync.Once
+	ended     chan struct{} // closed once local and spooled are set
+	local     *Manifest     // the manifest of the files finalized in the spool
+	spooled   []*spooledFile
+	lost      error // why files were left out of the recording
+	storeOnce sync.Once
+	done      chan struct{} // closed once stored or given up (manifest, err set)
+	manifest  *Manifest
+	err       error
 }
 
 func newRecordingID(t time.Time) string {
@@ -77,8 +101,8 @@ func newSession(r *Recorder, info *livekit.Room) *session {
 	s := &session{
 		r: r, id: id, room: info.GetName(), dir: filepath.Join(r.opts.SpoolDir, id),
 		log:     r.log.With("recording", id, "room", info.GetName()),
-		byGroup: map[string]*outFile{}, participants: map[string]*ManifestParticipant{},
-		done: make(chan struct{}),
+		byGroup: map[fileGroup]*outFile{}, participants: map[string]*ManifestParticipant{},
+		ended: make(chan struct{}), done: make(chan struct{}),
 	}
 	s.meta = sessionMeta{
 		ID: id, Room: info.GetName(), RoomSID: info.GetSid(), ClassSessionID: classSessionID(info.GetMetadata()),
@@ -115,12 +139,25 @@ func (s *session) participantList() []ManifestParticipant {
 func (s *session) status() Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := Status{RecordingID: s.id, Room: s.room, StartedAt: s.meta.StartedAt, Connected: s.lk != nil}
+	st := Status{RecordingID: s.id, Room: s.room, StartedAt: s.meta.StartedAt, Connected: s.lk != nil,
+		State: StateRecording, Files: []string{}}
 	for _, f := range s.files {
 		st.Files = append(st.Files, f.name)
 	}
+	select {
+	case <-s.ended:
+		st.State = StateUploading
+	default:
+		if s.finishing {
+			st.State = StateEnding
+		}
+	}
 	return st
 }
+
+// ending reports whether the session has begun to end (it records nothing more). It takes
+// no lock: the recorder asks while holding its own.
+func (s *session) ending() bool { return s.stopping.Load() }
 
 // attach joins the room (if not already in it) in the background.
 func (s *session) attach() {
@@ -263,16 +300,21 @@ func (s *session) onTrackSubscribed(track *webrtc.TrackRemote, pub *lksdk.Remote
 		s.mu.Unlock()
 		return
 	}
+	f, ft, err := s.fileFor(rp.Identity(), group, kind, mime, info)
+	if err != nil {
+		s.mu.Unlock()
+		s.log.Warn("track not recorded", "participant", rp.Identity(), "track", pub.SID(), "err", err)
+		return
+	}
 	now := time.Now()
 	p := s.participants[rp.Identity()]
 	if p == nil {
-		p = &ManifestParticipant{Identity: rp.Identity(), Name: rp.Name(), FirstSeen: now.Sub(s.meta.StartedAt).Seconds()}
+		p = &ManifestParticipant{Identity: rp.Identity(), Name: truncateUTF8(rp.Name(), maxTrackName), FirstSeen: now.Sub(s.meta.StartedAt).Seconds()}
 		s.participants[rp.Identity()] = p
 	}
-	if sid := rp.SID(); sid != "" && !contains(p.SIDs, sid) {
+	if sid := rp.SID(); sid != "" && !contains(p.SIDs, sid) && len(p.SIDs) < maxSIDs {
 		p.SIDs = append(p.SIDs, sid)
 	}
-	f, ft := s.fileFor(rp.Identity(), group, kind, mime, info)
 	tr := newTrackReader(f, ft, track, rp, mime, s.log)
 	s.readers.Add(1)
 	s.mu.Unlock()
@@ -296,16 +338,14 @@ func contains(list []string, s string) bool {
 }
 
 // fileFor picks (or creates) the file of a participant's group that takes a track of this
-// kind and codec. Called with s.mu held.
-func (s *session) fileFor(identity, group string, kind webrtc.RTPCodecType, mime string, info *livekit.TrackInfo) (*outFile, *fileTrack) {
-	gk := identity + "/" + group
-	if f := s.byGroup[gk]; f != nil {
-		if ft, ok := f.takeTrack(kind, mime, info); ok {
-			return f, ft
+// kind and codec; a file whose writing failed takes nothing more. Called with s.mu held.
+func (s *session) fileFor(identity, group string, kind webrtc.RTPCodecType, mime string, info *livekit.TrackInfo) (*outFile, *fileTrack, error) {
+	gk := fileGroup{identity, group}
+	old := s.byGroup[gk]
+	if old != nil && !old.isFailed() {
+		if ft, ok := old.takeTrack(kind, mime, info); ok {
+			return old, ft, nil
 		}
-		// The file's tracks are fixed and do not fit: continue in a new file.
-		s.log.Info("track set changed, starting a new file", "participant", identity, "group", group, "old", f.name)
-		go f.finishEarly()
 	}
 	n := 1
 	for _, f := range s.files {
@@ -313,28 +353,45 @@ func (s *session) fileFor(identity, group string, kind webrtc.RTPCodecType, mime
 			n++
 		}
 	}
+	if n > maxGroupFiles || len(s.files) >= maxSessionFiles {
+		return nil, nil, fmt.Errorf("%w (%d files of this participant's %s, %d in all)", errFileLimit, n-1, group, len(s.files))
+	}
+	if old != nil && !old.isFailed() {
+		// The file's tracks are fixed and do not fit: continue in a new file.
+		s.log.Info("track set changed, starting a new file", "participant", identity, "group", group, "old", old.name)
+		go old.finishEarly()
+	}
 	f := newOutFile(s, identity, group, n, mime, kind)
 	s.byGroup[gk] = f
 	s.files = append(s.files, f)
 	ft, _ := f.takeTrack(kind, mime, info)
-	return f, ft
+	return f, ft, nil
 }
 
-// finish ends the session with the default deadline.
+// finish ends the session and stores it, retrying uploads for up to finishTimeout or until
+// the recorder closes (what is not stored by then stays in the spool for the next start).
 func (s *session) finish(reason string) {
-	ctx, cancel := context.WithTimeout(context.Background(), finishTimeout)
+	ctx, cancel := context.WithTimeout(s.r.ctx, finishTimeout)
 	defer cancel()
 	s.finishCtx(ctx, reason)
 }
 
-// finishCtx ends the recording: leaves the room, completes every file and stores the
-// manifest. Only the first call does the work; the others wait for it.
+// finishCtx ends the session (end) and stores it (store), ctx bounding the uploads.
 func (s *session) finishCtx(ctx context.Context, reason string) {
-	s.finishOnce.Do(func() {
-		defer close(s.done)
+	s.end(reason)
+	s.store(ctx)
+}
+
+// end stops recording: it leaves the room, stops the readers and finalizes every file in the
+// spool, and makes the manifest. It calls no store: it takes at most the readers' grace
+// period and local disk writes. Only the first call does the work; the others wait for it.
+func (s *session) end(reason string) {
+	s.endOnce.Do(func() {
+		defer close(s.ended)
 		s.log.Info("recording ending", "reason", reason)
 		s.mu.Lock()
 		s.finishing = true
+		s.stopping.Store(true)
 		s.wantConnect = false
 		lk := s.lk
 		s.lk = nil
@@ -349,71 +406,128 @@ func (s *session) finishCtx(ctx context.Context, reason string) {
 			f.stopReaders()
 		}
 		waitTimeout(&s.readers, 5*time.Second)
-		ended := time.Now()
-		m, err := s.complete(ctx, files, ended, false)
-		s.manifest, s.err = m, err
-		if err != nil {
-			s.r.emit(Event{Type: EventRecordingFailed, RecordingID: s.id, Room: s.room,
-				Error: "recording kept in the spool for the next start: " + err.Error()})
-		} else {
-			s.r.emit(Event{Type: EventRecordingFinished, RecordingID: s.id, Room: s.room, Manifest: m})
-		}
-		s.r.sessionDone(s)
+		s.local, s.spooled, s.lost = s.finalize(files, time.Now())
+		s.r.sessionEnded(s)
 	})
 }
 
-// complete stores every file and then the manifest, and cleans up the spool.
-func (s *session) complete(ctx context.Context, files []*outFile, ended time.Time, recovered bool) (*Manifest, error) {
+// finalize finalizes the files in the spool (in parallel: each is hashed) and makes the
+// manifest. A file that cannot be finalized is left out (lost says why); the others are
+// stored all the same.
+func (s *session) finalize(files []*outFile, ended time.Time) (m *Manifest, spooled []*spooledFile, lost error) {
 	s.mu.Lock()
 	meta := s.meta
 	meta.Participants = s.participantList()
 	s.mu.Unlock()
-	m := &Manifest{
+	m = &Manifest{
 		RecordingID: s.id, Room: meta.Room, RoomSID: meta.RoomSID, ClassSessionID: meta.ClassSessionID,
 		StartedAt: meta.StartedAt, EndedAt: ended, Duration: ended.Sub(meta.StartedAt).Seconds(),
-		Prefix: meta.Prefix, Recovered: recovered, Participants: meta.Participants, Files: []ManifestFile{},
+		Prefix: meta.Prefix, Participants: meta.Participants, Files: []ManifestFile{},
 	}
-	var errs []error
-	results := make([]*ManifestFile, len(files))
+	results := make([]*spooledFile, len(files))
+	errs := make([]error, len(files))
 	var wg sync.WaitGroup
 	for i, f := range files {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			mf, err := f.finish(ctx)
-			if err != nil {
-				s.mu.Lock()
-				errs = append(errs, fmt.Errorf("%s: %w", f.name, err))
-				s.mu.Unlock()
-				return
+			results[i], errs[i] = f.close()
+			if errs[i] != nil {
+				errs[i] = fmt.Errorf("%s: %w", f.name, errs[i])
 			}
-			results[i] = mf
 		}()
 	}
 	wg.Wait()
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		lost = fmt.Errorf("files lost (the others are stored): %w", err)
+		s.log.Error("recording files lost", "err", err)
 	}
-	for _, mf := range results {
-		if mf != nil {
-			m.Files = append(m.Files, *mf)
+	for _, sf := range results {
+		if sf != nil {
+			spooled = append(spooled, sf)
+			m.Files = append(m.Files, sf.entry)
 		}
 	}
 	sort.Slice(m.Files, func(i, j int) bool { return m.Files[i].StartOffset < m.Files[j].StartOffset })
+	return m, spooled, lost
+}
+
+// store uploads the finalized files and then the manifest, retrying until ctx ends, and
+// cleans up the spool. Only the first call does the work; the others wait for it.
+func (s *session) store(ctx context.Context) {
+	<-s.ended
+	s.storeOnce.Do(func() {
+		defer close(s.done)
+		m, err := s.upload(ctx)
+		s.mu.Lock()
+		s.manifest, s.err = m, err
+		s.mu.Unlock()
+		if err != nil {
+			s.r.emit(Event{Type: EventRecordingFailed, RecordingID: s.id, Room: s.room,
+				Error: "recording kept in the spool for the next start: " + err.Error()})
+		} else {
+			e := Event{Type: EventRecordingFinished, RecordingID: s.id, Room: s.room, Manifest: m}
+			if s.lost != nil {
+				e.Error = s.lost.Error()
+			}
+			s.r.emit(e)
+		}
+		s.r.sessionDone(s)
+	})
+}
+
+// upload stores every finalized file, then the manifest, and removes the session's spool.
+func (s *session) upload(ctx context.Context) (*Manifest, error) {
+	m := s.local
+	errs := make([]error, len(s.spooled))
+	var wg sync.WaitGroup
+	for i, sf := range s.spooled {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := sf.store(ctx, s.r); err != nil {
+				errs[i] = fmt.Errorf("%s: %w", sf.meta.Name, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
 	b := m.marshal()
 	if err := retry(ctx, s.r, func() error {
-		return s.r.opts.Store.Put(ctx, meta.Prefix+ManifestName, bytes.NewReader(b), int64(len(b)), "application/json")
+		return s.r.opts.Store.Put(ctx, m.Prefix+ManifestName, bytes.NewReader(b), int64(len(b)), "application/json")
 	}); err != nil {
 		return nil, fmt.Errorf("manifest: %w", err)
 	}
+	s.r.catalog.put(m, m.Prefix)
 	if err := os.RemoveAll(s.dir); err != nil {
 		s.log.Warn("cannot clean spool directory", "err", err)
 	}
-	s.log.Info("recording stored", "files", len(m.Files), "prefix", meta.Prefix, "duration", m.Duration)
+	s.log.Info("recording stored", "files", len(m.Files), "prefix", m.Prefix, "duration", m.Duration)
 	return m, nil
 }
 
-func (s *session) result() (*Manifest, error) { return s.manifest, s.err }
+// stopResult is what StopRecording answers once the session ended.
+func (s *session) stopResult() *StopResult {
+	select {
+	case <-s.done:
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.err != nil {
+			return &StopResult{Manifest: s.local, Upload: UploadFailed, UploadError: s.err.Error()}
+		}
+		return &StopResult{Manifest: s.manifest, Upload: UploadStored}
+	default:
+		res := &StopResult{Manifest: s.local, Upload: UploadPending}
+		s.r.health.mu.Lock()
+		if err := s.r.health.storeErr; err != nil {
+			res.UploadError = err.Error()
+		}
+		s.r.health.mu.Unlock()
+		return res
+	}
+}
 
 // waitTimeout waits for wg, at most d.
 func waitTimeout(wg *sync.WaitGroup, d time.Duration) {

@@ -24,6 +24,11 @@ func tailPrefix(key string) string {
 	return key[:i+1] + inProgressDir + key[i+1:] + "/"
 }
 
+// maxTails bounds the tail objects of a file: past it, one object holding everything not
+// yet in a part replaces them (a file growing too slowly to fill a part, a muted
+// participant's, would otherwise add one every flush interval for the whole recording).
+const maxTails = 32
+
 // tailKey names the tail object holding the bytes from offset start.
 func tailKey(prefix string, start int64) string { return fmt.Sprintf("%s%016d", prefix, start) }
 
@@ -62,17 +67,20 @@ type uploader struct {
 	accounted int64 // this file's share of Recorder.spoolPending
 	lastTail  time.Time
 
+	// ctx ends the background uploads: stop cancels the call in flight rather than wait for
+	// a store that does not answer.
+	ctx     context.Context
+	cancel  context.CancelFunc
 	wake    chan struct{}
-	quit    chan struct{}
 	stopped chan struct{}
-	once    sync.Once
 }
 
 func newUploader(f *outFile) *uploader {
+	ctx, cancel := context.WithCancel(f.s.r.ctx)
 	return &uploader{
 		r: f.s.r, f: f, key: f.key, tailPrefix: tailPrefix(f.key), spool: f.spool,
-		written: f.written, lastTail: time.Now(),
-		wake: make(chan struct{}, 1), quit: make(chan struct{}), stopped: make(chan struct{}),
+		written: f.written, lastTail: time.Now(), ctx: ctx, cancel: cancel,
+		wake: make(chan struct{}, 1), stopped: make(chan struct{}),
 	}
 }
 
@@ -114,21 +122,24 @@ func (u *uploader) run() {
 	for {
 		if backoff > 0 {
 			select {
-			case <-u.quit:
+			case <-u.ctx.Done():
 				return
 			case <-time.After(backoff):
 			}
 		} else {
 			select {
-			case <-u.quit:
+			case <-u.ctx.Done():
 				return
 			case <-u.wake:
 			case <-tick.C:
 			}
 		}
-		ctx, cancel := context.WithTimeout(u.r.ctx, 2*time.Minute)
+		ctx, cancel := context.WithTimeout(u.ctx, 2*time.Minute)
 		err := u.step(ctx)
 		cancel()
+		if u.ctx.Err() != nil {
+			return
+		}
 		if err != nil {
 			u.r.setStoreDown(true, err)
 			backoff = min(max(backoff*2, 500*time.Millisecond), 5*time.Second)
@@ -146,9 +157,9 @@ func (u *uploader) release() {
 	u.accounted = 0
 }
 
-// stop ends the background uploads (complete does the rest).
+// stop ends the background uploads, cancelling the call in flight (complete does the rest).
 func (u *uploader) stop() {
-	u.once.Do(func() { close(u.quit) })
+	u.cancel()
 	<-u.stopped
 }
 
@@ -169,18 +180,37 @@ func (u *uploader) step(ctx context.Context) error {
 	}
 	if w > st.TailEnd && due {
 		start := max(st.TailEnd, st.PartEnd)
+		merge := len(st.Tails) >= maxTails
+		if merge {
+			// One object from the parts' end replaces the tails (it overwrites the first).
+			start = st.PartEnd
+		}
 		k := tailKey(u.tailPrefix, start)
 		if err := u.r.opts.Store.Put(ctx, k, io.NewSectionReader(u.spool, start, w-start), w-start, "application/octet-stream"); err != nil {
 			return err
 		}
 		u.r.setStoreDown(false, nil)
 		u.mu.Lock()
+		old := u.state.Tails
 		u.state.TailEnd = w
-		u.state.Tails = append(u.state.Tails, k)
+		if merge {
+			u.state.Tails = []string{k}
+		} else {
+			u.state.Tails = append(u.state.Tails, k)
+		}
 		u.lastTail = time.Now()
 		u.account()
 		u.mu.Unlock()
 		u.save()
+		if merge {
+			// Best effort: a tail left behind starts inside the merged one, and recovery
+			// takes only tails that continue what it has.
+			for _, o := range old {
+				if o != k {
+					_ = u.r.opts.Store.Delete(ctx, o)
+				}
+			}
+		}
 	}
 	return nil
 }

@@ -16,9 +16,10 @@ import (
 	"github.com/sanke-edu/sanke/recorder/storage"
 )
 
-// recorderCloseTimeout bounds how long shutdown waits for recordings to be stored; what is
-// not stored by then is completed from the spool at the next start.
-const recorderCloseTimeout = 30 * time.Second
+// recorderCloseTimeout bounds how long shutdown waits for recordings to be stored (a store
+// that does not answer must not hold the shutdown); what is not stored by then is completed
+// from the spool at the next start.
+const recorderCloseTimeout = 10 * time.Second
 
 // setupRecording builds the recorder from the configuration, registers its HTTP routes and
 // makes it observe the rooms. It does nothing when recording is disabled.
@@ -40,18 +41,16 @@ func (s *Server) setupRecording() error {
 		}
 		store = l
 	case "s3":
+		// The recorder checks the bucket (creating it if missing) in the background at
+		// start: a store that does not answer delays nothing.
 		s3, err := storage.NewS3(storage.S3Config{
 			Endpoint: rc.Storage.S3.Endpoint, Region: rc.Storage.S3.Region, Bucket: rc.Storage.S3.Bucket,
 			PathStyle: rc.Storage.S3.PathStyle, AccessKey: rc.Storage.S3.AccessKey, SecretKey: rc.Storage.S3.SecretKey,
+			Timeout: rc.Storage.S3.Timeout,
 		})
 		if err != nil {
 			return fmt.Errorf("recording store: %w", err)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if err := s3.EnsureBucket(ctx); err != nil {
-			s.logger.Warn("recording store: cannot check the bucket (uploads will be retried)", "store", s3.Name(), "err", err)
-		}
-		cancel()
 		store = s3
 	default:
 		return fmt.Errorf("recording.storage.type must be local or s3, not %q", rc.Storage.Type)

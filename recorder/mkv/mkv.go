@@ -6,6 +6,7 @@
 //	Segment (8-byte size field, "unknown" while recording)
 //	  Void     reserved for the SeekHead
 //	  Info     with a Duration element holding 0 (= unknown) while recording
+//	  Tags     global tags, if any (what the file is a recording of)
 //	  Tracks
 //	  Cluster* each with a known size, written only once complete
 //	  Cues     appended by Finish
@@ -26,7 +27,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/at-wat/ebml-go"
@@ -58,6 +61,7 @@ var (
 	idInfo    = []byte{0x15, 0x49, 0xA9, 0x66}
 	idTracks  = []byte{0x16, 0x54, 0xAE, 0x6B}
 	idCues    = []byte{0x1C, 0x53, 0xBB, 0x6B}
+	idTags    = []byte{0x12, 0x54, 0xC3, 0x67}
 	// durationZero is a Duration element (ID 0x4489, 8-byte float) holding 0.
 	durationZero = []byte{0x44, 0x89, 0x88, 0, 0, 0, 0, 0, 0, 0, 0}
 )
@@ -126,6 +130,23 @@ type infoElem struct {
 	Info info `ebml:"Info"`
 }
 
+// tagsElem holds global tags (a Tag with empty Targets applies to the whole file).
+type tagsElem struct {
+	Tags struct {
+		Tag []tagElem `ebml:"Tag"`
+	} `ebml:"Tags"`
+}
+
+type tagElem struct {
+	Targets   struct{}    `ebml:"Targets"`
+	SimpleTag []simpleTag `ebml:"SimpleTag"`
+}
+
+type simpleTag struct {
+	TagName   string `ebml:"TagName"`
+	TagString string `ebml:"TagString"`
+}
+
 type tracksElem struct {
 	Tracks webm.Tracks `ebml:"Tracks"`
 }
@@ -142,8 +163,9 @@ type seekHeadElem struct {
 	SeekHead webm.SeekHead `ebml:"SeekHead"`
 }
 
-// NewHead builds the head of a file: docType is "webm" or "matroska".
-func NewHead(docType string, tracks []Track, app string, created time.Time) (Layout, error) {
+// NewHead builds the head of a file: docType is "webm" or "matroska"; tags (may be nil)
+// become global tags of the file (Scan reads them back).
+func NewHead(docType string, tracks []Track, app string, created time.Time, tags map[string]string) (Layout, error) {
 	var buf bytes.Buffer
 	if err := ebml.Marshal(&ebmlHeader{Header: webm.EBMLHeader{
 		EBMLVersion: 1, EBMLReadVersion: 1, EBMLMaxIDLength: 4, EBMLMaxSizeLength: 8,
@@ -170,6 +192,16 @@ func NewHead(docType string, tracks []Track, app string, created time.Time) (Lay
 	}
 	l.DurationOffset = l.InfoOffset + int64(i)
 	buf.Write(ib.Bytes())
+	if len(tags) > 0 {
+		var te tagsElem
+		te.Tags.Tag = []tagElem{{}}
+		for _, k := range slices.Sorted(maps.Keys(tags)) {
+			te.Tags.Tag[0].SimpleTag = append(te.Tags.Tag[0].SimpleTag, simpleTag{TagName: k, TagString: tags[k]})
+		}
+		if err := ebml.Marshal(&te, &buf); err != nil {
+			return Layout{}, err
+		}
+	}
 	l.TracksOffset = int64(buf.Len())
 	var te []webm.TrackEntry
 	for _, t := range tracks {

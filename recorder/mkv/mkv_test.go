@@ -2,6 +2,7 @@ package mkv
 
 import (
 	"bytes"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,7 +29,7 @@ func TestMuxVP8Opus(t *testing.T) {
 		{Number: 1, Type: TypeVideo, CodecID: CodecVP8, Width: ivf.Width, Height: ivf.Height},
 		{Number: 2, Type: TypeAudio, CodecID: CodecOpus, CodecPrivate: OpusHead(2), SampleRate: 48000, Channels: 2},
 	}
-	l, err := NewHead("webm", tracks, "sanke-test", time.Unix(1700000000, 0))
+	l, err := NewHead("webm", tracks, "sanke-test", time.Unix(1700000000, 0), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,6 +95,9 @@ func TestMuxVP8Opus(t *testing.T) {
 	}
 }
 
+// scanTags are the tags of muxSynthetic's file (names with spaces and non-ASCII).
+var scanTags = map[string]string{"SANKE_ROOM": "class 1", "SANKE_PARTICIPANT": "王老师 a/b"}
+
 // muxSynthetic muxes 10 s of made-up video (a keyframe every second) and audio frames.
 func muxSynthetic(t *testing.T) (Layout, []Track, *Muxer, []byte) {
 	t.Helper()
@@ -101,7 +105,7 @@ func muxSynthetic(t *testing.T) (Layout, []Track, *Muxer, []byte) {
 		{Number: 1, Type: TypeAudio, CodecID: CodecOpus, CodecPrivate: OpusHead(2), SampleRate: 48000, Channels: 2},
 		{Number: 2, Type: TypeVideo, CodecID: CodecH264, CodecPrivate: []byte{1, 0x42, 0xc0, 0x1f, 0xff, 0xe0, 0}, Width: 640, Height: 360},
 	}
-	l, err := NewHead("matroska", tracks, "sanke-test", time.Unix(1700000000, 0))
+	l, err := NewHead("matroska", tracks, "sanke-test", time.Unix(1700000000, 0), scanTags)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,6 +201,9 @@ func TestScan(t *testing.T) {
 			}
 			if !s.Created.Equal(time.Unix(1700000000, 0)) {
 				t.Errorf("created %v", s.Created)
+			}
+			if !maps.Equal(s.Tags, scanTags) {
+				t.Errorf("tags %v, want %v", s.Tags, scanTags)
 			}
 			if len(s.Index) != tc.clusters {
 				t.Fatalf("%d clusters, want %d", len(s.Index), tc.clusters)

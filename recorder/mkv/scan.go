@@ -34,6 +34,8 @@ type Scanned struct {
 	Tracks []Track
 	// Created is the Info DateUTC: when the file was started.
 	Created time.Time
+	// Tags are the file's global tags (NewHead), nil if none.
+	Tags map[string]string
 	// Index lists the complete clusters, End is the offset right after the last one.
 	Index []Cluster
 	End   int64
@@ -95,8 +97,8 @@ type scanner struct {
 	lastSize []byte // the size field of the last header read
 }
 
-// head reads and copies the EBML header, the Segment header, the SeekHead or Void, Info and
-// Tracks.
+// head reads and copies the EBML header, the Segment header, the SeekHead or Void, Info,
+// Tags and Tracks.
 func (sc *scanner) head() (*Scanned, error) {
 	out := &Scanned{}
 	var head bytes.Buffer
@@ -140,6 +142,19 @@ func (sc *scanner) head() (*Scanned, error) {
 				return nil, errors.New("mkv: info has no 8-byte Duration")
 			}
 			l.DurationOffset = off + int64(len(id)+len(sc.lastSize)+i)
+		case bytes.Equal(id, idTags):
+			var te tagsElem
+			if err := ebml.Unmarshal(bytes.NewReader(b), &te, ebml.WithIgnoreUnknown(true)); err != nil {
+				return nil, fmt.Errorf("mkv: tags: %w", err)
+			}
+			for _, t := range te.Tags.Tag {
+				for _, st := range t.SimpleTag {
+					if out.Tags == nil {
+						out.Tags = map[string]string{}
+					}
+					out.Tags[st.TagName] = st.TagString
+				}
+			}
 		case bytes.Equal(id, idTracks):
 			l.TracksOffset = off
 			var te tracksElem

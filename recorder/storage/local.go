@@ -43,6 +43,37 @@ func (l *Local) Root() string { return l.root }
 // Name implements Store.
 func (l *Local) Name() string { return "local:" + l.root }
 
+// Check implements Checker: the folder can be created and written (a file is written,
+// synced and removed).
+func (l *Local) Check(context.Context) error {
+	if err := os.MkdirAll(l.root, 0o755); err != nil {
+		return fmt.Errorf("storage: %w", err)
+	}
+	return WriteProbe(l.root)
+}
+
+// WriteProbe reports whether files can be written in dir: it writes, syncs and removes one.
+func WriteProbe(dir string) error {
+	f, err := os.CreateTemp(dir, ".tmp-probe-*")
+	if err != nil {
+		return fmt.Errorf("storage: %s is not writable: %w", dir, err)
+	}
+	_, err = f.Write([]byte("sanke\n"))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if rerr := os.Remove(f.Name()); err == nil {
+		err = rerr
+	}
+	if err != nil {
+		return fmt.Errorf("storage: %s is not writable: %w", dir, err)
+	}
+	return nil
+}
+
 // Path returns the file that holds key, refusing keys that leave the root.
 func (l *Local) Path(key string) (string, error) {
 	clean := path.Clean("/" + key)

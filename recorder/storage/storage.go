@@ -72,3 +72,10 @@ type Store interface {
 	// Name describes the store for logs ("local:/path", "s3:bucket@endpoint").
 	Name() string
 }
+
+// Checker is a Store that can tell whether it takes writes (the recorder checks at start
+// and reports what it finds in its logs and API answers).
+type Checker interface {
+	// Check returns why the store cannot take objects now, or nil.
+	Check(ctx context.Context) error
+}
