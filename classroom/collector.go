@@ -40,6 +40,10 @@ type collector struct {
 	// finalized holds the sessions that have a record.
 	finalized map[string]bool
 	since     time.Time
+	// pending holds joins and leaves the store refused, oldest first (see writeConn);
+	// writeMu makes their writers take turns.
+	pending []connWrite
+	writeMu sync.Mutex
 }
 
 type joinInfo struct {
@@ -134,10 +138,8 @@ func (c *collector) handle(ctx context.Context, e room.Event) {
 		c.mu.Lock()
 		c.joined[p.GetSid()] = joinInfo{session: sess.ID, classroom: classroom, role: role, at: e.Time}
 		c.mu.Unlock()
-		if err := st.OpenConnection(ctx, store.Connection{Session: sess.ID, ParticipantSID: p.GetSid(), Classroom: classroom,
-			Identity: p.GetIdentity(), Role: string(role), JoinedAt: e.Time}); err != nil {
-			c.s.logger.Error("recording a join", "session", sess.ID, "identity", p.GetIdentity(), "err", err)
-		}
+		c.writeConn(ctx, connWrite{session: sess.ID, sid: p.GetSid(), open: &store.Connection{Session: sess.ID,
+			ParticipantSID: p.GetSid(), Classroom: classroom, Identity: p.GetIdentity(), Role: string(role), JoinedAt: e.Time}})
 		if _, member := RoleFor(sess, classroom); !member {
 			c.s.logger.Info("participant outside the session's classrooms joined", "session", sess.ID, "identity", p.GetIdentity())
 		}
@@ -153,10 +155,9 @@ func (c *collector) handle(ctx context.Context, e room.Event) {
 		c.mu.Lock()
 		delete(c.joined, p.GetSid())
 		c.mu.Unlock()
-		if err := st.CloseConnection(ctx, sess.ID, p.GetSid(), e.Time, e.Reason.String()); err != nil {
-			c.s.logger.Error("recording a leave", "session", sess.ID, "identity", p.GetIdentity(), "err", err)
-		}
+		c.writeConn(ctx, connWrite{session: sess.ID, sid: p.GetSid(), at: e.Time, by: e.Reason.String()})
 	case room.EventRoomFinished:
+		c.retryConnWrites(ctx) // leaves written at their own time, not at the room's end
 		if err := st.CloseSession(ctx, sess.ID, e.Time, "room_finished"); err != nil {
 			c.s.logger.Error("closing a session's connections", "session", sess.ID, "err", err)
 		}
@@ -179,6 +180,7 @@ type classroomVideo struct {
 // sample takes one pass over the rooms of sessions: heartbeats for open connections, video
 // delivery spans and quality samples of receiving classrooms.
 func (c *collector) sample(ctx context.Context, now time.Time) {
+	c.retryConnWrites(ctx)
 	idx := c.s.Index()
 	tick := &store.Tick{At: now, Samples: map[string][]coverage.Sample{}}
 	c.mu.Lock()
@@ -299,7 +301,7 @@ func (c *collector) finalizeDue(ctx context.Context, now time.Time) {
 		c.mu.Lock()
 		skip := c.finalized[sess.ID] || sess.End.Before(c.since)
 		c.mu.Unlock()
-		if skip {
+		if skip || c.pendingFor(sess.ID) {
 			continue
 		}
 		if err := c.finalize(ctx, idx, sess, now); err != nil {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -165,10 +166,7 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 		s.mux.Handle("/debug/pprof/symbol", loopbackOnly(http.HandlerFunc(pprof.Symbol)))
 		s.mux.Handle("/debug/pprof/cmdline", loopbackOnly(http.HandlerFunc(pprof.Cmdline)))
 	}
-	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain")
-		_, _ = w.Write([]byte("ok\n"))
-	})
+	s.mux.HandleFunc("GET /healthz", s.handleHealth)
 	if err := s.setupRecording(); err != nil { // recording: see recording.go
 		_ = s.closeSockets()
 		return nil, err
@@ -181,6 +179,20 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 	s.front = frontHandler(s.mux, cfg.HTTP.WriteTimeout)
 	s.conns = newConnCounter(cfg.HTTP.MaxConns, cfg.HTTP.MaxConnsPerIP, logger)
 	return s, nil
+}
+
+// handleHealth answers "ok" while the server serves classes, followed by a "warning:" line
+// for each problem that does not stop it (e.g. recording impossible: an unwritable spool).
+func (s *Server) handleHealth(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	var b strings.Builder
+	b.WriteString("ok\n")
+	if s.recorder != nil {
+		for _, p := range s.recorder.Problems() {
+			b.WriteString("warning: recording: " + p + "\n")
+		}
+	}
+	_, _ = io.WriteString(w, b.String())
 }
 
 // Handler returns the HTTP handler with every route (used by tests and by Run).

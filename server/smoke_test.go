@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -192,5 +193,31 @@ func TestDevPprof(t *testing.T) {
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET /debug/pprof/goroutine: HTTP %d", resp.StatusCode)
+	}
+}
+
+// TestHealthWarnsRecordingImpossible: a spool that cannot be written (here a path under a
+// regular file, which no user, root included, can create) keeps the server serving, and
+// /healthz says that nothing can be recorded.
+func TestHealthWarnsRecordingImpossible(t *testing.T) {
+	dir := t.TempDir()
+	blocker := filepath.Join(dir, "not-a-dir")
+	if err := os.WriteFile(blocker, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	url, _ := startTestServerWith(t, func(c *config.Config) {
+		c.DataDir = dir
+		c.Recording.Enabled = true
+		c.Recording.SpoolDir = filepath.Join(blocker, "spool")
+	})
+	resp, err := http.Get(strings.Replace(url, "ws://", "http://", 1) + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(string(body), "ok\n") ||
+		!strings.Contains(string(body), "warning: recording: nothing can be recorded") {
+		t.Fatalf("/healthz: %d %q; want ok and a recording warning", resp.StatusCode, body)
 	}
 }
