@@ -127,11 +127,13 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 			NodeId:   s.nodeID,
 		},
 	}
-	s.rooms = room.NewManager(roomCfg, media, logger)
+	// The relay first: the manager keeps a copy of roomCfg, TURN included.
 	if err := s.startTURN(roomCfg, bindIP); err != nil { // see turn.go
 		_ = media.Close()
 		return nil, err
 	}
+	s.rooms = room.NewManager(roomCfg, media, logger)
+	s.endTURNOnLeave()
 
 	s.signal = signaling.NewHandler(signaling.Config{
 		MaxMessageBytes:   cfg.Signal.MaxMessageBytes,

@@ -9,9 +9,8 @@ import (
 	"github.com/sanke-edu/sanke/turnserver"
 )
 
-// startTURN starts the embedded TURN relay when turn.enabled is set, hands its credentials
-// to the rooms' join responses and ends them when their participants leave. The rooms'
-// manager must exist.
+// startTURN starts the embedded TURN relay when turn.enabled is set and hands its
+// credentials to the rooms' join responses (rc, before the rooms' manager copies it).
 func (s *Server) startTURN(rc *room.Config, bindIP string) error {
 	c := s.cfg.TURN
 	if !c.Enabled {
@@ -55,12 +54,20 @@ func (s *Server) startTURN(rc *room.Config, bindIP string) error {
 	}
 	s.turn = relay
 	rc.TURN = relay.ICEServer
+	return nil
+}
+
+// endTURNOnLeave ends a participant's use of the relay, if any, when it leaves. The rooms'
+// manager must exist.
+func (s *Server) endTURNOnLeave() {
+	if s.turn == nil {
+		return
+	}
 	s.rooms.AddObserver(room.ObserverFunc(func(e room.Event) {
 		if e.Type == room.EventParticipantLeft && e.Participant != nil {
-			relay.Left(e.Participant.Sid)
+			s.turn.Left(e.Participant.Sid)
 		}
 	}))
-	return nil
 }
 
 // mediaIPs returns the addresses the SFU's ICE candidates advertise, the only ones the
