@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,6 +23,7 @@ import (
 	"github.com/twitchtv/twirp"
 
 	"github.com/sanke-edu/sanke/config"
+	"github.com/sanke-edu/sanke/internal/connlimit"
 	"github.com/sanke-edu/sanke/recorder" // recording: see recording.go
 	"github.com/sanke-edu/sanke/room"
 	"github.com/sanke-edu/sanke/roomapi"
@@ -54,8 +56,8 @@ type Server struct {
 	signal   *signaling.Handler
 	roomAPI  *roomapi.Service
 	mux      *http.ServeMux
-	front    http.Handler // mux behind the security headers, body bound and write deadlines
-	conns    *connCounter // the HTTP connections open, within http.max_conns(_per_ip)
+	front    http.Handler       // mux behind the security headers, body bound and write deadlines
+	conns    *connlimit.Limiter // the HTTP connections open, within http.max_conns(_per_ip)
 	nodeID   string
 	listener []net.Listener
 	turn     *turnserver.Server // nil unless turn.enabled: see turn.go
@@ -69,6 +71,14 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, logger: logger, nodeID: guid.New(guid.NodePrefix)}
+	// Loopback clients (a reverse proxy on this host, the recorder) are not held to the
+	// per-address cap.
+	conns, err := connlimit.New(connlimit.Config{Max: cfg.HTTP.MaxConns, MaxPerAddr: cfg.HTTP.MaxConnsPerIP,
+		Exempt: netip.Addr.IsLoopback, Logger: logger.With("listener", "http", "settings", "http.max_conns, http.max_conns_per_ip")})
+	if err != nil {
+		return nil, err
+	}
+	s.conns = conns
 	bindIP := ""
 	if len(cfg.BindAddresses) == 1 && cfg.BindAddresses[0] != "0.0.0.0" && cfg.BindAddresses[0] != "" {
 		bindIP = cfg.BindAddresses[0]
@@ -179,7 +189,6 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 	}
 	s.setupWebClient() // web client at "/" (issue 6): see webclient.go
 	s.front = frontHandler(s.mux, cfg.HTTP.WriteTimeout)
-	s.conns = newConnCounter(cfg.HTTP.MaxConns, cfg.HTTP.MaxConnsPerIP, logger)
 	return s, nil
 }
 

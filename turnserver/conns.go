@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"net"
-	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,18 +17,16 @@ import (
 // read loop takes (its default InboundMTU): larger frames end the connection.
 const inboundMTU = 1600
 
-// connTracker bounds and tracks the open TURN/TCP and TURN/TLS connections.
+// connTracker knows the open TURN/TCP and TURN/TLS connections by their two ends, so that
+// the end of an allocation reaches its connection. How many may be open is bounded by the
+// server's connlimit.Limiter, before a connection gets here.
 type connTracker struct {
-	limits Limits
-
 	mu     sync.Mutex
-	total  int
-	byAddr map[netip.Addr]int
 	byPair map[string]*turnConn // connPair(remote, local) -> connection
 }
 
-func newConnTracker(limits Limits) *connTracker {
-	return &connTracker{limits: limits, byAddr: map[netip.Addr]int{}, byPair: map[string]*turnConn{}}
+func newConnTracker() *connTracker {
+	return &connTracker{byPair: map[string]*turnConn{}}
 }
 
 // connPair names a connection by its two ends, as pion reports an allocation's client
@@ -38,27 +35,17 @@ func connPair(remote, local net.Addr) string {
 	return remote.Network() + " " + remote.String() + " " + local.String()
 }
 
-// admit counts new connection c, or refuses it when a bound is reached.
-func (t *connTracker) admit(c *turnConn) bool {
+// add registers new connection c.
+func (t *connTracker) add(c *turnConn) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.total >= t.limits.Connections || t.byAddr[c.ip] >= t.limits.ConnectionsPerAddress {
-		return false
-	}
-	t.total++
-	t.byAddr[c.ip]++
 	t.byPair[c.pair] = c
-	return true
 }
 
-// remove uncounts a closed connection.
+// remove forgets a closed connection.
 func (t *connTracker) remove(c *turnConn) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.total--
-	if t.byAddr[c.ip]--; t.byAddr[c.ip] <= 0 {
-		delete(t.byAddr, c.ip)
-	}
 	if t.byPair[c.pair] == c {
 		delete(t.byPair, c.pair)
 	}
@@ -75,16 +62,15 @@ func (t *connTracker) unallocated(src, dst net.Addr) {
 	}
 }
 
-// turnListener accepts TURN/TCP or TURN/TLS connections within the connection bounds.
+// turnListener accepts TURN/TCP or TURN/TLS connections.
 type turnListener struct {
-	net.Listener
-	tls *tls.Config // nil: plain TCP
-	s   *Server
+	net.Listener             // within the connection bounds (Server.limit)
+	tls          *tls.Config // nil: plain TCP
+	s            *Server
 }
 
-// Accept returns the next admitted connection. Connections over a bound are closed at
-// once; a failing accept (out of file descriptors) is retried after a pause instead of
-// ending pion's accept loop, as net/http does.
+// Accept returns the next connection. A failing accept (out of file descriptors) is retried
+// after a pause instead of ending pion's accept loop, as net/http does.
 func (l *turnListener) Accept() (net.Conn, error) {
 	var pause time.Duration
 	for {
@@ -99,19 +85,14 @@ func (l *turnListener) Accept() (net.Conn, error) {
 			continue
 		}
 		pause = 0
-		c := &turnConn{Conn: raw, s: l.s, ip: addrPort(raw.RemoteAddr()).Addr(),
-			pair: connPair(raw.RemoteAddr(), raw.LocalAddr()), buf: make([]byte, inboundMTU)}
+		c := &turnConn{Conn: raw, s: l.s, pair: connPair(raw.RemoteAddr(), raw.LocalAddr()), buf: make([]byte, inboundMTU)}
 		if l.tls != nil {
 			c.Conn = tls.Server(raw, l.tls)
 		}
 		c.frames = turn.NewSTUNConn(c.Conn)
 		// The deadline covers the TLS handshake and the first allocation (Write lifts it).
 		_ = raw.SetDeadline(time.Now().Add(l.s.cfg.Limits.SetupTimeout))
-		if !l.s.conns.admit(c) {
-			l.s.logger.Debug("turn connection refused: too many open", "client", raw.RemoteAddr().String())
-			_ = raw.Close()
-			continue
-		}
+		l.s.conns.add(c)
 		return c, nil
 	}
 }
@@ -120,9 +101,8 @@ func (l *turnListener) Accept() (net.Conn, error) {
 // refused requests answered here (refusal), a deadline until it allocates, and after a
 // ConnectionBind (RFC 6062) the peer's raw bytes.
 type turnConn struct {
-	net.Conn // TCP, or TLS over it
+	net.Conn // TCP (counted in Server.limit until closed), or TLS over it
 	s        *Server
-	ip       netip.Addr
 	pair     string
 
 	frames  *turn.STUNConn // framing over Conn
@@ -185,7 +165,7 @@ func (c *turnConn) unsettle() {
 	_ = c.Conn.SetDeadline(time.Now().Add(c.s.cfg.Limits.SetupTimeout))
 }
 
-// Close closes the connection and uncounts it.
+// Close closes the connection, which gives its place back, and forgets it.
 func (c *turnConn) Close() error {
 	return c.closed.do(func() error {
 		c.s.conns.remove(c)

@@ -2,10 +2,8 @@ package turnserver
 
 import (
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"net"
-	"os"
 	"testing"
 	"time"
 
@@ -62,10 +60,8 @@ func TestAllocationQuotas(t *testing.T) {
 // only bounds a failing test.
 func waitClosed(t *testing.T, conn net.Conn, what string) {
 	t.Helper()
-	_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
-	n, err := conn.Read(make([]byte, 512))
-	if n != 0 || err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Fatalf("%s: read %d bytes, %v; want it closed by the server", what, n, err)
+	if got := tc.AwaitClose(t, conn, 30*time.Second, what); got != "" {
+		t.Fatalf("%s: read %q; want it closed by the server", what, got)
 	}
 }
 
@@ -95,13 +91,7 @@ func binds(conn net.Conn) error {
 // dialFrom opens a TCP connection to addr from local address ip.
 func dialFrom(t *testing.T, ip, addr string) net.Conn {
 	t.Helper()
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
-	conn, err := d.Dial("tcp4", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	return conn
+	return tc.DialFrom(t, ip, addr)
 }
 
 // TestIdleConnections: TURN/TCP and TURN/TLS connections that do not allocate within the

@@ -37,6 +37,7 @@ import (
 	"github.com/livekit/protocol/livekit"
 	"github.com/pion/turn/v5"
 
+	"github.com/sanke-edu/sanke/internal/connlimit"
 	"github.com/sanke-edu/sanke/internal/pionlog"
 )
 
@@ -115,8 +116,13 @@ func Start(cfg Config, logger *slog.Logger) (*Server, error) {
 		secret: []byte(secret),
 		media:  media,
 		ledger: newLedger(cfg.Limits),
-		conns:  newConnTracker(cfg.Limits),
+		conns:  newConnTracker(),
 		logger: logger.With("component", "turn"),
+	}
+	s.limit, err = connlimit.New(connlimit.Config{Max: cfg.Limits.Connections, MaxPerAddr: cfg.Limits.ConnectionsPerAddress,
+		Logger: s.logger.With("listener", "turn", "settings", "turn.max_connections, turn.max_connections_per_address")})
+	if err != nil {
+		return nil, err
 	}
 
 	bind := cfg.BindIP
@@ -158,7 +164,7 @@ func Start(cfg Config, logger *slog.Logger) (*Server, error) {
 			return fmt.Errorf("turn: listen tcp %d: %w", port, err)
 		}
 		closers = append(closers, l.Close)
-		sc.ListenerConfigs = append(sc.ListenerConfigs, turn.ListenerConfig{Listener: &turnListener{Listener: l, tls: tlsConf, s: s},
+		sc.ListenerConfigs = append(sc.ListenerConfigs, turn.ListenerConfig{Listener: &turnListener{Listener: s.limit.Listener(l), tls: tlsConf, s: s},
 			RelayAddressGenerator: gen, PermissionHandler: s.permitted})
 		return nil
 	}
@@ -186,9 +192,10 @@ type Server struct {
 	cfg    Config
 	secret []byte
 	turn   *turn.Server
-	media  *mediaPeers  // the only peers relayed to
-	ledger *ledger      // participants in session and their allocations
-	conns  *connTracker // open TURN/TCP and TURN/TLS connections
+	media  *mediaPeers        // the only peers relayed to
+	ledger *ledger            // participants in session and their allocations
+	limit  *connlimit.Limiter // bounds the open TURN/TCP and TURN/TLS connections
+	conns  *connTracker       // and knows them by their two ends
 	logger *slog.Logger
 }
 

@@ -262,9 +262,7 @@ func TestRelayLeft(t *testing.T) {
 	}
 	r.Left("PA_leaver")
 	tc.Eventually(t, 10*time.Second, "allocations and connections closed", func() (bool, string) {
-		r.conns.mu.Lock()
-		conns := r.conns.total
-		r.conns.mu.Unlock()
+		conns := r.limit.Open()
 		return r.Allocations() == 0 && conns == 0, fmt.Sprintf("%d allocations, %d connections", r.Allocations(), conns)
 	})
 	if _, err := r.allocate(t, "udp", user, password); tc.TURNErrorCode(err) != 401 {
