@@ -131,6 +131,16 @@ type RTCConfig struct {
 	UDPPort int `koanf:"udp_port"`
 	// TCPPort is the ICE-TCP port for clients whose firewalls block UDP; 0 disables it.
 	TCPPort int `koanf:"tcp_port"`
+	// TCPMaxConns caps the ICE-TCP connections open at once; further ones are closed as
+	// soon as they are accepted.
+	TCPMaxConns int `koanf:"tcp_max_conns"`
+	// TCPMaxConnsPerIP caps those from one client address; the server's own media addresses
+	// (the embedded TURN relay connects from them) are not counted against it. 0: no
+	// per-address cap.
+	TCPMaxConnsPerIP int `koanf:"tcp_max_conns_per_ip"`
+	// TCPSetupTimeout closes an ICE-TCP connection whose first STUN binding request has not
+	// arrived within it, or named no session of this server.
+	TCPSetupTimeout time.Duration `koanf:"tcp_setup_timeout"`
 	// NodeIP is the IP address advertised in ICE candidates; empty means the interface addresses.
 	NodeIP string `koanf:"node_ip"`
 	// IncludeLoopback advertises loopback candidates (on in dev mode, for same-host clients).
@@ -354,6 +364,10 @@ func Default() *Config {
 			PacketCacheSize: 512,
 			DirectSRTP:      true,
 			DownlinkControl: true,
+
+			TCPMaxConns:      8192,
+			TCPMaxConnsPerIP: 1024,
+			TCPSetupTimeout:  10 * time.Second,
 		},
 		TURN: TURNConfig{
 			UDPPort:             3478,

@@ -40,6 +40,9 @@ func (c *Config) Validate() error {
 	if c.RTC.TCPPort != 0 && c.RTC.TCPPort == c.Port {
 		add("rtc.tcp_port", "%d is already used by port (HTTP/websocket)", c.RTC.TCPPort)
 	}
+	if c.RTC.TCPPort != 0 {
+		c.validateICETCP(add)
+	}
 	if c.RTC.NodeIP != "" && net.ParseIP(c.RTC.NodeIP) == nil {
 		add("rtc.node_ip", "%q is not an IP address", c.RTC.NodeIP)
 	}
@@ -142,6 +145,20 @@ func (c *Config) Validate() error {
 	}
 	c.validateHTTP(add, checkDuration)
 	return errors.Join(errs...)
+}
+
+// validateICETCP checks the bounds of the ICE-TCP listener.
+func (c *Config) validateICETCP(add func(key, format string, args ...any)) {
+	r := c.RTC
+	if r.TCPMaxConns < 1 {
+		add("rtc.tcp_max_conns", "must be at least 1, got %d", r.TCPMaxConns)
+	}
+	if r.TCPMaxConnsPerIP < 0 {
+		add("rtc.tcp_max_conns_per_ip", "must be 0 (no per-address cap) or positive, got %d", r.TCPMaxConnsPerIP)
+	}
+	if r.TCPSetupTimeout <= 0 {
+		add("rtc.tcp_setup_timeout", "must be a positive duration, got %s", r.TCPSetupTimeout)
+	}
 }
 
 // validateTURNLimits checks the relay's secret, credential lifetime and bounds.

@@ -14,6 +14,7 @@ import (
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/sanke-edu/sanke/internal/connlimit"
 	"github.com/sanke-edu/sanke/internal/pionlog"
 	"github.com/sanke-edu/sanke/sfu/srtpout"
 	"github.com/sanke-edu/sanke/sfu/udpsock"
@@ -25,6 +26,13 @@ type MediaConfig struct {
 	UDPPort int
 	// TCPPort is the ICE-TCP port (passive) for UDP-blocked clients; 0 disables ICE-TCP.
 	TCPPort int
+	// TCPLimit bounds the ICE-TCP connections open at once (Max at least 1 when TCPPort is
+	// set); connections beyond are closed as soon as they are accepted.
+	TCPLimit connlimit.Config
+	// TCPSetupTimeout closes an ICE-TCP connection whose first STUN binding request has not
+	// arrived within it, or named a session the node does not have (pion's
+	// TCPMuxParams.FirstStunBindTimeout and AliveDurationForConnFromStun). 0: 10 s.
+	TCPSetupTimeout time.Duration
 	// BindIP restricts the media sockets to one address (e.g. 127.0.0.1 in dev); empty: all.
 	BindIP string
 	// NodeIP is advertised as the host candidate address when set (1:1 NAT).
@@ -49,6 +57,7 @@ type MediaAPI struct {
 	se      webrtc.SettingEngine
 	udp     *net.UDPConn
 	udpPort int
+	tcp     *connlimit.Limiter // the ICE-TCP connections; nil without ICE-TCP
 	direct  bool
 	control bool // DownlinkControl
 	closers []func() error
@@ -120,6 +129,14 @@ func (m *MediaAPI) directAddr(ice *webrtc.ICETransport) *net.UDPAddr {
 	return &net.UDPAddr{IP: ip, Port: int(pair.Remote.Port)}
 }
 
+// TCPConns returns the number of ICE-TCP connections open.
+func (m *MediaAPI) TCPConns() int {
+	if m.tcp == nil {
+		return 0
+	}
+	return m.tcp.Open()
+}
+
 // Close releases the shared media sockets.
 func (m *MediaAPI) Close() error {
 	var first error
@@ -130,6 +147,11 @@ func (m *MediaAPI) Close() error {
 	}
 	return first
 }
+
+// defaultTCPSetupTimeout is MediaConfig.TCPSetupTimeout's default: a rural client's first
+// STUN request arrives within a few seconds of its connection (a one-second round trip, a
+// lost segment or two, its checks paced behind the UDP pairs it tries first).
+const defaultTCPSetupTimeout = 10 * time.Second
 
 // Header extensions the SFU negotiates. Mid/RID are required for simulcast; audio level
 // feeds speaker detection; transport-cc lets publishers estimate their uplink.
@@ -210,12 +232,26 @@ func NewMediaAPI(cfg MediaConfig, logger *slog.Logger) (*MediaAPI, error) {
 	m.closers = append(m.closers, udpMux.Close)
 
 	if cfg.TCPPort > 0 {
+		if m.tcp, err = connlimit.New(cfg.TCPLimit); err != nil {
+			_ = m.Close()
+			return nil, fmt.Errorf("ice-tcp: %w", err)
+		}
 		tl, err := net.ListenTCP("tcp4", &net.TCPAddr{IP: net.ParseIP(cfg.BindIP), Port: cfg.TCPPort})
 		if err != nil {
 			_ = m.Close()
 			return nil, fmt.Errorf("listen tcp %d: %w", cfg.TCPPort, err)
 		}
-		tcpMux := ice.NewTCPMuxDefault(ice.TCPMuxParams{Listener: tl, ReadBufferSize: 64})
+		setup := cfg.TCPSetupTimeout
+		if setup <= 0 {
+			setup = defaultTCPSetupTimeout
+		}
+		// pion holds an accepted connection until its first STUN binding request
+		// (FirstStunBindTimeout), and one whose request names a ufrag no PeerConnection has
+		// asked for (AliveDurationForConnFromStun): 30 s each by default, with no cap on
+		// how many. A client learns the ICE-TCP candidate only after its PeerConnection
+		// registered its ufrag, so a request from a real client finds its session.
+		tcpMux := ice.NewTCPMuxDefault(ice.TCPMuxParams{Listener: m.tcp.Listener(tl), ReadBufferSize: 64,
+			FirstStunBindTimeout: setup, AliveDurationForConnFromStun: setup, Logger: se.LoggerFactory.NewLogger("ice-tcp")})
 		se.SetICETCPMux(tcpMux)
 		m.closers = append(m.closers, tcpMux.Close)
 		networks = append(networks, webrtc.NetworkTypeTCP4)

@@ -83,9 +83,15 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 	if len(cfg.BindAddresses) == 1 && cfg.BindAddresses[0] != "0.0.0.0" && cfg.BindAddresses[0] != "" {
 		bindIP = cfg.BindAddresses[0]
 	}
+	tcpLimit, err := s.iceTCPLimit(bindIP)
+	if err != nil {
+		return nil, err
+	}
 	media, err := room.NewMediaAPI(room.MediaConfig{
 		UDPPort:         cfg.RTC.UDPPort,
 		TCPPort:         cfg.RTC.TCPPort,
+		TCPLimit:        tcpLimit,
+		TCPSetupTimeout: cfg.RTC.TCPSetupTimeout,
 		BindIP:          bindIP,
 		NodeIP:          cfg.RTC.NodeIP,
 		IncludeLoopback: cfg.RTC.IncludeLoopback,

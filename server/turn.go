@@ -4,7 +4,9 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
+	"net/netip"
 
+	"github.com/sanke-edu/sanke/internal/connlimit"
 	"github.com/sanke-edu/sanke/room"
 	"github.com/sanke-edu/sanke/turnserver"
 )
@@ -68,6 +70,29 @@ func (s *Server) endTURNOnLeave() {
 			s.turn.Left(e.Participant.Sid)
 		}
 	}))
+}
+
+// iceTCPLimit returns the bounds of the ICE-TCP connections (rtc.tcp_max_conns and
+// rtc.tcp_max_conns_per_ip). The SFU's own media addresses are not held to the per-address
+// cap: the relay's TCP connections to the ICE-TCP port (RFC 6062) come from them, and the
+// relay bounds those itself.
+func (s *Server) iceTCPLimit(bindIP string) (connlimit.Config, error) {
+	r := s.cfg.RTC
+	if r.TCPPort == 0 {
+		return connlimit.Config{}, nil
+	}
+	ips, err := mediaIPs(r.NodeIP, bindIP, r.IncludeLoopback)
+	if err != nil {
+		return connlimit.Config{}, fmt.Errorf("ice-tcp: media addresses: %w", err)
+	}
+	own := map[netip.Addr]bool{}
+	for _, ip := range ips {
+		if a, ok := netip.AddrFromSlice(ip); ok {
+			own[a.Unmap()] = true
+		}
+	}
+	return connlimit.Config{Max: r.TCPMaxConns, MaxPerAddr: r.TCPMaxConnsPerIP, Exempt: func(a netip.Addr) bool { return own[a] },
+		Logger: s.logger.With("listener", "ice-tcp", "settings", "rtc.tcp_max_conns, rtc.tcp_max_conns_per_ip")}, nil
 }
 
 // mediaIPs returns the addresses the SFU's ICE candidates advertise, the only ones the
