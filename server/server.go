@@ -127,11 +127,12 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 			NodeId:   s.nodeID,
 		},
 	}
-	s.rooms = room.NewManager(roomCfg, media, logger)
 	if err := s.startTURN(roomCfg, bindIP); err != nil { // see turn.go
 		_ = media.Close()
 		return nil, err
 	}
+	s.rooms = room.NewManager(roomCfg, media, logger)
+	s.endTURNCredentials()
 
 	s.signal = signaling.NewHandler(signaling.Config{
 		MaxMessageBytes:   cfg.Signal.MaxMessageBytes,

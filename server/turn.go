@@ -9,9 +9,9 @@ import (
 	"github.com/sanke-edu/sanke/turnserver"
 )
 
-// startTURN starts the embedded TURN relay when turn.enabled is set, hands its credentials
-// to the rooms' join responses and ends them when their participants leave. The rooms'
-// manager must exist.
+// startTURN starts the embedded TURN relay when turn.enabled is set and hands its
+// credentials to the rooms' join responses (rc.TURN): call it before the room manager is
+// made from rc, and endTURNCredentials once it exists.
 func (s *Server) startTURN(rc *room.Config, bindIP string) error {
 	c := s.cfg.TURN
 	if !c.Enabled {
@@ -55,12 +55,20 @@ func (s *Server) startTURN(rc *room.Config, bindIP string) error {
 	}
 	s.turn = relay
 	rc.TURN = relay.ICEServer
+	return nil
+}
+
+// endTURNCredentials ends a participant's relay credentials and allocations when it leaves.
+func (s *Server) endTURNCredentials() {
+	if s.turn == nil {
+		return
+	}
+	relay := s.turn
 	s.rooms.AddObserver(room.ObserverFunc(func(e room.Event) {
 		if e.Type == room.EventParticipantLeft && e.Participant != nil {
 			relay.Left(e.Participant.Sid)
 		}
 	}))
-	return nil
 }
 
 // mediaIPs returns the addresses the SFU's ICE candidates advertise, the only ones the
