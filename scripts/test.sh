@@ -110,6 +110,25 @@ else
   (cd web-client && npm ci --no-audit --no-fund && npm test)
 fi
 
+# --- Fuzzing ------------------------------------------------------------------------------
+# Every fuzz target runs briefly (its committed corpus under testdata/fuzz already runs as
+# plain tests in step 4). SANKE_FUZZ_TIME sets how long each one explores (default 5s; 0 skips).
+fuzz_failed=()
+fuzz_time="${SANKE_FUZZ_TIME:-5s}"
+if [ "$fuzz_time" != 0 ] && [ -z "${SANKE_TEST_PKGS:-}" ]; then
+  step "fuzz targets, ${fuzz_time} each"
+  while IFS=: read -r file _ line; do
+    pkg="./$(dirname "$file")"
+    target="$(sed -E 's/^func (Fuzz[A-Za-z0-9_]*)\(.*/\1/' <<<"$line")"
+    if go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzz_time" -fuzzminimizetime 2s -parallel 2 "$pkg" >"$SANKE_TEST_BINDIR/fuzz.log" 2>&1; then
+      echo "ok   $pkg $target"
+    else
+      echo "FAIL $pkg $target"; tail -30 "$SANKE_TEST_BINDIR/fuzz.log"
+      fuzz_failed+=("$pkg $target")
+    fi
+  done < <(git grep -n '^func Fuzz' -- '*_test.go')
+fi
+
 # --- 4. Go tests --------------------------------------------------------------------------
 step "go test -race"
 go build -o "$SANKE_TEST_BINDIR/testreport" ./internal/tools/testreport
@@ -145,6 +164,10 @@ if [ -f "$SANKE_TEST_BINDIR/status-serial" ] && [ "$test_status" -eq 0 ]; then
 fi
 
 elapsed=$(( $(date +%s) - start ))
+if [ "${#fuzz_failed[@]}" -gt 0 ]; then
+  echo "scripts/test.sh: fuzz targets failed: ${fuzz_failed[*]}"
+  test_status=1
+fi
 if [ "$test_status" -ne 0 ] || [ "$report_status" -ne 0 ]; then
   echo "scripts/test.sh: FAILED after ${elapsed}s (go test exit ${test_status}, report exit ${report_status})"
   exit 1
