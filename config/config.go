@@ -444,7 +444,7 @@ func Default() *Config {
 			ReadTimeout:       30 * time.Second,
 			WriteTimeout:      30 * time.Second,
 			IdleTimeout:       30 * time.Second,
-			MaxHeaderBytes:    64 << 10,
+			MaxHeaderBytes:    128 << 10,
 			MaxConns:          10000,
 			MaxConnsPerIP:     256,
 		},

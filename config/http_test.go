@@ -11,7 +11,7 @@ import (
 func TestHTTPAndMetricsConfig(t *testing.T) {
 	d := Default().HTTP
 	if d.ReadHeaderTimeout != 10*time.Second || d.ReadTimeout != 30*time.Second || d.WriteTimeout != 30*time.Second ||
-		d.IdleTimeout != 30*time.Second || d.MaxHeaderBytes != 64<<10 || d.MaxConns != 10000 || d.MaxConnsPerIP != 256 {
+		d.IdleTimeout != 30*time.Second || d.MaxHeaderBytes != 128<<10 || d.MaxConns != 10000 || d.MaxConnsPerIP != 256 {
 		t.Errorf("http defaults: %+v", d)
 	}
 	if DevDefault().HTTP != d {
