@@ -99,9 +99,10 @@ func (s *Service) Handler() http.Handler {
 	handle("GET /api/v1/records", maxBody, s.handleRecords)
 	handle("GET /api/v1/audit", maxBody, s.handleAudit)
 	handle("GET /api/v1/outbox", maxBody, s.handleOutbox)
+	// Each route bounds its own body (handle); routes not listed (404/405) read none. No bound
+	// may wrap them all: nested MaxBytesReaders keep the smallest limit.
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
-		r.Body = http.MaxBytesReader(w, r.Body, maxBody) // routes not listed (404/405) read nothing more
 		mux.ServeHTTP(w, r)
 	})
 }
