@@ -118,10 +118,13 @@ func (c *controller) handle(ctx context.Context, e room.Event) {
 	}
 }
 
-// participant returns a participant of a session's room with its role and classroom.
+// participant returns a participant of a session's room with its role and classroom. A
+// hidden participant (a supervisor, the recorder) is not there for class control: the
+// answer is the same as for an identity nobody has, so that a teacher cannot tell whether
+// a supervisor is watching.
 func (c *controller) participant(ctx context.Context, sess *model.Session, identity string) (*livekit.ParticipantInfo, Role, string, error) {
 	p, err := c.s.rooms.GetParticipant(ctx, sess.Room, identity)
-	if err != nil {
+	if err != nil || p.GetPermission().GetHidden() {
 		return nil, "", "", fmt.Errorf("%w: %s", errNotInRoom, identity)
 	}
 	classroom, role := identify(c.s.Index(), sess, p)
