@@ -141,7 +141,7 @@ type sessionView struct {
 
 func (s *Service) handleMe(w http.ResponseWriter, r *http.Request) {
 	c := s.require(w, r, func(c *caller) bool { return c.account != nil }, "a sign-in token")
-	if c == nil {
+	if c == nil || !s.limitTokens(w, c) {
 		return
 	}
 	from, to, err := s.parseRange(r)
@@ -237,7 +237,7 @@ const viewTokenTTL = 3 * time.Hour
 // data, and is hidden should it ever be used to join.
 func (s *Service) handleViewToken(w http.ResponseWriter, r *http.Request) {
 	c := s.require(w, r, func(c *caller) bool { return c.account != nil }, "a sign-in token")
-	if c == nil {
+	if c == nil || !s.limitTokens(w, c) {
 		return
 	}
 	sess := s.Index().Session(r.PathValue("id"))
@@ -271,7 +271,7 @@ func (s *Service) handleViewToken(w http.ResponseWriter, r *http.Request) {
 
 func (s *Service) handleToken(w http.ResponseWriter, r *http.Request) {
 	c := s.require(w, r, func(c *caller) bool { return c.account != nil || c.admin }, "a sign-in token")
-	if c == nil {
+	if c == nil || !s.limitTokens(w, c) {
 		return
 	}
 	idx := s.Index()
@@ -365,6 +365,9 @@ func (s *Service) handleHand(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, "a room token of a classroom in this room is required")
 		return
 	}
+	if !s.limitControl(w, c, sess.Room) {
+		return
+	}
 	var req struct {
 		Raised bool `json:"raised"`
 	}
@@ -393,6 +396,9 @@ func (s *Service) moderatedSession(w http.ResponseWriter, r *http.Request, denia
 	}
 	if !c.moderates(sess) {
 		writeError(w, http.StatusForbidden, denial)
+		return nil, nil
+	}
+	if !s.limitControl(w, c, sess.Room) {
 		return nil, nil
 	}
 	return c, sess

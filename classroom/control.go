@@ -105,7 +105,7 @@ func (c *controller) handle(ctx context.Context, e room.Event) {
 	}
 	id := e.Participant.GetIdentity()
 	mic := st.calledOn[id] || st.mode == ModeFree
-	if mic == slices.Contains(e.Participant.GetPermission().GetCanPublishSources(), livekit.TrackSource_MICROPHONE) {
+	if mic == hasMic(e.Participant) {
 		return
 	}
 	attrs := map[string]string{AttrCalledOn: ""}
@@ -131,22 +131,27 @@ func (c *controller) participant(ctx context.Context, sess *model.Session, ident
 	return p, role, classroom, nil
 }
 
-// raiseHand raises or lowers a participant's hand (attribute sanke.hand=raised).
+// raiseHand raises or lowers a participant's hand (attribute sanke.hand=raised). A hand
+// already as asked changes nothing and tells nobody.
 func (c *controller) raiseHand(ctx context.Context, sess *model.Session, identity string, raised bool) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, _, _, err := c.participant(ctx, sess, identity); err != nil {
+	p, _, _, err := c.participant(ctx, sess, identity)
+	if err != nil {
 		return err
 	}
 	v := ""
 	if raised {
 		v = "raised"
 	}
+	st := c.stateLocked(sess.Room)
+	if st.hands[identity] == raised && p.GetAttributes()[AttrHand] == v {
+		return nil
+	}
 	if _, err := c.s.rooms.UpdateParticipant(ctx, &livekit.UpdateParticipantRequest{Room: sess.Room, Identity: identity,
 		Attributes: map[string]string{AttrHand: v}}); err != nil {
 		return err
 	}
-	st := c.stateLocked(sess.Room)
 	if raised {
 		st.hands[identity] = true
 	} else {
@@ -157,10 +162,12 @@ func (c *controller) raiseHand(ctx context.Context, sess *model.Session, identit
 
 // callOn grants a teaching point its microphone (permission with MICROPHONE, attribute
 // sanke.called_on=true, hand lowered) and counts it. exclusive ends the other calls first.
+// Calling on a teaching point that is called on already changes nothing, tells nobody and
+// is not counted again.
 func (c *controller) callOn(ctx context.Context, sess *model.Session, target, by string, exclusive bool) (*livekit.ParticipantInfo, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	_, role, classroom, err := c.participant(ctx, sess, target)
+	p, role, classroom, err := c.participant(ctx, sess, target)
 	if err != nil {
 		return nil, err
 	}
@@ -176,6 +183,9 @@ func (c *controller) callOn(ctx context.Context, sess *model.Session, target, by
 				}
 			}
 		}
+	}
+	if st.calledOn[target] && hasMic(p) && p.GetAttributes()[AttrCalledOn] == "true" && p.GetAttributes()[AttrHand] == "" {
+		return p, nil
 	}
 	info, err := c.s.rooms.UpdateParticipant(ctx, &livekit.UpdateParticipantRequest{Room: sess.Room, Identity: target,
 		Permission: Permission(RoleTeachingPoint, true), Attributes: map[string]string{AttrCalledOn: "true", AttrHand: ""}})
@@ -198,12 +208,19 @@ func (c *controller) endCallOn(ctx context.Context, sess *model.Session, target 
 	return c.endLocked(ctx, sess, c.stateLocked(sess.Room), target)
 }
 
+// endLocked ends target's call; a teaching point not called on is left as it is (nobody is
+// told). Caller holds c.mu.
 func (c *controller) endLocked(ctx context.Context, sess *model.Session, st *roomState, target string) error {
+	was := st.calledOn[target]
 	delete(st.calledOn, target)
-	if _, _, _, err := c.participant(ctx, sess, target); err != nil {
+	p, _, _, err := c.participant(ctx, sess, target)
+	if err != nil {
 		return err
 	}
-	_, err := c.s.rooms.UpdateParticipant(ctx, &livekit.UpdateParticipantRequest{Room: sess.Room, Identity: target,
+	if !was && p.GetAttributes()[AttrCalledOn] == "" && hasMic(p) == (st.mode == ModeFree) {
+		return nil
+	}
+	_, err = c.s.rooms.UpdateParticipant(ctx, &livekit.UpdateParticipantRequest{Room: sess.Room, Identity: target,
 		Permission: Permission(RoleTeachingPoint, st.mode == ModeFree), Attributes: map[string]string{AttrCalledOn: ""}})
 	return err
 }
@@ -221,6 +238,9 @@ func (c *controller) setMode(ctx context.Context, sess *model.Session, mode stri
 		return fmt.Errorf("%w: the room is not open", errNotInRoom)
 	}
 	st := c.stateLocked(sess.Room)
+	if st.mode == mode {
+		return nil // the class is in that mode: nothing to tell anyone
+	}
 	st.mode = mode
 	idx := c.s.Index()
 	for _, p := range ps {
@@ -255,4 +275,9 @@ func (c *controller) state(sess *model.Session) ClassState {
 	sort.Strings(cs.CalledOn)
 	sort.Strings(cs.Hands)
 	return cs
+}
+
+// hasMic reports whether a participant may publish its microphone.
+func hasMic(p *livekit.ParticipantInfo) bool {
+	return slices.Contains(p.GetPermission().GetCanPublishSources(), livekit.TrackSource_MICROPHONE)
 }

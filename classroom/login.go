@@ -5,7 +5,6 @@ import (
 	"net"
 	"net/http"
 	"runtime"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,16 +52,11 @@ type loginGuard struct {
 	slots      chan struct{} // one per running password check
 	waiting    atomic.Int32
 	maxWaiting int32
+	addrs      *keyedLimiter // attempts per client address
 
 	mu       sync.Mutex
-	addrs    map[string]*addrState
 	pairs    map[pairKey][]time.Time // recent failures, oldest first, at most loginPairMaxFailures
 	accounts map[string]*accountState
-}
-
-type addrState struct {
-	lim  *rate.Limiter
-	last time.Time
 }
 
 type pairKey struct{ account, addr string }
@@ -83,53 +77,13 @@ func newLoginGuard(perMinute, concurrency int) *loginGuard {
 	}
 	return &loginGuard{
 		perMinute: perMinute, slots: make(chan struct{}, concurrency), maxWaiting: int32(concurrency * loginWaitersPer),
-		addrs: map[string]*addrState{}, pairs: map[pairKey][]time.Time{}, accounts: map[string]*accountState{},
-	}
-}
-
-// makeRoom keeps m under max entries before an insertion: when it is full, expired entries
-// go, and if that is not enough an eighth of it (arbitrary entries, map order), so that a
-// flood of new keys can neither grow it nor make every insertion sweep it.
-func makeRoom[K comparable, V any](m map[K]V, max int, expired func(V) bool) {
-	if len(m) < max {
-		return
-	}
-	for k, v := range m {
-		if expired(v) {
-			delete(m, k)
-		}
-	}
-	for k := range m {
-		if len(m) < max-max/8 {
-			return
-		}
-		delete(m, k)
+		addrs: newKeyedLimiter(perMinute, perMinute), pairs: map[pairKey][]time.Time{}, accounts: map[string]*accountState{},
 	}
 }
 
 // allowAddress takes one attempt from an address's budget, or says how long to wait.
 func (g *loginGuard) allowAddress(addr string, now time.Time) (time.Duration, bool) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	st := g.addrs[addr]
-	if st == nil {
-		refill := time.Minute
-		makeRoom(g.addrs, loginMaxTracked, func(a *addrState) bool { return now.Sub(a.last) > refill })
-		st = &addrState{lim: rate.NewLimiter(rate.Limit(float64(g.perMinute)/60), g.perMinute)}
-		g.addrs[addr] = st
-	}
-	st.last = now
-	return reserve(st.lim, now)
-}
-
-// reserve takes a token from lim at now, or returns how long until one is available.
-func reserve(lim *rate.Limiter, now time.Time) (time.Duration, bool) {
-	r := lim.ReserveN(now, 1)
-	if d := r.DelayFrom(now); d > 0 {
-		r.CancelAt(now)
-		return d, false
-	}
-	return 0, true
+	return g.addrs.allow(addr, now)
 }
 
 // admit decides whether an address may try an account's password now.
@@ -250,13 +204,6 @@ func (s *Service) clientAddr(r *http.Request) (addr, key string) {
 	default:
 		return ip.String(), ip.Mask(net.CIDRMask(64, 128)).String() + "/64"
 	}
-}
-
-// tooMany answers 429 (or 503 when the server is busy) with Retry-After.
-func tooMany(w http.ResponseWriter, status int, wait time.Duration, msg string) {
-	secs := int((wait + time.Second - 1) / time.Second)
-	w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
-	writeError(w, status, msg)
 }
 
 func (s *Service) handleLogin(w http.ResponseWriter, r *http.Request) {

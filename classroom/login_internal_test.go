@@ -18,8 +18,8 @@ func TestLoginGuardBounded(t *testing.T) {
 		g.allowAddress(addr, now)
 		g.record("made-up-"+strconv.Itoa(i), addr, false, now)
 	}
-	if len(g.addrs) > loginMaxTracked || len(g.pairs) > loginMaxTracked || len(g.accounts) > loginMaxTracked {
-		t.Fatalf("tables grew past %d: %d addresses, %d pairs, %d accounts", loginMaxTracked, len(g.addrs), len(g.pairs), len(g.accounts))
+	if len(g.addrs.m) > loginMaxTracked || len(g.pairs) > loginMaxTracked || len(g.accounts) > loginMaxTracked {
+		t.Fatalf("tables grew past %d: %d addresses, %d pairs, %d accounts", loginMaxTracked, len(g.addrs.m), len(g.pairs), len(g.accounts))
 	}
 	for range loginPairMaxFailures {
 		g.record("T1", "192.0.2.1", false, now)

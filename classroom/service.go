@@ -87,6 +87,12 @@ type Config struct {
 	// LoginPerMinute is the sign-in attempts one client address may make in a burst and per
 	// minute after it (0: 30).
 	LoginPerMinute int
+	// ControlPerMinute is the class control requests (hand, call-on, mode) one room
+	// participant may make per minute, after a burst of controlBurst (0: 30).
+	ControlPerMinute int
+	// TokenPerMinute is the room token, view token and /me requests one account may make in
+	// a burst and per minute after it (0: 60).
+	TokenPerMinute int
 	// LoginConcurrency bounds the password checks running at once (0: GOMAXPROCS).
 	LoginConcurrency int
 	// TrustProxyHeaders takes client addresses from X-Forwarded-For / X-Real-IP (only behind
@@ -122,6 +128,7 @@ type Service struct {
 	ctl    *controller
 	col    *collector
 	logins *loginGuard
+	limits *callerLimits
 
 	signInKey string        // signs and verifies Sanke's sign-in tokens (see signInIssuer)
 	dummyHash string        // checked for accounts that do not exist, at the configured cost
@@ -164,8 +171,8 @@ func New(cfg Config, rooms Rooms) (*Service, error) {
 	if cfg.PasswordCost == 0 {
 		cfg.PasswordCost = bcrypt.DefaultCost
 	}
-	if cfg.LoginPerMinute < 0 || cfg.LoginConcurrency < 0 {
-		return nil, errors.New("classroom: login_per_minute must not be negative")
+	if cfg.LoginPerMinute < 0 || cfg.LoginConcurrency < 0 || cfg.ControlPerMinute < 0 || cfg.TokenPerMinute < 0 {
+		return nil, errors.New("classroom: login_per_minute, control_per_minute and token_per_minute must not be negative")
 	}
 	if cfg.PasswordCost < bcrypt.MinCost || cfg.PasswordCost > bcrypt.MaxCost {
 		return nil, fmt.Errorf("classroom: password_cost must be %d-%d, got %d", bcrypt.MinCost, bcrypt.MaxCost, cfg.PasswordCost)
@@ -182,6 +189,7 @@ func New(cfg Config, rooms Rooms) (*Service, error) {
 	}
 	s := &Service{cfg: cfg, loc: cfg.Location, logger: cfg.Logger, store: st, outbox: ob, rooms: rooms, clock: systemClock{}}
 	s.logins = newLoginGuard(cfg.LoginPerMinute, cfg.LoginConcurrency)
+	s.limits = newCallerLimits(cfg.ControlPerMinute, cfg.TokenPerMinute)
 	s.signInKey = signInSecret(cfg.APIKey, cfg.APISecret)
 	dummy, err := bcrypt.GenerateFromPassword([]byte(s.signInKey), cfg.PasswordCost)
 	if err != nil {

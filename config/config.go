@@ -320,6 +320,12 @@ type ClassroomConfig struct {
 	// LoginPerMinute is how many sign-ins one client address may attempt in a burst, and
 	// per minute after it.
 	LoginPerMinute int `koanf:"login_per_minute"`
+	// ControlPerMinute is how many class control requests (hand, call-on, mode) one room
+	// participant may make per minute, after a burst of 10.
+	ControlPerMinute int `koanf:"control_per_minute"`
+	// TokenPerMinute is how many room token, view token and /me requests one account may make
+	// in a burst, and per minute after it.
+	TokenPerMinute int `koanf:"token_per_minute"`
 	// RoutineMinPerWeek and RoutineWeeks define routine use: that many valid sessions a week
 	// for that many consecutive weeks.
 	RoutineMinPerWeek int `koanf:"routine_min_per_week"`
@@ -430,6 +436,8 @@ func Default() *Config {
 			LoginTTL:          12 * time.Hour,
 			PasswordCost:      10,
 			LoginPerMinute:    30,
+			ControlPerMinute:  30,
+			TokenPerMinute:    60,
 			RoutineMinPerWeek: 2,
 			RoutineWeeks:      4,
 			Platform: PlatformConfig{

@@ -103,6 +103,8 @@ func (s *Server) setupExtras() error {
 		LoginTTL:          cc.LoginTTL,
 		PasswordCost:      cc.PasswordCost,
 		LoginPerMinute:    cc.LoginPerMinute,
+		ControlPerMinute:  cc.ControlPerMinute,
+		TokenPerMinute:    cc.TokenPerMinute,
 		TrustProxyHeaders: s.cfg.Signal.TrustProxyHeaders,
 		RoutineMinPerWeek: cc.RoutineMinPerWeek,
 		RoutineWeeks:      cc.RoutineWeeks,
