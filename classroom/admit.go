@@ -14,8 +14,14 @@ import (
 // Its microphone is granted only while it is called on or in free discussion, and the
 // server's class attributes (sanke.called_on, sanke.hand) say how things stand; a token
 // kept from a call, refreshed tokens included, brings neither back. Other participants,
-// and rooms of no session, keep their token's grants.
-func (s *Service) AdmitParticipant(_ context.Context, roomName, identity string, grants *auth.ClaimGrants) (*room.Admission, error) {
+// and rooms of no session, keep their token's grants. A token issued to an account before
+// its password changed or it was disabled, refreshed ones included, joins no room (see
+// revoke.go).
+func (s *Service) AdmitParticipant(ctx context.Context, roomName, identity string, grants *auth.ClaimGrants) (*room.Admission, error) {
+	if err := s.checkIssuedTo(grants.Attributes); err != nil {
+		s.auditRefusal(ctx, identity, "auth.token_revoked", "", roomName, "account="+quoteTrunc(grants.Attributes[attrIssuedTo])+" join refused")
+		return nil, err
+	}
 	idx := s.Index()
 	sess := idx.SessionByRoom(roomName)
 	if sess == nil {

@@ -256,7 +256,7 @@ func (s *Service) handleViewToken(w http.ResponseWriter, r *http.Request) {
 	grant.SetCanPublishData(false)
 	now := s.clock.Now()
 	jwt, err := auth.NewAccessToken(s.cfg.APIKey, s.cfg.APISecret).
-		SetIdentity("viewer-" + strings.TrimPrefix(c.account.ID, "account:")).
+		SetIdentity("viewer-" + strings.TrimPrefix(c.account.ID, "account:")).SetAttributes(s.issuedTo(c.account)).
 		SetVideoGrant(grant).SetValidFor(viewTokenTTL).ToJWT()
 	if err != nil {
 		writeErr(w, err)
@@ -321,7 +321,7 @@ func (s *Service) handleToken(w http.ResponseWriter, r *http.Request) {
 	if role == RoleSupervisor {
 		identity, name = "supervisor-"+strings.TrimPrefix(acc.ID, "account:"), acc.Name
 	}
-	tok, err := s.mint(role, sess, identity, name, classroom, school, acc.ID)
+	tok, err := s.mint(role, sess, identity, name, classroom, school, acc.ID, c.account)
 	if err != nil {
 		writeErr(w, err)
 		return

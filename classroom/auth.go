@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -84,6 +85,14 @@ func (s *Service) authenticate(r *http.Request) (*caller, error) {
 	if err != nil {
 		return nil, errUnauthenticated
 	}
+	if err := s.checkIssuedTo(grants.Attributes); err != nil {
+		roomName := ""
+		if grants.Video != nil {
+			roomName = grants.Video.Room
+		}
+		s.auditRefusal(r.Context(), grants.Identity, "auth.token_revoked", "", roomName, "account="+quoteTrunc(grants.Attributes[attrIssuedTo]))
+		return nil, errUnauthenticated
+	}
 	c := &caller{grants: grants, actor: grants.Identity}
 	if c.actor == "" {
 		c.actor = "api_key:" + v.APIKey()
@@ -125,21 +134,29 @@ func (s *Service) signInCaller(v *auth.APIKeyTokenVerifier) (*caller, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !hmac.Equal([]byte(grants.Attributes[attrCredential]), []byte(s.credentialOf(c.account))) {
-		return nil, errUnauthenticated // the password changed since the token was issued
+	if !hmac.Equal([]byte(grants.Attributes[attrCredential]), []byte(s.credentialOf(c.account, ""))) {
+		return nil, errUnauthenticated // the password changed (or the account was disabled) since
 	}
 	return c, nil
 }
 
-// attrCredential binds a Sanke sign-in token to the account's password hash when it was
-// issued, so that changing the password ends every sign-in token issued before.
+// attrCredential binds a Sanke sign-in token to the account's password hash and revocation
+// epoch when it was issued, so that changing the password or disabling the account ends
+// every sign-in token issued before (see revoke.go).
 const attrCredential = "sanke.credential"
 
-// credentialOf is the value of attrCredential for an account's current password hash: an
-// HMAC under the sign-in key (it reveals nothing of the hash).
-func (s *Service) credentialOf(acc *model.Account) string {
+// credentialOf is the credential stamp of an account now: an HMAC under the sign-in key of
+// its password hash and revocation epoch (it reveals nothing of the hash), for one use
+// ("" for sign-in tokens, roomStampUse for room tokens).
+func (s *Service) credentialOf(acc *model.Account, use string) string {
 	m := hmac.New(sha256.New, []byte(s.signInKey))
 	m.Write([]byte(acc.ID + "\x00" + acc.PasswordHash))
+	if e := s.epochOf(acc.ID); e != 0 { // 0: stamps issued before epochs existed stay valid
+		m.Write([]byte("\x00" + strconv.FormatInt(e, 10)))
+	}
+	if use != "" {
+		m.Write([]byte("\x00" + use))
+	}
 	return hex.EncodeToString(m.Sum(nil))[:32]
 }
 
@@ -211,7 +228,7 @@ func checkPassword(acc *model.Account, password, dummyHash string) bool {
 func (s *Service) signInToken(acc *model.Account) (string, time.Time, error) {
 	at := auth.NewAccessToken(signInIssuer, s.signInKey).
 		SetIdentity("account:" + acc.ID).SetName(acc.Name).
-		SetAttributes(map[string]string{AttrAccount: acc.ID, attrCredential: s.credentialOf(acc)}).SetValidFor(s.cfg.LoginTTL)
+		SetAttributes(map[string]string{AttrAccount: acc.ID, attrCredential: s.credentialOf(acc, "")}).SetValidFor(s.cfg.LoginTTL)
 	tok, err := at.ToJWT()
 	return tok, time.Now().Add(s.cfg.LoginTTL), err
 }

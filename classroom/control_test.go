@@ -69,6 +69,19 @@ func (w *watcher) count(match func(*livekit.SignalResponse) bool) int {
 	return n
 }
 
+// lastRefresh returns the last refresh token received ("" when none).
+func (w *watcher) lastRefresh() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	tok := ""
+	for _, m := range w.msgs {
+		if r := m.GetRefreshToken(); r != "" {
+			tok = r
+		}
+	}
+	return tok
+}
+
 // isClosed reports whether the server closed the connection.
 func (w *watcher) isClosed() bool {
 	w.mu.Lock()

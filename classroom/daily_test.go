@@ -36,6 +36,9 @@ func (noRooms) UpdateRoomMetadata(context.Context, string, string) (*livekit.Roo
 func (noRooms) CreateRoom(context.Context, *livekit.CreateRoomRequest) (*livekit.Room, error) {
 	return nil, room.ErrServerShuttingDown
 }
+func (noRooms) RemoveParticipant(context.Context, string, string) error {
+	return room.ErrParticipantNotFound
+}
 func (noRooms) Stats(string) ([]room.ParticipantStats, error) { return nil, room.ErrRoomNotFound }
 func (noRooms) RoomNames() []string                           { return nil }
 

@@ -3,6 +3,7 @@ package classroom
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 
 	"github.com/livekit/protocol/auth"
 	"github.com/livekit/protocol/livekit"
@@ -152,10 +153,14 @@ func attributes(role Role, s *model.Session, classroom, school string) map[strin
 	return a
 }
 
-// mint signs a room token.
-func (s *Service) mint(role Role, sess *model.Session, identity, name, classroom, school, account string) (*roomToken, error) {
+// mint signs a room token. bound, when not nil, is the account it is issued to: the token
+// works only as long as the account's credentials do (see revoke.go).
+func (s *Service) mint(role Role, sess *model.Session, identity, name, classroom, school, account string, bound *model.Account) (*roomToken, error) {
 	grant := Grant(role, sess.Room, false)
 	attrs := attributes(role, sess, classroom, school)
+	if bound != nil {
+		maps.Copy(attrs, s.issuedTo(bound))
+	}
 	md, err := json.Marshal(participantMetadata{Session: sess.ID, Classroom: classroom, School: school, Role: role, Account: account})
 	if err != nil {
 		return nil, err

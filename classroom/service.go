@@ -50,6 +50,7 @@ type Rooms interface {
 	ListParticipants(ctx context.Context, room string) ([]*livekit.ParticipantInfo, error)
 	UpdateRoomMetadata(ctx context.Context, room, metadata string) (*livekit.Room, error)
 	CreateRoom(ctx context.Context, req *livekit.CreateRoomRequest) (*livekit.Room, error)
+	RemoveParticipant(ctx context.Context, room, identity string) error
 	Stats(roomName string) ([]room.ParticipantStats, error)
 	RoomNames() []string
 }
@@ -119,8 +120,9 @@ type Service struct {
 	clock       Clock
 	manualTicks bool
 
-	mu  sync.RWMutex
-	idx *model.Index
+	mu     sync.RWMutex
+	idx    *model.Index
+	epochs map[string]int64 // account -> revocation epoch (see revoke.go); replaced whole
 
 	writeMu sync.Mutex // serializes dataset changes
 
@@ -213,6 +215,9 @@ func New(cfg Config, rooms Rooms) (*Service, error) {
 func (s *Service) load(ctx context.Context) error {
 	d, err := s.store.LoadDataset(ctx)
 	if err != nil {
+		return err
+	}
+	if s.epochs, err = s.store.AccountEpochs(ctx); err != nil {
 		return err
 	}
 	if errs := model.Validate(d, s.loc); len(errs) > 0 {
@@ -323,6 +328,9 @@ func (s *Service) processEvents(ctx context.Context) {
 		if !ok {
 			return
 		}
+		if e.Type == room.EventParticipantJoined && e.Room != nil {
+			s.removeRevoked(ctx, e.Room.GetName(), e.Participant) // admitted just before a revocation
+		}
 		s.col.handle(ctx, e)
 		s.ctl.handle(ctx, e)
 		s.events.done()
@@ -393,7 +401,8 @@ func (s *Service) Import(ctx context.Context, in model.Input, opts ImportOptions
 func (s *Service) apply(ctx context.Context, actor, action string, dryRun bool, change func(*model.Dataset) (*model.Dataset, error), counts map[model.Kind]int) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
-	next, err := change(s.Index().Data.Clone())
+	old := s.Index()
+	next, err := change(old.Data.Clone())
 	if err != nil {
 		return err
 	}
@@ -403,15 +412,17 @@ func (s *Service) apply(ctx context.Context, actor, action string, dryRun bool, 
 	if dryRun {
 		return nil
 	}
-	if err := hashPasswords(next.Accounts, s.cfg.PasswordCost); err != nil {
+	if err := hashPasswords(next.Accounts, old, s.cfg.PasswordCost); err != nil {
 		return err
 	}
-	if err := s.store.SaveDataset(ctx, next); err != nil {
+	revoked := revokedBy(old.Data, next)
+	epochs, saveEpochs := s.newEpochs(ctx, revoked, s.clock.Now().UnixMilli())
+	if err := s.store.SaveDataset(ctx, next, saveEpochs); err != nil {
 		return fmt.Errorf("saving the dataset: %w", err)
 	}
 	idx := model.NewIndex(next, s.loc)
 	s.mu.Lock()
-	s.idx = idx
+	s.idx, s.epochs = idx, epochs
 	s.mu.Unlock()
 	detail := ""
 	for _, k := range model.Kinds() {
@@ -420,11 +431,18 @@ func (s *Service) apply(ctx context.Context, actor, action string, dryRun bool, 
 		}
 	}
 	s.audit(ctx, actor, action, "", "", strings.TrimSpace(detail))
+	if len(revoked) > 0 {
+		s.audit(ctx, actor, "account.tokens_revoked", "", "", "accounts="+quoteTrunc(strings.Join(revoked, ",")))
+		s.endRevoked(ctx)
+	}
 	return nil
 }
 
-// hashPasswords replaces plain-text passwords by bcrypt hashes, using every core.
-func hashPasswords(accounts []model.Account, cost int) error {
+// hashPasswords replaces plain-text passwords by bcrypt hashes, using every core. A password
+// that is the account's current one (in old) keeps its hash: importing the same account list
+// again, or starting with the same dataset file, changes no password and so revokes no token
+// (see revoke.go).
+func hashPasswords(accounts []model.Account, old *model.Index, cost int) error {
 	var todo []int
 	for i := range accounts {
 		if accounts[i].Password != "" {
@@ -439,6 +457,11 @@ func hashPasswords(accounts []model.Account, cost int) error {
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
+			if prev := old.Account(accounts[i].ID); prev != nil && prev.PasswordHash != "" &&
+				bcrypt.CompareHashAndPassword([]byte(prev.PasswordHash), []byte(accounts[i].Password)) == nil {
+				accounts[i].PasswordHash, accounts[i].Password = prev.PasswordHash, ""
+				return
+			}
 			h, err := bcrypt.GenerateFromPassword([]byte(accounts[i].Password), cost)
 			if err != nil {
 				errs[j] = fmt.Errorf("account %s: %w", accounts[i].ID, err)

@@ -62,6 +62,7 @@ CREATE TABLE IF NOT EXISTS audit (
 	id INTEGER PRIMARY KEY, at INTEGER NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
 	session_id TEXT NOT NULL, room TEXT NOT NULL, detail TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS audit_at ON audit (at);
+CREATE TABLE IF NOT EXISTS account_epoch (account TEXT PRIMARY KEY, at INTEGER NOT NULL);
 `
 
 // Open opens (creating it if needed) the database file at path.
@@ -203,8 +204,9 @@ func entityRows(d *model.Dataset) (map[[2]string]string, map[[2]string]int, erro
 }
 
 // SaveDataset replaces the stored dataset with d in one transaction, writing only what
-// changed. d must be validated and its passwords hashed.
-func (s *Store) SaveDataset(ctx context.Context, d *model.Dataset) error {
+// changed, and runs also (when not nil) in the same transaction. d must be validated and its
+// passwords hashed.
+func (s *Store) SaveDataset(ctx context.Context, d *model.Dataset, also func(tx *sql.Tx) error) error {
 	want, pos, err := entityRows(d)
 	if err != nil {
 		return err
@@ -247,8 +249,41 @@ func (s *Store) SaveDataset(ctx context.Context, d *model.Dataset) error {
 				return err
 			}
 		}
+		if also != nil {
+			return also(tx)
+		}
 		return nil
 	})
+}
+
+// --- account epochs ---
+
+// AccountEpochs returns, per account, when the tokens issued to it were last revoked (its
+// password changed, it was disabled or deleted), in Unix milliseconds. One row per account
+// ever revoked: bounded by the dataset's changes.
+func (s *Store) AccountEpochs(ctx context.Context) (map[string]int64, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT account, at FROM account_epoch`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var id string
+		var at int64
+		if err := rows.Scan(&id, &at); err != nil {
+			return nil, err
+		}
+		out[id] = at
+	}
+	return out, rows.Err()
+}
+
+// SetAccountEpoch records inside tx that the tokens issued to account before at are revoked.
+func SetAccountEpoch(ctx context.Context, tx *sql.Tx, account string, at int64) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO account_epoch (account, at) VALUES (?, ?)
+		ON CONFLICT (account) DO UPDATE SET at = excluded.at`, account, at)
+	return err
 }
 
 // --- meta ---
