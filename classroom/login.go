@@ -6,67 +6,72 @@ import (
 	"net/http"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"time"
 	"unicode/utf8"
-
-	"golang.org/x/time/rate"
 
 	"github.com/sanke-edu/sanke/classroom/model"
 	"github.com/sanke-edu/sanke/signaling"
 )
 
 // Sign-in defences. A password check costs tens of milliseconds of CPU (bcrypt) and anyone
-// who reaches the port may ask for one, so:
+// who reaches the port may ask for one. Nothing a stranger does can keep an account's owner
+// out: there is no account-wide lock or slow-down, only budgets of the one who asks.
 //
-//   - each client address gets LoginPerMinute attempts at once and LoginPerMinute a minute
-//     after that, whatever accounts it tries;
-//   - at most LoginConcurrency checks run at once; a few more wait up to loginMaxWait, the
-//     rest are refused at once (503 + Retry-After) rather than queued;
-//   - an account is never locked for everyone. loginPairMaxFailures wrong passwords from one
-//     address lock that address out of that account for loginWindow: a teacher at another
-//     address signs in as usual. Guessing from many addresses (loginSlowAfter failures of
-//     one account in loginWindow) slows the account down, to one attempt every
-//     loginSlowEvery, for addresses it never signed in from; the addresses where it signed
-//     in during the last loginKnownFor (its school) are never slowed down.
+//   - Each client address (an IPv6 /64) gets LoginPerMinute attempts at once and
+//     LoginPerMinute a minute after that, whatever accounts it tries.
+//   - loginPairMaxFailures wrong passwords for one account from one address lock that pair
+//     for loginWindow (429 + Retry-After). Guessing from many addresses gets each of them
+//     that many tries; the owner at any other address signs in as usual.
+//   - A known device is one that signed in to the account before: the answer to a
+//     successful sign-in carries a device token (device.go) that the client sends with its
+//     next sign-ins. Its attempts are counted against the device (LoginPerMinute, and
+//     loginPairMaxFailures failures lock the device for loginWindow), not against the
+//     address. A school's NAT address is shared with strangers: five wrong passwords from
+//     anyone behind it lock (account, NAT address), which the address alone cannot tell
+//     apart from the teacher's own classroom PC; the device token can. The teacher's
+//     browser keeps signing in while strangers behind the same address are locked out; a
+//     new or wiped browser waits out the 15 minutes, or signs in from another address.
+//   - At most LoginConcurrency checks run at once, a few more wait up to loginMaxWait, the
+//     rest are refused at once (503 + Retry-After). A share of that capacity
+//     (loginReservedShare, at least one check) is kept for known sign-ins: a known device,
+//     or an (account, address) pair that signed in within loginKnownFor. Guessing from any
+//     number of addresses uses only the rest, so a classroom at its usual address, or with
+//     its browser, is never refused for lack of capacity by strangers.
+//   - Failed and refused attempts are audited with the address (refusals.go bounds them).
 const (
 	loginMaxBody         = 4 << 10
 	loginWindow          = 15 * time.Minute
 	loginPairMaxFailures = 5
-	loginSlowAfter       = 20
-	loginSlowEvery       = 10 * time.Second
-	loginKnownAddrs      = 8
 	loginKnownFor        = 30 * 24 * time.Hour
-	// loginMaxTracked bounds each table of the guard (addresses, account+address pairs,
-	// accounts); when one is full, expired entries go first, then arbitrary ones.
+	// loginMaxTracked bounds the tables of failures (per address, per pair, per device); when
+	// one is full, expired entries go first, then arbitrary ones.
 	loginMaxTracked = 10000
-	loginWaitersPer = 4 // waiting checks per running one
-	loginMaxWait    = 2 * time.Second
+	// loginMaxKnown bounds the table of pairs that signed in (only a correct password adds
+	// one, so strangers cannot push the classrooms out of it).
+	loginMaxKnown      = 50000
+	loginWaitersPer    = 4 // waiting checks per running one
+	loginMaxWait       = 2 * time.Second
+	loginReservedShare = 4 // a quarter of the checks are kept for known sign-ins
 	// maxAccountID is the longest account ID the dataset accepts (model IDs: 64 characters).
 	maxAccountID = 64
 )
 
 // loginGuard keeps the state of the sign-in defences. All of it is bounded.
 type loginGuard struct {
-	perMinute  int
-	slots      chan struct{} // one per running password check
-	waiting    atomic.Int32
-	maxWaiting int32
-	addrs      *keyedLimiter // attempts per client address
+	addrs   *keyedLimiter // attempts per client address
+	devices *keyedLimiter // attempts per known device (account + device id)
+	// One element per running password check: shared ones, and reserved ones that only
+	// known sign-ins use; and one per check waiting for a slot.
+	shared, reserved            chan struct{}
+	sharedWaiters, knownWaiters chan struct{}
 
 	mu       sync.Mutex
-	pairs    map[pairKey][]time.Time // recent failures, oldest first, at most loginPairMaxFailures
-	accounts map[string]*accountState
+	failures map[pairKey][]time.Time // recent failures, oldest first, at most loginPairMaxFailures
+	signedIn map[pairKey]time.Time   // (account, address) -> last successful sign-in
 }
 
-type pairKey struct{ account, addr string }
-
-type accountState struct {
-	failures []time.Time          // the last loginSlowAfter failures, oldest first
-	slow     *rate.Limiter        // attempts from unknown addresses while guessed at
-	known    map[string]time.Time // address -> last successful sign-in
-	last     time.Time
-}
+// pairKey names an account and who tries it: a client address, or a device ("device:" + id).
+type pairKey struct{ account, from string }
 
 func newLoginGuard(perMinute, concurrency int) *loginGuard {
 	if perMinute <= 0 {
@@ -75,34 +80,34 @@ func newLoginGuard(perMinute, concurrency int) *loginGuard {
 	if concurrency <= 0 {
 		concurrency = runtime.GOMAXPROCS(0)
 	}
+	reserved := max(1, concurrency/loginReservedShare)
+	shared := max(1, concurrency-reserved)
 	return &loginGuard{
-		perMinute: perMinute, slots: make(chan struct{}, concurrency), maxWaiting: int32(concurrency * loginWaitersPer),
-		addrs: newKeyedLimiter(perMinute, perMinute), pairs: map[pairKey][]time.Time{}, accounts: map[string]*accountState{},
+		addrs: newKeyedLimiter(perMinute, perMinute), devices: newKeyedLimiter(perMinute, perMinute),
+		shared: make(chan struct{}, shared), reserved: make(chan struct{}, reserved),
+		sharedWaiters: make(chan struct{}, shared*loginWaitersPer), knownWaiters: make(chan struct{}, reserved*loginWaitersPer),
+		failures: map[pairKey][]time.Time{}, signedIn: map[pairKey]time.Time{},
 	}
 }
 
-// allowAddress takes one attempt from an address's budget, or says how long to wait.
-func (g *loginGuard) allowAddress(addr string, now time.Time) (time.Duration, bool) {
-	return g.addrs.allow(addr, now)
-}
-
-// admit decides whether an address may try an account's password now.
-func (g *loginGuard) admit(account, addr string, now time.Time) (time.Duration, bool) {
+// locked says how long a pair (or a device) stays locked out of its account, if it is.
+func (g *loginGuard) locked(k pairKey, now time.Time) (time.Duration, bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	k := pairKey{account, addr}
-	if fs := recent(g.pairs[k], now); len(fs) >= loginPairMaxFailures {
-		g.pairs[k] = fs
-		return fs[0].Add(loginWindow).Sub(now), false
+	fs := recent(g.failures[k], now)
+	if len(fs) < loginPairMaxFailures {
+		return 0, false
 	}
-	a := g.accounts[account]
-	if a == nil || !a.guessedAt(now) || a.knows(addr, now) {
-		return 0, true
-	}
-	if a.slow == nil {
-		a.slow = rate.NewLimiter(rate.Every(loginSlowEvery), 1)
-	}
-	return reserve(a.slow, now)
+	g.failures[k] = fs
+	return fs[0].Add(loginWindow).Sub(now), true
+}
+
+// knownPair reports whether the account signed in from addr within loginKnownFor.
+func (g *loginGuard) knownPair(account, addr string, now time.Time) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	t, ok := g.signedIn[pairKey{account, addr}]
+	return ok && now.Sub(t) < loginKnownFor
 }
 
 // recent drops the failures older than loginWindow.
@@ -113,79 +118,68 @@ func recent(fs []time.Time, now time.Time) []time.Time {
 	return fs
 }
 
-// guessedAt reports whether the account failed loginSlowAfter times within loginWindow.
-func (a *accountState) guessedAt(now time.Time) bool {
-	return len(a.failures) >= loginSlowAfter && now.Sub(a.failures[0]) < loginWindow
-}
-
-// knows reports whether the account signed in from addr within loginKnownFor.
-func (a *accountState) knows(addr string, now time.Time) bool {
-	t, ok := a.known[addr]
-	return ok && now.Sub(t) < loginKnownFor
-}
-
-// record counts a password check's outcome.
-func (g *loginGuard) record(account, addr string, ok bool, now time.Time) {
+// record counts a password check's outcome for who tried (a pair or a device) and, on
+// success, remembers the (account, address) pair as known.
+func (g *loginGuard) record(k pairKey, account, addr string, ok bool, now time.Time) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	k := pairKey{account, addr}
-	a := g.accounts[account]
-	if a == nil {
-		makeRoom(g.accounts, loginMaxTracked, func(a *accountState) bool {
-			return now.Sub(a.last) >= loginKnownFor || (len(a.known) == 0 && now.Sub(a.last) >= loginWindow)
-		})
-		a = &accountState{known: map[string]time.Time{}}
-		g.accounts[account] = a
-	}
-	a.last = now
 	if ok {
-		delete(g.pairs, k)
-		if _, seen := a.known[addr]; !seen {
-			makeRoom(a.known, loginKnownAddrs, func(t time.Time) bool { return now.Sub(t) >= loginKnownFor })
+		delete(g.failures, k)
+		delete(g.failures, pairKey{account, addr})
+		p := pairKey{account, addr}
+		if _, seen := g.signedIn[p]; !seen {
+			makeRoom(g.signedIn, loginMaxKnown, func(t time.Time) bool { return now.Sub(t) >= loginKnownFor })
 		}
-		a.known[addr] = now
+		g.signedIn[p] = now
 		return
 	}
-	a.failures = append(a.failures, now)
-	if len(a.failures) > loginSlowAfter {
-		a.failures = a.failures[len(a.failures)-loginSlowAfter:]
-	}
-	fs, tracked := g.pairs[k]
+	fs, tracked := g.failures[k]
 	if !tracked {
-		makeRoom(g.pairs, loginMaxTracked, func(fs []time.Time) bool { return len(recent(fs, now)) == 0 })
+		makeRoom(g.failures, loginMaxTracked, func(fs []time.Time) bool { return len(recent(fs, now)) == 0 })
 	}
 	fs = append(recent(fs, now), now)
 	if len(fs) > loginPairMaxFailures {
 		fs = fs[len(fs)-loginPairMaxFailures:]
 	}
-	g.pairs[k] = fs
+	g.failures[k] = fs
 }
 
-// acquire takes a password-check slot, waiting at most loginMaxWait behind a bounded number
-// of others; false means the server is busy.
-func (g *loginGuard) acquire(ctx context.Context) bool {
+// acquire takes a password-check slot: a shared one, or for a known sign-in also a reserved
+// one. When none is free it waits at most loginMaxWait, behind a bounded number of others
+// (unknown sign-ins and known ones are counted apart). It returns the function that gives
+// the slot back, or false when the server is busy.
+func (g *loginGuard) acquire(ctx context.Context, known bool) (func(), bool) {
+	shared, reserved, waiters := g.shared, g.reserved, g.sharedWaiters
+	if known {
+		waiters = g.knownWaiters
+	} else {
+		reserved = nil // never ready
+	}
 	select {
-	case g.slots <- struct{}{}:
-		return true
+	case shared <- struct{}{}:
+		return func() { <-shared }, true
+	case reserved <- struct{}{}:
+		return func() { <-reserved }, true
 	default:
 	}
-	if g.waiting.Add(1) > g.maxWaiting {
-		g.waiting.Add(-1)
-		return false
+	select {
+	case waiters <- struct{}{}:
+		defer func() { <-waiters }()
+	default:
+		return nil, false
 	}
-	defer g.waiting.Add(-1)
 	t := time.NewTimer(loginMaxWait)
 	defer t.Stop()
 	select {
-	case g.slots <- struct{}{}:
-		return true
+	case shared <- struct{}{}:
+		return func() { <-shared }, true
+	case reserved <- struct{}{}:
+		return func() { <-reserved }, true
 	case <-t.C:
 	case <-ctx.Done():
 	}
-	return false
+	return nil, false
 }
-
-func (g *loginGuard) release() { <-g.slots }
 
 // clientAddr is the address a request comes from (see signaling.ClientAddress) and the key
 // its sign-in budget is kept under: the address itself, or for IPv6 its /64 (one host
@@ -209,14 +203,10 @@ func (s *Service) clientAddr(r *http.Request) (addr, key string) {
 func (s *Service) handleLogin(w http.ResponseWriter, r *http.Request) {
 	addr, key := s.clientAddr(r)
 	now := s.clock.Now()
-	if wait, ok := s.logins.allowAddress(key, now); !ok {
-		s.auditRefusal(r.Context(), "address:"+addr, "account.login.throttled", "", "", "too many sign-in attempts from this address")
-		tooMany(w, http.StatusTooManyRequests, wait, "too many sign-in attempts from this address; retry later")
-		return
-	}
 	var req struct {
 		Account  string `json:"account"`
 		Password string `json:"password"`
+		Device   string `json:"device"`
 	}
 	if err := decode(r, &req); err != nil {
 		writeErr(w, err)
@@ -226,7 +216,18 @@ func (s *Service) handleLogin(w http.ResponseWriter, r *http.Request) {
 	if utf8.RuneCountInString(account) > maxAccountID {
 		account = "\x00too long" // cannot exist; one key for all of them
 	}
-	if wait, ok := s.logins.admit(account, key, now); !ok {
+	// Who is trying: a known device of this account, or an address.
+	device, isDevice := s.deviceID(account, req.Device, now)
+	who, budget, budgetKey := pairKey{account, key}, s.logins.addrs, key
+	if isDevice {
+		who, budget, budgetKey = pairKey{account, "device:" + device}, s.logins.devices, account+"\x00"+device
+	}
+	if wait, ok := budget.allow(budgetKey, now); !ok {
+		s.auditRefusal(r.Context(), "address:"+addr, "account.login.throttled", "", "", "too many sign-in attempts from this address or device")
+		tooMany(w, http.StatusTooManyRequests, wait, "too many sign-in attempts from here; retry later")
+		return
+	}
+	if wait, locked := s.logins.locked(who, now); locked {
 		s.auditRefusal(r.Context(), "address:"+addr, "account.login.throttled", "", "", "account="+quoteTrunc(req.Account))
 		tooMany(w, http.StatusTooManyRequests, wait, "too many failed sign-ins to this account from here; retry later")
 		return
@@ -234,15 +235,16 @@ func (s *Service) handleLogin(w http.ResponseWriter, r *http.Request) {
 	var acc *model.Account
 	ok := false
 	if account == req.Account {
-		if !s.logins.acquire(r.Context()) {
+		release, got := s.logins.acquire(r.Context(), isDevice || s.logins.knownPair(account, key, now))
+		if !got {
 			tooMany(w, http.StatusServiceUnavailable, time.Second, "the server is busy checking passwords; retry in a second")
 			return
 		}
 		acc = s.Index().Account(req.Account)
 		ok = checkPassword(acc, req.Password, s.dummyHash)
-		s.logins.release()
+		release()
 	}
-	s.logins.record(account, key, ok, now)
+	s.logins.record(who, account, key, ok, now)
 	if !ok {
 		s.auditRefusal(r.Context(), "address:"+addr, "account.login.failed", "", "", "account="+quoteTrunc(req.Account))
 		writeError(w, http.StatusUnauthorized, "wrong account or password")
@@ -253,6 +255,10 @@ func (s *Service) handleLogin(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
+	if !isDevice {
+		device = newDeviceID()
+	}
 	s.audit(r.Context(), "account:"+acc.ID, "account.login", "", "", "address="+addr)
-	writeJSON(w, http.StatusOK, map[string]any{"token": tok, "expires_at": exp.UTC().Format(time.RFC3339), "account": publicAccount(*acc)})
+	writeJSON(w, http.StatusOK, map[string]any{"token": tok, "expires_at": exp.UTC().Format(time.RFC3339), "account": publicAccount(*acc),
+		"device": s.deviceToken(acc.ID, device, now)})
 }

@@ -7,56 +7,72 @@ import (
 	"time"
 )
 
-// TestLoginGuardBounded checks that a flood of addresses, accounts and account+address
-// pairs never grows the sign-in guard's tables past loginMaxTracked, and that the guard
-// still works once full.
+// TestLoginGuardBounded checks that a flood of addresses and account+address pairs never
+// grows the sign-in guard's tables past their bounds, that the guard still works once full,
+// and that the pairs that signed in are not pushed out by failures.
 func TestLoginGuardBounded(t *testing.T) {
 	g := newLoginGuard(30, 1)
 	now := time.Unix(1_700_000_000, 0)
+	g.record(pairKey{"T1", "192.0.2.9"}, "T1", "192.0.2.9", true, now)
 	for i := range 3 * loginMaxTracked {
 		addr := "10." + strconv.Itoa(i>>16) + "." + strconv.Itoa(i>>8&255) + "." + strconv.Itoa(i&255)
-		g.allowAddress(addr, now)
-		g.record("made-up-"+strconv.Itoa(i), addr, false, now)
+		g.addrs.allow(addr, now)
+		g.record(pairKey{"made-up-" + strconv.Itoa(i), addr}, "made-up-"+strconv.Itoa(i), addr, false, now)
 	}
-	if len(g.addrs.m) > loginMaxTracked || len(g.pairs) > loginMaxTracked || len(g.accounts) > loginMaxTracked {
-		t.Fatalf("tables grew past %d: %d addresses, %d pairs, %d accounts", loginMaxTracked, len(g.addrs.m), len(g.pairs), len(g.accounts))
+	if len(g.addrs.m) > loginMaxTracked || len(g.failures) > loginMaxTracked {
+		t.Fatalf("tables grew past %d: %d addresses, %d pairs", loginMaxTracked, len(g.addrs.m), len(g.failures))
+	}
+	if !g.knownPair("T1", "192.0.2.9", now) {
+		t.Error("a flood of failures pushed out a pair that signed in")
 	}
 	for range loginPairMaxFailures {
-		g.record("T1", "192.0.2.1", false, now)
+		g.record(pairKey{"T1", "192.0.2.1"}, "T1", "192.0.2.1", false, now)
 	}
-	if _, ok := g.admit("T1", "192.0.2.1", now); ok {
+	if _, locked := g.locked(pairKey{"T1", "192.0.2.1"}, now); !locked {
 		t.Error("a full guard no longer counts an address's failures")
 	}
-	if _, ok := g.admit("T1", "192.0.2.2", now); !ok {
-		t.Error("another address is refused")
+	if _, locked := g.locked(pairKey{"T1", "192.0.2.2"}, now); locked {
+		t.Error("another address is locked")
 	}
-	for i := range 3 * loginKnownAddrs {
-		g.record("T1", "198.51.100."+strconv.Itoa(i), true, now)
+	for i := range 2 * loginMaxKnown {
+		g.record(pairKey{"T1", strconv.Itoa(i)}, "T1", strconv.Itoa(i), true, now)
 	}
-	if n := len(g.accounts["T1"].known); n > loginKnownAddrs {
-		t.Errorf("%d known addresses kept for one account, want at most %d", n, loginKnownAddrs)
+	if n := len(g.signedIn); n > loginMaxKnown {
+		t.Errorf("%d known pairs kept, want at most %d", n, loginMaxKnown)
 	}
 }
 
 // TestLoginGuardFailsFast checks that password checks beyond the running and waiting ones
-// are refused at once instead of queueing.
+// are refused at once instead of queueing, and that the reserved checks are for known
+// sign-ins only.
 func TestLoginGuardFailsFast(t *testing.T) {
-	g := newLoginGuard(30, 1)
-	if !g.acquire(context.Background()) {
+	g := newLoginGuard(30, 1) // one shared check, one reserved
+	release, ok := g.acquire(context.Background(), false)
+	if !ok {
 		t.Fatal("the first check gets no slot")
 	}
-	g.waiting.Store(g.maxWaiting) // as many checks already waiting as allowed
-	if g.acquire(context.Background()) {
-		t.Error("a check beyond the waiting ones got a slot")
+	for range cap(g.sharedWaiters) {
+		g.sharedWaiters <- struct{}{} // as many unknown checks already waiting as allowed
 	}
-	g.waiting.Store(0)
+	if _, ok := g.acquire(context.Background(), false); ok {
+		t.Error("an unknown check beyond the waiting ones got a slot")
+	}
+	relKnown, ok := g.acquire(context.Background(), true)
+	if !ok {
+		t.Fatal("a known check gets no reserved slot while unknown ones fill the shared ones")
+	}
+	for range cap(g.sharedWaiters) {
+		<-g.sharedWaiters
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if g.acquire(ctx) {
+	if _, ok := g.acquire(ctx, false); ok {
 		t.Error("a check whose client went away got a slot")
 	}
-	g.release()
-	if !g.acquire(context.Background()) {
+	release()
+	relKnown()
+	if release, ok = g.acquire(context.Background(), false); !ok {
 		t.Error("no slot after a release")
 	}
+	release()
 }
