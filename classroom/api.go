@@ -35,7 +35,8 @@ const (
 //
 // Sign-in and room tokens (classroom and supervisor accounts):
 //
-//	POST   /api/v1/login                      {"account","password"} -> {"token","expires_at","account"}
+//	POST   /api/v1/login                      {"account","password","device"} -> {"token","expires_at","account","device"}
+//	POST   /api/v1/logout                     ends the sign-in of the token presented
 //	GET    /api/v1/me?from=&to=               account, its sessions with its role in each, and a directory of their names
 //	                                          (supervisors: also every region inside theirs)
 //	POST   /api/v1/sessions/{id}/view-token   a token to list and play the session's recordings (any time)
@@ -77,6 +78,7 @@ func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
 	handle := func(pattern string, limit int64, h http.HandlerFunc) { mux.Handle(pattern, limitBody(limit, h)) }
 	handle("POST /api/v1/login", loginMaxBody, s.handleLogin)
+	handle("POST /api/v1/logout", maxBody, s.handleLogout)
 	handle("GET /api/v1/me", maxBody, s.handleMe)
 	handle("POST /api/v1/sessions/{id}/token", maxBody, s.handleToken)
 	handle("POST /api/v1/sessions/{id}/view-token", maxBody, s.handleViewToken)

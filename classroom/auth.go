@@ -1,10 +1,12 @@
 package classroom
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -26,6 +28,8 @@ type caller struct {
 	grants *auth.ClaimGrants
 	// account is set for sign-in tokens (Sanke's own or the platform's).
 	account *model.Account
+	// signIn is the sign-in a Sanke sign-in token belongs to (see logout.go).
+	signIn string
 }
 
 var (
@@ -75,7 +79,7 @@ func (s *Service) authenticate(r *http.Request) (*caller, error) {
 		return nil, errUnauthenticated
 	}
 	if v.APIKey() == signInIssuer {
-		return s.signInCaller(v)
+		return s.signInCaller(r.Context(), v)
 	}
 	secret := s.cfg.Keys.GetSecret(v.APIKey())
 	if secret == "" {
@@ -120,8 +124,9 @@ func (s *Service) authenticate(r *http.Request) (*caller, error) {
 
 // signInCaller verifies one of Sanke's own sign-in tokens: signed with the sign-in key, no
 // video grant, subject "account:<id>" matching its sanke.account attribute, issued for the
-// account's current password (attrCredential).
-func (s *Service) signInCaller(v *auth.APIKeyTokenVerifier) (*caller, error) {
+// account's current password (attrCredential), and a sign-in the database still holds (not
+// signed out, see logout.go).
+func (s *Service) signInCaller(ctx context.Context, v *auth.APIKeyTokenVerifier) (*caller, error) {
 	_, grants, err := v.Verify(s.signInKey)
 	if err != nil || grants.Video != nil {
 		return nil, errUnauthenticated
@@ -136,6 +141,14 @@ func (s *Service) signInCaller(v *auth.APIKeyTokenVerifier) (*caller, error) {
 	}
 	if !hmac.Equal([]byte(grants.Attributes[attrCredential]), []byte(s.credentialOf(c.account, ""))) {
 		return nil, errUnauthenticated // the password changed (or the account was disabled) since
+	}
+	c.signIn = grants.Attributes[attrSignIn]
+	live, err := s.store.SignInLive(ctx, c.signIn, s.clock.Now())
+	if err != nil {
+		return nil, fmt.Errorf("checking the sign-in: %w", err)
+	}
+	if !live {
+		return nil, errUnauthenticated // signed out, expired, or pushed out by newer sign-ins
 	}
 	return c, nil
 }
@@ -225,12 +238,21 @@ func checkPassword(acc *model.Account, password, dummyHash string) bool {
 // signInToken mints the token an account uses with the API: a JWT signed with the sign-in
 // key (issuer signInIssuer) that carries no video grant, the subject "account:<id>" and the
 // attribute sanke.account. No other part of the server accepts it.
-func (s *Service) signInToken(acc *model.Account) (string, time.Time, error) {
+func (s *Service) signInToken(ctx context.Context, acc *model.Account) (string, time.Time, error) {
+	id := randomID()
 	at := auth.NewAccessToken(signInIssuer, s.signInKey).
 		SetIdentity("account:" + acc.ID).SetName(acc.Name).
-		SetAttributes(map[string]string{AttrAccount: acc.ID, attrCredential: s.credentialOf(acc, "")}).SetValidFor(s.cfg.LoginTTL)
+		SetAttributes(map[string]string{AttrAccount: acc.ID, attrCredential: s.credentialOf(acc, ""), attrSignIn: id}).
+		SetValidFor(s.cfg.LoginTTL)
 	tok, err := at.ToJWT()
-	return tok, time.Now().Add(s.cfg.LoginTTL), err
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	now := s.clock.Now()
+	if err := s.store.AddSignIn(ctx, id, acc.ID, now.Add(s.cfg.LoginTTL), now, maxSignInsPerAccount); err != nil {
+		return "", time.Time{}, fmt.Errorf("recording the sign-in: %w", err)
+	}
+	return tok, time.Now().Add(s.cfg.LoginTTL), nil
 }
 
 // sessionAccess decides whether an account may get a room token for a session and as what.

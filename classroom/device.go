@@ -21,8 +21,8 @@ const (
 	maxDeviceID = 32
 )
 
-// newDeviceID returns a fresh random device id.
-func newDeviceID() string {
+// randomID returns a fresh random id (128 bits): a device's, a sign-in's.
+func randomID() string {
 	b := make([]byte, 16)
 	_, _ = rand.Read(b) // never fails (crypto/rand)
 	return base64.RawURLEncoding.EncodeToString(b)

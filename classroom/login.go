@@ -250,13 +250,13 @@ func (s *Service) handleLogin(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, "wrong account or password")
 		return
 	}
-	tok, exp, err := s.signInToken(acc)
+	tok, exp, err := s.signInToken(r.Context(), acc)
 	if err != nil {
 		writeErr(w, err)
 		return
 	}
 	if !isDevice {
-		device = newDeviceID()
+		device = randomID()
 	}
 	s.audit(r.Context(), "account:"+acc.ID, "account.login", "", "", "address="+addr)
 	writeJSON(w, http.StatusOK, map[string]any{"token": tok, "expires_at": exp.UTC().Format(time.RFC3339), "account": publicAccount(*acc),

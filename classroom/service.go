@@ -353,6 +353,9 @@ func (s *Service) Tick(ctx context.Context) {
 	now := s.clock.Now()
 	s.col.sample(ctx, now)
 	s.col.finalizeDue(ctx, now)
+	if err := s.store.PruneSignIns(ctx, now); err != nil {
+		s.logger.Warn("forgetting expired sign-ins", "err", err)
+	}
 	s.queueDailyReports(ctx, now)
 }
 

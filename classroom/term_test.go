@@ -38,19 +38,20 @@ func TestSimulatedTerm(t *testing.T) {
 	ctx := context.Background()
 	passwords := map[string]string{"M1": "music-master-1", "M2": "art-master-22", "T1": "houtang-tp-1",
 		"T2": "shangpuxi-tp2", "T3": "beidouxi-tp3", "T4": "longzhuang-4"}
-	signIns := map[string]string{}
+	signIns := map[string]string{} // account + day -> sign-in token (a sign-in lasts 12 h)
+	var day string
 	token := func(account, session string) string {
 		t.Helper()
-		if signIns[account] == "" {
-			signIns[account] = ts.login(account, passwords[account])
+		if signIns[account+day] == "" {
+			signIns[account+day] = ts.login(account, passwords[account])
 		}
-		rt, code := ts.roomToken(signIns[account], session)
+		rt, code := ts.roomToken(signIns[account+day], session)
 		if code != 200 {
 			t.Fatalf("token for %s in %s: %d %s", account, session, code, rt.Error)
 		}
 		return rt.Token
 	}
-	day := "2025-09-01"
+	day = "2025-09-01"
 	// watchers are the teaching points receiving video: before each sample, each must have
 	// received new packets, so that the sample sees video flowing.
 	watchers := map[*client]bool{}
@@ -265,7 +266,7 @@ func TestSimulatedTerm(t *testing.T) {
 	}
 
 	// Reading statistics needs a reader; a classroom's sign-in token is not one.
-	if code := ts.call("GET", q, signIns["T1"], nil, nil); code != 403 {
+	if code := ts.call("GET", q, ts.login("T1", passwords["T1"]), nil, nil); code != 403 {
 		t.Errorf("coverage with a classroom token: %d", code)
 	}
 	if code := ts.call("GET", q, mintToken(t, "analyst", &auth.VideoGrant{RoomList: true}, nil), nil, nil); code != 200 {

@@ -63,6 +63,10 @@ CREATE TABLE IF NOT EXISTS audit (
 	session_id TEXT NOT NULL, room TEXT NOT NULL, detail TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS audit_at ON audit (at);
 CREATE TABLE IF NOT EXISTS account_epoch (account TEXT PRIMARY KEY, at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS signin_session (
+	id TEXT PRIMARY KEY, account TEXT NOT NULL, expires INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS signin_session_account ON signin_session (account, expires);
+CREATE INDEX IF NOT EXISTS signin_session_expires ON signin_session (expires);
 `
 
 // Open opens (creating it if needed) the database file at path.
@@ -352,4 +356,49 @@ func (s *Store) AuditLog(ctx context.Context, from, to time.Time, action string,
 		out = append(out, e)
 	}
 	return out, rows.Err()
+}
+
+// --- sign-ins ---
+
+// AddSignIn records a sign-in (id, the account, when it expires) and forgets, in the same
+// transaction, the sign-ins that expired by now and the account's oldest beyond
+// maxPerAccount: the table never holds more than maxPerAccount sign-ins of one account.
+func (s *Store) AddSignIn(ctx context.Context, id, account string, expires, now time.Time, maxPerAccount int) error {
+	return s.Tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM signin_session WHERE expires <= ?`, ms(now)); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO signin_session (id, account, expires) VALUES (?, ?, ?)`, id, account, ms(expires)); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `DELETE FROM signin_session WHERE account = ? AND id NOT IN
+			(SELECT id FROM signin_session WHERE account = ? ORDER BY expires DESC, rowid DESC LIMIT ?)`, account, account, maxPerAccount)
+		return err
+	})
+}
+
+// SignInLive reports whether a sign-in is recorded and not expired at now.
+func (s *Store) SignInLive(ctx context.Context, id string, now time.Time) (bool, error) {
+	var one int
+	err := s.db.QueryRowContext(ctx, `SELECT 1 FROM signin_session WHERE id = ? AND expires > ?`, id, ms(now)).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// EndSignIn forgets a sign-in (logout); it reports whether there was one.
+func (s *Store) EndSignIn(ctx context.Context, id string) (bool, error) {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM signin_session WHERE id = ?`, id)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n > 0, err
+}
+
+// PruneSignIns forgets the sign-ins expired at now.
+func (s *Store) PruneSignIns(ctx context.Context, now time.Time) error {
+	_, err := s.db.ExecContext(ctx, `DELETE FROM signin_session WHERE expires <= ?`, ms(now))
+	return err
 }
