@@ -262,6 +262,12 @@ describe('web client against a real sanke', { timeout: 300_000 }, () => {
     await sup.selectOption('[data-testid=region]', '431223');
     const county = await compareCoverage(sup, sanke, 'county', '431223');
     assert.equal(county.total.teaching_points, 2, '辰溪县 has two teaching points');
+    // 退出登录 ends the sign-in on the server: the token is refused afterwards.
+    const { token } = JSON.parse(await sup.evaluate(() => sessionStorage.getItem('sanke.auth')));
+    await sup.click('[data-testid=sign-out]');
+    await sup.waitForSelector('[data-testid=login-form]');
+    const status = await sup.evaluate((tok) => fetch('/api/v1/me', { headers: { Authorization: `Bearer ${tok}` } }).then((r) => r.status), token);
+    assert.equal(status, 401, 'the sign-in token still works after 退出登录');
     await sup.close();
   });
 

@@ -136,8 +136,12 @@ const enc = encodeURIComponent;
 
 export const api = {
   config: () => call<ClientConfig>('GET', '/client-config.json', undefined),
-  login: (account: string, password: string) =>
-    call<{ token: string; expires_at: string; account: Account }>('POST', '/api/v1/login', undefined, { account, password }),
+  /** device: the device token of this browser's last sign-in to the account, if any. */
+  login: (account: string, password: string, device?: string) =>
+    call<{ token: string; expires_at: string; account: Account; device?: string }>('POST', '/api/v1/login', undefined,
+      device ? { account, password, device } : { account, password }),
+  /** Ends the sign-in of token on the server. */
+  logout: (token: string) => call<{ signed_out: boolean }>('POST', '/api/v1/logout', token),
   me: (token: string, from?: string, to?: string) => {
     const q = new URLSearchParams();
     if (from) q.set('from', from);

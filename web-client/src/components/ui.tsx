@@ -2,7 +2,7 @@
 import type { ComponentChildren } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import type { Track } from 'livekit-client';
-import { auth, signOut } from '../auth';
+import { auth, logOut } from '../auth';
 import { lang, setLang, t } from '../i18n';
 import type { Live } from '../live';
 import { navigate } from '../router';
@@ -40,8 +40,9 @@ export function TopBar({ title, children, back }: { title?: ComponentChildren; c
         {a ? (
           <button
             class="ghost"
-            onClick={() => {
-              signOut();
+            data-testid="sign-out"
+            onClick={async () => {
+              await logOut();
               navigate('/');
             }}
           >

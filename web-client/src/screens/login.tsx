@@ -2,7 +2,7 @@
 // statistics. In dev mode: a quick room by name and a button that creates today's demo classes.
 import { useState } from 'preact/hooks';
 import { api, ApiError } from '../api';
-import { signIn } from '../auth';
+import { deviceFor, rememberDevice, signIn } from '../auth';
 import { Icon } from '../components/icons';
 import { TopBar } from '../components/ui';
 import { clientConfig } from '../config';
@@ -100,7 +100,9 @@ export function Login() {
     setError('');
     try {
       if (tab === 'account') {
-        const r = await api.login(account.trim(), password);
+        const id = account.trim();
+        const r = await api.login(id, password, deviceFor(id));
+        rememberDevice(id, r.device);
         signIn({ kind: 'account', token: r.token, account: r.account, expiresAt: r.expires_at });
         navigate('/', true);
       } else {
