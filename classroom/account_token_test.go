@@ -17,14 +17,19 @@ import (
 	"github.com/sanke-edu/sanke/config"
 )
 
+// dialSignal opens a raw signal websocket with token (no media, no auto-subscription).
+func (ts *testServer) dialSignal(token string) (*websocket.Conn, *http.Response, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	q := url.Values{"access_token": {token}, "protocol": {"15"}, "sdk": {"go"}, "auto_subscribe": {"0"}}
+	return websocket.DefaultDialer.DialContext(ctx, ts.ws+"/rtc?"+q.Encode(), nil)
+}
+
 // refreshTokenOf joins a room over a raw websocket with token and returns the refresh token
 // the server sends right after the join response (what a client reconnects with).
 func (ts *testServer) refreshTokenOf(token string) string {
 	ts.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	q := url.Values{"access_token": {token}, "protocol": {"15"}, "sdk": {"go"}, "auto_subscribe": {"0"}}
-	ws, resp, err := websocket.DefaultDialer.DialContext(ctx, ts.ws+"/rtc?"+q.Encode(), nil)
+	ws, resp, err := ts.dialSignal(token)
 	if err != nil {
 		ts.t.Fatalf("websocket join: %v (%v)", err, resp)
 	}

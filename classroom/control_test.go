@@ -27,10 +27,7 @@ type watcher struct {
 // watch joins with token over a raw websocket (no media) and records what the server sends.
 func (ts *testServer) watch(token string) *watcher {
 	ts.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	q := url.Values{"access_token": {token}, "protocol": {"15"}, "sdk": {"go"}, "auto_subscribe": {"0"}}
-	ws, resp, err := websocket.DefaultDialer.DialContext(ctx, ts.ws+"/rtc?"+q.Encode(), nil)
+	ws, resp, err := ts.dialSignal(token)
 	if err != nil {
 		ts.t.Fatalf("websocket join: %v (%v)", err, resp)
 	}

@@ -3,11 +3,9 @@ package classroom_test
 import (
 	"context"
 	"net/http"
-	"net/url"
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
 	"github.com/livekit/protocol/livekit"
 	"google.golang.org/protobuf/proto"
 )
@@ -16,10 +14,7 @@ import (
 // connection is closed again at once); the error says why not.
 func (ts *testServer) joins(token string) (bool, string) {
 	ts.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	q := url.Values{"access_token": {token}, "protocol": {"15"}, "sdk": {"go"}, "auto_subscribe": {"0"}}
-	ws, resp, err := websocket.DefaultDialer.DialContext(ctx, ts.ws+"/rtc?"+q.Encode(), nil)
+	ws, resp, err := ts.dialSignal(token)
 	if err != nil {
 		status := 0
 		if resp != nil {
