@@ -24,7 +24,8 @@ type watcher struct {
 	closed bool
 }
 
-// watch joins with token over a raw websocket (no media) and records what the server sends.
+// watch joins with token over a raw websocket (no media) and records what the server sends;
+// it returns once the participant is in the room (the join response arrived).
 func (ts *testServer) watch(token string) *watcher {
 	ts.t.Helper()
 	ws, resp, err := ts.dialSignal(token)
@@ -50,8 +51,14 @@ func (ts *testServer) watch(token string) *watcher {
 			}
 		}
 	}()
+	// In the room once the join response came: who joins later is announced by an update.
+	if _, ok := eventually(15*time.Second, func() bool { return w.count(isJoin) > 0 || w.isClosed() }); !ok || w.isClosed() {
+		ts.t.Fatal("no join response")
+	}
 	return w
 }
+
+func isJoin(m *livekit.SignalResponse) bool { return m.GetJoin() != nil }
 
 // count returns how many messages match.
 func (w *watcher) count(match func(*livekit.SignalResponse) bool) int {
