@@ -138,3 +138,12 @@ func (m *Manager) RoomNames() []string {
 	}
 	return out
 }
+
+// PeerConnections returns the number of participants' PeerConnections open on this node,
+// those of participants that left and are still closing included.
+func (m *Manager) PeerConnections() int {
+	if m.media == nil {
+		return 0
+	}
+	return m.media.PeerConnections()
+}

@@ -36,6 +36,7 @@ const (
 // publisher transport answers the client's offers; the subscriber transport makes offers.
 type transport struct {
 	target  livekit.SignalTarget
+	media   *MediaAPI
 	pc      *webrtc.PeerConnection
 	out     *srtpout.Sender // direct sender of forwarded media, nil if pion sends it all
 	reports *sfu.Reporter   // sender reports of the down tracks this PeerConnection carries
@@ -74,7 +75,8 @@ func newTransport(media *MediaAPI, opts PeerOptions, target livekit.SignalTarget
 	if err != nil {
 		return nil, fmt.Errorf("new peer connection: %w", err)
 	}
-	t := &transport{target: target, pc: pc, out: out, logger: logger.With("pc", target.String()), sendCandidate: sendCandidate}
+	media.peers.Add(1)
+	t := &transport{target: target, media: media, pc: pc, out: out, logger: logger.With("pc", target.String()), sendCandidate: sendCandidate}
 	t.reports = sfu.NewReporter(pc.WriteRTCP, t.logger)
 	if media.control {
 		t.alloc = sfu.NewAllocator(t.logger)
@@ -314,9 +316,13 @@ func (t *transport) SRTPCipher() string {
 	return t.srtpCipher
 }
 
-// Close closes the PeerConnection.
+// Close closes the PeerConnection. Later calls do nothing.
 func (t *transport) Close() {
 	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return
+	}
 	t.closed = true
 	if t.debounce != nil {
 		t.debounce.Stop()
@@ -331,6 +337,7 @@ func (t *transport) Close() {
 	if err := t.pc.Close(); err != nil {
 		t.logger.Debug("close peer connection", "err", err)
 	}
+	t.media.peers.Add(-1)
 }
 
 // toProtoSD converts a pion session description to LiveKit's.
