@@ -87,6 +87,9 @@ type ParticipantStats struct {
 	Subscriptions []SubscriptionStats
 	// SRTPCiphers are the SRTP profiles negotiated on the participant's PeerConnections.
 	SRTPCiphers []string
+	// Transceivers counts the transceivers its PeerConnections hold (one per media section
+	// ever negotiated on them, and per track sent to it).
+	Transceivers int
 }
 
 // Stats returns a snapshot of a room's participants and their subscriptions.
@@ -101,6 +104,7 @@ func (m *Manager) Stats(roomName string) ([]ParticipantStats, error) {
 		for _, t := range []*transport{p.pub(), p.subscriber} {
 			if t != nil {
 				ps.SRTPCiphers = append(ps.SRTPCiphers, t.SRTPCipher())
+				ps.Transceivers += len(t.pc.GetTransceivers())
 			}
 		}
 		p.mu.Lock()
