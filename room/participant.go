@@ -194,6 +194,14 @@ func (p *Participant) canPublishSource(src livekit.TrackSource) bool {
 	return false
 }
 
+// isRecorder reports whether the participant's join token made it a recorder (updates
+// cannot change that).
+func (p *Participant) isRecorder() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.permission.Recorder
+}
+
 func (p *Participant) canSubscribe() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
