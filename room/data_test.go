@@ -8,7 +8,6 @@ import (
 	lksdk "github.com/livekit/server-sdk-go/v2"
 
 	tc "github.com/sanke-edu/sanke/internal/testclient"
-	"github.com/sanke-edu/sanke/room"
 )
 
 // Bounds of the data queued toward one participant (room/data.go).
@@ -17,22 +16,6 @@ const (
 	maxReliableBuffered = 4 << 20
 	maxDataPacket       = 64 << 10
 )
-
-// dataStats returns what the server holds for identity's data channels.
-func dataStats(t *testing.T, rooms *room.Manager, roomName, identity string) (buffered, dropped uint64) {
-	t.Helper()
-	stats, err := rooms.Stats(roomName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, ps := range stats {
-		if ps.Info.GetIdentity() == identity {
-			return ps.DataBuffered, ps.DataDropped
-		}
-	}
-	t.Fatalf("%s is not in room %s", identity, roomName)
-	return 0, 0
-}
 
 // TestDataToBlockedReceiverBounded sends data to a participant that never reads its data
 // channels (red team t12: 220 MB sent to such a receiver took the server from 151 to 569
@@ -73,8 +56,9 @@ func TestDataToBlockedReceiverBounded(t *testing.T) {
 			publish(sent%4 != 0) // a quarter lossy
 			sent++
 		}
-		var buffered uint64
-		buffered, dropped = dataStats(t, rooms, roomName, "reader")
+		ps := participantStats(t, rooms, roomName, "reader")
+		buffered := ps.DataBuffered
+		dropped = ps.DataDropped
 		most = max(most, buffered)
 		return dropped >= 100 || most > bound, fmt.Sprintf("%d packets sent, %d bytes queued, %d dropped", sent, buffered, dropped)
 	})

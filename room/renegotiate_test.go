@@ -9,7 +9,6 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	tc "github.com/sanke-edu/sanke/internal/testclient"
-	"github.com/sanke-edu/sanke/room"
 )
 
 // Bounds of a PeerConnection's negotiation state (room/transport.go).
@@ -80,22 +79,6 @@ func renegotiate(t *testing.T, c *sigClient, offers []string) (int, error) {
 	return len(offers), nil
 }
 
-// transceivers returns the transceivers the participant identity's PeerConnections hold.
-func transceivers(t *testing.T, rooms *room.Manager, roomName, identity string) int {
-	t.Helper()
-	stats, err := rooms.Stats(roomName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, ps := range stats {
-		if ps.Info.GetIdentity() == identity {
-			return ps.Transceivers
-		}
-	}
-	t.Fatalf("%s is not in room %s", identity, roomName)
-	return 0
-}
-
 // TestRenegotiationBounded checks that renegotiating cannot grow a PeerConnection's state
 // (red team t04: offers renaming their media sections 25 times a second took the server
 // from 45 MB to 2.7 GB in 50 s; pion keeps a transceiver for every mid ever offered, and
@@ -120,7 +103,7 @@ func TestRenegotiationBounded(t *testing.T) {
 			sdps[i] = offerSDP(t, mids(fmt.Sprintf("o%d_", i), perOffer))
 		}
 		answered, closed := renegotiate(t, c, sdps)
-		held := transceivers(t, rooms, roomName, "renamer")
+		held := participantStats(t, rooms, roomName, "renamer").Transceivers
 		t.Logf("%d offers answered, %d transceivers held, connection closed: %v", answered, held, closed)
 		if held > maxTransceivers {
 			t.Errorf("the publisher holds %d transceivers, over the bound of %d", held, maxTransceivers)
@@ -146,7 +129,7 @@ func TestRenegotiationBounded(t *testing.T) {
 		if want := maxEarlySections / (perOffer + 1); answered != want || closed == nil || !strings.Contains(closed.Error(), "before") {
 			t.Errorf("%d offers answered, then %v; want %d, then the connection closed for negotiating before connecting", answered, closed, want)
 		}
-		if held := transceivers(t, rooms, roomName, "early"); held != perOffer {
+		if held := participantStats(t, rooms, roomName, "early").Transceivers; held != perOffer {
 			t.Errorf("%d transceivers held for offers of %d sections", held, perOffer)
 		}
 	})

@@ -136,3 +136,19 @@ func (c *sigClient) closed() error {
 	defer c.mu.Unlock()
 	return c.closeErr
 }
+
+// participantStats returns the server's statistics of identity in roomName.
+func participantStats(t *testing.T, rooms *room.Manager, roomName, identity string) room.ParticipantStats {
+	t.Helper()
+	stats, err := rooms.Stats(roomName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ps := range stats {
+		if ps.Info.GetIdentity() == identity {
+			return ps
+		}
+	}
+	t.Fatalf("%s is not in room %s", identity, roomName)
+	return room.ParticipantStats{}
+}
