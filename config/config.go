@@ -187,6 +187,11 @@ type SignalConfig struct {
 	PingTimeout time.Duration `koanf:"ping_timeout"`
 	// WriteQueue is the number of outgoing messages buffered per client before it is dropped.
 	WriteQueue int `koanf:"write_queue"`
+	// JoinRateLimit is the sustained number of joins per second accepted from one client
+	// address (IPv4 address or IPv6 /64; loopback exempt); negative: no limit.
+	JoinRateLimit float64 `koanf:"join_rate_limit"`
+	// JoinRateBurst is the burst of joins accepted from one address above JoinRateLimit.
+	JoinRateBurst int `koanf:"join_rate_burst"`
 	// TrustProxyHeaders takes client addresses from X-Forwarded-For / X-Real-IP (signaling,
 	// and the classroom API's sign-in limits); set it only when every request comes through
 	// a reverse proxy that sets them.
@@ -402,6 +407,8 @@ func Default() *Config {
 			PingInterval:    5 * time.Second,
 			PingTimeout:     15 * time.Second,
 			WriteQueue:      256,
+			JoinRateLimit:   10,
+			JoinRateBurst:   100,
 		},
 		Limit: LimitConfig{
 			MaxRoomNameLength:            256,

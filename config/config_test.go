@@ -68,6 +68,8 @@ func TestDefault(t *testing.T) {
 		{"signal.ping_interval", c.Signal.PingInterval, 5 * time.Second},
 		{"signal.ping_timeout", c.Signal.PingTimeout, 15 * time.Second},
 		{"signal.write_queue", c.Signal.WriteQueue, 256},
+		{"signal.join_rate_limit", c.Signal.JoinRateLimit, 10.0},
+		{"signal.join_rate_burst", c.Signal.JoinRateBurst, 100},
 		{"log.level", c.Log.Level, "info"},
 		{"log.format", c.Log.Format, "text"},
 	}
@@ -524,6 +526,8 @@ func TestValidate(t *testing.T) {
 		{name: "negative max participants", modify: func(c *Config) { c.Room.MaxParticipants = -1 }, want: []string{"room.max_participants"}},
 		{name: "zero message size", modify: func(c *Config) { c.Signal.MaxMessageBytes = 0 }, want: []string{"signal.max_message_bytes"}},
 		{name: "zero rate", modify: func(c *Config) { c.Signal.RateLimit = 0 }, want: []string{"signal.rate_limit"}},
+		{name: "zero join rate", modify: func(c *Config) { c.Signal.JoinRateLimit = 0 }, want: []string{"signal.join_rate_limit"}},
+		{name: "zero join burst", modify: func(c *Config) { c.Signal.JoinRateBurst = 0 }, want: []string{"signal.join_rate_burst"}},
 		{name: "zero burst", modify: func(c *Config) { c.Signal.RateBurst = 0 }, want: []string{"signal.rate_burst"}},
 		{name: "zero write queue", modify: func(c *Config) { c.Signal.WriteQueue = 0 }, want: []string{"signal.write_queue"}},
 		{name: "zero packet cache", modify: func(c *Config) { c.RTC.PacketCacheSize = 0 }, want: []string{"rtc.packet_cache_size"}},

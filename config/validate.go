@@ -114,6 +114,12 @@ func (c *Config) Validate() error {
 	if c.Signal.WriteQueue <= 0 {
 		add("signal.write_queue", "must be positive, got %d", c.Signal.WriteQueue)
 	}
+	if c.Signal.JoinRateLimit == 0 {
+		add("signal.join_rate_limit", "must be positive, or negative for no limit, got 0")
+	}
+	if c.Signal.JoinRateBurst < 1 {
+		add("signal.join_rate_burst", "must be at least 1, got %d", c.Signal.JoinRateBurst)
+	}
 	for _, l := range []struct {
 		key string
 		v   int

@@ -27,6 +27,12 @@ type Source interface {
 	Stats(roomName string) ([]room.ParticipantStats, error)
 }
 
+// DataDropper is implemented by a Source that drops data packets for participants that do
+// not read them fast enough (room.Manager does): DataDropped counts them since start.
+type DataDropper interface {
+	DataDropped() uint64
+}
+
 // Backlog reports the platform outbox (classroom's outbox implements it).
 type Backlog interface {
 	Stats(ctx context.Context) (outbox.Stats, error)
@@ -51,7 +57,7 @@ type Collector struct {
 	rooms, participants, tracks, subscriptions                 *prometheus.Desc
 	packets, bytes, retransmits, nacks, plis, bitrateDesc      *prometheus.Desc
 	loss, rtt, jitter                                          *prometheus.Desc
-	videoLayers, downlinkCapped, rtxLimited                    *prometheus.Desc
+	videoLayers, downlinkCapped, rtxLimited, dataDropped       *prometheus.Desc
 	recActive, recStarted, recEnded                            *prometheus.Desc
 	outboxPending, outboxOldest, outboxDelivered, outboxFailed *prometheus.Desc
 }
@@ -86,6 +92,7 @@ func New(src Source) *Collector {
 		recActive:       d("recordings_active", "Recordings in progress."),
 		recStarted:      d("recordings_started_total", "Recordings started."),
 		recEnded:        d("recordings_ended_total", "Recordings ended, by final status.", "status"),
+		dataDropped:     d("data_dropped_total", "Data packets not sent to participants that did not read their data channels fast enough."),
 		outboxPending:   d("outbox_pending", "Messages (session records, daily reports) waiting for the platform to accept them."),
 		outboxOldest:    d("outbox_oldest_pending_seconds", "Age of the oldest message waiting for the platform."),
 		outboxDelivered: d("outbox_delivered", "Messages the platform has accepted (stored count)."),
@@ -104,7 +111,7 @@ func (c *Collector) SetBacklog(b Backlog) {
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.rooms, c.participants, c.tracks, c.subscriptions, c.packets, c.bytes,
 		c.retransmits, c.rtxLimited, c.nacks, c.plis, c.bitrateDesc, c.loss, c.rtt, c.jitter, c.videoLayers, c.downlinkCapped,
-		c.recActive, c.recStarted, c.recEnded,
+		c.dataDropped, c.recActive, c.recStarted, c.recEnded,
 		c.outboxPending, c.outboxOldest, c.outboxDelivered, c.outboxFailed} {
 		ch <- d
 	}
@@ -193,6 +200,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.videoLayers, prometheus.GaugeValue, n, layer)
 	}
 	ch <- prometheus.MustNewConstMetric(c.downlinkCapped, prometheus.GaugeValue, capped)
+	if dd, ok := c.src.(DataDropper); ok {
+		ch <- prometheus.MustNewConstMetric(c.dataDropped, prometheus.CounterValue, float64(dd.DataDropped()))
+	}
 	ch <- lossH.metric(c.loss)
 	ch <- rttH.metric(c.rtt)
 	ch <- jitterH.metric(c.jitter)

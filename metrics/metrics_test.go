@@ -48,6 +48,8 @@ func (f *fakeSource) Stats(name string) ([]room.ParticipantStats, error) {
 	return f.stats[name], nil
 }
 
+func (f *fakeSource) DataDropped() uint64 { return 5 }
+
 type fakeBacklog struct{}
 
 func (fakeBacklog) Stats(context.Context) (outbox.Stats, error) {
@@ -106,7 +108,8 @@ func TestCountersStayMonotonic(t *testing.T) {
 		`sanke_subscriber_loss_ratio_bucket{le="0.2"} 2`, "sanke_subscriber_loss_ratio_count 2", "sanke_recordings_active 1",
 		"sanke_recordings_started_total 2", `sanke_recordings_ended_total{status="EGRESS_COMPLETE"} 1`, "sanke_outbox_pending 3",
 		"sanke_outbox_delivered 7", `sanke_video_subscriptions{layer="high"} 1`, `sanke_video_subscriptions{layer="medium"} 1`,
-		`sanke_video_subscriptions{layer="low"} 0`, "sanke_video_subscriptions_downlink_capped 1", "sanke_retransmissions_refused_total 4")
+		`sanke_video_subscriptions{layer="low"} 0`, "sanke_video_subscriptions_downlink_capped 1", "sanke_retransmissions_refused_total 4",
+		"sanke_data_dropped_total 5")
 
 	// T2 leaves (its counters vanish), T1's grow, a new subscription starts.
 	src.mu.Lock()

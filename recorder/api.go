@@ -19,9 +19,10 @@ import (
 // header; tokens in the URL (?access_token=) are refused, they end up in logs, histories and
 // Referer headers:
 //
-//	POST /api/v1/rooms/{room}/recording/start   roomRecord    -> Status
-//	POST /api/v1/rooms/{room}/recording/stop    roomRecord    -> StopResult (the manifest and
-//	                                                             whether it is stored yet)
+//	POST /api/v1/rooms/{room}/recording/start   roomRecord, or roomAdmin of the room -> Status
+//	POST /api/v1/rooms/{room}/recording/stop    roomRecord, or roomAdmin of the room for a
+//	                                            recording room admins started -> StopResult
+//	                                            (the manifest and whether it is stored yet)
 //	GET  /api/v1/rooms/{room}/recordings        roomRecord, roomAdmin or roomJoin for the room
 //	                                            -> ListResponse (file URLs: signed links, or
 //	                                               presigned URLs of an S3 store)
@@ -31,8 +32,11 @@ import (
 //	                                               or a redirect to a presigned URL (S3)
 //
 // A roomRecord or roomAdmin grant applies to the room it names, or to every room when it
-// names none (like LiveKit's egress tokens); roomJoin only to the room it names. The room
-// of a stored recording is the exact name its manifest gives, never one derived from keys.
+// names none (like LiveKit's egress tokens); roomJoin only to the room it names. A room
+// admin's token (the class's teacher) starts and stops the room's recording, but does not
+// stop one the server (recording.auto_rooms, metadata) or a roomRecord caller started or
+// also started: the district's recordings are beyond a teacher's reach. The room of a
+// stored recording is the exact name its manifest gives, never one derived from keys.
 //
 // Answers never wait on the store for long: listings come from the catalog (catalog.go)
 // within listWait, a stop returns once the files are finalized in the spool.
@@ -89,10 +93,17 @@ func (r *Recorder) grants(req *http.Request) (*auth.ClaimGrants, error) {
 
 // canRecord: roomRecord for room (or for all rooms), or roomAdmin of room.
 func canRecord(g *auth.ClaimGrants, room string) bool {
-	v := g.Video
-	// roomRecord (a recording service), or roomAdmin of this very room (the class's
-	// teacher moderates it, recording included).
-	return (v.RoomRecord && (v.Room == "" || v.Room == room)) || (v.RoomAdmin && v.Room != "" && v.Room == room)
+	// roomAdmin of this very room: the class's teacher moderates it, recording included.
+	return recordsAs(g, room) == byService || (g.Video.RoomAdmin && g.Video.Room != "" && g.Video.Room == room)
+}
+
+// recordsAs is who a caller allowed by canRecord records room as: the service with
+// roomRecord for the room (or for all rooms), else a room admin.
+func recordsAs(g *auth.ClaimGrants, room string) starter {
+	if v := g.Video; v.RoomRecord && (v.Room == "" || v.Room == room) {
+		return byService
+	}
+	return byRoomAdmin
 }
 
 // canView: a token for the room: roomRecord, roomAdmin or roomJoin.
@@ -115,25 +126,28 @@ func (r *Recorder) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/recordings/{id}/files/{name}", r.handleFile)
 }
 
-func (r *Recorder) authorize(w http.ResponseWriter, req *http.Request, room string, check func(*auth.ClaimGrants, string) bool) bool {
+// authorize returns the caller's grants if check allows them for room, else answers 401
+// or 403 and returns nil.
+func (r *Recorder) authorize(w http.ResponseWriter, req *http.Request, room string, check func(*auth.ClaimGrants, string) bool) *auth.ClaimGrants {
 	g, err := r.grants(req)
 	if err != nil {
 		writeJSON(w, http.StatusUnauthorized, apiError{"unauthenticated: " + err.Error()})
-		return false
+		return nil
 	}
 	if !check(g, room) {
 		writeJSON(w, http.StatusForbidden, apiError{"token does not grant this for room " + room})
-		return false
+		return nil
 	}
-	return true
+	return g
 }
 
 func (r *Recorder) handleStart(w http.ResponseWriter, req *http.Request) {
 	room := req.PathValue("room")
-	if !r.authorize(w, req, room, canRecord) {
+	g := r.authorize(w, req, room, canRecord)
+	if g == nil {
 		return
 	}
-	st, err := r.StartRecording(req.Context(), room)
+	st, err := r.startRecording(req.Context(), room, recordsAs(g, room))
 	switch {
 	case errors.Is(err, ErrRoomNotFound):
 		writeJSON(w, http.StatusNotFound, apiError{err.Error()})
@@ -152,15 +166,18 @@ const stopTimeout = time.Minute
 
 func (r *Recorder) handleStop(w http.ResponseWriter, req *http.Request) {
 	room := req.PathValue("room")
-	if !r.authorize(w, req, room, canRecord) {
+	g := r.authorize(w, req, room, canRecord)
+	if g == nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(req.Context(), stopTimeout)
 	defer cancel()
-	res, err := r.StopRecording(ctx, room)
+	res, err := r.stopRecording(ctx, room, recordsAs(g, room))
 	switch {
 	case errors.Is(err, ErrNotRecording):
 		writeJSON(w, http.StatusNotFound, apiError{err.Error()})
+	case errors.Is(err, ErrStopNotAllowed):
+		writeJSON(w, http.StatusForbidden, apiError{err.Error()})
 	case err != nil:
 		writeJSON(w, http.StatusServiceUnavailable, apiError{err.Error()})
 	default:
@@ -185,7 +202,7 @@ type ListResponse struct {
 
 func (r *Recorder) handleList(w http.ResponseWriter, req *http.Request) {
 	room := req.PathValue("room")
-	if !r.authorize(w, req, room, canView) {
+	if r.authorize(w, req, room, canView) == nil {
 		return
 	}
 	ms, err := r.catalog.list(req.Context(), room)

@@ -32,6 +32,20 @@ var (
 	ErrClosed = errors.New("recorder: closed")
 	// ErrTooManyStarts: recordings of the room were started too often (see startEvery).
 	ErrTooManyStarts = errors.New("recorder: recordings of this room were started too often; try again in a few seconds")
+	// ErrStopNotAllowed: a room admin (the class's teacher) asked to stop a recording that
+	// the server or a roomRecord caller started, which only roomRecord stops.
+	ErrStopNotAllowed = errors.New("recorder: this recording was started by the server or the district: only a roomRecord token stops it")
+)
+
+// starter is who starts (or stops) a recording.
+type starter int
+
+const (
+	// byService: the server itself (recording.auto_rooms, metadata) or a roomRecord caller.
+	byService starter = iota
+	// byRoomAdmin: a room admin of that room (the class's teacher), who stops only what it
+	// started.
+	byRoomAdmin
 )
 
 // Recordings of a room started through the API: at most startBurst at once, then one per
@@ -316,7 +330,7 @@ func (r *Recorder) handle(e room.Event) {
 		wanted := st.wanted
 		r.mu.Unlock()
 		if wanted {
-			if _, err := r.ensureSession(name, e.Room, false); err != nil {
+			if _, err := r.ensureSession(name, e.Room, false, byService); err != nil {
 				r.refuse(name, err)
 			}
 		}
@@ -350,8 +364,9 @@ func (r *Recorder) handle(e room.Event) {
 
 // ensureSession starts recording a room, or rejoins it with the current session. It fails
 // when the spool directory cannot take files, or, for a start through the API (fromAPI),
-// when recordings of the room were started too often.
-func (r *Recorder) ensureSession(name string, info *livekit.Room, fromAPI bool) (*session, error) {
+// when recordings of the room were started too often. A session started or rejoined by the
+// service (by), or of a room the configuration records, is the service's from then on.
+func (r *Recorder) ensureSession(name string, info *livekit.Room, fromAPI bool, by starter) (*session, error) {
 	r.mu.Lock()
 	st := r.rooms[name]
 	var s *session
@@ -390,6 +405,9 @@ func (r *Recorder) ensureSession(name string, info *livekit.Room, fromAPI bool) 
 		s = newSession(r, info)
 		st.sess, st.refused = s, false
 		r.sessions[s.id] = s
+	}
+	if by == byService || r.autoRecord(info) {
+		s.byService = true
 	}
 	r.mu.Unlock()
 	if created {
@@ -437,8 +455,14 @@ func (r *Recorder) sessionDone(s *session) {
 }
 
 // StartRecording starts recording an active room now (the roomRecord API). It returns the
-// recording in progress if there is one.
+// recording in progress if there is one; that one becomes the service's (only StopRecording
+// stops it).
 func (r *Recorder) StartRecording(ctx context.Context, roomName string) (Status, error) {
+	return r.startRecording(ctx, roomName, byService)
+}
+
+// startRecording starts recording an active room for by.
+func (r *Recorder) startRecording(ctx context.Context, roomName string, by starter) (Status, error) {
 	rooms, err := r.opts.Rooms.ListRooms(ctx, []string{roomName})
 	if err != nil {
 		return Status{}, err
@@ -458,7 +482,7 @@ func (r *Recorder) StartRecording(ctx context.Context, roomName string) (Status,
 	}
 	st.wanted, st.stopped = true, false
 	r.mu.Unlock()
-	s, err := r.ensureSession(roomName, rooms[0], true)
+	s, err := r.ensureSession(roomName, rooms[0], true, by)
 	if err != nil {
 		return Status{}, err
 	}
@@ -468,15 +492,30 @@ func (r *Recorder) StartRecording(ctx context.Context, roomName string) (Status,
 	return s.status(), nil
 }
 
-// StopRecording stops a room's recording. It returns once the files are finalized in the
-// spool (no store call), after waiting a few seconds (stopUploadWait) for the upload, which
-// otherwise goes on in the background.
+// StopRecording stops a room's recording (the roomRecord API). It returns once the files
+// are finalized in the spool (no store call), after waiting a few seconds (stopUploadWait)
+// for the upload, which otherwise goes on in the background.
 func (r *Recorder) StopRecording(ctx context.Context, roomName string) (*StopResult, error) {
+	return r.stopRecording(ctx, roomName, byService)
+}
+
+// stopRecording stops a room's recording for by: a room admin stops only a recording that
+// room admins started (ErrStopNotAllowed), and changes nothing when it is refused.
+func (r *Recorder) stopRecording(ctx context.Context, roomName string, by starter) (*StopResult, error) {
 	r.mu.Lock()
 	st := r.rooms[roomName]
 	var s *session
 	if st != nil {
 		s = st.sess
+	}
+	switch {
+	case by == byRoomAdmin && s == nil:
+		r.mu.Unlock()
+		return nil, ErrNotRecording
+	case by == byRoomAdmin && s.byService:
+		r.mu.Unlock()
+		return nil, ErrStopNotAllowed
+	case st != nil:
 		st.wanted, st.stopped = false, true
 	}
 	r.mu.Unlock()

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/livekit/protocol/auth"
+
 	"github.com/sanke-edu/sanke/config"
 	"github.com/sanke-edu/sanke/internal/testclient"
 	"github.com/sanke-edu/sanke/internal/testmedia"
@@ -420,5 +422,73 @@ func TestRecordingKeysInS3(t *testing.T) {
 		if code != http.StatusOK || string(b) != fmt.Sprintf("object %d", i) {
 			t.Errorf("presigned GET of %s: HTTP %d %q", k, code, b)
 		}
+	}
+}
+
+// TestDistrictRecordingBeyondTeacher: a teacher's room token (roomAdmin of its own room)
+// starts and stops its class's recording, but a recording the server or the district
+// started (recording.auto_rooms, or a roomRecord token) is stopped only with roomRecord
+// (red team t13: the teacher stopped the district's recording with its room token). A
+// teacher's recording that the district starts too becomes the district's.
+func TestDistrictRecordingBeyondTeacher(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, nil)
+	rec := ts.srv.Recorder()
+	teacher := func(room string) *auth.VideoGrant {
+		return &auth.VideoGrant{RoomJoin: true, RoomAdmin: true, Room: room}
+	}
+	district := &auth.VideoGrant{RoomRecord: true}
+	call := func(grant *auth.VideoGrant, room, action string) int {
+		t.Helper()
+		return api(t, ts.target, http.MethodPost, "/api/v1/rooms/"+room+"/recording/"+action, grant, nil)
+	}
+	recording := func(room string) bool {
+		for _, st := range rec.Active() {
+			if st.Room == room && st.State == recorder.StateRecording {
+				return true
+			}
+		}
+		return false
+	}
+	for _, c := range []struct {
+		room  string
+		start func(room string) // the district's way of starting it
+	}{
+		{"rec-auto", func(room string) { waitRecorderIn(t, rec, room) }},
+		{"district-api", func(room string) {
+			if code := call(district, room, "start"); code != http.StatusOK {
+				t.Fatalf("district start: HTTP %d", code)
+			}
+		}},
+		{"teacher-then-district", func(room string) {
+			if code := call(teacher(room), room, "start"); code != http.StatusOK {
+				t.Fatalf("teacher start: HTTP %d", code)
+			}
+			if code := call(district, room, "start"); code != http.StatusOK {
+				t.Fatalf("district start: HTTP %d", code)
+			}
+		}},
+	} {
+		testclient.Join(t, ts.target, c.room, "teacher", &testclient.JoinOptions{NoAutoSubscribe: true})
+		c.start(c.room)
+		if code := call(teacher(c.room), c.room, "stop"); code != http.StatusForbidden {
+			t.Errorf("%s: the teacher's stop of the district's recording: HTTP %d, want 403", c.room, code)
+		}
+		if !recording(c.room) {
+			t.Errorf("%s: not recording after the teacher's refused stop: %+v", c.room, rec.Active())
+		}
+		if code := call(district, c.room, "stop"); code != http.StatusOK {
+			t.Errorf("%s: the district's stop: HTTP %d", c.room, code)
+		}
+	}
+
+	// The teacher's own recording: the teacher starts and stops it.
+	const room = "own-class"
+	testclient.Join(t, ts.target, room, "teacher", &testclient.JoinOptions{NoAutoSubscribe: true})
+	if code := call(teacher(room), room, "start"); code != http.StatusOK {
+		t.Fatalf("teacher start: HTTP %d", code)
+	}
+	if code := call(teacher(room), room, "stop"); code != http.StatusOK {
+		t.Errorf("the teacher's stop of its own recording: HTTP %d, want 200", code)
 	}
 }

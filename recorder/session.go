@@ -76,6 +76,9 @@ type session struct {
 
 	// stopping is finishing, for readers that hold the recorder's lock.
 	stopping atomic.Bool
+	// byService: the server or a roomRecord caller started or claimed the recording, and
+	// only roomRecord stops it. Guarded by the recorder's mu.
+	byService bool
 
 	// end finalizes the files in the spool (local), then store uploads them.
 	endOnce   sync.Once

@@ -19,6 +19,15 @@ const (
 	maxDataPacket = 64 << 10
 	// maxDataChannels bounds the data channels a client may open; more are closed.
 	maxDataChannels = 4
+	// maxLossyBuffered and maxReliableBuffered bound the bytes queued on one client's lossy
+	// and reliable data channels: a packet is dropped (and counted) rather than queued
+	// beyond, so that a client that does not read its data (gone, or on a link too slow
+	// for it) cannot make the server keep what others send it. Lossy data is worthless
+	// once late; reliable data gets room for bursts (a page of slides, a file in chunks).
+	maxLossyBuffered    = 128 << 10
+	maxReliableBuffered = 4 << 20
+	// dropLogEvery: one log line per this many data packets dropped for a client.
+	dropLogEvery = 100
 )
 
 // checkData bounds a data packet the Room API sends: its payload, topic and destinations.
@@ -119,15 +128,38 @@ func stampSender(pkt *livekit.DataPacket, sid, identity string) []string {
 	return dest
 }
 
-// sendData delivers an encoded data packet on the subscriber-side channel of that kind.
+// dataBuffered returns the bytes queued on the data channels to the client.
+func (p *Participant) dataBuffered() uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var n uint64
+	for _, dc := range []*webrtc.DataChannel{p.reliableOut, p.lossyOut} {
+		if dc != nil {
+			n += dc.BufferedAmount()
+		}
+	}
+	return n
+}
+
+// sendData delivers an encoded data packet on the subscriber-side channel of that kind,
+// unless that channel already holds its bound of bytes the client has not taken: the packet
+// is then dropped and counted.
 func (p *Participant) sendData(kind livekit.DataPacket_Kind, b []byte) {
 	p.mu.Lock()
-	dc := p.reliableOut
+	dc, limit := p.reliableOut, uint64(maxReliableBuffered)
 	if kind == livekit.DataPacket_LOSSY {
-		dc = p.lossyOut
+		dc, limit = p.lossyOut, maxLossyBuffered
 	}
 	p.mu.Unlock()
 	if dc == nil || dc.ReadyState() != webrtc.DataChannelStateOpen {
+		return
+	}
+	if queued := dc.BufferedAmount(); queued >= limit {
+		p.room.manager.dataDropped.Add(1)
+		if n := p.dataDropped.Add(1); n%dropLogEvery == 1 {
+			p.logger.Info("data dropped: the participant does not read it fast enough",
+				"kind", kind.String(), "queued_bytes", queued, "dropped", n)
+		}
 		return
 	}
 	if err := dc.Send(b); err != nil {

@@ -87,6 +87,13 @@ type ParticipantStats struct {
 	Subscriptions []SubscriptionStats
 	// SRTPCiphers are the SRTP profiles negotiated on the participant's PeerConnections.
 	SRTPCiphers []string
+	// Transceivers counts the transceivers its PeerConnections hold (one per media section
+	// ever negotiated on them, and per track sent to it).
+	Transceivers int
+	// DataBuffered is what the server has queued on the data channels to the participant,
+	// in bytes; DataDropped counts the data packets it dropped instead of queueing them
+	// (the participant did not read them fast enough).
+	DataBuffered, DataDropped uint64
 }
 
 // Stats returns a snapshot of a room's participants and their subscriptions.
@@ -97,10 +104,11 @@ func (m *Manager) Stats(roomName string) ([]ParticipantStats, error) {
 	}
 	var out []ParticipantStats
 	for _, p := range r.participantList() {
-		ps := ParticipantStats{Info: p.Info()}
+		ps := ParticipantStats{Info: p.Info(), DataBuffered: p.dataBuffered(), DataDropped: p.dataDropped.Load()}
 		for _, t := range []*transport{p.pub(), p.subscriber} {
 			if t != nil {
 				ps.SRTPCiphers = append(ps.SRTPCiphers, t.SRTPCipher())
+				ps.Transceivers += len(t.pc.GetTransceivers())
 			}
 		}
 		p.mu.Lock()
@@ -138,3 +146,16 @@ func (m *Manager) RoomNames() []string {
 	}
 	return out
 }
+
+// PeerConnections returns the number of participants' PeerConnections open on this node,
+// those of participants that left and are still closing included.
+func (m *Manager) PeerConnections() int {
+	if m.media == nil {
+		return 0
+	}
+	return m.media.PeerConnections()
+}
+
+// DataDropped returns how many data packets this node dropped instead of queueing them for
+// participants that did not read their data fast enough (room/data.go bounds the queue).
+func (m *Manager) DataDropped() uint64 { return m.dataDropped.Load() }

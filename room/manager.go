@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/livekit/protocol/auth"
@@ -79,6 +80,8 @@ type Manager struct {
 	draining  bool
 	observers []Observer
 	policy    JoinPolicy // nil: participants start with what their token grants
+
+	dataDropped atomic.Uint64 // data packets not sent to participants that did not read them
 }
 
 // NewManager creates a room manager using the given media API for PeerConnections. Zero

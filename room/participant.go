@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/livekit/protocol/auth"
@@ -67,11 +68,13 @@ type Participant struct {
 	reliableOut   *webrtc.DataChannel
 	lossyOut      *webrtc.DataChannel
 	dataChannels  int // opened by the client so far
-	closed        bool
-	disconnect    *time.Timer              // pending removal after the signal connection dropped
-	tokenSentAt   time.Time                // when the last refresh_token was sent
-	leftReason    livekit.DisconnectReason // why it left, once DISCONNECTED
-	quality       qualityCounters
+	// dataDropped counts the data packets not sent to the client: it did not read them.
+	dataDropped atomic.Uint64
+	closed      bool
+	disconnect  *time.Timer              // pending removal after the signal connection dropped
+	tokenSentAt time.Time                // when the last refresh_token was sent
+	leftReason  livekit.DisconnectReason // why it left, once DISCONNECTED
+	quality     qualityCounters
 }
 
 // SID returns the participant's server id (PA_...).
@@ -189,6 +192,14 @@ func (p *Participant) canPublishSource(src livekit.TrackSource) bool {
 		}
 	}
 	return false
+}
+
+// isRecorder reports whether the participant's join token made it a recorder (updates
+// cannot change that).
+func (p *Participant) isRecorder() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.permission.Recorder
 }
 
 func (p *Participant) canSubscribe() bool {

@@ -32,6 +32,7 @@ type Room struct {
 	everJoined   bool
 	lastLeft     time.Time
 	speakers     map[string]float32 // participant sid -> level, as last announced
+	joins        keyedMutex         // serializes the joins of each identity
 }
 
 func newRoom(m *Manager, name string, opts *livekit.CreateRoomRequest) *Room {
@@ -142,30 +143,53 @@ func (r *Room) trackBySID(sid string) *PublishedTrack {
 }
 
 // join adds a new participant, starting with what adm says (nil: its token), sends its
-// JoinResponse and subscribes it to existing tracks.
+// JoinResponse and subscribes it to existing tracks. A participant already there with the
+// same identity is replaced (removed, with its participant_left event). The joins of one
+// identity are serialized, so that however many arrive at once each replaces the previous
+// one and none is left behind outside the room.
 func (r *Room) join(req signaling.JoinRequest, adm *Admission, sink signaling.Sink) (*Participant, error) {
+	unlock := r.joins.lock(req.Identity)
+	p, err := r.add(req, adm, sink)
+	unlock()
+	if err != nil {
+		return nil, err
+	}
+	if p.single {
+		// Clients may announce tracks and send their first offer inside the join request.
+		for _, at := range req.ProtoJoinRequest.GetAddTrackRequests() {
+			p.handleAddTrack(at)
+		}
+		if o := req.ProtoJoinRequest.GetPublisherOffer(); o != nil && o.Sdp != "" {
+			if err := p.handleOffer(o); err != nil {
+				p.logger.Warn("initial offer", "err", err)
+			}
+		}
+	} else {
+		// The subscriber connection carries the server's data channels: offer it right away.
+		p.subscriber.Negotiate(false)
+	}
+	if p.autoSubscribe {
+		r.subscribeToAll(p)
+	}
+	return p, nil
+}
+
+// add is the part of join that the joins of one identity do one at a time: it replaces the
+// participant with that identity, if any, makes the new one's PeerConnections, puts it in
+// the room, sends its JoinResponse and tells the others.
+func (r *Room) add(req signaling.JoinRequest, adm *Admission, sink signaling.Sink) (*Participant, error) {
+	hidden := req.Grants.Video != nil && req.Grants.Video.Hidden
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
 		return nil, ErrRoomClosed
 	}
 	old := r.participants[req.Identity]
-	count := 0
-	for _, p := range r.participants {
-		if !p.hidden {
-			count++
-		}
-	}
-	if old != nil && !old.hidden {
-		count--
-	}
-	hidden := req.Grants.Video != nil && req.Grants.Video.Hidden
-	if max := r.info.MaxParticipants; max > 0 && !hidden && uint32(count) >= max {
-		r.mu.Unlock()
+	full := r.fullLocked(req.Identity, hidden)
+	r.mu.Unlock()
+	if full {
 		return nil, ErrRoomFull
 	}
-	r.mu.Unlock()
-
 	if old != nil {
 		// Same identity joining again: the newer connection wins.
 		r.removeParticipant(old, livekit.DisconnectReason_DUPLICATE_IDENTITY, true)
@@ -173,14 +197,19 @@ func (r *Room) join(req signaling.JoinRequest, adm *Admission, sink signaling.Si
 
 	p := newParticipant(r, req, adm, sink)
 	if err := p.setupTransports(r.manager.media, r.cfg.webrtcICEServers()); err != nil {
+		p.closeMedia()
 		return nil, err
 	}
 
 	r.mu.Lock()
-	if r.closed {
+	if r.closed || r.fullLocked(p.identity, p.hidden) {
+		err := ErrRoomClosed
+		if !r.closed {
+			err = ErrRoomFull // others joined meanwhile
+		}
 		r.mu.Unlock()
 		p.closeMedia()
-		return nil, ErrRoomClosed
+		return nil, err
 	}
 	others := make([]*livekit.ParticipantInfo, 0, len(r.participants))
 	for _, o := range r.participants {
@@ -188,6 +217,7 @@ func (r *Room) join(req signaling.JoinRequest, adm *Admission, sink signaling.Si
 			others = append(others, o.Info())
 		}
 	}
+	// Joins of this identity wait for this one, and old was removed: nobody is replaced here.
 	r.participants[p.identity] = p
 	if !p.hidden {
 		r.everJoined = true
@@ -220,24 +250,24 @@ func (r *Room) join(req signaling.JoinRequest, adm *Admission, sink signaling.Si
 	p.refreshToken()
 	r.broadcastParticipant(p)
 	r.emit(Event{Type: EventParticipantJoined, Participant: p.Info()})
-	if p.single {
-		// Clients may announce tracks and send their first offer inside the join request.
-		for _, at := range req.ProtoJoinRequest.GetAddTrackRequests() {
-			p.handleAddTrack(at)
-		}
-		if o := req.ProtoJoinRequest.GetPublisherOffer(); o != nil && o.Sdp != "" {
-			if err := p.handleOffer(o); err != nil {
-				p.logger.Warn("initial offer", "err", err)
-			}
-		}
-	} else {
-		// The subscriber connection carries the server's data channels: offer it right away.
-		p.subscriber.Negotiate(false)
-	}
-	if p.autoSubscribe {
-		r.subscribeToAll(p)
-	}
 	return p, nil
+}
+
+// fullLocked reports whether the room has no place for a participant with identity (one
+// already there with it would give its place up). Hidden participants take no place.
+// Caller holds r.mu.
+func (r *Room) fullLocked(identity string, hidden bool) bool {
+	max := r.info.MaxParticipants
+	if max == 0 || hidden {
+		return false
+	}
+	count := uint32(0)
+	for _, p := range r.participants {
+		if !p.hidden && p.identity != identity {
+			count++
+		}
+	}
+	return count >= max
 }
 
 // broadcastParticipant sends p's current info to everyone (p included: its own permission
@@ -493,5 +523,41 @@ func (r *Room) revokeTrack(p *Participant, sid string) {
 	p.mu.Unlock()
 	if t != nil {
 		t.receiver.Close()
+	}
+}
+
+// keyedMutex is a mutex per key, kept only while someone holds or waits for it: the state
+// it keeps is bounded by the goroutines using it. The zero value is ready to use.
+type keyedMutex struct {
+	mu    sync.Mutex
+	locks map[string]*keyedLock
+}
+
+type keyedLock struct {
+	mu    sync.Mutex
+	users int // holding or waiting; guarded by keyedMutex.mu
+}
+
+// lock locks key's mutex and returns its unlock.
+func (k *keyedMutex) lock(key string) (unlock func()) {
+	k.mu.Lock()
+	if k.locks == nil {
+		k.locks = map[string]*keyedLock{}
+	}
+	l := k.locks[key]
+	if l == nil {
+		l = &keyedLock{}
+		k.locks[key] = l
+	}
+	l.users++
+	k.mu.Unlock()
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		k.mu.Lock()
+		if l.users--; l.users == 0 {
+			delete(k.locks, key)
+		}
+		k.mu.Unlock()
 	}
 }

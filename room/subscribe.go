@@ -19,7 +19,12 @@ type subscription struct {
 }
 
 // allowsSubscriber reports whether the publisher's subscription permission lets sub see track.
+// Hidden participants (supervisors) and the recorder are beyond a publisher's reach: its
+// permission never shuts them out.
 func (p *Participant) allowsSubscriber(sub *Participant, trackSID string) bool {
+	if sub.hidden || sub.isRecorder() {
+		return true
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	perm := p.subPerm

@@ -1,6 +1,7 @@
 package room
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/livekit/protocol/livekit"
 	"github.com/pion/webrtc/v4"
+	"golang.org/x/time/rate"
 
 	"github.com/sanke-edu/sanke/sfu"
 	"github.com/sanke-edu/sanke/sfu/srtpout"
@@ -30,12 +32,25 @@ const (
 	// maxMediaSections bounds the m-lines of a client's offer: every one becomes a
 	// transceiver.
 	maxMediaSections = 2 * maxListLength
+	// maxTransceivers bounds the transceivers of one PeerConnection. pion keeps one for
+	// every mid ever negotiated (and for every track sent), so offers that rename their
+	// sections would add new ones each time.
+	maxTransceivers = maxMediaSections
+	// maxEarlySections bounds the media sections of the descriptions (offers and answers) a
+	// PeerConnection applies before it first connects: pion keeps each of them, parsed,
+	// until then (about 2 KB a section).
+	maxEarlySections = 2 * maxMediaSections
+	// offersPerSecond and offerBurst pace the offers a client makes on one PeerConnection;
+	// faster ones wait their turn (each is parsed and answered in full).
+	offersPerSecond = 5
+	offerBurst      = 10
 )
 
 // transport is one PeerConnection of a participant and its offer/answer state. The
 // publisher transport answers the client's offers; the subscriber transport makes offers.
 type transport struct {
 	target  livekit.SignalTarget
+	media   *MediaAPI
 	pc      *webrtc.PeerConnection
 	out     *srtpout.Sender // direct sender of forwarded media, nil if pion sends it all
 	reports *sfu.Reporter   // sender reports of the down tracks this PeerConnection carries
@@ -49,6 +64,11 @@ type transport struct {
 	// single PeerConnection mode, where the server never offers.
 	sendRequirement func(audios, videos uint32)
 
+	// offers paces the client's offers; ctx ends when the transport closes.
+	offers *rate.Limiter
+	ctx    context.Context
+	cancel context.CancelFunc
+
 	mu                sync.Mutex
 	pendingCandidates []webrtc.ICECandidateInit
 	candidates        int    // trickled for the remote ICE credentials below
@@ -61,6 +81,8 @@ type transport struct {
 	offerID           uint32
 	closed            bool
 	srtpCipher        string // negotiated SRTP profile, set by noteConnected
+	connected         bool   // the PeerConnection has connected once
+	earlySections     int    // media sections of the descriptions applied before that
 }
 
 func newTransport(media *MediaAPI, opts PeerOptions, target livekit.SignalTarget, iceServers []webrtc.ICEServer, logger *slog.Logger,
@@ -74,7 +96,10 @@ func newTransport(media *MediaAPI, opts PeerOptions, target livekit.SignalTarget
 	if err != nil {
 		return nil, fmt.Errorf("new peer connection: %w", err)
 	}
-	t := &transport{target: target, pc: pc, out: out, logger: logger.With("pc", target.String()), sendCandidate: sendCandidate}
+	media.peers.Add(1)
+	t := &transport{target: target, media: media, pc: pc, out: out, logger: logger.With("pc", target.String()), sendCandidate: sendCandidate,
+		offers: rate.NewLimiter(offersPerSecond, offerBurst)}
+	t.ctx, t.cancel = context.WithCancel(context.Background())
 	t.reports = sfu.NewReporter(pc.WriteRTCP, t.logger)
 	if media.control {
 		t.alloc = sfu.NewAllocator(t.logger)
@@ -136,15 +161,30 @@ func (t *transport) flushCandidatesLocked() {
 	t.pendingCandidates = nil
 }
 
-// HandleOffer answers a client offer (publisher side, or a single PeerConnection).
+// HandleOffer answers a client offer (publisher side, or a single PeerConnection). Offers
+// beyond offersPerSecond wait their turn. An offer is refused, changing nothing, with an
+// error wrapping ErrLimitExceeded, when it has more than maxMediaSections sections, would
+// take the PeerConnection beyond maxTransceivers transceivers, or, before it first
+// connected, beyond maxEarlySections sections applied.
 func (t *transport) HandleOffer(sd webrtc.SessionDescription) (webrtc.SessionDescription, error) {
+	if err := t.offers.Wait(t.ctx); err != nil {
+		return webrtc.SessionDescription{}, errors.New("transport closed")
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
 		return webrtc.SessionDescription{}, errors.New("transport closed")
 	}
-	if n := strings.Count(sd.SDP, "\nm="); n > maxMediaSections {
-		return webrtc.SessionDescription{}, fmt.Errorf("offer has %d media sections, over the limit of %d", n, maxMediaSections)
+	mids, sections := mediaSections(sd.SDP)
+	if sections > maxMediaSections {
+		return webrtc.SessionDescription{}, fmt.Errorf("offer has %d media sections, over the limit of %d: %w", sections, maxMediaSections, ErrLimitExceeded)
+	}
+	if n := t.transceiversAfter(mids); n > maxTransceivers {
+		return webrtc.SessionDescription{}, fmt.Errorf("offer would make the PeerConnection hold %d transceivers (media sections are never removed), over the limit of %d: %w",
+			n, maxTransceivers, ErrLimitExceeded)
+	}
+	if err := t.spendEarlyLocked(sections); err != nil {
+		return webrtc.SessionDescription{}, err
 	}
 	if err := t.pc.SetRemoteDescription(sd); err != nil {
 		return webrtc.SessionDescription{}, fmt.Errorf("set remote offer: %w", err)
@@ -160,6 +200,64 @@ func (t *transport) HandleOffer(sd webrtc.SessionDescription) (webrtc.SessionDes
 	return *t.pc.LocalDescription(), nil
 }
 
+// mediaSections returns the mids of an SDP's audio and video sections (those that become
+// transceivers) and how many sections it has in all.
+func mediaSections(sdp string) (mids []string, sections int) {
+	media := false
+	for line := range strings.Lines(sdp) {
+		line = strings.TrimRight(line, "\r\n")
+		switch {
+		case strings.HasPrefix(line, "m="):
+			sections++
+			media = strings.HasPrefix(line, "m=audio ") || strings.HasPrefix(line, "m=video ")
+		case media && strings.HasPrefix(line, "a=mid:"):
+			mids = append(mids, strings.TrimPrefix(line, "a=mid:"))
+			media = false
+		}
+	}
+	return mids, sections
+}
+
+// transceiversAfter returns how many transceivers the PeerConnection would hold once it
+// applied an offer with these audio and video mids: a mid it does not know makes a new one,
+// unless a transceiver without a mid yet (a track we send, waiting for a section) takes it.
+// Caller holds t.mu.
+func (t *transport) transceiversAfter(mids []string) int {
+	trs := t.pc.GetTransceivers()
+	known := make(map[string]bool, len(trs))
+	free := 0
+	for _, tr := range trs {
+		if mid := tr.Mid(); mid != "" {
+			known[mid] = true
+		} else {
+			free++
+		}
+	}
+	added := 0
+	for _, mid := range mids {
+		if !known[mid] {
+			known[mid] = true
+			added++
+		}
+	}
+	return len(trs) + max(added-free, 0)
+}
+
+// spendEarlyLocked accounts for a description of that many sections about to be applied:
+// before the PeerConnection first connected, pion keeps every one. It fails, wrapping
+// ErrLimitExceeded, beyond maxEarlySections. Caller holds t.mu.
+func (t *transport) spendEarlyLocked(sections int) error {
+	if t.connected {
+		return nil
+	}
+	if t.earlySections+max(sections, 1) > maxEarlySections {
+		return fmt.Errorf("%d media sections negotiated before the PeerConnection connected, the limit is %d: connect first: %w",
+			t.earlySections, maxEarlySections, ErrLimitExceeded)
+	}
+	t.earlySections += max(sections, 1)
+	return nil
+}
+
 // HandleAnswer applies the client's answer to our last offer (subscriber side), and starts the
 // next negotiation if changes arrived meanwhile.
 func (t *transport) HandleAnswer(sd webrtc.SessionDescription) error {
@@ -171,6 +269,11 @@ func (t *transport) HandleAnswer(sd webrtc.SessionDescription) error {
 	if t.pc.SignalingState() != webrtc.SignalingStateHaveLocalOffer {
 		t.logger.Debug("ignoring answer in state", "state", t.pc.SignalingState().String())
 		return nil
+	}
+	if _, sections := mediaSections(sd.SDP); sections > maxMediaSections {
+		return fmt.Errorf("answer has %d media sections, over the limit of %d: %w", sections, maxMediaSections, ErrLimitExceeded)
+	} else if err := t.spendEarlyLocked(sections); err != nil {
+		return err
 	}
 	if err := t.pc.SetRemoteDescription(sd); err != nil {
 		return fmt.Errorf("set remote answer: %w", err)
@@ -295,6 +398,7 @@ func (t *transport) midToTrackID() map[string]string {
 func (t *transport) noteConnected() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.connected = true
 	if t.closed || t.srtpCipher != "" {
 		return
 	}
@@ -314,10 +418,15 @@ func (t *transport) SRTPCipher() string {
 	return t.srtpCipher
 }
 
-// Close closes the PeerConnection.
+// Close closes the PeerConnection. Later calls do nothing.
 func (t *transport) Close() {
 	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return
+	}
 	t.closed = true
+	t.cancel()
 	if t.debounce != nil {
 		t.debounce.Stop()
 		t.debounce = nil
@@ -331,6 +440,7 @@ func (t *transport) Close() {
 	if err := t.pc.Close(); err != nil {
 		t.logger.Debug("close peer connection", "err", err)
 	}
+	t.media.peers.Add(-1)
 }
 
 // toProtoSD converts a pion session description to LiveKit's.

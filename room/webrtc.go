@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/dtls/v3"
@@ -61,6 +62,8 @@ type MediaAPI struct {
 	direct  bool
 	control bool // DownlinkControl
 	closers []func() error
+	// peers counts the participants' PeerConnections not yet closed (transports).
+	peers atomic.Int64
 }
 
 // PeerOptions say what one PeerConnection is for.
@@ -127,6 +130,12 @@ func (m *MediaAPI) directAddr(ice *webrtc.ICETransport) *net.UDPAddr {
 		return nil
 	}
 	return &net.UDPAddr{IP: ip, Port: int(pair.Remote.Port)}
+}
+
+// PeerConnections returns the number of participants' PeerConnections open: made for a
+// participant and not closed yet (whether or not it is still in a room).
+func (m *MediaAPI) PeerConnections() int {
+	return int(m.peers.Load())
 }
 
 // TCPConns returns the number of ICE-TCP connections open.

@@ -158,6 +158,8 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 		PingInterval:      cfg.Signal.PingInterval,
 		PingTimeout:       cfg.Signal.PingTimeout,
 		WriteQueue:        cfg.Signal.WriteQueue,
+		JoinRateLimit:     cfg.Signal.JoinRateLimit,
+		JoinRateBurst:     cfg.Signal.JoinRateBurst,
 		TrustProxyHeaders: cfg.Signal.TrustProxyHeaders,
 	}, keys, s.rooms, logger)
 	s.roomAPI = roomapi.NewService(s.rooms, keys, logger, roomapi.WithErrorCoder(roomapi.MapErrors(

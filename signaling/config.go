@@ -34,6 +34,14 @@ type Config struct {
 	// CloseGrace is how long the server waits for the client's close frame after sending its
 	// own, before closing the TCP connection. Default 1s.
 	CloseGrace time.Duration
+	// JoinRateLimit is the sustained number of joins per second accepted from one client
+	// address (an IPv4 address, or an IPv6 /64; loopback is not held to it): a join makes
+	// PeerConnections. Joins above it are refused with 429 before the upgrade. Negative
+	// disables it. Default 10.
+	JoinRateLimit float64
+	// JoinRateBurst is the burst of joins accepted from one address above JoinRateLimit (a
+	// school's devices behind one NAT joining at the start of a class). Default 100.
+	JoinRateBurst int
 	// TrustProxyHeaders takes the client address from X-Forwarded-For / X-Real-IP (set it
 	// only behind a reverse proxy that sets them). Default false: the TCP peer address.
 	TrustProxyHeaders bool
@@ -51,6 +59,8 @@ const (
 	DefaultWriteTimeout    = 10 * time.Second
 	DefaultJoinTimeout     = 15 * time.Second
 	DefaultCloseGrace      = time.Second
+	DefaultJoinRateLimit   = 10
+	DefaultJoinRateBurst   = 100
 )
 
 // withDefaults returns c with every zero field replaced by its default.
@@ -84,6 +94,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.JoinTimeout <= 0 {
 		c.JoinTimeout = DefaultJoinTimeout
+	}
+	if c.JoinRateLimit == 0 {
+		c.JoinRateLimit = DefaultJoinRateLimit
+	}
+	if c.JoinRateBurst <= 0 {
+		c.JoinRateBurst = DefaultJoinRateBurst
 	}
 	if c.CloseGrace <= 0 {
 		c.CloseGrace = DefaultCloseGrace

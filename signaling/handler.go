@@ -2,14 +2,19 @@ package signaling
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/gorilla/websocket"
 	"github.com/livekit/protocol/auth"
+	"golang.org/x/time/rate"
 )
 
 // endpoint is a flavour of the signaling protocol.
@@ -33,6 +38,10 @@ type Handler struct {
 	log      *slog.Logger
 	upgrader websocket.Upgrader
 	draining atomic.Bool
+	joins    *joinLimiter // nil: joins are not rate-limited
+	// joinWarn paces the warnings about refused joins; joinsRefused counts those since the last.
+	joinWarn     rate.Sometimes
+	joinsRefused atomic.Int64
 
 	mu      sync.Mutex
 	conns   map[*conn]struct{}
@@ -42,11 +51,14 @@ type Handler struct {
 // NewHandler returns a handler that verifies tokens against keys and admits participants
 // through joiner. Zero fields of cfg take their defaults.
 func NewHandler(cfg Config, keys auth.KeyProvider, joiner RoomJoiner, logger *slog.Logger) *Handler {
+	cfg = cfg.withDefaults()
 	return &Handler{
-		cfg:    cfg.withDefaults(),
-		keys:   keys,
-		joiner: joiner,
-		log:    logger,
+		cfg:      cfg,
+		joins:    newJoinLimiter(cfg.JoinRateLimit, cfg.JoinRateBurst),
+		joinWarn: rate.Sometimes{Interval: joinWarnInterval},
+		keys:     keys,
+		joiner:   joiner,
+		log:      logger,
 		upgrader: websocket.Upgrader{
 			// Any origin may connect: the access token, not the page's origin, authorizes.
 			CheckOrigin: func(*http.Request) bool { return true },
@@ -177,6 +189,10 @@ func (h *Handler) serveRTC(w http.ResponseWriter, r *http.Request, ep endpoint) 
 		h.refuse(w, r, herr, req)
 		return
 	}
+	if wait, ok := h.joins.allow(req.ClientInfo.GetAddress(), time.Now()); !ok {
+		h.refuseJoinRate(w, req, wait)
+		return
+	}
 	ws, err := h.upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		// The upgrader has answered the client already.
@@ -270,6 +286,23 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, herr *httpError
 	}
 	h.log.Log(r.Context(), level, "join refused", attrs...)
 	http.Error(w, herr.msg, herr.status)
+}
+
+// joinWarnInterval is how often at most refused joins are logged.
+const joinWarnInterval = 10 * time.Second
+
+// refuseJoinRate answers a join over its address's rate limit: 429, with the seconds to wait
+// in Retry-After. Refusals are logged at most every joinWarnInterval, with their count.
+func (h *Handler) refuseJoinRate(w http.ResponseWriter, req JoinRequest, wait time.Duration) {
+	secs := max(int(math.Ceil(wait.Seconds())), 1)
+	n := h.joinsRefused.Add(1)
+	h.joinWarn.Do(func() {
+		h.log.Warn("joins refused: too many from one address (signal.join_rate_limit, signal.join_rate_burst)",
+			"refused", n, "last_client", req.ClientInfo.GetAddress(), "last_identity", req.Identity)
+		h.joinsRefused.Add(-n)
+	})
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	http.Error(w, fmt.Sprintf("too many joins from this address: try again in %d s", secs), http.StatusTooManyRequests)
 }
 
 // setCORS lets browser pages on any origin read the validate answers.

@@ -348,3 +348,58 @@ func readBody(resp *http.Response) string {
 	body, _ := io.ReadAll(resp.Body)
 	return string(body)
 }
+
+// TestJoinsRateLimitedPerAddress checks signal.join_rate_limit: one client address gets
+// JoinRateBurst joins, then 429 with Retry-After before the upgrade (red team t14 made
+// 1,000 joins a second, each making PeerConnections); another address has a budget of its
+// own, an IPv6 /64 is one address, and loopback clients (the recorder) are not held to it.
+func TestJoinsRateLimitedPerAddress(t *testing.T) {
+	const burst = 3
+	j := &fakeJoiner{sessions: make(chan *fakeSession, 64)}
+	srv := newTestServer(t, Config{JoinRateLimit: 0.001, JoinRateBurst: burst, TrustProxyHeaders: true}, j)
+	tok := testToken(t, "alice")
+	// join dials /rtc as a client at address from (loopback when empty) and returns the
+	// refusal's status and body, or 0 when it joined.
+	join := func(from string) (int, string) {
+		t.Helper()
+		hdr := http.Header{}
+		if from != "" {
+			hdr.Set("X-Forwarded-For", from)
+		}
+		ws, resp, err := srv.dial(t, "/rtc", url.Values{"access_token": {tok}}, hdr)
+		if err == nil {
+			if readResponse(t, ws).GetJoin() == nil {
+				t.Fatal("joined without a join response")
+			}
+			<-j.sessions
+			return 0, ""
+		}
+		if resp == nil {
+			t.Fatalf("dial from %q: %v", from, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode == http.StatusTooManyRequests && resp.Header.Get("Retry-After") == "" {
+			t.Errorf("429 without Retry-After")
+		}
+		return resp.StatusCode, string(body)
+	}
+	for _, addrs := range [][]string{{"203.0.113.5", "203.0.113.5"}, {"2001:db8:1:2::1", "2001:db8:1:2::ffff"}} {
+		for i := range burst {
+			if status, body := join(addrs[0]); status != 0 {
+				t.Fatalf("join %d from %s: %d %q, want it joined", i+1, addrs[0], status, body)
+			}
+		}
+		if status, body := join(addrs[1]); status != http.StatusTooManyRequests || !strings.Contains(body, "too many joins") {
+			t.Errorf("join %d from %s: %d %q, want 429 too many joins", burst+1, addrs[1], status, body)
+		}
+	}
+	if status, body := join("203.0.113.6"); status != 0 {
+		t.Errorf("join from another address: %d %q, want it joined", status, body)
+	}
+	for i := range 2 * burst {
+		if status, body := join(""); status != 0 {
+			t.Fatalf("loopback join %d: %d %q, want it joined", i+1, status, body)
+		}
+	}
+	srv.log.waitContains(t, "joins refused")
+}
