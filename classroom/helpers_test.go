@@ -89,9 +89,14 @@ func startServer(t *testing.T, clock *fakeClock, mutate func(*config.Config)) *t
 
 // startClass runs a server with the sample dataset and a delivery session of pairing
 // P-MUSIC (M1 teaching T1 and T2) that started five minutes ago, in room class-<session>.
-func startClass(t *testing.T, session string) *testServer {
+func startClass(t *testing.T, session string, mutate ...func(*config.Config)) *testServer {
 	t.Helper()
-	ts := startServer(t, nil, func(c *config.Config) { c.Classroom.Dataset = []string{"../configs/classroom/sample.yaml"} })
+	ts := startServer(t, nil, func(c *config.Config) {
+		c.Classroom.Dataset = []string{"../configs/classroom/sample.yaml"}
+		for _, m := range mutate {
+			m(c)
+		}
+	})
 	now := time.Now()
 	f := func(d time.Duration) string { return now.Add(d).Format(time.RFC3339) }
 	sessions := fmt.Sprintf("sessions:\n  - {id: %s, course_type: 1, pairing: P-MUSIC, start: %q, end: %q}\n", session, f(-5*time.Minute), f(40*time.Minute))

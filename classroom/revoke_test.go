@@ -2,7 +2,9 @@ package classroom_test
 
 import (
 	"context"
+	"github.com/sanke-edu/sanke/config"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -131,5 +133,43 @@ func TestAccountChangeEndsRoomAccess(t *testing.T) {
 	account(`{"kind": "classroom", "classroom": "T2", "password": "a-new-password"}`)
 	if ok, why := ts.joins(again.Token); !ok {
 		t.Errorf("a room token no longer joins after the account was imported with its own password: %s", why)
+	}
+}
+
+// TestRevokedTeacherBeyondRoomAPIAndRecordings: the teacher's room token moderates through
+// the Room API and lists the class's recordings until its account's password changes; then
+// both refuse it, as joins and the classroom API do.
+func TestRevokedTeacherBeyondRoomAPIAndRecordings(t *testing.T) {
+	ts := startClass(t, "R2", func(c *config.Config) { c.Recording.Enabled = true })
+	teacher, code := ts.roomToken(ts.login("M1", "music-master-1"), "R2")
+	if code != 200 {
+		t.Fatalf("teacher's room token: %d", code)
+	}
+	ts.connect(teacher.Token) // the class's room exists while the teacher is in it
+	access := func() (twirpCode, recordingsCode int) {
+		t.Helper()
+		req, err := http.NewRequest("POST", ts.http+"/twirp/livekit.RoomService/ListParticipants", strings.NewReader(`{"room": "class-R2"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+teacher.Token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		twirpCode = resp.StatusCode
+		recordingsCode = ts.call("GET", "/api/v1/rooms/class-R2/recordings", teacher.Token, nil, nil)
+		return twirpCode, recordingsCode
+	}
+	if tw, rec := access(); tw != 200 || rec != 200 {
+		t.Fatalf("before the change: Room API HTTP %d, recordings HTTP %d; want 200 and 200", tw, rec)
+	}
+	if code := ts.call("PUT", "/api/v1/accounts/M1", adminKey, `{"kind": "classroom", "classroom": "M1", "password": "another-password"}`, nil); code != 200 {
+		t.Fatalf("password change: %d", code)
+	}
+	if tw, rec := access(); tw != http.StatusUnauthorized || rec != http.StatusUnauthorized {
+		t.Fatalf("after the password change: Room API HTTP %d, recordings HTTP %d; want 401 and 401", tw, rec)
 	}
 }

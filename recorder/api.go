@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -87,6 +88,11 @@ func (r *Recorder) grants(req *http.Request) (*auth.ClaimGrants, error) {
 	}
 	if g.Video == nil {
 		return nil, errors.New("token has no video grant")
+	}
+	if r.opts.GrantsCheck != nil {
+		if err := r.opts.GrantsCheck(g); err != nil {
+			return nil, fmt.Errorf("token no longer valid: %w", err)
+		}
 	}
 	return g, nil
 }

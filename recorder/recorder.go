@@ -73,6 +73,9 @@ type Options struct {
 	APIKey, APISecret string
 	// Keys verify the tokens of HTTP API callers.
 	Keys auth.KeyProvider
+	// GrantsCheck, when set, must also accept every verified token (e.g. the classroom
+	// service refusing the tokens of an account whose password changed).
+	GrantsCheck func(*auth.ClaimGrants) error
 	// Rooms lists active rooms.
 	Rooms Rooms
 	// Store receives recordings.

@@ -79,6 +79,11 @@ func (s *Service) verify(header string) (Caller, error) {
 	if err != nil {
 		return Caller{}, twirp.NewError(twirp.Unauthenticated, "invalid token: "+err.Error())
 	}
+	if s.check != nil {
+		if err := s.check(grants); err != nil {
+			return Caller{}, twirp.NewError(twirp.Unauthenticated, "token no longer valid: "+err.Error())
+		}
+	}
 	return Caller{APIKey: v.APIKey(), Grants: grants}, nil
 }
 

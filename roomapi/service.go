@@ -25,6 +25,13 @@ func WithErrorCoder(coder ErrorCoder) Option {
 	return func(s *Service) { s.coder = coder }
 }
 
+// WithGrantsCheck makes every verified token pass check too (e.g. the classroom service
+// refusing the tokens of an account whose password changed); a refused token is
+// twirp.Unauthenticated.
+func WithGrantsCheck(check func(*auth.ClaimGrants) error) Option {
+	return func(s *Service) { s.check = check }
+}
+
 // WithMaxRequestBytes limits the size of request bodies (default [DefaultMaxRequestBytes]);
 // larger requests fail with twirp.Malformed. n <= 0 removes the limit.
 func WithMaxRequestBytes(n int64) Option {
@@ -40,6 +47,7 @@ type Service struct {
 	logger          *slog.Logger
 	coder           ErrorCoder
 	maxRequestBytes int64
+	check           func(*auth.ClaimGrants) error // nil: every verified token is accepted
 	twirp           livekit.TwirpServer
 	handler         http.Handler
 }

@@ -180,3 +180,13 @@ func (s *Server) stopExtras() {
 		}
 	}
 }
+
+// checkGrants refuses, for the Room API and the recorder's routes, the tokens the classroom
+// service has revoked (an account whose password changed or that was disabled). The service
+// is made in New, before anything is served, so reading it here needs no lock.
+func (s *Server) checkGrants(g *auth.ClaimGrants) error {
+	if s.extras.classroom == nil {
+		return nil
+	}
+	return s.extras.classroom.CheckGrants(g)
+}

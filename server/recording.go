@@ -75,6 +75,7 @@ func (s *Server) setupRecording() error {
 		URL:    "ws://" + net.JoinHostPort(host, strconv.Itoa(s.cfg.Port)),
 		APIKey: names[0], APISecret: s.cfg.Keys[names[0]],
 		Keys:          auth.NewFileBasedKeyProviderFromMap(s.cfg.Keys),
+		GrantsCheck:   s.checkGrants,
 		Rooms:         s.rooms,
 		Store:         store,
 		Prefix:        rc.Storage.Prefix,

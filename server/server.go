@@ -162,7 +162,7 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 		JoinRateBurst:     cfg.Signal.JoinRateBurst,
 		TrustProxyHeaders: cfg.Signal.TrustProxyHeaders,
 	}, keys, s.rooms, logger)
-	s.roomAPI = roomapi.NewService(s.rooms, keys, logger, roomapi.WithErrorCoder(roomapi.MapErrors(
+	s.roomAPI = roomapi.NewService(s.rooms, keys, logger, roomapi.WithGrantsCheck(s.checkGrants), roomapi.WithErrorCoder(roomapi.MapErrors(
 		roomapi.ErrorMapping{Err: room.ErrRoomNotFound, Code: twirp.NotFound},
 		roomapi.ErrorMapping{Err: room.ErrParticipantNotFound, Code: twirp.NotFound},
 		roomapi.ErrorMapping{Err: room.ErrTrackNotFound, Code: twirp.NotFound},
