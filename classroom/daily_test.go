@@ -15,6 +15,7 @@ import (
 	"github.com/livekit/protocol/livekit"
 
 	"github.com/sanke-edu/sanke/classroom/outbox"
+	"github.com/sanke-edu/sanke/internal/rooms"
 	"github.com/sanke-edu/sanke/room"
 )
 
@@ -22,24 +23,24 @@ import (
 type noRooms struct{}
 
 func (noRooms) UpdateParticipant(context.Context, *livekit.UpdateParticipantRequest) (*livekit.ParticipantInfo, error) {
-	return nil, room.ErrParticipantNotFound
+	return nil, rooms.ErrParticipantNotFound
 }
 func (noRooms) GetParticipant(context.Context, string, string) (*livekit.ParticipantInfo, error) {
-	return nil, room.ErrParticipantNotFound
+	return nil, rooms.ErrParticipantNotFound
 }
 func (noRooms) ListParticipants(context.Context, string) ([]*livekit.ParticipantInfo, error) {
-	return nil, room.ErrRoomNotFound
+	return nil, rooms.ErrRoomNotFound
 }
 func (noRooms) UpdateRoomMetadata(context.Context, string, string) (*livekit.Room, error) {
-	return nil, room.ErrRoomNotFound
+	return nil, rooms.ErrRoomNotFound
 }
 func (noRooms) CreateRoom(context.Context, *livekit.CreateRoomRequest) (*livekit.Room, error) {
-	return nil, room.ErrServerShuttingDown
+	return nil, rooms.ErrServerShuttingDown
 }
 func (noRooms) RemoveParticipant(context.Context, string, string) error {
-	return room.ErrParticipantNotFound
+	return rooms.ErrParticipantNotFound
 }
-func (noRooms) Stats(string) ([]room.ParticipantStats, error) { return nil, room.ErrRoomNotFound }
+func (noRooms) Stats(string) ([]room.ParticipantStats, error) { return nil, rooms.ErrRoomNotFound }
 func (noRooms) RoomNames() []string                           { return nil }
 
 type setClock struct {

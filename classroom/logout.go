@@ -3,7 +3,7 @@ package classroom
 import (
 	"net/http"
 
-	"github.com/sanke-edu/sanke/roomapi"
+	"github.com/sanke-edu/sanke/internal/rooms"
 )
 
 // Sign-ins are kept in the database (table signin_session, shared by every node that uses
@@ -13,7 +13,7 @@ import (
 // bounded: expired sign-ins are deleted (at every sign-in and every tick) and an account
 // keeps its maxSignInsPerAccount newest sign-ins, a newer one ending the oldest.
 const (
-	attrSignIn           = roomapi.ReservedAttributePrefix + "signin"
+	attrSignIn           = rooms.ReservedAttributePrefix + "signin"
 	maxSignInsPerAccount = 32
 )
 

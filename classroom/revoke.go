@@ -12,8 +12,7 @@ import (
 
 	"github.com/sanke-edu/sanke/classroom/model"
 	"github.com/sanke-edu/sanke/classroom/store"
-	"github.com/sanke-edu/sanke/room"
-	"github.com/sanke-edu/sanke/roomapi"
+	"github.com/sanke-edu/sanke/internal/rooms"
 )
 
 // Ending an account's access when its password changes or it is disabled.
@@ -43,9 +42,9 @@ import (
 // rooms when the change is saved (removed with room.Manager.RemoveParticipant).
 const (
 	// attrIssuedTo names the account a room or view token was issued to.
-	attrIssuedTo = roomapi.ReservedAttributePrefix + "issued_to"
+	attrIssuedTo = rooms.ReservedAttributePrefix + "issued_to"
 	// attrRoomCredential is the credential stamp of a room or view token.
-	attrRoomCredential = roomapi.ReservedAttributePrefix + "credential"
+	attrRoomCredential = rooms.ReservedAttributePrefix + "credential"
 	// roomStampUse keeps room token stamps apart from sign-in token stamps (participants see
 	// each other's attributes; they never see a sign-in token's).
 	roomStampUse = "room"
@@ -53,7 +52,7 @@ const (
 
 // errRevoked refuses a room token issued before its account's password changed or the
 // account was disabled.
-var errRevoked = fmt.Errorf("%w: the token was issued before its account's password changed or the account was disabled", room.ErrPermissionDenied)
+var errRevoked = fmt.Errorf("%w: the token was issued before its account's password changed or the account was disabled", rooms.ErrPermissionDenied)
 
 // issuedTo returns the attributes that bind a room or view token to acc.
 func (s *Service) issuedTo(acc *model.Account) map[string]string {
@@ -151,14 +150,14 @@ func (s *Service) removeRevoked(ctx context.Context, roomName string, p *livekit
 	if err != nil || s.checkIssuedTo(cur.GetAttributes()) == nil {
 		return
 	}
-	if err := s.rooms.RemoveParticipant(ctx, roomName, p.GetIdentity()); err != nil && !errors.Is(err, room.ErrParticipantNotFound) {
+	if err := s.rooms.RemoveParticipant(ctx, roomName, p.GetIdentity()); err != nil && !errors.Is(err, rooms.ErrParticipantNotFound) {
 		s.logger.Warn("disconnecting a participant whose token was revoked", "room", roomName, "identity", p.GetIdentity(), "err", err)
 		return
 	}
 	s.audit(ctx, p.GetIdentity(), "account.access_ended", "", roomName, "account="+quoteTrunc(p.GetAttributes()[attrIssuedTo]))
 }
 
-// CheckGrants refuses (with an error wrapping room.ErrPermissionDenied) the verified grants
+// CheckGrants refuses (with an error wrapping rooms.ErrPermissionDenied) the verified grants
 // of a room or view token issued to an account before its password changed or it was
 // disabled. The classroom API and joins check it themselves; other routes that accept room
 // tokens (the recorder's listings) should call it after verifying a token.

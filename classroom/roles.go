@@ -9,7 +9,7 @@ import (
 	"github.com/livekit/protocol/livekit"
 
 	"github.com/sanke-edu/sanke/classroom/model"
-	"github.com/sanke-edu/sanke/roomapi"
+	"github.com/sanke-edu/sanke/internal/rooms"
 )
 
 // Role is what a participant does in a class session. It decides its LiveKit grants.
@@ -34,17 +34,17 @@ const (
 )
 
 // Participant attributes Sanke sets. Clients read them from ParticipantInfo.attributes; they
-// are set by the server only: they start with roomapi.ReservedAttributePrefix, which every
+// are set by the server only: they start with rooms.ReservedAttributePrefix, which every
 // client path refuses, whatever the client's grants.
 const (
-	AttrRole      = roomapi.ReservedAttributePrefix + "role"      // a Role
-	AttrClassroom = roomapi.ReservedAttributePrefix + "classroom" // classroom ID
-	AttrSchool    = roomapi.ReservedAttributePrefix + "school"    // school ID
-	AttrSession   = roomapi.ReservedAttributePrefix + "session"   // session ID
-	AttrHand      = roomapi.ReservedAttributePrefix + "hand"      // "raised" while the hand is up
-	AttrCalledOn  = roomapi.ReservedAttributePrefix + "called_on" // "true" while called on
+	AttrRole      = rooms.ReservedAttributePrefix + "role"      // a Role
+	AttrClassroom = rooms.ReservedAttributePrefix + "classroom" // classroom ID
+	AttrSchool    = rooms.ReservedAttributePrefix + "school"    // school ID
+	AttrSession   = rooms.ReservedAttributePrefix + "session"   // session ID
+	AttrHand      = rooms.ReservedAttributePrefix + "hand"      // "raised" while the hand is up
+	AttrCalledOn  = rooms.ReservedAttributePrefix + "called_on" // "true" while called on
 	// AttrAccount marks a sign-in token (not a room token): the account it was issued to.
-	AttrAccount = roomapi.ReservedAttributePrefix + "account"
+	AttrAccount = rooms.ReservedAttributePrefix + "account"
 )
 
 // RoleFor returns the role of a classroom in a session, or false when it does not belong to it.

@@ -7,7 +7,7 @@ import (
 	"github.com/livekit/protocol/auth"
 	"github.com/livekit/protocol/livekit"
 
-	"github.com/sanke-edu/sanke/signaling"
+	"github.com/sanke-edu/sanke/internal/rooms"
 )
 
 // JoinPolicy decides what a new participant starts with, from the live state of whatever
@@ -42,7 +42,7 @@ func (m *Manager) SetJoinPolicy(p JoinPolicy) {
 }
 
 // admit asks the join policy, if any, what a new participant starts with.
-func (m *Manager) admit(ctx context.Context, req signaling.JoinRequest) (*Admission, error) {
+func (m *Manager) admit(ctx context.Context, req rooms.JoinRequest) (*Admission, error) {
 	m.mu.Lock()
 	policy := m.policy
 	m.mu.Unlock()
@@ -55,7 +55,7 @@ func (m *Manager) admit(ctx context.Context, req signaling.JoinRequest) (*Admiss
 // checkJoin refuses a join whose room name, identity, name, metadata or attributes are over
 // the limits, or whose client asks for attributes reserved for the server (the token's own
 // attributes, signed by the server or the API key holder, may carry them).
-func (m *Manager) checkJoin(req signaling.JoinRequest) error {
+func (m *Manager) checkJoin(req rooms.JoinRequest) error {
 	l := &m.cfg.Limits
 	if err := checkLength("room name", req.RoomName, l.MaxRoomNameLength); err != nil {
 		return err

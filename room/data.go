@@ -6,6 +6,8 @@ import (
 	"github.com/livekit/protocol/livekit"
 	"github.com/pion/webrtc/v4"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/sanke-edu/sanke/internal/rooms"
 )
 
 // Data channel labels used by LiveKit clients (publisher side, created by the client) and by
@@ -33,7 +35,7 @@ const (
 // checkData bounds a data packet the Room API sends: its payload, topic and destinations.
 func checkData(req *livekit.SendDataRequest) error {
 	if len(req.Data) > maxDataPacket {
-		return fmt.Errorf("data is %d bytes, over the limit of %d: %w", len(req.Data), maxDataPacket, ErrLimitExceeded)
+		return fmt.Errorf("data is %d bytes, over the limit of %d: %w", len(req.Data), maxDataPacket, rooms.ErrLimitExceeded)
 	}
 	if err := checkLength("data topic", req.GetTopic(), maxIDLength); err != nil {
 		return err

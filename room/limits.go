@@ -7,7 +7,7 @@ import (
 
 	"github.com/livekit/protocol/livekit"
 
-	"github.com/sanke-edu/sanke/roomapi"
+	"github.com/sanke-edu/sanke/internal/rooms"
 )
 
 // Limits bound what a client, or a Room API call, can make a room keep: every piece of
@@ -73,9 +73,9 @@ func (l Limits) withDefaults() Limits {
 }
 
 // overLimit describes a value of n bytes (or entries) over its limit, wrapping
-// ErrLimitExceeded.
+// rooms.ErrLimitExceeded.
 func overLimit(what string, n, limit int, unit string) error {
-	return fmt.Errorf("%s is %d %s, over the limit of %d: %w", what, n, unit, limit, ErrLimitExceeded)
+	return fmt.Errorf("%s is %d %s, over the limit of %d: %w", what, n, unit, limit, rooms.ErrLimitExceeded)
 }
 
 // checkLength fails when s is longer than limit bytes.
@@ -89,7 +89,7 @@ func checkLength(what, s string, limit int) error {
 // checkList fails when a message names more than maxListLength entries.
 func checkList(what string, n int) error {
 	if n > maxListLength {
-		return fmt.Errorf("%s names %d entries, over the limit of %d: %w", what, n, maxListLength, ErrLimitExceeded)
+		return fmt.Errorf("%s names %d entries, over the limit of %d: %w", what, n, maxListLength, rooms.ErrLimitExceeded)
 	}
 	return nil
 }
@@ -142,8 +142,8 @@ func mergeAttributes(attrs, changes map[string]string) map[string]string {
 // refuseReserved fails when a client asks to set, change or delete an attribute reserved
 // for the server.
 func refuseReserved(changes map[string]string) error {
-	if k, ok := roomapi.ReservedAttribute(changes); ok {
-		return fmt.Errorf("attribute %q is reserved for the server (%s*): %w", k, roomapi.ReservedAttributePrefix, ErrReservedAttribute)
+	if k, ok := rooms.ReservedAttribute(changes); ok {
+		return fmt.Errorf("attribute %q is reserved for the server (%s*): %w", k, rooms.ReservedAttributePrefix, rooms.ErrReservedAttribute)
 	}
 	return nil
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/livekit/protocol/auth"
 	"github.com/livekit/protocol/livekit"
 
-	"github.com/sanke-edu/sanke/signaling"
+	"github.com/sanke-edu/sanke/internal/rooms"
 )
 
 // recordingSink keeps what the room sends one participant.
@@ -58,7 +58,7 @@ func testRoom(t *testing.T) *Room {
 func testParticipant(r *Room, identity string, grant *auth.VideoGrant) (*Participant, *recordingSink) {
 	sink := &recordingSink{}
 	grant.RoomJoin, grant.Room = true, r.Name()
-	p := newParticipant(r, signaling.JoinRequest{RoomName: r.Name(), Identity: identity,
+	p := newParticipant(r, rooms.JoinRequest{RoomName: r.Name(), Identity: identity,
 		Grants: &auth.ClaimGrants{Identity: identity, Video: grant}}, nil, sink)
 	r.mu.Lock()
 	r.participants[p.identity] = p

@@ -14,8 +14,7 @@ import (
 	"github.com/livekit/protocol/livekit"
 	"github.com/pion/webrtc/v4"
 
-	"github.com/sanke-edu/sanke/roomapi"
-	"github.com/sanke-edu/sanke/signaling"
+	"github.com/sanke-edu/sanke/internal/rooms"
 )
 
 // Config holds what the room layer needs from the server configuration.
@@ -69,7 +68,7 @@ func (c *Config) clientConfiguration() *livekit.ClientConfiguration {
 	return &livekit.ClientConfiguration{ResumeConnection: livekit.ClientConfigSetting_ENABLED}
 }
 
-// Manager owns the rooms of this node. It implements signaling.RoomJoiner and roomapi.Rooms.
+// Manager owns the rooms of this node. It implements rooms.Joiner and rooms.Admin.
 type Manager struct {
 	cfg    *Config
 	media  *MediaAPI
@@ -97,13 +96,13 @@ func (m *Manager) getOrCreate(name string, create bool, opts *livekit.CreateRoom
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.draining {
-		return nil, ErrServerShuttingDown
+		return nil, rooms.ErrServerShuttingDown
 	}
 	if r, ok := m.rooms[name]; ok {
 		return r, nil
 	}
 	if !create {
-		return nil, ErrRoomNotFound
+		return nil, rooms.ErrRoomNotFound
 	}
 	r := newRoom(m, name, opts)
 	m.rooms[name] = r
@@ -124,7 +123,7 @@ func (m *Manager) room(name string) (*Room, error) {
 	if r, ok := m.rooms[name]; ok {
 		return r, nil
 	}
-	return nil, ErrRoomNotFound
+	return nil, rooms.ErrRoomNotFound
 }
 
 // forget drops a closed room.
@@ -136,9 +135,9 @@ func (m *Manager) forget(r *Room) {
 	}
 }
 
-// Join implements signaling.RoomJoiner: a new participant, or a resume of an existing one.
+// Join implements rooms.Joiner: a new participant, or a resume of an existing one.
 // A new participant starts with what the join policy (SetJoinPolicy) decides.
-func (m *Manager) Join(ctx context.Context, req signaling.JoinRequest, sink signaling.Sink) (signaling.Session, error) {
+func (m *Manager) Join(ctx context.Context, req rooms.JoinRequest, sink rooms.Sink) (rooms.Session, error) {
 	if err := m.checkJoin(req); err != nil {
 		return nil, err
 	}
@@ -174,7 +173,7 @@ func (m *Manager) Join(ctx context.Context, req signaling.JoinRequest, sink sign
 		}
 		// Nothing to resume (e.g. the server restarted): signaling tells the client to rejoin.
 		m.logger.Info("resume impossible, asking for full reconnect", "room", req.RoomName, "identity", req.Identity)
-		return nil, fmt.Errorf("resume of %q: %w", req.Identity, ErrParticipantNotFound)
+		return nil, fmt.Errorf("resume of %q: %w", req.Identity, rooms.ErrParticipantNotFound)
 	}
 	p, err := r.join(req, adm, sink)
 	if err != nil {
@@ -183,19 +182,19 @@ func (m *Manager) Join(ctx context.Context, req signaling.JoinRequest, sink sign
 	return &session{p: p, sink: sink}, nil
 }
 
-// ValidateJoin implements signaling.JoinValidator: refuse before the websocket upgrade what
+// ValidateJoin implements rooms.JoinValidator: refuse before the websocket upgrade what
 // Join would refuse anyway.
-func (m *Manager) ValidateJoin(_ context.Context, req signaling.JoinRequest) error {
+func (m *Manager) ValidateJoin(_ context.Context, req rooms.JoinRequest) error {
 	if err := m.checkJoin(req); err != nil {
 		return err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.draining {
-		return ErrServerShuttingDown
+		return rooms.ErrServerShuttingDown
 	}
 	if _, ok := m.rooms[req.RoomName]; !ok && !m.cfg.AutoCreate && !req.Reconnect {
-		return ErrRoomNotFound
+		return rooms.ErrRoomNotFound
 	}
 	return nil
 }
@@ -232,7 +231,7 @@ func (m *Manager) roomList() []*Room {
 	return out
 }
 
-// --- roomapi.Rooms ---
+// --- rooms.Admin ---
 
 // CreateRoom creates a room (or returns the existing one).
 func (m *Manager) CreateRoom(_ context.Context, req *livekit.CreateRoomRequest) (*livekit.Room, error) {
@@ -293,7 +292,7 @@ func (m *Manager) participant(room, identity string) (*Room, *Participant, error
 	}
 	p := r.participant(identity)
 	if p == nil {
-		return r, nil, ErrParticipantNotFound
+		return r, nil, rooms.ErrParticipantNotFound
 	}
 	return r, p, nil
 }
@@ -325,7 +324,7 @@ func (m *Manager) MutePublishedTrack(_ context.Context, room, identity, trackSID
 	}
 	info := p.setTrackMuted(trackSID, muted, true)
 	if info == nil {
-		return nil, ErrTrackNotFound
+		return nil, rooms.ErrTrackNotFound
 	}
 	return info, nil
 }
@@ -464,8 +463,8 @@ func (m *Manager) UpdateRoomMetadata(_ context.Context, name, metadata string) (
 
 // The manager is what signaling and the Room API talk to.
 var (
-	_ signaling.RoomJoiner    = (*Manager)(nil)
-	_ signaling.JoinValidator = (*Manager)(nil)
-	_ roomapi.Rooms           = (*Manager)(nil)
-	_ signaling.Session       = (*session)(nil)
+	_ rooms.Joiner        = (*Manager)(nil)
+	_ rooms.JoinValidator = (*Manager)(nil)
+	_ rooms.Admin         = (*Manager)(nil)
+	_ rooms.Session       = (*session)(nil)
 )

@@ -16,7 +16,7 @@ import (
 	"github.com/pion/webrtc/v4"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/sanke-edu/sanke/signaling"
+	"github.com/sanke-edu/sanke/internal/rooms"
 )
 
 // Participant is one client in a room: its identity and grants, its two PeerConnections
@@ -48,7 +48,7 @@ type Participant struct {
 	subscriber *transport
 
 	mu         sync.Mutex
-	sink       signaling.Sink
+	sink       rooms.Sink
 	name       string
 	metadata   string
 	attributes map[string]string
@@ -85,7 +85,7 @@ func (p *Participant) Identity() string { return p.identity }
 
 // newParticipant builds a joining participant from its verified join (checked by
 // Manager.checkJoin) and what the join policy decided (adm, nil when none).
-func newParticipant(r *Room, req signaling.JoinRequest, adm *Admission, sink signaling.Sink) *Participant {
+func newParticipant(r *Room, req rooms.JoinRequest, adm *Admission, sink rooms.Sink) *Participant {
 	g := req.Grants
 	p := &Participant{
 		room:          r,
@@ -383,7 +383,7 @@ func (p *Participant) onConnectionState(target livekit.SignalTarget, s webrtc.Pe
 	}
 }
 
-// HandleRequest processes one signal request from the client (signaling.Session).
+// HandleRequest processes one signal request from the client (rooms.Session).
 func (p *Participant) HandleRequest(req *livekit.SignalRequest) error {
 	switch m := req.Message.(type) {
 	case *livekit.SignalRequest_Offer:
@@ -405,7 +405,7 @@ func (p *Participant) HandleRequest(req *livekit.SignalRequest) error {
 				return err
 			}
 		}
-		if err := t.AddCandidate(c); errors.Is(err, ErrLimitExceeded) {
+		if err := t.AddCandidate(c); errors.Is(err, rooms.ErrLimitExceeded) {
 			p.send(&livekit.SignalResponse{Message: &livekit.SignalResponse_RequestResponse{RequestResponse: &livekit.RequestResponse{
 				Reason: livekit.RequestResponse_LIMIT_EXCEEDED, Message: err.Error(),
 				Request: &livekit.RequestResponse_Trickle{Trickle: &livekit.TrickleRequest{Target: m.Trickle.Target}},
@@ -482,7 +482,7 @@ func (p *Participant) handleOffer(o *livekit.SessionDescription) error {
 }
 
 // refuseOver answers a signal request that named more than the limits allow (err wraps
-// ErrLimitExceeded; nil: nothing to answer). Such requests carry no request id: the answer
+// rooms.ErrLimitExceeded; nil: nothing to answer). Such requests carry no request id: the answer
 // tells the client why nothing happened.
 func (p *Participant) refuseOver(err error) {
 	if err == nil {
@@ -552,7 +552,7 @@ func (p *Participant) handleSyncState(s *livekit.SyncState) error {
 // session; the old one's Close must not detach the new connection.
 type session struct {
 	p    *Participant
-	sink signaling.Sink
+	sink rooms.Sink
 }
 
 // HandleRequest passes the client's request to the participant unless a newer connection
@@ -579,7 +579,7 @@ func (s *session) Close(reason string) {
 	p.scheduleRemoval(p.room.cfg.ReconnectWindow, "signal connection lost")
 }
 
-func (p *Participant) isCurrentSink(sink signaling.Sink) bool {
+func (p *Participant) isCurrentSink(sink rooms.Sink) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.sink == sink
@@ -600,7 +600,7 @@ func (p *Participant) scheduleRemoval(d time.Duration, why string) {
 
 // resume attaches a new signal connection to this participant, with first as its first
 // message (the SDKs drop whatever precedes the reconnect response).
-func (p *Participant) resume(sink signaling.Sink, first *livekit.SignalResponse) {
+func (p *Participant) resume(sink rooms.Sink, first *livekit.SignalResponse) {
 	p.mu.Lock()
 	old := p.sink
 	p.sink = sink

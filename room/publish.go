@@ -11,6 +11,7 @@ import (
 	"github.com/pion/webrtc/v4"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/sanke-edu/sanke/internal/rooms"
 	"github.com/sanke-edu/sanke/sfu"
 )
 
@@ -110,7 +111,7 @@ func (p *Participant) handleAddTrack(req *livekit.AddTrackRequest) {
 	}
 	if err := checkAddTrack(req); err != nil {
 		reason := livekit.RequestResponse_INVALID_REQUEST
-		if errors.Is(err, ErrLimitExceeded) {
+		if errors.Is(err, rooms.ErrLimitExceeded) {
 			reason = livekit.RequestResponse_LIMIT_EXCEEDED
 		}
 		p.refuseTrack(req, reason, err.Error())

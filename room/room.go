@@ -11,7 +11,7 @@ import (
 	"github.com/livekit/protocol/utils/guid"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/sanke-edu/sanke/signaling"
+	"github.com/sanke-edu/sanke/internal/rooms"
 )
 
 // speakerInterval is how often audio levels are sampled for speakers_changed.
@@ -147,7 +147,7 @@ func (r *Room) trackBySID(sid string) *PublishedTrack {
 // same identity is replaced (removed, with its participant_left event). The joins of one
 // identity are serialized, so that however many arrive at once each replaces the previous
 // one and none is left behind outside the room.
-func (r *Room) join(req signaling.JoinRequest, adm *Admission, sink signaling.Sink) (*Participant, error) {
+func (r *Room) join(req rooms.JoinRequest, adm *Admission, sink rooms.Sink) (*Participant, error) {
 	unlock := r.joins.lock(req.Identity)
 	p, err := r.add(req, adm, sink)
 	unlock()
@@ -177,18 +177,18 @@ func (r *Room) join(req signaling.JoinRequest, adm *Admission, sink signaling.Si
 // add is the part of join that the joins of one identity do one at a time: it replaces the
 // participant with that identity, if any, makes the new one's PeerConnections, puts it in
 // the room, sends its JoinResponse and tells the others.
-func (r *Room) add(req signaling.JoinRequest, adm *Admission, sink signaling.Sink) (*Participant, error) {
+func (r *Room) add(req rooms.JoinRequest, adm *Admission, sink rooms.Sink) (*Participant, error) {
 	hidden := req.Grants.Video != nil && req.Grants.Video.Hidden
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
-		return nil, ErrRoomClosed
+		return nil, rooms.ErrRoomClosed
 	}
 	old := r.participants[req.Identity]
 	full := r.fullLocked(req.Identity, hidden)
 	r.mu.Unlock()
 	if full {
-		return nil, ErrRoomFull
+		return nil, rooms.ErrRoomFull
 	}
 	if old != nil {
 		// Same identity joining again: the newer connection wins.
@@ -203,9 +203,9 @@ func (r *Room) add(req signaling.JoinRequest, adm *Admission, sink signaling.Sin
 
 	r.mu.Lock()
 	if r.closed || r.fullLocked(p.identity, p.hidden) {
-		err := ErrRoomClosed
+		err := rooms.ErrRoomClosed
 		if !r.closed {
-			err = ErrRoomFull // others joined meanwhile
+			err = rooms.ErrRoomFull // others joined meanwhile
 		}
 		r.mu.Unlock()
 		p.closeMedia()

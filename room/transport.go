@@ -14,6 +14,7 @@ import (
 	"github.com/pion/webrtc/v4"
 	"golang.org/x/time/rate"
 
+	"github.com/sanke-edu/sanke/internal/rooms"
 	"github.com/sanke-edu/sanke/sfu"
 	"github.com/sanke-edu/sanke/sfu/srtpout"
 )
@@ -127,7 +128,7 @@ func parseTrickle(tr *livekit.TrickleRequest) (webrtc.ICECandidateInit, error) {
 
 // AddCandidate adds a remote ICE candidate, queueing it until a remote description is set.
 // Beyond maxRemoteCandidates for the same remote ICE credentials it refuses the candidate
-// with an error wrapping ErrLimitExceeded.
+// with an error wrapping rooms.ErrLimitExceeded.
 func (t *transport) AddCandidate(c webrtc.ICECandidateInit) error {
 	t.mu.Lock()
 	ufrag := ""
@@ -139,7 +140,7 @@ func (t *transport) AddCandidate(c webrtc.ICECandidateInit) error {
 	}
 	if t.candidates >= maxRemoteCandidates {
 		t.mu.Unlock()
-		return fmt.Errorf("%d candidates already for these ICE credentials, the limit: %w", maxRemoteCandidates, ErrLimitExceeded)
+		return fmt.Errorf("%d candidates already for these ICE credentials, the limit: %w", maxRemoteCandidates, rooms.ErrLimitExceeded)
 	}
 	t.candidates++
 	if t.pc.RemoteDescription() == nil {
@@ -163,7 +164,7 @@ func (t *transport) flushCandidatesLocked() {
 
 // HandleOffer answers a client offer (publisher side, or a single PeerConnection). Offers
 // beyond offersPerSecond wait their turn. An offer is refused, changing nothing, with an
-// error wrapping ErrLimitExceeded, when it has more than maxMediaSections sections, would
+// error wrapping rooms.ErrLimitExceeded, when it has more than maxMediaSections sections, would
 // take the PeerConnection beyond maxTransceivers transceivers, or, before it first
 // connected, beyond maxEarlySections sections applied.
 func (t *transport) HandleOffer(sd webrtc.SessionDescription) (webrtc.SessionDescription, error) {
@@ -177,11 +178,11 @@ func (t *transport) HandleOffer(sd webrtc.SessionDescription) (webrtc.SessionDes
 	}
 	mids, sections := mediaSections(sd.SDP)
 	if sections > maxMediaSections {
-		return webrtc.SessionDescription{}, fmt.Errorf("offer has %d media sections, over the limit of %d: %w", sections, maxMediaSections, ErrLimitExceeded)
+		return webrtc.SessionDescription{}, fmt.Errorf("offer has %d media sections, over the limit of %d: %w", sections, maxMediaSections, rooms.ErrLimitExceeded)
 	}
 	if n := t.transceiversAfter(mids); n > maxTransceivers {
 		return webrtc.SessionDescription{}, fmt.Errorf("offer would make the PeerConnection hold %d transceivers (media sections are never removed), over the limit of %d: %w",
-			n, maxTransceivers, ErrLimitExceeded)
+			n, maxTransceivers, rooms.ErrLimitExceeded)
 	}
 	if err := t.spendEarlyLocked(sections); err != nil {
 		return webrtc.SessionDescription{}, err
@@ -245,14 +246,14 @@ func (t *transport) transceiversAfter(mids []string) int {
 
 // spendEarlyLocked accounts for a description of that many sections about to be applied:
 // before the PeerConnection first connected, pion keeps every one. It fails, wrapping
-// ErrLimitExceeded, beyond maxEarlySections. Caller holds t.mu.
+// rooms.ErrLimitExceeded, beyond maxEarlySections. Caller holds t.mu.
 func (t *transport) spendEarlyLocked(sections int) error {
 	if t.connected {
 		return nil
 	}
 	if t.earlySections+max(sections, 1) > maxEarlySections {
 		return fmt.Errorf("%d media sections negotiated before the PeerConnection connected, the limit is %d: connect first: %w",
-			t.earlySections, maxEarlySections, ErrLimitExceeded)
+			t.earlySections, maxEarlySections, rooms.ErrLimitExceeded)
 	}
 	t.earlySections += max(sections, 1)
 	return nil
@@ -271,7 +272,7 @@ func (t *transport) HandleAnswer(sd webrtc.SessionDescription) error {
 		return nil
 	}
 	if _, sections := mediaSections(sd.SDP); sections > maxMediaSections {
-		return fmt.Errorf("answer has %d media sections, over the limit of %d: %w", sections, maxMediaSections, ErrLimitExceeded)
+		return fmt.Errorf("answer has %d media sections, over the limit of %d: %w", sections, maxMediaSections, rooms.ErrLimitExceeded)
 	} else if err := t.spendEarlyLocked(sections); err != nil {
 		return err
 	}

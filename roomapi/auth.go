@@ -20,7 +20,7 @@ type Caller struct {
 
 // CallerFromContext returns the verified caller of the Room API request ctx belongs to. It
 // reports false when the request carried no valid token (such requests never reach
-// [Rooms]).
+// rooms.Admin).
 func CallerFromContext(ctx context.Context) (Caller, bool) {
 	st, ok := ctx.Value(requestStateKey{}).(*requestState)
 	if !ok || st.authErr != nil || st.caller.Grants == nil {

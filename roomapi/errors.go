@@ -5,45 +5,35 @@ import (
 	"errors"
 
 	"github.com/twitchtv/twirp"
+
+	"github.com/sanke-edu/sanke/internal/rooms"
 )
 
-// ErrorCoder chooses the Twirp error code for an error returned by [Rooms]. It returns
-// twirp.NoError ("") for errors it does not recognise; those fall back to
-// [DefaultErrorCode]. Errors that already are a twirp.Error never reach it.
-type ErrorCoder func(err error) twirp.ErrorCode
-
-// DefaultErrorCode is the fallback [ErrorCoder]: context.Canceled maps to twirp.Canceled,
-// context.DeadlineExceeded to twirp.DeadlineExceeded, anything else to twirp.Internal.
-func DefaultErrorCode(err error) twirp.ErrorCode {
+// errorCode is the Twirp code of an error returned by rooms.Admin: the code of the rooms
+// sentinel it wraps, of a cancelled or timed-out context, or twirp.Internal for anything
+// else.
+func errorCode(err error) twirp.ErrorCode {
 	switch {
+	case errors.Is(err, rooms.ErrRoomNotFound),
+		errors.Is(err, rooms.ErrParticipantNotFound),
+		errors.Is(err, rooms.ErrTrackNotFound):
+		return twirp.NotFound
+	case errors.Is(err, rooms.ErrRoomFull):
+		return twirp.ResourceExhausted
+	case errors.Is(err, rooms.ErrPermissionDenied),
+		errors.Is(err, rooms.ErrReservedAttribute):
+		return twirp.PermissionDenied
+	case errors.Is(err, rooms.ErrServerShuttingDown),
+		errors.Is(err, rooms.ErrRoomClosed):
+		return twirp.Unavailable
+	case errors.Is(err, rooms.ErrLimitExceeded):
+		return twirp.InvalidArgument
 	case errors.Is(err, context.Canceled):
 		return twirp.Canceled
 	case errors.Is(err, context.DeadlineExceeded):
 		return twirp.DeadlineExceeded
 	default:
 		return twirp.Internal
-	}
-}
-
-// ErrorMapping pairs a sentinel error with the Twirp code it maps to.
-type ErrorMapping struct {
-	// Err is compared with errors.Is, so wrapped errors match too.
-	Err error
-	// Code is the Twirp code clients receive.
-	Code twirp.ErrorCode
-}
-
-// MapErrors returns an [ErrorCoder] that tries the mappings in order and returns the Code of
-// the first one whose Err matches (errors.Is), or twirp.NoError if none does.
-func MapErrors(mappings ...ErrorMapping) ErrorCoder {
-	m := append([]ErrorMapping(nil), mappings...)
-	return func(err error) twirp.ErrorCode {
-		for _, mp := range m {
-			if errors.Is(err, mp.Err) {
-				return mp.Code
-			}
-		}
-		return twirp.NoError
 	}
 }
 
@@ -58,15 +48,8 @@ func (s *Service) twirpError(ctx context.Context, err error) error {
 	if errors.As(err, &tw) {
 		return tw
 	}
-	code := twirp.NoError
-	if s.coder != nil {
-		code = s.coder(err)
-	}
-	if code == twirp.NoError || !twirp.IsValidErrorCode(code) {
-		code = DefaultErrorCode(err)
-	}
-	switch code {
-	case twirp.Internal, twirp.Unknown, twirp.DataLoss:
+	code := errorCode(err)
+	if code == twirp.Internal {
 		method, _ := twirp.MethodName(ctx)
 		attrs := []any{"method", method, "code", string(code), "error", err}
 		if c, ok := CallerFromContext(ctx); ok {
@@ -74,12 +57,12 @@ func (s *Service) twirpError(ctx context.Context, err error) error {
 		}
 		s.logger.ErrorContext(ctx, "room api call failed", attrs...)
 		return twirp.NewError(code, internalMessage)
-	default:
-		return twirp.WrapError(twirp.NewError(code, err.Error()), err)
 	}
+	return twirp.WrapError(twirp.NewError(code, err.Error()), err)
 }
 
-// nilResult reports a [Rooms] implementation that returned neither a result nor an error.
+// nilResult reports a rooms.Admin implementation that returned neither a result nor an
+// error.
 func (s *Service) nilResult(ctx context.Context) error {
 	return s.twirpError(ctx, errors.New("roomapi: room layer returned a nil result and a nil error"))
 }

@@ -10,65 +10,35 @@ import (
 	"github.com/livekit/protocol/livekit"
 	lksdk "github.com/livekit/server-sdk-go/v2"
 	"github.com/twitchtv/twirp"
+
+	"github.com/sanke-edu/sanke/internal/rooms"
 )
 
-// Stand-ins for the room package's sentinels (roomapi must not import room).
-var (
-	errRoomNotFound = errors.New("room not found")
-	errRoomFull     = errors.New("room is full")
-	errDenied       = errors.New("permission denied")
-	errShuttingDown = errors.New("server is shutting down")
-)
-
-func testCoder() ErrorCoder {
-	return MapErrors(
-		ErrorMapping{Err: errRoomNotFound, Code: twirp.NotFound},
-		ErrorMapping{Err: errRoomFull, Code: twirp.ResourceExhausted},
-		ErrorMapping{Err: errDenied, Code: twirp.PermissionDenied},
-		ErrorMapping{Err: errShuttingDown, Code: twirp.Unavailable},
-	)
-}
-
-func TestDefaultErrorCode(t *testing.T) {
+// TestErrorCode checks the Twirp code of every error the room layer returns, wrapped or
+// not.
+func TestErrorCode(t *testing.T) {
 	tests := []struct {
-		name string
 		err  error
 		want twirp.ErrorCode
 	}{
-		{"canceled", context.Canceled, twirp.Canceled},
-		{"wrapped deadline", fmt.Errorf("op: %w", context.DeadlineExceeded), twirp.DeadlineExceeded},
-		{"other", errors.New("boom"), twirp.Internal},
-		{"sentinel", errRoomNotFound, twirp.Internal},
+		{rooms.ErrRoomNotFound, twirp.NotFound},
+		{rooms.ErrParticipantNotFound, twirp.NotFound},
+		{fmt.Errorf("mute: %w", rooms.ErrTrackNotFound), twirp.NotFound},
+		{rooms.ErrRoomFull, twirp.ResourceExhausted},
+		{rooms.ErrPermissionDenied, twirp.PermissionDenied},
+		{fmt.Errorf(`attribute "sanke.x": %w`, rooms.ErrReservedAttribute), twirp.PermissionDenied},
+		{rooms.ErrServerShuttingDown, twirp.Unavailable},
+		{rooms.ErrRoomClosed, twirp.Unavailable},
+		{fmt.Errorf("metadata too long: %w", rooms.ErrLimitExceeded), twirp.InvalidArgument},
+		{context.Canceled, twirp.Canceled},
+		{fmt.Errorf("op: %w", context.DeadlineExceeded), twirp.DeadlineExceeded},
+		{errors.New("room not found"), twirp.Internal}, // the same text is not the sentinel
+		{errors.New("boom"), twirp.Internal},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := DefaultErrorCode(tc.err); got != tc.want {
-				t.Errorf("DefaultErrorCode(%v) = %q, want %q", tc.err, got, tc.want)
-			}
-		})
-	}
-}
-
-func TestMapErrors(t *testing.T) {
-	both := fmt.Errorf("%w and %w", errRoomFull, errRoomNotFound)
-	tests := []struct {
-		name string
-		err  error
-		want twirp.ErrorCode
-	}{
-		{"exact", errRoomNotFound, twirp.NotFound},
-		{"wrapped", fmt.Errorf("get: %w", errRoomFull), twirp.ResourceExhausted},
-		{"first mapping wins", both, twirp.NotFound},
-		{"unknown", errors.New("room not found"), twirp.NoError},
-		{"context", context.Canceled, twirp.NoError},
-	}
-	coder := testCoder()
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := coder(tc.err); got != tc.want {
-				t.Errorf("coder(%v) = %q, want %q", tc.err, got, tc.want)
-			}
-		})
+		if got := errorCode(tc.err); got != tc.want {
+			t.Errorf("errorCode(%v) = %q, want %q", tc.err, got, tc.want)
+		}
 	}
 }
 
@@ -76,43 +46,33 @@ func TestMapErrors(t *testing.T) {
 func TestErrorMapping(t *testing.T) {
 	tests := []struct {
 		name     string
-		coder    ErrorCoder // nil: no WithErrorCoder
 		err      error
 		nilRes   bool
 		wantCode twirp.ErrorCode
 		wantMsg  string
 	}{
-		{name: "not found", coder: testCoder(), err: errRoomNotFound,
+		{name: "not found", err: rooms.ErrRoomNotFound,
 			wantCode: twirp.NotFound, wantMsg: "room not found"},
-		{name: "wrapped not found", coder: testCoder(), err: fmt.Errorf("lookup r1: %w", errRoomNotFound),
+		{name: "wrapped not found", err: fmt.Errorf("lookup r1: %w", rooms.ErrRoomNotFound),
 			wantCode: twirp.NotFound, wantMsg: "lookup r1: room not found"},
-		{name: "full", coder: testCoder(), err: errRoomFull,
+		{name: "full", err: rooms.ErrRoomFull,
 			wantCode: twirp.ResourceExhausted, wantMsg: "room is full"},
-		{name: "permission denied", coder: testCoder(), err: errDenied,
+		{name: "permission denied", err: rooms.ErrPermissionDenied,
 			wantCode: twirp.PermissionDenied, wantMsg: "permission denied"},
-		{name: "shutting down", coder: testCoder(), err: errShuttingDown,
+		{name: "shutting down", err: rooms.ErrServerShuttingDown,
 			wantCode: twirp.Unavailable, wantMsg: "server is shutting down"},
-		{name: "unknown error hides details", coder: testCoder(), err: errors.New("db password is hunter2"),
+		{name: "unknown error hides details", err: errors.New("db password is hunter2"),
 			wantCode: twirp.Internal, wantMsg: internalMessage},
-		{name: "no coder", err: errRoomNotFound,
-			wantCode: twirp.Internal, wantMsg: internalMessage},
-		{name: "deadline", coder: testCoder(), err: fmt.Errorf("wait: %w", context.DeadlineExceeded),
+		{name: "deadline", err: fmt.Errorf("wait: %w", context.DeadlineExceeded),
 			wantCode: twirp.DeadlineExceeded, wantMsg: "wait: context deadline exceeded"},
-		{name: "twirp error passes through", coder: testCoder(), err: twirp.NewError(twirp.AlreadyExists, "exists"),
+		{name: "twirp error passes through", err: twirp.NewError(twirp.AlreadyExists, "exists"),
 			wantCode: twirp.AlreadyExists, wantMsg: "exists"},
-		{name: "invalid code from coder", coder: func(error) twirp.ErrorCode { return "teapot" }, err: errRoomFull,
-			wantCode: twirp.Internal, wantMsg: internalMessage},
-		{name: "nil result", coder: testCoder(), nilRes: true,
+		{name: "nil result", nilRes: true,
 			wantCode: twirp.Internal, wantMsg: internalMessage},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			var opts []Option
-			if tc.coder != nil {
-				opts = append(opts, WithErrorCoder(tc.coder))
-			}
-			rooms := &fakeRooms{err: tc.err, nilResults: tc.nilRes}
-			url := newTestServer(t, rooms, opts...)
+			url := newTestServer(t, &fakeRooms{err: tc.err, nilResults: tc.nilRes})
 			client := lksdk.NewRoomServiceClient(url, testKey, testSecret)
 			ctx := testContext(t)
 

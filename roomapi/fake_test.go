@@ -16,6 +16,8 @@ import (
 	"github.com/livekit/protocol/auth"
 	"github.com/livekit/protocol/livekit"
 	"github.com/twitchtv/twirp"
+
+	"github.com/sanke-edu/sanke/internal/rooms"
 )
 
 const (
@@ -33,7 +35,7 @@ type call struct {
 	hasCtx bool
 }
 
-// fakeRooms is a Rooms that records its calls and returns canned results.
+// fakeRooms is a rooms.Admin that records its calls and returns canned results.
 type fakeRooms struct {
 	mu    sync.Mutex
 	calls []call
@@ -43,7 +45,7 @@ type fakeRooms struct {
 	nilResults bool
 }
 
-var _ Rooms = (*fakeRooms)(nil)
+var _ rooms.Admin = (*fakeRooms)(nil)
 
 func (f *fakeRooms) record(ctx context.Context, method string, args ...any) {
 	c, ok := CallerFromContext(ctx)
@@ -150,10 +152,10 @@ func (w testWriter) Write(p []byte) (int, error) {
 
 // newTestServer serves a Service over rooms the way the server package mounts it and
 // returns its base URL.
-func newTestServer(t *testing.T, rooms Rooms, opts ...Option) string {
+func newTestServer(t *testing.T, admin rooms.Admin, opts ...Option) string {
 	t.Helper()
 	keys := auth.NewFileBasedKeyProviderFromMap(map[string]string{testKey: testSecret, otherKey: otherSec})
-	svc := NewService(rooms, keys, testLogger(t), opts...)
+	svc := NewService(admin, keys, testLogger(t), opts...)
 	mux := http.NewServeMux()
 	mux.Handle(livekit.RoomServicePathPrefix, svc.Handler())
 	srv := httptest.NewServer(mux)

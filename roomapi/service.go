@@ -11,6 +11,8 @@ import (
 	"github.com/livekit/protocol/auth"
 	"github.com/livekit/protocol/livekit"
 	"github.com/twitchtv/twirp"
+
+	"github.com/sanke-edu/sanke/internal/rooms"
 )
 
 // DefaultMaxRequestBytes is the default limit on the size of a Room API request body.
@@ -18,12 +20,6 @@ const DefaultMaxRequestBytes = 1 << 20
 
 // Option configures a [Service].
 type Option func(*Service)
-
-// WithErrorCoder sets how errors returned by [Rooms] map to Twirp codes. Without it every
-// error maps through [DefaultErrorCode] (mostly twirp.Internal).
-func WithErrorCoder(coder ErrorCoder) Option {
-	return func(s *Service) { s.coder = coder }
-}
 
 // WithGrantsCheck makes every verified token pass check too (e.g. the classroom service
 // refusing the tokens of an account whose password changed); a refused token is
@@ -38,14 +34,13 @@ func WithMaxRequestBytes(n int64) Option {
 	return func(s *Service) { s.maxRequestBytes = n }
 }
 
-// Service implements livekit.RoomService on top of [Rooms]. Serve it with [Service.Handler];
+// Service implements livekit.RoomService on top of rooms.Admin. Serve it with [Service.Handler];
 // calling its methods directly (without the handler's authentication) fails with
 // twirp.Unauthenticated.
 type Service struct {
-	rooms           Rooms
+	rooms           rooms.Admin
 	keys            auth.KeyProvider
 	logger          *slog.Logger
-	coder           ErrorCoder
 	maxRequestBytes int64
 	check           func(*auth.ClaimGrants) error // nil: every verified token is accepted
 	twirp           livekit.TwirpServer
@@ -54,14 +49,14 @@ type Service struct {
 
 var _ livekit.RoomService = (*Service)(nil)
 
-// NewService returns a Room API serving rooms, accepting tokens signed with the secrets of
-// keys. rooms and keys must not be nil; a nil logger discards logs.
-func NewService(rooms Rooms, keys auth.KeyProvider, logger *slog.Logger, opts ...Option) *Service {
+// NewService returns a Room API serving admin's rooms, accepting tokens signed with the
+// secrets of keys. admin and keys must not be nil; a nil logger discards logs.
+func NewService(admin rooms.Admin, keys auth.KeyProvider, logger *slog.Logger, opts ...Option) *Service {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Service{
-		rooms:           rooms,
+		rooms:           admin,
 		keys:            keys,
 		logger:          logger,
 		maxRequestBytes: DefaultMaxRequestBytes,
@@ -259,8 +254,8 @@ func (s *Service) UpdateParticipant(ctx context.Context, req *livekit.UpdatePart
 		field{"room", req.GetRoom()}, field{"identity", req.GetIdentity()}); err != nil {
 		return nil, err
 	}
-	if k, ok := ReservedAttribute(req.GetAttributes()); ok {
-		return nil, twirp.NewError(twirp.PermissionDenied, fmt.Sprintf("attribute %q is reserved for the server (%s*)", k, ReservedAttributePrefix))
+	if k, ok := rooms.ReservedAttribute(req.GetAttributes()); ok {
+		return nil, twirp.NewError(twirp.PermissionDenied, fmt.Sprintf("attribute %q is reserved for the server (%s*)", k, rooms.ReservedAttributePrefix))
 	}
 	if err := s.checkReach(ctx, req.GetRoom(), req.GetIdentity()); err != nil {
 		return nil, err

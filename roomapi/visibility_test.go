@@ -9,10 +9,9 @@ import (
 	"github.com/livekit/protocol/auth"
 	"github.com/livekit/protocol/livekit"
 	"github.com/twitchtv/twirp"
-)
 
-// errNoSuchParticipant stands for the room layer's error for an identity nobody has.
-var errNoSuchParticipant = errors.New("participant not found")
+	"github.com/sanke-edu/sanke/internal/rooms"
+)
 
 // classRooms is fakeRooms with a class in room r1: alice and bob, a hidden supervisor and the
 // recorder (hidden, recorder).
@@ -39,7 +38,7 @@ func (f *classRooms) GetParticipant(ctx context.Context, room, identity string) 
 			return p, nil
 		}
 	}
-	return nil, errNoSuchParticipant
+	return nil, rooms.ErrParticipantNotFound
 }
 
 // TestHiddenBeyondParticipantTokens checks that a caller whose token is a participant's (a
@@ -50,8 +49,8 @@ func (f *classRooms) GetParticipant(ctx context.Context, room, identity string) 
 // layer's action; data addressed to them only is not sent. A server-side token (roomAdmin
 // without roomJoin) sees and acts on everyone.
 func TestHiddenBeyondParticipantTokens(t *testing.T) {
-	rooms := &classRooms{}
-	url := newTestServer(t, rooms, WithErrorCoder(MapErrors(ErrorMapping{Err: errNoSuchParticipant, Code: twirp.NotFound})))
+	class := &classRooms{}
+	url := newTestServer(t, class)
 	token := func(g *auth.VideoGrant) string {
 		tok, err := auth.NewAccessToken(testKey, testSecret).SetIdentity("teacher").SetVideoGrant(g).ToJWT()
 		if err != nil {
@@ -99,16 +98,16 @@ func TestHiddenBeyondParticipantTokens(t *testing.T) {
 			return err
 		},
 	}
-	nobody := twirp.NewError(twirp.NotFound, errNoSuchParticipant.Error())
+	nobody := twirp.NewError(twirp.NotFound, rooms.ErrParticipantNotFound.Error())
 	for name, call := range calls {
 		for _, id := range []string{"supervisor", "recorder"} {
-			before := len(rooms.recorded())
+			before := len(class.recorded())
 			err := call(teacher, id)
 			var tw twirp.Error
 			if !errors.As(err, &tw) || tw.Code() != nobody.Code() || tw.Msg() != nobody.Msg() {
 				t.Errorf("teacher %s(%s): %v, want %v", name, id, err, nobody)
 			}
-			for _, c := range rooms.recorded()[before:] {
+			for _, c := range class.recorded()[before:] {
 				if c.method != "GetParticipant" {
 					t.Errorf("teacher %s(%s) reached the room layer's %s", name, id, c.method)
 				}
@@ -123,7 +122,7 @@ func TestHiddenBeyondParticipantTokens(t *testing.T) {
 	}
 
 	// Data for the hidden ones only goes nowhere; for alice and them, to alice only.
-	before := len(rooms.recorded())
+	before := len(class.recorded())
 	if _, err := teacher.SendData(ctx, &livekit.SendDataRequest{Room: "r1", Data: []byte("x"),
 		DestinationIdentities: []string{"supervisor"}, DestinationSids: []string{"PA_r"}}); err != nil {
 		t.Fatal(err)
@@ -133,7 +132,7 @@ func TestHiddenBeyondParticipantTokens(t *testing.T) {
 		t.Fatal(err)
 	}
 	var sent []*livekit.SendDataRequest
-	for _, c := range rooms.recorded()[before:] {
+	for _, c := range class.recorded()[before:] {
 		if c.method == "SendData" {
 			sent = append(sent, c.args[0].(*livekit.SendDataRequest))
 		}

@@ -20,7 +20,6 @@ import (
 	"github.com/livekit/protocol/auth"
 	"github.com/livekit/protocol/livekit"
 	"github.com/livekit/protocol/utils/guid"
-	"github.com/twitchtv/twirp"
 
 	"github.com/sanke-edu/sanke/config"
 	"github.com/sanke-edu/sanke/internal/connlimit"
@@ -162,16 +161,7 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 		JoinRateBurst:     cfg.Signal.JoinRateBurst,
 		TrustProxyHeaders: cfg.Signal.TrustProxyHeaders,
 	}, keys, s.rooms, logger)
-	s.roomAPI = roomapi.NewService(s.rooms, keys, logger, roomapi.WithGrantsCheck(s.checkGrants), roomapi.WithErrorCoder(roomapi.MapErrors(
-		roomapi.ErrorMapping{Err: room.ErrRoomNotFound, Code: twirp.NotFound},
-		roomapi.ErrorMapping{Err: room.ErrParticipantNotFound, Code: twirp.NotFound},
-		roomapi.ErrorMapping{Err: room.ErrTrackNotFound, Code: twirp.NotFound},
-		roomapi.ErrorMapping{Err: room.ErrRoomFull, Code: twirp.ResourceExhausted},
-		roomapi.ErrorMapping{Err: room.ErrPermissionDenied, Code: twirp.PermissionDenied},
-		roomapi.ErrorMapping{Err: room.ErrServerShuttingDown, Code: twirp.Unavailable},
-		roomapi.ErrorMapping{Err: room.ErrRoomClosed, Code: twirp.Unavailable},
-		roomapi.ErrorMapping{Err: room.ErrLimitExceeded, Code: twirp.InvalidArgument},
-	)))
+	s.roomAPI = roomapi.NewService(s.rooms, keys, logger, roomapi.WithGrantsCheck(s.checkGrants))
 
 	s.mux = http.NewServeMux()
 	s.signal.Register(s.mux)

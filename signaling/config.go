@@ -29,7 +29,7 @@ type Config struct {
 	WriteQueue int
 	// WriteTimeout bounds each websocket write, and the final flush on close. Default 10s.
 	WriteTimeout time.Duration
-	// JoinTimeout bounds RoomJoiner.Join and JoinValidator.ValidateJoin. Default 15s.
+	// JoinTimeout bounds rooms.Joiner.Join and rooms.JoinValidator.ValidateJoin. Default 15s.
 	JoinTimeout time.Duration
 	// CloseGrace is how long the server waits for the client's close frame after sending its
 	// own, before closing the TCP connection. Default 1s.

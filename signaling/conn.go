@@ -18,6 +18,8 @@ import (
 	"golang.org/x/time/rate"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/sanke-edu/sanke/internal/rooms"
 )
 
 // inboundQueue is how many client requests may wait for the Session before the reader stops
@@ -33,7 +35,7 @@ var errMessageTooLarge = errors.New("message too large")
 // closeCause says why a connection ends and how to close it.
 type closeCause struct {
 	code   int    // websocket close code sent to the client
-	reason string // close frame text (truncated) and Session.Close reason
+	reason string // close frame text (truncated) and rooms.Session.Close reason
 	flush  bool   // write the queued messages before closing
 	byPeer bool   // the client closed or vanished: send nothing more
 }
@@ -45,7 +47,7 @@ type conn struct {
 	cfg     Config
 	ws      *websocket.Conn
 	log     *slog.Logger
-	req     JoinRequest
+	req     rooms.JoinRequest
 	started time.Time
 
 	queue   chan *livekit.SignalResponse // to the client, drained by writeLoop
@@ -71,9 +73,9 @@ type conn struct {
 	dispatchDone chan struct{}
 }
 
-var _ Sink = (*conn)(nil)
+var _ rooms.Sink = (*conn)(nil)
 
-func newConn(cfg Config, ws *websocket.Conn, log *slog.Logger, req JoinRequest) *conn {
+func newConn(cfg Config, ws *websocket.Conn, log *slog.Logger, req rooms.JoinRequest) *conn {
 	c := &conn{
 		cfg:          cfg,
 		ws:           ws,
@@ -150,7 +152,7 @@ func (c *conn) participantSID() string {
 }
 
 // serve runs the connection to its end: join, relay, then tell the session it is gone.
-func (c *conn) serve(parent context.Context, joiner RoomJoiner, draining func() bool) {
+func (c *conn) serve(parent context.Context, joiner rooms.Joiner, draining func() bool) {
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
 	// A join still running when the connection is closed (e.g. by Shutdown) gives up.
@@ -161,9 +163,9 @@ func (c *conn) serve(parent context.Context, joiner RoomJoiner, draining func() 
 	c.ws.SetPongHandler(func(string) error { return c.extendReadDeadline() })
 	go c.writeLoop()
 
-	var session Session
+	var session rooms.Session
 	if draining() {
-		c.reject(ErrServerShuttingDown)
+		c.reject(rooms.ErrServerShuttingDown)
 	} else {
 		jctx, jcancel := context.WithTimeout(ctx, c.cfg.JoinTimeout)
 		s, err := joiner.Join(jctx, c.req, c)
@@ -345,7 +347,7 @@ func (c *conn) decode(typ int, payload []byte) (*livekit.SignalRequest, error) {
 // dispatch hands requests to the session one at a time, in arrival order. After the server
 // decided to close, the remaining requests are dropped; after the client left, they are still
 // handled (e.g. its final leave).
-func (c *conn) dispatch(s Session) {
+func (c *conn) dispatch(s rooms.Session) {
 	defer close(c.dispatchDone)
 	for req := range c.inbound {
 		if c.serverClosing() {

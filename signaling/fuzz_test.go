@@ -9,6 +9,8 @@ import (
 	"github.com/gorilla/websocket"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/sanke-edu/sanke/internal/rooms"
 )
 
 // The fuzz targets of the signaling decoder (issue 12, finding 10). Their seed corpora are in
@@ -82,7 +84,7 @@ func FuzzJoinQuery(f *testing.F) {
 
 // checkJoin asserts what holds for every parsed join: a refusal is a 400 or 401 with a
 // message; a join names the token's room and identity and the connection's address.
-func checkJoin(t *testing.T, what string, req JoinRequest, herr *httpError, canUpdate bool) {
+func checkJoin(t *testing.T, what string, req rooms.JoinRequest, herr *httpError, canUpdate bool) {
 	t.Helper()
 	if herr != nil {
 		if herr.status != http.StatusBadRequest && herr.status != http.StatusUnauthorized || herr.msg == "" {

@@ -15,6 +15,8 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/livekit/protocol/auth"
 	"golang.org/x/time/rate"
+
+	"github.com/sanke-edu/sanke/internal/rooms"
 )
 
 // endpoint is a flavour of the signaling protocol.
@@ -34,7 +36,7 @@ const (
 type Handler struct {
 	cfg      Config
 	keys     auth.KeyProvider
-	joiner   RoomJoiner
+	joiner   rooms.Joiner
 	log      *slog.Logger
 	upgrader websocket.Upgrader
 	draining atomic.Bool
@@ -50,7 +52,7 @@ type Handler struct {
 
 // NewHandler returns a handler that verifies tokens against keys and admits participants
 // through joiner. Zero fields of cfg take their defaults.
-func NewHandler(cfg Config, keys auth.KeyProvider, joiner RoomJoiner, logger *slog.Logger) *Handler {
+func NewHandler(cfg Config, keys auth.KeyProvider, joiner rooms.Joiner, logger *slog.Logger) *Handler {
 	cfg = cfg.withDefaults()
 	return &Handler{
 		cfg:      cfg,
@@ -229,17 +231,17 @@ func (h *Handler) serveValidate(w http.ResponseWriter, r *http.Request, ep endpo
 
 // admit runs every check that precedes the upgrade and returns the verified join. On error
 // the returned JoinRequest holds whatever was learnt (for logging).
-func (h *Handler) admit(r *http.Request, ep endpoint) (JoinRequest, *httpError) {
+func (h *Handler) admit(r *http.Request, ep endpoint) (rooms.JoinRequest, *httpError) {
 	raw, herr := requestToken(r)
 	if herr != nil {
-		return JoinRequest{}, herr
+		return rooms.JoinRequest{}, herr
 	}
 	tok, herr := verifyToken(raw, h.keys)
 	if herr != nil {
-		return JoinRequest{}, herr
+		return rooms.JoinRequest{}, herr
 	}
 	addr := ClientAddress(r, h.cfg.TrustProxyHeaders)
-	var req JoinRequest
+	var req rooms.JoinRequest
 	// The Go SDK sends its single PeerConnection join_request on /rtc: the parameter, not
 	// the path, decides the mode there.
 	if ep == dualPC && r.URL.Query().Get("join_request") != "" {
@@ -256,10 +258,10 @@ func (h *Handler) admit(r *http.Request, ep endpoint) (JoinRequest, *httpError) 
 	}
 	req.Host = requestHost(r, h.cfg.TrustProxyHeaders)
 	if h.draining.Load() {
-		rej := RejectionFor(ErrServerShuttingDown)
+		rej := RejectionFor(rooms.ErrServerShuttingDown)
 		return req, &httpError{status: rej.Status, msg: rej.Message}
 	}
-	if v, ok := h.joiner.(JoinValidator); ok {
+	if v, ok := h.joiner.(rooms.JoinValidator); ok {
 		ctx, cancel := context.WithTimeout(r.Context(), h.cfg.JoinTimeout)
 		err := v.ValidateJoin(ctx, req)
 		cancel()
@@ -272,7 +274,7 @@ func (h *Handler) admit(r *http.Request, ep endpoint) (JoinRequest, *httpError) 
 }
 
 // refuse answers a refused join with its status and plain-text reason, and logs it.
-func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, herr *httpError, req JoinRequest) {
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, herr *httpError, req rooms.JoinRequest) {
 	level := slog.LevelInfo
 	if herr.status >= http.StatusInternalServerError {
 		level = slog.LevelWarn
@@ -293,7 +295,7 @@ const joinWarnInterval = 10 * time.Second
 
 // refuseJoinRate answers a join over its address's rate limit: 429, with the seconds to wait
 // in Retry-After. Refusals are logged at most every joinWarnInterval, with their count.
-func (h *Handler) refuseJoinRate(w http.ResponseWriter, req JoinRequest, wait time.Duration) {
+func (h *Handler) refuseJoinRate(w http.ResponseWriter, req rooms.JoinRequest, wait time.Duration) {
 	secs := max(int(math.Ceil(wait.Seconds())), 1)
 	n := h.joinsRefused.Add(1)
 	h.joinWarn.Do(func() {

@@ -15,6 +15,8 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/livekit/protocol/auth"
 	"github.com/livekit/protocol/livekit"
+
+	"github.com/sanke-edu/sanke/internal/rooms"
 )
 
 // refusal is one pre-upgrade rejection scenario.
@@ -65,9 +67,9 @@ func refusals(t *testing.T) []refusal {
 		{name: "bad reconnect_reason", query: url.Values{"access_token": {good}, "reconnect_reason": {"x"}},
 			status: 400, body: "invalid reconnect_reason"},
 		{name: "draining", query: tokenQuery(good), drain: true, status: 503, body: "server is shutting down"},
-		{name: "room not found", query: tokenQuery(good), validate: fmt.Errorf("lookup: %w", ErrRoomNotFound),
+		{name: "room not found", query: tokenQuery(good), validate: fmt.Errorf("lookup: %w", rooms.ErrRoomNotFound),
 			status: 404, body: "requested room does not exist"},
-		{name: "room full", query: tokenQuery(good), validate: ErrRoomFull, status: 403, body: "room is full"},
+		{name: "room full", query: tokenQuery(good), validate: rooms.ErrRoomFull, status: 403, body: "room is full"},
 		{name: "validator failure", query: tokenQuery(good), validate: errors.New("db down"),
 			status: 500, body: "could not join room"},
 	}
@@ -195,9 +197,9 @@ func TestJoin(t *testing.T) {
 		name   string
 		query  url.Values
 		header bool // token in the Authorization header instead of the query
-		check  func(t *testing.T, req JoinRequest)
+		check  func(t *testing.T, req rooms.JoinRequest)
 	}{
-		{name: "query token, defaults", check: func(t *testing.T, req JoinRequest) {
+		{name: "query token, defaults", check: func(t *testing.T, req rooms.JoinRequest) {
 			if !req.AutoSubscribe || req.AdaptiveStream || req.Reconnect {
 				t.Errorf("flags = %+v, want auto subscribe only", req)
 			}
@@ -207,7 +209,7 @@ func TestJoin(t *testing.T) {
 			"auto_subscribe": {"0"}, "adaptive_stream": {"1"}, "sdk": {"js"}, "version": {"2.9.0"},
 			"protocol": {"16"}, "os": {"macOS"}, "browser": {"Chrome"}, "reconnect": {"1"},
 			"sid": {"PA_old"}, "reconnect_reason": {"1"},
-		}, check: func(t *testing.T, req JoinRequest) {
+		}, check: func(t *testing.T, req rooms.JoinRequest) {
 			ci := req.ClientInfo
 			if req.AutoSubscribe || !req.AdaptiveStream || !req.Reconnect || req.ParticipantSID != "PA_old" ||
 				req.ReconnectReason != livekit.ReconnectReason_RR_SIGNAL_DISCONNECTED {
@@ -263,10 +265,10 @@ func TestJoinFailureSendsLeave(t *testing.T) {
 		reason livekit.DisconnectReason
 		action livekit.LeaveRequest_Action
 	}{
-		{"room full", fmt.Errorf("join: %w", ErrRoomFull), livekit.DisconnectReason_JOIN_FAILURE, livekit.LeaveRequest_DISCONNECT},
-		{"room closed", ErrRoomClosed, livekit.DisconnectReason_ROOM_CLOSED, livekit.LeaveRequest_DISCONNECT},
-		{"resume unknown participant", ErrParticipantNotFound, livekit.DisconnectReason_STATE_MISMATCH, livekit.LeaveRequest_RECONNECT},
-		{"shutting down", ErrServerShuttingDown, livekit.DisconnectReason_SERVER_SHUTDOWN, livekit.LeaveRequest_DISCONNECT},
+		{"room full", fmt.Errorf("join: %w", rooms.ErrRoomFull), livekit.DisconnectReason_JOIN_FAILURE, livekit.LeaveRequest_DISCONNECT},
+		{"room closed", rooms.ErrRoomClosed, livekit.DisconnectReason_ROOM_CLOSED, livekit.LeaveRequest_DISCONNECT},
+		{"resume unknown participant", rooms.ErrParticipantNotFound, livekit.DisconnectReason_STATE_MISMATCH, livekit.LeaveRequest_RECONNECT},
+		{"shutting down", rooms.ErrServerShuttingDown, livekit.DisconnectReason_SERVER_SHUTDOWN, livekit.LeaveRequest_DISCONNECT},
 		{"unexpected", errors.New("boom"), livekit.DisconnectReason_JOIN_FAILURE, livekit.LeaveRequest_DISCONNECT},
 	}
 	for _, tc := range tests {

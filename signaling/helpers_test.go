@@ -19,6 +19,7 @@ import (
 	"github.com/livekit/protocol/livekit"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/sanke-edu/sanke/internal/rooms"
 	"github.com/sanke-edu/sanke/internal/syncbuf"
 )
 
@@ -73,8 +74,8 @@ func (l *logBuffer) waitContains(t *testing.T, s string) {
 
 // fakeSession records what the handler gives the room.
 type fakeSession struct {
-	req      JoinRequest
-	sink     Sink
+	req      rooms.JoinRequest
+	sink     rooms.Sink
 	requests chan *livekit.SignalRequest
 	closed   chan string // receives the Close reason
 	mu       sync.Mutex
@@ -129,14 +130,14 @@ type fakeJoiner struct {
 	// handle is copied into each session.
 	handle func(*livekit.SignalRequest) error
 	// afterJoin, if set, runs at the end of Join (with the session's sink).
-	afterJoin func(Sink)
+	afterJoin func(rooms.Sink)
 }
 
 func newFakeJoiner() *fakeJoiner {
 	return &fakeJoiner{sessions: make(chan *fakeSession, 16)}
 }
 
-func (j *fakeJoiner) Join(_ context.Context, req JoinRequest, sink Sink) (Session, error) {
+func (j *fakeJoiner) Join(_ context.Context, req rooms.JoinRequest, sink rooms.Sink) (rooms.Session, error) {
 	if j.joinErr != nil {
 		return nil, j.joinErr
 	}
@@ -171,13 +172,15 @@ func (j *fakeJoiner) nextSession(t *testing.T) *fakeSession {
 	}
 }
 
-// validatingJoiner also implements JoinValidator.
+// validatingJoiner also implements rooms.JoinValidator.
 type validatingJoiner struct {
 	*fakeJoiner
 	validateErr error
 }
 
-func (j validatingJoiner) ValidateJoin(context.Context, JoinRequest) error { return j.validateErr }
+func (j validatingJoiner) ValidateJoin(context.Context, rooms.JoinRequest) error {
+	return j.validateErr
+}
 
 // testServer is a Handler behind an httptest server.
 type testServer struct {
@@ -186,7 +189,7 @@ type testServer struct {
 	log *logBuffer
 }
 
-func newTestServer(t *testing.T, cfg Config, joiner RoomJoiner) *testServer {
+func newTestServer(t *testing.T, cfg Config, joiner rooms.Joiner) *testServer {
 	t.Helper()
 	logs := &logBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))

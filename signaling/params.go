@@ -18,6 +18,8 @@ import (
 	"github.com/livekit/protocol/auth"
 	"github.com/livekit/protocol/livekit"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/sanke-edu/sanke/internal/rooms"
 )
 
 // httpError is a refusal answered before the websocket upgrade: status and plain-text body.
@@ -103,7 +105,7 @@ func parseBool(s string) bool {
 
 // joinFromQuery builds the JoinRequest of a /rtc connection from its query parameters, as the
 // LiveKit SDKs send them.
-func joinFromQuery(q url.Values, tok verifiedToken, address string) (JoinRequest, *httpError) {
+func joinFromQuery(q url.Values, tok verifiedToken, address string) (rooms.JoinRequest, *httpError) {
 	req := newJoinRequest(tok)
 	req.AutoSubscribe = true
 	if v := q.Get("auto_subscribe"); v != "" {
@@ -117,7 +119,7 @@ func joinFromQuery(q url.Values, tok verifiedToken, address string) (JoinRequest
 	if v := q.Get("reconnect_reason"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 32)
 		if err != nil {
-			return JoinRequest{}, badRequest("invalid reconnect_reason", err)
+			return rooms.JoinRequest{}, badRequest("invalid reconnect_reason", err)
 		}
 		req.ReconnectReason = livekit.ReconnectReason(n)
 	}
@@ -126,29 +128,29 @@ func joinFromQuery(q url.Values, tok verifiedToken, address string) (JoinRequest
 	if v := q.Get("attributes"); v != "" {
 		attrs, err := decodeAttributes(v)
 		if err != nil {
-			return JoinRequest{}, badRequest("cannot decode attributes", err)
+			return rooms.JoinRequest{}, badRequest("cannot decode attributes", err)
 		}
 		req.Attributes = attrs
 	}
 	if herr := checkSelfUpdate(req.Grants, "", req.Attributes); herr != nil {
-		return JoinRequest{}, herr
+		return rooms.JoinRequest{}, herr
 	}
 	return req, nil
 }
 
 // joinFromProto builds the JoinRequest of a single PeerConnection (/rtc/v1) connection from
 // its join_request query parameter.
-func joinFromProto(q url.Values, tok verifiedToken, address string, maxBytes int) (JoinRequest, *httpError) {
+func joinFromProto(q url.Values, tok verifiedToken, address string, maxBytes int) (rooms.JoinRequest, *httpError) {
 	param := q.Get("join_request")
 	if param == "" {
-		return JoinRequest{}, badRequest("join_request is required", nil)
+		return rooms.JoinRequest{}, badRequest("join_request is required", nil)
 	}
 	pj, err := decodeWrappedJoinRequest(param, maxBytes)
 	if err != nil {
-		return JoinRequest{}, badRequest("invalid join_request", err)
+		return rooms.JoinRequest{}, badRequest("invalid join_request", err)
 	}
 	if herr := checkSelfUpdate(tok.grants, pj.GetMetadata(), pj.GetParticipantAttributes()); herr != nil {
-		return JoinRequest{}, herr
+		return rooms.JoinRequest{}, herr
 	}
 	req := newJoinRequest(tok)
 	req.ProtoJoinRequest = pj
@@ -168,8 +170,8 @@ func joinFromProto(q url.Values, tok verifiedToken, address string, maxBytes int
 	return req, nil
 }
 
-func newJoinRequest(tok verifiedToken) JoinRequest {
-	return JoinRequest{
+func newJoinRequest(tok verifiedToken) rooms.JoinRequest {
+	return rooms.JoinRequest{
 		APIKey:         tok.apiKey,
 		Grants:         tok.grants,
 		RoomName:       tok.grants.Video.Room,

@@ -17,6 +17,8 @@ import (
 	"github.com/livekit/protocol/auth"
 	"github.com/livekit/protocol/livekit"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/sanke-edu/sanke/internal/rooms"
 )
 
 func testVerifiedToken(canUpdateMetadata bool) verifiedToken {
@@ -31,42 +33,42 @@ func TestJoinFromQuery(t *testing.T) {
 		name      string
 		query     string
 		canUpdate bool
-		want      func(JoinRequest) bool
+		want      func(rooms.JoinRequest) bool
 		status    int // expected refusal, 0 for none
 	}{
-		{name: "defaults", query: "", want: func(r JoinRequest) bool {
+		{name: "defaults", query: "", want: func(r rooms.JoinRequest) bool {
 			return r.AutoSubscribe && !r.AdaptiveStream && !r.Reconnect && r.RoomName == testRoom && r.Identity == "alice"
 		}},
-		{name: "auto_subscribe=0", query: "auto_subscribe=0", want: func(r JoinRequest) bool { return !r.AutoSubscribe }},
-		{name: "auto_subscribe=false", query: "auto_subscribe=false", want: func(r JoinRequest) bool { return !r.AutoSubscribe }},
-		{name: "auto_subscribe=true", query: "auto_subscribe=true", want: func(r JoinRequest) bool { return r.AutoSubscribe }},
-		{name: "adaptive_stream=1", query: "adaptive_stream=1", want: func(r JoinRequest) bool { return r.AdaptiveStream }},
-		{name: "sid ignored without reconnect", query: "sid=PA_x", want: func(r JoinRequest) bool {
+		{name: "auto_subscribe=0", query: "auto_subscribe=0", want: func(r rooms.JoinRequest) bool { return !r.AutoSubscribe }},
+		{name: "auto_subscribe=false", query: "auto_subscribe=false", want: func(r rooms.JoinRequest) bool { return !r.AutoSubscribe }},
+		{name: "auto_subscribe=true", query: "auto_subscribe=true", want: func(r rooms.JoinRequest) bool { return r.AutoSubscribe }},
+		{name: "adaptive_stream=1", query: "adaptive_stream=1", want: func(r rooms.JoinRequest) bool { return r.AdaptiveStream }},
+		{name: "sid ignored without reconnect", query: "sid=PA_x", want: func(r rooms.JoinRequest) bool {
 			return !r.Reconnect && r.ParticipantSID == ""
 		}},
-		{name: "reconnect", query: "reconnect=true&sid=PA_x&reconnect_reason=3", want: func(r JoinRequest) bool {
+		{name: "reconnect", query: "reconnect=true&sid=PA_x&reconnect_reason=3", want: func(r rooms.JoinRequest) bool {
 			return r.Reconnect && r.ParticipantSID == "PA_x" && r.ReconnectReason == livekit.ReconnectReason_RR_SUBSCRIBER_FAILED
 		}},
 		{name: "bad reconnect_reason", query: "reconnect_reason=abc", status: 400},
 		{name: "go sdk double ampersand", query: "version=2.19.0&protocol=16&&auto_subscribe=1&sdk=go&os=linux",
-			want: func(r JoinRequest) bool {
+			want: func(r rooms.JoinRequest) bool {
 				ci := r.ClientInfo
 				return r.AutoSubscribe && ci.GetSdk() == livekit.ClientInfo_GO && ci.GetProtocol() == 16 &&
 					ci.GetVersion() == "2.19.0" && ci.GetOs() == "linux"
 			}},
 		{name: "js client info", query: "sdk=js&version=2.9&protocol=16&client_protocol=1&os=iOS&os_version=18&" +
 			"device_model=iPhone&browser=Safari&browser_version=18.1&network=wifi&capabilities=CAP_PACKET_TRAILER,bogus",
-			want: func(r JoinRequest) bool {
+			want: func(r rooms.JoinRequest) bool {
 				ci := r.ClientInfo
 				return ci.GetSdk() == livekit.ClientInfo_JS && ci.GetClientProtocol() == 1 && ci.GetOsVersion() == "18" &&
 					ci.GetDeviceModel() == "iPhone" && ci.GetBrowser() == "Safari" && ci.GetBrowserVersion() == "18.1" &&
 					ci.GetNetwork() == "wifi" && len(ci.GetCapabilities()) == 1 && ci.GetAddress() == "192.0.2.1"
 			}},
-		{name: "attributes granted", query: "attributes=" + attrs, canUpdate: true, want: func(r JoinRequest) bool {
+		{name: "attributes granted", query: "attributes=" + attrs, canUpdate: true, want: func(r rooms.JoinRequest) bool {
 			return r.Attributes["role"] == "teacher"
 		}},
 		{name: "attributes unpadded", query: "attributes=" + strings.TrimRight(attrs, "="), canUpdate: true,
-			want: func(r JoinRequest) bool { return r.Attributes["role"] == "teacher" }},
+			want: func(r rooms.JoinRequest) bool { return r.Attributes["role"] == "teacher" }},
 		{name: "attributes not granted", query: "attributes=" + attrs, status: 401},
 		{name: "attributes malformed", query: "attributes=%21%21", canUpdate: true, status: 400},
 	}
@@ -341,15 +343,15 @@ func TestRejectionFor(t *testing.T) {
 		reason livekit.DisconnectReason
 		action livekit.LeaveRequest_Action
 	}{
-		{ErrRoomNotFound, 404, livekit.DisconnectReason_JOIN_FAILURE, livekit.LeaveRequest_DISCONNECT},
-		{fmt.Errorf("wrapped: %w", ErrRoomFull), 403, livekit.DisconnectReason_JOIN_FAILURE, livekit.LeaveRequest_DISCONNECT},
-		{ErrRoomClosed, 503, livekit.DisconnectReason_ROOM_CLOSED, livekit.LeaveRequest_DISCONNECT},
-		{ErrParticipantNotFound, 409, livekit.DisconnectReason_STATE_MISMATCH, livekit.LeaveRequest_RECONNECT},
-		{ErrPermissionDenied, 401, livekit.DisconnectReason_JOIN_FAILURE, livekit.LeaveRequest_DISCONNECT},
-		{ErrServerShuttingDown, 503, livekit.DisconnectReason_SERVER_SHUTDOWN, livekit.LeaveRequest_DISCONNECT},
+		{rooms.ErrRoomNotFound, 404, livekit.DisconnectReason_JOIN_FAILURE, livekit.LeaveRequest_DISCONNECT},
+		{fmt.Errorf("wrapped: %w", rooms.ErrRoomFull), 403, livekit.DisconnectReason_JOIN_FAILURE, livekit.LeaveRequest_DISCONNECT},
+		{rooms.ErrRoomClosed, 503, livekit.DisconnectReason_ROOM_CLOSED, livekit.LeaveRequest_DISCONNECT},
+		{rooms.ErrParticipantNotFound, 409, livekit.DisconnectReason_STATE_MISMATCH, livekit.LeaveRequest_RECONNECT},
+		{rooms.ErrPermissionDenied, 401, livekit.DisconnectReason_JOIN_FAILURE, livekit.LeaveRequest_DISCONNECT},
+		{rooms.ErrServerShuttingDown, 503, livekit.DisconnectReason_SERVER_SHUTDOWN, livekit.LeaveRequest_DISCONNECT},
 		{context.DeadlineExceeded, 503, livekit.DisconnectReason_JOIN_FAILURE, livekit.LeaveRequest_DISCONNECT},
-		{fmt.Errorf("room name is 300 bytes: %w", ErrLimitExceeded), 400, livekit.DisconnectReason_JOIN_FAILURE, livekit.LeaveRequest_DISCONNECT},
-		{fmt.Errorf("attribute sanke.role: %w", ErrReservedAttribute), 403, livekit.DisconnectReason_JOIN_FAILURE, livekit.LeaveRequest_DISCONNECT},
+		{fmt.Errorf("room name is 300 bytes: %w", rooms.ErrLimitExceeded), 400, livekit.DisconnectReason_JOIN_FAILURE, livekit.LeaveRequest_DISCONNECT},
+		{fmt.Errorf("attribute sanke.role: %w", rooms.ErrReservedAttribute), 403, livekit.DisconnectReason_JOIN_FAILURE, livekit.LeaveRequest_DISCONNECT},
 		{errors.New("other"), 500, livekit.DisconnectReason_JOIN_FAILURE, livekit.LeaveRequest_DISCONNECT},
 	}
 	for _, tc := range tests {
@@ -358,11 +360,11 @@ func TestRejectionFor(t *testing.T) {
 			t.Errorf("RejectionFor(%v) = %+v", tc.err, got)
 		}
 	}
-	if msg := RejectionFor(ErrRoomNotFound).Message; !strings.Contains(msg, "requested room does not exist") {
+	if msg := RejectionFor(rooms.ErrRoomNotFound).Message; !strings.Contains(msg, "requested room does not exist") {
 		t.Errorf("room not found message %q must contain the text the JS SDK looks for", msg)
 	}
 	// What was refused is told: the room layer's text carries no secret.
-	if msg := RejectionFor(fmt.Errorf("room name is 300 bytes: %w", ErrLimitExceeded)).Message; !strings.Contains(msg, "room name is 300 bytes") {
+	if msg := RejectionFor(fmt.Errorf("room name is 300 bytes: %w", rooms.ErrLimitExceeded)).Message; !strings.Contains(msg, "room name is 300 bytes") {
 		t.Errorf("limit message %q does not say which limit", msg)
 	}
 }

@@ -1,4 +1,4 @@
-package signaling
+package rooms
 
 import (
 	"context"
@@ -55,10 +55,10 @@ type JoinRequest struct {
 // Sink carries server messages to one client. Send never blocks (bounded queue; a client that
 // cannot keep up is disconnected). Safe for concurrent use.
 type Sink interface {
-	// Send queues msg for the client. It returns ErrConnectionClosed once the connection is
-	// closing and ErrWriteQueueFull when the queue overflowed (the client is then dropped).
+	// Send queues msg for the client. It returns an error when msg was not queued: the
+	// connection is closing, or the client could not keep up and is being dropped.
 	Send(msg *livekit.SignalResponse) error
-	// Close closes the websocket after flushing the messages already queued (e.g. a final
+	// Close closes the connection after flushing the messages already queued (e.g. a final
 	// leave). It does not block.
 	Close()
 }
@@ -75,19 +75,19 @@ type Session interface {
 	Close(reason string)
 }
 
-// RoomJoiner admits verified participants into rooms.
-type RoomJoiner interface {
+// Joiner admits verified participants into rooms.
+type Joiner interface {
 	// Join adds the participant and sends the JoinResponse (or ReconnectResponse) through sink
-	// before returning. ctx bounds the call (Config.JoinTimeout) and is cancelled when Join
-	// returns; it must not be kept. Errors are reported to the client as a leave, mapped by
-	// RejectionFor (wrap or alias this package's sentinel errors, e.g. ErrRoomFull).
+	// before returning. ctx bounds the call and is cancelled when Join returns; it must not be
+	// kept. A refusal is one of this package's errors, possibly wrapped (e.g. ErrRoomFull),
+	// which the front end reports to the client.
 	Join(ctx context.Context, req JoinRequest, sink Sink) (Session, error)
 }
 
-// JoinValidator is optionally implemented by a RoomJoiner to refuse a join before the
+// JoinValidator is optionally implemented by a [Joiner] to refuse a join before the
 // websocket upgrade (and on /rtc/validate), so that the client gets an HTTP status, e.g.
 // 404 for ErrRoomNotFound when rooms are not auto-created. It must not change any state.
 type JoinValidator interface {
-	// ValidateJoin reports whether req would be admitted; errors are mapped by RejectionFor.
+	// ValidateJoin reports whether req would be admitted, with the error Join would return.
 	ValidateJoin(ctx context.Context, req JoinRequest) error
 }
