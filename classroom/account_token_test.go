@@ -14,7 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sanke-edu/sanke/classroom/store"
-	"github.com/sanke-edu/sanke/config"
+	"github.com/sanke-edu/sanke/internal/config"
 )
 
 // dialSignal opens a raw signal websocket with token (no media, no auto-subscription).

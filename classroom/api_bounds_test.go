@@ -9,7 +9,7 @@ import (
 
 	"github.com/livekit/protocol/livekit"
 
-	"github.com/sanke-edu/sanke/config"
+	"github.com/sanke-edu/sanke/internal/config"
 )
 
 // zeros is an endless body of zeros.

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sanke-edu/sanke/config"
+	"github.com/sanke-edu/sanke/internal/config"
 )
 
 // TestClassControlBounded is the regression test of issue 12 finding F4: a call that changes

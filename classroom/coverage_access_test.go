@@ -6,7 +6,7 @@ import (
 
 	"github.com/livekit/protocol/auth"
 
-	"github.com/sanke-edu/sanke/config"
+	"github.com/sanke-edu/sanke/internal/config"
 )
 
 // TestCoverageAccess checks who reads which area's coverage: readers any region, a

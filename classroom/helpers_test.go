@@ -21,9 +21,9 @@ import (
 	"github.com/pion/webrtc/v4/pkg/media"
 
 	"github.com/sanke-edu/sanke/classroom"
-	"github.com/sanke-edu/sanke/config"
+	"github.com/sanke-edu/sanke/internal/config"
+	"github.com/sanke-edu/sanke/internal/server"
 	"github.com/sanke-edu/sanke/internal/testclient/inprocess"
-	"github.com/sanke-edu/sanke/server"
 )
 
 const adminKey = "test-admin-key-0123456789abcdef"

@@ -17,8 +17,8 @@ import (
 	"github.com/livekit/protocol/auth"
 
 	"github.com/sanke-edu/sanke/classroom/model"
-	"github.com/sanke-edu/sanke/config"
-	"github.com/sanke-edu/sanke/server"
+	"github.com/sanke-edu/sanke/internal/config"
+	"github.com/sanke-edu/sanke/internal/server"
 )
 
 type importAnswer struct {

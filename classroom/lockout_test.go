@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sanke-edu/sanke/config"
+	"github.com/sanke-edu/sanke/internal/config"
 )
 
 // TestStrangersCannotLockOut is the regression test of issue 12 finding F8: whatever

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/sanke-edu/sanke/classroom/store"
-	"github.com/sanke-edu/sanke/config"
+	"github.com/sanke-edu/sanke/internal/config"
 )
 
 // loginAnswer is what POST /api/v1/login answers.

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sanke-edu/sanke/config"
+	"github.com/sanke-edu/sanke/internal/config"
 )
 
 // TestLogoutEndsSignInToken checks POST /api/v1/logout (等保: a sign-in can be ended): the

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sanke-edu/sanke/config"
+	"github.com/sanke-edu/sanke/internal/config"
 )
 
 // TestQueryValidation is the regression test of issue 12 #13 (coverage?to=9999-12-31

@@ -2,7 +2,7 @@ package classroom_test
 
 import (
 	"context"
-	"github.com/sanke-edu/sanke/config"
+	"github.com/sanke-edu/sanke/internal/config"
 	"net/http"
 	"strings"
 	"testing"

@@ -15,7 +15,7 @@ import (
 	"github.com/pion/webrtc/v4/pkg/media"
 
 	"github.com/sanke-edu/sanke/classroom/store"
-	"github.com/sanke-edu/sanke/config"
+	"github.com/sanke-edu/sanke/internal/config"
 )
 
 // eventually polls cond every 10 ms until it holds or d passes, and reports how long it took.

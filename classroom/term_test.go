@@ -10,7 +10,7 @@ import (
 	"github.com/livekit/protocol/auth"
 
 	"github.com/sanke-edu/sanke/classroom/coverage"
-	"github.com/sanke-edu/sanke/config"
+	"github.com/sanke-edu/sanke/internal/config"
 )
 
 // TestSimulatedTerm plays the first two weeks of the term of configs/classroom/sample.yaml

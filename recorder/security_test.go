@@ -17,7 +17,7 @@ import (
 
 	"github.com/livekit/protocol/auth"
 
-	"github.com/sanke-edu/sanke/config"
+	"github.com/sanke-edu/sanke/internal/config"
 	"github.com/sanke-edu/sanke/internal/testclient"
 	"github.com/sanke-edu/sanke/internal/testmedia"
 	"github.com/sanke-edu/sanke/recorder"

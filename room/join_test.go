@@ -9,9 +9,9 @@ import (
 
 	"github.com/livekit/protocol/livekit"
 
+	"github.com/sanke-edu/sanke/internal/server"
 	tc "github.com/sanke-edu/sanke/internal/testclient"
 	"github.com/sanke-edu/sanke/room"
-	"github.com/sanke-edu/sanke/server"
 )
 
 // TestDuplicateJoinsLeaveOne joins one identity many times at once (red team t14: 8 loops

@@ -11,11 +11,11 @@ import (
 	"github.com/livekit/protocol/livekit"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/sanke-edu/sanke/config"
+	"github.com/sanke-edu/sanke/internal/config"
+	"github.com/sanke-edu/sanke/internal/server"
 	tc "github.com/sanke-edu/sanke/internal/testclient"
 	"github.com/sanke-edu/sanke/internal/testclient/inprocess"
 	"github.com/sanke-edu/sanke/room"
-	"github.com/sanke-edu/sanke/server"
 )
 
 // The tests of this file run a whole server in the test process and drive it through its

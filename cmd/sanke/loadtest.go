@@ -12,8 +12,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/sanke-edu/sanke/config"
-	"github.com/sanke-edu/sanke/loadtest"
+	"github.com/sanke-edu/sanke/internal/config"
+	"github.com/sanke-edu/sanke/internal/loadtest"
 )
 
 // loadtest runs "sanke loadtest": publishers and subscribers speaking LiveKit's client

@@ -15,7 +15,7 @@ import (
 	"log/slog"
 	"os"
 
-	"github.com/sanke-edu/sanke/config"
+	"github.com/sanke-edu/sanke/internal/config"
 )
 
 // Exit codes.

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sanke-edu/sanke/config"
+	"github.com/sanke-edu/sanke/internal/config"
 )
 
 // result is the outcome of one command run.

@@ -12,8 +12,8 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/sanke-edu/sanke/config"
-	"github.com/sanke-edu/sanke/server"
+	"github.com/sanke-edu/sanke/internal/config"
+	"github.com/sanke-edu/sanke/internal/server"
 )
 
 // serve runs "sanke serve": load and validate the configuration, then run the server until

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sanke-edu/sanke/config"
+	"github.com/sanke-edu/sanke/internal/config"
 	"github.com/sanke-edu/sanke/internal/syncbuf"
 )
 

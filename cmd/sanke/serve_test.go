@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sanke-edu/sanke/config"
+	"github.com/sanke-edu/sanke/internal/config"
 )
 
 const testSecret = "0123456789abcdef0123456789abcdef"

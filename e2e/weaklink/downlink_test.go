@@ -9,7 +9,7 @@ import (
 
 	"github.com/livekit/protocol/livekit"
 
-	"github.com/sanke-edu/sanke/config"
+	"github.com/sanke-edu/sanke/internal/config"
 	tc "github.com/sanke-edu/sanke/internal/testclient"
 	"github.com/sanke-edu/sanke/internal/testclient/inprocess"
 	"github.com/sanke-edu/sanke/internal/testmedia"

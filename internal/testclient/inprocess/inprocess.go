@@ -16,9 +16,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sanke-edu/sanke/config"
+	"github.com/sanke-edu/sanke/internal/config"
+	"github.com/sanke-edu/sanke/internal/server"
 	"github.com/sanke-edu/sanke/internal/testclient"
-	"github.com/sanke-edu/sanke/server"
 )
 
 // Server is a Sanke server running inside the test process.

@@ -20,8 +20,8 @@ import (
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
 
-	"github.com/sanke-edu/sanke/config"
-	"github.com/sanke-edu/sanke/server"
+	"github.com/sanke-edu/sanke/internal/config"
+	"github.com/sanke-edu/sanke/internal/server"
 )
 
 // receiver verifies webhooks exactly as a LiveKit application does.

@@ -20,10 +20,10 @@ import (
 	"github.com/pion/webrtc/v4/pkg/media"
 
 	"github.com/sanke-edu/sanke/classroom/outbox"
-	"github.com/sanke-edu/sanke/config"
-	"github.com/sanke-edu/sanke/metrics"
+	"github.com/sanke-edu/sanke/internal/config"
+	"github.com/sanke-edu/sanke/internal/metrics"
+	"github.com/sanke-edu/sanke/internal/server"
 	"github.com/sanke-edu/sanke/room"
-	"github.com/sanke-edu/sanke/server"
 	"github.com/sanke-edu/sanke/sfu"
 )
 

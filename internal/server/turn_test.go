@@ -21,7 +21,7 @@ import (
 	"github.com/pion/webrtc/v4"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/sanke-edu/sanke/config"
+	"github.com/sanke-edu/sanke/internal/config"
 	"github.com/sanke-edu/sanke/internal/testclient"
 	"github.com/sanke-edu/sanke/room"
 )

@@ -15,8 +15,8 @@ import (
 
 	"github.com/sanke-edu/sanke/classroom"
 	"github.com/sanke-edu/sanke/classroom/model"
-	"github.com/sanke-edu/sanke/config"
 	sampledata "github.com/sanke-edu/sanke/configs/classroom"
+	"github.com/sanke-edu/sanke/internal/config"
 	webclient "github.com/sanke-edu/sanke/web-client"
 )
 

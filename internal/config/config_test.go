@@ -658,7 +658,7 @@ func TestLogValueHidesSecrets(t *testing.T) {
 // TestExampleConfig loads configs/sanke.yaml: it must equal the defaults (it documents them),
 // validate once keys are supplied, and mention every key.
 func TestExampleConfig(t *testing.T) {
-	const path = "../configs/sanke.yaml"
+	const path = "../../configs/sanke.yaml"
 	c, err := Load(LoadOptions{File: path, Env: []string{"SANKE_KEYS=APIexample: " + goodSecret}})
 	if err != nil {
 		t.Fatal(err)

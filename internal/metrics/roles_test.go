@@ -7,7 +7,7 @@ import (
 
 	"github.com/livekit/protocol/livekit"
 
-	"github.com/sanke-edu/sanke/metrics"
+	"github.com/sanke-edu/sanke/internal/metrics"
 	"github.com/sanke-edu/sanke/room"
 )
 

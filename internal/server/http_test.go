@@ -18,7 +18,7 @@ import (
 	"github.com/livekit/protocol/livekit"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/sanke-edu/sanke/config"
+	"github.com/sanke-edu/sanke/internal/config"
 	"github.com/sanke-edu/sanke/internal/testclient"
 )
 

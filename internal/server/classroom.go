@@ -13,9 +13,9 @@ import (
 
 	"github.com/sanke-edu/sanke/classroom"
 	"github.com/sanke-edu/sanke/classroom/outbox"
-	"github.com/sanke-edu/sanke/metrics"
+	"github.com/sanke-edu/sanke/internal/metrics"
+	"github.com/sanke-edu/sanke/internal/webhook"
 	"github.com/sanke-edu/sanke/recorder"
-	"github.com/sanke-edu/sanke/webhook"
 )
 
 // webhookStopTimeout bounds how long shutdown waits for queued webhooks.

@@ -10,7 +10,7 @@ import (
 
 	"github.com/pion/stun/v4"
 
-	"github.com/sanke-edu/sanke/config"
+	"github.com/sanke-edu/sanke/internal/config"
 	"github.com/sanke-edu/sanke/internal/testclient"
 )
 

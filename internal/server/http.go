@@ -14,7 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/sanke-edu/sanke/config"
+	"github.com/sanke-edu/sanke/internal/config"
 )
 
 // The HTTP front (issue 12, finding 9): every request passes through frontHandler, which sets

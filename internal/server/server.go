@@ -21,13 +21,13 @@ import (
 	"github.com/livekit/protocol/livekit"
 	"github.com/livekit/protocol/utils/guid"
 
-	"github.com/sanke-edu/sanke/config"
+	"github.com/sanke-edu/sanke/internal/config"
 	"github.com/sanke-edu/sanke/internal/connlimit"
+	"github.com/sanke-edu/sanke/internal/roomapi"
+	"github.com/sanke-edu/sanke/internal/turnserver"
 	"github.com/sanke-edu/sanke/recorder" // recording: see recording.go
 	"github.com/sanke-edu/sanke/room"
-	"github.com/sanke-edu/sanke/roomapi"
 	"github.com/sanke-edu/sanke/signaling"
-	"github.com/sanke-edu/sanke/turnserver"
 )
 
 // Version is the version Sanke reports to clients in server_info. LiveKit clients compare it
