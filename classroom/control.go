@@ -12,7 +12,7 @@ import (
 	"github.com/livekit/protocol/livekit"
 
 	"github.com/sanke-edu/sanke/classroom/model"
-	"github.com/sanke-edu/sanke/room"
+	"github.com/sanke-edu/sanke/sfu/room"
 )
 
 // Class modes.

@@ -16,7 +16,7 @@ import (
 
 	"github.com/sanke-edu/sanke/classroom/outbox"
 	"github.com/sanke-edu/sanke/internal/rooms"
-	"github.com/sanke-edu/sanke/room"
+	"github.com/sanke-edu/sanke/sfu/room"
 )
 
 // noRooms is a room layer without rooms.

@@ -30,7 +30,7 @@ import (
 	"github.com/sanke-edu/sanke/classroom/model"
 	"github.com/sanke-edu/sanke/classroom/outbox"
 	"github.com/sanke-edu/sanke/classroom/store"
-	"github.com/sanke-edu/sanke/room"
+	"github.com/sanke-edu/sanke/sfu/room"
 )
 
 // Clock tells the time. The default is the system clock.

@@ -19,7 +19,7 @@ import (
 	"github.com/livekit/protocol/livekit"
 
 	"github.com/sanke-edu/sanke/recorder/storage"
-	"github.com/sanke-edu/sanke/room"
+	"github.com/sanke-edu/sanke/sfu/room"
 )
 
 // Errors returned by the recorder's API.

@@ -11,7 +11,7 @@ import (
 
 	"github.com/sanke-edu/sanke/internal/config"
 	"github.com/sanke-edu/sanke/internal/testclient/inprocess"
-	"github.com/sanke-edu/sanke/room"
+	"github.com/sanke-edu/sanke/sfu/room"
 )
 
 // startServer runs an in-process Sanke dev server on free loopback ports and returns its URL.

@@ -17,8 +17,8 @@ import (
 
 	"github.com/sanke-edu/sanke/classroom"
 	"github.com/sanke-edu/sanke/classroom/outbox"
-	"github.com/sanke-edu/sanke/room"
 	"github.com/sanke-edu/sanke/sfu"
+	"github.com/sanke-edu/sanke/sfu/room"
 )
 
 // Source is what metrics are gathered from (room.Manager implements it).

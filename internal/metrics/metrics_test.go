@@ -23,8 +23,8 @@ import (
 	"github.com/sanke-edu/sanke/internal/config"
 	"github.com/sanke-edu/sanke/internal/metrics"
 	"github.com/sanke-edu/sanke/internal/server"
-	"github.com/sanke-edu/sanke/room"
 	"github.com/sanke-edu/sanke/sfu"
+	"github.com/sanke-edu/sanke/sfu/room"
 )
 
 type fakeSource struct {

@@ -8,7 +8,7 @@ import (
 	"github.com/livekit/protocol/livekit"
 
 	"github.com/sanke-edu/sanke/internal/metrics"
-	"github.com/sanke-edu/sanke/room"
+	"github.com/sanke-edu/sanke/sfu/room"
 )
 
 // TestRoleLabelsBounded checks that participants are labelled by known classroom roles only

@@ -26,7 +26,7 @@ import (
 	"github.com/sanke-edu/sanke/internal/roomapi"
 	"github.com/sanke-edu/sanke/internal/turnserver"
 	"github.com/sanke-edu/sanke/recorder" // recording: see recording.go
-	"github.com/sanke-edu/sanke/room"
+	"github.com/sanke-edu/sanke/sfu/room"
 	"github.com/sanke-edu/sanke/signaling"
 )
 

@@ -8,7 +8,7 @@ import (
 
 	"github.com/sanke-edu/sanke/internal/connlimit"
 	"github.com/sanke-edu/sanke/internal/turnserver"
-	"github.com/sanke-edu/sanke/room"
+	"github.com/sanke-edu/sanke/sfu/room"
 )
 
 // startTURN starts the embedded TURN relay when turn.enabled is set and hands its

@@ -24,7 +24,7 @@ import (
 	lkwebhook "github.com/livekit/protocol/webhook"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/sanke-edu/sanke/room"
+	"github.com/sanke-edu/sanke/sfu/room"
 )
 
 // Recording event names (LiveKit calls recordings "egress").

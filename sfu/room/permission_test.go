@@ -9,7 +9,7 @@ import (
 
 	tc "github.com/sanke-edu/sanke/internal/testclient"
 	"github.com/sanke-edu/sanke/internal/testmedia"
-	"github.com/sanke-edu/sanke/room"
+	"github.com/sanke-edu/sanke/sfu/room"
 )
 
 // subscribers returns the identities subscribed to the track with sid, sorted.

@@ -11,7 +11,7 @@ import (
 
 	"github.com/sanke-edu/sanke/internal/server"
 	tc "github.com/sanke-edu/sanke/internal/testclient"
-	"github.com/sanke-edu/sanke/room"
+	"github.com/sanke-edu/sanke/sfu/room"
 )
 
 // TestDuplicateJoinsLeaveOne joins one identity many times at once (red team t14: 8 loops

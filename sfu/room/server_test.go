@@ -15,7 +15,7 @@ import (
 	"github.com/sanke-edu/sanke/internal/server"
 	tc "github.com/sanke-edu/sanke/internal/testclient"
 	"github.com/sanke-edu/sanke/internal/testclient/inprocess"
-	"github.com/sanke-edu/sanke/room"
+	"github.com/sanke-edu/sanke/sfu/room"
 )
 
 // The tests of this file run a whole server in the test process and drive it through its
