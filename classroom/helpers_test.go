@@ -23,7 +23,7 @@ import (
 	"github.com/sanke-edu/sanke/classroom"
 	"github.com/sanke-edu/sanke/internal/config"
 	"github.com/sanke-edu/sanke/internal/server"
-	"github.com/sanke-edu/sanke/internal/testclient/inprocess"
+	"github.com/sanke-edu/sanke/test/testclient/inprocess"
 )
 
 const adminKey = "test-admin-key-0123456789abcdef"

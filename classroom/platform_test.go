@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"github.com/sanke-edu/sanke/internal/testclient"
+	"github.com/sanke-edu/sanke/test/testclient"
 	"io"
 	"net"
 	"net/http"

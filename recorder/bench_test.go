@@ -13,8 +13,8 @@ import (
 	"github.com/pion/rtp/codecs"
 	"github.com/pion/webrtc/v4"
 
-	"github.com/sanke-edu/sanke/internal/testmedia"
 	"github.com/sanke-edu/sanke/recorder/storage"
+	"github.com/sanke-edu/sanke/test/testmedia"
 )
 
 // benchMedia is one second of 720p VP8 and Opus as RTP packets.

@@ -13,10 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sanke-edu/sanke/internal/testclient"
 	"github.com/sanke-edu/sanke/recorder"
 	"github.com/sanke-edu/sanke/recorder/mkv"
 	"github.com/sanke-edu/sanke/recorder/storage"
+	"github.com/sanke-edu/sanke/test/testclient"
 )
 
 // TestRecordKill9 kills the server (SIGKILL) 15 s into a recording and starts it again:

@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sanke-edu/sanke/internal/testclient"
-	"github.com/sanke-edu/sanke/internal/testmedia"
 	"github.com/sanke-edu/sanke/recorder/storage"
+	"github.com/sanke-edu/sanke/test/testclient"
+	"github.com/sanke-edu/sanke/test/testmedia"
 )
 
 // TestRecordH264 records a Go SDK publisher sending H.264 (640x360 constrained baseline) and

@@ -14,9 +14,9 @@ import (
 	"github.com/pion/interceptor"
 
 	"github.com/sanke-edu/sanke/internal/config"
-	"github.com/sanke-edu/sanke/internal/testclient"
 	"github.com/sanke-edu/sanke/recorder"
 	"github.com/sanke-edu/sanke/recorder/storage"
+	"github.com/sanke-edu/sanke/test/testclient"
 )
 
 // publishFor is how long the end-to-end tests publish.

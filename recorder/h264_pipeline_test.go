@@ -16,9 +16,9 @@ import (
 	"github.com/pion/rtp/codecs"
 	"github.com/pion/webrtc/v4"
 
-	"github.com/sanke-edu/sanke/internal/testmedia"
 	"github.com/sanke-edu/sanke/recorder/mkv"
 	"github.com/sanke-edu/sanke/recorder/storage"
+	"github.com/sanke-edu/sanke/test/testmedia"
 )
 
 // h264Feed is 10 s of the H.264 and Opus fixtures as RTP, in send order, with malformed

@@ -24,11 +24,11 @@ import (
 
 	"github.com/sanke-edu/sanke/internal/config"
 	"github.com/sanke-edu/sanke/internal/server"
-	"github.com/sanke-edu/sanke/internal/testclient"
-	"github.com/sanke-edu/sanke/internal/testclient/inprocess"
-	"github.com/sanke-edu/sanke/internal/testmedia"
 	"github.com/sanke-edu/sanke/recorder"
 	"github.com/sanke-edu/sanke/recorder/storage"
+	"github.com/sanke-edu/sanke/test/testclient"
+	"github.com/sanke-edu/sanke/test/testclient/inprocess"
+	"github.com/sanke-edu/sanke/test/testmedia"
 )
 
 // versitygwVersion is the S3-compatible server the tests run (go install'ed into a cache).

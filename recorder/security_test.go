@@ -18,10 +18,10 @@ import (
 	"github.com/livekit/protocol/auth"
 
 	"github.com/sanke-edu/sanke/internal/config"
-	"github.com/sanke-edu/sanke/internal/testclient"
-	"github.com/sanke-edu/sanke/internal/testmedia"
 	"github.com/sanke-edu/sanke/recorder"
 	"github.com/sanke-edu/sanke/recorder/storage"
+	"github.com/sanke-edu/sanke/test/testclient"
+	"github.com/sanke-edu/sanke/test/testmedia"
 )
 
 // Regression tests of issue 12 (recordings), through the HTTP API.

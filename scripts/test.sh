@@ -8,7 +8,7 @@
 #      chromium, firefox-esr, nodejs/npm, iproute2), with apt-get, non-interactively;
 #   2. runs go vet ./...;
 #   3. (browser tests go here, see below);
-#   4. runs go test -race over every package (e2e/weaklink, which adds a network interface,
+#   4. runs go test -race over every package (test/e2e/weaklink, which adds a network interface,
 #      alone after the others) and prints a summary.
 # It exits non-zero if any step fails.
 #
@@ -34,7 +34,7 @@ command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 # The web client's Firefox tests (web-client/e2e/firefox.test.mjs) drive Debian's Firefox ESR.
 command -v firefox-esr >/dev/null 2>&1 || missing+=(firefox-esr)
-# The weak-link tests (e2e/weaklink) put a subscriber in a network namespace and shape its
+# The weak-link tests (test/e2e/weaklink) put a subscriber in a network namespace and shape its
 # link with ip and tc.
 { command -v ip && command -v tc; } >/dev/null 2>&1 || missing+=(iproute2)
 if ! command -v node >/dev/null 2>&1; then
@@ -131,15 +131,15 @@ fi
 
 # --- 4. Go tests --------------------------------------------------------------------------
 step "go test -race"
-go build -o "$SANKE_TEST_BINDIR/testreport" ./internal/tools/testreport
+go build -o "$SANKE_TEST_BINDIR/testreport" ./test/testreport
 report_flags=()
 [ "${SANKE_TEST_VERBOSE:-}" = 1 ] && report_flags+=(-v)
 test_flags=(-race -count=1 -timeout 15m -json)
 [ -n "${SANKE_TEST_RUN:-}" ] && test_flags+=(-run "$SANKE_TEST_RUN")
-# Packages that add network interfaces to the host (e2e/weaklink: a veth pair into a network
+# Packages that add network interfaces to the host (test/e2e/weaklink: a veth pair into a network
 # namespace) run alone after the others: every other test's clients gather candidates on all
 # interfaces, and one that vanishes mid-test takes its ICE pair with it.
-serial_pkgs="./e2e/weaklink"
+serial_pkgs="./test/e2e/weaklink"
 if [ -n "${SANKE_TEST_PKGS:-}" ]; then
   main_pkgs="$SANKE_TEST_PKGS"
   serial_pkgs=""

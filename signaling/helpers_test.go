@@ -20,7 +20,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sanke-edu/sanke/internal/rooms"
-	"github.com/sanke-edu/sanke/internal/syncbuf"
+	"github.com/sanke-edu/sanke/test/syncbuf"
 )
 
 const (

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/sanke-edu/sanke/internal/config"
-	"github.com/sanke-edu/sanke/internal/syncbuf"
+	"github.com/sanke-edu/sanke/test/syncbuf"
 )
 
 // TestServeSignal sends SIGTERM to the test process while the (fake) server runs: the server's

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/sanke-edu/sanke/internal/connlimit"
-	tc "github.com/sanke-edu/sanke/internal/testclient"
+	tc "github.com/sanke-edu/sanke/test/testclient"
 )
 
 // waitClose bounds every wait for a connection to be closed or accepted: far beyond what

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/sanke-edu/sanke/internal/config"
-	"github.com/sanke-edu/sanke/internal/testclient/inprocess"
 	"github.com/sanke-edu/sanke/sfu/room"
+	"github.com/sanke-edu/sanke/test/testclient/inprocess"
 )
 
 // startServer runs an in-process Sanke dev server on free loopback ports and returns its URL.

@@ -2,7 +2,7 @@ package metrics_test
 
 import (
 	"context"
-	"github.com/sanke-edu/sanke/internal/testclient"
+	"github.com/sanke-edu/sanke/test/testclient"
 	"io"
 	"log/slog"
 	"net/http"

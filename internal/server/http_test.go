@@ -19,7 +19,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sanke-edu/sanke/internal/config"
-	"github.com/sanke-edu/sanke/internal/testclient"
+	"github.com/sanke-edu/sanke/test/testclient"
 )
 
 // waitClose bounds every wait for the server to close a connection: far beyond the short

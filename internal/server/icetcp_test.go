@@ -11,7 +11,7 @@ import (
 	"github.com/pion/stun/v4"
 
 	"github.com/sanke-edu/sanke/internal/config"
-	"github.com/sanke-edu/sanke/internal/testclient"
+	"github.com/sanke-edu/sanke/test/testclient"
 )
 
 // startICETCPServer runs a dev server with ICE-TCP on and returns its ICE-TCP address.

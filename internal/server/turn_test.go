@@ -22,8 +22,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sanke-edu/sanke/internal/config"
-	"github.com/sanke-edu/sanke/internal/testclient"
 	"github.com/sanke-edu/sanke/sfu/room"
+	"github.com/sanke-edu/sanke/test/testclient"
 )
 
 // TestTURNRelayOnly: clients allowed only relayed candidates (as behind a firewall that

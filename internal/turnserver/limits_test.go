@@ -9,7 +9,7 @@ import (
 
 	"github.com/pion/stun/v4"
 
-	tc "github.com/sanke-edu/sanke/internal/testclient"
+	tc "github.com/sanke-edu/sanke/test/testclient"
 )
 
 // TestAllocationQuotas: a participant's credential, a client address and the relay as a

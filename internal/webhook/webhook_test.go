@@ -2,7 +2,7 @@ package webhook_test
 
 import (
 	"context"
-	"github.com/sanke-edu/sanke/internal/testclient"
+	"github.com/sanke-edu/sanke/test/testclient"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sanke-edu/sanke/internal/testmedia"
+	"github.com/sanke-edu/sanke/test/testmedia"
 )
 
 // TestMuxVP8Opus muxes the fixture VP8 and Opus clips and checks the result with ffprobe,

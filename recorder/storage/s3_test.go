@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sanke-edu/sanke/internal/testclient"
 	"github.com/sanke-edu/sanke/recorder/storage"
+	"github.com/sanke-edu/sanke/test/testclient"
 )
 
 // TestS3CallsEndWhenTheStoreNeverAnswers calls every Store method against an endpoint that

@@ -7,7 +7,7 @@ import (
 
 	lksdk "github.com/livekit/server-sdk-go/v2"
 
-	tc "github.com/sanke-edu/sanke/internal/testclient"
+	tc "github.com/sanke-edu/sanke/test/testclient"
 )
 
 // Bounds of the data queued toward one participant (room/data.go).

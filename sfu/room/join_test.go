@@ -10,8 +10,8 @@ import (
 	"github.com/livekit/protocol/livekit"
 
 	"github.com/sanke-edu/sanke/internal/server"
-	tc "github.com/sanke-edu/sanke/internal/testclient"
 	"github.com/sanke-edu/sanke/sfu/room"
+	tc "github.com/sanke-edu/sanke/test/testclient"
 )
 
 // TestDuplicateJoinsLeaveOne joins one identity many times at once (red team t14: 8 loops

@@ -7,9 +7,9 @@ import (
 
 	"github.com/livekit/protocol/livekit"
 
-	tc "github.com/sanke-edu/sanke/internal/testclient"
-	"github.com/sanke-edu/sanke/internal/testmedia"
 	"github.com/sanke-edu/sanke/sfu/room"
+	tc "github.com/sanke-edu/sanke/test/testclient"
+	"github.com/sanke-edu/sanke/test/testmedia"
 )
 
 // subscribers returns the identities subscribed to the track with sid, sorted.

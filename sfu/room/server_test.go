@@ -13,9 +13,9 @@ import (
 
 	"github.com/sanke-edu/sanke/internal/config"
 	"github.com/sanke-edu/sanke/internal/server"
-	tc "github.com/sanke-edu/sanke/internal/testclient"
-	"github.com/sanke-edu/sanke/internal/testclient/inprocess"
 	"github.com/sanke-edu/sanke/sfu/room"
+	tc "github.com/sanke-edu/sanke/test/testclient"
+	"github.com/sanke-edu/sanke/test/testclient/inprocess"
 )
 
 // The tests of this file run a whole server in the test process and drive it through its

@@ -11,7 +11,7 @@ import (
 	"github.com/livekit/protocol/livekit"
 	"github.com/twitchtv/twirp"
 
-	tc "github.com/sanke-edu/sanke/internal/testclient"
+	tc "github.com/sanke-edu/sanke/test/testclient"
 )
 
 // Server defaults the limits test relies on (config.Default's limit section, and the room

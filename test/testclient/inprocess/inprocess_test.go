@@ -7,8 +7,8 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
-	"github.com/sanke-edu/sanke/internal/testclient"
-	"github.com/sanke-edu/sanke/internal/testmedia"
+	"github.com/sanke-edu/sanke/test/testclient"
+	"github.com/sanke-edu/sanke/test/testmedia"
 )
 
 // TestInProcessPubSub (E2E, in-process server) publishes one VP8 layer and checks a

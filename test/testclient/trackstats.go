@@ -13,7 +13,7 @@ import (
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 
-	"github.com/sanke-edu/sanke/internal/testmedia"
+	"github.com/sanke-edu/sanke/test/testmedia"
 )
 
 // Resolution is a frame size seen in a keyframe, and when.

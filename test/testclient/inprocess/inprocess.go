@@ -18,7 +18,7 @@ import (
 
 	"github.com/sanke-edu/sanke/internal/config"
 	"github.com/sanke-edu/sanke/internal/server"
-	"github.com/sanke-edu/sanke/internal/testclient"
+	"github.com/sanke-edu/sanke/test/testclient"
 )
 
 // Server is a Sanke server running inside the test process.

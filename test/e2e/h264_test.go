@@ -7,8 +7,8 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
-	tc "github.com/sanke-edu/sanke/internal/testclient"
-	"github.com/sanke-edu/sanke/internal/testmedia"
+	tc "github.com/sanke-edu/sanke/test/testclient"
+	"github.com/sanke-edu/sanke/test/testmedia"
 )
 
 // TestH264 forwards an H.264 (constrained baseline, from ffmpeg) track: the subscriber gets

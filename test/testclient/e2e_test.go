@@ -16,7 +16,7 @@ import (
 	lksdk "github.com/livekit/server-sdk-go/v2"
 	"github.com/pion/webrtc/v4"
 
-	"github.com/sanke-edu/sanke/internal/testmedia"
+	"github.com/sanke-edu/sanke/test/testmedia"
 )
 
 // SignalDumpEnv names a file that TestE2ESimulcast writes the signaling transcript to.

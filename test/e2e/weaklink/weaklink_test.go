@@ -21,7 +21,7 @@ import (
 	lksdk "github.com/livekit/server-sdk-go/v2"
 	"github.com/pion/webrtc/v4"
 
-	"github.com/sanke-edu/sanke/internal/syncbuf"
+	"github.com/sanke-edu/sanke/test/syncbuf"
 )
 
 // Environment of the subscriber process started inside the namespace.

@@ -17,8 +17,8 @@ import (
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 
-	tc "github.com/sanke-edu/sanke/internal/testclient"
-	"github.com/sanke-edu/sanke/internal/testmedia"
+	tc "github.com/sanke-edu/sanke/test/testclient"
+	"github.com/sanke-edu/sanke/test/testmedia"
 )
 
 // TestGarbageMedia throws garbage at the media plane while alice publishes Opus and VP8 to a

@@ -9,8 +9,8 @@ import (
 	lksdk "github.com/livekit/server-sdk-go/v2"
 	"github.com/pion/webrtc/v4"
 
-	tc "github.com/sanke-edu/sanke/internal/testclient"
-	"github.com/sanke-edu/sanke/internal/testmedia"
+	tc "github.com/sanke-edu/sanke/test/testclient"
+	"github.com/sanke-edu/sanke/test/testmedia"
 )
 
 // TestCore is issue 2's first end-to-end test, in both signaling modes on one server:

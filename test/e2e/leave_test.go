@@ -5,7 +5,7 @@ import (
 
 	"github.com/livekit/protocol/livekit"
 
-	tc "github.com/sanke-edu/sanke/internal/testclient"
+	tc "github.com/sanke-edu/sanke/test/testclient"
 )
 
 // TestLeaveReasonSeenByOthers checks the reason the others are given when a participant

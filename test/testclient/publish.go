@@ -12,7 +12,7 @@ import (
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 
-	"github.com/sanke-edu/sanke/internal/testmedia"
+	"github.com/sanke-edu/sanke/test/testmedia"
 )
 
 // VideoOptions configures PublishSimulcastVP8, PublishVP8 and PublishH264.

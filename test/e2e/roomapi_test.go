@@ -12,8 +12,8 @@ import (
 	"github.com/pion/webrtc/v4"
 	"github.com/twitchtv/twirp"
 
-	tc "github.com/sanke-edu/sanke/internal/testclient"
-	"github.com/sanke-edu/sanke/internal/testmedia"
+	tc "github.com/sanke-edu/sanke/test/testclient"
+	"github.com/sanke-edu/sanke/test/testmedia"
 )
 
 // TestRoomAPI drives the Room API with server-sdk-go's RoomServiceClient while four Go SDK

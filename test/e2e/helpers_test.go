@@ -24,7 +24,7 @@ import (
 	"github.com/pion/rtp"
 	"google.golang.org/protobuf/proto"
 
-	tc "github.com/sanke-edu/sanke/internal/testclient"
+	tc "github.com/sanke-edu/sanke/test/testclient"
 )
 
 // Deadlines. They are generous because the server and the clients run with the race detector

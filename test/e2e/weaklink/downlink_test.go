@@ -10,10 +10,10 @@ import (
 	"github.com/livekit/protocol/livekit"
 
 	"github.com/sanke-edu/sanke/internal/config"
-	tc "github.com/sanke-edu/sanke/internal/testclient"
-	"github.com/sanke-edu/sanke/internal/testclient/inprocess"
-	"github.com/sanke-edu/sanke/internal/testmedia"
 	"github.com/sanke-edu/sanke/sfu"
+	tc "github.com/sanke-edu/sanke/test/testclient"
+	"github.com/sanke-edu/sanke/test/testclient/inprocess"
+	"github.com/sanke-edu/sanke/test/testmedia"
 )
 
 // sample is the server's view of the subscriber's camera at one moment.

@@ -10,7 +10,7 @@ import (
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 
-	"github.com/sanke-edu/sanke/internal/testmedia"
+	"github.com/sanke-edu/sanke/test/testmedia"
 )
 
 // loopbackPair connects two pion PeerConnections over 127.0.0.1 only, sending track from the
