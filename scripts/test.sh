@@ -81,14 +81,14 @@ go vet ./...
 #   step "web-client: npm ci && npm test"
 #   (cd web-client && npm ci --no-audit --no-fund && npm test)
 # They run before the Go tests so that a broken client fails fast.
-# browsertest/: the npm livekit-client in headless Chromium against a freshly built sanke
-# (issue 3). Failed tests leave screenshots and logs in browsertest/artifacts/.
+# test/browser/: the npm livekit-client in headless Chromium against a freshly built sanke
+# (issue 3). Failed tests leave screenshots and logs in test/browser/artifacts/.
 # SANKE_SKIP_BROWSER=1 skips them.
 if [ "${SANKE_SKIP_BROWSER:-}" = 1 ]; then
-  echo "warning: SANKE_SKIP_BROWSER=1: not running browsertest/" >&2
+  echo "warning: SANKE_SKIP_BROWSER=1: not running test/browser/" >&2
 else
-  step "browsertest: npm ci && npm test (livekit-client in headless Chromium)"
-  (cd browsertest && npm ci --no-audit --no-fund && npm test)
+  step "test/browser: npm ci && npm test (livekit-client in headless Chromium)"
+  (cd test/browser && npm ci --no-audit --no-fund && npm test)
 fi
 # web-client/: the web client (issue 6). `npm test` checks that the committed bundle
 # (web-client/dist, embedded in the binary) is built from the current sources, runs the Vitest

@@ -16,8 +16,8 @@ import { chromium } from 'playwright-core';
 const execFileP = promisify(execFile);
 const here = dirname(fileURLToPath(import.meta.url));
 
-/** Root of the Sanke repository (browsertest/..); SANKE_REPO_ROOT builds another checkout. */
-export const REPO_ROOT = process.env.SANKE_REPO_ROOT || resolve(here, '..', '..');
+/** Root of the Sanke repository (test/browser/../..); SANKE_REPO_ROOT builds another checkout. */
+export const REPO_ROOT = process.env.SANKE_REPO_ROOT || resolve(here, '..', '..', '..');
 /** Screenshots, page logs and the server log of failed tests go here. */
 export const ARTIFACTS = resolve(here, '..', 'artifacts');
 /** The bundled test page (npm run build). */
