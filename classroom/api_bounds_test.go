@@ -61,7 +61,7 @@ func TestRequestBodyLimits(t *testing.T) {
 // TestSignInTokenEndsWithPassword checks that a sign-in token stops working when its
 // account's password is changed or the account is disabled.
 func TestSignInTokenEndsWithPassword(t *testing.T) {
-	ts := startServer(t, nil, func(c *config.Config) { c.Classroom.Dataset = []string{"../configs/classroom/sample.yaml"} })
+	ts := startServer(t, nil, func(c *config.Config) { c.Classroom.Dataset = []string{"sample/sample.yaml"} })
 	tok := ts.login("T1", "houtang-tp-1")
 	if code := ts.call("GET", "/api/v1/me", tok, nil, nil); code != 200 {
 		t.Fatalf("/me: %d", code)

@@ -17,7 +17,7 @@ import (
 func TestClassControlBounded(t *testing.T) {
 	clock := &fakeClock{t: time.Now()} // frozen: no budget refills during the test
 	ts := startServer(t, clock, func(c *config.Config) {
-		c.Classroom.Dataset = []string{"../configs/classroom/sample.yaml"}
+		c.Classroom.Dataset = []string{"sample/sample.yaml"}
 		c.Classroom.ControlPerMinute = 30
 		c.Classroom.TokenPerMinute = 8
 	})

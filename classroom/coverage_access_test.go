@@ -14,7 +14,7 @@ import (
 // another or a wider one; classroom accounts none. /me names the supervisor's regions for
 // the dashboard's choice. Statistics other than coverage stay with readers.
 func TestCoverageAccess(t *testing.T) {
-	ts := startServer(t, nil, func(c *config.Config) { c.Classroom.Dataset = []string{"../configs/classroom/sample.yaml"} })
+	ts := startServer(t, nil, func(c *config.Config) { c.Classroom.Dataset = []string{"sample/sample.yaml"} })
 	// A county-level supervisor next to the sample's city-level HH-SUP (怀化市 431200).
 	accounts := `accounts:
   - {id: CX-SUP, kind: supervisor, name: 辰溪县巡课员, region: "431223", password: chenxi-supervisor}

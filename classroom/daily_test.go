@@ -70,7 +70,7 @@ func TestRecordsAndDailyReportPushed(t *testing.T) {
 	defer srv.Close()
 	clock := &setClock{t: time.Date(2025, 8, 31, 12, 0, 0, 0, loc)}
 	s, err := New(Config{
-		DBPath: filepath.Join(t.TempDir(), "c.db"), Datasets: []string{"../configs/classroom/sample.yaml"}, Location: loc,
+		DBPath: filepath.Join(t.TempDir(), "c.db"), Datasets: []string{"sample/sample.yaml"}, Location: loc,
 		APIKey: "k", APISecret: "secret", Keys: auth.NewSimpleKeyProvider("k", "secret"), ValidShare: 0.8,
 		SampleInterval: time.Second, FinalizeDelay: 5 * time.Minute, RoutineMinPerWeek: 1, RoutineWeeks: 1,
 		Platform:        outbox.Config{URL: srv.URL, Secret: "sec", RetryMin: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond},

@@ -92,7 +92,7 @@ func startServer(t *testing.T, clock *fakeClock, mutate func(*config.Config)) *t
 func startClass(t *testing.T, session string, mutate ...func(*config.Config)) *testServer {
 	t.Helper()
 	ts := startServer(t, nil, func(c *config.Config) {
-		c.Classroom.Dataset = []string{"../configs/classroom/sample.yaml"}
+		c.Classroom.Dataset = []string{"sample/sample.yaml"}
 		for _, m := range mutate {
 			m(c)
 		}

@@ -16,13 +16,13 @@ import (
 // number of sessions added.
 func termDataset(t *testing.T) (string, map[string]string, int) {
 	t.Helper()
-	sample, err := os.ReadFile("../configs/classroom/sample.yaml")
+	sample, err := os.ReadFile("sample/sample.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	csvs := map[string]string{}
 	for _, name := range []string{"regions", "schools", "classrooms", "pairings", "sessions", "terms", "accounts"} {
-		data, err := os.ReadFile(filepath.Join("../configs/classroom/csv", name+".csv"))
+		data, err := os.ReadFile(filepath.Join("sample/csv", name+".csv"))
 		if err != nil {
 			t.Fatal(err)
 		}

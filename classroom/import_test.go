@@ -66,7 +66,7 @@ func hasError(errs []model.FieldError, file string, row int, field, msg string) 
 // changes: each is refused with errors naming file, row and field, and neither the served
 // dataset nor the database changes.
 func TestBadImportsLeaveStateIntact(t *testing.T) {
-	ts := startServer(t, nil, func(c *config.Config) { c.Classroom.Dataset = []string{"../configs/classroom/sample.yaml"} })
+	ts := startServer(t, nil, func(c *config.Config) { c.Classroom.Dataset = []string{"sample/sample.yaml"} })
 	var before []byte
 	ts.call("GET", "/api/v1/dataset", adminKey, nil, &before)
 	stored, err := ts.svc.Store().LoadDataset(context.Background())
@@ -207,7 +207,7 @@ func TestBadDatasetFileStopsStart(t *testing.T) {
 // with 400 and an error naming the file (and row), through every way of importing; the
 // server keeps answering.
 func TestMalformedImports(t *testing.T) {
-	ts := startServer(t, nil, func(c *config.Config) { c.Classroom.Dataset = []string{"../configs/classroom/sample.yaml"} })
+	ts := startServer(t, nil, func(c *config.Config) { c.Classroom.Dataset = []string{"sample/sample.yaml"} })
 	tests := []struct {
 		name, query, contentType string
 		body                     string

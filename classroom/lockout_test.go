@@ -22,7 +22,7 @@ import (
 func TestStrangersCannotLockOut(t *testing.T) {
 	clock := &fakeClock{t: time.Now()}
 	ts := startServer(t, clock, func(c *config.Config) {
-		c.Classroom.Dataset = []string{"../configs/classroom/sample.yaml"}
+		c.Classroom.Dataset = []string{"sample/sample.yaml"}
 		c.Signal.TrustProxyHeaders = true
 	})
 	for i := range 20 {
@@ -79,7 +79,7 @@ func TestStrangersCannotLockOut(t *testing.T) {
 // from before succeeds.
 func TestSignInCapacityForKnown(t *testing.T) {
 	ts := startServer(t, nil, func(c *config.Config) {
-		c.Classroom.Dataset = []string{"../configs/classroom/sample.yaml"}
+		c.Classroom.Dataset = []string{"sample/sample.yaml"}
 		c.Classroom.PasswordCost = 8 // each check takes a few ms: strangers fill the slots
 		c.Classroom.LoginPerMinute = 1000
 		c.Signal.TrustProxyHeaders = true

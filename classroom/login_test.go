@@ -71,7 +71,7 @@ func (ts *testServer) auditOf(action string) []store.AuditEntry {
 func TestSignInLimits(t *testing.T) {
 	clock := &fakeClock{t: time.Now()}
 	ts := startServer(t, clock, func(c *config.Config) {
-		c.Classroom.Dataset = []string{"../configs/classroom/sample.yaml"}
+		c.Classroom.Dataset = []string{"sample/sample.yaml"}
 		c.Classroom.LoginPerMinute = 5
 		c.Signal.TrustProxyHeaders = true
 	})

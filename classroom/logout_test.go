@@ -17,7 +17,7 @@ import (
 func TestLogoutEndsSignInToken(t *testing.T) {
 	clock := &fakeClock{t: time.Now()}
 	ts := startServer(t, clock, func(c *config.Config) {
-		c.Classroom.Dataset = []string{"../configs/classroom/sample.yaml"}
+		c.Classroom.Dataset = []string{"sample/sample.yaml"}
 		c.Classroom.LoginPerMinute = 1000
 	})
 	me := func(tok string) int { return ts.call("GET", "/api/v1/me", tok, nil, nil) }

@@ -122,7 +122,7 @@ func TestPlatformPushSurvivesKill(t *testing.T) {
 	if err := os.WriteFile(dsPath, ds.Bytes(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	sample, err := filepath.Abs("../configs/classroom/sample.yaml")
+	sample, err := filepath.Abs("sample/sample.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

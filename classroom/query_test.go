@@ -15,7 +15,7 @@ import (
 // answered 200 with an empty body): every query parameter of the API is checked, and a bad
 // one is a 400 with a JSON error saying what is wrong, never an empty answer.
 func TestQueryValidation(t *testing.T) {
-	ts := startServer(t, nil, func(c *config.Config) { c.Classroom.Dataset = []string{"../configs/classroom/sample.yaml"} })
+	ts := startServer(t, nil, func(c *config.Config) { c.Classroom.Dataset = []string{"sample/sample.yaml"} })
 	t1 := ts.login("T1", "houtang-tp-1")
 	long := strings.Repeat("x", 300)
 	tests := []struct {

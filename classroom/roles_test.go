@@ -94,7 +94,7 @@ func (c *client) publishMic(t *testing.T) error {
 // within 1 s of the call), a hidden supervisor whose visit is audited, a viewer that cannot
 // publish, and no token for a session of another school.
 func TestRoleEnforcement(t *testing.T) {
-	ts := startServer(t, nil, func(c *config.Config) { c.Classroom.Dataset = []string{"../configs/classroom/sample.yaml"} })
+	ts := startServer(t, nil, func(c *config.Config) { c.Classroom.Dataset = []string{"sample/sample.yaml"} })
 	now := time.Now()
 	f := func(d time.Duration) string { return now.Add(d).Format(time.RFC3339) }
 	sessions := fmt.Sprintf(`sessions:

@@ -13,7 +13,7 @@ import (
 	"github.com/sanke-edu/sanke/internal/config"
 )
 
-// TestSimulatedTerm plays the first two weeks of the term of configs/classroom/sample.yaml
+// TestSimulatedTerm plays the first two weeks of the term of classroom/sample/sample.yaml
 // with Go SDK clients on a real in-process Sanke: master classrooms publish video, teaching
 // points join (some late, one early, one dropping and rejoining, one on two devices at
 // once, one never), the teacher calls on. A simulated clock gives every join, leave and
@@ -31,7 +31,7 @@ func TestSimulatedTerm(t *testing.T) {
 	clock := &fakeClock{}
 	clock.Set(time.Date(2025, 9, 1, 7, 0, 0, 0, loc))
 	ts := startServer(t, clock, func(c *config.Config) {
-		c.Classroom.Dataset = []string{"../configs/classroom/sample.yaml"}
+		c.Classroom.Dataset = []string{"sample/sample.yaml"}
 		c.Classroom.RoutineMinPerWeek = 1 // routine use: 1 valid session a week ...
 		c.Classroom.RoutineWeeks = 2      // ... two weeks in a row
 	})

@@ -50,7 +50,7 @@ func FuzzReadCSV(f *testing.F) {
 
 // FuzzReadYAML feeds a YAML dataset document.
 func FuzzReadYAML(f *testing.F) {
-	if data, err := os.ReadFile(filepath.Join("..", "..", "configs", "classroom", "sample.yaml")); err == nil {
+	if data, err := os.ReadFile(filepath.Join("..", "sample", "sample.yaml")); err == nil {
 		f.Add(data)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {

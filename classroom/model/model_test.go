@@ -33,7 +33,7 @@ func load(t *testing.T, path string) (*Dataset, Errors) {
 }
 
 func TestSampleDataset(t *testing.T) {
-	d, errs := load(t, "../../configs/classroom/sample.yaml")
+	d, errs := load(t, "../sample/sample.yaml")
 	if len(errs) > 0 {
 		t.Fatalf("sample.yaml: %v", errs)
 	}
@@ -69,11 +69,11 @@ func TestSampleDataset(t *testing.T) {
 // TestCSVMatchesYAML checks that the spreadsheet export (Chinese headers, 2025/9/1 dates,
 // T1;T2 lists) says exactly what the YAML says.
 func TestCSVMatchesYAML(t *testing.T) {
-	y, errs := load(t, "../../configs/classroom/sample.yaml")
+	y, errs := load(t, "../sample/sample.yaml")
 	if len(errs) > 0 {
 		t.Fatal(errs)
 	}
-	c, errs := load(t, "../../configs/classroom/csv")
+	c, errs := load(t, "../sample/csv")
 	if len(errs) > 0 {
 		t.Fatal(errs)
 	}

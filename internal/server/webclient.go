@@ -15,7 +15,7 @@ import (
 
 	"github.com/sanke-edu/sanke/classroom"
 	"github.com/sanke-edu/sanke/classroom/model"
-	sampledata "github.com/sanke-edu/sanke/configs/classroom"
+	"github.com/sanke-edu/sanke/classroom/sample"
 	"github.com/sanke-edu/sanke/internal/config"
 	webclient "github.com/sanke-edu/sanke/web-client"
 )
@@ -222,7 +222,7 @@ func (s *Server) handleDevToken(w http.ResponseWriter, r *http.Request) {
 }
 
 // devDemoAccounts are the demo dataset's accounts and passwords (those of
-// configs/classroom/sample.yaml), shown by the sign-in page in dev mode.
+// classroom/sample/sample.yaml), shown by the sign-in page in dev mode.
 var devDemoAccounts = [][2]string{
 	{"M1", "music-master-1"}, {"M2", "art-master-22"}, {"T1", "houtang-tp-1"}, {"T2", "shangpuxi-tp2"},
 	{"T3", "beidouxi-tp3"}, {"T4", "longzhuang-4"}, {"T5", "tongxihe-tp5"}, {"HH-SUP", "huaihua-supervisor"},
@@ -235,7 +235,7 @@ func devDemoDataset(now time.Time) []byte {
 	start := now.Truncate(5 * time.Minute).Add(-10 * time.Minute)
 	at := func(d time.Duration) string { return start.Add(d).Format(time.RFC3339) }
 	var b strings.Builder
-	b.WriteString(sampledata.Structure())
+	b.WriteString(sample.Structure())
 	fmt.Fprintf(&b, "sessions:\n")
 	fmt.Fprintf(&b, "  - {id: DEMO-MUSIC, course_type: 1, pairing: P-MUSIC, grade: 3, start: %q, end: %q, room: demo-music}\n", at(0), at(60*time.Minute))
 	fmt.Fprintf(&b, "  - {id: DEMO-RESEARCH, course_type: 2, subject: 美术, grade: 4, master: M2, receivers: [T3, T4, T5], start: %q, end: %q, room: demo-research}\n", at(0), at(60*time.Minute))

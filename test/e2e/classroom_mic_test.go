@@ -44,7 +44,7 @@ classroom:
   admin_key: %s
   password_cost: 4
   dataset: [%q]
-`, classroomAdminKey, filepath.Join(root, "configs", "classroom", "sample.yaml"))))
+`, classroomAdminKey, filepath.Join(root, "classroom", "sample", "sample.yaml"))))
 	target := srv.Target()
 	now := time.Now()
 	sessions := fmt.Sprintf("sessions:\n  - {id: R1, course_type: 1, pairing: P-MUSIC, start: %q, end: %q}\n",

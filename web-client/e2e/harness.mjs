@@ -108,9 +108,9 @@ function goBinary() {
 }
 
 /** The sample's regions, schools, classrooms and pairings (what comes before its terms). */
-const SAMPLE_STRUCTURE = readFileSync(join(REPO_ROOT, 'configs/classroom/sample.yaml'), 'utf8').split(/^terms:/m)[0];
+const SAMPLE_STRUCTURE = readFileSync(join(REPO_ROOT, 'classroom/sample/sample.yaml'), 'utf8').split(/^terms:/m)[0];
 
-/** The sample classrooms (configs/classroom/sample.yaml) with sessions relative to now. */
+/** The sample classrooms (classroom/sample/sample.yaml) with sessions relative to now. */
 export function dataset({ deliveryStart, deliveryEnd, researchStart, researchEnd }) {
   const iso = (ms) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
   return `${SAMPLE_STRUCTURE}sessions:

@@ -1,6 +1,8 @@
-// Package classroom holds the sample three-classrooms dataset (sample.yaml), for the dev demo
-// and the tests that build their data on it.
-package classroom
+// Package sample holds the sample three-classrooms dataset: sample.yaml, and the same data as
+// the CSV files of csv/. It is the classroom tests' dataset and an example of the import
+// formats; the server's dev demo (POST /dev/demo) builds its classes on the structure
+// embedded here, so that the demo works from any directory.
+package sample
 
 import (
 	_ "embed"
