@@ -224,7 +224,12 @@ func NewMediaAPI(cfg MediaConfig, logger *slog.Logger) (*MediaAPI, error) {
 	// checked first, win when they work.
 	se.SetRelayAcceptanceMinWait(500 * time.Millisecond)
 	if cfg.NodeIP != "" {
-		se.SetNAT1To1IPs([]string{cfg.NodeIP}, webrtc.ICECandidateTypeHost)
+		// Host candidates carry the public address instead of the interface's.
+		if err := se.SetICEAddressRewriteRules(webrtc.ICEAddressRewriteRule{
+			External: []string{cfg.NodeIP}, AsCandidateType: webrtc.ICECandidateTypeHost,
+		}); err != nil {
+			return nil, fmt.Errorf("node ip %s: %w", cfg.NodeIP, err)
+		}
 	}
 
 	m := &MediaAPI{me: me, ir: ir, direct: cfg.DirectSRTP, control: cfg.DownlinkControl}
