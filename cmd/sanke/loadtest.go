@@ -4,7 +4,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -18,7 +17,7 @@ import (
 
 // loadtest runs "sanke loadtest": publishers and subscribers speaking LiveKit's client
 // protocol against a server, then a report of what reached the subscribers.
-func (a *app) loadtest(ctx context.Context, args []string) int {
+func (a *app) loadtest(ctx context.Context, args []string) (code int) {
 	fs := flag.NewFlagSet("sanke loadtest", flag.ContinueOnError)
 	fs.SetOutput(a.stderr)
 	url := fs.String("url", "ws://127.0.0.1:7880", "server URL (ws://, wss://, http://, https://)")
@@ -87,17 +86,17 @@ Flags:
 		cfg.Progress = a.stderr
 	}
 	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
+		stopProfile, err := startCPUProfile(*cpuProfile)
 		if err != nil {
 			fmt.Fprintf(a.stderr, "sanke loadtest: %v\n", err)
 			return exitError
 		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			fmt.Fprintf(a.stderr, "sanke loadtest: %v\n", err)
-			return exitError
-		}
-		defer pprof.StopCPUProfile()
+		defer func() {
+			if err := stopProfile(); err != nil {
+				fmt.Fprintf(a.stderr, "sanke loadtest: %v\n", err)
+				code = exitError
+			}
+		}()
 	}
 
 	// SIGINT ends the measurement early; the report still comes.
@@ -108,7 +107,7 @@ Flags:
 		fmt.Fprintf(a.stderr, "sanke loadtest: %v\n", err)
 		return exitError
 	}
-	var out io.Writer = a.stdout
+	out := a.stdout
 	if *asJSON {
 		err = res.WriteJSON(out)
 	} else {
@@ -119,4 +118,24 @@ Flags:
 		return exitError
 	}
 	return exitOK
+}
+
+// startCPUProfile writes a CPU profile to path until the returned stop is called; stop
+// reports whether the whole profile reached the file.
+func startCPUProfile(path string) (stop func() error, err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close() // the profile never started: nothing to lose
+		return nil, err
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("CPU profile %s: %w", path, err)
+		}
+		return nil
+	}, nil
 }
