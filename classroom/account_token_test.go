@@ -33,7 +33,7 @@ func (ts *testServer) refreshTokenOf(token string) string {
 	if err != nil {
 		ts.t.Fatalf("websocket join: %v (%v)", err, resp)
 	}
-	defer ws.Close()
+	defer func() { _ = ws.Close() }()
 	_ = ws.SetReadDeadline(time.Now().Add(15 * time.Second))
 	for {
 		_, data, err := ws.ReadMessage()

@@ -52,8 +52,8 @@ func (s *Service) handleImport(w http.ResponseWriter, r *http.Request) {
 	in := model.Input{}
 	var errs model.Errors
 	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	switch {
-	case mt == "multipart/form-data":
+	switch mt {
+	case "multipart/form-data":
 		mr, err := r.MultipartReader()
 		if err != nil {
 			writeError(w, http.StatusBadRequest, "reading the upload: "+err.Error())

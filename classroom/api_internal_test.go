@@ -39,7 +39,11 @@ func TestOneImportAtATime(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	defer func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	}()
 	h := s.Handler()
 	post := func() *httptest.ResponseRecorder {
 		req := httptest.NewRequest("POST", "/api/v1/import?table=regions", strings.NewReader("code,name\n430000,湖南省\n"))

@@ -127,7 +127,7 @@ func (c *collector) handle(ctx context.Context, e room.Event) {
 	switch e.Type {
 	case room.EventParticipantJoined:
 		p := e.Participant
-		if p.GetPermission().GetRecorder() {
+		if p.GetPermission().GetRecorder() { //nolint:staticcheck // LiveKit protocol: the recorder grant
 			return // the recorder is not a classroom
 		}
 		classroom, role := identify(idx, sess, p)
@@ -145,7 +145,7 @@ func (c *collector) handle(ctx context.Context, e room.Event) {
 		}
 	case room.EventParticipantLeft:
 		p := e.Participant
-		if p.GetPermission().GetRecorder() {
+		if p.GetPermission().GetRecorder() { //nolint:staticcheck // LiveKit protocol: the recorder grant
 			return
 		}
 		if _, role := identify(idx, sess, p); role == RoleSupervisor {
@@ -373,13 +373,6 @@ func (c *collector) finalize(ctx context.Context, idx *model.Index, sess *model.
 		c.s.logger.Info("session finalized", "session", sess.ID, "valid_receivers", rec.ValidReceivers, "receivers", len(rec.Receivers))
 	}
 	return nil
-}
-
-// isFinalized reports whether a session has its record.
-func (c *collector) isFinalized(id string) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.finalized[id]
 }
 
 // Daily reports.

@@ -84,7 +84,11 @@ func TestRecordsAndDailyReportPushed(t *testing.T) {
 	if err := s.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	defer func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	}()
 	clock.set(time.Date(2025, 9, 2, 0, 30, 0, 0, loc)) // S1 and S2 are over; before 01:00
 	s.Tick(ctx)
 	clock.set(time.Date(2025, 9, 2, 1, 30, 0, 0, loc))

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"github.com/sanke-edu/sanke/test/testclient"
 	"io"
 	"log/slog"
 	"mime/multipart"
@@ -19,6 +18,7 @@ import (
 	"github.com/sanke-edu/sanke/classroom/model"
 	"github.com/sanke-edu/sanke/internal/config"
 	"github.com/sanke-edu/sanke/internal/server"
+	"github.com/sanke-edu/sanke/test/testclient"
 )
 
 type importAnswer struct {

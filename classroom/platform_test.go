@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"github.com/sanke-edu/sanke/test/testclient"
 	"io"
 	"net"
 	"net/http"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/sanke-edu/sanke/classroom/coverage"
 	"github.com/sanke-edu/sanke/classroom/outbox"
+	"github.com/sanke-edu/sanke/test/testclient"
 )
 
 // platform is a fake education platform: it verifies signatures, fails every third request
@@ -185,7 +185,7 @@ classroom:
 	}
 	psrv := &http.Server{Handler: plat, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = psrv.Serve(l) }()
-	defer psrv.Close()
+	defer func() { _ = psrv.Close() }()
 
 	deadline := time.Now().Add(60 * time.Second)
 	for plat.unique() < n {

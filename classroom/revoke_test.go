@@ -2,7 +2,6 @@ package classroom_test
 
 import (
 	"context"
-	"github.com/sanke-edu/sanke/internal/config"
 	"net/http"
 	"strings"
 	"testing"
@@ -10,6 +9,8 @@ import (
 
 	"github.com/livekit/protocol/livekit"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/sanke-edu/sanke/internal/config"
 )
 
 // joins reports whether a raw websocket join with token gets a join response (the
@@ -24,7 +25,7 @@ func (ts *testServer) joins(token string) (bool, string) {
 		}
 		return false, "HTTP " + http.StatusText(status)
 	}
-	defer ws.Close()
+	defer func() { _ = ws.Close() }()
 	_ = ws.SetReadDeadline(time.Now().Add(15 * time.Second))
 	_, data, err := ws.ReadMessage()
 	if err != nil {

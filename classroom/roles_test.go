@@ -3,12 +3,12 @@ package classroom_test
 import (
 	"context"
 	"fmt"
-	"github.com/livekit/protocol/auth"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/livekit/protocol/auth"
 	"github.com/livekit/protocol/livekit"
 	lksdk "github.com/livekit/server-sdk-go/v2"
 	"github.com/pion/webrtc/v4"

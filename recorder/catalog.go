@@ -272,10 +272,9 @@ func (c *catalog) list(ctx context.Context, room string) ([]*Manifest, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var err error
-	switch {
-	case s == nil:
+	if s == nil {
 		err = errStoreBusy
-	default:
+	} else {
 		select {
 		case <-s.done:
 			if s.err != nil {

@@ -144,7 +144,7 @@ recording:
 	}
 
 	// A recorder on a new machine: the same store, an empty spool.
-	var w io.Writer = io.Discard
+	w := io.Discard
 	if os.Getenv("SANKE_TEST_LOG") != "" {
 		w = os.Stderr
 	}
@@ -170,7 +170,7 @@ recording:
 		t.Fatal(err)
 	}
 	sc, err := mkv.Scan(fh, io.Discard)
-	fh.Close()
+	_ = fh.Close() // only read from
 	if err != nil || !sc.Finalized {
 		t.Errorf("recovered file is not finalized (cues, sizes, duration): %v", err)
 	}

@@ -27,7 +27,7 @@ import (
 
 // testLogger logs to stderr with SANKE_TEST_LOG set.
 func testLogger() *slog.Logger {
-	var w io.Writer = io.Discard
+	w := io.Discard
 	if os.Getenv("SANKE_TEST_LOG") != "" {
 		w = os.Stderr
 	}
@@ -110,10 +110,10 @@ func TestFailedSpoolWriteReleasesTheFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	failing.idx.Close()
+	_ = failing.idx.Close() // replaced by a read-only handle just below
 	failing.idx, _ = os.Open(filepath.Join(s.dir, failing.name+".idx"))
 	failing.mu.Unlock()
-	t.Cleanup(func() { rw.Close() })
+	t.Cleanup(func() { _ = rw.Close() })
 	for id, tr := range readers {
 		push(tr, pkts[100:200])
 		_ = id
@@ -339,7 +339,7 @@ func TestTailObjectsAreBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer spool.Close()
+	defer func() { _ = spool.Close() }()
 	const key = "room/RC_20240101T000000Z_00000001/muted_camera.webm"
 	u := &uploader{r: r, key: key, tailPrefix: tailPrefix(key), spool: spool}
 	ctx := context.Background()

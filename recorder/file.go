@@ -232,7 +232,7 @@ func (f *outFile) takeTrack(kind webrtc.RTPCodecType, mime string, info *livekit
 	if kind == webrtc.RTPCodecTypeVideo {
 		ft.Type = mkv.TypeVideo
 		ft.Width, ft.Height = int(info.GetWidth()), int(info.GetHeight())
-		for _, l := range info.GetLayers() {
+		for _, l := range info.GetLayers() { //nolint:staticcheck // LiveKit protocol: TrackInfo.layers has the sizes
 			ft.Width, ft.Height = max(ft.Width, int(l.GetWidth())), max(ft.Height, int(l.GetHeight()))
 		}
 		if ext, doc, ctype := fileExt(mime); ext != ".webm" {
@@ -653,7 +653,7 @@ func readIndex(p string, size int64) ([]mkv.Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer fh.Close()
+	defer func() { _ = fh.Close() }() // only read from: closing loses nothing
 	var out []mkv.Cluster
 	sc := bufio.NewScanner(fh)
 	sc.Buffer(make([]byte, 64*1024), 1<<20)

@@ -18,7 +18,7 @@ const spoolRecheck = 10 * time.Second
 // storeCheckTimeout bounds the store check at start.
 const storeCheckTimeout = 30 * time.Second
 
-// ErrSpoolUnwritable: the spool directory cannot take files, so nothing can be recorded.
+// ErrSpoolUnwritable means the spool directory cannot take files, so nothing can be recorded.
 var ErrSpoolUnwritable = errors.New("recorder: the spool directory is not writable")
 
 // health is what keeps the recorder from working, for the logs and the API's answers. It

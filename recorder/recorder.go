@@ -284,7 +284,7 @@ func (r *Recorder) eventLoop() {
 
 // isRecorder reports whether p is a hidden or recorder participant (ours or another's).
 func isRecorder(p *livekit.ParticipantInfo) bool {
-	return p == nil || p.GetPermission().GetHidden() || p.GetPermission().GetRecorder()
+	return p == nil || p.GetPermission().GetHidden() || p.GetPermission().GetRecorder() //nolint:staticcheck // LiveKit protocol: the recorder grant
 }
 
 // autoRecord reports whether configuration says a room is recorded.

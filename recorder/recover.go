@@ -154,12 +154,12 @@ func (r *Recorder) recoverFile(ctx context.Context, dir, metaPath string) (*Mani
 	}
 	st, err := spool.Stat()
 	if err != nil {
-		spool.Close()
+		_ = spool.Close() // the error returned says what failed
 		return nil, err
 	}
 	index, err := readIndex(filepath.Join(dir, m.Name+".idx"), st.Size())
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		spool.Close()
+		_ = spool.Close() // the error returned says what failed
 		return nil, err
 	}
 	var dur int64
@@ -183,7 +183,7 @@ func (r *Recorder) recoverFile(ctx context.Context, dir, metaPath string) (*Mani
 		err = sf.store(ctx, r)
 	}
 	if err != nil {
-		spool.Close()
+		_ = spool.Close() // the error returned says what failed
 		return nil, err
 	}
 	mf := sf.entry

@@ -262,7 +262,9 @@ func TestRecordingLinksAreSigned(t *testing.T) {
 	sig[3] ^= 1
 	tampered["signature changed"] = u.Path + "?expires=" + q.Get("expires") + "&sig=" + string(sig)
 	var exp int64
-	fmt.Sscan(q.Get("expires"), &exp)
+	if _, err := fmt.Sscan(q.Get("expires"), &exp); err != nil {
+		t.Fatalf("expires %q: %v", q.Get("expires"), err)
+	}
 	tampered["expiry extended"] = u.Path + "?expires=" + fmt.Sprint(exp+3600) + "&sig=" + q.Get("sig")
 	tampered["other file"] = filePathOf(m.RecordingID, "pupil_camera.webm") + "?" + u.RawQuery
 	tampered["no signature"] = u.Path + "?expires=" + q.Get("expires")

@@ -85,7 +85,7 @@ func TestRTCRefusedBeforeUpgrade(t *testing.T) {
 			}
 			ws, resp, err := srv.dial(t, "/rtc", tc.query, tc.header)
 			if err == nil {
-				ws.Close()
+				_ = ws.Close()
 				t.Fatal("websocket upgraded, want an HTTP refusal")
 			}
 			if resp == nil || resp.StatusCode != tc.status {

@@ -222,7 +222,7 @@ func (s *testServer) dial(t *testing.T, path string, query url.Values, header ht
 	defer cancel()
 	ws, resp, err := websocket.DefaultDialer.DialContext(ctx, s.url("ws", path, query), header)
 	if ws != nil {
-		t.Cleanup(func() { ws.Close() })
+		t.Cleanup(func() { _ = ws.Close() })
 	}
 	return ws, resp, err
 }

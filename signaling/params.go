@@ -331,7 +331,7 @@ func gunzip(data []byte, maxBytes int) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gzip: %w", err)
 	}
-	defer zr.Close()
+	defer func() { _ = zr.Close() }() // only read from; ReadAll reported any corruption
 	out, err := io.ReadAll(io.LimitReader(zr, int64(maxBytes)+1))
 	if err != nil {
 		return nil, fmt.Errorf("gzip: %w", err)

@@ -326,7 +326,7 @@ func TestSinglePCEndpoint(t *testing.T) {
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}
-	defer ws.Close()
+	defer func() { _ = ws.Close() }()
 	if readResponse(t, ws).GetJoin() == nil {
 		t.Fatal("no join response")
 	}

@@ -108,7 +108,11 @@ func TestRetryUntilDelivered(t *testing.T) {
 
 	// "Restart".
 	db = openDB(t, path)
-	defer db.Close()
+	defer func() {
+		if err := db.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	}()
 	o, err = New(db, cfg)
 	if err != nil {
 		t.Fatal(err)

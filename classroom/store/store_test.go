@@ -41,7 +41,11 @@ func TestConnectionsAreIdempotentAndRecovered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	defer func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	}()
 	n, err := s.RecoverOpen(ctx)
 	if err != nil || n != 1 {
 		t.Fatalf("RecoverOpen = %d, %v", n, err)
@@ -61,7 +65,11 @@ func TestFinalizeOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	defer func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	}()
 	rec := &coverage.SessionRecord{SessionID: "S", ScheduledStart: time.Unix(1000, 0), FinalizedAt: time.Unix(5000, 0),
 		Receivers: []coverage.ReceiverRecord{{Classroom: "T1", Valid: true}}}
 	calls := 0

@@ -157,7 +157,7 @@ func BenchmarkFloorFanout(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			defer conn.Close()
+			defer func() { _ = conn.Close() }()
 			_ = conn.SetWriteBuffer(4 << 20)
 			var readers sync.WaitGroup
 			sinks := make([]*net.UDPConn, n)

@@ -181,7 +181,7 @@ func (p *publisher) onQuality(u *livekit.SubscribedQualityUpdate) {
 	if !p.video {
 		return
 	}
-	qs := u.SubscribedQualities
+	qs := u.SubscribedQualities //nolint:staticcheck // LiveKit protocol: older clients read it
 	for _, c := range u.SubscribedCodecs {
 		if strings.EqualFold(c.Codec, "vp8") && len(c.Qualities) > 0 {
 			qs = c.Qualities

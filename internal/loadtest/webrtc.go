@@ -221,12 +221,6 @@ func (t *localTrack) setMid(mid string) {
 	t.mu.Unlock()
 }
 
-func (t *localTrack) bound() bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.writer != nil
-}
-
 // write sends one packet; it reports false (and sends nothing) before negotiation bound the
 // track. level is the audio level in -dBov for audio tracks.
 func (t *localTrack) write(seq uint16, ts uint32, marker bool, level uint8, payload []byte) (bool, error) {

@@ -2,7 +2,6 @@ package metrics_test
 
 import (
 	"context"
-	"github.com/sanke-edu/sanke/test/testclient"
 	"io"
 	"log/slog"
 	"net/http"
@@ -25,6 +24,7 @@ import (
 	"github.com/sanke-edu/sanke/internal/server"
 	"github.com/sanke-edu/sanke/sfu"
 	"github.com/sanke-edu/sanke/sfu/room"
+	"github.com/sanke-edu/sanke/test/testclient"
 )
 
 type fakeSource struct {

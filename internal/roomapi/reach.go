@@ -25,7 +25,7 @@ func participantCaller(ctx context.Context) bool {
 // beyondReach reports whether p is out of a participant caller's reach: hidden participants
 // (supervisors) and the recorder.
 func beyondReach(p *livekit.ParticipantInfo) bool {
-	return p.GetPermission().GetHidden() || p.GetPermission().GetRecorder()
+	return p.GetPermission().GetHidden() || p.GetPermission().GetRecorder() //nolint:staticcheck // LiveKit protocol: the recorder grant
 }
 
 // checkReach fails with NotFound when a participant caller names a participant beyond its
@@ -51,7 +51,7 @@ func (s *Service) checkReach(ctx context.Context, room, identity string) error {
 // participant caller's reach. It reports false when req named destinations and none is
 // left: the data goes to nobody.
 func (s *Service) reachableDestinations(ctx context.Context, req *livekit.SendDataRequest) (bool, error) {
-	if !participantCaller(ctx) || len(req.DestinationIdentities)+len(req.DestinationSids) == 0 {
+	if !participantCaller(ctx) || len(req.DestinationIdentities)+len(req.DestinationSids) == 0 { //nolint:staticcheck // LiveKit Room API: data addressed by sid
 		return true, nil
 	}
 	ps, err := s.rooms.ListParticipants(ctx, req.GetRoom())
@@ -74,6 +74,6 @@ func (s *Service) reachableDestinations(ctx context.Context, req *livekit.SendDa
 		return out
 	}
 	req.DestinationIdentities = keep(req.DestinationIdentities, identities)
-	req.DestinationSids = keep(req.DestinationSids, sids)
-	return len(req.DestinationIdentities)+len(req.DestinationSids) > 0, nil
+	req.DestinationSids = keep(req.DestinationSids, sids)                   //nolint:staticcheck // LiveKit Room API: data addressed by sid
+	return len(req.DestinationIdentities)+len(req.DestinationSids) > 0, nil //nolint:staticcheck // LiveKit Room API: data addressed by sid
 }

@@ -334,7 +334,7 @@ func (s *Service) MoveParticipant(ctx context.Context, _ *livekit.MoveParticipan
 
 // PerformRpc (server-initiated RPC to a participant) is not supported; it fails with
 // twirp.Unimplemented.
-func (s *Service) PerformRpc(ctx context.Context, _ *livekit.PerformRpcRequest) (*livekit.PerformRpcResponse, error) {
+func (s *Service) PerformRpc(ctx context.Context, _ *livekit.PerformRpcRequest) (*livekit.PerformRpcResponse, error) { //nolint:staticcheck // the name is livekit.RoomService's
 	return nil, unimplemented(ctx, "PerformRpc is not supported by Sanke")
 }
 

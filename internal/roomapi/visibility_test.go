@@ -21,7 +21,7 @@ func (f *classRooms) class() []*livekit.ParticipantInfo {
 	return []*livekit.ParticipantInfo{
 		{Sid: "PA_a", Identity: "alice", Permission: &livekit.ParticipantPermission{CanPublish: true}},
 		{Sid: "PA_s", Identity: "supervisor", Permission: &livekit.ParticipantPermission{CanSubscribe: true, Hidden: true}},
-		{Sid: "PA_r", Identity: "recorder", Permission: &livekit.ParticipantPermission{CanSubscribe: true, Hidden: true, Recorder: true}},
+		{Sid: "PA_r", Identity: "recorder", Permission: &livekit.ParticipantPermission{CanSubscribe: true, Hidden: true, Recorder: true}}, //nolint:staticcheck // LiveKit protocol: the recorder grant
 		{Sid: "PA_b", Identity: "bob", Permission: &livekit.ParticipantPermission{CanSubscribe: true}},
 	}
 }
@@ -124,11 +124,11 @@ func TestHiddenBeyondParticipantTokens(t *testing.T) {
 	// Data for the hidden ones only goes nowhere; for alice and them, to alice only.
 	before := len(class.recorded())
 	if _, err := teacher.SendData(ctx, &livekit.SendDataRequest{Room: "r1", Data: []byte("x"),
-		DestinationIdentities: []string{"supervisor"}, DestinationSids: []string{"PA_r"}}); err != nil {
+		DestinationIdentities: []string{"supervisor"}, DestinationSids: []string{"PA_r"}}); err != nil { //nolint:staticcheck // LiveKit Room API: data addressed by sid
 		t.Fatal(err)
 	}
 	if _, err := teacher.SendData(ctx, &livekit.SendDataRequest{Room: "r1", Data: []byte("x"),
-		DestinationIdentities: []string{"alice", "recorder"}, DestinationSids: []string{"PA_s", "PA_b"}}); err != nil {
+		DestinationIdentities: []string{"alice", "recorder"}, DestinationSids: []string{"PA_s", "PA_b"}}); err != nil { //nolint:staticcheck // LiveKit Room API: data addressed by sid
 		t.Fatal(err)
 	}
 	var sent []*livekit.SendDataRequest
@@ -137,7 +137,7 @@ func TestHiddenBeyondParticipantTokens(t *testing.T) {
 			sent = append(sent, c.args[0].(*livekit.SendDataRequest))
 		}
 	}
-	if len(sent) != 1 || !slices.Equal(sent[0].DestinationIdentities, []string{"alice"}) || !slices.Equal(sent[0].DestinationSids, []string{"PA_b"}) {
+	if len(sent) != 1 || !slices.Equal(sent[0].DestinationIdentities, []string{"alice"}) || !slices.Equal(sent[0].DestinationSids, []string{"PA_b"}) { //nolint:staticcheck // LiveKit Room API: data addressed by sid
 		t.Errorf("data sent: %v, want one packet to alice and PA_b", sent)
 	}
 }

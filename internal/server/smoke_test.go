@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"github.com/sanke-edu/sanke/test/testclient"
 	"io"
 	"log/slog"
 	"net/http"
@@ -20,6 +19,7 @@ import (
 	"github.com/pion/webrtc/v4/pkg/media"
 
 	"github.com/sanke-edu/sanke/internal/config"
+	"github.com/sanke-edu/sanke/test/testclient"
 )
 
 // startTestServer runs an in-process dev server on free loopback ports and returns its URL.
@@ -38,7 +38,7 @@ func startTestServerWith(t *testing.T, opts ...func(*config.Config)) (string, *S
 	for _, o := range opts {
 		o(cfg)
 	}
-	var w io.Writer = io.Discard
+	w := io.Discard
 	if os.Getenv("SANKE_TEST_LOG") != "" {
 		w = os.Stderr
 	}

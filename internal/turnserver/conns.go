@@ -84,7 +84,6 @@ func (l *turnListener) Accept() (net.Conn, error) {
 			time.Sleep(pause)
 			continue
 		}
-		pause = 0
 		c := &turnConn{Conn: raw, s: l.s, pair: connPair(raw.RemoteAddr(), raw.LocalAddr()), buf: make([]byte, inboundMTU)}
 		if l.tls != nil {
 			c.Conn = tls.Server(raw, l.tls)

@@ -2,7 +2,6 @@ package webhook_test
 
 import (
 	"context"
-	"github.com/sanke-edu/sanke/test/testclient"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/sanke-edu/sanke/internal/config"
 	"github.com/sanke-edu/sanke/internal/server"
+	"github.com/sanke-edu/sanke/test/testclient"
 )
 
 // receiver verifies webhooks exactly as a LiveKit application does.

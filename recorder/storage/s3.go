@@ -62,11 +62,9 @@ func NewS3(cfg S3Config) (*S3, error) {
 	if err != nil || u.Host == "" {
 		return nil, fmt.Errorf("storage: bad s3 endpoint %q", cfg.Endpoint)
 	}
-	lookup := minio.BucketLookupAuto
+	lookup := minio.BucketLookupDNS
 	if cfg.PathStyle {
 		lookup = minio.BucketLookupPath
-	} else {
-		lookup = minio.BucketLookupDNS
 	}
 	tmo := cfg.Timeout
 	if tmo <= 0 {

@@ -40,7 +40,7 @@ func checkData(req *livekit.SendDataRequest) error {
 	if err := checkLength("data topic", req.GetTopic(), maxIDLength); err != nil {
 		return err
 	}
-	return checkList("data destinations", len(req.DestinationIdentities)+len(req.DestinationSids))
+	return checkList("data destinations", len(req.DestinationIdentities)+len(req.DestinationSids)) //nolint:staticcheck // LiveKit Room API: data addressed by sid
 }
 
 // onDataChannel accepts the client's data channels on the publisher connection.
@@ -95,7 +95,7 @@ func (p *Participant) handleData(kind livekit.DataPacket_Kind, data []byte) {
 		p.logger.Warn("malformed data packet, dropped", "err", err)
 		return
 	}
-	if err := checkList("data destinations", len(pkt.DestinationIdentities)+len(pkt.GetUser().GetDestinationIdentities())); err != nil {
+	if err := checkList("data destinations", len(pkt.DestinationIdentities)+len(pkt.GetUser().GetDestinationIdentities())); err != nil { //nolint:staticcheck // LiveKit protocol: older clients address here
 		p.logger.Warn("data packet dropped", "err", err)
 		return
 	}
@@ -110,7 +110,7 @@ func (p *Participant) handleData(kind livekit.DataPacket_Kind, data []byte) {
 			return // replayed after a resume; already relayed
 		}
 	}
-	pkt.Kind = kind
+	pkt.Kind = kind //nolint:staticcheck // LiveKit protocol: clients send and read kind
 	p.room.relayData(p, kind, pkt)
 }
 
@@ -121,10 +121,10 @@ func stampSender(pkt *livekit.DataPacket, sid, identity string) []string {
 	pkt.ParticipantSid = sid
 	dest := pkt.DestinationIdentities
 	if u := pkt.GetUser(); u != nil {
-		u.ParticipantSid = sid
-		u.ParticipantIdentity = identity
+		u.ParticipantSid = sid           //nolint:staticcheck // LiveKit protocol: older clients read it
+		u.ParticipantIdentity = identity //nolint:staticcheck // LiveKit protocol: older clients read it
 		if len(dest) == 0 {
-			dest = u.DestinationIdentities
+			dest = u.DestinationIdentities //nolint:staticcheck // LiveKit protocol: older clients address here
 		}
 	}
 	return dest
@@ -178,7 +178,7 @@ func (r *Room) relayData(sender *Participant, kind livekit.DataPacket_Kind, pkt 
 	} else {
 		dest = pkt.DestinationIdentities
 		if u := pkt.GetUser(); u != nil && len(dest) == 0 {
-			dest = u.DestinationIdentities
+			dest = u.DestinationIdentities //nolint:staticcheck // LiveKit protocol: older clients address here
 		}
 	}
 	b, err := proto.Marshal(pkt)

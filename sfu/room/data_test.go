@@ -37,7 +37,7 @@ func TestDataToBlockedReceiverBounded(t *testing.T) {
 	payload := make([]byte, 60000)
 	publish := func(reliable bool) {
 		t.Helper()
-		if err := writer.Room.LocalParticipant.PublishData(payload, lksdk.WithDataPublishReliable(reliable),
+		if err := writer.Room.LocalParticipant.PublishDataPacket(lksdk.UserData(payload), lksdk.WithDataPublishReliable(reliable),
 			lksdk.WithDataPublishDestination([]string{"reader"})); err != nil {
 			t.Fatalf("publish data: %v", err)
 		}

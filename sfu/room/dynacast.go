@@ -44,9 +44,9 @@ func (r *Room) updateDynacast(t *PublishedTrack) {
 	want := r.wantedLayer(t)
 	info := t.Info()
 	enabled := make([]bool, 3)
-	for _, l := range info.Layers {
+	for _, l := range info.Layers { //nolint:staticcheck // LiveKit protocol: clients read TrackInfo.layers
 		q := qualityToLayer(l.Quality)
-		if !info.Simulcast {
+		if !info.Simulcast { //nolint:staticcheck // LiveKit protocol: clients read TrackInfo.simulcast
 			// One stream: on while anybody watches.
 			enabled[q] = want >= 0
 		} else {
@@ -95,9 +95,9 @@ func (r *Room) sendDynacast(t *PublishedTrack, recheck bool) {
 	info := t.Info()
 	enabled := make([]bool, 3)
 	var qualities []*livekit.SubscribedQuality
-	for _, l := range info.Layers {
+	for _, l := range info.Layers { //nolint:staticcheck // LiveKit protocol: clients read TrackInfo.layers
 		q := qualityToLayer(l.Quality)
-		on := want >= 0 && (!info.Simulcast || q <= want)
+		on := want >= 0 && (!info.Simulcast || q <= want) //nolint:staticcheck // LiveKit protocol: clients read TrackInfo.simulcast
 		enabled[q] = on
 		qualities = append(qualities, &livekit.SubscribedQuality{Quality: l.Quality, Enabled: on})
 	}
@@ -113,7 +113,7 @@ func (r *Room) sendDynacast(t *PublishedTrack, recheck bool) {
 	t.owner.send(&livekit.SignalResponse{Message: &livekit.SignalResponse_SubscribedQualityUpdate{
 		SubscribedQualityUpdate: &livekit.SubscribedQualityUpdate{
 			TrackSid:            info.Sid,
-			SubscribedQualities: qualities,
+			SubscribedQualities: qualities, //nolint:staticcheck // LiveKit protocol: older clients read it
 			SubscribedCodecs:    []*livekit.SubscribedCodec{{Codec: codec, Qualities: qualities}},
 		},
 	}})

@@ -124,7 +124,7 @@ func (m *Manager) Stats(roomName string) ([]ParticipantStats, error) {
 				TrackSID: info.Sid, Kind: info.Type, Source: info.Source, DownTrackStats: s.down.Stats(),
 			}
 			if l := st.CurrentLayer; l >= 0 {
-				for _, vl := range info.Layers {
+				for _, vl := range info.Layers { //nolint:staticcheck // LiveKit protocol: clients read TrackInfo.layers
 					if qualityToLayer(vl.Quality) == l {
 						st.Width, st.Height = vl.Width, vl.Height
 					}

@@ -158,14 +158,14 @@ func TestPublishSourcesBounded(t *testing.T) {
 	if n := len(p.permission.CanPublishSources); n > len(livekit.TrackSource_name) {
 		t.Errorf("the token's %d sources kept as %d", len(many), n)
 	}
-	p.setPermissionLocked(&livekit.ParticipantPermission{CanPublish: true, CanPublishSources: many, Hidden: true, Recorder: true})
+	p.setPermissionLocked(&livekit.ParticipantPermission{CanPublish: true, CanPublishSources: many, Hidden: true, Recorder: true}) //nolint:staticcheck // LiveKit protocol: the recorder grant
 	if n := len(p.permission.CanPublishSources); n > len(livekit.TrackSource_name) {
 		t.Errorf("an update's %d sources kept as %d", len(many), n)
 	}
 	if !slices.Equal(p.permission.CanPublishSources[:2], []livekit.TrackSource{livekit.TrackSource_UNKNOWN, livekit.TrackSource_CAMERA}) {
 		t.Errorf("sources %v, want them in their order", p.permission.CanPublishSources)
 	}
-	if p.permission.Hidden || p.permission.Recorder {
+	if p.permission.Hidden || p.permission.Recorder { //nolint:staticcheck // LiveKit protocol: the recorder grant
 		t.Error("a permission update made the participant hidden or a recorder")
 	}
 }

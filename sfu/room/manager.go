@@ -422,19 +422,19 @@ func (m *Manager) SendData(_ context.Context, req *livekit.SendDataRequest) erro
 		return err
 	}
 	dest := append([]string(nil), req.DestinationIdentities...)
-	for _, sid := range req.DestinationSids {
+	for _, sid := range req.DestinationSids { //nolint:staticcheck // LiveKit Room API: data addressed by sid
 		if p := r.participantBySID(sid); p != nil {
 			dest = append(dest, p.identity)
 		}
 	}
-	if len(dest) == 0 && (len(req.DestinationSids) > 0 || len(req.DestinationIdentities) > 0) {
+	if len(dest) == 0 && (len(req.DestinationSids) > 0 || len(req.DestinationIdentities) > 0) { //nolint:staticcheck // LiveKit Room API: data addressed by sid
 		return nil // addressed to nobody present
 	}
 	pkt := &livekit.DataPacket{
-		Kind:                  req.Kind,
+		Kind:                  req.Kind, //nolint:staticcheck // LiveKit protocol: clients send and read kind
 		DestinationIdentities: dest,
 		Value: &livekit.DataPacket_User{User: &livekit.UserPacket{
-			Payload: req.Data, Topic: req.Topic, DestinationIdentities: dest,
+			Payload: req.Data, Topic: req.Topic, DestinationIdentities: dest, //nolint:staticcheck // LiveKit protocol: older clients address here
 		}},
 	}
 	r.relayData(nil, req.Kind, pkt)

@@ -142,7 +142,7 @@ func permissionFromGrant(v *auth.VideoGrant) *livekit.ParticipantPermission {
 		CanPublishSources: distinctSources(v.GetCanPublishSources()),
 		Hidden:            v.Hidden,
 		CanUpdateMetadata: v.GetCanUpdateOwnMetadata(),
-		Recorder:          v.Recorder,
+		Recorder:          v.Recorder, //nolint:staticcheck // LiveKit protocol: the recorder grant
 	}
 }
 
@@ -154,8 +154,8 @@ func (p *Participant) setPermissionLocked(perm *livekit.ParticipantPermission) {
 	next := proto.Clone(perm).(*livekit.ParticipantPermission)
 	next.CanPublishSources = distinctSources(next.CanPublishSources)
 	next.Hidden = p.permission.Hidden
-	next.Recorder = p.permission.Recorder
-	next.Agent = p.permission.Agent
+	next.Recorder = p.permission.Recorder //nolint:staticcheck // LiveKit protocol: the recorder grant
+	next.Agent = p.permission.Agent       //nolint:staticcheck // LiveKit protocol: the agent grant
 	p.permission = next
 }
 
@@ -199,7 +199,7 @@ func (p *Participant) canPublishSource(src livekit.TrackSource) bool {
 func (p *Participant) isRecorder() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.permission.Recorder
+	return p.permission.Recorder //nolint:staticcheck // LiveKit protocol: the recorder grant
 }
 
 func (p *Participant) canSubscribe() bool {

@@ -59,7 +59,7 @@ func downlinkPriority(t *PublishedTrack) int {
 func (t *PublishedTrack) layerFor(q livekit.VideoQuality, width, height uint32) int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	layers := t.info.Layers
+	layers := t.info.Layers //nolint:staticcheck // LiveKit protocol: clients read TrackInfo.layers
 	if width > 0 || height > 0 {
 		// Smallest layer at least as large as the element; the top layer if none is.
 		best := -1
@@ -124,11 +124,11 @@ func (p *Participant) handleAddTrack(req *livekit.AddTrackRequest) {
 		Muted:             req.Muted,
 		Width:             req.Width,
 		Height:            req.Height,
-		Simulcast:         len(req.Layers) > 1,
-		DisableDtx:        req.DisableDtx,
+		Simulcast:         len(req.Layers) > 1, //nolint:staticcheck // LiveKit protocol: clients read TrackInfo.simulcast
+		DisableDtx:        req.DisableDtx,      //nolint:staticcheck // LiveKit protocol: TrackInfo carries it
 		Source:            req.Source,
-		Layers:            req.Layers,
-		Stereo:            req.Stereo,
+		Layers:            req.Layers, //nolint:staticcheck // LiveKit protocol: clients read TrackInfo.layers
+		Stereo:            req.Stereo, //nolint:staticcheck // LiveKit protocol: TrackInfo carries it
 		Stream:            req.Stream,
 		Encryption:        req.Encryption,
 		AudioFeatures:     req.AudioFeatures,
@@ -136,15 +136,15 @@ func (p *Participant) handleAddTrack(req *livekit.AddTrackRequest) {
 	}
 	for _, sc := range req.SimulcastCodecs {
 		if len(sc.Layers) > 1 {
-			info.Simulcast = true
+			info.Simulcast = true //nolint:staticcheck // LiveKit protocol: clients read TrackInfo.simulcast
 		}
-		if len(info.Layers) == 0 {
-			info.Layers = sc.Layers
+		if len(info.Layers) == 0 { //nolint:staticcheck // LiveKit protocol: clients read TrackInfo.layers
+			info.Layers = sc.Layers //nolint:staticcheck // LiveKit protocol: clients read TrackInfo.layers
 		}
 		info.Codecs = append(info.Codecs, &livekit.SimulcastCodecInfo{MimeType: mimeTypeOf(req.Type, sc.Codec), Cid: sc.Cid, Layers: sc.Layers, VideoLayerMode: sc.VideoLayerMode})
 	}
-	if info.Type == livekit.TrackType_VIDEO && len(info.Layers) == 0 {
-		info.Layers = []*livekit.VideoLayer{{Quality: livekit.VideoQuality_HIGH, Width: req.Width, Height: req.Height}}
+	if info.Type == livekit.TrackType_VIDEO && len(info.Layers) == 0 { //nolint:staticcheck // LiveKit protocol: clients read TrackInfo.layers
+		info.Layers = []*livekit.VideoLayer{{Quality: livekit.VideoQuality_HIGH, Width: req.Width, Height: req.Height}} //nolint:staticcheck // LiveKit protocol: clients read TrackInfo.layers
 	}
 	p.mu.Lock()
 	// A repeated add_track for the same cid (e.g. a resumed client) keeps its sid.
@@ -273,7 +273,7 @@ func (p *Participant) onTrack(remote *webrtc.TrackRemote, rtpReceiver *webrtc.RT
 	t.receiver.AddLayer(remote)
 	t.receiver.StartRTCP(rtpReceiver, remote)
 	p.logger.Info("track published", "track", info.Sid, "kind", info.Type.String(), "source", info.Source.String(),
-		"mime", info.MimeType, "simulcast", info.Simulcast, "rid", remote.RID())
+		"mime", info.MimeType, "simulcast", info.Simulcast, "rid", remote.RID()) //nolint:staticcheck // LiveKit protocol: clients read TrackInfo.simulcast
 	p.room.onTrackPublished(p, t)
 }
 

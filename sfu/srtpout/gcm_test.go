@@ -93,7 +93,7 @@ func TestGCMRejects(t *testing.T) {
 		{"version 1", append([]byte{0x40}, make([]byte, 20)...)},
 		{"CSRCs missing", append([]byte{0x8f}, make([]byte, 20)...)},
 		{"extension cut", ext},
-		{"no room for the tag", make([]byte, 20, 20)},
+		{"no room for the tag", make([]byte, 20)},
 	} {
 		pkt := tc.pkt
 		if tc.name == "no room for the tag" {

@@ -3,7 +3,6 @@ package srtpout
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -34,22 +33,26 @@ func runHandshake(t *testing.T, suite dtls.CipherSuiteID, profile dtls.SRTPProte
 		t.Fatal(err)
 	}
 	capture := NewKeyCapture(nil)
-	cfg := func() *dtls.Config {
-		return &dtls.Config{
-			Certificates: []tls.Certificate{cert}, InsecureSkipVerify: true,
-			CipherSuites:           []dtls.CipherSuiteID{suite},
-			SRTPProtectionProfiles: []dtls.SRTPProtectionProfile{profile},
-			ExtendedMasterSecret:   dtls.RequireExtendedMasterSecret,
-		}
+	common := []dtls.Option{
+		dtls.WithCertificates(cert), dtls.WithInsecureSkipVerify(true),
+		dtls.WithCipherSuites(suite),
+		dtls.WithSRTPProtectionProfiles(profile),
+		dtls.WithExtendedMasterSecret(dtls.RequireExtendedMasterSecret),
 	}
-	scfg := cfg()
-	scfg.ServerHelloMessageHook = capture.ServerHelloHook
-	scfg.KeyLogWriter = capture
-	server, err := dtls.Server(sc, cc.LocalAddr(), scfg)
+	var sopts []dtls.ServerOption
+	for _, o := range common {
+		sopts = append(sopts, o)
+	}
+	sopts = append(sopts, dtls.WithServerHelloMessageHook(capture.ServerHelloHook), dtls.WithKeyLogWriter(capture))
+	server, err := dtls.ServerWithOptions(sc, cc.LocalAddr(), sopts...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	client, err := dtls.Client(cc, sc.LocalAddr(), cfg())
+	var copts []dtls.ClientOption
+	for _, o := range common {
+		copts = append(copts, o)
+	}
+	client, err := dtls.ClientWithOptions(cc, sc.LocalAddr(), copts...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,7 @@ func TestListenDontFragment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	defer func() { _ = c.Close() }()
 	rc, err := c.SyscallConn()
 	if err != nil {
 		t.Fatal(err)

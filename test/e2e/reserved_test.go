@@ -96,14 +96,14 @@ func TestReservedAttributes(t *testing.T) {
 				t.Errorf("UpdateParticipant %v: %v (code %q), want %s", attrs, err, code, twirp.PermissionDenied)
 			}
 		}
-		perm := &livekit.ParticipantPermission{CanPublish: true, CanSubscribe: true, CanPublishData: true, Hidden: true, Recorder: true}
+		perm := &livekit.ParticipantPermission{CanPublish: true, CanSubscribe: true, CanPublishData: true, Hidden: true, Recorder: true} //nolint:staticcheck // LiveKit protocol: the recorder grant
 		info, err := api.UpdateParticipant(ctx, &livekit.UpdateParticipantRequest{Room: room, Identity: "tp", Permission: perm})
 		if err != nil {
 			t.Fatalf("UpdateParticipant permission: %v", err)
 		}
-		if info.GetPermission().GetHidden() || info.GetPermission().GetRecorder() {
+		if info.GetPermission().GetHidden() || info.GetPermission().GetRecorder() { //nolint:staticcheck // LiveKit protocol: the recorder grant
 			t.Errorf("a permission update made tp hidden=%v recorder=%v; those come from the join token only",
-				info.GetPermission().GetHidden(), info.GetPermission().GetRecorder())
+				info.GetPermission().GetHidden(), info.GetPermission().GetRecorder()) //nolint:staticcheck // LiveKit protocol: the recorder grant
 		}
 	})
 

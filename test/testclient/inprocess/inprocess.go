@@ -130,7 +130,7 @@ func waitHealthy(httpURL string, done chan error, timeout time.Duration) error {
 		select {
 		case err := <-done:
 			done <- err
-			return fmt.Errorf("Run returned before the server was healthy: %v", err)
+			return fmt.Errorf("the server stopped before it was healthy: %v", err)
 		default:
 		}
 		resp, err := client.Get(httpURL + "/healthz")
