@@ -17,10 +17,10 @@ import {
 
 const SESSION = 'E2E-DELIVERY';
 
-// A regression seen before (fixed in room/publish.go): TrackInfo.codecs[].mime_type "vp8"
+// A regression seen before (fixed in sfu/room/publish.go): TrackInfo.codecs[].mime_type "vp8"
 // instead of "video/VP8" makes livekit-client 2.23 throw in publishTrack for every video track.
 const BUG_CODEC_MIME = 'server bug: TrackInfo.codecs[].mime_type is not a MIME type ("vp8" instead of "video/VP8"); ' +
-  'livekit-client 2.23 throws in publishTrack for every video track (room/publish.go)';
+  'livekit-client 2.23 throws in publishTrack for every video track (sfu/room/publish.go)';
 const ROOM = `class-${SESSION}`;
 
 describe('web client against a real sanke', { timeout: 300_000 }, () => {
