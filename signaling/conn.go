@@ -374,12 +374,12 @@ func (c *conn) writeLoop() {
 			if err := c.write(msg, time.Now().Add(c.cfg.WriteTimeout)); err != nil {
 				broken = true
 				c.log.Info("write failed, closing connection", "sid", c.participantSID(), "error", err)
-				c.requestClose(closeCause{code: websocket.CloseInternalServerErr, reason: "write failed: " + err.Error()})
+				c.afterReader(closeCause{code: websocket.CloseInternalServerErr, reason: "write failed: " + err.Error()})
 			}
 		case <-keepalive.C:
 			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.cfg.WriteTimeout)); err != nil {
 				broken = true
-				c.requestClose(closeCause{code: websocket.CloseInternalServerErr, reason: "keepalive failed: " + err.Error()})
+				c.afterReader(closeCause{code: websocket.CloseInternalServerErr, reason: "keepalive failed: " + err.Error()})
 			}
 		case <-c.closing:
 			c.finish(false)
@@ -388,6 +388,22 @@ func (c *conn) writeLoop() {
 	}
 	<-c.closing
 	c.finish(true)
+}
+
+// afterReader closes the connection for cause once the reader has had CloseGrace to take in
+// what the client sent before its side went away: a client that leaves sends its leave and
+// closes at once, and a write failing on that closed socket must not make the reader drop the
+// leave still in the socket's buffer (the participant would then wait out the reconnect
+// window as if its connection had been lost).
+func (c *conn) afterReader(cause closeCause) {
+	grace := time.NewTimer(c.cfg.CloseGrace)
+	defer grace.Stop()
+	select {
+	case <-c.readerDone:
+	case <-c.closing:
+	case <-grace.C:
+	}
+	c.requestClose(cause)
 }
 
 // finish closes the connection: flush if asked, send the close frame, give the client

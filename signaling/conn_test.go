@@ -2,6 +2,7 @@ package signaling
 
 import (
 	"errors"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -382,4 +383,26 @@ func TestReadAtMost(t *testing.T) {
 			t.Errorf("size %d: err %v, want %v", tc.size, err, tc.wantErr)
 		}
 	}
+}
+
+// TestLeaveAfterWriteFailureReachesSession: a client that leaves sends its leave and closes
+// at once; a write of ours failing on that socket before the reader got to the leave must
+// not drop it (the room would keep the participant for its reconnect window). Here the write
+// side of the server's socket is shut so that a write fails first, then the leave is sent.
+func TestLeaveAfterWriteFailureReachesSession(t *testing.T) {
+	j := newFakeJoiner()
+	srv := newTestServer(t, Config{CloseGrace: time.Minute}, j)
+	ws, s := srv.join(t, j, "alice")
+	c := s.sink.(*conn)
+	if err := c.ws.NetConn().(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	_ = s.sink.Send(&livekit.SignalResponse{Message: &livekit.SignalResponse_Pong{Pong: 1}})
+	srv.log.waitContains(t, "write failed")
+	send(t, ws, &livekit.SignalRequest{Message: &livekit.SignalRequest_Leave{Leave: &livekit.LeaveRequest{}}})
+	if req := s.nextRequest(t); req.GetLeave() == nil {
+		t.Fatalf("session got %v, want the leave", req)
+	}
+	_ = ws.NetConn().Close()
+	s.waitClosed(t)
 }
