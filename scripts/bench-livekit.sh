@@ -114,7 +114,12 @@ stop_server() {
 }
 cleanup() {
 	stop_server
-	rm -rf "$work/sanke-data"
+	# Keep only the results: the whole work directory when they are elsewhere.
+	if [ "$out" = "$work/out" ]; then
+		rm -rf "$work/sanke" "$work/sanke-data"
+	else
+		rm -rf "$work"
+	fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT
