@@ -101,9 +101,12 @@ work="$(mktemp -d "${TMPDIR:-/tmp}/bench-livekit.XXXXXX")"
 [ -n "$out" ] || out="$work/out"
 mkdir -p "$out"
 server_pid=""
+gen_pid=""
+# stop_server asks the server to shut down (SIGTERM: a script's background jobs ignore SIGINT
+# unless they handle it) and kills it if it has not within 10 s.
 stop_server() {
 	[ -n "$server_pid" ] || return 0
-	kill -INT "$server_pid" 2>/dev/null || true
+	kill -TERM "$server_pid" 2>/dev/null || true
 	for _ in $(seq 100); do
 		kill -0 "$server_pid" 2>/dev/null || break
 		sleep 0.1
@@ -113,6 +116,10 @@ stop_server() {
 	server_pid=""
 }
 cleanup() {
+	if [ -n "$gen_pid" ]; then
+		kill -TERM "$gen_pid" 2>/dev/null || true
+		wait "$gen_pid" 2>/dev/null || true
+	fi
 	stop_server
 	# Keep only the results: the whole work directory when they are elsewhere.
 	if [ "$out" = "$work/out" ]; then
@@ -214,11 +221,17 @@ for scen in $scenarios; do
 			note "$scen $name run $i/$repeats (load: $(cut -d' ' -f1-3 /proc/loadavg))"
 			start_server "$name" "$run.server.log"
 			# The generator never hangs the script: a run ends within its window plus the join
-			# limits, and timeout(1) ends it (the report still comes) if it does not.
-			if ! "${gen_prefix[@]}" timeout --kill-after=10 300 "$sanke_bin" loadtest \
+			# limits, and timeout(1) ends it (the report still comes) if it does not. It runs in
+			# the background so that a signal to the script is handled at once, not after it.
+			"${gen_prefix[@]}" timeout --kill-after=10 300 "$sanke_bin" loadtest \
 				--url "ws://127.0.0.1:$server_port" --api-key "$API_KEY" --api-secret "$API_SECRET" \
 				--server-pid "$server_pid" --floor=false --json --quiet "${flags[@]}" \
-				>"$run.json" 2>"$run.loadtest.log"; then
+				>"$run.json" 2>"$run.loadtest.log" &
+			gen_pid=$!
+			gen_rc=0
+			wait "$gen_pid" || gen_rc=$?
+			gen_pid=""
+			if [ "$gen_rc" != 0 ]; then
 				note "$scen $name run $i: sanke loadtest failed:"
 				tail -n 5 "$run.loadtest.log" >&2
 				rm -f "$run.json"
