@@ -1,10 +1,10 @@
 // Package webclient embeds the built Sanke web client (web-client/dist, committed) and serves
 // it as a single-page application.
 //
-// The bundle is built from the TypeScript sources in this folder with `npm run build`, which
-// also writes dist/source-hash.txt, a hash of the sources it was built from. TestBundleUpToDate
-// recomputes that hash from the sources in the checkout, so a change to the sources without a
-// rebuild fails `go test ./...` (no npm needed to run the check). See README.md.
+// The bundle is built from the TypeScript sources in this folder with `npm run build`. The
+// web client's `npm test` rebuilds it into a temporary directory and compares the result with
+// dist/ byte for byte (scripts/check-bundle.mjs); TestBundleComplete checks, without npm, that
+// dist/ holds every asset index.html needs and nothing else. See README.md.
 package webclient
 
 import (
@@ -20,23 +20,13 @@ import (
 //go:embed all:dist
 var dist embed.FS
 
-// FS returns the built client: index.html, assets/ and source-hash.txt.
+// FS returns the built client: index.html and assets/.
 func FS() fs.FS {
 	sub, err := fs.Sub(dist, "dist")
 	if err != nil { // impossible: "dist" is a valid path embedded above
 		panic(err)
 	}
 	return sub
-}
-
-// SourceHash returns the hash of the sources the embedded bundle was built from
-// ("sha256:<hex>"), or "" when the bundle has none.
-func SourceHash() string {
-	b, err := fs.ReadFile(FS(), "source-hash.txt")
-	if err != nil {
-		return ""
-	}
-	return strings.TrimSpace(string(b))
 }
 
 // Options configures the handler.

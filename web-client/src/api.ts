@@ -121,7 +121,7 @@ async function call<T>(method: string, path: string, token: string | undefined, 
   if (!res.ok) {
     let msg = res.statusText;
     try {
-      const j = await res.json();
+      const j = (await res.json()) as { error?: unknown } | null;
       if (j && typeof j.error === 'string') msg = j.error;
     } catch {
       // not JSON

@@ -73,7 +73,7 @@ const MAX_DEVICES = 8;
 
 function devices(): Record<string, string> {
   try {
-    return JSON.parse(globalThis.localStorage?.getItem(DEVICES) || '{}');
+    return JSON.parse(globalThis.localStorage?.getItem(DEVICES) || '{}') as Record<string, string>;
   } catch {
     return {};
   }
@@ -99,7 +99,7 @@ export function rememberDevice(account: string, device: string | undefined): voi
 
 function rooms(): Record<string, RoomToken> {
   try {
-    return JSON.parse(sessionStorage.getItem(ROOMS) || '{}');
+    return JSON.parse(sessionStorage.getItem(ROOMS) || '{}') as Record<string, RoomToken>;
   } catch {
     return {};
   }

@@ -116,7 +116,7 @@ export class Live {
     r.on(RoomEvent.TrackUnpublished, bump);
     r.on(RoomEvent.TrackSubscribed, (track) => {
       if (track.kind === Track.Kind.Audio && this.opts.playAudio !== false) {
-        const el = track.attach() as HTMLAudioElement;
+        const el = track.attach();
         el.dataset.participant = track.sid ?? '';
         this.audioBox().appendChild(el);
       }
@@ -131,19 +131,30 @@ export class Live {
       this.applyPolicy();
     });
     r.on(RoomEvent.Disconnected, (reason) => this.onDisconnected(reason));
-    r.registerTextStreamHandler(CHAT_TOPIC, async (reader, info) => {
-      const text = await reader.readAll();
-      const p = r.getParticipantByIdentity(info.identity);
-      this.addChat({ id: reader.info.id, from: info.identity, fromName: p?.name || info.identity, text, at: Date.now(), self: false });
+    // A stream cut off before its end (the sender left) is dropped with a warning.
+    r.registerTextStreamHandler(CHAT_TOPIC, (reader, info) => {
+      reader
+        .readAll()
+        .then((text) => {
+          const p = r.getParticipantByIdentity(info.identity);
+          this.addChat({ id: reader.info.id, from: info.identity, fromName: p?.name || info.identity, text, at: Date.now(), self: false });
+        })
+        .catch((e: unknown) => console.warn('chat stream', e));
     });
-    r.registerTextStreamHandler(CONTROL_TOPIC, async (reader, info) => {
-      const text = await reader.readAll();
-      try {
-        const msg = JSON.parse(text);
-        for (const h of this.controlHandlers) h(msg, info.identity);
-      } catch {
-        // ignore malformed control messages
-      }
+    r.registerTextStreamHandler(CONTROL_TOPIC, (reader, info) => {
+      reader
+        .readAll()
+        .then((text) => {
+          let msg: unknown;
+          try {
+            msg = JSON.parse(text);
+          } catch {
+            return; // ignore malformed control messages
+          }
+          if (typeof msg !== 'object' || msg === null) return;
+          for (const h of this.controlHandlers) h(msg as Record<string, unknown>, info.identity);
+        })
+        .catch((e: unknown) => console.warn('control stream', e));
     });
     if (opts.debugName && typeof window !== 'undefined') {
       const w = window as unknown as DebugWindow;

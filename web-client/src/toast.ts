@@ -15,3 +15,8 @@ export function toast(text: string, kind: Toast['kind'] = 'info', ms = 4000): vo
   toasts.set([...toasts.get(), t]);
   setTimeout(() => toasts.set(toasts.get().filter((x) => x.id !== t.id)), ms);
 }
+
+/** errorMessage is what a caught error (an Error or anything thrown) says. */
+export function errorMessage(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}

@@ -1,6 +1,12 @@
-// Test harness for the browser suite: builds and runs the Sanke binary, serves the bundled test
-// pages from another origin, launches Debian's Chromium through playwright-core, cuts websockets
-// with a small TCP proxy, and polls with deadlines. Nothing here asserts on Sanke's behaviour.
+// The Node harness shared by both browser suites (test/browser and web-client/e2e): builds and
+// runs the Sanke binary, polls with deadlines, serves pages from another origin, cuts
+// websockets with a small TCP proxy, runs a weak link in a network namespace, publishes
+// pre-encoded media from Go, launches Debian's Chromium and Firefox, and decides what a
+// missing prerequisite does (skip, or fail in CI). Nothing here asserts on Sanke's behaviour.
+//
+// Each suite has its own package.json and node_modules, so this module imports only Node's
+// own modules: the browser drivers (playwright-core's chromium, puppeteer-core) come from the
+// caller.
 import { execFile, spawn } from 'node:child_process';
 import { createReadStream, existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
@@ -9,21 +15,17 @@ import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import { dirname, extname, join, normalize, resolve, sep } from 'node:path';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { chromium } from 'playwright-core';
 
 const execFileP = promisify(execFile);
 const here = dirname(fileURLToPath(import.meta.url));
 
-/** Root of the Sanke repository (test/browser/../..); SANKE_REPO_ROOT builds another checkout. */
+/** Root of the Sanke repository (test/browser/lib/../../..); SANKE_REPO_ROOT builds another checkout. */
 export const REPO_ROOT = process.env.SANKE_REPO_ROOT || resolve(here, '..', '..', '..');
-/** Screenshots, page logs and the server log of failed tests go here. */
-export const ARTIFACTS = resolve(here, '..', 'artifacts');
-/** The bundled test page (npm run build). */
-export const DIST = resolve(here, '..', 'dist');
 
-/** Chromium flags, as required by issue 3 (plus Playwright's pipe and a fresh profile). */
+/** The Chromium flags of issues 3 and 6 (plus Playwright's pipe and a fresh profile per launch). */
 export const CHROMIUM_FLAGS = [
   '--headless',
   '--no-sandbox',
@@ -38,14 +40,69 @@ export const CHROMIUM_FLAGS = [
 ];
 
 export const CHROMIUM_PATH = process.env.SANKE_CHROMIUM || '/usr/bin/chromium';
+export const FIREFOX_PATH = process.env.SANKE_FIREFOX || '/usr/bin/firefox-esr';
+
+/**
+ * Firefox preferences for the tests: fake camera and microphone without a permission prompt,
+ * ICE candidates on loopback (the server listens on 127.0.0.1; Firefox leaves loopback out of
+ * ICE by default) and no mDNS obfuscation of host candidates; quiet start.
+ */
+export const FIREFOX_PREFS = {
+  'media.navigator.streams.fake': true,
+  'media.navigator.permission.disabled': true,
+  'media.peerconnection.ice.loopback': true,
+  'media.peerconnection.ice.obfuscate_host_addresses': false,
+  'intl.accept_languages': 'zh-CN, zh',
+  'browser.shell.checkDefaultBrowser': false,
+  'datareporting.policy.dataSubmissionEnabled': false,
+  'app.update.enabled': false,
+};
 
 export function sleep(ms) {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-/** Milliseconds since the suite's process started, for log lines. */
+/** stamp is the seconds since the suite's process started, for log lines. */
 export function stamp() {
   return `[${(performance.now() / 1000).toFixed(1)}s]`;
+}
+
+/** log prints a line with stamp(). */
+export function log(...args) {
+  console.log(stamp(), ...args);
+}
+
+// --- prerequisites ------------------------------------------------------------------------
+
+/**
+ * prerequisite handles a missing prerequisite of test t (root, a network namespace, a
+ * browser, Firefox, IPv6): reason says what is missing, or is empty when nothing is. Outside
+ * CI the test skips with the reason and prerequisite returns false (the caller returns); in
+ * CI (CI=true) a machine missing it is a broken run, so the test fails with the reason.
+ * It returns true when the test can go on.
+ */
+export function prerequisite(t, reason) {
+  if (!reason) return true;
+  if (process.env.CI === 'true') {
+    throw new Error(`missing prerequisite: ${reason} (CI=true: a missing prerequisite fails the test instead of skipping it)`);
+  }
+  t.skip(`missing prerequisite: ${reason}`);
+  return false;
+}
+
+/** missingExecutable returns why path cannot run (for prerequisite), or '' when it can. */
+export function missingExecutable(path, install) {
+  return existsSync(path) ? '' : `${path} is not installed (${install})`;
+}
+
+/** missingChromium says why Chromium cannot run here, or ''. */
+export function missingChromium() {
+  return missingExecutable(CHROMIUM_PATH, 'apt-get install chromium, or SANKE_CHROMIUM=<path>');
+}
+
+/** missingFirefox says why Firefox cannot run here, or ''. */
+export function missingFirefox() {
+  return missingExecutable(FIREFOX_PATH, 'apt-get install firefox-esr, or SANKE_FIREFOX=<path>');
 }
 
 /**
@@ -72,15 +129,14 @@ export async function pollUntil(fn, { timeout = 20000, interval = 250, what = 'c
       } catch {
         detail = String(last);
       }
-      const err = new Error(`timed out after ${timeout} ms waiting for ${what}` +
+      throw new Error(`timed out after ${timeout} ms waiting for ${what}` +
         (lastErr ? `; last error: ${lastErr.stack || lastErr}` : '') + (detail ? `; last value: ${detail}` : ''));
-      throw err;
     }
     await sleep(interval);
   }
 }
 
-// --- ports --------------------------------------------------------------------------------
+// --- ports and temporary directories ------------------------------------------------------
 
 export function freeTcpPort() {
   return new Promise((res, rej) => {
@@ -104,7 +160,21 @@ export function freeUdpPort() {
   });
 }
 
-// --- the Sanke server ---------------------------------------------------------------------
+/** tempDir makes a fresh temporary directory named after prefix. */
+export function tempDir(prefix) {
+  return mkdtemp(join(os.tmpdir(), `${prefix}-`));
+}
+
+/** removeDir removes dir unless keepEnv (e.g. SANKE_BROWSERTEST_KEEP) is set. */
+export async function removeDir(dir, keepEnv) {
+  if (process.env[keepEnv]) {
+    log(`kept ${dir} (${keepEnv})`);
+    return;
+  }
+  await rm(dir, { recursive: true, force: true });
+}
+
+// --- Go programs: the Sanke server and the file publisher ---------------------------------
 
 function goBinary() {
   if (process.env.GO) return process.env.GO;
@@ -115,34 +185,37 @@ function goBinary() {
   return 'go';
 }
 
-/** buildSanke runs `go build -o <dir>/sanke ./cmd/sanke` from the repository root. */
-export async function buildSanke(dir) {
-  const out = join(dir, 'sanke');
+/** goBuild runs `go build -o <dir>/<name> <pkg>` from the repository root and returns the binary. */
+export async function goBuild(dir, pkg, name) {
+  const out = join(dir, name);
   const started = Date.now();
   try {
-    await execFileP(goBinary(), ['build', '-o', out, './cmd/sanke'], {
-      cwd: REPO_ROOT,
-      maxBuffer: 16 << 20,
-      env: process.env,
-    });
+    await execFileP(goBinary(), ['build', '-o', out, pkg], { cwd: REPO_ROOT, maxBuffer: 16 << 20, env: process.env });
   } catch (e) {
-    throw new Error(`go build ./cmd/sanke failed:\n${e.stderr || e.message}`);
+    throw new Error(`go build ${pkg} failed:\n${e.stderr || e.message}`);
   }
-  console.log(`${stamp()} built ${out} in ${Date.now() - started} ms`);
+  log(`built ${out} in ${Date.now() - started} ms`);
   return out;
+}
+
+/** buildSanke builds ./cmd/sanke into dir. */
+export function buildSanke(dir) {
+  return goBuild(dir, './cmd/sanke', 'sanke');
 }
 
 /**
  * SankeServer runs `sanke serve --dev` on fixed ports, so that it can be stopped and started
- * again on the same ports (the restart test). Its output is kept for failure reports. env adds
- * SANKE_* configuration variables (e.g. the TURN relay's).
+ * again on the same ports (the restart tests), with its data under workDir/data. args adds
+ * flags (e.g. --config), env adds SANKE_* variables (e.g. the TURN relay's). Its output is
+ * kept for failure reports.
  */
 export class SankeServer {
-  constructor({ bin, workDir, env = {}, args = [] }) {
+  constructor({ bin, workDir, env = {}, args = [], logLevel = 'debug' }) {
     this.bin = bin;
     this.workDir = workDir;
     this.env = env;
     this.extraArgs = args;
+    this.logLevel = logLevel;
     this.log = [];
     this.proc = undefined;
     this.starts = 0;
@@ -172,7 +245,7 @@ export class SankeServer {
     this.starts += 1;
     const args = ['serve', '--dev', '--port', String(this.port), '--udp-port', String(this.udpPort),
       '--tcp-port', String(this.tcpPort), '--data-dir', join(this.workDir, 'data'),
-      '--log-level', process.env.SANKE_BROWSERTEST_LOG_LEVEL || 'debug', ...this.extraArgs];
+      '--log-level', this.logLevel, ...this.extraArgs];
     this.record(`----- start #${this.starts}: sanke ${args.join(' ')}`);
     const proc = spawn(this.bin, args, { cwd: this.workDir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...this.env } });
     this.proc = proc;
@@ -210,11 +283,12 @@ export class SankeServer {
     return this.log.slice(-n).join('\n');
   }
 
-  /** lines returns the server log lines recorded since mark (see mark()). */
+  /** mark returns a position in the log for since(). */
   mark() {
     return this.log.length;
   }
 
+  /** since returns the server log lines recorded since mark. */
   since(mark) {
     return this.log.slice(mark);
   }
@@ -223,6 +297,51 @@ export class SankeServer {
     const { stdout } = await execFileP(this.bin, ['token', '--dev', '--room', room, '--identity', identity, ...extra],
       { cwd: this.workDir });
     return stdout.trim();
+  }
+}
+
+/**
+ * FilePublisher runs test/browser/filepublisher (build it with goBuild): a Go SDK participant
+ * publishing testmedia's pre-encoded VP8 simulcast layers and Opus clip, so the layers'
+ * bitrates are those of the files whatever the host's load. start() resolves with the line
+ * it prints once published: { video, audio, layers: [{ rid, width, height, bitrate }] }.
+ */
+export class FilePublisher {
+  constructor(bin) {
+    this.bin = bin;
+    this.log = [];
+  }
+
+  async start(url, token) {
+    // stdin stays open: the publisher leaves when it closes, so it never outlives this process.
+    const proc = spawn(this.bin, ['-url', url, '-token', token], { stdio: ['pipe', 'pipe', 'pipe'] });
+    this.proc = proc;
+    this.exited = new Promise((res) => proc.once('exit', (code, signal) => res({ code, signal })));
+    proc.stderr.on('data', (b) => this.log.push(...b.toString().split('\n').filter(Boolean)));
+    const lines = createInterface({ input: proc.stdout });
+    const published = new Promise((res, rej) => {
+      lines.on('line', (line) => {
+        this.log.push(line);
+        try {
+          const msg = JSON.parse(line);
+          if (msg.event === 'published') res(msg);
+        } catch {
+          // not the JSON line
+        }
+      });
+      this.exited.then(({ code, signal }) => rej(new Error(`filepublisher exited (code ${code}, signal ${signal}) before publishing:\n${this.log.join('\n')}`)));
+    });
+    return published;
+  }
+
+  /** stop closes the publisher's stdin (it leaves the room) and waits for its exit. */
+  async stop() {
+    const proc = this.proc;
+    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
+    proc.stdin.end();
+    const timer = setTimeout(() => proc.kill('SIGKILL'), 10000);
+    await this.exited;
+    clearTimeout(timer);
   }
 }
 
@@ -334,13 +453,13 @@ export class TcpProxy {
 
 /**
  * NetnsLink is a network namespace joined to the host by a veth pair, 10.232.x.1 (host) to
- * 10.232.x.2: a Chromium started in it (launchChromium with its chromium()) reaches the host
- * only through the pair, whose host end shape() limits with tc's token bucket filter, as a
- * rural school's line. It needs root; available() says whether it can be made here.
+ * 10.232.x.2: a Chromium started in it (launchChromium with its wrapper as executablePath)
+ * reaches the host only through the pair, whose host end shape() limits with tc's token bucket
+ * filter, as a rural school's line. missing() says why it cannot be made here.
  */
 export class NetnsLink {
-  static available() {
-    return process.getuid?.() === 0;
+  static missing() {
+    return process.getuid?.() === 0 ? '' : 'root, for a network namespace (CI runs as root)';
   }
 
   static async create(dir) {
@@ -372,11 +491,6 @@ export class NetnsLink {
     return link;
   }
 
-  /** chromium launches Chromium inside the namespace. */
-  chromium(profileDir) {
-    return launchChromium(profileDir, { executablePath: this.wrapper });
-  }
-
   /** shape limits what the host sends into the namespace to rate (e.g. '1mbit'), 100 ms of queue. */
   async shape(rate) {
     await execFileP('tc', ['qdisc', 'replace', 'dev', this.hostDev, 'root', 'tbf', 'rate', rate, 'burst', '16kb', 'latency', '100ms']);
@@ -388,147 +502,43 @@ export class NetnsLink {
   }
 }
 
-// --- Chromium -----------------------------------------------------------------------------
+// --- browsers -----------------------------------------------------------------------------
 
 /**
- * launchChromium starts /usr/bin/chromium with exactly CHROMIUM_FLAGS and a fresh
- * --user-data-dir. Playwright's own default switches are not used; it only needs its
- * control pipe (--remote-debugging-pipe) and --no-startup-window for a non-persistent launch.
+ * launchChromium starts Chromium (playwright-core's `chromium`, from the caller) with exactly
+ * CHROMIUM_FLAGS and a fresh --user-data-dir under dir. Playwright's own default switches are
+ * not used; it only needs its control pipe (--remote-debugging-pipe) and --no-startup-window
+ * for a non-persistent launch.
  */
-export async function launchChromium(profileDir, { executablePath = CHROMIUM_PATH } = {}) {
+export async function launchChromium(chromium, dir, { executablePath = CHROMIUM_PATH } = {}) {
+  const profile = join(dir, `chromium-profile-${Math.random().toString(36).slice(2, 8)}`);
+  await mkdir(profile, { recursive: true });
   return chromium.launch({
     executablePath,
     headless: true,
     ignoreDefaultArgs: true,
-    args: [...CHROMIUM_FLAGS, `--user-data-dir=${profileDir}`, '--remote-debugging-pipe', '--no-startup-window'],
+    args: [...CHROMIUM_FLAGS, `--user-data-dir=${profile}`, '--remote-debugging-pipe', '--no-startup-window'],
     timeout: 60000,
   });
 }
 
-/** Page wraps a Playwright page running the test app; it keeps the page's console output. */
-export class TestPage {
-  constructor(page, name) {
-    this.page = page;
-    this.name = name;
-    this.console = [];
-    page.on('console', (m) => this.note(`${m.type()}: ${m.text()}`));
-    page.on('pageerror', (e) => this.note(`pageerror: ${e.stack || e}`));
-    page.on('crash', () => this.note('PAGE CRASHED'));
-  }
-
-  note(line) {
-    this.console.push(`${new Date().toISOString().slice(11, 23)} ${line}`);
-    if (this.console.length > 3000) this.console.splice(0, this.console.length - 3000);
-  }
-
-  eval(fn, arg) {
-    return this.page.evaluate(fn, arg);
-  }
-
-  call(method, ...args) {
-    return this.page.evaluate(([m, a]) => window.sanke[m](...a), [method, args]);
-  }
-
-  stats() {
-    return this.call('stats');
-  }
-
-  state() {
-    return this.call('state');
-  }
-}
-
 /**
- * Suite holds what every test shares: the server, the page server and the browser. Each test
- * opens its pages in a fresh browser context and closes it when done (see scenario()).
+ * launchFirefox starts Debian's Firefox ESR headless with a fresh profile under dir, driven by
+ * puppeteer-core (from the caller) over WebDriver BiDi (stock Firefox speaks it; playwright
+ * needs its own patched build). Days in the web client are local days: the browser runs in
+ * Asia/Shanghai.
  */
-export class Suite {
-  async setup() {
-    this.started = Date.now();
-    this.tmp = await mkdtemp(join(os.tmpdir(), 'sanke-browsertest-'));
-    await mkdir(join(this.tmp, 'data'), { recursive: true });
-    const [bin, pages] = await Promise.all([
-      buildSanke(this.tmp),
-      existsSync(join(DIST, 'app.js')) ? serveStatic(DIST) : Promise.reject(new Error('dist/app.js missing: run npm run build')),
-    ]);
-    this.pages = pages;
-    this.server = new SankeServer({ bin, workDir: this.tmp });
-    await this.server.start();
-    this.browser = await launchChromium(join(this.tmp, 'chromium-profile'));
-    console.log(`${stamp()} sanke at ${this.server.httpUrl} (udp ${this.server.udpPort}, tcp ${this.server.tcpPort}), ` +
-      `pages at ${this.pages.url}, chromium ${this.browser.version()}`);
-  }
-
-  async teardown() {
-    await this.browser?.close().catch(() => {});
-    await this.server?.stop('SIGTERM').catch(() => {});
-    await this.pages?.close().catch(() => {});
-    if (this.tmp && !process.env.SANKE_BROWSERTEST_KEEP) await rm(this.tmp, { recursive: true, force: true });
-  }
-
-  /** newContext opens a browser context; open pages in it with openPage. */
-  async newContext() {
-    return this.browser.newContext({ viewport: { width: 1400, height: 900 } });
-  }
-
-  async openPage(context, name, query = {}) {
-    const page = await context.newPage();
-    const tp = new TestPage(page, name);
-    const q = new URLSearchParams({ label: name, ...query });
-    await page.goto(`${this.pages.url}/index.html?${q}`);
-    await page.waitForFunction(() => window.sanke !== undefined, null, { timeout: 15000 });
-    return tp;
-  }
-
-  /**
-   * scenario runs body(ctx) with a fresh browser context; on failure it saves a screenshot and
-   * the console log of every page and the server log under artifacts/<test>/, and prints the
-   * server log tail. The context is always closed.
-   */
-  async scenario(testName, body) {
-    const context = await this.newContext();
-    const pages = [];
-    const open = async (name, query) => {
-      const p = await this.openPage(context, name, query);
-      pages.push(p);
-      return p;
-    };
-    const mark = this.server.mark();
-    const started = Date.now();
-    try {
-      await body({ open, context, server: this.server, suite: this });
-      console.log(`${stamp()} ${testName}: passed in ${Date.now() - started} ms`);
-      if (process.env.SANKE_BROWSERTEST_ARTIFACTS === 'always') await this.saveArtifacts(testName, pages, mark, false);
-    } catch (e) {
-      await this.saveArtifacts(testName, pages, mark).catch((err) => console.log(`saving artifacts failed: ${err}`));
-      throw e;
-    } finally {
-      await context.close().catch(() => {});
-    }
-  }
-
-  async saveArtifacts(testName, pages, mark, failed = true) {
-    const dir = join(ARTIFACTS, testName.replace(/[^a-zA-Z0-9._-]+/g, '_'));
-    await rm(dir, { recursive: true, force: true });
-    await mkdir(dir, { recursive: true });
-    for (const p of pages) {
-      const base = join(dir, p.name.replace(/[^a-zA-Z0-9._-]+/g, '_'));
-      // A page in the background renders no frames (no Playwright default switches here), so
-      // bring each one to the front before its screenshot.
-      await p.page.bringToFront().catch(() => {});
-      await p.page.screenshot({ path: `${base}.png`, fullPage: true, timeout: 10000 }).catch((e) => p.note(`screenshot failed: ${e}`));
-      let state = '';
-      try {
-        state = JSON.stringify({ state: await p.state(), stats: await p.stats() }, null, 2);
-      } catch (e) {
-        state = `state unavailable: ${e}`;
-      }
-      await writeFile(`${base}.state.json`, state);
-      await writeFile(`${base}.console.log`, p.console.join('\n'));
-    }
-    await writeFile(join(dir, 'server.log'), this.server.since(mark).join('\n'));
-    if (!failed) return;
-    console.log(`\n${stamp()} ${testName} FAILED: artifacts in ${dir}\n----- server log tail -----\n` +
-      `${this.server.tail(80)}\n----- end of server log -----`);
-  }
+export async function launchFirefox(puppeteer, dir) {
+  const profile = join(dir, `firefox-profile-${Math.random().toString(36).slice(2, 8)}`);
+  await mkdir(profile, { recursive: true });
+  return puppeteer.launch({
+    browser: 'firefox',
+    executablePath: FIREFOX_PATH,
+    protocol: 'webDriverBiDi',
+    headless: true,
+    userDataDir: profile,
+    extraPrefsFirefox: FIREFOX_PREFS,
+    env: { ...process.env, TZ: 'Asia/Shanghai' },
+    timeout: 60_000,
+  });
 }

@@ -89,7 +89,7 @@ export function DeviceCheck({ onStart, startLabel, audio = true }: { onStart: (c
 
   useEffect(() => {
     let stop = false;
-    (async () => {
+    void (async () => {
       try {
         const v = await createLocalVideoTrack({ deviceId: choice.camera, resolution: { width: 1280, height: 720 } });
         if (stop) return v.stop();
@@ -108,7 +108,7 @@ export function DeviceCheck({ onStart, startLabel, audio = true }: { onStart: (c
   useEffect(() => {
     if (!audio) return;
     let stop = false;
-    (async () => {
+    void (async () => {
       try {
         const a = await createLocalAudioTrack({ deviceId: choice.mic });
         if (stop) return a.stop();
@@ -134,8 +134,9 @@ export function DeviceCheck({ onStart, startLabel, audio = true }: { onStart: (c
       setDevices(out);
     };
     void load();
-    navigator.mediaDevices?.addEventListener?.('devicechange', load);
-    return () => navigator.mediaDevices?.removeEventListener?.('devicechange', load);
+    const onChange = () => void load();
+    navigator.mediaDevices?.addEventListener?.('devicechange', onChange);
+    return () => navigator.mediaDevices?.removeEventListener?.('devicechange', onChange);
   }, [video !== undefined]);
   useEffect(
     () => () => {

@@ -30,7 +30,7 @@ const paths: Record<string, string> = {
   alert: 'M12 3l10 18H2zM12 10v5M12 18v.5',
 };
 
-export function Icon({ name, size = 22 }: { name: keyof typeof paths | string; size?: number }) {
+export function Icon({ name, size = 22 }: { name: string; size?: number }) {
   return (
     <svg class="icon" width={size} height={size} viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round" aria-hidden="true">
       <path d={paths[name] ?? ''} />

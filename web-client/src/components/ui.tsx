@@ -41,10 +41,7 @@ export function TopBar({ title, children, back }: { title?: ComponentChildren; c
           <button
             class="ghost"
             data-testid="sign-out"
-            onClick={async () => {
-              await logOut();
-              navigate('/');
-            }}
+            onClick={() => void logOut().then(() => navigate('/'))}
           >
             <Icon name="logout" size={18} /> {t('signOut')}
           </button>

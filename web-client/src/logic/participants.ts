@@ -23,7 +23,7 @@ export function roleOf(p: ParticipantLike): Role | undefined {
   const a = p.attributes?.[ATTR.role];
   if (a) return a as Role;
   try {
-    const md = p.metadata ? JSON.parse(p.metadata) : undefined;
+    const md = (p.metadata ? JSON.parse(p.metadata) : undefined) as { role?: unknown } | null | undefined;
     if (md && typeof md.role === 'string') return md.role as Role;
   } catch {
     // not JSON

@@ -28,7 +28,7 @@ export function ClassScreen({ sessionId }: { sessionId: string }) {
   const [error, setError] = useState('');
   useEffect(() => {
     if (!a) return;
-    (async () => {
+    void (async () => {
       try {
         const me = await api.me(a.token);
         const session = me.sessions.find((s) => s.id === sessionId);

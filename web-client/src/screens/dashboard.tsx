@@ -6,7 +6,7 @@
 // with its own credentials sees its region (the default) and the regions inside it only, as
 // the server allows (classroom/auth.go coverageRegion).
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { api } from '../api';
+import { api, ApiError } from '../api';
 import { auth } from '../auth';
 import { Icon } from '../components/icons';
 import { Empty, TopBar } from '../components/ui';
@@ -15,7 +15,7 @@ import { lang, t } from '../i18n';
 import { COLUMNS, type ColumnId, type CoverageReport, formatRate, formatValue, rows, sortRows, subjectHours, supervisorRegions, timeSeries, totalHours, unservedPoints } from '../logic/coverage';
 import { isoDay, mondayOf } from '../logic/sessions';
 import { useSignal } from '../store';
-import { toast } from '../toast';
+import { errorMessage, toast } from '../toast';
 
 const GROUPS = ['county', 'school', 'teaching_point', 'subject', 'city'] as const;
 const TIME_DIMS = ['week', 'day', 'month'] as const;
@@ -112,7 +112,7 @@ export function Dashboard() {
         setSeries(s);
         setWeek(w);
       })
-      .catch((e) => setError(e.status === 403 || e.status === 401 ? t('needReader') : e.message));
+      .catch((e: unknown) => setError(e instanceof ApiError && (e.status === 403 || e.status === 401) ? t('needReader') : errorMessage(e)));
   }, [token, from, to, groupBy, timeDim, region]);
 
   const download = async () => {
@@ -142,7 +142,7 @@ export function Dashboard() {
   // which the Content-Security-Policy (style-src 'self') refuses.
   const lineOption: EChartsOption | undefined = ts && {
     color: palette,
-    tooltip: { trigger: 'axis', renderMode: 'richText', valueFormatter: (v: unknown) => (v === null || v === undefined ? '—' : `${v}%`) },
+    tooltip: { trigger: 'axis', renderMode: 'richText', valueFormatter: (v: unknown) => (typeof v === 'number' ? `${v}%` : '—') },
     legend: { top: 0, data: [t('coverageRate'), t('deliveryRate')] },
     grid: { left: 48, right: 24, top: 36, bottom: 32 },
     xAxis: { type: 'category', data: ts.x, boundaryGap: false },
@@ -230,7 +230,7 @@ export function Dashboard() {
             </select>
           </label>
           <span class="spacer" />
-          <button class="secondary" data-testid="download-csv" onClick={download} disabled={!rep}>
+          <button class="secondary" data-testid="download-csv" onClick={() => void download()} disabled={!rep}>
             <Icon name="download" size={18} /> {t('downloadCsv')}
           </button>
         </div>

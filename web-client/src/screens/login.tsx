@@ -9,7 +9,7 @@ import { clientConfig } from '../config';
 import { t } from '../i18n';
 import { navigate } from '../router';
 import { useSignal } from '../store';
-import { toast } from '../toast';
+import { errorMessage, toast } from '../toast';
 
 function DevPanel() {
   const cfg = useSignal(clientConfig);
@@ -40,15 +40,15 @@ function DevPanel() {
           <button
             class="secondary"
             data-testid="create-demo"
-            onClick={async () => {
-              try {
-                const r = await api.devDemo();
-                setDemo(r.accounts);
-                toast(t('demoCreated'), 'ok');
-              } catch (e) {
-                toast((e as Error).message, 'error');
-              }
-            }}
+            onClick={() =>
+              void api
+                .devDemo()
+                .then((r) => {
+                  setDemo(r.accounts);
+                  toast(t('demoCreated'), 'ok');
+                })
+                .catch((e: unknown) => toast(errorMessage(e), 'error'))
+            }
           >
             {t('createDemo')}
           </button>
@@ -139,7 +139,7 @@ export function Login() {
           </ul>
         </section>
         <div class="login-side">
-          <form class="card login-card" onSubmit={submit} data-testid="login-form">
+          <form class="card login-card" onSubmit={(e) => void submit(e)} data-testid="login-form">
             <div class="tabs" role="tablist">
               <button type="button" role="tab" class={tab === 'account' ? 'active' : ''} onClick={() => setTab('account')}>
                 {t('signInAccount')}

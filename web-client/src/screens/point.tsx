@@ -3,11 +3,12 @@
 // button, a clear "called on, microphone live" state, automatic reconnection with a visible
 // state, and a low-bandwidth mode (audio + slides) it suggests when the connection stays poor.
 // With viewer set (broadcast receivers) it only watches.
-import { type Participant, type RemoteParticipant, Track } from 'livekit-client';
+import { type Participant, Track } from 'livekit-client';
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { api } from '../api';
 import { type DeviceChoice, PreJoinPage } from '../components/devices';
 import { Icon } from '../components/icons';
+import { CameraTile, LeaveButton, TileVideo } from '../components/tiles';
 import { Chat, PhaseOverlay, QualityBadge, TopBar, VideoView } from '../components/ui';
 import { t } from '../i18n';
 import { Live, cameraOf, qualityOf, screenOf, serverUrl, sourceName } from '../live';
@@ -17,7 +18,7 @@ import { decide } from '../logic/policy';
 import { courseType, timeRange } from '../logic/sessions';
 import { navigate } from '../router';
 import { useSignal } from '../store';
-import { toast } from '../toast';
+import { errorMessage, toast } from '../toast';
 import type { ClassProps } from './class';
 
 type Layout = 'slides' | 'teacher' | 'split';
@@ -64,7 +65,7 @@ export function PointScreen({ session, first, dir, refresh, viewer = false }: Cl
         if (viewer) return;
         const lp = l.room.localParticipant;
         const c = choiceRef.current;
-        await lp.setCameraEnabled(true, { deviceId: c.camera, resolution: { width: 1280, height: 720, frameRate: 20 } }).catch((e) => toast(`${t('camera')}: ${e.message}`, 'error'));
+        await lp.setCameraEnabled(true, { deviceId: c.camera, resolution: { width: 1280, height: 720, frameRate: 20 } }).catch((e: unknown) => toast(`${t('camera')}: ${errorMessage(e)}`, 'error'));
         if (micAllowed(lp)) await lp.setMicrophoneEnabled(true, { deviceId: c.mic }).catch(() => undefined);
       },
     });
@@ -89,7 +90,7 @@ export function PointScreen({ session, first, dir, refresh, viewer = false }: Cl
   const mayTalk = !viewer && live.phase === 'connected' && micAllowed(lp);
   useEffect(() => {
     if (viewer || live.phase !== 'connected') return;
-    if (mayTalk && !lp.isMicrophoneEnabled) void lp.setMicrophoneEnabled(true, { deviceId: choiceRef.current.mic }).then(() => live.bump()).catch((e) => toast(`${t('microphone')}: ${e.message}`, 'error'));
+    if (mayTalk && !lp.isMicrophoneEnabled) void lp.setMicrophoneEnabled(true, { deviceId: choiceRef.current.mic }).then(() => live.bump()).catch((e: unknown) => toast(`${t('microphone')}: ${errorMessage(e)}`, 'error'));
     if (!mayTalk && lp.isMicrophoneEnabled) void lp.setMicrophoneEnabled(false).then(() => live.bump()).catch(() => undefined);
   }, [mayTalk, live.phase]);
 
@@ -116,7 +117,7 @@ export function PointScreen({ session, first, dir, refresh, viewer = false }: Cl
     const start = (c: DeviceChoice) => {
       choiceRef.current = c;
       setChoice(c);
-      void live.connect().catch((e) => toast(e.message, 'error'));
+      void live.connect().catch((e: unknown) => toast(errorMessage(e), 'error'));
     };
     return <PreJoinPage title={`${session.subject} · ${t(courseType(session.course_type))} · ${timeRange(session)}`} startLabel={t('enterClass')} onStart={start} />;
   }
@@ -125,7 +126,7 @@ export function PointScreen({ session, first, dir, refresh, viewer = false }: Cl
       <div class="page">
         <TopBar back="/" title={`${session.subject} · ${timeRange(session)}`} />
         <main class="content narrow center">
-          <button class="primary huge" data-testid="start" onClick={() => void live.connect().catch((e) => toast(e.message, 'error'))}>
+          <button class="primary huge" data-testid="start" onClick={() => void live.connect().catch((e: unknown) => toast(errorMessage(e), 'error'))}>
             <Icon name="play" size={32} /> {t('enterClass')}
           </button>
         </main>
@@ -155,7 +156,7 @@ export function PointScreen({ session, first, dir, refresh, viewer = false }: Cl
   const slidesPub = screenOf(teacher);
   const slides = slidesPub?.videoTrack;
   const teacherVideo = !lowBw && teacherCam?.videoTrack && !teacherCam.isMuted ? teacherCam.videoTrack : undefined;
-  const called = remotes.filter((p) => calledOn(p) && roleOf(p) === 'teaching_point') as RemoteParticipant[];
+  const called = remotes.filter((p) => calledOn(p) && roleOf(p) === 'teaching_point');
   const meCalled = calledOn(lp);
   const myHand = handRaised(lp);
   const ownCam = cameraOf(lp)?.videoTrack;
@@ -172,10 +173,15 @@ export function PointScreen({ session, first, dir, refresh, viewer = false }: Cl
     }
   };
 
-  const teacherView = teacherVideo ? (
-    <VideoView track={teacherVideo} fit="contain" testid="teacher-video" label={t('teacher')} />
-  ) : (
-    <div class="stage-placeholder">{teacher ? (lowBw ? t('lowBandwidthOn') : t('teacher')) : t('waitingTeacher')}</div>
+  const teacherView = (
+    <TileVideo
+      track={teacherVideo}
+      fit="contain"
+      testid="teacher-video"
+      label={t('teacher')}
+      stage
+      placeholder={teacher ? (lowBw ? t('lowBandwidthOn') : t('teacher')) : t('waitingTeacher')}
+    />
   );
   const slidesView = slides ? <VideoView track={slides} fit="contain" testid="slides-video" label={t('slides')} /> : null;
 
@@ -228,22 +234,14 @@ export function PointScreen({ session, first, dir, refresh, viewer = false }: Cl
           )}
           {called.length > 0 ? (
             <div class="called-strip">
-              {called.map((p) => {
-                const v = cameraOf(p)?.videoTrack;
-                return (
-                  <div class="called-tile" key={p.identity} data-testid={`called-${p.identity}`}>
-                    {v && !lowBw ? <VideoView track={v} /> : <div class="tile-placeholder">{(p.name || p.identity).slice(0, 2)}</div>}
-                    <span class="tile-name">
-                      <Icon name="mic" size={16} /> {p.name || p.identity}
-                    </span>
-                  </div>
-                );
-              })}
+              {called.map((p) => (
+                <CameraTile key={p.identity} p={p} showVideo={!lowBw} icon={<Icon name="mic" size={16} />} testid={`called-${p.identity}`} />
+              ))}
             </div>
           ) : null}
           {!viewer ? (
             <div class="own-preview" data-testid="own-preview">
-              {ownCam ? <VideoView track={ownCam} mirror testid="own-camera" /> : <div class="tile-placeholder">{t('ownCamera')}</div>}
+              <TileVideo track={ownCam} mirror testid="own-camera" placeholder={t('ownCamera')} />
               <span class="tile-name">
                 {meCalled ? <Icon name="mic" size={14} /> : null} {t('ownCamera')}
               </span>
@@ -263,7 +261,7 @@ export function PointScreen({ session, first, dir, refresh, viewer = false }: Cl
             data-testid="raise-hand"
             data-raised={myHand ? 'true' : ''}
             disabled={handBusy || meCalled || live.phase !== 'connected'}
-            onClick={raise}
+            onClick={() => void raise()}
           >
             <Icon name={meCalled ? 'mic' : 'hand'} size={34} />
             <span>{meCalled ? t('calledOn') : myHand ? t('lowerHand') : t('raiseHand')}</span>
@@ -296,17 +294,7 @@ export function PointScreen({ session, first, dir, refresh, viewer = false }: Cl
           <Icon name="expand" size={26} />
           <span>{t('fullscreen')}</span>
         </button>
-        <button
-          class="ctl danger"
-          data-testid="leave"
-          onClick={async () => {
-            await live.leave();
-            navigate('/');
-          }}
-        >
-          <Icon name="end" size={26} />
-          <span>{t('leave')}</span>
-        </button>
+        <LeaveButton live={live} />
       </footer>
       <PhaseOverlay live={live} onRetry={() => void live.connect().catch(() => undefined)} />
     </div>

@@ -6,14 +6,14 @@ import { api } from '../api';
 import { type DeviceChoice, PreJoinPage } from '../components/devices';
 import { Icon } from '../components/icons';
 import { SCREEN_CAPTURE, SCREEN_PUBLISH, SlideDeck } from '../components/slides';
+import { initials, LeaveButton, TileVideo } from '../components/tiles';
 import { Chat, PhaseOverlay, QualityBadge, TopBar, VideoView } from '../components/ui';
 import { t } from '../i18n';
 import { Live, cameraOf, micOf, qualityOf, screenOf, serverUrl } from '../live';
 import { handRaised } from '../logic/participants';
 import { courseType, timeRange } from '../logic/sessions';
-import { navigate } from '../router';
 import { useSignal } from '../store';
-import { toast } from '../toast';
+import { errorMessage, toast } from '../toast';
 import type { ClassProps } from './class';
 
 function Member({ p, speaking, self }: { p: Participant; speaking: boolean; self: boolean }) {
@@ -22,7 +22,7 @@ function Member({ p, speaking, self }: { p: Participant; speaking: boolean; self
   const hand = handRaised(p);
   return (
     <div class={`tile member${speaking ? ' speaking' : ''}${hand ? ' hand' : ''}`} data-testid={`member-${p.identity}`} data-speaking={speaking ? 'true' : ''}>
-      {cam?.videoTrack && !cam.isMuted ? <VideoView track={cam.videoTrack} mirror={self} /> : <div class="tile-placeholder">{(p.name || p.identity).slice(0, 2)}</div>}
+      <TileVideo track={cam && !cam.isMuted ? cam.videoTrack : undefined} mirror={self} placeholder={initials(p)} />
       <div class="tile-top">
         {speaking ? <span class="chip chip-live">{t('activeSpeaker')}</span> : <span />}
         <QualityBadge quality={qualityOf(p)} />
@@ -65,8 +65,8 @@ export function Meeting({ title, credentials, hand }: MeetingProps) {
         onJoined: async (l) => {
           const lp = l.room.localParticipant;
           const c = choiceRef.current;
-          await lp.setCameraEnabled(true, { deviceId: c.camera }).catch((e) => toast(`${t('camera')}: ${e.message}`, 'error'));
-          await lp.setMicrophoneEnabled(true, { deviceId: c.mic }).catch((e) => toast(`${t('microphone')}: ${e.message}`, 'error'));
+          await lp.setCameraEnabled(true, { deviceId: c.camera }).catch((e: unknown) => toast(`${t('camera')}: ${errorMessage(e)}`, 'error'));
+          await lp.setMicrophoneEnabled(true, { deviceId: c.mic }).catch((e: unknown) => toast(`${t('microphone')}: ${errorMessage(e)}`, 'error'));
         },
       }),
     [],
@@ -78,7 +78,7 @@ export function Meeting({ title, credentials, hand }: MeetingProps) {
     const start = (c: DeviceChoice) => {
       choiceRef.current = c;
       setChoice(c);
-      void live.connect().catch((e) => toast(e.message, 'error'));
+      void live.connect().catch((e: unknown) => toast(errorMessage(e), 'error'));
     };
     return <PreJoinPage title={title} startLabel={t('enterClass')} onStart={start} />;
   }
@@ -93,6 +93,17 @@ export function Meeting({ title, credentials, hand }: MeetingProps) {
   const camOn = lp.isCameraEnabled;
   const myHand = handRaised(lp);
 
+  const loadSlides = async (files: FileList | null) => {
+    if (!files?.length) return;
+    try {
+      await deck.load([...files]);
+      if (lp.isScreenShareEnabled && !deck.published) await lp.setScreenShareEnabled(false);
+      if (!deck.published) await deck.publish(lp);
+    } catch (e) {
+      toast(`${t('shareSlides')}: ${errorMessage(e)}`, 'error');
+    }
+    live.bump();
+  };
   const toggleScreen = async () => {
     try {
       if (deck.published) await deck.unpublish(lp);
@@ -134,15 +145,15 @@ export function Meeting({ title, credentials, hand }: MeetingProps) {
         ) : null}
       </div>
       <footer class="controls">
-        <button class={`ctl ${micOn ? '' : 'off'}`} onClick={() => lp.setMicrophoneEnabled(!micOn).then(() => live.bump())}>
+        <button class={`ctl ${micOn ? '' : 'off'}`} onClick={() => void lp.setMicrophoneEnabled(!micOn).then(() => live.bump()).catch((e: unknown) => toast(errorMessage(e), 'error'))}>
           <Icon name={micOn ? 'mic' : 'micOff'} size={26} />
           <span>{t('micOn')}</span>
         </button>
-        <button class={`ctl ${camOn ? '' : 'off'}`} onClick={() => lp.setCameraEnabled(!camOn).then(() => live.bump())}>
+        <button class={`ctl ${camOn ? '' : 'off'}`} onClick={() => void lp.setCameraEnabled(!camOn).then(() => live.bump()).catch((e: unknown) => toast(errorMessage(e), 'error'))}>
           <Icon name={camOn ? 'cam' : 'camOff'} size={26} />
           <span>{t('cameraOn')}</span>
         </button>
-        <button class={`ctl ${lp.isScreenShareEnabled ? 'active' : ''}`} onClick={toggleScreen}>
+        <button class={`ctl ${lp.isScreenShareEnabled ? 'active' : ''}`} onClick={() => void toggleScreen()}>
           <Icon name="screen" size={26} />
           <span>{lp.isScreenShareEnabled ? t('stopShare') : t('shareScreen')}</span>
         </button>
@@ -156,20 +167,13 @@ export function Meeting({ title, credentials, hand }: MeetingProps) {
           accept="image/*"
           multiple
           hidden
-          onChange={async (e) => {
-            const files = (e.target as HTMLInputElement).files;
-            if (!files?.length) return;
-            await deck.load([...files]);
-            if (lp.isScreenShareEnabled && !deck.published) await lp.setScreenShareEnabled(false);
-            if (!deck.published) await deck.publish(lp).catch((err) => toast(err.message, 'error'));
-            live.bump();
-          }}
+          onChange={(e) => void loadSlides((e.target as HTMLInputElement).files)}
         />
         {hand ? (
           <button
             class={`ctl ${myHand ? 'active' : ''}`}
             data-testid="raise-hand"
-            onClick={() => hand(!myHand).catch((e) => toast((e as Error).message, 'error'))}
+            onClick={() => void hand(!myHand).catch((e: unknown) => toast(errorMessage(e), 'error'))}
           >
             <Icon name="hand" size={26} />
             <span>{myHand ? t('lowerHand') : t('raiseHand')}</span>
@@ -180,17 +184,7 @@ export function Meeting({ title, credentials, hand }: MeetingProps) {
           <span>{t('chat')}</span>
         </button>
         <span class="spacer" />
-        <button
-          class="ctl danger"
-          onClick={async () => {
-            await deck.unpublish(lp).catch(() => undefined);
-            await live.leave();
-            navigate('/');
-          }}
-        >
-          <Icon name="end" size={26} />
-          <span>{t('leave')}</span>
-        </button>
+        <LeaveButton live={live} prepare={() => deck.unpublish(lp).catch(() => undefined)} />
       </footer>
       <PhaseOverlay live={live} onRetry={() => void live.connect().catch(() => undefined)} />
     </div>

@@ -7,15 +7,15 @@ import { api, type RecordingStatus } from '../api';
 import { type DeviceChoice, PreJoinPage } from '../components/devices';
 import { Icon } from '../components/icons';
 import { SCREEN_CAPTURE, SCREEN_PUBLISH, SlideDeck } from '../components/slides';
+import { LeaveButton, TileVideo } from '../components/tiles';
 import { Chat, PhaseOverlay, QualityBadge, TopBar, VideoView } from '../components/ui';
 import { t } from '../i18n';
 import { Live, cameraOf, micOf, qualityOf, screenOf, serverUrl, sourceName } from '../live';
 import { calledOn, handRaised, pointTiles, roleOf } from '../logic/participants';
 import { decide } from '../logic/policy';
 import { courseType, timeRange } from '../logic/sessions';
-import { navigate } from '../router';
 import { useSignal } from '../store';
-import { toast } from '../toast';
+import { errorMessage, toast } from '../toast';
 import type { ClassProps } from './class';
 
 function PointTile({ identity, p, name, live, room, token, big }: { identity: string; p?: RemoteParticipant; name: string; live: Live; room: string; token: string; big: boolean }) {
@@ -44,7 +44,7 @@ function PointTile({ identity, p, name, live, room, token, big }: { identity: st
       data-hand={hand ? 'raised' : ''}
       data-called={on ? 'true' : ''}
     >
-      {cam?.videoTrack && !cam.isMuted ? <VideoView track={cam.videoTrack} testid={`tp-video-${identity}`} /> : <div class="tile-placeholder">{name.slice(0, 2)}</div>}
+      <TileVideo track={cam && !cam.isMuted ? cam.videoTrack : undefined} testid={`tp-video-${identity}`} placeholder={name.slice(0, 2)} />
       <div class="tile-top">
         <span class={`chip chip-${state}`}>{p ? t('online') : t('waiting')}</span>
         {p ? <QualityBadge quality={qualityOf(p)} /> : null}
@@ -69,17 +69,17 @@ function PointTile({ identity, p, name, live, room, token, big }: { identity: st
                   <button
                     class="small-btn"
                     disabled={busy}
-                    onClick={() => act(() => api.twirp(token, 'MutePublishedTrack', { room, identity, track_sid: mic.trackSid, muted: !mic.isMuted }))}
+                    onClick={() => void act(() => api.twirp(token, 'MutePublishedTrack', { room, identity, track_sid: mic.trackSid, muted: !mic.isMuted }))}
                   >
                     {mic.isMuted ? t('unmute') : t('mute')}
                   </button>
                 ) : null}
-                <button class="small-btn danger" data-testid={`end-call-${identity}`} disabled={busy} onClick={() => act(() => api.endCallOn(token, room, identity))}>
+                <button class="small-btn danger" data-testid={`end-call-${identity}`} disabled={busy} onClick={() => void act(() => api.endCallOn(token, room, identity))}>
                   {t('endCallOn')}
                 </button>
               </>
             ) : (
-              <button class={`small-btn ${hand ? 'accent' : ''}`} data-testid={`call-${identity}`} disabled={busy} onClick={() => act(() => api.callOn(token, room, identity, true))}>
+              <button class={`small-btn ${hand ? 'accent' : ''}`} data-testid={`call-${identity}`} disabled={busy} onClick={() => void act(() => api.callOn(token, room, identity, true))}>
                 {t('callOn')}
               </button>
             )}
@@ -117,8 +117,8 @@ export function TeacherScreen({ session, first, dir, refresh }: ClassProps) {
       onJoined: async (l) => {
         const lp = l.room.localParticipant;
         const c = choiceRef.current;
-        await lp.setCameraEnabled(true, { deviceId: c.camera, resolution: { width: 1280, height: 720, frameRate: 25 } }).catch((e) => toast(`${t('camera')}: ${e.message}`, 'error'));
-        await lp.setMicrophoneEnabled(true, { deviceId: c.mic }).catch((e) => toast(`${t('microphone')}: ${e.message}`, 'error'));
+        await lp.setCameraEnabled(true, { deviceId: c.camera, resolution: { width: 1280, height: 720, frameRate: 25 } }).catch((e: unknown) => toast(`${t('camera')}: ${errorMessage(e)}`, 'error'));
+        await lp.setMicrophoneEnabled(true, { deviceId: c.mic }).catch((e: unknown) => toast(`${t('microphone')}: ${errorMessage(e)}`, 'error'));
         if (c.speaker) await l.room.switchActiveDevice('audiooutput', c.speaker).catch(() => undefined);
         if (deck.images.length > 0) await deck.publish(lp).catch(() => undefined);
       },
@@ -150,7 +150,7 @@ export function TeacherScreen({ session, first, dir, refresh }: ClassProps) {
     const start = (c: DeviceChoice) => {
       choiceRef.current = c;
       setChoice(c);
-      void live.connect().catch((e) => toast(e.message, 'error'));
+      void live.connect().catch((e: unknown) => toast(errorMessage(e), 'error'));
     };
     return <PreJoinPage title={`${session.subject} · ${t(courseType(session.course_type))} · ${timeRange(session)}`} startLabel={t('startClass')} onStart={start} />;
   }
@@ -206,13 +206,12 @@ export function TeacherScreen({ session, first, dir, refresh }: ClassProps) {
       toast(err.status === 401 || err.status === 403 ? `${t('recordDenied')} (${err.message})` : err.message, 'error');
     }
   };
+  // Before leaving: the teacher confirms, the teaching points hear that the class ended.
   const endClass = async () => {
-    if (!confirm(t('confirmEndClass'))) return;
+    if (!confirm(t('confirmEndClass'))) return false;
     await live.sendControl({ type: 'class-ended', session: session.id }).catch(() => undefined);
     await deck.unpublish(lp).catch(() => undefined);
-    await live.leave();
     toast(t('classEnded'), 'ok');
-    navigate('/');
   };
 
   return (
@@ -247,10 +246,10 @@ export function TeacherScreen({ session, first, dir, refresh }: ClassProps) {
                 class={mode === 'lecture' ? 'active' : ''}
                 data-testid="mode-lecture"
                 onClick={() =>
-                  api
+                  void api
                     .setMode(token, session.room, 'lecture')
                     .then(() => setMode('lecture'))
-                    .catch((e) => toast(e.message, 'error'))
+                    .catch((e: unknown) => toast(errorMessage(e), 'error'))
                 }
               >
                 {t('lectureMode')}
@@ -259,10 +258,10 @@ export function TeacherScreen({ session, first, dir, refresh }: ClassProps) {
                 class={mode === 'free' ? 'active' : ''}
                 data-testid="mode-free"
                 onClick={() =>
-                  api
+                  void api
                     .setMode(token, session.room, 'free')
                     .then(() => setMode('free'))
-                    .catch((e) => toast(e.message, 'error'))
+                    .catch((e: unknown) => toast(errorMessage(e), 'error'))
                 }
               >
                 {t('freeMode')}
@@ -274,7 +273,7 @@ export function TeacherScreen({ session, first, dir, refresh }: ClassProps) {
               <PointTile
                 key={x.identity}
                 identity={x.identity}
-                p={x.participant as RemoteParticipant | undefined}
+                p={x.participant}
                 name={x.participant?.name || dir.classroomName(x.identity)}
                 live={live}
                 room={session.room}
@@ -286,7 +285,7 @@ export function TeacherScreen({ session, first, dir, refresh }: ClassProps) {
         </section>
         <aside class="side">
           <div class="self-view">
-            {ownCam && camOn ? <VideoView track={ownCam} mirror testid="own-camera" /> : <div class="tile-placeholder">{t('cameraOn')}</div>}
+            <TileVideo track={camOn ? ownCam : undefined} mirror testid="own-camera" placeholder={t('cameraOn')} />
             <span class="tile-name">{lp.name || dir.classroomName(session.master)}</span>
           </div>
           <div class={`slide-panel${deck.published || screenTrack ? ' on' : ''}`}>
@@ -314,15 +313,15 @@ export function TeacherScreen({ session, first, dir, refresh }: ClassProps) {
         </aside>
       </div>
       <footer class="controls">
-        <button class={`ctl ${micOn ? '' : 'off'}`} data-testid="toggle-mic" onClick={() => lp.setMicrophoneEnabled(!micOn).then(() => live.bump())}>
+        <button class={`ctl ${micOn ? '' : 'off'}`} data-testid="toggle-mic" onClick={() => void lp.setMicrophoneEnabled(!micOn).then(() => live.bump()).catch((e: unknown) => toast(errorMessage(e), 'error'))}>
           <Icon name={micOn ? 'mic' : 'micOff'} size={26} />
           <span>{t('micOn')}</span>
         </button>
-        <button class={`ctl ${camOn ? '' : 'off'}`} data-testid="toggle-cam" onClick={() => lp.setCameraEnabled(!camOn).then(() => live.bump())}>
+        <button class={`ctl ${camOn ? '' : 'off'}`} data-testid="toggle-cam" onClick={() => void lp.setCameraEnabled(!camOn).then(() => live.bump()).catch((e: unknown) => toast(errorMessage(e), 'error'))}>
           <Icon name={camOn ? 'cam' : 'camOff'} size={26} />
           <span>{t('cameraOn')}</span>
         </button>
-        <button class={`ctl ${sharing && !deck.published ? 'active' : ''}`} data-testid="share-screen" onClick={toggleScreen}>
+        <button class={`ctl ${sharing && !deck.published ? 'active' : ''}`} data-testid="share-screen" onClick={() => void toggleScreen()}>
           <Icon name="screen" size={26} />
           <span>{sharing && !deck.published ? t('stopShare') : t('shareScreen')}</span>
         </button>
@@ -331,7 +330,7 @@ export function TeacherScreen({ session, first, dir, refresh }: ClassProps) {
           <span>{t('shareSlides')}</span>
         </button>
         <input ref={fileInput} type="file" accept="image/*" multiple hidden data-testid="slides-input" onChange={(e) => void loadSlides((e.target as HTMLInputElement).files)} />
-        <button class={`ctl ${recording ? 'rec' : ''}`} data-testid="toggle-record" onClick={toggleRecording}>
+        <button class={`ctl ${recording ? 'rec' : ''}`} data-testid="toggle-record" onClick={() => void toggleRecording()}>
           <Icon name={recording ? 'stop' : 'record'} size={26} />
           <span>{recording ? t('stopRecording') : t('record')}</span>
         </button>
@@ -340,10 +339,7 @@ export function TeacherScreen({ session, first, dir, refresh }: ClassProps) {
           <span>{t('chat')}</span>
         </button>
         <span class="spacer" />
-        <button class="ctl danger" data-testid="end-class" onClick={endClass}>
-          <Icon name="end" size={26} />
-          <span>{t('endClass')}</span>
-        </button>
+        <LeaveButton live={live} prepare={endClass} label={t('endClass')} testid="end-class" />
       </footer>
       <PhaseOverlay live={live} onRetry={() => void live.connect().catch(() => undefined)} />
     </div>

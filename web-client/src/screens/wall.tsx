@@ -7,6 +7,7 @@ import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { api, type Me } from '../api';
 import { auth } from '../auth';
 import { Icon } from '../components/icons';
+import { CameraTile, TileVideo } from '../components/tiles';
 import { Empty, PhaseOverlay, QualityBadge, TopBar, VideoView } from '../components/ui';
 import { t } from '../i18n';
 import { Live, cameraOf, qualityOf, screenOf, serverUrl, sourceName } from '../live';
@@ -61,7 +62,7 @@ function ClassTile({ c, token, onOpen, full }: { c: WallClass; token: string; on
   return (
     <button class="wall-tile" data-testid={`wall-${c.session.id}`} onClick={onOpen} title={t('watchFull')}>
       <div class="wall-video">
-        {cam ? <VideoView track={cam} testid={`wall-video-${c.session.id}`} /> : <div class="tile-placeholder">{live.phase === 'connected' ? t('waitingTeacher') : t('connecting')}</div>}
+        <TileVideo track={cam} testid={`wall-video-${c.session.id}`} placeholder={live.phase === 'connected' ? t('waitingTeacher') : t('connecting')} />
         <span class="chip chip-live wall-live">{t('live')}</span>
         <span class="wall-count">
           {t('teachingPoints')} {points.length}/{c.session.receivers.length}
@@ -105,7 +106,7 @@ function FullView({ c, live, onClose }: { c: WallClass; live: Live; onClose: () 
       </div>
       <div class="wall-full-body">
         <div class="wall-full-stage">
-          {cam ? <VideoView track={cam} fit="contain" testid="wall-full-video" /> : <div class="stage-placeholder">{t('waitingTeacher')}</div>}
+          <TileVideo track={cam} fit="contain" testid="wall-full-video" stage placeholder={t('waitingTeacher')} />
           {slides ? (
             <div class="stage-pip">
               <VideoView track={slides} fit="contain" />
@@ -131,15 +132,9 @@ function FullView({ c, live, onClose }: { c: WallClass; live: Live; onClose: () 
           <div class="wall-points">
             {remotes
               .filter((p) => roleOf(p) === 'teaching_point')
-              .map((p) => {
-                const v = cameraOf(p)?.videoTrack;
-                return (
-                  <div class="called-tile" key={p.identity}>
-                    {v ? <VideoView track={v} /> : <div class="tile-placeholder">{(p.name || p.identity).slice(0, 2)}</div>}
-                    <span class="tile-name">{p.name || p.identity}</span>
-                  </div>
-                );
-              })}
+              .map((p) => (
+                <CameraTile key={p.identity} p={p} />
+              ))}
           </div>
         </aside>
       </div>

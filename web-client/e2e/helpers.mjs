@@ -1,111 +1,28 @@
-// Harness of the web client's browser tests: builds the sanke binary from this checkout (so the
-// embedded web-client/dist is what is tested), runs it with the classroom service on a
-// generated dataset whose sessions happen now, and drives Debian's Chromium with
-// playwright-core (fake camera and microphone), and Debian's Firefox ESR with puppeteer-core
-// over WebDriver BiDi (fake media prefs). Screenshots go to web-client/test-artifacts/.
+// What the web client's browser tests share on top of the common harness of both browser
+// suites (test/browser/lib/harness.mjs, which this folder imports by path): the sanke binary
+// built from this checkout (so the embedded web-client/dist is what is tested) run with the
+// classroom service on a generated dataset whose sessions happen now, Debian's Chromium
+// through playwright-core and Firefox ESR through puppeteer-core (both from this package's
+// node_modules), and the classroom's pages: sign-in, class start, playing video and audio,
+// the coverage table, the Content-Security-Policy. Screenshots go to web-client/test-artifacts/.
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import dgram from 'node:dgram';
-import net from 'node:net';
-import os from 'node:os';
+import { readFileSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { chromium } from 'playwright-core';
 import puppeteer from 'puppeteer-core';
+import {
+  buildSanke, launchChromium, launchFirefox as launchFirefoxWith, log, pollUntil, REPO_ROOT, removeDir, SankeServer, sleep, tempDir as makeTempDir,
+} from '../../test/browser/lib/harness.mjs';
 
-const execFileP = promisify(execFile);
+export { log, missingChromium, missingFirefox, pollUntil, prerequisite, sleep } from '../../test/browser/lib/harness.mjs';
+
 const here = dirname(fileURLToPath(import.meta.url));
 
-export const REPO_ROOT = process.env.SANKE_REPO_ROOT || resolve(here, '..', '..');
 /** Screenshots of every screen (and logs of failures) land here; the folder is gitignored. */
 export const ARTIFACTS = resolve(here, '..', 'test-artifacts');
-export const CHROMIUM_PATH = process.env.SANKE_CHROMIUM || '/usr/bin/chromium';
-/** The Chromium flags issue 6 asks for (plus a fresh --user-data-dir per launch). */
-export const CHROMIUM_FLAGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--use-fake-device-for-media-stream',
-  '--use-fake-ui-for-media-stream',
-];
 export const ADMIN_KEY = 'e2e-admin-key-0123456789abcdef';
-export const FIREFOX_PATH = process.env.SANKE_FIREFOX || '/usr/bin/firefox-esr';
-/**
- * Firefox preferences for the tests: fake camera and microphone without a permission prompt,
- * ICE candidates on loopback (the server listens on 127.0.0.1; Firefox leaves loopback out of
- * ICE by default) and no mDNS obfuscation of host candidates; quiet start.
- */
-export const FIREFOX_PREFS = {
-  'media.navigator.streams.fake': true,
-  'media.navigator.permission.disabled': true,
-  'media.peerconnection.ice.loopback': true,
-  'media.peerconnection.ice.obfuscate_host_addresses': false,
-  'intl.accept_languages': 'zh-CN, zh',
-  'browser.shell.checkDefaultBrowser': false,
-  'datareporting.policy.dataSubmissionEnabled': false,
-  'app.update.enabled': false,
-};
-
-const t0 = Date.now();
-export function log(...args) {
-  console.log(`[${((Date.now() - t0) / 1000).toFixed(1)}s]`, ...args);
-}
-export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-/** pollUntil calls fn until it returns a truthy value (and returns it), or throws after timeout. */
-export async function pollUntil(fn, { timeout = 20000, interval = 250, what = 'condition' } = {}) {
-  const deadline = Date.now() + timeout;
-  let last;
-  let lastErr;
-  for (;;) {
-    try {
-      last = await fn();
-      lastErr = undefined;
-      if (last) return last;
-    } catch (e) {
-      lastErr = e;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeout} ms waiting for ${what}` + (lastErr ? `; last error: ${lastErr.message}` : '') + `; last value: ${JSON.stringify(last)}`);
-    }
-    await sleep(interval);
-  }
-}
-
-function freeTcpPort() {
-  return new Promise((res, rej) => {
-    const s = net.createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => res(port));
-    });
-  });
-}
-function freeUdpPort() {
-  return new Promise((res, rej) => {
-    const s = dgram.createSocket('udp4');
-    s.once('error', rej);
-    s.bind(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => res(port));
-    });
-  });
-}
-
-function goBinary() {
-  if (process.env.GO) return process.env.GO;
-  for (const dir of (process.env.PATH || '').split(':')) if (dir && existsSync(join(dir, 'go'))) return join(dir, 'go');
-  return existsSync('/usr/local/go/bin/go') ? '/usr/local/go/bin/go' : 'go';
-}
 
 /** The sample's regions, schools, classrooms and pairings (what comes before its terms). */
 const SAMPLE_STRUCTURE = readFileSync(join(REPO_ROOT, 'classroom/sample/sample.yaml'), 'utf8').split(/^terms:/m)[0];
@@ -137,31 +54,25 @@ export const PASSWORDS = {
   'HH-SUP': 'huaihua-supervisor',
 };
 
-/** Sanke runs the built binary with the classroom service and recorder on a temp data dir. */
-export class Sanke {
+/**
+ * Sanke is the sanke binary built from this checkout, run with the classroom service (admin
+ * key ADMIN_KEY) and automatic recording of one room, on a temporary data directory.
+ */
+export class Sanke extends SankeServer {
   constructor(dir) {
-    this.dir = dir;
-    this.log = [];
+    super({ workDir: dir, logLevel: 'info' });
   }
 
   async build() {
-    const started = Date.now();
-    this.bin = join(this.dir, 'sanke');
-    try {
-      await execFileP(goBinary(), ['build', '-o', this.bin, './cmd/sanke'], { cwd: REPO_ROOT, maxBuffer: 16 << 20 });
-    } catch (e) {
-      throw new Error(`go build ./cmd/sanke failed:\n${e.stderr || e.message}`);
-    }
-    log(`built sanke in ${Date.now() - started} ms`);
+    this.bin = await buildSanke(this.workDir);
   }
 
+  /** start writes the dataset and a configuration recording room, and starts the server. */
   async start(datasetYaml, room) {
-    this.port = await freeTcpPort();
-    this.tcpPort = await freeTcpPort();
-    this.udpPort = await freeUdpPort();
-    await writeFile(join(this.dir, 'dataset.yaml'), datasetYaml);
+    const dir = this.workDir;
+    await writeFile(join(dir, 'dataset.yaml'), datasetYaml);
     await writeFile(
-      join(this.dir, 'sanke.yaml'),
+      join(dir, 'sanke.yaml'),
       `dev: true
 room:
   departure_timeout: 2s
@@ -170,7 +81,7 @@ recording:
   flush_interval: 1s
 classroom:
   enabled: true
-  dataset: [${JSON.stringify(join(this.dir, 'dataset.yaml'))}]
+  dataset: [${JSON.stringify(join(dir, 'dataset.yaml'))}]
   admin_key: ${ADMIN_KEY}
   sample_interval: 1s
   finalize_delay: 3s
@@ -178,26 +89,12 @@ classroom:
   password_cost: 4
 `,
     );
-    const args = ['serve', '--dev', '--config', join(this.dir, 'sanke.yaml'), '--port', String(this.port), '--udp-port', String(this.udpPort),
-      '--tcp-port', String(this.tcpPort), '--data-dir', join(this.dir, 'data'), '--log-level', 'info'];
-    this.proc = spawn(this.bin, args, { cwd: this.dir, stdio: ['ignore', 'pipe', 'pipe'] });
-    const onData = (b) => {
-      for (const line of b.toString().split('\n')) if (line) this.log.push(line);
-      if (this.log.length > 20000) this.log.splice(0, 5000);
-    };
-    this.proc.stdout.on('data', onData);
-    this.proc.stderr.on('data', onData);
-    let exited = false;
-    this.proc.once('exit', () => (exited = true));
-    await pollUntil(async () => {
-      if (exited) throw new Error(`sanke exited:\n${this.log.slice(-30).join('\n')}`);
-      const r = await fetch(`${this.url}/healthz`).catch(() => undefined);
-      return r?.ok;
-    }, { timeout: 30000, interval: 100, what: 'sanke /healthz' });
+    this.extraArgs = ['--config', join(dir, 'sanke.yaml')];
+    await super.start();
   }
 
   get url() {
-    return `http://127.0.0.1:${this.port}`;
+    return this.httpUrl;
   }
 
   /** api calls the classroom API with the admin key. */
@@ -206,57 +103,20 @@ classroom:
     if (!r.ok) throw new Error(`${path}: ${r.status} ${await r.text()}`);
     return r.json();
   }
-
-  async stop() {
-    if (!this.proc || this.proc.exitCode !== null) return;
-    this.proc.kill('SIGTERM');
-    const timer = setTimeout(() => this.proc.kill('SIGKILL'), 15000);
-    await new Promise((r) => this.proc.once('exit', r));
-    clearTimeout(timer);
-  }
 }
 
-export async function tempDir() {
-  return mkdtemp(join(os.tmpdir(), 'sanke-webclient-'));
+export function tempDir() {
+  return makeTempDir('sanke-webclient');
 }
 
-export async function cleanup(dir) {
-  if (process.env.SANKE_WEBCLIENT_KEEP === '1') {
-    log(`kept ${dir}`);
-    return;
-  }
-  await rm(dir, { recursive: true, force: true });
+/** launch starts Chromium (the flags of issue 6) with a fresh profile under dir. */
+export function launch(dir) {
+  return launchChromium(chromium, dir);
 }
 
-/** launch starts Chromium with a fresh profile. */
-export async function launch(dir) {
-  const profile = join(dir, `chromium-profile-${Math.random().toString(36).slice(2, 8)}`);
-  await mkdir(profile, { recursive: true });
-  return chromium.launch({
-    executablePath: CHROMIUM_PATH,
-    ignoreDefaultArgs: true,
-    args: [...CHROMIUM_FLAGS, `--user-data-dir=${profile}`, '--remote-debugging-pipe', '--no-startup-window'],
-  });
-}
-
-/**
- * launchFirefox starts Debian's Firefox ESR headless with a fresh profile, driven by
- * puppeteer-core over WebDriver BiDi (stock Firefox speaks it; playwright needs its own
- * patched build). Days in the client are local days: the browser runs in Asia/Shanghai.
- */
-export async function launchFirefox(dir) {
-  const profile = join(dir, `firefox-profile-${Math.random().toString(36).slice(2, 8)}`);
-  await mkdir(profile, { recursive: true });
-  return puppeteer.launch({
-    browser: 'firefox',
-    executablePath: FIREFOX_PATH,
-    protocol: 'webDriverBiDi',
-    headless: true,
-    userDataDir: profile,
-    extraPrefsFirefox: FIREFOX_PREFS,
-    env: { ...process.env, TZ: 'Asia/Shanghai' },
-    timeout: 60_000,
-  });
+/** launchFirefox starts Firefox ESR with a fresh profile under dir (see the harness). */
+export function launchFirefox(dir) {
+  return launchFirefoxWith(puppeteer, dir);
 }
 
 /** newFirefoxPage opens a page in its own browser context (own sessionStorage), like newPage. */
@@ -500,7 +360,7 @@ export async function teardown({ pages, sanke, browsers, dir, label }) {
   await saveLogs(Object.values(pages), sanke, label).catch(() => undefined);
   for (const b of browsers) await b?.close().catch(() => undefined);
   await sanke?.stop().catch(() => undefined);
-  if (dir) await cleanup(dir);
+  if (dir) await removeDir(dir, 'SANKE_WEBCLIENT_KEEP');
 }
 
 /**
