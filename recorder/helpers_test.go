@@ -91,6 +91,9 @@ type s3Server struct {
 
 func startS3(t testing.TB) *s3Server {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("short mode: runs an S3 server (and a recording through it)")
+	}
 	s := &s3Server{t: t, bin: versitygwBinary(t), dir: t.TempDir(), port: testclient.FreePort(t, "tcp")}
 	if err := os.MkdirAll(filepath.Join(s.dir, s3Bucket), 0o755); err != nil {
 		t.Fatal(err)
@@ -171,6 +174,9 @@ type testServer struct {
 // startServer runs an in-process dev server recording rooms named rec-*.
 func startServer(t testing.TB, s3 *s3Server, opts ...func(*config.Config)) *testServer {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("short mode: records through a running server")
+	}
 	cfg := config.DevDefault()
 	cfg.RTC.TCPPort = 0
 	cfg.DataDir = t.TempDir()

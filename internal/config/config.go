@@ -19,9 +19,10 @@ const MinSecretLength = 32
 
 // Config is the whole server configuration. The YAML keys are documented in configs/sanke.yaml.
 type Config struct {
-	// Dev enables development mode: 127.0.0.1 bindings, API key "devkey" / secret "secret",
-	// loopback ICE candidates, no Redis, data under ./data, pprof and the /dev/ endpoints
-	// (answered to loopback clients only, whatever the bind address).
+	// Dev enables development mode: by default HTTP/websocket on 127.0.0.1 only (an explicit
+	// bind address is honored, and the server warns at start when it is not loopback), API key
+	// "devkey" / secret "secret", loopback ICE candidates, no Redis, data under ./data, pprof and
+	// the /dev/ endpoints (answered to loopback clients only, whatever the bind address).
 	Dev bool `koanf:"dev"`
 	// BindAddresses are the IP addresses the HTTP/websocket server listens on.
 	BindAddresses []string `koanf:"bind_addresses"`
@@ -468,8 +469,9 @@ func Default() *Config {
 }
 
 // DevDefault returns the defaults used in dev mode: Default with Dev set, listening on
-// 127.0.0.1 only, the key DevAPIKey/DevAPISecret, loopback ICE candidates and data under
-// ./data. Anything set explicitly (file, environment, flags) still overrides these.
+// 127.0.0.1, the key DevAPIKey/DevAPISecret, loopback ICE candidates and data under ./data.
+// Anything set explicitly (file, environment, flags) still overrides these: `--dev --bind
+// 0.0.0.0` listens on every interface, and `sanke serve` warns about it.
 func DevDefault() *Config {
 	c := Default()
 	c.Dev = true

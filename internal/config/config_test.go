@@ -280,6 +280,15 @@ func TestLoadDev(t *testing.T) {
 			wantValid: true,
 		},
 		{
+			name:      "an explicit bind flag is honored in dev mode",
+			flags:     []string{"--dev", "--bind", "0.0.0.0"},
+			wantBind:  []string{"0.0.0.0"},
+			wantKeys:  map[string]string{DevAPIKey: DevAPISecret},
+			wantLoop:  true,
+			wantDev:   true,
+			wantValid: true,
+		},
+		{
 			name:     "flag turns dev off",
 			file:     "dev: true\n",
 			flags:    []string{"--dev=false"},

@@ -159,7 +159,7 @@ type flagSpec struct {
 // flagSpecs lists the flags AddFlags defines and Load understands.
 func flagSpecs() []flagSpec {
 	return []flagSpec{
-		{"dev", "dev", "development mode: 127.0.0.1, key devkey/secret, loopback candidates"},
+		{"dev", "dev", "development mode: key devkey/secret, loopback candidates, 127.0.0.1 unless --bind says otherwise"},
 		{"bind", "bind_addresses", "comma-separated IP addresses to listen on for HTTP/websocket"},
 		{"port", "port", "HTTP/websocket port (signaling, Room API)"},
 		{"udp-port", "rtc.udp_port", "UDP port for all WebRTC media"},

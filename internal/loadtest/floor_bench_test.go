@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sanke-edu/sanke/test/prereq"
+
 	"github.com/pion/srtp/v3"
 	"golang.org/x/net/ipv4"
 )
@@ -192,7 +194,7 @@ func BenchmarkFloorFanout(b *testing.B) {
 			b.SetBytes(int64(tc.size))
 			c0, err := threadCPU()
 			if err != nil {
-				b.Skip(err)
+				prereq.Skip(b, "per-thread CPU time: %v", err)
 			}
 			k := 0
 			for b.Loop() {
@@ -222,7 +224,7 @@ func BenchmarkFloorFanout(b *testing.B) {
 func TestMeasureFloor(t *testing.T) {
 	f, err := MeasureFloor(200 * time.Millisecond)
 	if err != nil {
-		t.Skipf("floor not measurable here: %v", err)
+		prereq.Skip(t, "floor not measurable here: %v", err)
 	}
 	if f.EncryptUs <= 0 || f.SendUs <= 0 || f.TotalUs != f.EncryptUs+f.SendUs || f.Batch != FloorBatch {
 		t.Errorf("floor %+v", f)

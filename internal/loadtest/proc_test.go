@@ -4,6 +4,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/sanke-edu/sanke/test/prereq"
 )
 
 func TestParseStatCPU(t *testing.T) {
@@ -41,7 +43,7 @@ func TestSumUDPDrops(t *testing.T) {
 
 func TestOwnProcess(t *testing.T) {
 	if _, err := os.Stat("/proc/self/stat"); err != nil {
-		t.Skip("no /proc")
+		prereq.Skip(t, "no /proc: %v", err)
 	}
 	if ticks := clockTicks(); ticks <= 0 {
 		t.Errorf("clock ticks %d", ticks)

@@ -160,6 +160,9 @@ func TestHTTPTimeoutsSpareWebsockets(t *testing.T) {
 // A response is given http.write_timeout per write, not in all: a client that stops reading
 // is cut off, a long response that keeps moving (a recording download) is not.
 func TestHTTPWriteTimeoutPerWrite(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short mode: waits out write timeouts of seconds")
+	}
 	wsURL, srv := startTestServerWith(t, func(c *config.Config) { c.HTTP.WriteTimeout = 2 * time.Second })
 	addr := httpAddr(wsURL)
 	const chunk = 32 << 10

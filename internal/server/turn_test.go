@@ -30,6 +30,9 @@ import (
 // passes nothing else) get the embedded relay from their join responses and exchange media
 // through it, over TURN/UDP and over TURN/TCP.
 func TestTURNRelayOnly(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short mode: media through the TURN relay over UDP and TCP")
+	}
 	for _, transport := range []string{"udp", "tcp"} {
 		t.Run(transport, func(t *testing.T) {
 			certFile, keyFile := testclient.SelfSignedFiles(t)

@@ -108,6 +108,12 @@ func TestRelay(t *testing.T) {
 			if err != nil {
 				t.Fatalf("allocate: %v", err)
 			}
+			// Closing sends a refresh with lifetime 0 without waiting for the answer: the next
+			// transport's count must not see this allocation, so wait until the relay drops it.
+			defer tc.Eventually(t, 10*time.Second, "allocation removed after close", func() (bool, string) {
+				n := r.Allocations()
+				return n == 0, fmt.Sprintf("%d allocations", n)
+			})
 			defer func() { _ = conn.Close() }()
 
 			// Client -> relay -> SFU: the SFU sees the relay's address.

@@ -8,13 +8,15 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/sanke-edu/sanke/test/prereq"
 )
 
 func listen(t testing.TB, network, addr string) *Conn {
 	t.Helper()
 	uc, err := net.ListenUDP(network, net.UDPAddrFromAddrPort(netip.MustParseAddrPort(addr)))
 	if err != nil {
-		t.Skipf("listen %s %s: %v", network, addr, err)
+		prereq.Skip(t, "cannot listen on %s %s: %v", network, addr, err)
 	}
 	c, err := New(uc)
 	if err != nil {

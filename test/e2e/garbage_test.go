@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sanke-edu/sanke/test/prereq"
+
 	"github.com/livekit/protocol/livekit"
 	lksdk "github.com/livekit/server-sdk-go/v2"
 	"github.com/pion/rtcp"
@@ -97,7 +99,7 @@ func TestGarbageMedia(t *testing.T) {
 	t.Run("spoofed datagrams into live sessions", func(t *testing.T) {
 		fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_RAW, syscall.IPPROTO_RAW)
 		if err != nil {
-			t.Skipf("cannot open a raw socket to spoof source addresses (%v); needs CAP_NET_RAW", err)
+			prereq.Skip(t, "cannot open a raw socket to spoof source addresses (%v); needs CAP_NET_RAW", err)
 		}
 		defer func() { _ = syscall.Close(fd) }()
 		for _, v := range []struct {

@@ -1,9 +1,17 @@
 // Command testreport turns `go test -json` output (on stdin) into a readable report: each
 // package's ok/FAIL line as it finishes, the full output of failed tests and packages, and a
-// closing summary with counts ("tests: N passed, N failed, N skipped"). It exits 1 if any test
-// or package failed (build errors included), 0 otherwise.
+// closing summary with counts ("tests: N passed, N failed, N skipped") and every skipped test
+// with its reason. It exits 1 if any test or package failed (build errors included), 0 otherwise.
 //
-// With -v it prints every output line as it arrives, like `go test -v`.
+// With -v it prints every output line as it arrives, like `go test -v`. With -totals FILE it
+// also writes the results for scripts/test.sh's summary, one tab-separated record a line:
+//
+//	passed	N
+//	failed	N
+//	skipped	N
+//	failed-test	PACKAGE TEST
+//	failed-package	PACKAGE
+//	skip	PACKAGE TEST	REASON
 package main
 
 import (
@@ -13,6 +21,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -35,22 +44,37 @@ type report struct {
 	verbose bool
 
 	buffered   map[string][]string // output per package+test, kept until the test ends
-	pass, skip int
+	pass       int
+	skipped    []skip
 	failed     []string // "pkg TestName"
 	failedPkgs []string
 	okPkgs     int
 	noTestPkgs int
 }
 
+// skip is a skipped test and the message it gave.
+type skip struct {
+	test   string // "pkg TestName"
+	reason string
+}
+
 func main() {
 	verbose := flag.Bool("v", false, "print all output as it arrives")
+	totals := flag.String("totals", "", "also write the results to this `file` (see the package comment)")
 	flag.Parse()
 	r := &report{out: os.Stdout, verbose: *verbose, buffered: map[string][]string{}}
 	if err := r.read(os.Stdin); err != nil {
 		fmt.Fprintln(os.Stderr, "testreport:", err)
 		os.Exit(2)
 	}
-	if !r.summary() {
+	ok := r.summary()
+	if *totals != "" {
+		if err := os.WriteFile(*totals, []byte(r.totals()), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, "testreport:", err)
+			os.Exit(2)
+		}
+	}
+	if !ok {
 		os.Exit(1)
 	}
 }
@@ -82,9 +106,8 @@ func (r *report) handle(e event) {
 	case "output":
 		if r.verbose {
 			fmt.Fprint(r.out, e.Output)
-			return
 		}
-		r.buffered[k] = append(r.buffered[k], e.Output)
+		r.buffered[k] = append(r.buffered[k], e.Output) // kept for failures and skip reasons
 	case "pass", "fail", "skip":
 		if e.Test == "" {
 			r.packageDone(e)
@@ -94,7 +117,7 @@ func (r *report) handle(e event) {
 		case "pass":
 			r.pass++
 		case "skip":
-			r.skip++
+			r.skipped = append(r.skipped, skip{test: e.Package + " " + e.Test, reason: skipReason(r.buffered[k])})
 		case "fail":
 			r.failed = append(r.failed, e.Package+" "+e.Test)
 			if !r.verbose {
@@ -115,12 +138,19 @@ func (r *report) packageDone(e event) {
 	k := key(e)
 	lines := r.buffered[k]
 	delete(r.buffered, k)
-	if r.verbose {
+	switch e.Action {
+	case "fail":
+		r.failedPkgs = append(r.failedPkgs, e.Package)
+	case "skip":
+		r.noTestPkgs++
+	default:
+		r.okPkgs++
+	}
+	if r.verbose { // its lines are out already
 		return
 	}
 	switch e.Action {
 	case "fail":
-		r.failedPkgs = append(r.failedPkgs, e.Package)
 		for _, l := range lines {
 			fmt.Fprint(r.out, l)
 		}
@@ -128,10 +158,8 @@ func (r *report) packageDone(e event) {
 			fmt.Fprintf(r.out, "FAIL\t%s\t%.3fs\n", e.Package, e.Elapsed)
 		}
 	case "skip":
-		r.noTestPkgs++
 		fmt.Fprintf(r.out, "?   \t%s\t[no test files]\n", e.Package)
 	default:
-		r.okPkgs++
 		fmt.Fprintf(r.out, "ok  \t%s\t%.3fs\n", e.Package, e.Elapsed)
 	}
 }
@@ -161,8 +189,51 @@ func (r *report) summary() bool {
 	for _, p := range r.failedPkgs {
 		fmt.Fprintf(r.out, "FAILED PACKAGE %s\n", p)
 	}
-	fmt.Fprintf(r.out, "tests: %d passed, %d failed, %d skipped\n", r.pass, len(r.failed), r.skip)
+	for _, s := range r.skipped {
+		fmt.Fprintf(r.out, "SKIPPED TEST %s: %s\n", s.test, s.reason)
+	}
+	fmt.Fprintf(r.out, "tests: %d passed, %d failed, %d skipped\n", r.pass, len(r.failed), len(r.skipped))
 	return len(r.failed) == 0 && len(r.failedPkgs) == 0
+}
+
+// totals returns the results in the -totals file's form.
+func (r *report) totals() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "passed\t%d\nfailed\t%d\nskipped\t%d\n", r.pass, len(r.failed), len(r.skipped))
+	for _, f := range r.failed {
+		fmt.Fprintf(&b, "failed-test\t%s\n", f)
+	}
+	for _, p := range r.failedPkgs {
+		fmt.Fprintf(&b, "failed-package\t%s\n", p)
+	}
+	for _, s := range r.skipped {
+		fmt.Fprintf(&b, "skip\t%s\t%s\n", s.test, s.reason)
+	}
+	return b.String()
+}
+
+// logLine matches the first line of a t.Log, t.Skip or t.Error message: "    file_test.go:95: ".
+var logLine = regexp.MustCompile(`^\s+[\w.-]+\.go:\d+: `)
+
+// skipReason returns the last message a skipped test logged, which is the one its t.Skip
+// gave (continuation lines joined with spaces), without the file:line prefix.
+func skipReason(lines []string) string {
+	start := -1
+	for i, l := range lines {
+		if logLine.MatchString(l) {
+			start = i
+		}
+	}
+	if start < 0 {
+		return "(no reason given)"
+	}
+	parts := []string{logLine.ReplaceAllString(lines[start], "")}
+	for _, l := range lines[start+1:] {
+		if t := strings.TrimSpace(l); t != "" && !strings.HasPrefix(t, "--- ") && !strings.HasPrefix(t, "=== ") {
+			parts = append(parts, t)
+		}
+	}
+	return strings.Join(strings.Fields(strings.Join(parts, " ")), " ")
 }
 
 func indent(s string) string {

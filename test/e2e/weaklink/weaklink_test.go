@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sanke-edu/sanke/test/prereq"
+
 	lksdk "github.com/livekit/server-sdk-go/v2"
 	"github.com/pion/webrtc/v4"
 
@@ -92,7 +94,7 @@ type link struct {
 func newLink(t *testing.T, rate string) *link {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("weak-link tests need root for network namespaces (CI runs them as root)")
+		prereq.Skip(t, "weak-link tests need root for network namespaces (CI runs them as root)")
 	}
 	for _, tool := range []string{"ip", "tc"} {
 		if _, err := exec.LookPath(tool); err != nil {
