@@ -2,6 +2,9 @@ module github.com/sanke-edu/sanke
 
 go 1.26.8
 
+// The npm packages under web-client/ and test/browser/ are not Go code, even when one ships a .go file.
+ignore node_modules
+
 require (
 	github.com/Eyevinn/mp4ff v0.50.0
 	github.com/at-wat/ebml-go v0.19.4

@@ -27,11 +27,18 @@ export const ADMIN_KEY = 'e2e-admin-key-0123456789abcdef';
 /** The sample's regions, schools, classrooms and pairings (what comes before its terms). */
 const SAMPLE_STRUCTURE = readFileSync(join(REPO_ROOT, 'classroom/sample/sample.yaml'), 'utf8').split(/^terms:/m)[0];
 
+/** iso is a timetable time: an instant in ms, to the second, in UTC. */
+export const iso = (ms) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
+
+/** deliverySession is the timetable entry of the delivery class E2E-DELIVERY. */
+export function deliverySession(start, end) {
+  return { id: 'E2E-DELIVERY', course_type: 1, pairing: 'P-MUSIC', grade: 3, start: iso(start), end: iso(end) };
+}
+
 /** The sample classrooms (classroom/sample/sample.yaml) with sessions relative to now. */
 export function dataset({ deliveryStart, deliveryEnd, researchStart, researchEnd }) {
-  const iso = (ms) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
   return `${SAMPLE_STRUCTURE}sessions:
-  - {id: E2E-DELIVERY, course_type: 1, pairing: P-MUSIC, grade: 3, start: "${iso(deliveryStart)}", end: "${iso(deliveryEnd)}"}
+  - ${JSON.stringify(deliverySession(deliveryStart, deliveryEnd))}
   - {id: E2E-RESEARCH, course_type: 2, subject: 美术, grade: 4, master: M2, receivers: [T3, T4, T5], start: "${iso(researchStart)}", end: "${iso(researchEnd)}"}
 accounts:
   - {id: M1, kind: classroom, classroom: M1, password: music-master-1}
@@ -101,6 +108,15 @@ classroom:
   async api(path) {
     const r = await fetch(`${this.url}${path}`, { headers: { Authorization: `Bearer ${ADMIN_KEY}` } });
     if (!r.ok) throw new Error(`${path}: ${r.status} ${await r.text()}`);
+    return r.json();
+  }
+
+  /** put replaces an entity through the classroom API with the admin key. */
+  async put(path, body) {
+    const r = await fetch(`${this.url}${path}`, {
+      method: 'PUT', headers: { Authorization: `Bearer ${ADMIN_KEY}`, 'Content-Type': 'application/json' }, body: JSON.stringify(body),
+    });
+    if (!r.ok) throw new Error(`PUT ${path}: ${r.status} ${await r.text()}`);
     return r.json();
   }
 }
