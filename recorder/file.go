@@ -100,7 +100,10 @@ type metaTrack struct {
 
 // outFile is one recorded file: a participant's camera+microphone or screen share.
 type outFile struct {
-	s        *session
+	s *session
+	// name and key (with docType and ctype) change while the file gathers its tracks (H.264
+	// video makes a .webm an .mkv): takeTrack writes them holding s.mu and mu, so either lock
+	// is enough to read them then (currentName).
 	name     string
 	key      string
 	identity string
@@ -201,6 +204,13 @@ func (f *outFile) dropAVCWithoutConfigLocked() {
 		kept = append(kept, ft)
 	}
 	f.tracks = kept
+}
+
+// currentName returns the file's name, which may still change while the file gathers.
+func (f *outFile) currentName() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.name
 }
 
 // takeTrack returns the file's track for kind/codec, adding one while the file gathers.
