@@ -1,28 +1,23 @@
 package webhook_test
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/livekit/protocol/auth"
 	"github.com/livekit/protocol/livekit"
-	protoLogger "github.com/livekit/protocol/logger"
 	lkwebhook "github.com/livekit/protocol/webhook"
-	lksdk "github.com/livekit/server-sdk-go/v2"
-	"github.com/pion/webrtc/v4"
-	"github.com/pion/webrtc/v4/pkg/media"
 
 	"github.com/sanke-edu/sanke/internal/config"
 	"github.com/sanke-edu/sanke/internal/server"
 	"github.com/sanke-edu/sanke/test/testclient"
+	"github.com/sanke-edu/sanke/test/testclient/inprocess"
+	"github.com/sanke-edu/sanke/test/testmedia"
 )
 
 // receiver verifies webhooks exactly as a LiveKit application does.
@@ -59,68 +54,32 @@ func (rc *receiver) names(filter func(*livekit.WebhookEvent) bool) []string {
 // hooked is a server sending webhooks to rc, with a participant "alice" publishing a camera
 // in room "hooked".
 type hooked struct {
-	srv  *server.Server
-	rc   *receiver
-	room *lksdk.Room
-	pub  *lksdk.LocalTrackPublication
+	srv   *server.Server
+	rc    *receiver
+	alice *testclient.Client
+	pub   *testclient.Publication
 }
 
-// startHooked starts a server with webhooks to a receiver, joins alice and publishes her
-// camera, sending frames until the test ends, and waits for its track_published.
+// startHooked starts a server with webhooks to a receiver, joins alice, publishes her camera
+// (a VP8 test clip, looped) and waits for its track_published.
 func startHooked(t *testing.T) *hooked {
 	t.Helper()
-	lksdk.SetLogger(protoLogger.GetDiscardLogger())
 	rc := &receiver{}
 	hook := httptest.NewServer(rc)
 	t.Cleanup(hook.Close)
 
 	cfg := config.DevDefault()
-	cfg.Port, cfg.RTC.UDPPort, cfg.RTC.TCPPort = testclient.FreePort(t, "tcp"), testclient.FreePort(t, "udp"), 0
-	cfg.DataDir = t.TempDir()
+	cfg.RTC.TCPPort = 0
 	cfg.Recording.Enabled = false
 	cfg.Room.DepartureTimeout = time.Second
 	cfg.Webhook.URLs = []string{hook.URL}
-	srv, err := server.New(cfg, slog.New(slog.DiscardHandler))
+	is := inprocess.Start(t, cfg)
+	alice := testclient.Join(t, is.Target, "hooked", "alice", &testclient.JoinOptions{NoAutoSubscribe: true})
+	pub, err := testclient.PublishVP8(alice.Room, testmedia.Get(t).VP8[testmedia.Low], nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	url := "ws://127.0.0.1:" + strconv.Itoa(cfg.Port)
-	var room *lksdk.Room
-	testclient.Eventually(t, 10*time.Second, "alice joins", func() (bool, string) {
-		room, err = lksdk.ConnectToRoom(url, lksdk.ConnectInfo{APIKey: config.DevAPIKey, APISecret: config.DevAPISecret,
-			RoomName: "hooked", ParticipantIdentity: "alice"}, lksdk.NewRoomCallback())
-		return err == nil, fmt.Sprint(err)
-	})
-	t.Cleanup(room.Disconnect)
-	track, err := lksdk.NewLocalSampleTrack(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, err := room.LocalParticipant.PublishTrack(track, &lksdk.TrackPublicationOptions{Name: "cam", Source: livekit.TrackSource_CAMERA})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Frames at 30 fps until the test ends: the track is published when its media arrives.
-	stop := make(chan struct{})
-	t.Cleanup(func() { close(stop) })
-	go func() {
-		frame := append([]byte{0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xb4, 0x00}, make([]byte, 300)...)
-		tick := time.NewTicker(33 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-				_ = track.WriteSample(media.Sample{Data: frame, Duration: 33 * time.Millisecond}, nil)
-			}
-		}
-	}()
-	h := &hooked{srv: srv, rc: rc, room: room, pub: pub}
+	h := &hooked{srv: is.Server, rc: rc, alice: alice, pub: pub}
 	h.waitFor(t, "track_published")
 	return h
 }
@@ -170,11 +129,11 @@ func roomEvents(e *livekit.WebhookEvent) bool { return e.Room.GetName() == "hook
 // LiveKit webhook receiver verifies and gets every event, and the recording events.
 func TestWebhooks(t *testing.T) {
 	h := startHooked(t)
-	if err := h.room.LocalParticipant.UnpublishTrack(h.pub.SID()); err != nil {
+	if err := h.pub.Unpublish(); err != nil {
 		t.Fatal(err)
 	}
 	h.waitFor(t, "track_unpublished")
-	h.room.Disconnect()
+	h.alice.Disconnect()
 	h.srv.Recordings().RecordingStarted(&livekit.EgressInfo{EgressId: "EG_test", RoomName: "hooked", Status: livekit.EgressStatus_EGRESS_ACTIVE})
 	h.srv.Recordings().RecordingEnded(&livekit.EgressInfo{EgressId: "EG_test", RoomName: "hooked", Status: livekit.EgressStatus_EGRESS_COMPLETE})
 
@@ -192,7 +151,7 @@ func TestWebhooks(t *testing.T) {
 // or repeated.
 func TestWebhooksLeaveWhilePublished(t *testing.T) {
 	h := startHooked(t)
-	h.room.Disconnect()
+	h.alice.Disconnect()
 	// room_finished is the room's last event: once it is in, every event before it is.
 	h.waitFor(t, "room_finished")
 	want := []string{"room_started", "participant_joined", "track_published", "track_unpublished", "participant_left", "room_finished"}
