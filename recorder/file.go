@@ -18,6 +18,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/livekit/protocol/livekit"
+	"github.com/pion/rtp/codecs/vp9"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/sanke-edu/sanke/recorder/mkv"
@@ -328,6 +329,10 @@ func (f *outFile) write(tr *trackReader, ft *fileTrack, pts, dur int64, key bool
 		switch {
 		case ft.CodecID == mkv.CodecVP8:
 			if w, h, ok := vp8Size(data); ok {
+				ft.Width, ft.Height = max(ft.Width, w), max(ft.Height, h)
+			}
+		case ft.CodecID == mkv.CodecVP9:
+			if w, h, ok := vp9Size(data); ok {
 				ft.Width, ft.Height = max(ft.Width, w), max(ft.Height, h)
 			}
 		case ft.CodecID == mkv.CodecH264 && cfg != nil:
@@ -710,5 +715,15 @@ func vp8Size(b []byte) (w, h int, ok bool) {
 	}
 	w = int(b[6]) | int(b[7]&0x3f)<<8
 	h = int(b[8]) | int(b[9]&0x3f)<<8
+	return w, h, w > 0 && h > 0
+}
+
+// vp9Size returns the frame size a VP9 keyframe's uncompressed header declares.
+func vp9Size(b []byte) (w, h int, ok bool) {
+	var hdr vp9.Header
+	if err := hdr.Unmarshal(b); err != nil || hdr.ShowExistingFrame || hdr.NonKeyFrame {
+		return 0, 0, false
+	}
+	w, h = int(hdr.Width()), int(hdr.Height())
 	return w, h, w > 0 && h > 0
 }
