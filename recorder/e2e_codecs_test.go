@@ -2,7 +2,6 @@ package recorder_test
 
 import (
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -71,7 +70,7 @@ func recordCodec(t *testing.T, c codecRecording) {
 		t.Fatalf("manifest files: %+v", m.Files)
 	}
 	f := m.Files[0]
-	if !strings.HasSuffix(f.Name, c.ext) || f.ContentType != c.contentType || !f.Indexed || f.Size == 0 || f.SHA256 == "" {
+	if f.Name != "teacher_camera"+c.ext || f.ContentType != c.contentType || !f.Indexed || f.Size == 0 || f.SHA256 == "" {
 		t.Errorf("manifest file entry: %+v", f)
 	}
 	codecs := map[string]string{}

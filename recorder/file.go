@@ -246,7 +246,8 @@ func (f *outFile) takeTrack(kind webrtc.RTPCodecType, mime string, info *livekit
 		for _, l := range info.GetLayers() { //nolint:staticcheck // LiveKit protocol: TrackInfo.layers has the sizes
 			ft.Width, ft.Height = max(ft.Width, int(l.GetWidth())), max(ft.Height, int(l.GetHeight()))
 		}
-		if ext, doc, ctype := fileExt(mime); ext != ".webm" {
+		if ext, doc, ctype := fileExt(mime); !strings.HasSuffix(f.name, ext) {
+			// Audio came first (a .webm) and H.264 video joins: the file becomes Matroska.
 			f.name = strings.TrimSuffix(f.name, ".webm") + ext
 			f.key = f.s.meta.Prefix + f.name
 			f.docType, f.ctype = doc, ctype

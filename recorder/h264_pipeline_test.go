@@ -126,7 +126,7 @@ func TestRecordH264Pipeline(t *testing.T) {
 				t.Errorf("the malformed access units were not noticed")
 			}
 			t.Logf("video: %d frames, %d malformed, %d dropped waiting for a keyframe", tv.frames, tv.malformed, tv.waitKey)
-			if !strings.HasSuffix(f.name, ".mkv") || f.docType != "matroska" {
+			if f.name != "teacher_camera.mkv" || f.docType != "matroska" {
 				t.Fatalf("file %s (%s), want Matroska", f.name, f.docType)
 			}
 			ctx := context.Background()
