@@ -23,6 +23,7 @@ import (
 	"github.com/sanke-edu/sanke/classroom"
 	"github.com/sanke-edu/sanke/internal/config"
 	"github.com/sanke-edu/sanke/internal/server"
+	"github.com/sanke-edu/sanke/test/testclient"
 	"github.com/sanke-edu/sanke/test/testclient/inprocess"
 )
 
@@ -55,12 +56,13 @@ func (c *fakeClock) Set(t time.Time) {
 
 // testServer is an in-process Sanke with the classroom service.
 type testServer struct {
-	t     *testing.T
-	srv   *server.Server
-	svc   *classroom.Service
-	ws    string // ws://127.0.0.1:port
-	http  string // http://127.0.0.1:port
-	clock *fakeClock
+	t      *testing.T
+	srv    *server.Server
+	svc    *classroom.Service
+	ws     string // ws://127.0.0.1:port
+	http   string // http://127.0.0.1:port
+	target testclient.Target
+	clock  *fakeClock
 }
 
 // startServer runs a dev server on free loopback ports with classroom enabled. clock, when
@@ -83,7 +85,7 @@ func startServer(t *testing.T, clock *fakeClock, mutate func(*config.Config)) *t
 			srv.Classroom().SetClock(clock)
 		}
 	})
-	ts := &testServer{t: t, srv: is.Server, svc: is.Server.Classroom(), ws: is.Target.URL, http: is.Target.HTTPURL, clock: clock}
+	ts := &testServer{t: t, srv: is.Server, svc: is.Server.Classroom(), ws: is.Target.URL, http: is.Target.HTTPURL, target: is.Target, clock: clock}
 	return ts
 }
 
@@ -193,9 +195,27 @@ type client struct {
 	received atomic.Int64
 	stop     chan struct{}
 	stopOnce sync.Once
+	// tap, for a client made by connectTapped, records its signaling.
+	tap *testclient.SignalTap
 }
 
+// connect joins with token.
 func (ts *testServer) connect(token string) *client {
+	ts.t.Helper()
+	return ts.connectTo(ts.ws, token)
+}
+
+// connectTapped joins with token through a signal tap of its own (client.tap), so that the
+// test can read what the server told this client.
+func (ts *testServer) connectTapped(token string) *client {
+	ts.t.Helper()
+	tap := testclient.StartSignalTap(ts.t, ts.target)
+	c := ts.connectTo(tap.Target().URL, token)
+	c.tap = tap
+	return c
+}
+
+func (ts *testServer) connectTo(url, token string) *client {
 	ts.t.Helper()
 	c := &client{stop: make(chan struct{})}
 	cb := lksdk.NewRoomCallback()
@@ -211,7 +231,7 @@ func (ts *testServer) connect(token string) *client {
 			}
 		}()
 	}
-	r, err := lksdk.ConnectToRoomWithToken(ts.ws, token, cb)
+	r, err := lksdk.ConnectToRoomWithToken(url, token, cb)
 	if err != nil {
 		ts.t.Fatalf("connect: %v", err)
 	}

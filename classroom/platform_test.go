@@ -2,6 +2,7 @@ package classroom_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -91,9 +92,9 @@ func startSanke(t *testing.T, bin, cfgPath string, port, udpPort int) *sankeProc
 }
 
 // TestPlatformPushSurvivesKill runs Sanke as a separate process with a timetable of eight
-// one-second sessions. The platform is down for the first five seconds, then fails every
-// third request; Sanke is killed with SIGKILL in the middle, while records wait for the
-// platform, and restarted on the same data.
+// one-second sessions. The platform is down until Sanke is killed with SIGKILL in the middle,
+// while records wait for it after failed attempts, and restarted on the same data; then it
+// fails every third request.
 // Every session record must reach the platform exactly once after deduplication by
 // idempotency key, every delivery correctly signed.
 func TestPlatformPushSurvivesKill(t *testing.T) {
@@ -155,30 +156,31 @@ classroom:
 	plat := &platform{secret: "platform-secret", records: map[string][]byte{}}
 	first := startSanke(t, bin, cfgPath, port, udpPort)
 
-	// Mid-timetable, with records waiting for the (still down) platform: kill -9, and
-	// restart on the same database.
-	time.Sleep(time.Until(t0.Add(3200 * time.Millisecond)))
-	var ob struct {
-		Stats outbox.Stats
+	// Mid-timetable, once records wait for the (still down) platform after failed attempts:
+	// kill -9, and restart on the same database.
+	outboxStats := func() outbox.Stats {
+		var ob struct{ Stats outbox.Stats }
+		req, _ := http.NewRequest("GET", "http://127.0.0.1:"+strconv.Itoa(port)+"/api/v1/outbox", nil)
+		req.Header.Set("Authorization", "Bearer "+adminKey)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			_ = json.NewDecoder(resp.Body).Decode(&ob)
+			resp.Body.Close()
+		}
+		return ob.Stats
 	}
-	req, _ := http.NewRequest("GET", "http://127.0.0.1:"+strconv.Itoa(port)+"/api/v1/outbox", nil)
-	req.Header.Set("Authorization", "Bearer "+adminKey)
-	if resp, err := http.DefaultClient.Do(req); err == nil {
-		_ = json.NewDecoder(resp.Body).Decode(&ob)
-		resp.Body.Close()
-	}
+	var before outbox.Stats
+	testclient.Eventually(t, 30*time.Second, "records waiting for the platform after failed attempts", func() (bool, string) {
+		before = outboxStats()
+		return before.Pending >= 2 && before.FailuresSinceStart > 0, fmt.Sprintf("%+v", before)
+	})
 	if err := first.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	_ = first.cmd.Wait()
-	if ob.Stats.Pending < 2 || ob.Stats.FailuresSinceStart == 0 {
-		t.Errorf("before the kill: %+v, want at least 2 records waiting after failed attempts", ob.Stats)
-	}
-	t.Logf("killed with %d records waiting (%d failed attempts); restarting", ob.Stats.Pending, ob.Stats.FailuresSinceStart)
+	t.Logf("killed with %d records waiting (%d failed attempts); restarting", before.Pending, before.FailuresSinceStart)
 	second := startSanke(t, bin, cfgPath, port, udpPort)
 
-	// The platform comes up five seconds into the run.
-	time.Sleep(time.Until(t0.Add(5 * time.Second)))
+	// The platform comes up after the restart.
 	l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(platformPort))
 	if err != nil {
 		t.Fatal(err)
@@ -187,14 +189,19 @@ classroom:
 	go func() { _ = psrv.Serve(l) }()
 	defer func() { _ = psrv.Close() }()
 
-	deadline := time.Now().Add(60 * time.Second)
-	for plat.unique() < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d records received\nfirst run:\n%s\nsecond run:\n%s", plat.unique(), n, first.log, second.log)
-		}
-		time.Sleep(100 * time.Millisecond)
+	// Every session's record is made and delivered (the server has nothing left to send, so
+	// nothing more can reach the platform).
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var after outbox.Stats
+	if err := testclient.WaitFor(ctx, func() bool {
+		after = outboxStats()
+		return after.Pending == 0 && after.Delivered == n && plat.unique() == n
+	}); err != nil {
+		_ = second.cmd.Process.Kill()
+		_ = second.cmd.Wait()
+		t.Fatalf("outbox %+v; the platform has %d of %d records\nfirst run:\n%s\nsecond run:\n%s", after, plat.unique(), n, first.log, second.log)
 	}
-	time.Sleep(500 * time.Millisecond) // anything else would be a duplicate or an extra record
 
 	plat.mu.Lock()
 	defer plat.mu.Unlock()
@@ -218,7 +225,7 @@ classroom:
 
 	// The restarted server has every record too.
 	var recs []json.RawMessage
-	req, _ = http.NewRequest("GET", "http://127.0.0.1:"+strconv.Itoa(port)+"/api/v1/records", nil)
+	req, _ := http.NewRequest("GET", "http://127.0.0.1:"+strconv.Itoa(port)+"/api/v1/records", nil)
 	req.Header.Set("Authorization", "Bearer "+adminKey)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/sanke-edu/sanke/classroom/store"
 	"github.com/sanke-edu/sanke/internal/config"
+	"github.com/sanke-edu/sanke/test/testclient"
 )
 
 // eventually polls cond every 10 ms until it holds or d passes, and reports how long it took.
@@ -63,6 +64,22 @@ func tryPublish(c *client, kind string, source livekit.TrackSource) {
 	go func() {
 		_, _ = c.room.LocalParticipant.PublishTrack(track, &lksdk.TrackPublicationOptions{Name: "refused", Source: source})
 	}()
+}
+
+// publishRefused makes c (a tapped client) ask to publish a track of source and waits for the
+// server's answer: a request_response NOT_ALLOWED for an add_track of that source.
+func publishRefused(t *testing.T, c *client, kind string, source livekit.TrackSource) {
+	t.Helper()
+	tryPublish(c, kind, source)
+	testclient.Eventually(t, 10*time.Second, c.room.LocalParticipant.Identity()+"'s "+source.String()+" refused", func() (bool, string) {
+		for _, m := range c.tap.Messages() {
+			rr := m.Response.GetRequestResponse()
+			if rr.GetAddTrack().GetSource() == source {
+				return rr.GetReason() == livekit.RequestResponse_NOT_ALLOWED, m.String()
+			}
+		}
+		return false, "no answer to the add_track:\n" + c.tap.Transcript()
+	})
 }
 
 // publishMic publishes a microphone track sending Opus silence.
@@ -175,27 +192,26 @@ func TestRoleEnforcement(t *testing.T) {
 	if code != 200 || teacherTok.Role != "teacher" || teacherTok.Room != "class-R1" {
 		t.Fatalf("teacher token: %d %+v", code, teacherTok)
 	}
-	teacher := ts.connect(teacherTok.Token)
+	teacher := ts.connectTapped(teacherTok.Token)
 	teacher.publishVideo(t)
 
 	tpTok, code := ts.roomToken(t1SignIn, "R1")
 	if code != 200 || tpTok.Role != "teaching_point" || tpTok.Identity != "T1" {
 		t.Fatalf("T1 token: %d %+v", code, tpTok)
 	}
-	tp := ts.connect(tpTok.Token)
+	tp := ts.connectTapped(tpTok.Token)
 	tp.waitVideo(t)
 	if p := tp.room.LocalParticipant.Permissions(); !hasSource(p, livekit.TrackSource_CAMERA) || hasSource(p, livekit.TrackSource_MICROPHONE) {
 		t.Fatalf("teaching point permission: %v", p)
 	}
 	// The classroom camera is allowed, the microphone is not (not called on).
 	tp.publishVideo(t)
-	tryPublish(tp, "audio", livekit.TrackSource_MICROPHONE)
+	publishRefused(t, tp, "audio", livekit.TrackSource_MICROPHONE)
 	if _, ok := eventually(5*time.Second, func() bool {
 		return slices.Contains(ts.serverTracks("class-R1", "T1"), livekit.TrackSource_CAMERA)
 	}); !ok {
 		t.Fatal("T1's camera was not published")
 	}
-	time.Sleep(time.Second)
 	if srcs := ts.serverTracks("class-R1", "T1"); slices.Contains(srcs, livekit.TrackSource_MICROPHONE) {
 		t.Fatalf("T1 published a microphone before being called on: %v", srcs)
 	}
@@ -289,21 +305,36 @@ func TestRoleEnforcement(t *testing.T) {
 	if code != 200 || supTok.Role != "supervisor" {
 		t.Fatalf("supervisor token: %d %+v", code, supTok)
 	}
-	sup := ts.connect(supTok.Token)
+	sup := ts.connectTapped(supTok.Token)
 	sup.waitVideo(t)
-	time.Sleep(300 * time.Millisecond)
+	// T2 joins after the supervisor: once the others see T2, everything the server told
+	// them about the room before (the supervisor's arrival included) has reached them, on
+	// the same ordered signaling connection.
+	t2Tok, code := ts.roomToken(ts.login("T2", "shangpuxi-tp2"), "R1")
+	if code != 200 {
+		t.Fatalf("T2 token: %d %+v", code, t2Tok)
+	}
+	ts.connect(t2Tok.Token)
 	for _, c := range []*client{teacher, tp} {
+		if _, ok := eventually(10*time.Second, func() bool { return c.room.GetParticipantByIdentity("T2") != nil }); !ok {
+			t.Fatalf("%s does not see T2", c.room.LocalParticipant.Identity())
+		}
 		for _, rp := range c.room.GetRemoteParticipants() {
 			if strings.HasPrefix(rp.Identity(), "supervisor-") {
 				t.Errorf("%s sees the supervisor", c.room.LocalParticipant.Identity())
 			}
 		}
+		for _, m := range c.tap.Messages() {
+			if !m.FromClient && strings.Contains(m.String(), "supervisor-") {
+				t.Errorf("%s was told about the supervisor: %s", c.room.LocalParticipant.Identity(), m)
+			}
+		}
 	}
 	rooms, _ := ts.srv.Rooms().ListRooms(context.Background(), []string{"class-R1"})
-	if len(rooms) != 1 || rooms[0].NumParticipants != 2 {
-		t.Errorf("room participants: %v", rooms)
+	if len(rooms) != 1 || rooms[0].NumParticipants != 3 {
+		t.Errorf("room participants (teacher, T1, T2; the supervisor is hidden): %v", rooms)
 	}
-	tryPublish(sup, "video", livekit.TrackSource_CAMERA)
+	publishRefused(t, sup, "video", livekit.TrackSource_CAMERA)
 	ts.disconnect(sup, "class-R1")
 	var audit []store.AuditEntry
 	if _, ok := eventually(5*time.Second, func() bool {
@@ -331,13 +362,12 @@ func TestRoleEnforcement(t *testing.T) {
 	}
 	m2 := ts.connect(func() string { rt, _ := ts.roomToken(ts.login("M2", "art-master-22"), "R2"); return rt.Token }())
 	m2.publishVideo(t)
-	viewer := ts.connect(viewerTok.Token)
+	viewer := ts.connectTapped(viewerTok.Token)
 	viewer.waitVideo(t)
 	if p := viewer.room.LocalParticipant.Permissions(); p.GetCanPublish() || !p.GetCanSubscribe() {
 		t.Errorf("viewer permission: %v", p)
 	}
-	tryPublish(viewer, "video", livekit.TrackSource_CAMERA)
-	time.Sleep(time.Second)
+	publishRefused(t, viewer, "video", livekit.TrackSource_CAMERA)
 	if srcs := ts.serverTracks("class-R2", "T3"); len(srcs) != 0 {
 		t.Errorf("the viewer published %v", srcs)
 	}

@@ -82,8 +82,7 @@ func checkCameraFileFrames(t *testing.T, store storage.Store, m *recorder.Manife
 	}
 	p := fetch(t, store, f.Key)
 	r := probe(t, p)
-	within(t, "file duration (s)", r.Duration, published.Seconds(), 0.05)
-	within(t, "manifest duration (s)", f.Duration, published.Seconds(), 0.05)
+	checkDuration(t, r, f.Duration, published)
 	if r.Width != 1280 || r.Height != 720 {
 		t.Errorf("recorded %dx%d, want the high layer 1280x720", r.Width, r.Height)
 	}
@@ -104,8 +103,8 @@ func TestRecordLocal(t *testing.T) {
 	ts := startServer(t, nil)
 	const room = "rec-local"
 	pub := publishCameraMic(t, ts.target, room, "teacher")
+	waitRecording(t, ts.srv.Recorder(), room)
 	start := time.Now()
-	waitRecorderIn(t, ts.srv.Recorder(), room)
 	time.Sleep(publishFor - time.Since(start))
 	pub.Disconnect()
 	published := time.Since(start)
@@ -152,8 +151,8 @@ func TestRecordS3LossAndRejoin(t *testing.T) {
 		lksdk.WithIncludeDefaultInterceptors(true),
 	}
 	pub := publishCameraMic(t, ts.target, room, "teacher", lossOpts...)
+	waitRecording(t, ts.srv.Recorder(), room)
 	start := time.Now()
-	waitRecorderIn(t, ts.srv.Recorder(), room)
 	time.Sleep(8*time.Second - time.Since(start))
 	pub.Disconnect()
 	time.Sleep(5 * time.Second)
@@ -206,8 +205,8 @@ func TestRecordStoreDown(t *testing.T) {
 	ts := startServer(t, s3)
 	const room = "rec-storedown"
 	pub := publishCameraMic(t, ts.target, room, "teacher")
+	waitRecording(t, ts.srv.Recorder(), room)
 	start := time.Now()
-	waitRecorderIn(t, ts.srv.Recorder(), room)
 	time.Sleep(4 * time.Second)
 	s3.stop()
 	// Wait for the recorder to notice (an upload fails within a flush interval).
@@ -232,13 +231,14 @@ func TestRecordSpoolLimit(t *testing.T) {
 	ts := startServer(t, s3, func(c *config.Config) { c.Recording.SpoolLimitMB = 1 })
 	const room = "rec-spoollimit"
 	pub := publishCameraMic(t, ts.target, room, "teacher")
+	waitRecording(t, ts.srv.Recorder(), room)
 	start := time.Now()
-	waitRecorderIn(t, ts.srv.Recorder(), room)
 	time.Sleep(3 * time.Second)
 	s3.stop()
 	waitEvent(t, ts, recorder.EventStoreUnavailable, 30*time.Second)
 	// The limit is the node's (summed over recordings): the event names no room.
-	full := waitEvent(t, ts, recorder.EventSpoolFull, 20*time.Second)
+	// The publisher fills 1 MB in seconds, or in a minute on a loaded machine.
+	full := waitEvent(t, ts, recorder.EventSpoolFull, time.Minute)
 	fullAt := time.Since(start)
 	if full.Error == "" {
 		t.Error("the spool-full event does not say what happened")

@@ -18,6 +18,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/livekit/protocol/livekit"
+	"github.com/pion/rtp/codecs/vp9"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/sanke-edu/sanke/recorder/mkv"
@@ -100,7 +101,10 @@ type metaTrack struct {
 
 // outFile is one recorded file: a participant's camera+microphone or screen share.
 type outFile struct {
-	s        *session
+	s *session
+	// name and key (with docType and ctype) change while the file gathers its tracks (H.264
+	// video makes a .webm an .mkv): takeTrack writes them holding s.mu and mu, so either lock
+	// is enough to read them then (currentName).
 	name     string
 	key      string
 	identity string
@@ -203,6 +207,13 @@ func (f *outFile) dropAVCWithoutConfigLocked() {
 	f.tracks = kept
 }
 
+// currentName returns the file's name, which may still change while the file gathers.
+func (f *outFile) currentName() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.name
+}
+
 // takeTrack returns the file's track for kind/codec, adding one while the file gathers.
 func (f *outFile) takeTrack(kind webrtc.RTPCodecType, mime string, info *livekit.TrackInfo) (*fileTrack, bool) {
 	f.mu.Lock()
@@ -235,7 +246,8 @@ func (f *outFile) takeTrack(kind webrtc.RTPCodecType, mime string, info *livekit
 		for _, l := range info.GetLayers() { //nolint:staticcheck // LiveKit protocol: TrackInfo.layers has the sizes
 			ft.Width, ft.Height = max(ft.Width, int(l.GetWidth())), max(ft.Height, int(l.GetHeight()))
 		}
-		if ext, doc, ctype := fileExt(mime); ext != ".webm" {
+		if ext, doc, ctype := fileExt(mime); !strings.HasSuffix(f.name, ext) {
+			// Audio came first (a .webm) and H.264 video joins: the file becomes Matroska.
 			f.name = strings.TrimSuffix(f.name, ".webm") + ext
 			f.key = f.s.meta.Prefix + f.name
 			f.docType, f.ctype = doc, ctype
@@ -318,6 +330,10 @@ func (f *outFile) write(tr *trackReader, ft *fileTrack, pts, dur int64, key bool
 		switch {
 		case ft.CodecID == mkv.CodecVP8:
 			if w, h, ok := vp8Size(data); ok {
+				ft.Width, ft.Height = max(ft.Width, w), max(ft.Height, h)
+			}
+		case ft.CodecID == mkv.CodecVP9:
+			if w, h, ok := vp9Size(data); ok {
 				ft.Width, ft.Height = max(ft.Width, w), max(ft.Height, h)
 			}
 		case ft.CodecID == mkv.CodecH264 && cfg != nil:
@@ -700,5 +716,15 @@ func vp8Size(b []byte) (w, h int, ok bool) {
 	}
 	w = int(b[6]) | int(b[7]&0x3f)<<8
 	h = int(b[8]) | int(b[9]&0x3f)<<8
+	return w, h, w > 0 && h > 0
+}
+
+// vp9Size returns the frame size a VP9 keyframe's uncompressed header declares.
+func vp9Size(b []byte) (w, h int, ok bool) {
+	var hdr vp9.Header
+	if err := hdr.Unmarshal(b); err != nil || hdr.ShowExistingFrame || hdr.NonKeyFrame {
+		return 0, 0, false
+	}
+	w, h = int(hdr.Width()), int(hdr.Height())
 	return w, h, w > 0 && h > 0
 }

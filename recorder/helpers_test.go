@@ -215,6 +215,22 @@ func waitRecorderIn(t testing.TB, rec *recorder.Recorder, room string) {
 	})
 }
 
+// waitRecording waits until the recorder records room: it is in the room and has opened a
+// file for a track it subscribed to. Durations a test compares with the file's count from
+// here, so that the time the recorder takes to join and subscribe (longer on a loaded
+// machine) is not counted as missing from the file.
+func waitRecording(t testing.TB, rec *recorder.Recorder, room string) {
+	t.Helper()
+	testclient.Eventually(t, 20*time.Second, "recorder records "+room, func() (bool, string) {
+		for _, st := range rec.Active() {
+			if st.Room == room && st.Connected && len(st.Files) > 0 {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("%+v", rec.Active())
+	})
+}
+
 // api calls the recording HTTP API with a token holding grant.
 func api(t testing.TB, target testclient.Target, method, path string, grant *auth.VideoGrant, out any) int {
 	t.Helper()
@@ -297,6 +313,21 @@ func fetch(t testing.TB, store storage.Store, key string) string {
 type probeResult = testmedia.ProbeResult
 
 func probe(t testing.TB, path string) probeResult { return testmedia.Probe(t, path) }
+
+// checkDuration checks the duration of a recorded file (r, as probed, and as its manifest
+// entry says) that holds what was published for about published. The file's own timeline
+// is checked closely: the manifest agrees with the file, and the video frames (30 fps) do
+// not outnumber what the duration holds (timestamps at the media's clock rate, not
+// squeezed). Against the wall clock the check is loose: when media starts to flow to the
+// recorder and how it is paced vary by a second or two on a loaded machine.
+func checkDuration(t testing.TB, r probeResult, manifest float64, published time.Duration) {
+	t.Helper()
+	within(t, "manifest duration against the file's (s)", manifest, r.Duration, 0.02)
+	if held := int(r.Duration*30*1.02) + 2; r.VideoFrames > held {
+		t.Errorf("%d video frames in %.2f s: more than 30 fps", r.VideoFrames, r.Duration)
+	}
+	within(t, "file duration against the time published (s)", r.Duration, published.Seconds(), 0.2)
+}
 
 // within checks got against want with a relative tolerance.
 func within(t testing.TB, what string, got, want, tol float64) {

@@ -323,7 +323,7 @@ func (s *session) onTrackSubscribed(track *webrtc.TrackRemote, pub *lksdk.Remote
 	s.mu.Unlock()
 	s.saveMeta()
 	s.log.Info("recording track", "participant", rp.Identity(), "track", pub.SID(), "codec", mime,
-		"source", pub.Source().String(), "file", f.name)
+		"source", pub.Source().String(), "file", f.currentName())
 	go func() {
 		defer s.readers.Done()
 		tr.run()

@@ -129,7 +129,7 @@ func (tr *trackReader) run() {
 	tr.mu.Lock()
 	plis := tr.plis
 	tr.mu.Unlock()
-	tr.log.Info("track recording ended", "file", tr.f.name, "packets", tr.packets, "late_packets", tr.late, "frames", tr.frames,
+	tr.log.Info("track recording ended", "file", tr.f.currentName(), "packets", tr.packets, "late_packets", tr.late, "frames", tr.frames,
 		"gaps", tr.gaps, "incomplete", tr.incomplete, "malformed", tr.malformed, "dropped_waiting_keyframe", tr.waitKey, "plis", plis)
 }
 

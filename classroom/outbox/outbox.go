@@ -34,6 +34,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/jonboulle/clockwork"
 )
 
 // Header names.
@@ -65,6 +67,9 @@ type Config struct {
 	// Client sends the requests (default: a client with Timeout).
 	Client *http.Client
 	Logger *slog.Logger
+	// Clock tells the time and schedules the retries (default: the system clock; tests
+	// drive a fake one through hours of retries at once).
+	Clock clockwork.Clock
 }
 
 // Outbox is the durable queue and its dispatcher.
@@ -73,6 +78,7 @@ type Outbox struct {
 	cfg    Config
 	client *http.Client
 	logger *slog.Logger
+	clock  clockwork.Clock
 	wake   chan struct{}
 
 	mu        sync.Mutex
@@ -106,11 +112,14 @@ func New(db *sql.DB, cfg Config) (*Outbox, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Clock == nil {
+		cfg.Clock = clockwork.NewRealClock()
+	}
 	client := cfg.Client
 	if client == nil {
 		client = &http.Client{Timeout: cfg.Timeout}
 	}
-	return &Outbox{db: db, cfg: cfg, client: client, logger: cfg.Logger, wake: make(chan struct{}, 1)}, nil
+	return &Outbox{db: db, cfg: cfg, client: client, logger: cfg.Logger, clock: cfg.Clock, wake: make(chan struct{}, 1)}, nil
 }
 
 // Enabled reports whether messages are sent (a URL is configured).
@@ -119,7 +128,7 @@ func (o *Outbox) Enabled() bool { return o.cfg.URL != "" }
 // Enqueue adds a message inside tx (the transaction that stores what it reports) and
 // reports whether it was new. Call Notify after the commit to send it at once.
 func (o *Outbox) Enqueue(ctx context.Context, tx *sql.Tx, m Message) (bool, error) {
-	now := time.Now().UnixMilli()
+	now := o.clock.Now().UnixMilli()
 	res, err := tx.ExecContext(ctx, `INSERT INTO outbox (key, event, body, created_at, next_at) VALUES (?, ?, ?, ?, ?)
 		ON CONFLICT (key) DO NOTHING`, m.Key, m.Event, m.Body, now, now)
 	if err != nil {
@@ -203,7 +212,7 @@ func (o *Outbox) Run(ctx context.Context) {
 				return
 			}
 			o.logger.Error("outbox: reading pending messages", "err", err)
-			next = time.Now().Add(5 * time.Second)
+			next = o.clock.Now().Add(5 * time.Second)
 		}
 		for _, it := range items {
 			if ctx.Err() != nil {
@@ -214,20 +223,20 @@ func (o *Outbox) Run(ctx context.Context) {
 		if len(items) > 0 {
 			continue
 		}
-		wait := time.Until(next)
+		wait := o.clock.Until(next)
 		if next.IsZero() || wait > 30*time.Second {
 			wait = 30 * time.Second
 		}
 		if wait < 0 {
 			wait = 0
 		}
-		t := time.NewTimer(wait)
+		t := o.clock.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return
 		case <-o.wake:
-		case <-t.C:
+		case <-t.Chan():
 		}
 		t.Stop()
 	}
@@ -235,7 +244,7 @@ func (o *Outbox) Run(ctx context.Context) {
 
 // due returns messages whose time has come and the time of the next one.
 func (o *Outbox) due(ctx context.Context, limit int) ([]item, time.Time, error) {
-	now := time.Now().UnixMilli()
+	now := o.clock.Now().UnixMilli()
 	rows, err := o.db.QueryContext(ctx, `SELECT id, key, event, body, attempts FROM outbox
 		WHERE delivered_at IS NULL AND next_at <= ? ORDER BY next_at, id LIMIT ?`, now, limit)
 	if err != nil {
@@ -271,7 +280,7 @@ func (o *Outbox) deliver(ctx context.Context, it item) {
 	if ctx.Err() != nil {
 		return // shutting down: the attempt does not count
 	}
-	now := time.Now()
+	now := o.clock.Now()
 	if err == nil {
 		if _, dbErr := o.db.ExecContext(context.WithoutCancel(ctx), `UPDATE outbox SET delivered_at = ?, attempts = ?, last_error = '' WHERE id = ?`,
 			now.UnixMilli(), attempt, it.id); dbErr != nil {
@@ -304,7 +313,7 @@ func (o *Outbox) post(ctx context.Context, it item, attempt int) error {
 	req.Header.Set(HeaderIdempotencyKey, it.key)
 	req.Header.Set(HeaderEvent, it.event)
 	req.Header.Set(HeaderDelivery, fmt.Sprintf("%d.%d", it.id, attempt))
-	req.Header.Set(HeaderSignature, Sign(o.cfg.Secret, time.Now(), it.body))
+	req.Header.Set(HeaderSignature, Sign(o.cfg.Secret, o.clock.Now(), it.body))
 	resp, err := o.client.Do(req)
 	if err != nil {
 		return err

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	_ "modernc.org/sqlite"
 )
 
@@ -55,30 +56,41 @@ func TestSignVerify(t *testing.T) {
 	}
 }
 
-// TestRetryUntilDelivered: the platform fails twice, then accepts; a restart in between
-// (a new Outbox on the same database) keeps the message.
-func TestRetryUntilDelivered(t *testing.T) {
+// TestRetryOnClock drives the dispatcher with a fake clock through half an hour of platform
+// outage: every retry waits its backoff (RetryMin doubled per failure, capped at RetryMax,
+// with jitter) and no attempt comes while the dispatcher waits; a restart (a new Outbox on
+// the same database) keeps the message and its schedule; once the platform answers, the
+// message is delivered, once.
+func TestRetryOnClock(t *testing.T) {
+	clock := clockwork.NewFakeClockAt(time.Date(2026, 9, 1, 8, 0, 0, 0, time.UTC))
+	const failures = 6 // backoffs of 1, 2, 4, 8, 10 and 10 minutes
+	type request struct {
+		key, event, body string
+		at               time.Time
+	}
+	requests := make(chan request, failures+2)
 	var mu sync.Mutex
 	var calls int
-	var got []string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		mu.Lock()
-		defer mu.Unlock()
-		calls++
-		if err := Verify("k", r.Header.Get(HeaderSignature), body, time.Now(), time.Minute); err != nil {
+		if err := Verify("k", r.Header.Get(HeaderSignature), body, clock.Now(), time.Minute); err != nil {
 			t.Errorf("signature: %v", err)
 		}
-		if calls <= 2 {
+		mu.Lock()
+		calls++
+		n := calls
+		mu.Unlock()
+		requests <- request{r.Header.Get(HeaderIdempotencyKey), r.Header.Get(HeaderEvent), string(body), clock.Now()}
+		if n <= failures {
 			http.Error(w, "busy", http.StatusInternalServerError)
 			return
 		}
-		got = append(got, r.Header.Get(HeaderIdempotencyKey)+" "+r.Header.Get(HeaderEvent)+" "+string(body))
+		w.WriteHeader(http.StatusCreated)
 	}))
 	defer srv.Close()
+	cfg := Config{URL: srv.URL, Secret: "k", RetryMin: time.Minute, RetryMax: 10 * time.Minute, Clock: clock}
 	path := filepath.Join(t.TempDir(), "o.db")
 	db := openDB(t, path)
-	cfg := Config{URL: srv.URL, Secret: "k", RetryMin: 20 * time.Millisecond, RetryMax: 50 * time.Millisecond}
 	o, err := New(db, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -89,56 +101,90 @@ func TestRetryUntilDelivered(t *testing.T) {
 	if enqueue(t, db, o, Message{Key: "k1", Event: "e", Body: []byte(`{"n":1}`)}) {
 		t.Fatal("duplicate key added")
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { o.Run(ctx); close(done) }()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		mu.Lock()
-		n := calls
-		mu.Unlock()
-		if n >= 1 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
+	run := func(o *Outbox) (stop func()) {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { o.Run(ctx); close(done) }()
+		return func() { cancel(); <-done }
 	}
-	cancel()
-	<-done
-	_ = db.Close()
-
-	// "Restart".
-	db = openDB(t, path)
-	defer func() {
-		if err := db.Close(); err != nil {
-			t.Errorf("close: %v", err)
+	stop := run(o)
+	defer func() { stop() }()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	// waiting returns once the dispatcher waits on its timer, having recorded what it did.
+	waiting := func() {
+		t.Helper()
+		if err := clock.BlockUntilContext(ctx, 1); err != nil {
+			t.Fatalf("the dispatcher does not wait for its next attempt: %v", err)
 		}
-	}()
-	o, err = New(db, cfg)
+	}
+	next := func() request {
+		t.Helper()
+		select {
+		case r := <-requests:
+			return r
+		case <-ctx.Done():
+			t.Fatal("no attempt")
+			return request{}
+		}
+	}
+
+	due := clock.Now() // the message is due at once
+	for attempt := 1; attempt <= failures; attempt++ {
+		if r := next(); r.key != "k1" || r.event != "e" || r.body != `{"n":1}` || !r.at.Equal(due) {
+			t.Fatalf("attempt %d: %+v, want k1 at %s", attempt, r, due.Format(time.TimeOnly))
+		}
+		waiting()
+		if attempt == 3 {
+			// "Restart".
+			stop()
+			if err := db.Close(); err != nil {
+				t.Fatal(err)
+			}
+			db = openDB(t, path)
+			if o, err = New(db, cfg); err != nil {
+				t.Fatal(err)
+			}
+			stop = run(o)
+			waiting()
+		}
+		select {
+		case r := <-requests:
+			t.Fatalf("an attempt while the dispatcher waits: %+v", r)
+		default:
+		}
+		var attempts int
+		var nextAt int64
+		if err := db.QueryRow(`SELECT attempts, next_at FROM outbox WHERE key = 'k1'`).Scan(&attempts, &nextAt); err != nil {
+			t.Fatal(err)
+		}
+		delay := time.UnixMilli(nextAt).Sub(clock.Now())
+		want := min(cfg.RetryMin<<(attempt-1), cfg.RetryMax)
+		if attempts != attempt || delay < want*8/10 || delay > want*12/10 {
+			t.Fatalf("after attempt %d: %d attempts recorded, next in %s; want %d, %s ± 20%%", attempt, attempts, delay, attempt, want)
+		}
+		clock.Advance(delay)
+		due = clock.Now()
+	}
+	if r := next(); r.key != "k1" || !r.at.Equal(due) {
+		t.Fatalf("last attempt: %+v, want k1 at %s", r, due.Format(time.TimeOnly))
+	}
+	waiting() // idle again: the delivery is recorded
+	st, err := o.Stats(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel = context.WithCancel(context.Background())
-	defer cancel()
-	go o.Run(ctx)
-	enqueue(t, db, o, Message{Key: "k2", Event: "e", Body: []byte(`{"n":2}`)})
-	deadline = time.Now().Add(10 * time.Second)
-	for {
-		st, err := o.Stats(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if st.Pending == 0 && st.Delivered == 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not delivered: %+v", st)
-		}
-		time.Sleep(10 * time.Millisecond)
+	if st.Pending != 0 || st.Delivered != 1 || st.DeliveredSinceStart != 1 || st.FailuresSinceStart != failures-3 {
+		t.Errorf("stats after delivery: %+v; want 1 delivered, %d failures since the restart (after attempt 3)", st, failures-3)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(got) != 2 || got[0] != `k1 e {"n":1}` && got[1] != `k1 e {"n":1}` {
-		t.Errorf("received %q after %d calls", got, calls)
+	select {
+	case r := <-requests:
+		t.Errorf("a request after the delivery: %+v", r)
+	default:
+	}
+	stop()
+	if err := db.Close(); err != nil {
+		t.Errorf("close: %v", err)
 	}
 }
 

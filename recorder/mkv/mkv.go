@@ -330,8 +330,11 @@ func NewMuxer(l Layout, tracks []Track, maxCluster time.Duration) *Muxer {
 // bytes of a cluster completed by this call (to append to the file), if any, with its index
 // entry.
 func (m *Muxer) Write(track uint64, pts, dur int64, keyframe bool, data []byte) ([]byte, *Cluster, error) {
-	if last, ok := m.lastPTS[track]; ok && pts < last {
-		pts = last // keep every track monotonic
+	if last, ok := m.lastPTS[track]; ok && pts <= last {
+		// Keep every track strictly increasing: two frames of a track at the same time (a
+		// late frame, or timestamps a layer switch put a tick apart) are an invalid
+		// stream to decoders ("non monotonically increasing dts").
+		pts = last + 1
 	}
 	if pts < 0 {
 		pts = 0

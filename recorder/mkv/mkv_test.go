@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -92,6 +93,40 @@ func TestMuxVP8Opus(t *testing.T) {
 			t.Fatalf("ffprobe %s: %v\n%s", p, err, out)
 		}
 		t.Logf("%s: %s", filepath.Base(p), strings.TrimSpace(string(out)))
+	}
+}
+
+// TestMuxStrictlyIncreasing writes frames of a track out of order and at the same time: the
+// muxer keeps each track's timestamps strictly increasing.
+func TestMuxStrictlyIncreasing(t *testing.T) {
+	tracks := []Track{
+		{Number: 1, Type: TypeVideo, CodecID: CodecVP8, Width: 320, Height: 180},
+		{Number: 2, Type: TypeAudio, CodecID: CodecOpus, CodecPrivate: OpusHead(2), SampleRate: 48000, Channels: 2},
+	}
+	l, err := NewHead("webm", tracks, "sanke-test", time.Unix(1700000000, 0), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := NewMuxer(l, tracks, 5*time.Second)
+	writes := []struct {
+		track uint64
+		pts   int64
+		key   bool
+	}{{1, 0, true}, {2, 0, false}, {1, 33, false}, {1, 33, false}, {2, 20, false}, {2, 20, false}, {1, 20, false}, {1, 100, false}}
+	for _, w := range writes {
+		if _, c, err := m.Write(w.track, w.pts, 20, w.key, []byte{0}); err != nil || c != nil {
+			t.Fatalf("write %+v: cluster %v, %v", w, c, err)
+		}
+	}
+	got := map[uint64][]int64{}
+	for _, b := range m.open.SimpleBlock {
+		got[b.TrackNumber] = append(got[b.TrackNumber], int64(m.open.Timecode)+int64(b.Timecode))
+	}
+	if want := []int64{0, 33, 34, 35, 100}; !slices.Equal(got[1], want) {
+		t.Errorf("video at %v, want %v", got[1], want)
+	}
+	if want := []int64{0, 20, 21}; !slices.Equal(got[2], want) {
+		t.Errorf("audio at %v, want %v", got[2], want)
 	}
 }
 

@@ -83,7 +83,9 @@ func TestS3GetEndsWhenTheBodyStalls(t *testing.T) {
 	}))
 	t.Cleanup(func() { close(release); srv.Close() })
 	s, err := storage.NewS3(storage.S3Config{Endpoint: srv.URL, Region: "us-east-1", Bucket: "recordings", PathStyle: true,
-		AccessKey: "k", SecretKey: "s", Timeout: 300 * time.Millisecond})
+		// Long enough for the headers to come back on a loaded machine; the stall after them
+		// is what must end the read.
+		AccessKey: "k", SecretKey: "s", Timeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

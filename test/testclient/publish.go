@@ -15,7 +15,7 @@ import (
 	"github.com/sanke-edu/sanke/test/testmedia"
 )
 
-// VideoOptions configures PublishSimulcastVP8, PublishVP8 and PublishH264.
+// VideoOptions configures PublishSimulcastVP8, PublishVP8, PublishVP9 and PublishH264.
 type VideoOptions struct {
 	// Name is the track name (default "camera").
 	Name string
@@ -206,6 +206,25 @@ func PublishVP8(room *lksdk.Room, layer testmedia.VP8Layer, opts *VideoOptions) 
 		}, [2]int{layer.Width, layer.Height})
 }
 
+// PublishVP9 publishes the VP9 fixture (640x360, profile 0) as a single-layer track, one
+// frame per sample.
+func PublishVP9(room *lksdk.Room, files testmedia.Files, opts *VideoOptions) (*Publication, error) {
+	if opts == nil {
+		opts = &VideoOptions{}
+	}
+	pr, err := ivfProvider(files.VP9.Path, testmedia.IsVP9Keyframe, opts)
+	if err != nil {
+		return nil, err
+	}
+	return publishSingle(room, webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP9, ClockRate: 90000, SDPFmtpLine: "profile-id=0"}, pr,
+		&lksdk.TrackPublicationOptions{
+			Name:        nameOr(opts.Name, "camera"),
+			Source:      sourceOr(opts.Source, livekit.TrackSource_CAMERA),
+			VideoWidth:  files.VP9.Width,
+			VideoHeight: files.VP9.Height,
+		}, [2]int{files.VP9.Width, files.VP9.Height})
+}
+
 // PublishH264 publishes the H.264 fixture (640x360 constrained baseline) as a single-layer
 // track, one access unit per sample.
 func PublishH264(room *lksdk.Room, files testmedia.Files, opts *VideoOptions) (*Publication, error) {
@@ -294,15 +313,20 @@ func newTrack(codec webrtc.RTPCodecCapability, pr *loopProvider, opts ...lksdk.L
 	return track, nil
 }
 
-// vp8Provider loads an IVF file into a looping provider.
+// vp8Provider loads a VP8 IVF file into a looping provider.
 func vp8Provider(path string, opts *VideoOptions) (*loopProvider, error) {
+	return ivfProvider(path, testmedia.IsVP8Keyframe, opts)
+}
+
+// ivfProvider loads an IVF file into a looping provider; isKeyframe tells its keyframes.
+func ivfProvider(path string, isKeyframe func([]byte) bool, opts *VideoOptions) (*loopProvider, error) {
 	ivf, err := testmedia.ReadIVF(path)
 	if err != nil {
 		return nil, err
 	}
 	isKey := make([]bool, len(ivf.Frames))
 	for i, f := range ivf.Frames {
-		isKey[i] = testmedia.IsVP8Keyframe(f)
+		isKey[i] = isKeyframe(f)
 	}
 	d := time.Second / testmedia.FPS
 	if ivf.TimebaseDen > 0 && ivf.TimebaseNum > 0 {

@@ -27,6 +27,9 @@ const (
 	h264File   = "h264-640x360.h264"
 	h264Width  = 640
 	h264Height = 360
+	vp9File    = "vp9-640x360.ivf"
+	vp9Width   = 640
+	vp9Height  = 360
 )
 
 // secs is Duration in whole seconds, as ffmpeg wants it.
@@ -73,6 +76,21 @@ func opusArgs() []string {
 		"-ac", "1", "-ar", "48000",
 		"-c:a", "libopus", "-b:a", "48k", "-frame_duration", "20", "-application", "audio", "-vbr", "on",
 		"-f", "ogg", opusFile,
+	}
+}
+
+// vp9Args makes VP9 (profile 0) in IVF the way vp8Args makes each VP8 layer: real-time
+// settings as a WebRTC encoder uses them (error resilient, no alt-ref, no lag, so no hidden
+// frames or superframes), a fixed speed (-cpu-used 8, the fastest for real time) and a
+// keyframe exactly every KeyframeInterval frames.
+func vp9Args() []string {
+	return []string{
+		"-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=%dx%d:rate=%d:duration=%s", vp9Width, vp9Height, FPS, secs()),
+		"-c:v", "libvpx-vp9", "-b:v", "500k", "-pix_fmt", "yuv420p",
+		"-deadline", "realtime", "-cpu-used", "8", "-row-mt", "1",
+		"-g", strconv.Itoa(KeyframeInterval), "-keyint_min", strconv.Itoa(KeyframeInterval),
+		"-error-resilient", "1", "-auto-alt-ref", "0", "-lag-in-frames", "0",
+		"-f", "ivf", vp9File,
 	}
 }
 

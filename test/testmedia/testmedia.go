@@ -1,5 +1,6 @@
 // Package testmedia generates the media files that Sanke's end-to-end tests publish: three VP8
-// simulcast layers (IVF) cut from one synthetic source, Opus in Ogg, and H.264 Annex-B.
+// simulcast layers (IVF) cut from one synthetic source, VP9 (IVF), Opus in Ogg, and H.264
+// Annex-B.
 //
 // The files are made once with ffmpeg and kept in a cache directory shared by every test
 // process (see CacheRoot); a generation directory is named after Version and a hash of the
@@ -98,6 +99,19 @@ type H264File struct {
 	Keyframes []int `json:"keyframes"`
 }
 
+// VP9File describes the generated VP9 clip (profile 0, one layer, no superframes).
+type VP9File struct {
+	// Path is the absolute path of the IVF file.
+	Path string `json:"path"`
+	// Width and Height are the coded frame size.
+	Width  int `json:"width"`
+	Height int `json:"height"`
+	// Frames is the number of frames in the file.
+	Frames int `json:"frames"`
+	// Keyframes lists the indexes of the keyframes, ascending; the first is 0.
+	Keyframes []int `json:"keyframes"`
+}
+
 // Files is the generated fixture set.
 type Files struct {
 	// Dir is the directory that holds the files.
@@ -112,6 +126,8 @@ type Files struct {
 	Opus OpusFile `json:"opus"`
 	// H264 is the H.264 clip (640x360).
 	H264 H264File `json:"h264"`
+	// VP9 is the VP9 clip (640x360).
+	VP9 VP9File `json:"vp9"`
 }
 
 // Get returns the fixture set, generating it on first use. It fails the test with an
@@ -224,7 +240,8 @@ func load(dir string) (Files, error) {
 	}
 	f.Opus.Path = filepath.Join(dir, f.Opus.Path)
 	f.H264.Path = filepath.Join(dir, f.H264.Path)
-	for _, p := range []string{f.VP8[0].Path, f.VP8[1].Path, f.VP8[2].Path, f.Opus.Path, f.H264.Path} {
+	f.VP9.Path = filepath.Join(dir, f.VP9.Path)
+	for _, p := range []string{f.VP8[0].Path, f.VP8[1].Path, f.VP8[2].Path, f.Opus.Path, f.H264.Path, f.VP9.Path} {
 		if _, err := os.Stat(p); err != nil {
 			return Files{}, err
 		}
@@ -274,6 +291,19 @@ func generate(ctx context.Context, dir string) (Files, error) {
 	h264.Width, h264.Height = h264Width, h264Height
 	f.H264 = h264
 
+	if err := runFFmpeg(ctx, dir, vp9Args()); err != nil {
+		return Files{}, fmt.Errorf("generate VP9: %w", err)
+	}
+	vp9, err := describeVP9(filepath.Join(dir, vp9File))
+	if err != nil {
+		return Files{}, err
+	}
+	if vp9.Width != vp9Width || vp9.Height != vp9Height {
+		return Files{}, fmt.Errorf("%s: keyframe says %dx%d, want %dx%d", vp9File, vp9.Width, vp9.Height, vp9Width, vp9Height)
+	}
+	vp9.Path = vp9File
+	f.VP9 = vp9
+
 	return f, writeManifest(dir, f)
 }
 
@@ -300,7 +330,7 @@ func runFFmpeg(ctx context.Context, dir string, args []string) error {
 // paramsHash identifies the generation parameters, so that changing them invalidates caches.
 func paramsHash() string {
 	h := sha256.New()
-	for _, args := range [][]string{vp8Args(), opusArgs(), h264Args()} {
+	for _, args := range [][]string{vp8Args(), opusArgs(), h264Args(), vp9Args()} {
 		_, _ = fmt.Fprintln(h, strings.Join(args, "\x00"))
 	}
 	return hex.EncodeToString(h.Sum(nil))[:12]

@@ -101,8 +101,8 @@ func TestEnsureConcurrent(t *testing.T) {
 		for i, l := range vp8Layers() {
 			f.VP8[i] = VP8Layer{Path: l.file, Width: l.width, Height: l.height}
 		}
-		f.Opus.Path, f.H264.Path = opusFile, h264File
-		for _, p := range []string{f.VP8[0].Path, f.VP8[1].Path, f.VP8[2].Path, f.Opus.Path, f.H264.Path} {
+		f.Opus.Path, f.H264.Path, f.VP9.Path = opusFile, h264File, vp9File
+		for _, p := range []string{f.VP8[0].Path, f.VP8[1].Path, f.VP8[2].Path, f.Opus.Path, f.H264.Path, f.VP9.Path} {
 			if err := os.WriteFile(filepath.Join(dir, p), []byte("x"), 0o644); err != nil {
 				return Files{}, err
 			}
@@ -203,6 +203,12 @@ func TestGet(t *testing.T) {
 
 	if f.H264.Frames != wantFrames || len(f.H264.Keyframes) != wantFrames/KeyframeInterval {
 		t.Errorf("h264: %d frames, keyframes %v", f.H264.Frames, f.H264.Keyframes)
+	}
+	if f.VP9.Width != 640 || f.VP9.Height != 360 || f.VP9.Frames != wantFrames || len(f.VP9.Keyframes) != wantFrames/KeyframeInterval {
+		t.Errorf("vp9: %dx%d, %d frames, keyframes %v", f.VP9.Width, f.VP9.Height, f.VP9.Frames, f.VP9.Keyframes)
+	}
+	if vp9, err := ReadIVF(f.VP9.Path); err != nil || vp9.FourCC != "VP90" || IsVP9Keyframe(vp9.Frames[1]) {
+		t.Errorf("vp9 file: %v, frame 1 a keyframe", err)
 	}
 
 	// A second call reuses the cache.
