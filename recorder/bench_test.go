@@ -22,7 +22,7 @@ type benchMedia struct {
 	video, audio [][]*rtp.Packet // per frame
 }
 
-func loadBenchMedia(b *testing.B) benchMedia {
+func loadBenchMedia(b testing.TB) benchMedia {
 	files := testmedia.Get(b)
 	ivf, err := testmedia.ReadIVF(files.VP8[testmedia.High].Path)
 	if err != nil {

@@ -66,17 +66,8 @@ func push(tr *trackReader, pkts []*rtp.Packet) {
 // spool limit, and the recording (the failed file as far as it was written included) is
 // stored and no longer active.
 func TestFailedSpoolWriteReleasesTheFile(t *testing.T) {
-	dir := t.TempDir()
-	store, err := storage.NewLocal(filepath.Join(dir, "store"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := New(Options{Store: store, SpoolDir: filepath.Join(dir, "spool"), GatherWindow: 20 * time.Millisecond,
-		ClusterMax: 200 * time.Millisecond, FlushInterval: time.Hour, SpoolLimit: 1 << 30, Logger: testLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(r.cancel)
+	r, store := localRecorder(t, Options{GatherWindow: 20 * time.Millisecond,
+		ClusterMax: 200 * time.Millisecond, FlushInterval: time.Hour, SpoolLimit: 1 << 30})
 	s := newSession(r, &livekit.Room{Name: "class 1", Sid: "RM_1"})
 	r.mu.Lock()
 	r.sessions[s.id] = s
@@ -106,6 +97,7 @@ func TestFailedSpoolWriteReleasesTheFile(t *testing.T) {
 	failing.mu.Lock()
 	written := failing.written
 	rw := failing.spool
+	var err error
 	failing.spool, err = os.Open(filepath.Join(s.dir, failing.name)) // writes now fail, reads work
 	if err != nil {
 		t.Fatal(err)
@@ -230,16 +222,7 @@ func TestSignedLinkExpires(t *testing.T) {
 // readers per file (one per republished track), SIDs per track, media waiting for a file's
 // head, and the listings' scans of the store.
 func TestRecordingStateIsBounded(t *testing.T) {
-	dir := t.TempDir()
-	store, err := storage.NewLocal(filepath.Join(dir, "store"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := New(Options{Store: store, SpoolDir: filepath.Join(dir, "spool"), Logger: testLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(r.cancel)
+	r, store := localRecorder(t, Options{})
 	s := newSession(r, &livekit.Room{Name: "room", Sid: "RM_1"})
 
 	// A publisher switching codecs again and again: a new file each time, up to a bound.
@@ -254,6 +237,7 @@ func TestRecordingStateIsBounded(t *testing.T) {
 		t.Errorf("%d files of one participant's camera (%v), want at most %d", len(s.files), refused, maxGroupFiles)
 	}
 	// Many publishers: up to a bound per recording.
+	var err error
 	for i := 0; i < maxSessionFiles+10; i++ {
 		s.mu.Lock()
 		_, _, err = s.fileFor("p"+strings.Repeat("x", i), "camera", webrtc.RTPCodecTypeAudio, "audio/opus", &livekit.TrackInfo{Sid: "TR_a"})
@@ -284,7 +268,7 @@ func TestRecordingStateIsBounded(t *testing.T) {
 	}
 
 	// Big frames while a file waits for its head (the gather window never ends here).
-	slow, err := New(Options{Store: store, SpoolDir: filepath.Join(dir, "spool"), GatherWindow: time.Hour, Logger: testLogger()})
+	slow, err := New(Options{Store: store, SpoolDir: filepath.Join(t.TempDir(), "spool"), GatherWindow: time.Hour, Logger: testLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -325,17 +309,8 @@ func TestRecordingStateIsBounded(t *testing.T) {
 // muted participant): the tail objects in the store, and their list in the file's state,
 // stay bounded, and completing the file from the store alone still gives every byte.
 func TestTailObjectsAreBounded(t *testing.T) {
-	dir := t.TempDir()
-	store, err := storage.NewLocal(filepath.Join(dir, "store"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := New(Options{Store: store, SpoolDir: filepath.Join(dir, "spool"), Logger: testLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(r.cancel)
-	spool, err := os.Create(filepath.Join(dir, "spooled.webm"))
+	r, store := localRecorder(t, Options{})
+	spool, err := os.Create(filepath.Join(t.TempDir(), "spooled.webm"))
 	if err != nil {
 		t.Fatal(err)
 	}

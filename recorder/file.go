@@ -505,6 +505,41 @@ func (f *outFile) saveMeta() {
 	f.saveMetaLocked()
 }
 
+// handOver moves f's running tracks into to, the file replacing f: each continues there
+// (video from its next keyframe) from its next frame on, so a track that joins late never
+// ends the recording of those already there. A track to cannot take (one of the same kind
+// with another codec replaces it) stays in f and ends with it.
+func (f *outFile) handOver(to *outFile) {
+	f.mu.Lock()
+	var moving []*fileTrack
+	for _, ft := range f.tracks {
+		if tr := ft.active; tr != nil && !tr.stopped.Load() && !ft.dropped {
+			moving = append(moving, ft)
+		}
+	}
+	f.mu.Unlock()
+	for _, ft := range moving {
+		info := &livekit.TrackInfo{Name: ft.Name, Width: uint32(ft.Width), Height: uint32(ft.Height)}
+		if len(ft.sids) > 0 {
+			info.Sid = ft.sids[len(ft.sids)-1]
+		}
+		nft, ok := to.takeTrack(ft.kind, ft.mime, info)
+		if !ok {
+			continue
+		}
+		f.mu.Lock()
+		tr := ft.active
+		// finishEarly stops f's readers: this one goes on, into to.
+		f.readers = slices.DeleteFunc(f.readers, func(r *trackReader) bool { return r == tr })
+		f.mu.Unlock()
+		if tr == nil {
+			continue
+		}
+		to.attachReader(nft, tr, info.Sid)
+		tr.moveTo(to, nft)
+	}
+}
+
 // finishEarly completes a file replaced by a new one (its track set changed) in the
 // background; the session's finish waits for it like for any other file.
 func (f *outFile) finishEarly() {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -77,16 +78,7 @@ func makeH264Feed(t *testing.T) h264Feed {
 // H.264 and an Opus reader.
 func h264TestFile(t *testing.T) (*Recorder, storage.Store, *outFile, *trackReader, *trackReader) {
 	t.Helper()
-	dir := t.TempDir()
-	store, err := storage.NewLocal(filepath.Join(dir, "store"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := New(Options{Store: store, SpoolDir: filepath.Join(dir, "spool"), Logger: testLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(r.cancel)
+	r, store := localRecorder(t, Options{})
 	s := newSession(r, &livekit.Room{Name: "h264", Sid: "RM_h264"})
 	f := newOutFile(s, "teacher", "camera", 1, "video/h264", webrtc.RTPCodecTypeVideo)
 	fv, _ := f.takeTrack(webrtc.RTPCodecTypeVideo, "video/h264", &livekit.TrackInfo{Sid: "TR_v", Width: 640, Height: 360})
@@ -192,16 +184,7 @@ func TestRecordH264Pipeline(t *testing.T) {
 					t.Errorf("objects left: %+v", objs)
 				}
 			}
-			p := filepath.Join(t.TempDir(), "out.mkv")
-			rc, err := store.Get(ctx, key)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, _ := io.ReadAll(rc)
-			rc.Close()
-			if err := os.WriteFile(p, b, 0o644); err != nil {
-				t.Fatal(err)
-			}
+			p, b := storedCopy(t, store, key)
 			if sc, err := mkv.Scan(bytes.NewReader(b), io.Discard); err != nil || !sc.Finalized {
 				t.Errorf("stored file is not finalized (cues, sizes, duration): %v", err)
 			}
@@ -217,6 +200,46 @@ func TestRecordH264Pipeline(t *testing.T) {
 			}
 		})
 	}
+}
+
+// localRecorder makes a recorder with opts storing into a local folder (its spool beside
+// it, the test logger unless opts has one), stopped with the test.
+func localRecorder(t testing.TB, opts Options) (*Recorder, storage.Store) {
+	t.Helper()
+	dir := t.TempDir()
+	store, err := storage.NewLocal(filepath.Join(dir, "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Store, opts.SpoolDir = store, filepath.Join(dir, "spool")
+	if opts.Logger == nil {
+		opts.Logger = testLogger()
+	}
+	r, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.cancel)
+	return r, store
+}
+
+// storedCopy copies a stored object into a temporary file: its path and its bytes.
+func storedCopy(t testing.TB, store storage.Store, key string) (string, []byte) {
+	t.Helper()
+	rc, err := store.Get(context.Background(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), path.Base(key))
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p, b
 }
 
 // finishFile finalizes a file in the spool and stores it, as the end of a session does.

@@ -359,15 +359,17 @@ func (s *session) fileFor(identity, group string, kind webrtc.RTPCodecType, mime
 	if n > maxGroupFiles || len(s.files) >= maxSessionFiles {
 		return nil, nil, fmt.Errorf("%w (%d files of this participant's %s, %d in all)", errFileLimit, n-1, group, len(s.files))
 	}
-	if old != nil && !old.isFailed() {
-		// The file's tracks are fixed and do not fit: continue in a new file.
-		s.log.Info("track set changed, starting a new file", "participant", identity, "group", group, "old", old.name)
-		go old.finishEarly()
-	}
 	f := newOutFile(s, identity, group, n, mime, kind)
 	s.byGroup[gk] = f
 	s.files = append(s.files, f)
 	ft, _ := f.takeTrack(kind, mime, info)
+	if old != nil && !old.isFailed() {
+		// The file's tracks are fixed and do not fit (a microphone granted after the camera
+		// was gathered): continue in a new file, with the old file's running tracks in it.
+		s.log.Info("track set changed, starting a new file", "participant", identity, "group", group, "old", old.name, "new", f.name)
+		old.handOver(f)
+		go old.finishEarly()
+	}
 	return f, ft, nil
 }
 

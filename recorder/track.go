@@ -51,6 +51,9 @@ type trackReader struct {
 
 	stopped atomic.Bool
 	mu      sync.Mutex
+	// next is the file this track continues in (set by handOver); the reader switches to it
+	// at the first frame that falls within that file.
+	next atomic.Pointer[fileTarget]
 
 	// statistics, logged when the track ends
 	packets, frames, gaps, incomplete, waitKey, plis int
@@ -99,7 +102,34 @@ func newReader(f *outFile, ft *fileTrack, video bool, mime string, clock int64, 
 	return tr
 }
 
+// fileTarget is a file and the track of it a reader writes to.
+type fileTarget struct {
+	f  *outFile
+	ft *fileTrack
+}
+
 func (tr *trackReader) stop() { tr.stopped.Store(true) }
+
+// moveTo makes the reader continue in file f's track ft (safe from any goroutine).
+func (tr *trackReader) moveTo(f *outFile, ft *fileTrack) { tr.next.Store(&fileTarget{f, ft}) }
+
+// switchFile moves the reader to the file handOver gave it once pts (ms in the current
+// file) falls within that file, keeping the track's timeline continuous; it returns pts in
+// the file the frame goes to.
+func (tr *trackReader) switchFile(pts int64) int64 {
+	t := tr.next.Load()
+	if t == nil {
+		return pts
+	}
+	shift := t.f.created.Sub(tr.f.created).Milliseconds()
+	if pts < shift {
+		return pts // still before the new file began: it belongs to the old one
+	}
+	tr.next.CompareAndSwap(t, nil)
+	tr.f, tr.ft = t.f, t.ft
+	tr.anchorMs -= shift
+	return pts - shift
+}
 
 // askKeyframe sends a PLI unless one was sent within pliInterval.
 func (tr *trackReader) askKeyframe() {
@@ -250,7 +280,7 @@ func (tr *trackReader) handle(s *media.Sample) {
 			tr.needKey = false
 		}
 	}
-	pts := tr.anchorMs + (tr.unwrap(s.PacketTimestamp)-tr.anchorTS)*1000/tr.clock
+	pts := tr.switchFile(tr.anchorMs + (tr.unwrap(s.PacketTimestamp)-tr.anchorTS)*1000/tr.clock)
 	dur := s.Duration.Milliseconds()
 	if dur <= 0 || dur > 1000 {
 		dur = 20
