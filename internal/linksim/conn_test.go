@@ -1,7 +1,6 @@
 package linksim
 
 import (
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -13,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	tc "github.com/sanke-edu/sanke/test/testclient"
 )
 
 // memAddr is the address of a memConn.
@@ -144,7 +145,10 @@ func (r *receiver) count() int {
 // checks that no more came and that all were in order and delayed.
 func (r *receiver) expect(t *testing.T, want int) {
 	t.Helper()
-	waitFor(t, fmt.Sprintf("%d datagrams", want), func() bool { return r.count() >= want })
+	tc.Eventually(t, 30*time.Second, fmt.Sprintf("%d datagrams", want), func() (bool, string) {
+		n := r.count()
+		return n >= want, fmt.Sprintf("%d datagrams", n)
+	})
 	_ = r.pc.SetReadDeadline(time.Now())
 	<-r.done
 	_ = r.pc.SetReadDeadline(time.Time{})
@@ -153,20 +157,6 @@ func (r *receiver) expect(t *testing.T, want int) {
 	}
 	if r.fault != nil {
 		t.Error(r.fault)
-	}
-}
-
-// waitFor polls cond until it holds; a generous bound fails the test.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("timed out waiting for %s", what)
-		case <-time.After(time.Millisecond):
-		}
 	}
 }
 

@@ -95,6 +95,7 @@ func NewRelay(cfg RelayConfig) (*Relay, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	cfg.Logger = cfg.Logger.With("component", "linksim")
 	host, err := listenHost(cfg.UDP, cfg.TCP)
 	if err != nil {
 		return nil, err
@@ -131,7 +132,7 @@ func NewRelay(cfg RelayConfig) (*Relay, error) {
 		}
 		r.tcp = l
 		limit, err := connlimit.New(connlimit.Config{Max: cfg.MaxConnections, MaxPerAddr: cfg.MaxConnections,
-			Logger: r.logger.With("listener", "linksim-tcp")})
+			Logger: r.logger.With("listener", "turn-tcp")})
 		if err != nil {
 			r.closeListeners()
 			return nil, err
@@ -142,7 +143,7 @@ func NewRelay(cfg RelayConfig) (*Relay, error) {
 		r.closeListeners()
 		return nil, fmt.Errorf("linksim: %w", err)
 	}
-	r.logger.Info("linksim relay ready", "udp", addrString(r.UDPAddr()), "tcp", addrString(r.TCPAddr()), "relay_ip", r.relayIP.String(),
+	r.logger.Info("relay ready", "udp", addrString(r.UDPAddr()), "tcp", addrString(r.TCPAddr()), "relay_ip", r.relayIP.String(),
 		"up", cfg.Up.String(), "down", cfg.Down.String())
 	return r, nil
 }
@@ -219,7 +220,7 @@ func (r *Relay) quota(_, _ string, src net.Addr) bool {
 	if r.Allocations() < r.cfg.MaxAllocations {
 		return true
 	}
-	r.logger.Warn("linksim: allocation refused: too many", "client", src.String(), "max", r.cfg.MaxAllocations)
+	r.logger.Warn("allocation refused: too many", "client", src.String(), "max", r.cfg.MaxAllocations)
 	return false
 }
 
@@ -285,7 +286,7 @@ func (r *Relay) SetImpairment(up, down Impairment) error {
 		c.up.set(up)
 		c.down.set(down)
 	}
-	r.logger.Info("linksim: link changed", "up", up.String(), "down", down.String())
+	r.logger.Info("link changed", "up", up.String(), "down", down.String())
 	return nil
 }
 
@@ -348,7 +349,7 @@ func (g *relayGenerator) AllocatePacketConn(conf turn.AllocateListenerConfig) (n
 	}
 	r.streams++
 	r.conns[c] = struct{}{}
-	r.logger.Debug("linksim: allocation", "relayed", addr.String(), "allocations", len(r.conns))
+	r.logger.Debug("allocation", "relayed", addr.String(), "allocations", len(r.conns))
 	return c, addr, nil
 }
 

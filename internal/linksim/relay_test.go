@@ -3,6 +3,7 @@ package linksim
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math"
 	"net"
@@ -47,14 +48,16 @@ func peer(t *testing.T) net.PacketConn {
 // socket buffer on the way overflows.
 func sendWindowed(t *testing.T, pc net.PacketConn, to net.Addr, n int, seen func() uint64) {
 	t.Helper()
-	const window = 20
+	const window = 50
 	for i := 0; i < n; {
 		for end := min(i+window, n); i < end; i++ {
 			if _, err := pc.WriteTo(stamped(i), to); err != nil {
 				t.Fatal(err)
 			}
 		}
-		waitFor(t, "the relay to take the datagrams", func() bool { return seen() >= uint64(i) })
+		tc.Eventually(t, 30*time.Second, "the relay takes the datagrams", func() (bool, string) {
+			return seen() >= uint64(i), fmt.Sprintf("%d of %d taken", seen(), i)
+		})
 	}
 }
 
@@ -76,7 +79,10 @@ func TestRelayImpairs(t *testing.T) {
 	// Up: client -> relay -> SFU.
 	atSFU := receive(sfu, delay)
 	sendWindowed(t, relayed, sfu.LocalAddr(), n, func() uint64 { up, _ := r.Stats(); return up.Packets })
-	waitFor(t, "the up link to drain", func() bool { up, _ := r.Stats(); return up.Delivered+up.Lost == n })
+	tc.Eventually(t, 30*time.Second, "the up link drains", func() (bool, string) {
+		up, _ := r.Stats()
+		return up.Delivered+up.Lost == n, fmt.Sprintf("%+v", up)
+	})
 	up, _ := r.Stats()
 	if got := float64(up.Lost) / n; math.Abs(got-0.2) > 0.03 {
 		t.Errorf("up: %v of %d lost", got, n)
@@ -86,7 +92,10 @@ func TestRelayImpairs(t *testing.T) {
 	// Down: SFU -> relay -> client (the client's first write installed the permission).
 	atClient := receive(relayed, delay)
 	sendWindowed(t, sfu, relayed.LocalAddr(), n, func() uint64 { _, down := r.Stats(); return down.Packets })
-	waitFor(t, "the down link to drain", func() bool { _, down := r.Stats(); return down.Delivered+down.Lost == n })
+	tc.Eventually(t, 30*time.Second, "the down link drains", func() (bool, string) {
+		_, down := r.Stats()
+		return down.Delivered+down.Lost == n, fmt.Sprintf("%+v", down)
+	})
 	_, down := r.Stats()
 	if got := float64(down.Lost) / n; math.Abs(got-0.1) > 0.03 {
 		t.Errorf("down: %v of %d lost", got, n)
