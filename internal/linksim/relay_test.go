@@ -61,6 +61,27 @@ func sendWindowed(t *testing.T, pc net.PacketConn, to net.Addr, n int, seen func
 	}
 }
 
+// crossRelay sends n datagrams from one end of the relayed path to the other (to, at
+// toAddr), checks that about wantLoss of them were lost on that direction of the link
+// (stats) and that the others arrived in order and delayed, and returns the direction's
+// counters.
+func crossRelay(t *testing.T, name string, from, to net.PacketConn, toAddr net.Addr, stats func() Stats, n int,
+	wantLoss float64, delay time.Duration) Stats {
+	t.Helper()
+	rcv := receive(to, delay)
+	sendWindowed(t, from, toAddr, n, func() uint64 { return stats().Packets })
+	tc.Eventually(t, 30*time.Second, name+" link drains", func() (bool, string) {
+		s := stats()
+		return s.Delivered+s.Lost == uint64(n), fmt.Sprintf("%+v", s)
+	})
+	s := stats()
+	if got := float64(s.Lost) / float64(n); math.Abs(got-wantLoss) > 0.03 {
+		t.Errorf("%s: %v of %d lost, want %v", name, got, n, wantLoss)
+	}
+	rcv.expect(t, int(s.Delivered))
+	return s
+}
+
 // A pion/turn client relays through it: both ways lose about what was asked and are
 // delayed at least as asked.
 func TestRelayImpairs(t *testing.T) {
@@ -76,31 +97,9 @@ func TestRelayImpairs(t *testing.T) {
 		t.Errorf("%d allocations, want 1", n)
 	}
 
-	// Up: client -> relay -> SFU.
-	atSFU := receive(sfu, delay)
-	sendWindowed(t, relayed, sfu.LocalAddr(), n, func() uint64 { up, _ := r.Stats(); return up.Packets })
-	tc.Eventually(t, 30*time.Second, "the up link drains", func() (bool, string) {
-		up, _ := r.Stats()
-		return up.Delivered+up.Lost == n, fmt.Sprintf("%+v", up)
-	})
-	up, _ := r.Stats()
-	if got := float64(up.Lost) / n; math.Abs(got-0.2) > 0.03 {
-		t.Errorf("up: %v of %d lost", got, n)
-	}
-	atSFU.expect(t, int(up.Delivered))
-
-	// Down: SFU -> relay -> client (the client's first write installed the permission).
-	atClient := receive(relayed, delay)
-	sendWindowed(t, sfu, relayed.LocalAddr(), n, func() uint64 { _, down := r.Stats(); return down.Packets })
-	tc.Eventually(t, 30*time.Second, "the down link drains", func() (bool, string) {
-		_, down := r.Stats()
-		return down.Delivered+down.Lost == n, fmt.Sprintf("%+v", down)
-	})
-	_, down := r.Stats()
-	if got := float64(down.Lost) / n; math.Abs(got-0.1) > 0.03 {
-		t.Errorf("down: %v of %d lost", got, n)
-	}
-	atClient.expect(t, int(down.Delivered))
+	up := crossRelay(t, "up", relayed, sfu, sfu.LocalAddr(), func() Stats { up, _ := r.Stats(); return up }, n, 0.2, delay)
+	// The client's first write installed the permission for the SFU's address.
+	down := crossRelay(t, "down", sfu, relayed, relayed.LocalAddr(), func() Stats { _, down := r.Stats(); return down }, n, 0.1, delay)
 	t.Logf("up %+v, down %+v", up, down)
 }
 
