@@ -43,10 +43,10 @@ func peer(t *testing.T) net.PacketConn {
 	return pc
 }
 
-// sendWindowed writes n stamped datagrams to to through pc, window at a time, each window
-// once the relay has taken the previous one (seen tells how many it has), so that no
-// socket buffer on the way overflows.
-func sendWindowed(t *testing.T, pc net.PacketConn, to net.Addr, n int, seen func() uint64) {
+// sendWindowed writes n stamped datagrams to to through pc, a window at a time, each once
+// settled(sent) holds for what was sent before: the relay, and the receiver, have taken
+// it, so that no socket or client buffer on the way overflows on a slow machine.
+func sendWindowed(t *testing.T, pc net.PacketConn, to net.Addr, n int, settled func(sent int) (bool, string)) {
 	t.Helper()
 	const window = 50
 	for i := 0; i < n; {
@@ -55,8 +55,8 @@ func sendWindowed(t *testing.T, pc net.PacketConn, to net.Addr, n int, seen func
 				t.Fatal(err)
 			}
 		}
-		tc.Eventually(t, 30*time.Second, "the relay takes the datagrams", func() (bool, string) {
-			return seen() >= uint64(i), fmt.Sprintf("%d of %d taken", seen(), i)
+		tc.Eventually(t, 30*time.Second, fmt.Sprintf("the %d datagrams sent are through", i), func() (bool, string) {
+			return settled(i)
 		})
 	}
 }
@@ -69,10 +69,9 @@ func crossRelay(t *testing.T, name string, from, to net.PacketConn, toAddr net.A
 	wantLoss float64, delay time.Duration) Stats {
 	t.Helper()
 	rcv := receive(to, delay)
-	sendWindowed(t, from, toAddr, n, func() uint64 { return stats().Packets })
-	tc.Eventually(t, 30*time.Second, name+" link drains", func() (bool, string) {
-		s := stats()
-		return s.Delivered+s.Lost == uint64(n), fmt.Sprintf("%+v", s)
+	sendWindowed(t, from, toAddr, n, func(sent int) (bool, string) {
+		s, got := stats(), rcv.count()
+		return s.Delivered+s.Lost == uint64(sent) && uint64(got) == s.Delivered, fmt.Sprintf("%s %+v, %d received", name, s, got)
 	})
 	s := stats()
 	if got := float64(s.Lost) / float64(n); math.Abs(got-wantLoss) > 0.03 {
@@ -115,13 +114,18 @@ func TestRelayTCPAndSetImpairment(t *testing.T) {
 	}
 	defer func() { _ = relayed.Close() }()
 	atSFU := receive(sfu, 0)
-	sendWindowed(t, relayed, sfu.LocalAddr(), 100, func() uint64 { up, _ := r.Stats(); return up.Packets })
+	sendWindowed(t, relayed, sfu.LocalAddr(), 100, func(sent int) (bool, string) {
+		return atSFU.count() == sent, fmt.Sprintf("%d received", atSFU.count())
+	})
 	atSFU.expect(t, 100)
 
 	if err := r.SetImpairment(Impairment{Loss: 1}, Impairment{}); err != nil {
 		t.Fatal(err)
 	}
-	sendWindowed(t, relayed, sfu.LocalAddr(), 100, func() uint64 { up, _ := r.Stats(); return up.Packets - 100 })
+	sendWindowed(t, relayed, sfu.LocalAddr(), 100, func(sent int) (bool, string) {
+		up, _ := r.Stats()
+		return up.Packets == uint64(100+sent), fmt.Sprintf("%+v", up)
+	})
 	if up, _ := r.Stats(); up.Lost != 100 || up.Delivered != 100 {
 		t.Errorf("after the step to 100%% loss: %+v", up)
 	}
