@@ -3,6 +3,7 @@
 //
 //	sanke serve [flags]    run the server
 //	sanke token [flags]    print an access token
+//	sanke linksim [flags]  run a TURN relay that simulates a weak link
 //	sanke version          print the version
 //
 // Run "sanke <command> -h" for the flags of a command.
@@ -57,6 +58,8 @@ func (a *app) run(ctx context.Context, args []string) int {
 		return a.token(args[1:])
 	case "loadtest":
 		return a.loadtest(ctx, args[1:])
+	case "linksim":
+		return a.linksim(ctx, args[1:])
 	case "version", "-version", "--version":
 		return a.version(args[1:])
 	case "help", "-h", "-help", "--help":
@@ -76,6 +79,7 @@ Usage:
   sanke serve [--config FILE] [--dev] [flags]   run the server
   sanke token --room R --identity I [flags]     print an access token (LiveKit JWT)
   sanke loadtest [--url URL] [flags]            load-test a LiveKit-compatible server
+  sanke linksim [--loss 20%] [flags]            a TURN relay that simulates a weak link
   sanke version                                 print the version
 
 Run "sanke <command> -h" for the flags of a command.
