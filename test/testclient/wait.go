@@ -44,16 +44,3 @@ func Eventually(tb testing.TB, timeout time.Duration, what string, check func() 
 		tb.Fatalf("%s: not true after %v; last state: %s", what, timeout, last)
 	}
 }
-
-// Never fails the test if check reports true at any time during d (for example "no gaps
-// while the layer switches"). It polls; use it for conditions that would persist.
-func Never(tb testing.TB, d time.Duration, what string, check func() (bad bool, state string)) {
-	tb.Helper()
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if bad, state := check(); bad {
-			tb.Fatalf("%s: happened; state: %s", what, state)
-		}
-		time.Sleep(PollInterval)
-	}
-}
