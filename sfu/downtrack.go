@@ -22,9 +22,6 @@ const (
 	sentRingAudio = 128
 )
 
-// errPacketTooLarge: a forwarded packet does not fit an output buffer.
-var errPacketTooLarge = errors.New("sfu: packet too large")
-
 // Errors returned by NewDownTrack.
 var (
 	ErrNoReceiver = errors.New("sfu: down track needs a receiver")
@@ -439,16 +436,12 @@ func (d *DownTrack) sendBatched(p *inPacket, res *forwardResult) error {
 	if err != nil {
 		return err
 	}
-	hn, err := d.hdr.MarshalTo(buf)
+	hn, n, err := srtpout.MarshalPacket(buf, &d.hdr, p.payload)
 	if err != nil {
 		return err
 	}
-	if hn+len(p.payload) > len(buf) {
-		return errPacketTooLarge
-	}
-	n := hn + copy(buf[hn:], p.payload)
 	if res.mungeVP8 {
-		p.vp8.patch(buf[hn:n], res.vp8)
+		p.vp8.patch(buf[hn:hn+len(p.payload)], res.vp8)
 	}
 	if err := p.batch.Commit(d.out, buf[:n]); err != nil {
 		return err

@@ -1,7 +1,6 @@
 package srtpout
 
 import (
-	"fmt"
 	"net"
 
 	"github.com/pion/rtp"
@@ -41,14 +40,10 @@ func (b *Batch) Add(s *Sender, h *rtp.Header, payload []byte) error {
 	if err != nil {
 		return err
 	}
-	n, err := h.MarshalTo(buf)
+	_, n, err := MarshalPacket(buf, h, payload)
 	if err != nil {
-		return fmt.Errorf("srtpout: marshal header: %w", err)
+		return err
 	}
-	if n+len(payload) > maxPacket {
-		return fmt.Errorf("srtpout: packet of %d bytes too large", n+len(payload))
-	}
-	n += copy(buf[n:], payload)
 	return b.Commit(s, buf[:n])
 }
 

@@ -165,14 +165,10 @@ func (s *Sender) encryptLocked(dst []byte, h *rtp.Header, payload []byte) ([]byt
 	if s.plain == nil {
 		s.plain = new([maxPacket]byte)
 	}
-	n, err := h.MarshalTo(s.plain[:])
+	_, n, err := MarshalPacket(s.plain[:], h, payload)
 	if err != nil {
-		return dst, fmt.Errorf("srtpout: marshal header: %w", err)
+		return dst, err
 	}
-	if n+len(payload) > len(s.plain) {
-		return dst, fmt.Errorf("srtpout: packet of %d bytes too large", n+len(payload))
-	}
-	n += copy(s.plain[n:], payload)
 	if s.gcm != nil {
 		return s.gcm.sealInPlace(slices.Grow(append(dst, s.plain[:n]...), srtpOverhead))
 	}
