@@ -1,6 +1,8 @@
 package recorder
 
 import (
+	"errors"
+	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -17,6 +19,9 @@ import (
 
 // pliInterval is how often a video track waiting for a keyframe asks again.
 const pliInterval = time.Second
+
+// maxRTPPacket bounds an RTP packet the recorder reads: more than a network path's MTU.
+const maxRTPPacket = 4096
 
 // trackReader reads one subscribed track, rebuilds frames and hands them to its file.
 //
@@ -58,6 +63,7 @@ type trackReader struct {
 	// statistics, logged when the track ends
 	packets, frames, gaps, incomplete, waitKey, plis int
 	late, malformed                                  int
+	unparsed                                         int // packets that are not RTP, skipped
 	highest                                          uint16
 }
 
@@ -147,10 +153,27 @@ func (tr *trackReader) run() {
 	if tr.video {
 		tr.askKeyframe()
 	}
+	var readErr error
+	// pion's ReadRTP returns an error for a packet it cannot parse or that is larger than its
+	// receive MTU (1460 bytes), and a loop on it would end the recording there: each packet is
+	// read whole into scratch space, copied out at its size (the sample builder keeps it) and
+	// parsed here, where a bad one is skipped.
+	scratch := make([]byte, maxRTPPacket)
 	for !tr.stopped.Load() {
-		pkt, _, err := tr.track.ReadRTP()
+		n, _, err := tr.track.Read(scratch)
+		if errors.Is(err, io.ErrShortBuffer) {
+			tr.unparsed++ // larger than any packet over a network path: dropped by pion
+			continue
+		}
 		if err != nil {
+			readErr = err
 			break
+		}
+		pkt := &rtp.Packet{}
+		if err := pkt.Unmarshal(append([]byte(nil), scratch[:n]...)); err != nil {
+			// One bad packet is a gap, like a lost one, never the end of the recording.
+			tr.unparsed++
+			continue
 		}
 		tr.push(pkt, time.Now())
 	}
@@ -160,7 +183,8 @@ func (tr *trackReader) run() {
 	plis := tr.plis
 	tr.mu.Unlock()
 	tr.log.Info("track recording ended", "file", tr.f.currentName(), "packets", tr.packets, "late_packets", tr.late, "frames", tr.frames,
-		"gaps", tr.gaps, "incomplete", tr.incomplete, "malformed", tr.malformed, "dropped_waiting_keyframe", tr.waitKey, "plis", plis)
+		"gaps", tr.gaps, "incomplete", tr.incomplete, "malformed", tr.malformed, "dropped_waiting_keyframe", tr.waitKey, "plis", plis,
+		"unparsed", tr.unparsed, "stopped", tr.stopped.Load(), "read_err", readErr)
 }
 
 // push handles one received packet.
