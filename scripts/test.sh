@@ -219,8 +219,11 @@ for suite in test/browser web-client; do
   fi
   step "$suite: npm ci && npm test"
   log="$LOGS/$(tr / - <<<"$suite").log"
-  (cd "$suite" && npm ci --no-audit --no-fund && npm test) 2>&1 | tee "$log"
+  # A suite that hangs (a browser or a child that never exits) is stopped after 20 minutes, so
+  # the other suites and the summary still come.
+  (cd "$suite" && npm ci --no-audit --no-fund && timeout --kill-after=30s 20m npm test) 2>&1 | tee "$log"
   status=${PIPESTATUS[0]}
+  [ "$status" -eq 124 ] && echo "scripts/test.sh: $suite stopped after 20 minutes (hung)" | tee -a "$log"
   counts="$(node_counts "$log")"
   vcounts="$(vitest_counts "$log")"
   if [ -n "$vcounts" ]; then # web-client: Vitest's counts and node --test's together
