@@ -256,12 +256,28 @@ func (s *Server) kill() {
 
 // waitHealthy polls /healthz until it answers 200, the process exits, or timeout.
 func (s *Server) waitHealthy(timeout time.Duration) error {
+	return WaitHealthy(s.HTTPURL, timeout, func() error {
+		select {
+		case <-s.exited:
+			return fmt.Errorf("server exited before becoming healthy: %v", s.exitErr)
+		default:
+			return nil
+		}
+	})
+}
+
+// WaitHealthy polls httpURL's /healthz until it answers 200, stopped reports that the server
+// stopped (a non-nil error, returned), or timeout passes.
+func WaitHealthy(httpURL string, timeout time.Duration, stopped func() error) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	client := &http.Client{Timeout: time.Second}
 	var last string
 	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.HTTPURL+"/healthz", nil)
+		if err := stopped(); err != nil {
+			return err
+		}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, httpURL+"/healthz", nil)
 		resp, err := client.Do(req)
 		if err == nil {
 			_, _ = io.Copy(io.Discard, resp.Body)
@@ -274,10 +290,8 @@ func (s *Server) waitHealthy(timeout time.Duration) error {
 			last = err.Error()
 		}
 		select {
-		case <-s.exited:
-			return fmt.Errorf("server exited before becoming healthy: %v", s.exitErr)
 		case <-ctx.Done():
-			return fmt.Errorf("no 200 from %s/healthz within %v (last: %s)", s.HTTPURL, timeout, last)
+			return fmt.Errorf("no 200 from %s/healthz within %v (last: %s)", httpURL, timeout, last)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}

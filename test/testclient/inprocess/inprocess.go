@@ -7,9 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net/http"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -123,30 +121,15 @@ func StartWith(tb testing.TB, cfg *config.Config, setup func(*server.Server)) *S
 
 // waitHealthy polls /healthz until it answers 200, Run returns, or timeout.
 func waitHealthy(httpURL string, done chan error, timeout time.Duration) error {
-	client := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(timeout)
-	var last string
-	for time.Now().Before(deadline) {
+	return testclient.WaitHealthy(httpURL, timeout, func() error {
 		select {
 		case err := <-done:
 			done <- err
 			return fmt.Errorf("the server stopped before it was healthy: %v", err)
 		default:
+			return nil
 		}
-		resp, err := client.Get(httpURL + "/healthz")
-		if err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			last = resp.Status
-		} else {
-			last = err.Error()
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return fmt.Errorf("no 200 from %s/healthz within %v (last: %s)", httpURL, timeout, last)
+	})
 }
 
 // lockedBuffer is an io.Writer collecting log output, safe for concurrent use; it keeps the
