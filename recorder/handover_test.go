@@ -33,10 +33,7 @@ func TestLateTrackKeepsTheCamera(t *testing.T) {
 		f.attachReader(ft, tr, sid)
 		return tr
 	}
-	perSecond := 0
-	for _, fr := range m.video {
-		perSecond += len(fr)
-	}
+	perSecond := m.videoPackets()
 	// second pushes second sec of the media to tr (video or audio), arriving "now" at the
 	// start of tr's file: the timeline is the media's, whatever the machine's speed.
 	second := func(tr *trackReader, sec int) {

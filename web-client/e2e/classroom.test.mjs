@@ -187,7 +187,7 @@ describe('web client against a real sanke', { timeout: 300_000 }, () => {
     // The timetable follows the class, which ended: its scheduled end moves to now (to the
     // second), so its record is made finalize_delay from now, not at the end of the long schedule.
     deliveryEnd = Math.ceil((Date.now() + 1000) / 1000) * 1000;
-    await sanke.put(`/api/v1/sessions/${SESSION}`, deliverySession(deliveryStart, deliveryEnd));
+    await sanke.api(`/api/v1/sessions/${SESSION}`, 'PUT', deliverySession(deliveryStart, deliveryEnd));
     await pages.tp1.waitForSelector('[data-testid=class-ended]', { timeout: 10000 });
     await pages.tp2.waitForSelector('[data-testid=class-ended]', { timeout: 10000 });
     await screenshot(pages.tp1, '12-teaching-point-class-ended');

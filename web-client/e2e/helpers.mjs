@@ -104,19 +104,12 @@ classroom:
     return this.httpUrl;
   }
 
-  /** api calls the classroom API with the admin key. */
-  async api(path) {
-    const r = await fetch(`${this.url}${path}`, { headers: { Authorization: `Bearer ${ADMIN_KEY}` } });
-    if (!r.ok) throw new Error(`${path}: ${r.status} ${await r.text()}`);
-    return r.json();
-  }
-
-  /** put replaces an entity through the classroom API with the admin key. */
-  async put(path, body) {
-    const r = await fetch(`${this.url}${path}`, {
-      method: 'PUT', headers: { Authorization: `Bearer ${ADMIN_KEY}`, 'Content-Type': 'application/json' }, body: JSON.stringify(body),
-    });
-    if (!r.ok) throw new Error(`PUT ${path}: ${r.status} ${await r.text()}`);
+  /** api calls the classroom API with the admin key: GET path, or method with body as JSON. */
+  async api(path, method = 'GET', body = undefined) {
+    const headers = { Authorization: `Bearer ${ADMIN_KEY}` };
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    const r = await fetch(`${this.url}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${await r.text()}`);
     return r.json();
   }
 }
