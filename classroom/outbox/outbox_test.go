@@ -101,6 +101,13 @@ func TestRetryOnClock(t *testing.T) {
 	if enqueue(t, db, o, Message{Key: "k1", Event: "e", Body: []byte(`{"n":1}`)}) {
 		t.Fatal("duplicate key added")
 	}
+	// The enqueues left a wake-up for the dispatcher: drop it, or the dispatcher would wait on
+	// a first timer, wake, and compute its next timer concurrently with the test's Advance,
+	// scheduling it past the time the test moves the clock to (and wait forever).
+	select {
+	case <-o.wake:
+	default:
+	}
 	run := func(o *Outbox) (stop func()) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
