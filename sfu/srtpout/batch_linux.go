@@ -11,15 +11,31 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// rawAddr is a peer's IPv4 address as sendmmsg takes it.
-type rawAddr = unix.RawSockaddrInet4
+// rawAddr is a peer's address as sendmmsg takes it: an IPv6 sockaddr, or an IPv4 one in its
+// first bytes. An IPv4 peer always gets AF_INET, which Linux also takes on a dual-stack IPv6
+// socket, so the IPv4 path is the same whichever socket the node listens on.
+type rawAddr = unix.RawSockaddrInet6
 
-func rawSockaddr(a *net.UDPAddr) rawAddr {
-	sa := rawAddr{Family: unix.AF_INET}
-	port := (*[2]byte)(unsafe.Pointer(&sa.Port)) // network byte order
-	port[0], port[1] = byte(a.Port>>8), byte(a.Port)
-	copy(sa.Addr[:], a.IP.To4())
-	return sa
+// rawSockaddr returns a's sockaddr and its length.
+func rawSockaddr(a *net.UDPAddr) (rawAddr, uint32) {
+	var sa rawAddr
+	if ip4 := a.IP.To4(); ip4 != nil {
+		in := (*unix.RawSockaddrInet4)(unsafe.Pointer(&sa))
+		in.Family = unix.AF_INET
+		putPort(&in.Port, a.Port)
+		copy(in.Addr[:], ip4)
+		return sa, unix.SizeofSockaddrInet4
+	}
+	sa.Family = unix.AF_INET6
+	putPort(&sa.Port, a.Port)
+	copy(sa.Addr[:], a.IP.To16())
+	return sa, unix.SizeofSockaddrInet6
+}
+
+// putPort stores port in network byte order.
+func putPort(dst *uint16, port int) {
+	b := (*[2]byte)(unsafe.Pointer(dst))
+	b[0], b[1] = byte(port>>8), byte(port)
 }
 
 // sysBatch holds a Batch's sendmmsg arguments, allocated once, and the progress of the
@@ -28,7 +44,6 @@ type sysBatch struct {
 	rc        syscall.RawConn
 	hdrs      []unix.Mmsghdr
 	iovs      []unix.Iovec
-	names     []rawAddr
 	next, end int
 	write     func(fd uintptr) bool
 }
@@ -47,16 +62,18 @@ func (b *Batch) send() {
 	s := &b.sys
 	if s.hdrs == nil {
 		size := len(b.out)
-		s.hdrs, s.iovs, s.names = make([]unix.Mmsghdr, size), make([]unix.Iovec, size), make([]rawAddr, size)
+		s.hdrs, s.iovs = make([]unix.Mmsghdr, size), make([]unix.Iovec, size)
 		s.write = b.writeFD
 	}
 	for i, pkt := range b.out[:b.n] {
-		s.names[i] = b.peers[i].raw
 		s.iovs[i].Base = &pkt[0]
 		s.iovs[i].SetLen(len(pkt))
 		h := &s.hdrs[i].Hdr
-		h.Name = (*byte)(unsafe.Pointer(&s.names[i]))
-		h.Namelen = unix.SizeofSockaddrInet4
+		// The peer's own sockaddr, made once by SetRemote: b.peers holds it until the flush
+		// ends, and nothing is copied per packet.
+		peer := b.peers[i]
+		h.Name = (*byte)(unsafe.Pointer(&peer.raw))
+		h.Namelen = peer.rawLen
 		h.Iov = &s.iovs[i]
 		h.SetIovlen(1)
 	}

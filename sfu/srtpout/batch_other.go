@@ -7,7 +7,7 @@ import "net"
 // rawAddr is unused where sendmmsg does not exist.
 type rawAddr struct{}
 
-func rawSockaddr(*net.UDPAddr) rawAddr { return rawAddr{} }
+func rawSockaddr(*net.UDPAddr) (rawAddr, uint32) { return rawAddr{}, 0 }
 
 // sysBatch is empty where sendmmsg does not exist: the batch is sent one packet at a time.
 type sysBatch struct{}

@@ -26,8 +26,8 @@ const (
 )
 
 // Sender sends the forwarded RTP of one PeerConnection: SRTP encryption with the keys its
-// KeyCapture derived, written to the peer's selected ICE address on the node's shared IPv4
-// UDP socket. Its methods are safe for concurrent use.
+// KeyCapture derived, written to the peer's selected ICE address (IPv4 or IPv6) on the node's
+// shared UDP socket. Its methods are safe for concurrent use.
 type Sender struct {
 	conn    *net.UDPConn
 	capture *KeyCapture
@@ -83,23 +83,28 @@ func (s *Sender) SetKeys(k Keys) error {
 }
 
 // SetRemote sets the peer's address: the remote side of the selected ICE candidate pair when
-// its local side is the shared UDP socket. nil (TCP, relay, another socket) stops the Sender.
+// its local side is the shared UDP socket. IPv4, IPv6 and IPv4-mapped IPv6 addresses (which
+// are sent to as IPv4) are taken. nil (TCP, relay, another socket) stops the Sender.
 func (s *Sender) SetRemote(addr *net.UDPAddr) {
 	var p *peerAddr
-	if addr != nil {
-		if ip4 := addr.IP.To4(); ip4 != nil { // the shared socket is IPv4
-			p = &peerAddr{udp: net.UDPAddr{IP: ip4, Port: addr.Port}}
-			p.raw = rawSockaddr(&p.udp)
+	if addr != nil && addr.IP != nil {
+		ip := addr.IP
+		if ip4 := ip.To4(); ip4 != nil {
+			ip = ip4
 		}
+		p = &peerAddr{udp: net.UDPAddr{IP: ip, Port: addr.Port, Zone: addr.Zone}}
+		p.raw, p.rawLen = rawSockaddr(&p.udp)
 	}
 	s.remote.Store(p)
 	s.update()
 }
 
-// peerAddr is a subscriber's address, also in the form the batch's system call takes.
+// peerAddr is a subscriber's address, also in the form the batch's system call takes. It is
+// never changed once made: a new address is a new peerAddr.
 type peerAddr struct {
-	udp net.UDPAddr
-	raw rawAddr
+	udp    net.UDPAddr
+	raw    rawAddr
+	rawLen uint32
 }
 
 // Close stops the Sender for good.

@@ -50,12 +50,15 @@ func (c *Conn) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error) {
 	return c.sys.writeTo(c.UDPConn, b, addr)
 }
 
-// Listen opens the node's shared UDP socket on ip:port (IPv4) with large kernel buffers (a
-// fan-out queues hundreds of packets at once) and the don't-fragment bit set: WebRTC keeps
-// its packets under the path MTU, and with DF the kernel skips the IP identification
-// generator on every packet.
+// Listen opens the node's shared UDP socket on ip:port with large kernel buffers (a fan-out
+// queues hundreds of packets at once) and the don't-fragment bit set: WebRTC keeps its
+// packets under the path MTU, and with DF the kernel skips the IP identification generator
+// on every packet. The socket's family follows ip: an IPv4 address (0.0.0.0 included) opens
+// an IPv4 socket, an IPv6 address an IPv6-only one, and nil or :: one dual-stack socket
+// (IPv6, IPv4 peers as v4-mapped addresses; IPv4 only where the host has no IPv6).
 func Listen(ip net.IP, port int) (*Conn, error) {
-	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: ip, Port: port})
+	network, laddr := listenAddr(ip, port)
+	c, err := net.ListenUDP(network, laddr)
 	if err != nil {
 		return nil, err
 	}
@@ -71,4 +74,16 @@ func Listen(ip net.IP, port int) (*Conn, error) {
 		return nil, err
 	}
 	return conn, nil
+}
+
+// listenAddr returns the network and address Listen opens for ip.
+func listenAddr(ip net.IP, port int) (string, *net.UDPAddr) {
+	switch {
+	case ip == nil || ip.Equal(net.IPv6unspecified):
+		return "udp", &net.UDPAddr{Port: port} // Go's wildcard socket: dual-stack
+	case ip.To4() != nil:
+		return "udp4", &net.UDPAddr{IP: ip, Port: port}
+	default:
+		return "udp6", &net.UDPAddr{IP: ip, Port: port}
+	}
 }

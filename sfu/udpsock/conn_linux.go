@@ -168,11 +168,25 @@ func addrPort(sa *unix.RawSockaddrAny) netip.AddrPort {
 }
 
 // dontFragment sets DF on the socket's packets without path MTU discovery state
-// (IP_PMTUDISC_PROBE: the interface MTU bounds a packet, ICMP "fragmentation needed" does
-// not shrink it).
+// (IP_PMTUDISC_PROBE, IPV6_PMTUDISC_PROBE for an IPv6 socket: the interface MTU bounds a
+// packet, ICMP "fragmentation needed" or "packet too big" does not shrink it). A dual-stack
+// socket takes both: the IPv4 option covers its v4-mapped peers.
 func (s *sysConn) dontFragment() error {
 	var serr error
 	err := s.rc.Control(func(fd uintptr) {
+		domain, derr := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_DOMAIN)
+		if derr != nil {
+			serr = derr
+			return
+		}
+		if domain == unix.AF_INET6 {
+			if serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_MTU_DISCOVER, unix.IPV6_PMTUDISC_PROBE); serr != nil {
+				return
+			}
+			if v6only, _ := unix.GetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_V6ONLY); v6only == 1 {
+				return
+			}
+		}
 		serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_MTU_DISCOVER, unix.IP_PMTUDISC_PROBE)
 	})
 	if err == nil {
