@@ -142,7 +142,9 @@ type RTCConfig struct {
 	// TCPSetupTimeout closes an ICE-TCP connection whose first STUN binding request has not
 	// arrived within it, or named no session of this server.
 	TCPSetupTimeout time.Duration `koanf:"tcp_setup_timeout"`
-	// NodeIP is the IP address advertised in ICE candidates; empty means the interface addresses.
+	// NodeIP is the IP address advertised in ICE candidates, or one IPv4 and one IPv6
+	// address separated by a comma ("203.0.113.9,2001:db8::9"), each for its family; empty
+	// means the interface addresses (and so for a family it does not name). See NodeIPs.
 	NodeIP string `koanf:"node_ip"`
 	// IncludeLoopback advertises loopback candidates (on in dev mode, for same-host clients).
 	IncludeLoopback bool `koanf:"include_loopback"`
@@ -365,7 +367,7 @@ type WebhookConfig struct {
 // given at least one (see Validate).
 func Default() *Config {
 	return &Config{
-		BindAddresses: []string{"0.0.0.0"},
+		BindAddresses: []string{"::"},
 		Port:          7880,
 		DataDir:       "./data",
 		RTC: RTCConfig{

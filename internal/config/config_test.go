@@ -44,7 +44,7 @@ func TestDefault(t *testing.T) {
 		want any
 	}{
 		{"dev", c.Dev, false},
-		{"bind_addresses", c.BindAddresses, []string{"0.0.0.0"}},
+		{"bind_addresses", c.BindAddresses, []string{"::"}},
 		{"port", c.Port, 7880},
 		{"keys", len(c.Keys), 0},
 		{"data_dir", c.DataDir, "./data"},
@@ -240,7 +240,7 @@ func TestLoadDev(t *testing.T) {
 	}{
 		{
 			name:     "production",
-			wantBind: []string{"0.0.0.0"},
+			wantBind: []string{"::"},
 			wantDev:  false,
 		},
 		{
@@ -292,7 +292,7 @@ func TestLoadDev(t *testing.T) {
 			name:     "flag turns dev off",
 			file:     "dev: true\n",
 			flags:    []string{"--dev=false"},
-			wantBind: []string{"0.0.0.0"},
+			wantBind: []string{"::"},
 		},
 	}
 	for _, tt := range tests {
@@ -527,6 +527,11 @@ func TestValidate(t *testing.T) {
 		{name: "no bind address", modify: func(c *Config) { c.BindAddresses = nil }, want: []string{"bind_addresses", "at least one"}},
 		{name: "bad bind address", modify: func(c *Config) { c.BindAddresses = []string{"localhost"} }, want: []string{"bind_addresses", "localhost"}},
 		{name: "bad node ip", modify: func(c *Config) { c.RTC.NodeIP = "my.host" }, want: []string{"rtc.node_ip"}},
+		{name: "node ip per family", modify: func(c *Config) { c.RTC.NodeIP = "203.0.113.9, 2001:db8::9" }},
+		{name: "node ip ipv6", modify: func(c *Config) { c.RTC.NodeIP = "2001:db8::9" }},
+		{name: "two ipv4 node ips", modify: func(c *Config) { c.RTC.NodeIP = "203.0.113.9,203.0.113.10" },
+			want: []string{"rtc.node_ip", "at most one IPv4 and one IPv6"}},
+		{name: "unspecified node ip", modify: func(c *Config) { c.RTC.NodeIP = "::" }, want: []string{"rtc.node_ip", "reach"}},
 		{name: "zero pli throttle", modify: func(c *Config) { c.RTC.PLIThrottle = 0 }, want: []string{"rtc.pli_throttle", "positive"}},
 		{name: "negative empty timeout", modify: func(c *Config) { c.Room.EmptyTimeout = -time.Second }, want: []string{"room.empty_timeout"}},
 		{name: "zero departure timeout", modify: func(c *Config) { c.Room.DepartureTimeout = 0 }, want: []string{"room.departure_timeout"}},
@@ -715,5 +720,22 @@ func assertEqualConfig(t *testing.T, got, want *Config) {
 	}
 	if !reflect.DeepEqual(g, w) {
 		t.Errorf("config mismatch:\n got  %+v\n want %+v", g, w)
+	}
+}
+
+// rtc.node_ip gives one address, or one per family (LiveKit's "v4,v6"), normalized.
+func TestNodeIPs(t *testing.T) {
+	for in, want := range map[string][]string{
+		"":                              nil,
+		"203.0.113.9":                   {"203.0.113.9"},
+		" 203.0.113.9 , 2001:DB8:0::9 ": {"203.0.113.9", "2001:db8::9"},
+		"2001:db8::9,203.0.113.9":       {"2001:db8::9", "203.0.113.9"},
+		"203.0.113.9,my.host":           nil, // invalid: Validate reports it
+		"2001:db8::9,2001:db8::10":      nil,
+	} {
+		r := RTCConfig{NodeIP: in}
+		if got := r.NodeIPs(); !reflect.DeepEqual(got, want) {
+			t.Errorf("NodeIPs(%q) = %v, want %v", in, got, want)
+		}
 	}
 }

@@ -160,11 +160,11 @@ type flagSpec struct {
 func flagSpecs() []flagSpec {
 	return []flagSpec{
 		{"dev", "dev", "development mode: key devkey/secret, loopback candidates, 127.0.0.1 unless --bind says otherwise"},
-		{"bind", "bind_addresses", "comma-separated IP addresses to listen on for HTTP/websocket"},
+		{"bind", "bind_addresses", "comma-separated IP addresses to listen on (:: every address, IPv4 and IPv6); one address also binds the media sockets"},
 		{"port", "port", "HTTP/websocket port (signaling, Room API)"},
 		{"udp-port", "rtc.udp_port", "UDP port for all WebRTC media"},
 		{"tcp-port", "rtc.tcp_port", "ICE-TCP port for clients behind UDP-blocking firewalls; 0 disables"},
-		{"node-ip", "rtc.node_ip", "public IP advertised in ICE candidates (set it behind NAT)"},
+		{"node-ip", "rtc.node_ip", "public IP advertised in ICE candidates (set it behind NAT), or \"v4,v6\""},
 		{"keys", "keys", "API keys as \"key1: secret1, key2: secret2\" (visible in ps: prefer the environment)"},
 		{"log-level", "log.level", "log level: debug, info, warn or error"},
 		{"log-format", "log.format", "log format: text or json"},

@@ -22,7 +22,7 @@ func (c *Config) Validate() error {
 	}
 
 	if len(c.BindAddresses) == 0 {
-		add("bind_addresses", "at least one address is required (0.0.0.0 listens on all IPv4 interfaces)")
+		add("bind_addresses", "at least one address is required (:: listens on every address, IPv4 and IPv6)")
 	}
 	for _, a := range c.BindAddresses {
 		if net.ParseIP(a) == nil {
@@ -43,8 +43,8 @@ func (c *Config) Validate() error {
 	if c.RTC.TCPPort != 0 {
 		c.validateICETCP(add)
 	}
-	if c.RTC.NodeIP != "" && net.ParseIP(c.RTC.NodeIP) == nil {
-		add("rtc.node_ip", "%q is not an IP address", c.RTC.NodeIP)
+	if _, err := parseNodeIPs(c.RTC.NodeIP); err != nil {
+		add("rtc.node_ip", "%v", err)
 	}
 	for _, s := range c.RTC.STUNServers {
 		if strings.TrimSpace(s) == "" {
@@ -294,4 +294,42 @@ func (c *Config) LogValue() slog.Value {
 		slog.String("log.level", c.Log.Level),
 		slog.Bool("redis", c.Redis.Address != ""),
 	)
+}
+
+// NodeIPs returns rtc.node_ip's addresses: none, one, or one IPv4 and one IPv6 address.
+// Validate has checked them; an invalid value gives none.
+func (r *RTCConfig) NodeIPs() []string {
+	ips, err := parseNodeIPs(r.NodeIP)
+	if err != nil {
+		return nil
+	}
+	return ips
+}
+
+// parseNodeIPs parses rtc.node_ip: empty, an IP address, or an IPv4 and an IPv6 address
+// separated by a comma (LiveKit's "v4,v6").
+func parseNodeIPs(s string) ([]string, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	var ips []string
+	var v4, v6 bool
+	for _, a := range strings.Split(s, ",") {
+		a = strings.TrimSpace(a)
+		ip := net.ParseIP(a)
+		switch {
+		case ip == nil:
+			return nil, fmt.Errorf("%q is not an IP address", a)
+		case ip.IsUnspecified():
+			return nil, fmt.Errorf("%q is not an address clients can reach", a)
+		case ip.To4() != nil && v4, ip.To4() == nil && v6:
+			return nil, fmt.Errorf("%q: at most one IPv4 and one IPv6 address", s)
+		case ip.To4() != nil:
+			v4 = true
+		default:
+			v6 = true
+		}
+		ips = append(ips, ip.String())
+	}
+	return ips, nil
 }

@@ -78,8 +78,10 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s.conns = conns
+	// One bind address binds the media sockets and the relay to it and its family (0.0.0.0:
+	// every IPv4 address); "::" or several addresses: every address of both families.
 	bindIP := ""
-	if len(cfg.BindAddresses) == 1 && cfg.BindAddresses[0] != "0.0.0.0" && cfg.BindAddresses[0] != "" {
+	if len(cfg.BindAddresses) == 1 && cfg.BindAddresses[0] != "::" {
 		bindIP = cfg.BindAddresses[0]
 	}
 	tcpLimit, err := s.iceTCPLimit(bindIP)
@@ -92,7 +94,7 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 		TCPLimit:        tcpLimit,
 		TCPSetupTimeout: cfg.RTC.TCPSetupTimeout,
 		BindIP:          bindIP,
-		NodeIP:          cfg.RTC.NodeIP,
+		NodeIPs:         cfg.RTC.NodeIPs(),
 		IncludeLoopback: cfg.RTC.IncludeLoopback,
 		DirectSRTP:      cfg.RTC.DirectSRTP,
 		DownlinkControl: cfg.RTC.DownlinkControl,
@@ -220,7 +222,18 @@ func (s *Server) Listen() error {
 		addrs = []string{""}
 	}
 	for _, a := range addrs {
-		l, err := net.Listen("tcp", net.JoinHostPort(a, strconv.Itoa(s.cfg.Port)))
+		// Go's wildcard TCP socket is dual-stack whether it is given 0.0.0.0 or ::, so the
+		// IPv4 wildcard names its family; "::" is Go's own wildcard, which falls back to IPv4
+		// on a host without IPv6.
+		network := "tcp"
+		switch ip := net.ParseIP(a); {
+		case ip == nil:
+		case ip.Equal(net.IPv4zero):
+			network = "tcp4"
+		case ip.Equal(net.IPv6unspecified):
+			a = ""
+		}
+		l, err := net.Listen(network, net.JoinHostPort(a, strconv.Itoa(s.cfg.Port)))
 		if err != nil {
 			for _, o := range s.listener {
 				_ = o.Close()

@@ -18,7 +18,7 @@ func (s *Server) startTURN(rc *room.Config, bindIP string) error {
 	if !c.Enabled {
 		return nil
 	}
-	ips, err := mediaIPs(s.cfg.RTC.NodeIP, bindIP, s.cfg.RTC.IncludeLoopback)
+	ips, err := mediaIPs(s.cfg.RTC.NodeIPs(), bindIP, s.cfg.RTC.IncludeLoopback)
 	if err != nil {
 		return fmt.Errorf("turn: media addresses: %w", err)
 	}
@@ -27,7 +27,7 @@ func (s *Server) startTURN(rc *room.Config, bindIP string) error {
 		TCPPort:       c.TCPPort,
 		TLSPort:       c.TLSPort,
 		BindIP:        bindIP,
-		RelayIP:       s.cfg.RTC.NodeIP,
+		RelayIPs:      s.cfg.RTC.NodeIPs(),
 		RelayPortMin:  c.RelayPortRangeStart,
 		RelayPortMax:  c.RelayPortRangeEnd,
 		Domain:        c.Domain,
@@ -81,7 +81,7 @@ func (s *Server) iceTCPLimit(bindIP string) (connlimit.Config, error) {
 	if r.TCPPort == 0 {
 		return connlimit.Config{}, nil
 	}
-	ips, err := mediaIPs(r.NodeIP, bindIP, r.IncludeLoopback)
+	ips, err := mediaIPs(r.NodeIPs(), bindIP, r.IncludeLoopback)
 	if err != nil {
 		return connlimit.Config{}, fmt.Errorf("ice-tcp: media addresses: %w", err)
 	}
@@ -96,23 +96,50 @@ func (s *Server) iceTCPLimit(bindIP string) (connlimit.Config, error) {
 }
 
 // mediaIPs returns the addresses the SFU's ICE candidates advertise, the only ones the
-// relay forwards to: rtc.node_ip when set, else the bind address, else every IPv4 interface
-// address (loopback only when loopback candidates are on).
-func mediaIPs(nodeIP, bindIP string, loopback bool) ([]net.IP, error) {
-	for _, a := range []string{nodeIP, bindIP} {
-		if ip := net.ParseIP(a); ip != nil && !ip.IsUnspecified() {
-			return []net.IP{ip}, nil
+// relay forwards to: for each family the media sockets carry (see room.MediaConfig.BindIP),
+// its rtc.node_ip when set, else the bind address, else every interface address of that
+// family (loopback only when loopback candidates are on).
+func mediaIPs(nodeIPs []string, bindIP string, loopback bool) ([]net.IP, error) {
+	bind := net.ParseIP(bindIP)
+	var ips []net.IP
+	var named [2]bool // IPv4, IPv6 given a node IP or the bind address
+	family := func(ip net.IP) int {
+		if ip.To4() != nil {
+			return 0
 		}
+		return 1
+	}
+	candidates := make([]net.IP, 0, len(nodeIPs)+1)
+	for _, a := range nodeIPs {
+		candidates = append(candidates, net.ParseIP(a))
+	}
+	if bind != nil && !bind.IsUnspecified() {
+		candidates = append(candidates, bind)
+	}
+	for _, ip := range candidates {
+		if ip != nil && !named[family(ip)] {
+			named[family(ip)] = true
+			ips = append(ips, ip)
+		}
+	}
+	// The families the media sockets carry: a specific bind address's only, 0.0.0.0 IPv4.
+	carried := [2]bool{true, true}
+	if bind != nil && !bind.Equal(net.IPv6unspecified) {
+		carried[1-family(bind)] = false
+	}
+	if (named[0] || !carried[0]) && (named[1] || !carried[1]) {
+		return ips, nil
 	}
 	addrs, err := net.InterfaceAddrs()
 	if err != nil {
 		return nil, err
 	}
-	var ips []net.IP
 	for _, a := range addrs {
-		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && (loopback || !n.IP.IsLoopback()) {
-			ips = append(ips, n.IP)
+		n, ok := a.(*net.IPNet)
+		if !ok || named[family(n.IP)] || !carried[family(n.IP)] || n.IP.IsLinkLocalUnicast() || (!loopback && n.IP.IsLoopback()) {
+			continue
 		}
+		ips = append(ips, n.IP)
 	}
 	return ips, nil
 }

@@ -32,6 +32,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/livekit/protocol/livekit"
@@ -57,11 +58,16 @@ type Config struct {
 	TLSPort int
 	// Certificate serves TURN/TLS.
 	Certificate *tls.Certificate
-	// BindIP is the address the listeners and relay sockets bind to; empty: all.
+	// BindIP is the address the listeners and relay sockets bind to, and its family: an
+	// IPv4 or IPv6 address; 0.0.0.0: every IPv4 address; empty or "::": every address,
+	// IPv4 and IPv6 (dual-stack listeners).
 	BindIP string
-	// RelayIP is the address relayed allocations are given as (the SFU sends to it). Empty:
-	// BindIP, else the first non-loopback IPv4 address of the machine.
-	RelayIP string
+	// RelayIPs are the addresses relayed allocations are given as (the SFU sends to them),
+	// at most one per family. A family without one: BindIP, else the machine's first
+	// non-loopback address of that family, else its loopback address. A client gets a
+	// relayed address of the family it asks for (REQUESTED-ADDRESS-FAMILY), else of the
+	// family it reached the relay over.
+	RelayIPs []string
 	// RelayPortMin and RelayPortMax bound the relay sockets' ports (inclusive); both 0: any.
 	RelayPortMin, RelayPortMax int
 	// Domain is the host name put in the URLs handed to clients, which TURN/TLS
@@ -99,10 +105,6 @@ func Start(cfg Config, logger *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("turn: local addresses: %w", err)
 	}
-	relayIP := net.ParseIP(cfg.RelayIP)
-	if relayIP == nil {
-		relayIP = defaultRelayIP(cfg.BindIP, local)
-	}
 	secret := cfg.Secret
 	if secret == "" {
 		key := make([]byte, 32)
@@ -125,16 +127,15 @@ func Start(cfg Config, logger *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 
-	bind := cfg.BindIP
-	if bind == "" {
-		bind = "0.0.0.0"
+	bind := net.ParseIP(cfg.BindIP)
+	if cfg.BindIP != "" && bind == nil {
+		return nil, fmt.Errorf("turn: bind address %q is not an IP address", cfg.BindIP)
 	}
-	var gen turn.RelayAddressGenerator = &turn.RelayAddressGeneratorStatic{RelayAddress: relayIP, Address: bind}
-	if cfg.RelayPortMin > 0 || cfg.RelayPortMax > 0 {
-		gen = &turn.RelayAddressGeneratorPortRange{RelayAddress: relayIP, Address: bind,
-			MinPort: uint16(cfg.RelayPortMin), MaxPort: uint16(cfg.RelayPortMax)}
+	gen, relayIPs, err := newFamilyGenerator(cfg, bind, local)
+	if err != nil {
+		return nil, err
 	}
-	gen = &relayGenerator{RelayAddressGenerator: gen, s: s}
+	relay := &relayGenerator{RelayAddressGenerator: gen, s: s}
 	var closers []func() error
 	fail := func(err error) (*Server, error) {
 		for _, c := range closers {
@@ -150,22 +151,24 @@ func Start(cfg Config, logger *slog.Logger) (*Server, error) {
 		LoggerFactory: pionlog.New(s.logger),
 	}
 	if cfg.UDPPort != 0 {
-		pc, err := net.ListenPacket("udp4", net.JoinHostPort(bind, strconv.Itoa(cfg.UDPPort)))
+		network, host := listenAddr("udp", bind)
+		pc, err := net.ListenPacket(network, net.JoinHostPort(host, strconv.Itoa(cfg.UDPPort)))
 		if err != nil {
 			return fail(fmt.Errorf("turn: listen udp %d: %w", cfg.UDPPort, err))
 		}
 		closers = append(closers, pc.Close)
 		sc.PacketConnConfigs = append(sc.PacketConnConfigs, turn.PacketConnConfig{PacketConn: &screenedPacketConn{pc, s},
-			RelayAddressGenerator: gen, PermissionHandler: s.permitted})
+			RelayAddressGenerator: relay, PermissionHandler: s.permitted})
 	}
 	listen := func(port int, tlsConf *tls.Config) error {
-		l, err := net.Listen("tcp4", net.JoinHostPort(bind, strconv.Itoa(port)))
+		network, host := listenAddr("tcp", bind)
+		l, err := net.Listen(network, net.JoinHostPort(host, strconv.Itoa(port)))
 		if err != nil {
 			return fmt.Errorf("turn: listen tcp %d: %w", port, err)
 		}
 		closers = append(closers, l.Close)
 		sc.ListenerConfigs = append(sc.ListenerConfigs, turn.ListenerConfig{Listener: &turnListener{Listener: s.limit.Listener(l), tls: tlsConf, s: s},
-			RelayAddressGenerator: gen, PermissionHandler: s.permitted})
+			RelayAddressGenerator: relay, PermissionHandler: s.permitted})
 		return nil
 	}
 	if cfg.TCPPort != 0 {
@@ -183,7 +186,7 @@ func Start(cfg Config, logger *slog.Logger) (*Server, error) {
 		return fail(fmt.Errorf("turn: %w", err))
 	}
 	s.logger.Info("turn relay ready", "udp_port", cfg.UDPPort, "tcp_port", cfg.TCPPort, "tls_port", cfg.TLSPort,
-		"relay_ip", relayIP.String(), "domain", cfg.Domain, "media", media.String(), "limits", cfg.Limits)
+		"relay_ip", relayIPs, "domain", cfg.Domain, "media", media.String(), "limits", cfg.Limits)
 	return s, nil
 }
 
@@ -291,18 +294,138 @@ func localAddresses() ([]net.IP, error) {
 	return out, nil
 }
 
-// defaultRelayIP picks the relay address when none is configured: the bind address, else
-// the first non-loopback IPv4 address, else 127.0.0.1. Only the SFU on this machine sends
-// to it, so any local address works; a non-loopback one keeps browsers from discarding the
-// candidate.
-func defaultRelayIP(bind string, local []net.IP) net.IP {
-	if ip := net.ParseIP(bind); ip != nil && !ip.IsUnspecified() {
-		return ip
+// listenAddr returns the network ("udp" or "tcp" with a family suffix, or none for Go's
+// dual-stack wildcard socket) and host a listener of proto opens on bind.
+func listenAddr(proto string, bind net.IP) (string, string) {
+	switch {
+	case bind == nil || bind.Equal(net.IPv6unspecified):
+		return proto, ""
+	case bind.To4() != nil:
+		return proto + "4", bind.String()
+	default:
+		return proto + "6", bind.String()
 	}
-	for _, ip := range local {
-		if ip.To4() != nil && !ip.IsLoopback() {
-			return ip
+}
+
+// familyGenerator makes relay sockets of the family each allocation asks for (pion names it
+// in the network: "udp4", "udp6", "tcp4", "tcp6"); a family the bind address excludes has
+// no generator, and its allocations fail.
+type familyGenerator struct {
+	v4, v6 turn.RelayAddressGenerator
+}
+
+// newFamilyGenerator returns the relay generator for cfg and the relay address of each family
+// it serves.
+func newFamilyGenerator(cfg Config, bind net.IP, local []net.IP) (*familyGenerator, []string, error) {
+	g := &familyGenerator{}
+	var relayIPs []string
+	for _, v4 := range []bool{true, false} {
+		if bind != nil && (bind.To4() != nil) != v4 && !bind.Equal(net.IPv6unspecified) {
+			continue // the bind address (0.0.0.0 included) is of the other family
+		}
+		ip, err := relayIP(cfg.RelayIPs, bind, local, v4)
+		if err != nil {
+			return nil, nil, err
+		}
+		address := "0.0.0.0"
+		if !v4 {
+			address = "::"
+		}
+		if bind != nil && !bind.IsUnspecified() {
+			address = bind.String()
+		}
+		var gen turn.RelayAddressGenerator = &turn.RelayAddressGeneratorStatic{RelayAddress: ip, Address: address}
+		if cfg.RelayPortMin > 0 || cfg.RelayPortMax > 0 {
+			gen = &turn.RelayAddressGeneratorPortRange{RelayAddress: ip, Address: address,
+				MinPort: uint16(cfg.RelayPortMin), MaxPort: uint16(cfg.RelayPortMax)}
+		}
+		if v4 {
+			g.v4 = gen
+		} else {
+			g.v6 = gen
+		}
+		relayIPs = append(relayIPs, ip.String())
+	}
+	return g, relayIPs, nil
+}
+
+// errNoFamily refuses an allocation of a family the relay does not serve.
+var errNoFamily = errors.New("turn: no relay address of the requested family")
+
+func (g *familyGenerator) pick(network string) (turn.RelayAddressGenerator, error) {
+	gen := g.v4
+	if strings.HasSuffix(network, "6") {
+		gen = g.v6
+	}
+	if gen == nil {
+		return nil, errNoFamily
+	}
+	return gen, nil
+}
+
+// Validate validates each family's generator.
+func (g *familyGenerator) Validate() error {
+	for _, gen := range []turn.RelayAddressGenerator{g.v4, g.v6} {
+		if gen != nil {
+			if err := gen.Validate(); err != nil {
+				return err
+			}
 		}
 	}
-	return net.IPv4(127, 0, 0, 1)
+	return nil
+}
+
+// AllocatePacketConn opens a UDP relay socket of conf.Network's family.
+func (g *familyGenerator) AllocatePacketConn(conf turn.AllocateListenerConfig) (net.PacketConn, net.Addr, error) {
+	gen, err := g.pick(conf.Network)
+	if err != nil {
+		return nil, nil, err
+	}
+	return gen.AllocatePacketConn(conf)
+}
+
+// AllocateListener opens a TCP relay listener of conf.Network's family.
+func (g *familyGenerator) AllocateListener(conf turn.AllocateListenerConfig) (net.Listener, net.Addr, error) {
+	gen, err := g.pick(conf.Network)
+	if err != nil {
+		return nil, nil, err
+	}
+	return gen.AllocateListener(conf)
+}
+
+// AllocateConn dials a TCP peer over conf.Network's family.
+func (g *familyGenerator) AllocateConn(conf turn.AllocateConnConfig) (net.Conn, error) {
+	gen, err := g.pick(conf.Network)
+	if err != nil {
+		return nil, err
+	}
+	return gen.AllocateConn(conf)
+}
+
+// relayIP picks the relay address of one family: the configured one of that family, else
+// the bind address, else the first non-loopback address of the family, else its loopback
+// address. Only the SFU on this machine sends to it, so any local address works; a
+// non-loopback one keeps browsers from discarding the candidate.
+func relayIP(configured []string, bind net.IP, local []net.IP, v4 bool) (net.IP, error) {
+	for _, a := range configured {
+		ip := net.ParseIP(a)
+		if ip == nil {
+			return nil, fmt.Errorf("turn: relay address %q is not an IP address", a)
+		}
+		if (ip.To4() != nil) == v4 {
+			return ip, nil
+		}
+	}
+	if bind != nil && !bind.IsUnspecified() {
+		return bind, nil
+	}
+	for _, ip := range local {
+		if (ip.To4() != nil) == v4 && !ip.IsLoopback() && !ip.IsLinkLocalUnicast() {
+			return ip, nil
+		}
+	}
+	if v4 {
+		return net.IPv4(127, 0, 0, 1), nil
+	}
+	return net.IPv6loopback, nil
 }

@@ -34,10 +34,14 @@ type MediaConfig struct {
 	// arrived within it, or named a session the node does not have (pion's
 	// TCPMuxParams.FirstStunBindTimeout and AliveDurationForConnFromStun). 0: 10 s.
 	TCPSetupTimeout time.Duration
-	// BindIP restricts the media sockets to one address (e.g. 127.0.0.1 in dev); empty: all.
+	// BindIP restricts the media sockets to one address (e.g. 127.0.0.1 or ::1 in dev) and
+	// its family; 0.0.0.0: every IPv4 address; empty or "::": every address, IPv4 and IPv6,
+	// on dual-stack sockets.
 	BindIP string
-	// NodeIP is advertised as the host candidate address when set (1:1 NAT).
-	NodeIP string
+	// NodeIPs are advertised as the host candidate addresses when set (1:1 NAT): at most one
+	// IPv4 and one IPv6 address, each replacing the interface addresses of its family. A
+	// family without one advertises its interface addresses.
+	NodeIPs []string
 	// IncludeLoopback gathers loopback candidates (needed when clients run on the same host).
 	IncludeLoopback bool
 	// DirectSRTP sends forwarded media on the shared UDP socket with the SFU's own SRTP
@@ -223,23 +227,29 @@ func NewMediaAPI(cfg MediaConfig, logger *slog.Logger) (*MediaAPI, error) {
 	// nothing else) waited 2 s by pion's default; half a second still lets the direct pairs,
 	// checked first, win when they work.
 	se.SetRelayAcceptanceMinWait(500 * time.Millisecond)
-	if cfg.NodeIP != "" {
-		// Host candidates carry the public address instead of the interface's.
-		if err := se.SetICEAddressRewriteRules(webrtc.ICEAddressRewriteRule{
-			External: []string{cfg.NodeIP}, AsCandidateType: webrtc.ICECandidateTypeHost,
-		}); err != nil {
-			return nil, fmt.Errorf("node ip %s: %w", cfg.NodeIP, err)
-		}
+	if err := rewriteNodeIPs(&se, cfg.NodeIPs); err != nil {
+		return nil, err
 	}
 
 	m := &MediaAPI{me: me, ir: ir, direct: cfg.DirectSRTP, control: cfg.DownlinkControl}
-	networks := []webrtc.NetworkType{webrtc.NetworkTypeUDP4}
-
-	muxConn, err := udpsock.Listen(net.ParseIP(cfg.BindIP), cfg.UDPPort)
+	bind := net.ParseIP(cfg.BindIP)
+	muxConn, err := udpsock.Listen(bind, cfg.UDPPort)
 	if err != nil {
 		return nil, fmt.Errorf("listen udp %d: %w", cfg.UDPPort, err)
 	}
-	m.udp, m.udpPort = muxConn.UDPConn, muxConn.LocalAddr().(*net.UDPAddr).Port
+	local := muxConn.LocalAddr().(*net.UDPAddr)
+	m.udp, m.udpPort = muxConn.UDPConn, local.Port
+	// The families the socket carries: an IPv4 socket only IPv4 (also a wildcard one on a
+	// host without IPv6), an IPv6 bind address only IPv6, a dual-stack socket both.
+	v4 := local.IP.To4() != nil || bind == nil || bind.IsUnspecified()
+	v6 := local.IP.To4() == nil
+	var networks []webrtc.NetworkType
+	if v4 {
+		networks = append(networks, webrtc.NetworkTypeUDP4)
+	}
+	if v6 {
+		networks = append(networks, webrtc.NetworkTypeUDP6)
+	}
 	// pion reads and writes through muxConn without waking the Go runtime's monitor.
 	udpMux := ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: muxConn})
 	se.SetICEUDPMux(udpMux)
@@ -250,7 +260,14 @@ func NewMediaAPI(cfg MediaConfig, logger *slog.Logger) (*MediaAPI, error) {
 			_ = m.Close()
 			return nil, fmt.Errorf("ice-tcp: %w", err)
 		}
-		tl, err := net.ListenTCP("tcp4", &net.TCPAddr{IP: net.ParseIP(cfg.BindIP), Port: cfg.TCPPort})
+		network, addr := "tcp", &net.TCPAddr{Port: cfg.TCPPort} // dual-stack, as the UDP socket
+		switch {
+		case !v6:
+			network, addr.IP = "tcp4", bind
+		case !v4:
+			network, addr.IP = "tcp6", bind
+		}
+		tl, err := net.ListenTCP(network, addr)
 		if err != nil {
 			_ = m.Close()
 			return nil, fmt.Errorf("listen tcp %d: %w", cfg.TCPPort, err)
@@ -268,18 +285,48 @@ func NewMediaAPI(cfg MediaConfig, logger *slog.Logger) (*MediaAPI, error) {
 			FirstStunBindTimeout: setup, AliveDurationForConnFromStun: setup, Logger: se.LoggerFactory.NewLogger("ice-tcp")})
 		se.SetICETCPMux(tcpMux)
 		m.closers = append(m.closers, tcpMux.Close)
-		networks = append(networks, webrtc.NetworkTypeTCP4)
+		if v4 {
+			networks = append(networks, webrtc.NetworkTypeTCP4)
+		}
+		if v6 {
+			networks = append(networks, webrtc.NetworkTypeTCP6)
+		}
 	}
 	se.SetNetworkTypes(networks)
-	if cfg.BindIP != "" {
-		bind := net.ParseIP(cfg.BindIP)
+	if bind != nil && !bind.IsUnspecified() {
 		se.SetIPFilter(func(ip net.IP) bool { return ip.Equal(bind) })
 	}
 
 	m.se = se
-	logger.Info("media plane ready", "udp_port", cfg.UDPPort, "tcp_port", cfg.TCPPort, "bind", cfg.BindIP, "node_ip", cfg.NodeIP,
+	logger.Info("media plane ready", "udp_port", cfg.UDPPort, "tcp_port", cfg.TCPPort, "bind", cfg.BindIP, "networks", networks,
+		"node_ip", cfg.NodeIPs,
 		"direct_srtp", cfg.DirectSRTP, "downlink_control", cfg.DownlinkControl)
 	return m, nil
+}
+
+// rewriteNodeIPs makes host candidates carry the node IPs (at most one per family) instead of
+// the interface addresses of their family; a family with no node IP keeps its addresses.
+func rewriteNodeIPs(se *webrtc.SettingEngine, ips []string) error {
+	if len(ips) == 0 {
+		return nil
+	}
+	var networks []webrtc.NetworkType
+	for _, a := range ips {
+		switch ip := net.ParseIP(a); {
+		case ip == nil:
+			return fmt.Errorf("node ip %q: not an IP address", a)
+		case ip.To4() != nil:
+			networks = append(networks, webrtc.NetworkTypeUDP4, webrtc.NetworkTypeTCP4)
+		default:
+			networks = append(networks, webrtc.NetworkTypeUDP6, webrtc.NetworkTypeTCP6)
+		}
+	}
+	if err := se.SetICEAddressRewriteRules(webrtc.ICEAddressRewriteRule{
+		External: ips, AsCandidateType: webrtc.ICECandidateTypeHost, Networks: networks,
+	}); err != nil {
+		return fmt.Errorf("node ip %v: %w", ips, err)
+	}
+	return nil
 }
 
 // registerCodecs registers the codecs the SFU forwards. No RTX: retransmissions arrive on the
