@@ -177,13 +177,13 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := cfg.Check(); err != nil {
 		return nil, err
 	}
-	loopback, err := loopbackURL(cfg.URL)
+	loopback, v4, v6, err := serverHost(cfg.URL)
 	if err != nil {
 		return nil, err
 	}
 	r := &runner{cfg: cfg, epoch: time.Now(), fill: newFiller(1), errs: newErrorLog(), bySID: map[string]int{},
 		timeline: newTimeline(cfg.RampUp + cfg.JoinTimeout + cfg.Duration + time.Minute)}
-	if r.stack, err = newMediaStack(loopback, cfg.SRTP, cfg.ICETransport == ICETransportTCP, r.now); err != nil {
+	if r.stack, err = newMediaStack(loopback, v4, v6, cfg.SRTP, cfg.ICETransport == ICETransportTCP, r.now); err != nil {
 		return nil, err
 	}
 	res := &Result{Config: summarize(cfg), StartedAt: time.Now().UTC()}
@@ -356,19 +356,23 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// loopbackURL reports whether the server URL's host is a loopback address (then the
-// generator gathers only loopback candidates: one socket per PeerConnection).
-func loopbackURL(raw string) (bool, error) {
+// serverHost reads the server URL's host: whether it is a loopback address (then the
+// generator gathers only loopback candidates: one socket per PeerConnection), and the
+// address families to reach it over: the host's own when it is an address, both for a name.
+func serverHost(raw string) (loopback, v4, v6 bool, err error) {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return false, fmt.Errorf("server url: %w", err)
+		return false, false, false, fmt.Errorf("server url: %w", err)
 	}
 	host := u.Hostname()
 	if host == "localhost" {
-		return true, nil
+		return true, true, false, nil
 	}
 	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback(), nil
+	if ip == nil {
+		return false, true, true, nil
+	}
+	return ip.IsLoopback(), ip.To4() != nil, ip.To4() == nil, nil
 }
 
 // progress prints a status line every interval until done closes.

@@ -48,8 +48,8 @@ const (
 // newMediaStack builds the shared API. With tcpSubscribers, subscribers' PeerConnections
 // gather no candidates of their own: pion dials the server's passive ICE-TCP candidates
 // (active ICE-TCP, with its own net.Dialer, so their packets bypass bufferedNet and have no
-// arrival times).
-func newMediaStack(loopback bool, srtpProfile string, tcpSubscribers bool, now func() time.Duration) (*mediaStack, error) {
+// arrival times). v4 and v6 are the address families it gathers and dials.
+func newMediaStack(loopback, v4, v6 bool, srtpProfile string, tcpSubscribers bool, now func() time.Duration) (*mediaStack, error) {
 	me := &webrtc.MediaEngine{}
 	videoFB := []webrtc.RTCPFeedback{
 		{Type: webrtc.TypeRTCPFBNACK}, {Type: webrtc.TypeRTCPFBNACK, Parameter: "pli"}, {Type: webrtc.TypeRTCPFBCCM, Parameter: "fir"},
@@ -91,7 +91,14 @@ func newMediaStack(loopback bool, srtpProfile string, tcpSubscribers bool, now f
 	default:
 		return nil, fmt.Errorf("unknown SRTP profile %q (want %s, %s or %s)", srtpProfile, SRTPAny, SRTPGCM, SRTPCM)
 	}
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	var udp, tcp []webrtc.NetworkType
+	if v4 {
+		udp, tcp = append(udp, webrtc.NetworkTypeUDP4), append(tcp, webrtc.NetworkTypeTCP4)
+	}
+	if v6 {
+		udp, tcp = append(udp, webrtc.NetworkTypeUDP6), append(tcp, webrtc.NetworkTypeTCP6)
+	}
+	se.SetNetworkTypes(udp)
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	if loopback {
 		// One host candidate (one socket) per PeerConnection, on loopback.
@@ -120,9 +127,9 @@ func newMediaStack(loopback bool, srtpProfile string, tcpSubscribers bool, now f
 		webrtc.WithInterceptorRegistry(&interceptor.Registry{}))
 	recvAPI := api
 	if tcpSubscribers {
-		tcp := se // a copy, sharing the Net and its arrival rings
-		tcp.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeTCP4})
-		recvAPI = webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(tcp),
+		tse := se // a copy, sharing the Net and its arrival rings
+		tse.SetNetworkTypes(tcp)
+		recvAPI = webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(tse),
 			webrtc.WithInterceptorRegistry(&interceptor.Registry{}))
 	}
 	return &mediaStack{api: api, recvAPI: recvAPI, cert: *cert, arrivals: arr}, nil

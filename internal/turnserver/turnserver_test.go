@@ -12,6 +12,7 @@ import (
 	"github.com/pion/stun/v4"
 	"github.com/pion/turn/v5"
 
+	"github.com/sanke-edu/sanke/test/prereq"
 	tc "github.com/sanke-edu/sanke/test/testclient"
 )
 
@@ -21,6 +22,7 @@ type relay struct {
 	*Server
 	sfu    net.PacketConn
 	sfuTCP net.Listener
+	host   string // the relay's and the SFU's address
 }
 
 var loopback = net.IPv4(127, 0, 0, 1)
@@ -28,12 +30,18 @@ var loopback = net.IPv4(127, 0, 0, 1)
 // startRelay starts a relay; opt adjusts its configuration first.
 func startRelay(t *testing.T, opt func(*Config)) *relay {
 	t.Helper()
-	sfu, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	return startRelayOn(t, loopback, opt)
+}
+
+// startRelayOn starts a relay bound to host, serving an SFU on host.
+func startRelayOn(t *testing.T, host net.IP, opt func(*Config)) *relay {
+	t.Helper()
+	sfu, err := net.ListenUDP("udp", &net.UDPAddr{IP: host})
 	if err != nil {
-		t.Fatal(err)
+		prereq.Skip(t, "listen on %v: %v", host, err)
 	}
 	t.Cleanup(func() { _ = sfu.Close() })
-	sfuTCP, err := net.Listen("tcp4", "127.0.0.1:0")
+	sfuTCP, err := net.ListenTCP("tcp", &net.TCPAddr{IP: host})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,8 +52,8 @@ func startRelay(t *testing.T, opt func(*Config)) *relay {
 		TCPPort:     tc.FreePort(t, "tcp"),
 		TLSPort:     tc.FreePort(t, "tcp"),
 		Certificate: &cert,
-		BindIP:      "127.0.0.1",
-		Media: Media{IPs: []net.IP{loopback}, UDPPort: sfu.LocalAddr().(*net.UDPAddr).Port,
+		BindIP:      host.String(),
+		Media: Media{IPs: []net.IP{host}, UDPPort: sfu.LocalAddr().(*net.UDPAddr).Port,
 			TCPPort: sfuTCP.Addr().(*net.TCPAddr).Port},
 	}
 	if opt != nil {
@@ -56,19 +64,19 @@ func startRelay(t *testing.T, opt func(*Config)) *relay {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = s.Close() })
-	return &relay{Server: s, sfu: sfu, sfuTCP: sfuTCP}
+	return &relay{Server: s, sfu: sfu, sfuTCP: sfuTCP, host: host.String()}
 }
 
 // addr returns the relay's host:port for transport ("udp", "tcp", "tls").
 func (r *relay) addr(transport string) string {
 	port := map[string]int{"udp": r.cfg.UDPPort, "tcp": r.cfg.TCPPort, "tls": r.cfg.TLSPort}[transport]
-	return "127.0.0.1:" + strconv.Itoa(port)
+	return net.JoinHostPort(r.host, strconv.Itoa(port))
 }
 
 // credentials hands participant sid its credentials, checking the URLs they come with.
 func (r *relay) credentials(t *testing.T, sid string) (string, string) {
 	t.Helper()
-	ice, err := r.ICEServer("127.0.0.1:7880", sid)
+	ice, err := r.ICEServer(net.JoinHostPort(r.host, "7880"), sid)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +108,16 @@ func (r *relay) allocate(t *testing.T, transport, user, password string) (net.Pa
 
 // Media relayed both ways between a client and the SFU's socket, over each transport.
 func TestRelay(t *testing.T) {
-	r := startRelay(t, nil)
+	testRelay(t, startRelay(t, nil))
+}
+
+// The same over IPv6 (a relay and SFU on ::1, as `sanke serve --bind ::1` runs them): the
+// URLs name the host in brackets and the relayed address is IPv6.
+func TestRelayIPv6(t *testing.T) {
+	testRelay(t, startRelayOn(t, net.IPv6loopback, nil))
+}
+
+func testRelay(t *testing.T, r *relay) {
 	for _, transport := range []string{"udp", "tcp", "tls"} {
 		t.Run(transport, func(t *testing.T) {
 			user, password := r.credentials(t, "PA_"+transport)
@@ -115,6 +132,9 @@ func TestRelay(t *testing.T) {
 				return n == 0, fmt.Sprintf("%d allocations", n)
 			})
 			defer func() { _ = conn.Close() }()
+			if got := conn.LocalAddr().(*net.UDPAddr).IP.String(); got != r.host {
+				t.Errorf("relayed address %s, want %s", got, r.host)
+			}
 
 			// Client -> relay -> SFU: the SFU sees the relay's address.
 			if _, err := conn.WriteTo([]byte("hello sfu"), r.sfu.LocalAddr()); err != nil {

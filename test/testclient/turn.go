@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"testing"
 
 	"github.com/pion/stun/v4"
@@ -32,20 +33,24 @@ func TURNClient(tb testing.TB, transport, addr, user, password string) *turn.Cli
 	return c
 }
 
-// DialTURN opens the connection a TURN client speaks over: a UDP socket on 127.0.0.1, or a
-// TCP or TLS connection to addr framed for STUN.
+// DialTURN opens the connection a TURN client speaks over: a UDP socket on the loopback
+// address of addr's family (127.0.0.1 or ::1), or a TCP or TLS connection to addr framed for
+// STUN.
 func DialTURN(transport, addr string) (net.PacketConn, error) {
 	switch transport {
 	case "udp":
+		if ap, err := netip.ParseAddrPort(addr); err == nil && ap.Addr().Is6() && !ap.Addr().Is4In6() {
+			return net.ListenPacket("udp6", "[::1]:0")
+		}
 		return net.ListenPacket("udp4", "127.0.0.1:0")
 	case "tcp":
-		c, err := net.Dial("tcp4", addr)
+		c, err := net.Dial("tcp", addr)
 		if err != nil {
 			return nil, err
 		}
 		return turn.NewSTUNConn(c), nil
 	case "tls":
-		c, err := tls.Dial("tcp4", addr, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // tests' own certificates
+		c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // tests' own certificates
 		if err != nil {
 			return nil, err
 		}

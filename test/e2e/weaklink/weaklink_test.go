@@ -36,12 +36,16 @@ func TestMain(m *testing.M) {
 	if os.Getenv(subURLEnv) != "" {
 		os.Exit(runSubscriber(os.Getenv(subURLEnv), os.Getenv(subTokenEnv)))
 	}
+	if os.Getenv(loadURLEnv) != "" {
+		os.Exit(runLoadtest(os.Getenv(loadURLEnv))) // see ipv6_test.go
+	}
 	os.Exit(m.Run())
 }
 
-// runSubscriber joins with the Go SDK, reads every track it is given (the SDK's interceptors
-// send receiver reports and NACKs for what is read), prints "joined" and then once a second
-// the bytes received, and leaves when its standard input closes.
+// runSubscriber joins with the Go SDK, reads
+// every track it is given (the SDK's interceptors send receiver reports and NACKs for what
+// is read), prints "joined" and then once a second the bytes received and its subscriber
+// PeerConnection's selected candidate pair, and leaves when its standard input closes.
 func runSubscriber(url, token string) int {
 	var received atomic.Int64
 	cb := lksdk.NewRoomCallback()
@@ -77,6 +81,12 @@ func runSubscriber(url, token string) int {
 			return 0
 		case <-tick.C:
 			fmt.Printf("received %d\n", received.Swap(0))
+			if pc := room.LocalParticipant.GetSubscriberPeerConnection(); pc != nil {
+				if pair, err := pc.SCTP().Transport().ICETransport().GetSelectedCandidatePair(); err == nil && pair != nil {
+					// "pair udp host fd00::2 fd00::1": protocol, local type, local and remote address
+					fmt.Printf("pair %s %s %s %s\n", pair.Local.Protocol, pair.Local.Typ, pair.Local.Address, pair.Remote.Address)
+				}
+			}
 		}
 	}
 }
@@ -86,6 +96,8 @@ type link struct {
 	ns      string
 	hostIP  string // the host's end, where the subscriber reaches the server
 	hostDev string
+	nsDev   string
+	id      int
 }
 
 // newLink makes a namespace with a veth pair, 10.231.x.1 (host) to 10.231.x.2, and limits
@@ -93,37 +105,47 @@ type link struct {
 // ends. The test is skipped when not run as root.
 func newLink(t *testing.T, rate string) *link {
 	t.Helper()
+	l := newVeth(t, "tc")
+	subnet := fmt.Sprintf("10.231.%d", 4*(l.id%64))
+	l.hostIP = subnet + ".1"
+	l.run(t, "ip", "addr", "add", l.hostIP+"/30", "dev", l.hostDev)
+	l.run(t, "ip", "-n", l.ns, "addr", "add", subnet+".2/30", "dev", l.nsDev)
+	l.run(t, "ip", "-n", l.ns, "link", "set", "lo", "up")
+	l.run(t, "tc", "qdisc", "add", "dev", l.hostDev, "root", "tbf", "rate", rate, "burst", "16kb", "latency", "100ms")
+	return l
+}
+
+// newVeth makes a namespace joined to the host by a veth pair, both ends up and without
+// addresses; the namespace and the pair are removed when the test ends. The test is skipped
+// when not run as root; it fails when ip (or another of tools) is missing.
+func newVeth(t *testing.T, tools ...string) *link {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		prereq.Skip(t, "weak-link tests need root for network namespaces (CI runs them as root)")
 	}
-	for _, tool := range []string{"ip", "tc"} {
+	for _, tool := range append([]string{"ip"}, tools...) {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Fatalf("%s is not installed (%v): run ./scripts/test.sh, which installs iproute2", tool, err)
 		}
 	}
 	id := rand.IntN(1 << 16)
-	l := &link{ns: fmt.Sprintf("sanke-wl-%d", id), hostDev: fmt.Sprintf("skwl%dh", id)}
-	nsDev := fmt.Sprintf("skwl%dn", id)
-	subnet := fmt.Sprintf("10.231.%d", 4*(id%64))
-	l.hostIP = subnet + ".1"
-	run := func(args ...string) {
-		t.Helper()
-		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
-			t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-	}
-	run("ip", "netns", "add", l.ns)
+	l := &link{ns: fmt.Sprintf("sanke-wl-%d", id), hostDev: fmt.Sprintf("skwl%dh", id), nsDev: fmt.Sprintf("skwl%dn", id), id: id}
+	l.run(t, "ip", "netns", "add", l.ns)
 	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", l.ns).Run() }) // takes the veth pair along
-	run("ip", "link", "add", l.hostDev, "type", "veth", "peer", "name", nsDev)
+	l.run(t, "ip", "link", "add", l.hostDev, "type", "veth", "peer", "name", l.nsDev)
 	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", l.hostDev).Run() })
-	run("ip", "link", "set", nsDev, "netns", l.ns)
-	run("ip", "addr", "add", l.hostIP+"/30", "dev", l.hostDev)
-	run("ip", "link", "set", l.hostDev, "up")
-	run("ip", "-n", l.ns, "addr", "add", subnet+".2/30", "dev", nsDev)
-	run("ip", "-n", l.ns, "link", "set", nsDev, "up")
-	run("ip", "-n", l.ns, "link", "set", "lo", "up")
-	run("tc", "qdisc", "add", "dev", l.hostDev, "root", "tbf", "rate", rate, "burst", "16kb", "latency", "100ms")
+	l.run(t, "ip", "link", "set", l.nsDev, "netns", l.ns)
+	l.run(t, "ip", "link", "set", l.hostDev, "up")
+	l.run(t, "ip", "-n", l.ns, "link", "set", l.nsDev, "up")
 	return l
+}
+
+// run runs a command of the link's setup, failing the test when it fails.
+func (l *link) run(t *testing.T, args ...string) {
+	t.Helper()
+	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+	}
 }
 
 // subscriber is this test binary running runSubscriber inside a namespace.
@@ -131,8 +153,9 @@ type subscriber struct {
 	cmd      *exec.Cmd
 	stdin    io.WriteCloser
 	joined   chan struct{}
-	received atomic.Int64   // bytes in the newest one-second report
-	output   syncbuf.Buffer // its standard error
+	received atomic.Int64           // bytes in the newest one-second report
+	pair     atomic.Pointer[string] // the newest selected candidate pair reported ("udp host local remote")
+	output   syncbuf.Buffer         // its standard error
 }
 
 // startSubscriber runs a subscriber inside l's namespace and waits until it has joined. It
@@ -167,6 +190,9 @@ func startSubscriber(t *testing.T, l *link, url, token string) *subscriber {
 				if _, err := fmt.Sscanf(line, "received %d", &n); err == nil {
 					s.received.Store(n)
 				}
+			case strings.HasPrefix(line, "pair "):
+				pair := strings.TrimPrefix(line, "pair ")
+				s.pair.Store(&pair)
 			}
 		}
 		_ = s.cmd.Wait()
