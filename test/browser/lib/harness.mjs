@@ -357,6 +357,11 @@ const contentTypes = {
  * serveStatic serves dir on 127.0.0.1 (an origin other than the SFU's), or on host (whose
  * address the returned url then carries).
  */
+/** urlHost writes an IP address as a URL's host: an IPv6 address in brackets. */
+export function urlHost(ip) {
+  return ip.includes(':') ? `[${ip}]` : ip;
+}
+
 export async function serveStatic(dir, host = '127.0.0.1') {
   const root = resolve(dir);
   const server = http.createServer(async (req, res) => {
@@ -378,7 +383,7 @@ export async function serveStatic(dir, host = '127.0.0.1') {
   });
   await new Promise((r) => server.listen(0, host, r));
   return {
-    url: `http://${host}:${server.address().port}`,
+    url: `http://${urlHost(host)}:${server.address().port}`,
     close: () => new Promise((r) => { server.closeAllConnections?.(); server.close(() => r()); }),
   };
 }
@@ -462,33 +467,59 @@ export class NetnsLink {
     return process.getuid?.() === 0 ? '' : 'root, for a network namespace (CI runs as root)';
   }
 
-  static async create(dir) {
+  /**
+   * create makes the namespace and its veth pair: 10.232.x.1 (host) to 10.232.x.2, or with
+   * ipv6 fd00:232:x::1 to fd00:232:x::2 (nodad: usable at once) and nothing else, its
+   * loopback down: no IPv4 address at all in the namespace.
+   */
+  static async create(dir, { ipv6 = false } = {}) {
     const id = Math.floor(Math.random() * 60000);
     const link = new NetnsLink();
     link.ns = `sanke-bt-${id}`;
     link.hostDev = `skbt${id}h`;
     const nsDev = `skbt${id}n`;
-    const subnet = `10.232.${4 * (id % 64)}`;
-    link.hostIP = `${subnet}.1`;
     const run = (...args) => execFileP(args[0], args.slice(1));
     await run('ip', 'netns', 'add', link.ns);
     try {
       await run('ip', 'link', 'add', link.hostDev, 'type', 'veth', 'peer', 'name', nsDev);
       await run('ip', 'link', 'set', nsDev, 'netns', link.ns);
-      await run('ip', 'addr', 'add', `${link.hostIP}/30`, 'dev', link.hostDev);
+      if (ipv6) {
+        const prefix = `fd00:232:${id.toString(16)}::`;
+        link.hostIP = `${prefix}1`;
+        await run('ip', 'addr', 'add', `${link.hostIP}/64`, 'dev', link.hostDev, 'nodad');
+        await run('ip', '-n', link.ns, 'addr', 'add', `${prefix}2/64`, 'dev', nsDev, 'nodad');
+        await run('ip', '-n', link.ns, 'link', 'set', nsDev, 'up');
+        // Through the host, as an IPv6-only network's router: Chromium takes a network
+        // without a default route for one it cannot use.
+        await run('ip', '-n', link.ns, '-6', 'route', 'add', 'default', 'via', link.hostIP);
+      } else {
+        const subnet = `10.232.${4 * (id % 64)}`;
+        link.hostIP = `${subnet}.1`;
+        await run('ip', 'addr', 'add', `${link.hostIP}/30`, 'dev', link.hostDev);
+        await run('ip', '-n', link.ns, 'addr', 'add', `${subnet}.2/30`, 'dev', nsDev);
+        await run('ip', '-n', link.ns, 'link', 'set', 'lo', 'up');
+      }
       await run('ip', 'link', 'set', link.hostDev, 'up');
-      await run('ip', '-n', link.ns, 'addr', 'add', `${subnet}.2/30`, 'dev', nsDev);
       await run('ip', '-n', link.ns, 'link', 'set', nsDev, 'up');
-      await run('ip', '-n', link.ns, 'link', 'set', 'lo', 'up');
     } catch (e) {
       await link.close();
       throw e;
     }
     // Playwright starts the browser with its control pipe on fds 3 and 4; ip netns exec
     // keeps them open across the exec.
+    // In the IPv6-only namespace Chromium's mDNS responder, which names its host candidates
+    // (WebRtcHideLocalIpsWithMdns), does not answer, and Chromium then offers no host
+    // candidate at all (checked by gathering there: nothing; with the feature off, the IPv6
+    // address). The feature is off for it, as it is for a page holding camera permission.
+    const extra = ipv6 ? ' --disable-features=WebRtcHideLocalIpsWithMdns' : '';
     link.wrapper = join(dir, `chromium-in-${link.ns}.sh`);
-    await writeFile(link.wrapper, `#!/bin/sh\nexec ip netns exec ${link.ns} ${CHROMIUM_PATH} "$@"\n`, { mode: 0o755 });
+    await writeFile(link.wrapper, `#!/bin/sh\nexec ip netns exec ${link.ns} ${CHROMIUM_PATH} "$@"${extra}\n`, { mode: 0o755 });
     return link;
+  }
+
+  /** host is hostIP as a URL's host (IPv6 in brackets). */
+  get host() {
+    return urlHost(this.hostIP);
   }
 
   /** shape limits what the host sends into the namespace to rate (e.g. '1mbit'), 100 ms of queue. */

@@ -151,7 +151,8 @@ function collect(report, type, keys) {
   return out;
 }
 
-// selectedCandidate describes the local candidate of the report's selected candidate pair.
+// selectedCandidate describes the local candidate of the report's selected candidate pair,
+// and the remote candidate's address.
 function selectedCandidate(report) {
   if (!report) return undefined;
   let pairId;
@@ -160,7 +161,11 @@ function selectedCandidate(report) {
   });
   const pair = pairId && report.get(pairId);
   const local = pair && report.get(pair.localCandidateId);
-  return local ? { candidateType: local.candidateType, protocol: local.protocol, relayProtocol: local.relayProtocol } : undefined;
+  const remote = pair && report.get(pair.remoteCandidateId);
+  return local ? {
+    candidateType: local.candidateType, protocol: local.protocol, relayProtocol: local.relayProtocol,
+    address: local.address, remoteAddress: remote?.address,
+  } : undefined;
 }
 
 async function stats() {

@@ -540,6 +540,58 @@ describe('livekit-client 2.23 in headless Chromium against Sanke', () => {
     }
   });
 
+  browserTest('9. a Chromium subscriber whose network has only IPv6 gets media', '9', async (t) => {
+    if (!prerequisite(t, NetnsLink.missing())) return;
+    // The subscriber's Chromium runs in a network namespace with one IPv6 address and no IPv4
+    // at all; the server listens on every address (::, its default), the publisher (Go SDK,
+    // pre-encoded files) reaches it over IPv4 loopback. The page, signaling and media all go
+    // over IPv6.
+    const workDir = joinPath(suite.tmp, 'ipv6');
+    await mkdir(joinPath(workDir, 'data'), { recursive: true });
+    const publisherBin = await goBuild(suite.tmp, './test/browser/filepublisher', 'filepublisher');
+    const link = await NetnsLink.create(suite.tmp, { ipv6: true });
+    const server = new SankeServer({ bin: suite.server.bin, workDir, args: ['--bind', '::'] });
+    const publisher = new FilePublisher(publisherBin);
+    let pages;
+    let browser;
+    try {
+      await server.start();
+      pages = await serveStatic(DIST, link.hostIP);
+      browser = await launch(suite.tmp, { executablePath: link.wrapper });
+      await suite.scenario('9-ipv6-only', async () => {
+        const room = 'ipv6-room';
+        await publisher.start(server.wsUrl, await server.token(room, 'alice'));
+        const context = await browser.newContext();
+        try {
+          const page = await context.newPage();
+          const sub = new TestPage(page, 'subscriber-on-ipv6');
+          await page.goto(`${pages.url}/index.html?label=sub`);
+          await page.waitForFunction(() => window.sanke !== undefined, null, { timeout: 15000 });
+          await join(sub, room, 'bob', `ws://${link.host}:${server.port}`);
+          await waitVideoPlays(sub, { from: 'alice' });
+          await waitAudioArrives(sub, { from: 'alice' });
+          const camera = remoteTrack(await sub.stats(), { from: 'alice', source: 'camera' });
+          console.log(`${stamp()} selected pair of the camera: ${JSON.stringify(camera.candidate)}`);
+          assert.equal(camera.candidate?.protocol, 'udp', JSON.stringify(camera.candidate));
+          assert.equal(camera.candidate?.remoteAddress, link.hostIP, `the server's side of the pair: ${JSON.stringify(camera.candidate)}`);
+        } finally {
+          await context.close().catch(() => {});
+        }
+      }).catch((e) => {
+        // pion's SRTP debug lines about the publisher's duplicates would fill the tail.
+        const log = server.log.filter((l) => !l.includes('duplicated packet')).slice(-150);
+        console.log(`ipv6 server log (tail):\n${log.join('\n')}\nfilepublisher log:\n${publisher.log.join('\n')}`);
+        throw e;
+      });
+    } finally {
+      await publisher.stop();
+      await browser?.close().catch(() => {});
+      await pages?.close().catch(() => {});
+      await server.stop();
+      await link.close();
+    }
+  });
+
   browserTest('5b. the publisher\'s websocket is cut: it resumes and media plays again within 10 s', '5b', async () => {
     const proxy = await new TcpProxy(suite.server.port).listen();
     try {
