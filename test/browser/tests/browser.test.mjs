@@ -106,6 +106,41 @@ async function publishCameraAndMic(page) {
   return { cam, mic };
 }
 
+/**
+ * subscriberInNamespace runs scenario name with a subscriber's Chromium in a network namespace
+ * (NetnsLink; IPv6-only with ipv6), a server of its own listening on bind, the page served on
+ * the host's end of the link, and the file publisher (test/browser/filepublisher) on the host:
+ * body({ link, server, publisher, pages, browser }). Everything is stopped afterwards; the
+ * server's and the publisher's logs are printed when body fails.
+ */
+async function subscriberInNamespace(name, { ipv6 = false, bind }, body) {
+  const workDir = joinPath(suite.tmp, name);
+  await mkdir(joinPath(workDir, 'data'), { recursive: true });
+  const publisherBin = await goBuild(suite.tmp, './test/browser/filepublisher', 'filepublisher');
+  const link = await NetnsLink.create(suite.tmp, { ipv6 });
+  const server = new SankeServer({ bin: suite.server.bin, workDir, args: ['--bind', bind] });
+  const publisher = new FilePublisher(publisherBin);
+  let pages;
+  let browser;
+  try {
+    await server.start();
+    pages = await serveStatic(DIST, link.hostIP);
+    browser = await launch(suite.tmp, { executablePath: link.wrapper });
+    await suite.scenario(name, () => body({ link, server, publisher, pages, browser })).catch((e) => {
+      // pion's SRTP debug lines about the publisher's duplicates would fill the tail.
+      const log = server.log.filter((l) => !l.includes('duplicated packet')).slice(-100);
+      console.log(`${name} server log (tail):\n${log.join('\n')}\nfilepublisher log:\n${publisher.log.join('\n')}`);
+      throw e;
+    });
+  } finally {
+    await publisher.stop();
+    await browser?.close().catch(() => {});
+    await pages?.close().catch(() => {});
+    await server.stop();
+    await link.close();
+  }
+}
+
 /** timeline renders the page's SDK events since `since` (ms epoch) as "+ms type" items. */
 function timeline(state, since) {
   return state.events.filter((e) => e.at >= since).map((e) => `+${e.at - since} ${e.type}${e.sid ? ` ${e.sid}` : ''}` +
@@ -474,70 +509,48 @@ describe('livekit-client 2.23 in headless Chromium against Sanke', () => {
     // The publisher is the Go SDK playing pre-encoded layers (test/browser/filepublisher):
     // their bitrates are those of the files, not what a browser's encoder makes of the CPU
     // it gets on a busy machine.
-    const workDir = joinPath(suite.tmp, 'weak');
-    await mkdir(joinPath(workDir, 'data'), { recursive: true });
-    const publisherBin = await goBuild(suite.tmp, './test/browser/filepublisher', 'filepublisher');
-    const link = await NetnsLink.create(suite.tmp);
-    const server = new SankeServer({ bin: suite.server.bin, workDir, args: ['--bind', '0.0.0.0'] });
-    const publisher = new FilePublisher(publisherBin);
-    let pages;
-    let browser;
-    try {
-      await server.start();
-      pages = await serveStatic(DIST, link.hostIP);
-      browser = await launch(suite.tmp, { executablePath: link.wrapper });
-      await suite.scenario('8-weak-link', async () => {
-        const room = 'weak-room';
-        const pub = await publisher.start(server.wsUrl, await server.token(room, 'alice'));
-        const bps = Object.fromEntries(pub.layers.map((l) => [l.rid, l.bitrate]));
-        const line = Math.round((bps.h + 100000 + bps.f) / 2);
-        console.log(`${stamp()} publisher layers q=${bps.q} h=${bps.h} f=${bps.f} bit/s (the files'); the line will carry ${line} bit/s`);
-        assert.ok(bps.f > bps.h + 300000, `the top layer (${bps.f} bit/s) must be well above the middle one (${bps.h} bit/s) for this test`);
+    await subscriberInNamespace('8-weak-link', { bind: '0.0.0.0' }, async ({ link, server, publisher, pages, browser }) => {
+      const room = 'weak-room';
+      const pub = await publisher.start(server.wsUrl, await server.token(room, 'alice'));
+      const bps = Object.fromEntries(pub.layers.map((l) => [l.rid, l.bitrate]));
+      const line = Math.round((bps.h + 100000 + bps.f) / 2);
+      console.log(`${stamp()} publisher layers q=${bps.q} h=${bps.h} f=${bps.f} bit/s (the files'); the line will carry ${line} bit/s`);
+      assert.ok(bps.f > bps.h + 300000, `the top layer (${bps.f} bit/s) must be well above the middle one (${bps.h} bit/s) for this test`);
 
-        const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
-        try {
-          const page = await context.newPage();
-          const sub = new TestPage(page, 'subscriber-behind-the-line');
-          await page.goto(`${pages.url}/index.html?label=sub&videoWidth=1280&videoHeight=720`);
-          await page.waitForFunction(() => window.sanke !== undefined, null, { timeout: 15000 });
-          await join(sub, room, 'bob', `ws://${link.hostIP}:${server.port}`);
-          await pollUntil(async () => remoteTrack(await sub.stats(), { from: 'alice', source: 'camera' })?.inbound?.frameWidth === 1280,
-            { timeout: 30000, what: 'the subscriber decoding the top layer before the line narrows' });
-          // Shaped only now: the page itself (the SDK bundle) would not load through a token
-          // bucket this small on a veth pair (its TCP segments come as 64 KB GSO packets).
-          const mark = server.mark();
-          await link.shape(`${Math.round(line / 1000)}kbit`);
-          // The server's positive signal first: it cut the subscriber's downlink budget.
-          await pollUntil(() => server.since(mark).some((l) => l.includes('downlink budget') && l.includes('why=congested')),
-            { timeout: 30000, what: 'server log: the downlink budget cut (why=congested)' });
-          const samples = [];
-          for (let i = 0; i < 30; i++) {
-            await sleep(1000);
-            const tr = remoteTrack(await sub.stats(), { from: 'alice', source: 'camera' });
-            samples.push({ width: tr?.inbound?.frameWidth ?? 0, lost: tr?.inbound?.packetsLost ?? 0, decoded: tr?.inbound?.framesDecoded ?? 0 });
-          }
-          console.log(`${stamp()} decoded width once a second after the cut: ${samples.map((s) => s.width).join(' ')}`);
-          const budget = server.since(mark).filter((l) => l.includes('downlink budget'));
-          const brief = (l) => l.replace(/^time=\S+T(\S+)Z .*?why=/, '$1 why=').replace(/ layers=.*/, '');
-          console.log(`${stamp()} server: ${budget.length} budget changes:\n  ${budget.map(brief).join('\n  ')}`);
-          const late = samples.slice(samples.length / 2);
-          const fits = late.filter((s) => s.width > 0 && s.width <= 640).length / late.length;
-          assert.ok(fits >= 0.6, `the subscriber decoded the middle layer or lower ${Math.round(fits * 100)}% of the last 15 s`);
-          assert.ok(late.at(-1).decoded > late[0].decoded + 100, `frames kept decoding (${late[0].decoded} -> ${late.at(-1).decoded})`);
-        } finally {
-          await context.close().catch(() => {});
+      const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+      try {
+        const page = await context.newPage();
+        const sub = new TestPage(page, 'subscriber-behind-the-line');
+        await page.goto(`${pages.url}/index.html?label=sub&videoWidth=1280&videoHeight=720`);
+        await page.waitForFunction(() => window.sanke !== undefined, null, { timeout: 15000 });
+        await join(sub, room, 'bob', `ws://${link.hostIP}:${server.port}`);
+        await pollUntil(async () => remoteTrack(await sub.stats(), { from: 'alice', source: 'camera' })?.inbound?.frameWidth === 1280,
+          { timeout: 30000, what: 'the subscriber decoding the top layer before the line narrows' });
+        // Shaped only now: the page itself (the SDK bundle) would not load through a token
+        // bucket this small on a veth pair (its TCP segments come as 64 KB GSO packets).
+        const mark = server.mark();
+        await link.shape(`${Math.round(line / 1000)}kbit`);
+        // The server's positive signal first: it cut the subscriber's downlink budget.
+        await pollUntil(() => server.since(mark).some((l) => l.includes('downlink budget') && l.includes('why=congested')),
+          { timeout: 30000, what: 'server log: the downlink budget cut (why=congested)' });
+        const samples = [];
+        for (let i = 0; i < 30; i++) {
+          await sleep(1000);
+          const tr = remoteTrack(await sub.stats(), { from: 'alice', source: 'camera' });
+          samples.push({ width: tr?.inbound?.frameWidth ?? 0, lost: tr?.inbound?.packetsLost ?? 0, decoded: tr?.inbound?.framesDecoded ?? 0 });
         }
-      }).catch((e) => {
-        console.log(`weak-link server log (tail):\n${server.tail(60)}\nfilepublisher log:\n${publisher.log.join('\n')}`);
-        throw e;
-      });
-    } finally {
-      await publisher.stop();
-      await browser?.close().catch(() => {});
-      await pages?.close().catch(() => {});
-      await server.stop();
-      await link.close();
-    }
+        console.log(`${stamp()} decoded width once a second after the cut: ${samples.map((s) => s.width).join(' ')}`);
+        const budget = server.since(mark).filter((l) => l.includes('downlink budget'));
+        const brief = (l) => l.replace(/^time=\S+T(\S+)Z .*?why=/, '$1 why=').replace(/ layers=.*/, '');
+        console.log(`${stamp()} server: ${budget.length} budget changes:\n  ${budget.map(brief).join('\n  ')}`);
+        const late = samples.slice(samples.length / 2);
+        const fits = late.filter((s) => s.width > 0 && s.width <= 640).length / late.length;
+        assert.ok(fits >= 0.6, `the subscriber decoded the middle layer or lower ${Math.round(fits * 100)}% of the last 15 s`);
+        assert.ok(late.at(-1).decoded > late[0].decoded + 100, `frames kept decoding (${late[0].decoded} -> ${late.at(-1).decoded})`);
+      } finally {
+        await context.close().catch(() => {});
+      }
+    });
   });
 
   browserTest('9. a Chromium subscriber whose network has only IPv6 gets media', '9', async (t) => {
@@ -546,50 +559,26 @@ describe('livekit-client 2.23 in headless Chromium against Sanke', () => {
     // at all; the server listens on every address (::, its default), the publisher (Go SDK,
     // pre-encoded files) reaches it over IPv4 loopback. The page, signaling and media all go
     // over IPv6.
-    const workDir = joinPath(suite.tmp, 'ipv6');
-    await mkdir(joinPath(workDir, 'data'), { recursive: true });
-    const publisherBin = await goBuild(suite.tmp, './test/browser/filepublisher', 'filepublisher');
-    const link = await NetnsLink.create(suite.tmp, { ipv6: true });
-    const server = new SankeServer({ bin: suite.server.bin, workDir, args: ['--bind', '::'] });
-    const publisher = new FilePublisher(publisherBin);
-    let pages;
-    let browser;
-    try {
-      await server.start();
-      pages = await serveStatic(DIST, link.hostIP);
-      browser = await launch(suite.tmp, { executablePath: link.wrapper });
-      await suite.scenario('9-ipv6-only', async () => {
-        const room = 'ipv6-room';
-        await publisher.start(server.wsUrl, await server.token(room, 'alice'));
-        const context = await browser.newContext();
-        try {
-          const page = await context.newPage();
-          const sub = new TestPage(page, 'subscriber-on-ipv6');
-          await page.goto(`${pages.url}/index.html?label=sub`);
-          await page.waitForFunction(() => window.sanke !== undefined, null, { timeout: 15000 });
-          await join(sub, room, 'bob', `ws://${link.host}:${server.port}`);
-          await waitVideoPlays(sub, { from: 'alice' });
-          await waitAudioArrives(sub, { from: 'alice' });
-          const camera = remoteTrack(await sub.stats(), { from: 'alice', source: 'camera' });
-          console.log(`${stamp()} selected pair of the camera: ${JSON.stringify(camera.candidate)}`);
-          assert.equal(camera.candidate?.protocol, 'udp', JSON.stringify(camera.candidate));
-          assert.equal(camera.candidate?.remoteAddress, link.hostIP, `the server's side of the pair: ${JSON.stringify(camera.candidate)}`);
-        } finally {
-          await context.close().catch(() => {});
-        }
-      }).catch((e) => {
-        // pion's SRTP debug lines about the publisher's duplicates would fill the tail.
-        const log = server.log.filter((l) => !l.includes('duplicated packet')).slice(-150);
-        console.log(`ipv6 server log (tail):\n${log.join('\n')}\nfilepublisher log:\n${publisher.log.join('\n')}`);
-        throw e;
-      });
-    } finally {
-      await publisher.stop();
-      await browser?.close().catch(() => {});
-      await pages?.close().catch(() => {});
-      await server.stop();
-      await link.close();
-    }
+    await subscriberInNamespace('9-ipv6-only', { ipv6: true, bind: '::' }, async ({ link, server, publisher, pages, browser }) => {
+      const room = 'ipv6-room';
+      await publisher.start(server.wsUrl, await server.token(room, 'alice'));
+      const context = await browser.newContext();
+      try {
+        const page = await context.newPage();
+        const sub = new TestPage(page, 'subscriber-on-ipv6');
+        await page.goto(`${pages.url}/index.html?label=sub`);
+        await page.waitForFunction(() => window.sanke !== undefined, null, { timeout: 15000 });
+        await join(sub, room, 'bob', `ws://${link.host}:${server.port}`);
+        await waitVideoPlays(sub, { from: 'alice' });
+        await waitAudioArrives(sub, { from: 'alice' });
+        const camera = remoteTrack(await sub.stats(), { from: 'alice', source: 'camera' });
+        console.log(`${stamp()} selected pair of the camera: ${JSON.stringify(camera.candidate)}`);
+        assert.equal(camera.candidate?.protocol, 'udp', JSON.stringify(camera.candidate));
+        assert.equal(camera.candidate?.remoteAddress, link.hostIP, `the server's side of the pair: ${JSON.stringify(camera.candidate)}`);
+      } finally {
+        await context.close().catch(() => {});
+      }
+    });
   });
 
   browserTest('5b. the publisher\'s websocket is cut: it resumes and media plays again within 10 s', '5b', async () => {
