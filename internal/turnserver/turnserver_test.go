@@ -117,6 +117,14 @@ func TestRelayIPv6(t *testing.T) {
 	testRelay(t, startRelayOn(t, net.IPv6loopback, nil))
 }
 
+// An IPv4 client of a relay listening on every address (dual-stack sockets, the default
+// bind) relays as before.
+func TestRelayDualStack(t *testing.T) {
+	testRelay(t, startRelayOn(t, loopback, func(c *Config) {
+		c.BindIP, c.RelayIPs = "", []string{"127.0.0.1", "::1"}
+	}))
+}
+
 func testRelay(t *testing.T, r *relay) {
 	for _, transport := range []string{"udp", "tcp", "tls"} {
 		t.Run(transport, func(t *testing.T) {
