@@ -112,3 +112,33 @@ func TestBatchFamilies(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkBatchFamilies is BenchmarkBatch's batch of 64 from a dual-stack socket: to an
+// IPv4 peer (AF_INET, the IPv4 path whatever the socket) and to an IPv6 one.
+func BenchmarkBatchFamilies(b *testing.B) {
+	for _, tc := range []struct{ name, network, addr string }{
+		{"ipv4", "udp4", "127.0.0.1"},
+		{"ipv6", "udp6", "::1"},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			peerConn := listenUDP(b, tc.network, &net.UDPAddr{IP: net.ParseIP(tc.addr)})
+			s := NewSender(listenUDP(b, "udp", &net.UDPAddr{}))
+			if err := s.SetKeys(testKeys(gcm)); err != nil {
+				b.Fatal(err)
+			}
+			s.SetRemote(peerConn.LocalAddr().(*net.UDPAddr))
+			batch := NewBatch(64)
+			payload := make([]byte, 1200-12)
+			h := &rtp.Header{Version: 2, PayloadType: 96, SSRC: 42}
+			b.SetBytes(1200)
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				h.SequenceNumber = uint16(i)
+				if err := batch.Add(s, h, payload); err != nil {
+					b.Fatal(err)
+				}
+			}
+			batch.Flush()
+		})
+	}
+}
