@@ -51,29 +51,48 @@ func (l *link) blockUDP(t *testing.T) {
 // TestIPv6Only (runLoadtest) instead of running tests.
 const loadURLEnv = "SANKE_WEAKLINK_LOADTEST_URL"
 
-// runLoadtest runs a short `sanke loadtest` against url with the dev key: one audio publisher
-// (UDP) and one subscriber over active ICE-TCP (the Go SDK, built on pion's defaults, does
-// not do ICE-TCP), and prints the track results as JSON.
+// runLoadtest runs iceTCPLoad against url and prints the track results as JSON.
 func runLoadtest(url string) int {
-	res, err := loadtest.Run(context.Background(), loadtest.Config{
-		URL: url, APIKey: config.DevAPIKey, APISecret: config.DevAPISecret, Room: "ipv6-ice-tcp",
-		AudioPublishers: 1, Subscribers: 1, Duration: 2 * time.Second, ICETransport: loadtest.ICETransportTCP,
-	})
+	tracks, err := iceTCPLoad(url, "ipv6-ice-tcp")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "loadtest:", err)
 		return 1
 	}
-	if err := json.NewEncoder(os.Stdout).Encode(res.Tracks); err != nil {
+	if err := json.NewEncoder(os.Stdout).Encode(tracks); err != nil {
 		return 1
 	}
 	return 0
 }
 
+// iceTCPLoad runs a short `sanke loadtest` in room against url with the dev key: one audio
+// publisher (UDP) and one subscriber over active ICE-TCP (the Go SDK, built on pion's
+// defaults, does not do ICE-TCP).
+func iceTCPLoad(url, room string) (loadtest.TrackResult, error) {
+	res, err := loadtest.Run(context.Background(), loadtest.Config{
+		URL: url, APIKey: config.DevAPIKey, APISecret: config.DevAPISecret, Room: room,
+		AudioPublishers: 1, Subscribers: 1, Duration: 2 * time.Second, ICETransport: loadtest.ICETransportTCP,
+	})
+	if err != nil {
+		return loadtest.TrackResult{}, err
+	}
+	return res.Tracks, nil
+}
+
+// checkICETCP fails the test unless the loadtest's one subscriber got every track over TCP.
+func checkICETCP(t *testing.T, tracks loadtest.TrackResult, log string) {
+	t.Helper()
+	t.Logf("loadtest over ICE-TCP: %+v", tracks)
+	if tracks.OverTCP != 1 || tracks.Received != tracks.Expected || tracks.Expected == 0 {
+		t.Errorf("the ICE-TCP subscriber: %+v; want it over TCP with every track\n%s", tracks, log)
+	}
+}
+
 // TestIPv6Only: a teaching point whose network has only IPv6 joins over ws://[addr] and gets
 // media from a dual-stack server (the default bind address ::), its teacher publishing over
 // IPv4 loopback: over UDP on IPv6, sent by the direct SRTP path; over ICE-TCP on IPv6 (a
-// subscriber that offers only that, publishing over UDP on IPv6 itself); and, once the
-// namespace's UDP is blocked, over the embedded TURN relay reached over TCP on IPv6.
+// subscriber that offers only that, publishing over UDP on IPv6 itself; the same over IPv4
+// loopback on the dual-stack listener); and, once the namespace's UDP is blocked, over the
+// embedded TURN relay reached over TCP on IPv6.
 func TestIPv6Only(t *testing.T) {
 	files := testmedia.Get(t)
 	l := newLink6(t)
@@ -155,10 +174,17 @@ func TestIPv6Only(t *testing.T) {
 		if err := json.Unmarshal(out, &tracks); err != nil {
 			t.Fatalf("loadtest output %q: %v", out, err)
 		}
-		t.Logf("loadtest over ICE-TCP: %+v", tracks)
-		if tracks.OverTCP != 1 || tracks.Received != tracks.Expected || tracks.Expected == 0 {
-			t.Errorf("the ICE-TCP subscriber: %+v; want it over TCP with every track\n%s", tracks, stderr.String())
+		checkICETCP(t, tracks, stderr.String())
+	}) {
+		return
+	}
+	// The dual-stack ICE-TCP listener takes IPv4 clients as before (from the host, loopback).
+	if !t.Run("ice-tcp4 on the dual-stack listener", func(t *testing.T) {
+		tracks, err := iceTCPLoad(srv.Target.URL, "ipv4-ice-tcp")
+		if err != nil {
+			t.Fatal(err)
 		}
+		checkICETCP(t, tracks, "")
 	}) {
 		return
 	}
