@@ -1,0 +1,139 @@
+// Unit tests of lib/report.mjs on stat series shaped as page/sampler.js records them: the
+// freeze and concealment arithmetic of the rural report. No browser needed.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { audioReport, fmtSpread, freezes, report, settledAt, spread, trackSeries, videoReport, widthShares } from '../lib/report.mjs';
+
+const T0 = 1_700_000_000_000;
+
+/**
+ * videoSeries samples every `step` ms for `ms` ms a video decoding `fps` frames per second,
+ * except during the stalls ([from, to) in ms after T0), at width(t); base frames were decoded
+ * before the window.
+ */
+function videoSeries({ ms, step = 250, fps = 30, stalls = [], width = () => 1280, chromium = {}, base = 1000 }) {
+  const out = [];
+  let frames = base;
+  let last = 0;
+  for (let t = 0; t <= ms; t += step) {
+    // Frames presented in (last, t], minus those in stalls.
+    for (let f = Math.floor((last * fps) / 1000) + 1; f <= Math.floor((t * fps) / 1000); f++) {
+      const ft = (f * 1000) / fps;
+      if (!stalls.some(([a, b]) => ft >= a && ft < b)) frames++;
+    }
+    last = t;
+    out.push({ at: T0 + t, t, framesDecoded: frames, frameWidth: width(t), freezeCount: chromium.count?.(t) ?? 0,
+      totalFreezesDuration: chromium.seconds?.(t) ?? 0, packetsReceived: t, packetsLost: 0 });
+  }
+  return out;
+}
+
+function audioSeries({ ms, step = 250, concealedPerStep = () => 0 }) {
+  const out = [];
+  let total = 0;
+  let concealed = 0;
+  for (let t = 0; t <= ms; t += step) {
+    out.push({ at: T0 + t, t, totalSamplesReceived: total, concealedSamples: concealed, packetsReceived: t / 20, packetsLost: 0 });
+    total += 48 * step;
+    concealed += concealedPerStep(t);
+  }
+  return out;
+}
+
+describe('report.mjs', () => {
+  it('a smooth video has no freeze, its frame rate and one width', () => {
+    const s = videoSeries({ ms: 20000 });
+    const r = videoReport(s, T0, T0 + 20000);
+    assert.equal(r.gapFreezes, 0);
+    assert.equal(r.gapFrozenMs, 0);
+    assert.equal(r.frozenShare, 0);
+    assert.ok(Math.abs(r.fps - 30) < 0.5, `fps ${r.fps}`);
+    assert.deepEqual(r.widths, { 1280: 1 });
+  });
+
+  it('a 1.5 s stall is one freeze of about 1.5 s (within a sampling step), a 100 ms one none', () => {
+    const s = videoSeries({ ms: 20000, stalls: [[5000, 6500], [10000, 10100]] });
+    const f = freezes(s, T0, T0 + 20000);
+    assert.equal(f.count, 1, JSON.stringify(f));
+    assert.ok(f.list[0].ms >= 1250 && f.list[0].ms <= 1750, JSON.stringify(f));
+    assert.ok(f.list[0].from >= T0 + 4750 && f.list[0].from <= T0 + 5000, JSON.stringify(f));
+    const r = videoReport(s, T0, T0 + 20000);
+    assert.equal(r.longestFreezeMs, f.list[0].ms);
+    assert.ok(Math.abs(r.gapFrozenShare - f.list[0].ms / 20000) < 1e-9);
+    // The width held is 0 (no frame) for the stall's samples.
+    assert.ok(r.widths[0] > 0.05 && r.widths[0] < 0.09, JSON.stringify(r.widths));
+  });
+
+  it('nothing decoded after the last frame and before the first counts as frozen', () => {
+    const s = videoSeries({ ms: 10000, stalls: [[0, 2000], [8000, 11000]], base: 0 });
+    const f = freezes(s, T0, T0 + 10000);
+    assert.equal(f.count, 2, JSON.stringify(f));
+    assert.equal(f.list[0].edge, 'before the first frame');
+    assert.equal(f.list[1].edge, 'after the last frame');
+    assert.ok(Math.abs(f.totalMs - 4000) <= 500, JSON.stringify(f));
+    const none = freezes(s.map((x) => ({ ...x, framesDecoded: 0 })), T0, T0 + 10000);
+    assert.equal(none.totalMs, 10000);
+  });
+
+  it('Chromium\'s freeze counters are counted as increases over the window', () => {
+    const s = videoSeries({ ms: 10000, chromium: { count: (t) => (t >= 4000 ? 3 : 1), seconds: (t) => (t >= 4000 ? 2.5 : 0.5) } });
+    const r = videoReport(s, T0, T0 + 10000);
+    assert.equal(r.freezeCount, 2);
+    assert.equal(r.totalFreezesMs, 2000);
+    assert.ok(Math.abs(r.chromiumFrozenShare - 0.2) < 1e-9);
+    assert.equal(r.frozenShare, 0.2, 'the larger of Chromium\'s and ours');
+  });
+
+  it('a replaced track (counters back to zero) adds up across the reset', () => {
+    const a = videoSeries({ ms: 5000 });
+    const b = videoSeries({ ms: 5000, base: 0 }).map((x) => ({ ...x, at: x.at + 5250 }));
+    const r = videoReport([...a, ...b], T0, T0 + 10250);
+    assert.ok(Math.abs(r.framesDecoded - 300) <= 2, `frames ${r.framesDecoded}`);
+  });
+
+  it('the concealed ratio is Δconcealed / ΔtotalSamplesReceived', () => {
+    // 20 steps of 250 ms = 240 000 samples; 2 400 concealed in each of 5 steps = 12 000: 5%.
+    const s = audioSeries({ ms: 5000, concealedPerStep: (t) => (t >= 1000 && t < 2250 ? 2400 : 0) });
+    const r = audioReport(s);
+    assert.equal(r.totalSamples, 240000);
+    assert.equal(r.concealedSamples, 12000);
+    assert.equal(r.concealedRatio, 0.05);
+    // Over a later window only: nothing concealed.
+    assert.equal(audioReport(s.filter((x) => x.t >= 2500)).concealedRatio, 0);
+  });
+
+  it('settledAt finds when the width that fits holds for good', () => {
+    const s = videoSeries({ ms: 10000, width: (t) => (t < 3000 ? 1280 : t < 4000 ? 320 : 640) });
+    assert.equal(settledAt(s, (x) => x.frameWidth === 640), T0 + 4000);
+    assert.equal(settledAt(s, (x) => x.frameWidth <= 640), T0 + 3000);
+    assert.equal(settledAt(s, (x) => x.frameWidth === 1280), undefined);
+    assert.deepEqual(Object.keys(widthShares(s)).sort(), ['1280', '320', '640']);
+  });
+
+  it('report picks the publisher\'s camera and microphone out of the page samples', () => {
+    const v = videoSeries({ ms: 4000 });
+    const a = audioSeries({ ms: 4000, concealedPerStep: () => 120 });
+    const samples = v.map((x, i) => ({
+      at: x.at,
+      t: x.t,
+      tracks: [
+        { trackSid: 'TR_v', kind: 'video', source: 'camera', from: 'teacher', in: x, rtt: 0.1 },
+        { trackSid: 'TR_a', kind: 'audio', source: 'microphone', from: 'teacher', in: a[i], rtt: 0.12 },
+        { trackSid: 'TR_o', kind: 'video', source: 'camera', from: 'other', in: { framesDecoded: 0 } },
+      ],
+    }));
+    assert.equal(trackSeries(samples, { kind: 'video', from: 'teacher' }).length, v.length);
+    const r = report({ samples, firstDecodedMs: 700 }, { publisher: 'teacher' });
+    assert.equal(r.ttffMs, 700);
+    assert.equal(r.windowMs, 4000);
+    assert.ok(Math.abs(r.audio.concealedRatio - 0.01) < 1e-9, `${r.audio.concealedRatio}`);
+    assert.ok(Math.abs(r.video.fps - 30) < 0.5);
+    assert.equal(r.rttMs, 110);
+  });
+
+  it('spreads render as median (min-max)', () => {
+    assert.equal(fmtSpread(spread([0.2, 0.04, 0.1]), { k: 100 }), '10.0 (4.0-20.0)');
+    assert.equal(fmtSpread(spread([undefined])), '-');
+    assert.equal(fmtSpread(spread([3]), { d: 0 }), '3');
+  });
+});
