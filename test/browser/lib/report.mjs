@@ -75,21 +75,25 @@ export function audioReport(series) {
 
 /**
  * freezes finds the video's freezes from framesDecoded over the window [from, to] (ms epoch):
- * a freeze is a stretch with no frame decoded longer than max(3 × the mean frame interval,
- * mean + 150 ms) (Chromium's definition, webrtc-stats freezeCount), measured from the last
+ * a freeze is a stretch with no frame decoded longer than max(3 × the frame interval,
+ * interval + 150 ms) (Chromium's definition, webrtc-stats freezeCount), measured from the last
  * sample that saw a new frame to the first one that saw the next, so its resolution is the
  * sampling interval. Time in the window before the track's first decoded frame, and after its
  * last, counts as frozen too (nothing to see). Returns { count, totalMs, longestMs, list }.
  */
 export function freezes(series, from, to) {
   const list = [];
-  const frames = sumDelta(series, 'framesDecoded');
-  // The mean frame interval over the time frames were decoded at all.
+  // The frame interval while frames come: the median over the samples that saw new frames
+  // (a mean over the window would stretch with the freezes themselves), within 60 to 5 fps.
+  const intervals = [];
+  for (let i = 1; i < series.length; i++) {
+    const n = delta(series[i - 1], series[i], 'framesDecoded');
+    if (n > 0) intervals.push((series[i].at - series[i - 1].at) / n);
+  }
+  const mean = Math.min(200, Math.max(1000 / 60, median(intervals) ?? 100));
+  const threshold = Math.max(3 * mean, mean + 150);
   const first = series.findIndex((s) => (s.framesDecoded ?? 0) > 0);
   let lastNew = first >= 0 ? series[first].at : undefined;
-  const span = first >= 0 ? series.at(-1).at - series[first].at : 0;
-  const mean = frames > 0 && span > 0 ? span / frames : 100;
-  const threshold = Math.max(3 * mean, mean + 150);
   if (first < 0) {
     if (to > from) list.push({ from, to, ms: to - from, edge: 'no frame' });
   } else if (series[first].at > from && series[first].at - from >= threshold) {

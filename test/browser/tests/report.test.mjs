@@ -64,6 +64,13 @@ describe('report.mjs', () => {
     assert.ok(r.widths[0] > 0.05 && r.widths[0] < 0.09, JSON.stringify(r.widths));
   });
 
+  it('a window frozen but for two frames is frozen, whatever the mean frame rate over it', () => {
+    const s = videoSeries({ ms: 8000, stalls: [[100, 8001]] });
+    const f = freezes(s, T0, T0 + 8000);
+    assert.ok(f.totalMs >= 7500, JSON.stringify(f));
+    assert.ok(f.thresholdMs <= 600, JSON.stringify(f));
+  });
+
   it('nothing decoded after the last frame and before the first counts as frozen', () => {
     const s = videoSeries({ ms: 10000, stalls: [[0, 2000], [8000, 11000]], base: 0 });
     const f = freezes(s, T0, T0 + 10000);
