@@ -8,7 +8,7 @@ import { execFile, spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { FilePublisher, freeTcpPort, freeUdpPort, log, pollUntil, sleep } from './harness.mjs';
+import { FilePublisher, freeTcpPort, freeUdpPort, pollUntil, sleep } from './harness.mjs';
 import { startLinkSim } from './linksim.mjs';
 import { audioReport, freezes, report, settledAt, trackSeries, videoReport, widthShares, within } from './report.mjs';
 
@@ -207,6 +207,23 @@ export class Publisher {
     return { kind: 'chromium' };
   }
 
+  /**
+   * layers returns what the publisher sends per simulcast layer, by rid: { at, bytesSent,
+   * frameWidth, framesPerSecond, qualityLimitationReason } (a Chromium publisher; the file
+   * publisher's layers are the files', in info.layers).
+   */
+  async layers() {
+    if (!this.p) return undefined;
+    const st = await this.p.call('stats').catch(() => undefined);
+    const cam = st?.local.find((l) => l.source === 'camera');
+    const out = {};
+    for (const o of cam?.outbound ?? []) {
+      out[o.rid ?? ''] = { at: Date.now(), bytesSent: o.bytesSent, frameWidth: o.frameWidth, framesPerSecond: o.framesPerSecond,
+        qualityLimitationReason: o.qualityLimitationReason };
+    }
+    return out;
+  }
+
   async stop() {
     await this.file?.stop();
     await this.p?.call('disconnect').catch(() => {});
@@ -249,10 +266,12 @@ export async function runScenario({
     let from;
     let to;
     let before;
+    let pubBefore;
     if (sc.drop) {
       // Settle, then 5 s of the full line inside the window, then the drop and the way back.
       await sleep(Math.max(0, firstAt + warmMs - Date.now()));
       before = await scrape(server);
+      pubBefore = await publisher.layers();
       await sleep(5000);
       const c1 = (await sim.set({ rate: sc.drop })).at;
       await sleep(dropMs);
@@ -266,9 +285,11 @@ export async function runScenario({
       to = from + windowMs;
       await sleep(Math.max(0, from - Date.now()));
       before = await scrape(server);
+      pubBefore = await publisher.layers();
       await sleep(Math.max(0, to - Date.now()));
     }
     const after = await scrape(server);
+    record.publisher = publisherLayers(pubBefore, await publisher.layers(), publisher.info);
     const data = await rx.call('samples', 0);
     record.report = report(data, { from, to, publisher: 'teacher' });
     const video = trackSeries(data.samples, { kind: 'video', source: 'camera', from: 'teacher' });
@@ -282,6 +303,7 @@ export async function runScenario({
     }
     if (record.drop) record.drop = dropFigures(record.drop, video, trackSeries(data.samples, { kind: 'audio', source: 'microphone', from: 'teacher' }), to);
     record.serverSide = { counters: metricDeltas(before, after, /retrans|nack|pli|rtx|probe|padding/i), log: serverLog(serverName, server.since(mark)) };
+    await sim.stop(); // its last line has the whole run's counters
     record.linksimCounters = sim.counters();
     if (keep) record.samples = data;
     return record;
@@ -290,6 +312,23 @@ export async function runScenario({
     await publisher.stop().catch(() => {});
     await sim?.stop();
   }
+}
+
+/**
+ * publisherLayers returns the publisher's layers over the window, by rid: the bitrate sent
+ * (bits per second) and the width, frame rate and limitation at the end; for the file
+ * publisher, its files' layers.
+ */
+function publisherLayers(a, b, info) {
+  if (!a || !b) return info?.layers;
+  const out = {};
+  for (const [rid, x] of Object.entries(b)) {
+    const y = a[rid];
+    out[rid] = { ...x, bps: y && x.at > y.at ? Math.round(((x.bytesSent - y.bytesSent) * 8000) / (x.at - y.at)) : undefined };
+    delete out[rid].at;
+    delete out[rid].bytesSent;
+  }
+  return out;
 }
 
 /**
