@@ -78,7 +78,8 @@ export function audioReport(series) {
  * a freeze is a stretch with no frame decoded longer than max(3 × the frame interval,
  * interval + 150 ms) (Chromium's definition, webrtc-stats freezeCount), measured from the last
  * sample that saw a new frame to the first one that saw the next, so its resolution is the
- * sampling interval. Time in the window before the track's first decoded frame, and after its
+ * sampling interval: a stall shorter than about two intervals escapes it (Chromium's counters
+ * see those; videoReport's frozenShare takes the larger of the two figures). Time in the window before the track's first decoded frame, and after its
  * last, counts as frozen too (nothing to see). Returns { count, totalMs, longestMs, list }.
  */
 export function freezes(series, from, to) {
