@@ -40,7 +40,10 @@ function makeTable(meta, records, scenarios, servers) {
       const wtxt = Object.entries(widths).sort((a, b) => Number(b[0]) - Number(a[0])).filter(([, s]) => s >= 0.005)
         .map(([w, s]) => `${w === '0' ? 'none' : w} ${Math.round(100 * s)}%`).join(', ');
       let fig = '';
-      if (name === 'thin1m') fig = `fits (≤640 px) after ${f((r) => r.settle?.ms / 1000, { d: 1 })} s; longest freeze after ${f((r) => r.settle?.longestFreezeAfterMs / 1000, { d: 1 })} s`;
+      if (name === 'thin1m') {
+        fig = `the layer that fits (${[...new Set(rs.map((r) => r.settle?.fitWidth ?? '≤640'))].join(', ')} px) held for good after ${f((r) => r.settle?.ms / 1000, { d: 1 })} s; ` +
+          `longest freeze after ${f((r) => r.settle?.longestFreezeAfterMs / 1000, { d: 1 })} s`;
+      }
       if (name === 'drop') {
         fig = `down ${f((r) => r.drop?.downMs / 1000, { d: 1 })} s, up ${f((r) => r.drop?.upMs / 1000, { d: 1 })} s; while low: audio concealed ` +
           `${f((r) => r.drop?.audioLow.concealedRatio, pct)}%, video frozen ${f((r) => r.drop?.videoLow.frozenShare, pct)}%`;

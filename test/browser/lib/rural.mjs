@@ -18,7 +18,7 @@ const execFileP = promisify(execFile);
 export const SCENARIOS = {
   clean: { title: '0% loss (control), 100 ms RTT, 3 Mbit/s', link: { delay: 50, rate: '3mbit' } },
   loss20: { title: '20% random loss, 100 ms RTT, 3 Mbit/s', link: { loss: 0.2, delay: 50, rate: '3mbit' } },
-  thin1m: { title: '1 Mbit/s, 50 ms RTT, 2% loss', link: { rate: '1mbit', delay: 25, loss: 0.02 } },
+  thin1m: { title: '1 Mbit/s, 50 ms RTT, 2% loss', link: { rate: '1mbit', delay: 25, loss: 0.02 }, fits: 1_000_000 },
   drop: { title: '3 Mbit/s falling to 500 kbit/s and back, 50 ms RTT', link: { rate: '3mbit', delay: 25 }, drop: '500kbit' },
   bursty: { title: 'bursty loss (Gilbert-Elliott, 10% average, 50 ms bursts), 100 ms RTT, 3 Mbit/s',
     link: { loss: 0.1, burst: 50, delay: 50, rate: '3mbit' } },
@@ -293,10 +293,12 @@ export async function runScenario({
     const data = await rx.call('samples', 0);
     record.report = report(data, { from, to, publisher: 'teacher' });
     const video = trackSeries(data.samples, { kind: 'video', source: 'camera', from: 'teacher' });
-    if (name === 'thin1m') {
-      // The layer that fits a 1 Mbit/s line: the middle one (640 px) or lower, held for good.
-      const at = settledAt(within(video, data.startEpoch, to), (s) => s.frameWidth > 0 && s.frameWidth <= 640);
+    if (sc.fits) {
+      // The layer that fits the line, held for good (from connecting).
+      const fitWidth = fittingWidth(record.publisher, sc.fits);
+      const at = settledAt(within(video, data.startEpoch, to), (s) => s.frameWidth === fitWidth);
       record.settle = {
+        fitWidth,
         ms: at === undefined ? undefined : at - data.startEpoch,
         longestFreezeAfterMs: at === undefined ? undefined : freezes(within(video, at, to), at, to).longestMs,
       };
@@ -329,6 +331,19 @@ function publisherLayers(a, b, info) {
     delete out[rid].bytesSent;
   }
   return out;
+}
+
+/**
+ * fittingWidth returns the width of the publisher's largest layer that fits a line of bps
+ * (publisherLayers' record): its bitrate with 10% for headers and retransmissions, plus 64
+ * kbit/s of audio, within the line; 0 when none does or the bitrates are unknown.
+ */
+export function fittingWidth(layers, bps) {
+  const list = Array.isArray(layers)
+    ? layers.map((l) => ({ width: l.width, bps: l.bitrate }))
+    : Object.values(layers ?? {}).map((l) => ({ width: l.frameWidth, bps: l.bps }));
+  const fit = list.filter((l) => l.width > 0 && l.bps > 0 && l.bps * 1.1 + 64000 <= bps);
+  return Math.max(0, ...fit.map((l) => l.width));
 }
 
 /**

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
+import { fittingWidth, parseMetrics } from '../lib/rural.mjs';
 import { audioReport, fmtSpread, freezes, report, settledAt, spread, trackSeries, videoReport, widthShares } from '../lib/report.mjs';
 
 const T0 = 1_700_000_000_000;
@@ -178,6 +179,21 @@ describe('report.mjs', () => {
     assert.ok(r.chromiumFrozenShare > r.gapFrozenShare);
     assert.equal(r.frozenShare, r.chromiumFrozenShare);
     assert.ok(Math.abs(r.gapFrozenShare - f.totalMs / (to - from)) < 1e-12);
+  });
+
+  it('the layer that fits a line, from the files\' bitrates or a Chromium publisher\'s measured ones', () => {
+    const files = [{ rid: 'q', width: 320, bitrate: 160000 }, { rid: 'h', width: 640, bitrate: 530000 }, { rid: 'f', width: 1280, bitrate: 1600000 }];
+    assert.equal(fittingWidth(files, 1_000_000), 640);
+    assert.equal(fittingWidth(files, 200_000), 0);
+    const chromium = { f: { frameWidth: 1280, bps: 760000 }, h: { frameWidth: 640, bps: 335000 }, q: { frameWidth: 320, bps: undefined } };
+    assert.equal(fittingWidth(chromium, 1_000_000), 1280);
+    assert.equal(fittingWidth(chromium, 500_000), 640);
+    assert.equal(fittingWidth(undefined, 1_000_000), 0);
+  });
+
+  it('Prometheus counters are summed by name over their labels', () => {
+    const m = parseMetrics('# HELP x\nsanke_nacks_total 12\nlivekit_nack_total{kind="video"} 3\nlivekit_nack_total{kind="audio"} 4\nbad line\n');
+    assert.deepEqual(m, { sanke_nacks_total: 12, livekit_nack_total: 7 });
   });
 
   it('spreads render as median (min-max)', () => {
