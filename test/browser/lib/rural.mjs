@@ -132,18 +132,18 @@ logging:
   }
 }
 
-/**
- * serverSide reads what a server says of a window: the increase of its retransmission, NACK,
- * PLI and probe counters (Prometheus), and its log lines about the downlink (Sanke: the
- * allocator's "downlink budget" changes with their reasons and budgets; LiveKit, best effort:
- * its stream allocator's and congestion lines, counted).
- */
+/** scrape reads the server's Prometheus counters (Sanke's /metrics, LiveKit's port), or {}. */
 async function scrape(server) {
   const url = server.metricsUrl ?? `${server.httpUrl}/metrics`;
   const res = await fetch(url).catch(() => undefined);
   return res?.ok ? parseMetrics(await res.text()) : {};
 }
 
+/**
+ * serverLog reads what a server's log says of the downlink: Sanke's allocator's "downlink
+ * budget" changes (reasons, budgets, the last layers); LiveKit's, best effort, counted lines
+ * about congestion, its stream allocator, probes and pauses.
+ */
 function serverLog(name, lines) {
   if (name === 'sanke') {
     const budget = lines.filter((l) => l.includes('msg="downlink budget"'));
@@ -168,15 +168,10 @@ function serverLog(name, lines) {
   };
 }
 
-/**
- * openPage opens the test page in a fresh context of browser. The page is brought to the
- * front: a page in the background of its window presents no frames.
- */
-async function openPage(browser, pagesUrl, query, pages) {
+/** openPage opens the test page with query in a fresh context of browser. */
+async function openPage(browser, pagesUrl, query) {
   const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
   const page = await context.newPage();
-  pages?.push({ page, context, console: [] });
-  page.on('console', (m) => pages?.at(-1).console.push(`${m.type()}: ${m.text()}`));
   await page.goto(`${pagesUrl}/index.html?${new URLSearchParams(query)}`);
   await page.waitForFunction(() => window.sanke !== undefined, null, { timeout: 15000 });
   return { page, context, call: (m, ...a) => page.evaluate(([x, y]) => window.sanke[x](...y), [m, a]) };
@@ -247,14 +242,15 @@ export async function runScenario({
   const sc = SCENARIOS[name];
   if (!sc) throw new Error(`unknown scenario ${name}`);
   const record = { scenario: name, title: sc.title, server: serverName, started: new Date().toISOString(), windowMs };
-  const pages = [];
   let sim;
+  let rx;
   try {
     await publisher.start(server, room);
     sim = await startLinkSim(sankeBin, { link: sc.link });
     record.linksim = sim.args.slice(1).join(' ');
-    const rx = await openPage(browser, pagesUrl, { label: `rural ${name}`, rtc: JSON.stringify(sim.rtcConfig), sample: '250',
-      videoWidth: '1280', videoHeight: '720' }, pages);
+    rx = await openPage(browser, pagesUrl, { label: `rural ${name}`, rtc: JSON.stringify(sim.rtcConfig), sample: '250',
+      videoWidth: '1280', videoHeight: '720' });
+    // A page in the background of its window presents no frames (the time to first frame).
     await rx.page.bringToFront();
     const mark = server.mark();
     await rx.call('connect', server.wsUrl, await server.token(room, 'pupil'));
@@ -310,7 +306,7 @@ export async function runScenario({
     if (keep) record.samples = data;
     return record;
   } finally {
-    for (const p of pages) await p.context.close().catch(() => {});
+    await rx?.context.close().catch(() => {});
     await publisher.stop().catch(() => {});
     await sim?.stop();
   }

@@ -45,8 +45,12 @@ function checkTargets(name, targets) {
 /** run runs scenario name through lib/rural.mjs and saves its record under artifacts/. */
 async function run(name, opts) {
   const publisher = new Publisher({ kind: PUBLISHER, browser: env.browser, pagesUrl: env.pages.url, bin: env.publisherBin });
+  const mark = env.server.mark();
   const rec = await runScenario({ name, server: env.server, serverName: 'sanke', sankeBin: env.server.bin, browser: env.browser,
-    pagesUrl: env.pages.url, publisher, keep: true, ...opts });
+    pagesUrl: env.pages.url, publisher, keep: true, ...opts }).catch((e) => {
+    console.log(`${stamp()} ${name} failed; server log since its start (tail):\n${env.server.since(mark).slice(-60).join('\n')}`);
+    throw e;
+  });
   await mkdir(ARTIFACTS, { recursive: true });
   await writeFile(join(ARTIFACTS, `rural-${name}.json`), JSON.stringify(rec, null, 2));
   const r = rec.report;
