@@ -1,17 +1,20 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -107,6 +110,7 @@ type linksimOptions struct {
 	schedule   linksim.Schedule
 	statsEvery time.Duration
 	verbose    bool
+	control    bool
 }
 
 // parseLinksim reads the command line of "sanke linksim". When done, the command must stop
@@ -137,6 +141,8 @@ func (a *app) parseLinksim(args []string) (opts *linksimOptions, code int, done 
 	maxAlloc := fs.Int("max-allocations", linksim.DefaultMaxAllocations, "most allocations alive at once")
 	statsEvery := fs.Duration("stats-every", 10*time.Second, "log the counters this often (0: only at exit)")
 	verbose := fs.Bool("verbose", false, "log every allocation and pion's TURN messages")
+	control := fs.Bool("control", false, "read link changes from standard input, one list a line applied at once, "+
+		"e.g. down.rate=500kbit (keys as in --step)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: sanke linksim [flags]
 
@@ -180,7 +186,7 @@ Flags (the link settings apply to both directions; --up and --down override one)
 	if err := down.Validate(); err != nil {
 		return fail(fmt.Errorf("down: %w", err))
 	}
-	opts = &linksimOptions{statsEvery: *statsEvery, verbose: *verbose}
+	opts = &linksimOptions{statsEvery: *statsEvery, verbose: *verbose, control: *control}
 	stepUp, stepDown := up, down
 	for _, s := range steps {
 		at, list, ok := strings.Cut(s, ":")
@@ -243,14 +249,20 @@ func (a *app) linksim(ctx context.Context, args []string) int {
 
 	sigCtx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	link := &linkState{relay: relay, up: opts.relay.Up, down: opts.relay.Down}
 	played := make(chan struct{})
 	go func() {
 		defer close(played)
-		if err := opts.schedule.Play(sigCtx, relay.SetImpairment); err != nil && !errors.Is(err, context.Canceled) {
+		if err := opts.schedule.Play(sigCtx, link.set); err != nil && !errors.Is(err, context.Canceled) {
 			logger.Error("schedule failed", "err", err)
 		}
 	}()
 	defer func() { <-played }()
+	if opts.control && a.stdin != nil {
+		// The reader is not stopped at exit: a blocked read of standard input cannot be
+		// interrupted, and the process ends anyway.
+		go link.control(a.stdin, logger)
+	}
 	var tick <-chan time.Time
 	if opts.statsEvery > 0 {
 		ticker := time.NewTicker(opts.statsEvery)
@@ -275,4 +287,53 @@ func logCounters(logger *slog.Logger, relay *linksim.Relay, msg string) {
 	}
 	up, down := relay.Stats()
 	logger.Info(msg, "allocations", relay.Allocations(), slog.Group("up", attrs(up)...), slog.Group("down", attrs(down)...))
+}
+
+// linkState is the relay's current link, changed by the schedule and by control lines.
+type linkState struct {
+	relay *linksim.Relay
+
+	mu       sync.Mutex
+	up, down linksim.Impairment
+}
+
+// set changes the link to up and down.
+func (l *linkState) set(up, down linksim.Impairment) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.relay.SetImpairment(up, down); err != nil {
+		return err
+	}
+	l.up, l.down = up, down
+	return nil
+}
+
+// apply changes the link by a list of settings ("down.rate=500kbit,loss=5%").
+func (l *linkState) apply(list string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	up, down := l.up, l.down
+	if err := applyLinkList(list, &up, &down); err != nil {
+		return err
+	}
+	if err := l.relay.SetImpairment(up, down); err != nil {
+		return err
+	}
+	l.up, l.down = up, down
+	return nil
+}
+
+// control applies each non-empty line of r as a list of settings until r ends; a line that
+// does not parse is logged and changes nothing.
+func (l *linkState) control(r io.Reader, logger *slog.Logger) {
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" {
+			continue
+		}
+		if err := l.apply(line); err != nil {
+			logger.Warn("control line refused", "line", line, "err", err)
+		}
+	}
 }

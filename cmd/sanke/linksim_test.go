@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -96,5 +97,46 @@ func TestLinksimRuns(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "msg=stopped") {
 		t.Errorf("stderr %q: no final counters", stderr.String())
+	}
+}
+
+// With --control, each line of standard input changes the link at once; a line that does not
+// parse is refused and changes nothing.
+func TestLinksimControl(t *testing.T) {
+	stdout, stderr := &syncbuf.Buffer{}, &syncbuf.Buffer{}
+	in, control := io.Pipe()
+	defer func() { _ = control.Close() }()
+	a := &app{stdin: in, stdout: stdout, stderr: stderr}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	exit := make(chan int, 1)
+	go func() {
+		exit <- a.run(ctx, []string{"linksim", "--listen", "127.0.0.1:0", "--tcp=false", "--rate", "3mbit", "--delay", "25ms",
+			"--stats-every", "0", "--control"})
+	}()
+	tc.Eventually(t, 30*time.Second, "the RTCConfiguration is printed", func() (bool, string) {
+		return strings.HasSuffix(stdout.String(), "}\n"), stdout.String()
+	})
+	for _, line := range []string{"down.rate=fast", "", "down.rate=500kbit,up.loss=5%"} {
+		if _, err := io.WriteString(control, line+"\n"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tc.Eventually(t, 30*time.Second, "the link changed", func() (bool, string) {
+		return strings.Contains(stderr.String(), "link changed"), stderr.String()
+	})
+	log := stderr.String()
+	for _, want := range []string{`msg="control line refused" component=linksim line="down.rate=fast"`, `up="loss 5%, delay 25ms, rate 3mbit`,
+		`down="loss 0%, delay 25ms, rate 500kbit`} {
+		if !strings.Contains(log, want) {
+			t.Errorf("stderr %q does not contain %q", log, want)
+		}
+	}
+	if n := strings.Count(log, "link changed"); n != 1 {
+		t.Errorf("%d link changes, want 1: %q", n, log)
+	}
+	cancel()
+	if code := <-exit; code != exitOK {
+		t.Errorf("exit code %d, stderr %q", code, log)
 	}
 }

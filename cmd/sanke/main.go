@@ -28,6 +28,7 @@ const (
 
 func main() {
 	a := &app{
+		stdin:     os.Stdin,
 		stdout:    os.Stdout,
 		stderr:    os.Stderr,
 		env:       os.Environ(),
@@ -38,6 +39,8 @@ func main() {
 
 // app holds what the commands touch outside the process, so that tests can replace it.
 type app struct {
+	// stdin is read by "sanke linksim --control" only.
+	stdin          io.Reader
 	stdout, stderr io.Writer
 	// env is the environment as "NAME=value" strings.
 	env []string

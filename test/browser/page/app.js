@@ -7,6 +7,11 @@
 //   adaptiveStream=1, dynacast=1   Room options (both documented opt-ins of livekit-client 2.23)
 //   videoWidth, videoHeight        CSS size of the <video> element of every remote video (320x180)
 //   label                          shown in the page (helps reading screenshots)
+//   relay=1                        iceTransportPolicy 'relay' (the join response's TURN servers)
+//   rtc=<JSON>                     rtcConfig for Room.connect, e.g. a linksim relay's iceServers with
+//                                  iceTransportPolicy 'relay' (livekit-client then uses these
+//                                  iceServers, not the server's)
+//   sample=<ms>                    start the quality sampler (sampler.js) when connect() is called
 import {
   ConnectionErrorReason,
   ConnectionState,
@@ -17,6 +22,7 @@ import {
   VideoPresets,
   version as sdkVersion,
 } from 'livekit-client';
+import { Sampler } from './sampler.js';
 
 const params = new URLSearchParams(location.search);
 const roomOptions = {};
@@ -79,6 +85,8 @@ room
   .on(RoomEvent.LocalTrackPublished, (pub) => log('localTrackPublished', { trackSid: pub.trackSid, source: pub.source }))
   .on(RoomEvent.ConnectionQualityChanged, (quality, p) =>
     log('connectionQualityChanged', { quality, local: p === room.localParticipant, from: participantInfo(p) }))
+  .on(RoomEvent.TrackStreamStateChanged, (pub, streamState, p) =>
+    log('trackStreamStateChanged', { trackSid: pub.trackSid, source: pub.source, streamState, from: participantInfo(p) }))
   .on(RoomEvent.MediaDevicesError, (e) => log('mediaDevicesError', { error: String(e) }))
   .on(RoomEvent.AudioPlaybackStatusChanged, () => log('audioPlaybackStatusChanged', { canPlay: room.canPlaybackAudio }))
   .on(RoomEvent.TrackSubscribed, (track, pub, p) => {
@@ -232,10 +240,16 @@ async function stats() {
 // --- actions ------------------------------------------------------------------------------
 
 // relay=1 allows only relayed ICE candidates, as a browser behind a firewall that passes
-// nothing but the TURN relay's port would end up with.
-const connectOptions = params.get('relay') === '1' ? { rtcConfig: { iceTransportPolicy: 'relay' } } : undefined;
+// nothing but the TURN relay's port would end up with; rtc=<JSON> gives the whole rtcConfig.
+let connectOptions;
+if (params.get('rtc')) connectOptions = { rtcConfig: JSON.parse(params.get('rtc')) };
+else if (params.get('relay') === '1') connectOptions = { rtcConfig: { iceTransportPolicy: 'relay' } };
+
+// The quality sampler of the rural tests: getStats() of the remote tracks as a time series.
+const sampler = new Sampler(room, () => elements);
 
 async function connect(url, token) {
+  if (params.get('sample')) sampler.start(Number(params.get('sample')));
   try {
     await room.connect(url, token, connectOptions);
   } catch (e) {
@@ -363,6 +377,9 @@ window.sanke = {
   stats,
   state,
   disconnect,
+  startSampler: (ms) => sampler.start(ms),
+  stopSampler: () => sampler.stop(),
+  samples: (since) => sampler.series(since),
   room,
 };
 setStatus();
