@@ -102,7 +102,7 @@ type Controller struct {
 	loss, baseline  float64
 	prevLoss        float64
 	lossAvg         float64 // recent loss, for the probe gate
-	windows         int // loss windows evaluated on this path
+	windows         int     // loss windows evaluated on this path
 	prevWindowAcked uint64
 	overuseAt       int64 // now of the last overuse, 0 never
 	normalSince     int64 // start of the current run without overuse
