@@ -16,6 +16,7 @@ import (
 
 	"github.com/sanke-edu/sanke/internal/rooms"
 	"github.com/sanke-edu/sanke/sfu"
+	"github.com/sanke-edu/sanke/sfu/bwe"
 	"github.com/sanke-edu/sanke/sfu/srtpout"
 )
 
@@ -104,6 +105,13 @@ func newTransport(media *MediaAPI, opts PeerOptions, target livekit.SignalTarget
 	t.reports = sfu.NewReporter(pc.WriteRTCP, t.logger)
 	if media.control {
 		t.alloc = sfu.NewAllocator(t.logger)
+		// The downlink estimate from the subscriber's TWCC feedback (or REMB): the direct
+		// sender numbers the packets in its history, down tracks on pion's path too.
+		cc := bwe.NewController(bwe.Config{})
+		t.alloc.UseEstimator(cc)
+		if out != nil {
+			out.SetRecorder(cc.History())
+		}
 	}
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
 		if c == nil {
