@@ -450,6 +450,9 @@ func (d *DownTrack) send(p *inPacket, res *forwardResult) {
 		mungeVP8: res.mungeVP8,
 		vp8:      res.vp8,
 	})
+	if p.header.Marker && d.cc != nil && res.seq == d.fwd.lastSeq {
+		d.maybeProbe(p.batch, p.arrival) // the end of a frame: room for probe padding
+	}
 }
 
 // setExtensions gives h the down track's header extensions: the publisher's ids mean
@@ -542,7 +545,7 @@ func (d *DownTrack) write(h *rtp.Header, payload []byte, st srtpout.Stamp) {
 	if n > 0 && d.outMode == outputUndecided {
 		d.outMode = outputPion
 	}
-	if n == 0 && d.fwd.video {
+	if n == 0 && d.fwd.video && len(payload) > 0 {
 		// pion drops packets without an error until the subscriber's SRTP is up: nothing
 		// reached the subscriber, so start over on the next keyframe rather than leave it
 		// decoding from the middle of a picture group.
@@ -617,6 +620,10 @@ func (d *DownTrack) Closed() bool {
 // Stats returns the down track's statistics.
 func (d *DownTrack) Stats() DownTrackStats {
 	target := d.TargetLayer()
+	var est bwe.Estimate
+	if d.alloc != nil {
+		est = d.alloc.Estimate() // before d.mu: the Allocator locks down tracks under its lock
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	c := d.counters
@@ -634,7 +641,14 @@ func (d *DownTrack) Stats() DownTrackStats {
 		CurrentLayer: d.fwd.current,
 		TargetLayer:  target,
 		CapLayer:     d.fwd.capLayer,
+		ProbePackets: c.paddingPackets,
+		ProbeBytes:   c.paddingBytes,
 	}
 	d.reports.fill(&s, d.receiver.Codec().ClockRate)
+	if e := est; d.alloc != nil {
+		s.Downlink = DownlinkStats{Source: e.Source.String(), EstimateBps: e.Target, AckedBps: e.Acked,
+			Usage: e.Usage.String(), QueueDelay: e.QueueDelay, Loss: e.Loss, BaselineLoss: e.Baseline,
+			FeedbackMissing: e.FeedbackMissing, Probes: e.Probes, ProbesOK: e.ProbesOK}
+	}
 	return s
 }

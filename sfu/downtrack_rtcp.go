@@ -194,6 +194,9 @@ func (d *DownTrack) resend(outSeq uint16, now int64) {
 		d.counters.nackMisses++
 		return
 	}
+	if e.layer == paddingLayer {
+		return // probe padding: nothing lost that matters
+	}
 	if e.resentAt != 0 && now-e.resentAt < int64(max(minResendInterval, d.reports.rtt)) {
 		return
 	}

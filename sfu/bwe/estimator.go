@@ -389,7 +389,7 @@ func (c *Controller) finish(now int64) {
 	old := c.notified
 	f := c.onChange
 	due := now-c.notifiedAt >= notifyInterval || e.Source != old.Source || e.Usage != old.Usage ||
-		e.ProbesOK != old.ProbesOK || e.FeedbackMissing != old.FeedbackMissing ||
+		e.Probes != old.Probes || e.ProbesOK != old.ProbesOK || e.FeedbackMissing != old.FeedbackMissing ||
 		float64(e.Target) > (1+notifyChange)*float64(old.Target) || float64(e.Target) < (1-notifyChange)*float64(old.Target)
 	if due {
 		c.notified, c.notifiedAt = e, now
