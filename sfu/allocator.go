@@ -180,17 +180,17 @@ func (a *Allocator) onEstimate(e bwe.Estimate) {
 	a.applyEstimate(max(budget, 1), now)
 }
 
-// applyEstimate caps the tracks to budget: down at once, up one layer on one track only
-// after a probe proved it fits (the estimate itself grows only to 1.5 times what arrives,
-// a guess). When a track could go higher, it asks the estimator for a probe. a.mu must be
-// held.
+// applyEstimate caps the tracks to budget: down at once; up, once the path has shown a
+// limit, one layer on one track only after a probe proved it fits (the estimate itself grows
+// only to 1.5 times what arrives, a guess). When a track could go higher, it asks the
+// estimator for a probe. a.mu must be held.
 func (a *Allocator) applyEstimate(budget uint64, now int64) {
 	layers, total := a.share(budget, now)
 	up := a.est.ProbesOK > a.probesOK
 	a.probesOK = a.est.ProbesOK
 	moved := false
 	for i, t := range a.tracks {
-		if !t.video || layers[i] <= t.capped {
+		if !t.video || layers[i] <= t.capped || !a.est.Limited {
 			continue
 		}
 		if up && !moved {

@@ -15,7 +15,7 @@ func TestAllocatorFollowsEstimate(t *testing.T) {
 	camera := ar.track(vp8Codec, 0, 150*kbps, 500*kbps, 1700*kbps)
 	screen := ar.track(vp8Codec, 1, 100*kbps, 300*kbps, 1000*kbps)
 	caps := func() (int, int) { return camera.Stats().CapLayer, screen.Stats().CapLayer }
-	est := bwe.Estimate{Source: bwe.SourceTWCC, Target: 700 * kbps}
+	est := bwe.Estimate{Source: bwe.SourceTWCC, Target: 700 * kbps, Limited: true}
 	ar.a.onEstimate(est)
 	if c, s := caps(); c != LayerLow || s != LayerMedium {
 		t.Fatalf("at 700 kbps: camera %d screen %d, want low and medium", c, s)
@@ -46,5 +46,12 @@ func TestAllocatorFollowsEstimate(t *testing.T) {
 	}
 	if d := camera.Stats().Downlink; d.Source != "twcc" || d.EstimateBps != 300*kbps {
 		t.Errorf("downlink stats %+v", d)
+	}
+	// Before the path showed a limit, the start estimate is shared out as it is.
+	est = bwe.Estimate{Source: bwe.SourceTWCC, Target: 2000 * kbps}
+	ar.a.probesOK = 0
+	ar.a.onEstimate(est)
+	if c, s := caps(); c != LayerMedium || s != LayerHigh {
+		t.Errorf("start estimate of 2000 kbps: camera %d screen %d, want medium and high", c, s)
 	}
 }

@@ -38,6 +38,9 @@ type Estimate struct {
 	Source         Source
 	// FeedbackMissing: the subscriber stopped sending feedback while packets were sent.
 	FeedbackMissing bool
+	// Limited: the path has shown a limit (congestion cut the target) since the start or
+	// the last Reset; until then the target is the configured start, a guess.
+	Limited bool
 	// Probes counts the probe clusters sent, ProbesOK those that proved more capacity.
 	Probes, ProbesOK uint64
 }
@@ -153,7 +156,7 @@ func (c *Controller) Reset() {
 	c.tl.reset()
 	c.acked.reset()
 	c.haveFb = false
-	c.rate.linkCap = 0
+	c.rate.linkCap, c.rate.lastCut = 0, 0
 	c.winStart, c.winLost, c.winRecv, c.windows, c.prevWindowAcked = 0, 0, 0, 0, 0
 	c.prober.abort()
 }
@@ -176,6 +179,7 @@ func (c *Controller) estimateLocked(now int64) Estimate {
 		Source:     c.src,
 		Probes:     c.prober.clusters,
 		ProbesOK:   c.prober.succeeded,
+		Limited:    c.rate.lastCut != 0,
 	}
 	if c.src == SourceREMB {
 		e.Target = c.remb
@@ -389,7 +393,7 @@ func (c *Controller) finish(now int64) {
 	old := c.notified
 	f := c.onChange
 	due := now-c.notifiedAt >= notifyInterval || e.Source != old.Source || e.Usage != old.Usage ||
-		e.Probes != old.Probes || e.ProbesOK != old.ProbesOK || e.FeedbackMissing != old.FeedbackMissing ||
+		e.Probes != old.Probes || e.ProbesOK != old.ProbesOK || e.Limited != old.Limited || e.FeedbackMissing != old.FeedbackMissing ||
 		float64(e.Target) > (1+notifyChange)*float64(old.Target) || float64(e.Target) < (1-notifyChange)*float64(old.Target)
 	if due {
 		c.notified, c.notifiedAt = e, now

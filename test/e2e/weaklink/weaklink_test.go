@@ -102,7 +102,11 @@ func newLink(t *testing.T, rate string) *link {
 		}
 	}
 	id := rand.IntN(1 << 16)
-	l := &link{ns: fmt.Sprintf("sanke-wl-%d", id), hostDev: fmt.Sprintf("skwl%dh", id)}
+	prefix := os.Getenv("SANKE_WEAKLINK_NETNS") // a prefix of one's own when several runs share the host
+	if prefix == "" {
+		prefix = "sanke-wl"
+	}
+	l := &link{ns: fmt.Sprintf("%s-%d", prefix, id), hostDev: fmt.Sprintf("skwl%dh", id)}
 	nsDev := fmt.Sprintf("skwl%dn", id)
 	subnet := fmt.Sprintf("10.231.%d", 4*(id%64))
 	l.hostIP = subnet + ".1"
@@ -124,6 +128,15 @@ func newLink(t *testing.T, rate string) *link {
 	run("ip", "-n", l.ns, "link", "set", "lo", "up")
 	run("tc", "qdisc", "add", "dev", l.hostDev, "root", "tbf", "rate", rate, "burst", "16kb", "latency", "100ms")
 	return l
+}
+
+// setRate changes the link's rate (tc tbf, the same queue).
+func (l *link) setRate(t *testing.T, rate string) {
+	t.Helper()
+	args := []string{"qdisc", "change", "dev", l.hostDev, "root", "tbf", "rate", rate, "burst", "16kb", "latency", "100ms"}
+	if out, err := exec.Command("tc", args...).CombinedOutput(); err != nil {
+		t.Fatalf("tc %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
 }
 
 // subscriber is this test binary running runSubscriber inside a namespace.
