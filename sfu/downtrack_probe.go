@@ -10,8 +10,9 @@ import (
 const (
 	// paddingSize is the padding of one probe packet: RTP's most (the count is a byte).
 	paddingSize = 255
-	// maxPaddingPackets bounds the probe packets sent at one frame boundary.
-	maxPaddingPackets = 16
+	// maxPaddingPackets bounds the probe packets sent at one frame boundary: 12 KB, at 30
+	// frames a second room for a 3 Mbit/s probe on one track.
+	maxPaddingPackets = 48
 )
 
 // maybeProbe sends the padding the estimator's probe cluster asks for, right after the
