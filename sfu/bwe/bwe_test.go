@@ -260,14 +260,7 @@ func TestProber(t *testing.T) {
 			if (s.now-start)%(35*ms) != 0 {
 				return
 			}
-			due := c.ProbePadding(s.now)
-			for ; due > 0; due -= 255 {
-				seq := c.History().Sent(s.now, 255+40, FlagProbe, 0)
-				padded += 255 + 40
-				if at, ok := s.link.send(s.now, 255+40); ok {
-					s.inFlight = append(s.inFlight, arrival{seq, at})
-				}
-			}
+			padded += s.pad(c.ProbePadding(s.now))
 		})
 		// Goal 500 + 1.2 x 500 = 1100 kbps for 500 ms: about 69 KB, media included.
 		sentAll := c.hist.clusterBytes
@@ -287,14 +280,7 @@ func TestProber(t *testing.T) {
 		if !c.StartProbe(500_000, 500_000, s.now) {
 			t.Fatal("no probe on a calm link")
 		}
-		s.run(2*second, func(s *sim) {
-			for due := c.ProbePadding(s.now); due > 0; due -= 255 {
-				seq := c.History().Sent(s.now, 255, FlagProbe, 0)
-				if at, ok := s.link.send(s.now, 255); ok {
-					s.inFlight = append(s.inFlight, arrival{seq, at})
-				}
-			}
-		})
+		s.run(2*second, func(s *sim) { s.pad(c.ProbePadding(s.now)) })
 		if e := c.Estimate(s.now); e.ProbesOK != 0 || e.Target > 900_000 {
 			t.Errorf("probe into a 700 kbps link: %+v", e)
 		}
@@ -329,4 +315,18 @@ func deltaBytes(p *rtcp.TransportLayerCC) int {
 		}
 	}
 	return n
+}
+
+// pad sends due bytes of probe padding through the link as 295-byte packets (255 of padding
+// and the headers) and returns the bytes sent.
+func (s *sim) pad(due int) int {
+	sent := 0
+	for ; due > 0; due -= 295 {
+		seq := s.c.History().Sent(s.now, 295, FlagProbe, 0)
+		sent += 295
+		if at, ok := s.link.send(s.now, 295); ok {
+			s.inFlight = append(s.inFlight, arrival{seq, at})
+		}
+	}
+	return sent
 }

@@ -81,7 +81,6 @@ type sim struct {
 	loseFb     float64 // share of feedback lost
 	firstCut   int64
 	lastTarget uint64
-	onStep     func(s *sim)
 }
 
 const (

@@ -72,12 +72,6 @@ type trendline struct {
 	minSince        int64
 }
 
-func newTrendline() *trendline {
-	t := new(trendline)
-	t.reset()
-	return t
-}
-
 // reset forgets the delay history (a new path).
 func (t *trendline) reset() {
 	*t = trendline{threshold: thresholdInit, overTime: -1, firstArr: -1}
