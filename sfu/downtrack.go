@@ -648,7 +648,7 @@ func (d *DownTrack) Stats() DownTrackStats {
 	if e := est; d.alloc != nil {
 		s.Downlink = DownlinkStats{Source: e.Source.String(), EstimateBps: e.Target, AckedBps: e.Acked,
 			Usage: e.Usage.String(), QueueDelay: e.QueueDelay, Loss: e.Loss, BaselineLoss: e.Baseline,
-			FeedbackMissing: e.FeedbackMissing, Probes: e.Probes, ProbesOK: e.ProbesOK}
+			FeedbackMissing: e.FeedbackMissing, Limited: e.Limited, Probes: e.Probes, ProbesOK: e.ProbesOK}
 	}
 	return s
 }

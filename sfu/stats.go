@@ -73,6 +73,8 @@ type DownlinkStats struct {
 	// Loss over the last second of feedback and the link's usual loss.
 	Loss, BaselineLoss float64
 	FeedbackMissing    bool
+	// Limited: congestion has shown the path's limit (until then the estimate is a guess).
+	Limited bool
 	// Probes counts the probe clusters sent, ProbesOK those that proved more room.
 	Probes, ProbesOK uint64
 }

@@ -66,6 +66,7 @@ const (
 	lossAvgWeight      = 0.5  // per window: the loss of the last 2 s or so
 	queueCongested     = 30.0 // ms of standing queue that makes loss congestion
 	rateRoseFactor     = 1.1  // acked rose by this much since the last window: our rise
+	lossCutHold        = 2_000_000_000
 	rembDedup          = 20_000_000
 	// Missing feedback: no increase after feedbackHold + 2 RTT of silence while sending,
 	// a cut to half every feedbackCut.
@@ -265,9 +266,8 @@ func (c *Controller) processLocked(arrival int64, now int64) {
 	case UsageOver:
 		c.overuseAt = now
 		c.normalSince = now
-		if c.rate.cut(acked, now, c.rtt) {
-			c.prober.abort()
-		}
+		c.rate.cut(acked, now, c.rtt)
+		c.prober.abort() // the padding stops at once: the queue is already growing
 	case UsageUnder:
 		c.rate.hold(now)
 	default:
@@ -298,7 +298,9 @@ func (c *Controller) evaluateLoss(now int64) {
 	rose := c.prevWindowAcked > 0 && float64(acked) > rateRoseFactor*float64(c.prevWindowAcked)
 	excess := c.loss - c.baseline
 	rose = rose && c.loss > c.prevLoss+lossQuiet // loss rose after our rate rose
-	congested := c.windows > 0 && excess > lossQuiet &&
+	// Loss within lossCutHold of a cut is what was queued before it: not a second reason.
+	held := c.rate.lastCut != 0 && now-c.rate.lastCut < lossCutHold
+	congested := c.windows > 0 && excess > lossQuiet && !held &&
 		(c.tl.usage == UsageOver || c.tl.queueDelay() > queueCongested || rose)
 	if congested {
 		c.overuseAt = now

@@ -46,6 +46,7 @@ type SendHistory struct {
 	// The probe cluster packets are tagged with while it is sent, and what it sent.
 	cluster                   uint8
 	clusterBytes, clusterPkts uint64
+	clusterFirst, clusterLast int64 // send times of its first and last packet
 }
 
 // NewSendHistory returns an empty history; numbering starts at 1.
@@ -61,8 +62,12 @@ func (h *SendHistory) Sent(now int64, size int, flags, cluster uint8) uint16 {
 		cluster = h.cluster
 	}
 	if cluster != 0 && cluster == h.cluster {
+		if h.clusterPkts == 0 {
+			h.clusterFirst = now
+		}
 		h.clusterBytes += uint64(size)
 		h.clusterPkts++
+		h.clusterLast = now
 	}
 	h.ring[seq&(historySize-1)] = sent{at: now, size: uint16(min(size, 0xffff)), flags: flags, cluster: cluster}
 	h.lastAt = now

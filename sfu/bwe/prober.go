@@ -10,7 +10,8 @@ const (
 	probeBackoffMin   = 2_000_000_000
 	probeBackoffMax   = 60_000_000_000
 	probeAckedShare   = 0.8  // of the cluster's packets must be acknowledged
-	probeRateShare    = 0.9  // of the goal must arrive
+	probeSentShare    = 0.8  // of the goal must have been sent (the probe reached its rate)
+	probeRateShare    = 0.9  // of the rate sent must arrive
 	probeResultShare  = 0.95 // of what arrived becomes the target
 	probeGoalCap      = 1.1  // ...but no more than this times the goal
 	probeFeedbackWait = 150_000_000
@@ -95,15 +96,22 @@ func (p *Prober) evaluate(c *Controller, now int64) {
 		c.hist.cluster = 0
 	}
 	p.sentBytes, p.sentPkts = c.hist.clusterBytes, c.hist.clusterPkts
+	first, last := c.hist.clusterFirst, c.hist.clusterLast
 	c.hist.mu.Unlock()
 	p.id = 0
-	var recv float64
+	// What was sent and what arrived, each over its own span (libwebrtc's probe estimate):
+	// the path carries the rate when what arrived kept up with what was sent.
+	var recv, send float64
 	if span := p.lastArr - p.firstArr; span > 0 && p.ackBytes > p.lastSize {
 		recv = float64(p.ackBytes-p.lastSize) * 8 * 1e9 / float64(span)
 	}
+	if span := max(last-first, probeMinDuration/2); p.sentBytes > 0 {
+		send = float64(p.sentBytes) * 8 * 1e9 / float64(span)
+	}
 	lossy := p.sentPkts > 0 && float64(p.lostPkts)/float64(p.sentPkts) > c.baseline+lossQuiet
 	ok := !p.overused && !lossy && p.sentPkts > 0 &&
-		float64(p.ackPkts) >= probeAckedShare*float64(p.sentPkts) && recv >= probeRateShare*p.goal
+		float64(p.ackPkts) >= probeAckedShare*float64(p.sentPkts) &&
+		send >= probeSentShare*p.goal && recv >= probeRateShare*send
 	if !ok {
 		p.backoff = min(2*p.backoff, probeBackoffMax)
 		p.notBefore = now + p.backoff
@@ -112,7 +120,7 @@ func (p *Prober) evaluate(c *Controller, now int64) {
 	p.succeeded++
 	p.backoff = probeBackoffMin
 	p.notBefore = now + probeBackoffMin
-	proven := probeResultShare * min(recv, probeGoalCap*p.goal)
+	proven := probeResultShare * min(recv, send, probeGoalCap*p.goal)
 	if proven > c.rate.target {
 		c.rate.target = min(proven, c.rate.maxRate)
 		c.rate.linkCap = 0 // the old capacity is no longer the ceiling
@@ -143,7 +151,7 @@ func (c *Controller) StartProbe(usage, extra uint64, now int64) bool {
 		backoff: p.backoff, clusters: p.clusters + 1, succeeded: p.succeeded}
 	h := c.hist
 	h.mu.Lock()
-	h.cluster, h.clusterBytes, h.clusterPkts = p.id, 0, 0
+	h.cluster, h.clusterBytes, h.clusterPkts, h.clusterFirst, h.clusterLast = p.id, 0, 0, 0, 0
 	h.mu.Unlock()
 	return true
 }

@@ -111,11 +111,12 @@ func (r *estimateRun) note(s sfu.DownTrackStats) {
 }
 
 // The subscriber's TWCC feedback gives an estimate, and behind a 1 Mbit/s link the server
-// settles on the middle layer (500 kbit/s), which fits, within 5 s, and stays there.
+// finds the limit and settles on the middle layer (500 kbit/s), which fits, within 5 s of the
+// first packet, and stays there (probes of the top layer excepted).
 func TestEstimateSettles(t *testing.T) {
 	r := startEstimateRun(t, "1mbit")
 	took := r.waitFor("a TWCC estimate and the fitting layer", 5*time.Second, func(s sfu.DownTrackStats) bool {
-		return s.Downlink.Source == "twcc" && s.Downlink.EstimateBps > 0 && s.CapLayer == sfu.LayerMedium &&
+		return s.Downlink.Source == "twcc" && s.Downlink.Limited && s.CapLayer == sfu.LayerMedium &&
 			s.CurrentLayer == sfu.LayerMedium
 	})
 	share := r.hold(15*time.Second, func(s sfu.DownTrackStats) bool { return s.CurrentLayer == sfu.LayerMedium })
