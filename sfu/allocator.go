@@ -172,19 +172,25 @@ func (a *Allocator) onEstimate(e bwe.Estimate) {
 	if !a.ccUsed || len(a.tracks) == 0 {
 		return
 	}
-	now := a.tracks[0].d.receiver.now()
-	budget := e.Target
-	if e.Source == bwe.SourceREMB && a.budget > 0 {
-		budget = min(budget, a.budget) // no delay of ours to check REMB against: loss bounds it
+	a.applyEstimate(a.estimateBudget(), a.tracks[0].d.receiver.now())
+}
+
+// estimateBudget is the budget while the estimate is used: the TWCC estimate, or REMB
+// bounded by the loss controller's budget (REMB has no delay of ours to check it against).
+// a.mu must be held.
+func (a *Allocator) estimateBudget() uint64 {
+	budget := a.est.Target
+	if a.est.Source == bwe.SourceREMB && a.budget > 0 {
+		budget = min(budget, a.budget)
 	}
-	a.applyEstimate(max(budget, 1), now)
+	return max(budget, 1)
 }
 
 // applyEstimate caps the tracks to budget: down at once; up, once the path has shown a
 // limit, one layer on one track only after a probe proved it fits (the estimate itself grows
 // only to 1.5 times what arrives, a guess). When a track could go higher, it asks the
 // estimator for a probe. a.mu must be held.
-func (a *Allocator) applyEstimate(budget uint64, now int64) {
+func (a *Allocator) applyEstimate(budget uint64, now int64) []int {
 	layers, total := a.share(budget, now)
 	up := a.est.ProbesOK > a.probesOK
 	a.probesOK = a.est.ProbesOK
@@ -216,6 +222,7 @@ func (a *Allocator) applyEstimate(budget uint64, now int64) {
 	if a.est.Source == bwe.SourceTWCC && !a.cc.Probing() {
 		a.maybeProbe(max(total, a.est.Acked), now)
 	}
+	return layers
 }
 
 // maybeProbe asks the estimator for a probe cluster when a track is below what its
@@ -331,7 +338,7 @@ func (a *Allocator) evaluate(now int64) {
 	if a.ccUsed && a.est.Source == bwe.SourceTWCC {
 		// The estimator judges the loss (random loss at a flat delay is not congestion):
 		// only share the estimate again, as the layers' bitrates move.
-		a.applyEstimate(max(a.est.Target, 1), now)
+		a.allocate(now)
 		return
 	}
 	if a.probing && !a.switched && a.probeTrack.d.CurrentLayer() == a.probeLayer {
@@ -406,6 +413,9 @@ func (a *Allocator) setBudget(budget uint64, now int64, loss float64, rate uint6
 // allocate shares the budget out and caps each video down track. It returns the layers.
 // a.mu must be held.
 func (a *Allocator) allocate(now int64) []int {
+	if a.ccUsed {
+		return a.applyEstimate(a.estimateBudget(), now)
+	}
 	layers, _ := a.share(a.budget, now)
 	for i, t := range a.tracks {
 		if t.video {

@@ -55,3 +55,23 @@ func TestAllocatorFollowsEstimate(t *testing.T) {
 		t.Errorf("start estimate of 2000 kbps: camera %d screen %d, want medium and high", c, s)
 	}
 }
+
+// A REMB estimate is bounded by the loss controller's budget: the receiver's estimate has
+// no delay of ours behind it.
+func TestAllocatorREMBBoundedByLoss(t *testing.T) {
+	const kbps = 1000
+	ar := newAllocRig(t)
+	ar.a.UseEstimator(bwe.NewController(bwe.Config{}))
+	camera := ar.track(vp8Codec, 0, 150*kbps, 500*kbps, 1700*kbps)
+	ar.a.onEstimate(bwe.Estimate{Source: bwe.SourceREMB, Target: 3000 * kbps})
+	if c := camera.Stats().CapLayer; c != LayerHigh {
+		t.Fatalf("REMB 3000 kbps: cap %d, want high", c)
+	}
+	ar.a.mu.Lock()
+	ar.a.budget = 400 * kbps // the receiver reports' loss cut it
+	ar.a.allocate(ar.clock.now())
+	ar.a.mu.Unlock()
+	if c := camera.Stats().CapLayer; c != LayerLow {
+		t.Errorf("REMB 3000 kbps, loss budget 400: cap %d, want low", c)
+	}
+}
