@@ -252,7 +252,6 @@ func (a *Allocator) add(d *DownTrack, priority int) {
 	slices.SortStableFunc(a.tracks, func(x, y *allocTrack) int { return y.priority - x.priority })
 	if a.ccUsed {
 		// A new track starts at the layer the estimate has room for.
-		t.capped = LayerNone
 		a.applyEstimateRoom(t, d.receiver.now())
 	} else if a.budget > 0 {
 		a.allocate(d.receiver.now())
