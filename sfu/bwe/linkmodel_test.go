@@ -18,6 +18,8 @@ type bottleneck struct {
 	geBad      bool    // Gilbert-Elliott: in the bad state (all lost)
 	geEnter    float64 // per packet: good -> bad
 	geLeave    float64 // per packet: bad -> good
+	jitter     int64 // up to this much extra delay per packet, order kept (Wi-Fi retries)
+	lastArr    int64
 	busyUntil  int64
 	rng        *rand.Rand
 	drops      int // tail drops
@@ -36,6 +38,10 @@ func (b *bottleneck) send(now int64, size int) (int64, bool) {
 	}
 	b.busyUntil = start + int64(float64(size*8)/b.rate*1e9)
 	arrival := b.busyUntil + b.prop
+	if b.jitter > 0 {
+		arrival = max(arrival+b.rng.Int64N(b.jitter), b.lastArr)
+		b.lastArr = arrival
+	}
 	if b.geEnter > 0 {
 		if b.geBad {
 			b.geBad = b.rng.Float64() >= b.geLeave
@@ -298,5 +304,23 @@ func TestCapacityStep(t *testing.T) {
 				t.Error("sequence numbers did not wrap")
 			}
 		})
+	}
+}
+
+// Wi-Fi-like jitter (up to 30 ms per packet, order kept) on a link with room is not
+// congestion: no cut.
+func TestJitterIsNotCongestion(t *testing.T) {
+	c := NewController(Config{Start: 1_500_000})
+	link := &bottleneck{rate: 5e6, queueLimit: 200 * ms, prop: 20 * ms, jitter: 30 * ms}
+	s := newSim(t, c, link, 1.5e6)
+	overuses := 0
+	s.run(30*second, func(s *sim) {
+		if c.Estimate(s.now).Usage == UsageOver {
+			overuses++
+		}
+	})
+	if e := c.Estimate(s.now); s.firstCut != 0 || e.Target < 1_400_000 {
+		t.Errorf("jitter cut the target (first cut at %d ms, target %d kbps, overuse ticks %d)",
+			(s.firstCut-10*second)/ms, kbps(e.Target), overuses)
 	}
 }
