@@ -18,7 +18,7 @@ type bottleneck struct {
 	geBad      bool    // Gilbert-Elliott: in the bad state (all lost)
 	geEnter    float64 // per packet: good -> bad
 	geLeave    float64 // per packet: bad -> good
-	jitter     int64 // up to this much extra delay per packet, order kept (Wi-Fi retries)
+	jitter     int64   // up to this much extra delay per packet, order kept (Wi-Fi retries)
 	lastArr    int64
 	busyUntil  int64
 	rng        *rand.Rand
