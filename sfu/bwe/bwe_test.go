@@ -365,3 +365,24 @@ func BenchmarkOnTWCC(b *testing.B) {
 		}
 	}
 }
+
+// Feedback about packets the history has already forgotten is ignored and counted.
+func TestHistoryOverrun(t *testing.T) {
+	c := NewController(Config{})
+	for range historySize + 500 {
+		c.History().Sent(1, 1200, 0, 0)
+	}
+	recv := make([]bool, 100)
+	for i := range recv {
+		recv[i] = true
+	}
+	if err := c.OnTWCC(buildTWCC(t, 1, recv, make([]int64, 100), 5, 0), 2); err != nil {
+		t.Fatal(err)
+	}
+	if c.hist.tooOld != 100 {
+		t.Errorf("%d packets counted too old, want 100", c.hist.tooOld)
+	}
+	if e := c.Estimate(2); e.Acked != 0 {
+		t.Errorf("forgotten packets acknowledged: %+v", e)
+	}
+}
