@@ -5,6 +5,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/sanke-edu/sanke/sfu/bwe"
 )
 
 // The Allocator fits the video one subscriber receives to its downlink. Rural teaching
@@ -65,8 +67,19 @@ const (
 // (see the comment above). Create one per subscriber PeerConnection and pass it in
 // DownTrackParams.Allocator; its methods are safe for concurrent use. Without receiver
 // reports from the subscriber it never limits anything.
+//
+// With an estimator (UseEstimator) and a subscriber that sends TWCC feedback or REMB, the
+// budget is the estimate instead (see package bwe): the delay finds congestion before the
+// loss does, and random loss is not mistaken for it. The loss controller above stays the
+// fallback for subscribers with neither, and bounds a REMB estimate. The way up is then a
+// probe of padding the estimator judges from the feedback: a track moves up one layer only
+// when a probe proved the path carries it.
 type Allocator struct {
 	logger *slog.Logger
+	// cc estimates the downlink from the subscriber's congestion feedback; nil: loss only.
+	// epoch is the PeerConnection's clock for it (down tracks convert their receiver's).
+	cc    *bwe.Controller
+	epoch time.Time
 
 	mu     sync.Mutex
 	tracks []*allocTrack
@@ -83,6 +96,10 @@ type Allocator struct {
 	probeLayer  int
 	switched    bool   // probeTrack forwards probeLayer
 	preProbe    uint64 // the budget before the probe, restored if it fails
+
+	est      bwe.Estimate // the estimator's last estimate
+	probesOK uint64       // its successful probes already used to move up
+	ccUsed   bool         // the estimate sets the budget (feedback flows)
 }
 
 // allocTrack is one down track as its Allocator sees it.
@@ -102,6 +119,8 @@ type allocTrack struct {
 	packets, bytes uint64
 	// Recent peak bitrate of each layer (see cost).
 	peak [NumLayers]uint64
+	// capped is the layer the allocation last gave the track.
+	capped int
 }
 
 // NewAllocator returns an Allocator with no limit yet; logger (nil discards) gets a line
@@ -110,19 +129,131 @@ func NewAllocator(logger *slog.Logger) *Allocator {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Allocator{logger: logger, backoff: probeBackoffMin}
+	return &Allocator{logger: logger, backoff: probeBackoffMin, epoch: time.Now()}
+}
+
+// UseEstimator makes c, the estimator of the PeerConnection's downlink, the budget's
+// source while the subscriber sends congestion feedback. Call it before the first down
+// track is made: down tracks number their packets in c's SendHistory and feed it the
+// feedback.
+func (a *Allocator) UseEstimator(c *bwe.Controller) {
+	a.mu.Lock()
+	a.cc = c
+	a.mu.Unlock()
+	c.OnChange(a.onEstimate)
+}
+
+// Estimate returns the estimator's last estimate (zero without one).
+func (a *Allocator) Estimate() bwe.Estimate {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.est
+}
+
+// ccNow returns the estimator's clock.
+func (a *Allocator) ccNow() int64 { return max(int64(time.Since(a.epoch)), 1) }
+
+// tick lets the estimator notice missing feedback; the Reporter calls it every second.
+func (a *Allocator) tick() {
+	a.mu.Lock()
+	cc := a.cc
+	a.mu.Unlock()
+	if cc != nil {
+		cc.Tick(a.ccNow())
+	}
+}
+
+// onEstimate takes a new estimate (bwe.Controller.OnChange).
+func (a *Allocator) onEstimate(e bwe.Estimate) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.est = e
+	a.ccUsed = e.Source != bwe.SourceNone
+	if !a.ccUsed || len(a.tracks) == 0 {
+		return
+	}
+	a.applyEstimate(a.estimateBudget(), a.tracks[0].d.receiver.now())
+}
+
+// estimateBudget is the budget while the estimate is used: the TWCC estimate, or REMB
+// bounded by the loss controller's budget (REMB has no delay of ours to check it against).
+// a.mu must be held.
+func (a *Allocator) estimateBudget() uint64 {
+	budget := a.est.Target
+	if a.est.Source == bwe.SourceREMB && a.budget > 0 {
+		budget = min(budget, a.budget)
+	}
+	return max(budget, 1)
+}
+
+// applyEstimate caps the tracks to budget: down at once; up, once the path has shown a
+// limit, one layer on one track only after a probe proved it fits (the estimate itself grows
+// only to 1.5 times what arrives, a guess). When a track could go higher, it asks the
+// estimator for a probe. a.mu must be held.
+func (a *Allocator) applyEstimate(budget uint64, now int64) []int {
+	layers, total := a.share(budget, now)
+	up := a.est.ProbesOK > a.probesOK
+	a.probesOK = a.est.ProbesOK
+	moved := false
+	for i, t := range a.tracks {
+		if !t.video || layers[i] <= t.capped || !a.est.Limited {
+			continue
+		}
+		if up && !moved {
+			if next, _, ok := t.nextLayer(t.capped, now); ok {
+				layers[i], moved = next, true
+				continue
+			}
+		}
+		layers[i] = t.capped
+	}
+	changed := false
+	for i, t := range a.tracks {
+		if t.video && t.capped != layers[i] {
+			changed = true
+			t.capped = layers[i]
+			t.d.setCapLayer(layers[i])
+		}
+	}
+	if changed {
+		a.logger.Info("downlink estimate", "source", a.est.Source, "budget_kbps", budget/1000,
+			"acked_kbps", a.est.Acked/1000, "usage", a.est.Usage, "layers", layers)
+	}
+	if a.est.Source == bwe.SourceTWCC && !a.cc.Probing() {
+		a.maybeProbe(max(total, a.est.Acked), now)
+	}
+	return layers
+}
+
+// maybeProbe asks the estimator for a probe cluster when a track is below what its
+// subscriber wants and the publisher sends: usage is what is sent now. a.mu must be held.
+func (a *Allocator) maybeProbe(usage uint64, now int64) {
+	for _, t := range a.tracks {
+		if !t.video {
+			continue
+		}
+		if _, extra, ok := t.nextLayer(t.capped, now); ok {
+			if a.cc.StartProbe(usage, extra, a.ccNow()) {
+				a.logger.Debug("downlink probe", "usage_kbps", usage/1000, "extra_kbps", extra/1000)
+			}
+			return
+		}
+	}
 }
 
 // add starts allocating for d, with priority (higher first) among the video tracks.
 func (a *Allocator) add(d *DownTrack, priority int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	t := &allocTrack{d: d, video: d.receiver.video(), priority: priority}
+	t := &allocTrack{d: d, video: d.receiver.video(), priority: priority, capped: LayerHigh}
 	t.packets, t.bytes = d.sentCounters()
 	a.tracks = append(a.tracks, t)
 	// Stable: equal priorities keep their subscription order.
 	slices.SortStableFunc(a.tracks, func(x, y *allocTrack) int { return y.priority - x.priority })
-	if a.budget > 0 {
+	if a.ccUsed {
+		// A new track starts at the layer the estimate has room for.
+		a.applyEstimateRoom(t, d.receiver.now())
+	} else if a.budget > 0 {
 		a.allocate(d.receiver.now())
 	}
 }
@@ -203,6 +334,12 @@ func (a *Allocator) evaluate(now int64) {
 	}
 	a.windowStart = now
 
+	if a.ccUsed && a.est.Source == bwe.SourceTWCC {
+		// The estimator judges the loss (random loss at a flat delay is not congestion):
+		// only share the estimate again, as the layers' bitrates move.
+		a.allocate(now)
+		return
+	}
 	if a.probing && !a.switched && a.probeTrack.d.CurrentLayer() == a.probeLayer {
 		a.switched, a.probeStart = true, now
 	}
@@ -275,13 +412,39 @@ func (a *Allocator) setBudget(budget uint64, now int64, loss float64, rate uint6
 // allocate shares the budget out and caps each video down track. It returns the layers.
 // a.mu must be held.
 func (a *Allocator) allocate(now int64) []int {
+	if a.ccUsed {
+		return a.applyEstimate(a.estimateBudget(), now)
+	}
 	layers, _ := a.share(a.budget, now)
 	for i, t := range a.tracks {
 		if t.video {
+			t.capped = layers[i]
 			t.d.setCapLayer(layers[i])
 		}
 	}
 	return layers
+}
+
+// applyEstimateRoom gives a new track t the highest layer the estimate has room for next
+// to the others' current layers. a.mu must be held.
+func (a *Allocator) applyEstimateRoom(t *allocTrack, now int64) {
+	if !t.video {
+		return
+	}
+	var used uint64
+	for _, o := range a.tracks {
+		if o != t {
+			used += o.cost(max(o.capped, LayerLow), now)
+		}
+	}
+	layer := LayerLow
+	for l := LayerLow + 1; l <= LayerHigh; l++ {
+		if c := t.cost(l, now); c > 0 && used+c <= a.est.Target {
+			layer = l
+		}
+	}
+	t.capped = layer
+	t.d.setCapLayer(layer)
 }
 
 // share returns the layer each track gets from budget (0: no limit) and what that costs.
@@ -340,7 +503,8 @@ func (t *allocTrack) nextLayer(from int, now int64) (int, uint64, bool) {
 // higher (keyframes, and the publisher's encoder ramping, make a layer's bitrate jump;
 // a dip must not make a layer look as if it fits). 0 when the layer is not receiving.
 func (t *allocTrack) cost(layer int, now int64) uint64 {
-	b := t.d.receiver.layerBitrate(layer, now)
+	// Each receiver has its own clock: now, from another down track's, would not do.
+	b := t.d.receiver.layerBitrate(layer, t.d.receiver.now())
 	if b == 0 || layer < 0 || layer >= NumLayers {
 		return b
 	}
@@ -348,7 +512,8 @@ func (t *allocTrack) cost(layer int, now int64) uint64 {
 }
 
 // updatePeaks folds the layers' bitrates into their decaying peaks; once per evaluation.
-func (t *allocTrack) updatePeaks(now int64) {
+func (t *allocTrack) updatePeaks(_ int64) {
+	now := t.d.receiver.now()
 	for l := range t.peak {
 		t.peak[l] = max(t.d.receiver.layerBitrate(l, now), t.peak[l]*peakDecayNum/peakDecayDen)
 	}

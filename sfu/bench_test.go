@@ -6,6 +6,9 @@ import (
 	"time"
 
 	"github.com/pion/rtp"
+
+	"github.com/sanke-edu/sanke/sfu/bwe"
+	"github.com/sanke-edu/sanke/sfu/srtpout"
 )
 
 // BenchmarkForward measures one down track's hot path per packet: layer
@@ -15,13 +18,22 @@ func BenchmarkForward(b *testing.B) {
 	for _, bc := range []struct {
 		name     string
 		switchUp bool // switch layers first so VP8 munging is needed
+		twcc     bool // number the packets (transport-cc negotiated)
 	}{
-		{"vp8-munged", true},
-		{"passthrough", false},
+		{"vp8-munged", true, false},
+		{"passthrough", false, false},
+		{"passthrough-twcc", false, true},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			rig := newTestRig(b, vp8Codec, 0, 1)
-			d := rig.bindTo(vp8Codec, discardWriter{})
+			var d *DownTrack
+			if bc.twcc {
+				alloc := NewAllocator(nil)
+				alloc.UseEstimator(bwe.NewController(bwe.Config{}))
+				d = rig.bindCC(vp8Codec, discardWriter{}, nil, alloc, 5555)
+			} else {
+				d = rig.bindTo(vp8Codec, discardWriter{})
+			}
 			d.SetMaxLayer(LayerLow)
 			rig.feed(0, rtp.Header{SequenceNumber: 1, Timestamp: 1}, vp8Payload(true, 1, 1, 1, true))
 			if bc.switchUp {
@@ -82,6 +94,47 @@ func BenchmarkFanout(b *testing.B) {
 				if d.Stats().Packets < uint64(b.N) {
 					b.Fatal("a down track missed packets")
 				}
+			}
+		})
+	}
+}
+
+// BenchmarkDirectStamp is one down track's direct path per packet (forward, marshal into the
+// batch, AES-GCM, sendmmsg to loopback in batches of 64) without and with transport-wide
+// numbering: the difference is what stamping costs (header extension, SendHistory.Sent,
+// the 2-byte store).
+func BenchmarkDirectStamp(b *testing.B) {
+	for _, twcc := range []bool{false, true} {
+		b.Run(fmt.Sprintf("twcc=%v", twcc), func(b *testing.B) {
+			rig := newTestRig(b, vp8Codec, 0)
+			t := &testing.T{}
+			out, _ := newDirectOutput(t, true)
+			var d *DownTrack
+			if twcc {
+				alloc := NewAllocator(nil)
+				alloc.UseEstimator(bwe.NewController(bwe.Config{}))
+				out.SetRecorder(alloc.cc.History())
+				d = rig.bindCC(vp8Codec, discardWriter{}, out, alloc, 5555)
+			} else {
+				d = rig.bindOut(vp8Codec, discardWriter{}, out)
+			}
+			payload := append(vp8Payload(true, 500, 9, 3, true), make([]byte, 1000)...)
+			rig.feed(0, rtp.Header{SequenceNumber: 100, Timestamp: 1}, payload)
+			desc, _ := parseVP8Descriptor(payload)
+			h := rtp.Header{SequenceNumber: 100, Timestamp: 1}
+			batch := srtpout.NewBatch(srtpout.DefaultBatchSize)
+			in := inPacket{layer: 0, header: &h, payload: payload, vp8: desc, hasVP8: true, available: 0b001,
+				arrival: rig.r.now(), batch: batch}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				h.SequenceNumber++
+				d.writeRTP(&in)
+			}
+			batch.Flush()
+			b.StopTimer()
+			if s := d.Stats(); !s.Direct || s.Packets < uint64(b.N) {
+				b.Fatalf("direct %v, forwarded %d of %d packets", s.Direct, s.Packets, b.N)
 			}
 		})
 	}

@@ -9,8 +9,10 @@ import (
 
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/sanke-edu/sanke/sfu/bwe"
 	"github.com/sanke-edu/sanke/sfu/packetcache"
 	"github.com/sanke-edu/sanke/sfu/srtpout"
 )
@@ -105,6 +107,15 @@ type DownTrack struct {
 	reports     reportState
 	counters    downTrackCounters
 	loggedErr   bool
+
+	// Transport-wide congestion control: twccID is the negotiated header extension id (0:
+	// not negotiated, or no estimator), twccExt the one extension every packet carries and
+	// ccOffset turns the receiver's clock into the PeerConnection's (see Allocator.epoch).
+	cc       *bwe.Controller
+	twccID   uint8
+	twccExt  [1]rtp.Extension
+	twccVal  [2]byte
+	ccOffset int64
 }
 
 // outputMode is the path a down track's packets take; it is decided by the first packet
@@ -122,6 +133,7 @@ type downTrackCounters struct {
 	packets, bytes, retransmits, nacks, nackMisses uint64
 	retransmitBytes, rtxLimited                    uint64
 	plis, firs, writeErrors                        uint64
+	paddingPackets, paddingBytes                   uint64
 }
 
 // NewDownTrack returns a down track forwarding p.Receiver. It forwards the
@@ -159,6 +171,9 @@ func NewDownTrack(p DownTrackParams) (*DownTrack, error) {
 	}
 	if d.alloc != nil {
 		d.alloc.add(d, p.Priority)
+		if d.cc = d.alloc.cc; d.cc != nil && r.clock == nil {
+			d.ccOffset = int64(r.epoch.Sub(d.alloc.epoch))
+		}
 	}
 	return d, nil
 }
@@ -207,6 +222,16 @@ func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 		d.sent = newSentRing(size)
 		d.rtxTokens = rtxBurst / 4 // losses in the first second can be answered too
 	}
+	d.twccID = 0
+	if d.cc != nil && hasFeedback(codec, webrtc.TypeRTCPFBTransportCC) {
+		for _, e := range ctx.HeaderExtensions() {
+			var tmpl rtp.Header // rtp.Extension's fields are unexported: let pion build it
+			if e.URI == sdp.TransportCCURI && e.ID > 0 && e.ID < 15 && tmpl.SetExtension(uint8(e.ID), d.twccVal[:]) == nil {
+				d.twccID = uint8(e.ID)
+				d.twccExt[0] = tmpl.Extensions[0]
+			}
+		}
+	}
 	d.mu.Unlock()
 
 	d.cbMu.Lock()
@@ -216,7 +241,7 @@ func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 	for _, f := range callbacks {
 		go f() // pion is mid-negotiation: never run user code in its call
 	}
-	d.logger.Debug("down track bound", "ssrc", uint32(ctx.SSRC()), "payloadType", codec.PayloadType)
+	d.logger.Debug("down track bound", "ssrc", uint32(ctx.SSRC()), "payloadType", codec.PayloadType, "twcc", d.twccID)
 	return codec, nil
 }
 
@@ -234,8 +259,13 @@ func (d *DownTrack) Unbind(webrtc.TrackLocalContext) error {
 
 // hasNACK reports whether c negotiated generic NACK feedback.
 func hasNACK(c webrtc.RTPCodecParameters) bool {
+	return hasFeedback(c, webrtc.TypeRTCPFBNACK)
+}
+
+// hasFeedback reports whether c negotiated RTCP feedback of type typ (without parameter).
+func hasFeedback(c webrtc.RTPCodecParameters, typ string) bool {
 	for _, fb := range c.RTCPFeedback {
-		if fb.Type == webrtc.TypeRTCPFBNACK && fb.Parameter == "" {
+		if fb.Type == typ && fb.Parameter == "" {
 			return true
 		}
 	}
@@ -379,16 +409,14 @@ func (d *DownTrack) send(p *inPacket, res *forwardResult) {
 	h.SequenceNumber = res.seq
 	h.Timestamp = res.ts
 	h.SSRC = d.ssrc
-	// The publisher's extension ids mean nothing on this connection.
 	h.CSRC = h.CSRC[:0]
-	h.Extension = false
-	h.ExtensionProfile = 0
-	h.Extensions = h.Extensions[:0]
+	d.setExtensions(h)
+	st := d.stamp(p.arrival, 0)
 
 	handled := false
 	if p.batch != nil && d.directReady() {
 		// Built, munged and encrypted right in the batch's buffer: no copies on the way.
-		switch err := d.sendBatched(p, res); {
+		switch err := d.sendBatched(p, res, st); {
 		case err == nil:
 			handled = true
 		case d.outMode == outputDirect || !errors.Is(err, srtpout.ErrNotReady):
@@ -407,7 +435,7 @@ func (d *DownTrack) send(p *inPacket, res *forwardResult) {
 			p.vp8.patch(d.buf[:n], res.vp8)
 			payload = d.buf[:n]
 		}
-		d.write(h, payload)
+		d.write(h, payload, st)
 	}
 	d.counters.packets++
 	d.counters.bytes += uint64(len(p.payload))
@@ -422,6 +450,38 @@ func (d *DownTrack) send(p *inPacket, res *forwardResult) {
 		mungeVP8: res.mungeVP8,
 		vp8:      res.vp8,
 	})
+	if p.header.Marker && d.cc != nil && res.seq == d.fwd.lastSeq {
+		d.maybeProbe(p.batch, p.arrival) // the end of a frame: room for probe padding
+	}
+}
+
+// setExtensions gives h the down track's header extensions: the publisher's ids mean
+// nothing on this connection; ours is the transport-wide sequence number, when negotiated,
+// as the only one-byte extension, so that its value sits at a constant offset
+// (twccOffset) for srtpout to stamp. d.mu must be held.
+func (d *DownTrack) setExtensions(h *rtp.Header) {
+	if d.twccID == 0 {
+		h.Extension = false
+		h.ExtensionProfile = 0
+		h.Extensions = h.Extensions[:0]
+		return
+	}
+	h.Extension = true
+	h.ExtensionProfile = 0xBEDE
+	h.Extensions = d.twccExt[:]
+}
+
+// twccOffset is where the transport-wide sequence number's value sits in a packet whose
+// header setExtensions made: 12 bytes of fixed header (no CSRC), 4 of extension header, 1
+// of the element's id and length.
+const twccOffset = 12 + 4 + 1
+
+// stamp returns how a packet sent at now (receiver clock) is numbered. d.mu must be held.
+func (d *DownTrack) stamp(now int64, flags uint8) srtpout.Stamp {
+	if d.twccID == 0 {
+		return srtpout.Stamp{}
+	}
+	return srtpout.Stamp{Now: now + d.ccOffset, TWCC: twccOffset, Flags: flags}
 }
 
 // directReady reports whether the packet can take the direct path. d.mu must be held.
@@ -431,7 +491,7 @@ func (d *DownTrack) directReady() bool {
 
 // sendBatched writes p, rewritten as res says with the header in d.hdr, into p's batch for
 // the direct output. d.mu must be held.
-func (d *DownTrack) sendBatched(p *inPacket, res *forwardResult) error {
+func (d *DownTrack) sendBatched(p *inPacket, res *forwardResult, st srtpout.Stamp) error {
 	buf, err := p.batch.Buffer(d.out)
 	if err != nil {
 		return err
@@ -443,7 +503,7 @@ func (d *DownTrack) sendBatched(p *inPacket, res *forwardResult) error {
 	if res.mungeVP8 {
 		p.vp8.patch(buf[hn:hn+len(p.payload)], res.vp8)
 	}
-	if err := p.batch.Commit(d.out, buf[:n]); err != nil {
+	if err := p.batch.Commit(d.out, buf[:n], st); err != nil {
 		return err
 	}
 	d.outMode = outputDirect
@@ -452,10 +512,11 @@ func (d *DownTrack) sendBatched(p *inPacket, res *forwardResult) error {
 
 // write hands one packet to the transport outside a fan-out batch (retransmissions, and
 // packets the batch could not take): the direct output when it is ready, else pion's writer.
-// d.mu must be held.
-func (d *DownTrack) write(h *rtp.Header, payload []byte) {
+// Either way it is numbered as st says, from the PeerConnection's one counter. d.mu must be
+// held.
+func (d *DownTrack) write(h *rtp.Header, payload []byte, st srtpout.Stamp) {
 	if d.directReady() {
-		_, err := d.out.WriteRTP(h, payload)
+		_, err := d.out.WriteRTP(h, payload, st)
 		if err == nil {
 			d.outMode = outputDirect
 			return
@@ -470,6 +531,12 @@ func (d *DownTrack) write(h *rtp.Header, payload []byte) {
 		// own SRTP state starting from this packet.
 		d.outMode = outputPion
 	}
+	if st.TWCC != 0 && h.Extension {
+		// pion's write path has no numbering of ours: stamp the extension's value here.
+		size := h.MarshalSize() + len(payload) + int(h.PaddingSize) + 16 + 28
+		seq := d.cc.History().Sent(st.Now, size, st.Flags, st.Cluster)
+		d.twccVal[0], d.twccVal[1] = byte(seq>>8), byte(seq)
+	}
 	n, err := d.writer.WriteRTP(h, payload)
 	if err != nil {
 		d.writeFailed(err)
@@ -478,7 +545,7 @@ func (d *DownTrack) write(h *rtp.Header, payload []byte) {
 	if n > 0 && d.outMode == outputUndecided {
 		d.outMode = outputPion
 	}
-	if n == 0 && d.fwd.video {
+	if n == 0 && d.fwd.video && len(payload) > 0 {
 		// pion drops packets without an error until the subscriber's SRTP is up: nothing
 		// reached the subscriber, so start over on the next keyframe rather than leave it
 		// decoding from the middle of a picture group.
@@ -553,6 +620,10 @@ func (d *DownTrack) Closed() bool {
 // Stats returns the down track's statistics.
 func (d *DownTrack) Stats() DownTrackStats {
 	target := d.TargetLayer()
+	var est bwe.Estimate
+	if d.alloc != nil {
+		est = d.alloc.Estimate() // before d.mu: the Allocator locks down tracks under its lock
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	c := d.counters
@@ -570,7 +641,14 @@ func (d *DownTrack) Stats() DownTrackStats {
 		CurrentLayer: d.fwd.current,
 		TargetLayer:  target,
 		CapLayer:     d.fwd.capLayer,
+		ProbePackets: c.paddingPackets,
+		ProbeBytes:   c.paddingBytes,
 	}
 	d.reports.fill(&s, d.receiver.Codec().ClockRate)
+	if e := est; d.alloc != nil {
+		s.Downlink = DownlinkStats{Source: e.Source.String(), EstimateBps: e.Target, AckedBps: e.Acked,
+			Usage: e.Usage.String(), QueueDelay: e.QueueDelay, Loss: e.Loss, BaselineLoss: e.Baseline,
+			FeedbackMissing: e.FeedbackMissing, Limited: e.Limited, Probes: e.Probes, ProbesOK: e.ProbesOK}
+	}
 	return s
 }

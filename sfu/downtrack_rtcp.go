@@ -7,6 +7,7 @@ import (
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/sanke-edu/sanke/sfu/bwe"
 	"github.com/sanke-edu/sanke/sfu/packetcache"
 )
 
@@ -93,12 +94,40 @@ func (d *DownTrack) readRTCP(sender *webrtc.RTPSender) {
 		if err != nil || d.closed.Load() {
 			return
 		}
+		if n = d.takeTWCC(buf[:n]); n == 0 {
+			continue
+		}
 		pkts, err := rtcp.Unmarshal(buf[:n])
 		if err != nil {
 			continue
 		}
 		d.handleRTCP(pkts)
 	}
+}
+
+// takeTWCC hands the TWCC feedback in the compound packet buf to the PeerConnection's
+// estimator, without pion's parser (which allocates for every packet the feedback names),
+// and moves the other packets to the front of buf. It returns their length.
+func (d *DownTrack) takeTWCC(buf []byte) int {
+	if d.cc == nil {
+		return len(buf)
+	}
+	kept, rest := 0, buf
+	for {
+		pt, fmtType, pkt, next, ok := bwe.NextRTCP(rest)
+		if !ok {
+			break
+		}
+		if bwe.IsTWCC(pt, fmtType) {
+			if err := d.cc.OnTWCC(pkt, d.receiver.now()+d.ccOffset); err != nil {
+				d.logger.Debug("bad TWCC feedback", "err", err)
+			}
+		} else {
+			kept += copy(buf[kept:], pkt) // never ahead of what is read: pkt is at or after kept
+		}
+		rest = next
+	}
+	return kept
 }
 
 // handleRTCP processes RTCP from the subscriber.
@@ -118,6 +147,10 @@ func (d *DownTrack) handleRTCP(pkts []rtcp.Packet) {
 			d.counters.firs++
 			d.mu.Unlock()
 			keyframe = true
+		case *rtcp.ReceiverEstimatedMaximumBitrate:
+			if d.cc != nil {
+				d.cc.OnREMB(uint64(p.Bitrate), d.receiver.now()+d.ccOffset)
+			}
 		case *rtcp.ReceiverReport:
 			d.handleReports(p.Reports)
 		case *rtcp.SenderReport:
@@ -161,6 +194,9 @@ func (d *DownTrack) resend(outSeq uint16, now int64) {
 		d.counters.nackMisses++
 		return
 	}
+	if e.layer == paddingLayer {
+		return // probe padding: nothing lost that matters
+	}
 	if e.resentAt != 0 && now-e.resentAt < int64(max(minResendInterval, d.reports.rtt)) {
 		return
 	}
@@ -192,9 +228,7 @@ func (d *DownTrack) resend(outSeq uint16, now int64) {
 	h.Timestamp = e.outTS
 	h.SSRC = d.ssrc
 	h.CSRC = h.CSRC[:0]
-	h.Extension = false
-	h.ExtensionProfile = 0
-	h.Extensions = h.Extensions[:0]
+	d.setExtensions(h)
 	payload := s.pkt.Payload // points into s.buf: ours to patch
 	if e.mungeVP8 {
 		if desc, ok := parseVP8Descriptor(payload); ok {
@@ -206,7 +240,7 @@ func (d *DownTrack) resend(outSeq uint16, now int64) {
 		return
 	}
 	d.rtxTokens -= int64(len(payload))
-	d.write(h, payload)
+	d.write(h, payload, d.stamp(now, bwe.FlagRetransmit))
 	e.resentAt = now
 	e.resends++
 	d.counters.retransmits++
@@ -244,7 +278,11 @@ func (d *DownTrack) handleReports(reports []rtcp.ReceptionReport) {
 		}
 	}
 	sent := d.counters.packets + d.counters.retransmits // a retransmission that arrives counts as received
+	rtt := d.reports.rtt
 	d.mu.Unlock()
+	if mine != nil && d.cc != nil && rtt > 0 {
+		d.cc.OnReport(rtt)
+	}
 	if mine != nil && d.alloc != nil {
 		d.alloc.report(d, mine.LastSequenceNumber, lost24(mine.TotalLost), sent, now)
 	}

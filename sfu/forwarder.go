@@ -84,6 +84,20 @@ type forwarder struct {
 	askedOnce   bool   // lastKeyReq and keyReqLayer are valid
 
 	vp8 vp8Munger
+
+	// Padding (probes) takes output sequence numbers between input packets, moving
+	// seqOffset on. pads remembers, for the last few paddings, the newest input sequence
+	// number before it and the offset then in force, so that a late packet from before a
+	// padding keeps its place; padsLost says older ones were forgotten.
+	pads     [4]padMark
+	padsN    int
+	padsLost bool
+}
+
+// padMark is one padding in a forwarder's stream.
+type padMark struct {
+	boundary uint16 // f.highest when the padding was sent
+	offset   uint16 // seqOffset before it
 }
 
 // newForwarder returns a forwarder for a track of the given kind, wanting
@@ -218,6 +232,45 @@ func (f *forwarder) relock(p *inPacket) {
 	f.current = p.layer
 	f.lockSeq = seq
 	f.highest = seq - 1
+	f.padsN, f.padsLost = 0, false // a new lock: nothing from before it is sent
+}
+
+// padSeq takes the next output sequence number for a padding packet, between the newest
+// packet sent and the next. ok is false when nothing was sent yet.
+func (f *forwarder) padSeq() (seq uint16, ts uint32, ok bool) {
+	if !f.started || f.current == LayerNone || f.stopped() {
+		return 0, 0, false
+	}
+	if f.padsN > 0 && f.pads[(f.padsN-1)%len(f.pads)].boundary == f.highest {
+		// Another padding packet at the same boundary: the mark stands.
+	} else {
+		if f.padsN >= len(f.pads) {
+			f.padsLost = true
+		}
+		f.pads[f.padsN%len(f.pads)] = padMark{boundary: f.highest, offset: f.seqOffset}
+		f.padsN++
+	}
+	f.seqOffset++
+	f.lastSeq++
+	return f.lastSeq, f.lastTS, true
+}
+
+// lateOffset returns the sequence offset for a late packet seq (not the newest): the offset
+// in force before the first padding that came after it. ok is false when that padding is
+// forgotten.
+func (f *forwarder) lateOffset(seq uint16) (uint16, bool) {
+	first := max(f.padsN-len(f.pads), 0)
+	for i := first; i < f.padsN; i++ {
+		m := f.pads[i%len(f.pads)]
+		if int16(seq-m.boundary) <= 0 {
+			if i == first && f.padsLost {
+				// An older, forgotten padding may lie between: its offset is unknown.
+				return 0, false
+			}
+			return m.offset, true
+		}
+	}
+	return f.seqOffset, true
 }
 
 // send rewrites p for the current lock. Packets older than the lock are
@@ -229,8 +282,15 @@ func (f *forwarder) send(p *inPacket, res forwardResult) forwardResult {
 	if !newest && int16(seq-f.lockSeq) < 0 {
 		return res
 	}
+	offset := f.seqOffset
+	if !newest && f.padsN > 0 {
+		var ok bool
+		if offset, ok = f.lateOffset(seq); !ok {
+			return res
+		}
+	}
 	res.send = true
-	res.seq = seq + f.seqOffset
+	res.seq = seq + offset
 	res.ts = p.header.Timestamp + f.tsOffset
 	if p.hasVP8 && !f.vp8.identity() {
 		res.mungeVP8 = true

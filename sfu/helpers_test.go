@@ -101,11 +101,12 @@ type fakeContext struct {
 	codecs []webrtc.RTPCodecParameters
 	ssrc   webrtc.SSRC
 	writer webrtc.TrackLocalWriter
+	exts   []webrtc.RTPHeaderExtensionParameter
 }
 
 func (c *fakeContext) CodecParameters() []webrtc.RTPCodecParameters { return c.codecs }
 func (c *fakeContext) HeaderExtensions() []webrtc.RTPHeaderExtensionParameter {
-	return nil
+	return c.exts
 }
 func (c *fakeContext) SSRC() webrtc.SSRC                                 { return c.ssrc }
 func (c *fakeContext) SSRCRetransmission() webrtc.SSRC                   { return 0 }

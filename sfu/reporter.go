@@ -114,6 +114,14 @@ func (r *Reporter) report(now time.Time, tracks []*DownTrack, pkts []rtcp.Packet
 			r.logger.Debug("sender reports failed", "reports", len(chunk), "err", err)
 		}
 	}
+	// The estimators of the connection learn here that feedback stopped coming.
+	var ticked *Allocator
+	for _, d := range tracks {
+		if d.alloc != nil && d.alloc != ticked {
+			ticked = d.alloc
+			ticked.tick()
+		}
+	}
 	clear(pkts)
 	return pkts[:0]
 }

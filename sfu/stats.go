@@ -55,4 +55,26 @@ type DownTrackStats struct {
 	// CapLayer is the highest layer the subscriber's downlink has room for (see Allocator);
 	// LayerHigh when nothing limits it.
 	CapLayer int
+
+	// ProbePackets and ProbeBytes count the padding this track sent to probe the downlink.
+	ProbePackets, ProbeBytes uint64
+	// Downlink is the estimate of the subscriber connection's downlink, shared by its down
+	// tracks; zero without an estimator.
+	Downlink DownlinkStats
+}
+
+// DownlinkStats is the estimate of one subscriber connection's downlink (package bwe).
+type DownlinkStats struct {
+	Source      string // "twcc", "remb" or "none" (receiver-report loss only)
+	EstimateBps uint64 // the budget the estimate gives
+	AckedBps    uint64 // what the subscriber acknowledged receiving (TWCC)
+	Usage       string // what the delay says: "normal", "overusing", "underusing"
+	QueueDelay  time.Duration
+	// Loss over the last second of feedback and the link's usual loss.
+	Loss, BaselineLoss float64
+	FeedbackMissing    bool
+	// Limited: congestion has shown the path's limit (until then the estimate is a guess).
+	Limited bool
+	// Probes counts the probe clusters sent, ProbesOK those that proved more room.
+	Probes, ProbesOK uint64
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/sanke-edu/sanke/internal/rooms"
 	"github.com/sanke-edu/sanke/sfu"
+	"github.com/sanke-edu/sanke/sfu/bwe"
 	"github.com/sanke-edu/sanke/sfu/srtpout"
 )
 
@@ -88,6 +89,13 @@ type transport struct {
 
 func newTransport(media *MediaAPI, opts PeerOptions, target livekit.SignalTarget, iceServers []webrtc.ICEServer, logger *slog.Logger,
 	sendCandidate func(webrtc.ICECandidateInit, livekit.SignalTarget)) (*transport, error) {
+	var cc *bwe.Controller
+	if media.control {
+		// The downlink estimate from the subscriber's TWCC feedback (or REMB), learned anew
+		// on each network path.
+		cc = bwe.NewController(bwe.Config{})
+		opts.OnPathChange = cc.Reset
+	}
 	pc, out, err := media.NewPeerConnection(webrtc.Configuration{
 		ICEServers:    iceServers,
 		BundlePolicy:  webrtc.BundlePolicyMaxBundle,
@@ -102,8 +110,14 @@ func newTransport(media *MediaAPI, opts PeerOptions, target livekit.SignalTarget
 		offers: rate.NewLimiter(offersPerSecond, offerBurst)}
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	t.reports = sfu.NewReporter(pc.WriteRTCP, t.logger)
-	if media.control {
+	if cc != nil {
 		t.alloc = sfu.NewAllocator(t.logger)
+		// The direct sender numbers the packets in the estimator's history, down tracks on
+		// pion's path too.
+		t.alloc.UseEstimator(cc)
+		if out != nil {
+			out.SetRecorder(cc.History())
+		}
 	}
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
 		if c == nil {

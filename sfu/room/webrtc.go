@@ -80,6 +80,9 @@ type PeerOptions struct {
 	// Direct: forwarded media may bypass pion's write path (MediaConfig.DirectSRTP); the
 	// returned Sender is non-nil then.
 	Direct bool
+	// OnPathChange, if not nil, runs when ICE selects another candidate pair (a new network
+	// path: what was learned about the old one's capacity no longer holds).
+	OnPathChange func()
 }
 
 // NewPeerConnection returns a PeerConnection built for o, and the direct sender of its
@@ -102,10 +105,19 @@ func (m *MediaAPI) NewPeerConnection(cfg webrtc.Configuration, o PeerOptions) (*
 	if err != nil {
 		return nil, nil, err
 	}
+	ice := pc.SCTP().Transport().ICETransport()
+	if out != nil || o.OnPathChange != nil {
+		ice.OnSelectedCandidatePairChange(func(*webrtc.ICECandidatePair) {
+			if out != nil {
+				out.SetRemote(m.directAddr(ice))
+			}
+			if o.OnPathChange != nil {
+				o.OnPathChange()
+			}
+		})
+	}
 	if out != nil {
-		ice := pc.SCTP().Transport().ICETransport()
 		follow := func() { out.SetRemote(m.directAddr(ice)) }
-		ice.OnSelectedCandidatePairChange(func(*webrtc.ICECandidatePair) { follow() })
 		pc.SCTP().Transport().OnStateChange(func(st webrtc.DTLSTransportState) {
 			switch st {
 			case webrtc.DTLSTransportStateConnected:

@@ -33,9 +33,10 @@ func NewBatch(size int) *Batch {
 	return &Batch{bufs: make([][]byte, size), out: make([][]byte, size), peers: make([]*peerAddr, size)}
 }
 
-// Add encrypts one packet for s and queues it, sending the batch when it is full. It
-// returns ErrNotReady if s cannot send (the caller then uses another path).
-func (b *Batch) Add(s *Sender, h *rtp.Header, payload []byte) error {
+// Add numbers (see Stamp) and encrypts one packet for s and queues it, sending the batch
+// when it is full. It returns ErrNotReady if s cannot send (the caller then uses another
+// path).
+func (b *Batch) Add(s *Sender, h *rtp.Header, payload []byte, st Stamp) error {
 	buf, err := b.Buffer(s)
 	if err != nil {
 		return err
@@ -44,7 +45,7 @@ func (b *Batch) Add(s *Sender, h *rtp.Header, payload []byte) error {
 	if err != nil {
 		return err
 	}
-	return b.Commit(s, buf[:n])
+	return b.Commit(s, buf[:n], st)
 }
 
 // Buffer returns the space for the next packet to s: the caller writes the plain RTP packet
@@ -67,14 +68,14 @@ func (b *Batch) Buffer(s *Sender) ([]byte, error) {
 	return b.bufs[b.n][:maxPacket], nil
 }
 
-// Commit encrypts pkt, the plain RTP packet written at the start of the last Buffer, in
-// place for s and queues it, sending the batch when it is full.
-func (b *Batch) Commit(s *Sender, pkt []byte) error {
+// Commit numbers (see Stamp) and encrypts pkt, the plain RTP packet written at the start of
+// the last Buffer, in place for s and queues it, sending the batch when it is full.
+func (b *Batch) Commit(s *Sender, pkt []byte, st Stamp) error {
 	addr := s.remote.Load()
 	if addr == nil {
 		return ErrNotReady
 	}
-	out, err := s.encryptInPlace(pkt)
+	out, err := s.encryptInPlace(pkt, st)
 	if err != nil {
 		return err
 	}

@@ -86,7 +86,7 @@ func TestBatchFamilies(t *testing.T) {
 			for i := range n {
 				for _, s := range senders {
 					h := &rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: uint16(100 + i), SSRC: 7}
-					if err := batch.Add(s, h, payload); err != nil {
+					if err := batch.Add(s, h, payload, Stamp{}); err != nil {
 						t.Fatal(err)
 					}
 				}
@@ -102,7 +102,7 @@ func TestBatchFamilies(t *testing.T) {
 					}
 				}
 				// A retransmission goes the same way.
-				if _, err := senders[j].WriteRTP(&rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: 99, SSRC: 7}, payload); err != nil {
+				if _, err := senders[j].WriteRTP(&rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: 99, SSRC: 7}, payload, Stamp{}); err != nil {
 					t.Fatal(err)
 				}
 				if pkt := p.read(t); pkt.SequenceNumber != 99 {
@@ -134,7 +134,7 @@ func BenchmarkBatchFamilies(b *testing.B) {
 			b.ReportAllocs()
 			for i := 0; b.Loop(); i++ {
 				h.SequenceNumber = uint16(i)
-				if err := batch.Add(s, h, payload); err != nil {
+				if err := batch.Add(s, h, payload, Stamp{}); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -1,6 +1,7 @@
 package srtpout
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -23,7 +24,27 @@ const MaxPacket = 1500
 const (
 	maxPacket    = MaxPacket
 	srtpOverhead = 16
+	// wireOverhead is what IPv4 and UDP add to each packet on the wire.
+	wireOverhead = 28
 )
+
+// Recorder numbers the packets of one PeerConnection with transport-wide sequence numbers
+// and remembers them for the congestion feedback (bwe.SendHistory implements it). Sent is
+// called once per stamped packet, under the Sender's lock, so numbers follow the order in
+// which packets are encrypted and sent.
+type Recorder interface {
+	Sent(now int64, size int, flags, cluster uint8) uint16
+}
+
+// Stamp asks for a packet to be numbered: TWCC is the byte offset, in the plain packet, of
+// the 2-byte transport-wide sequence number the header extension holds (0: not stamped);
+// Now is the send time the Recorder records (monotonic ns); Flags and Cluster are passed
+// to it. The number is written before encryption: the header is authenticated.
+type Stamp struct {
+	Now            int64
+	TWCC           uint8
+	Flags, Cluster uint8
+}
 
 // Sender sends the forwarded RTP of one PeerConnection: SRTP encryption with the keys its
 // KeyCapture derived, written to the peer's selected ICE address (IPv4 or IPv6) on the node's
@@ -40,7 +61,8 @@ type Sender struct {
 	hdr   rtp.Header       // scratch: EncryptRTP parses the header into it
 	plain *[maxPacket]byte // WriteRTP's scratch, made on first use (retransmissions are rare)
 	out   []byte
-	err   error // why the keys could not be used
+	err   error    // why the keys could not be used
+	rec   Recorder // numbers stamped packets; nil: none are
 
 	remote atomic.Pointer[peerAddr]
 	ready  atomic.Bool
@@ -120,6 +142,22 @@ func (s *Sender) update() {
 	s.ready.Store(haveKeys && s.remote.Load() != nil && !s.closed.Load())
 }
 
+// SetRecorder sets the Recorder that numbers stamped packets (nil: none are numbered).
+func (s *Sender) SetRecorder(r Recorder) {
+	s.mu.Lock()
+	s.rec = r
+	s.mu.Unlock()
+}
+
+// stampLocked numbers pkt as st says. s.mu must be held.
+func (s *Sender) stampLocked(pkt []byte, st Stamp) {
+	if st.TWCC == 0 || s.rec == nil || int(st.TWCC)+2 > len(pkt) {
+		return
+	}
+	seq := s.rec.Sent(st.Now, len(pkt)+srtpOverhead+wireOverhead, st.Flags, st.Cluster)
+	binary.BigEndian.PutUint16(pkt[st.TWCC:], seq)
+}
+
 // Forget drops the SRTP state of a stream this Sender will not send again (its track was
 // removed for good).
 func (s *Sender) Forget(ssrc uint32) {
@@ -144,11 +182,15 @@ func (s *Sender) Err() error {
 	return err
 }
 
-// encryptInPlace encrypts the plain RTP packet pkt where it is (its backing array has room
-// for the authentication tag) and returns the SRTP packet.
-func (s *Sender) encryptInPlace(pkt []byte) ([]byte, error) {
+// encryptInPlace numbers (see Stamp) and encrypts the plain RTP packet pkt where it is (its
+// backing array has room for the authentication tag) and returns the SRTP packet.
+func (s *Sender) encryptInPlace(pkt []byte, st Stamp) ([]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.ctx == nil && s.gcm == nil {
+		return nil, ErrNotReady
+	}
+	s.stampLocked(pkt, st)
 	if s.gcm != nil {
 		return s.gcm.sealInPlace(pkt)
 	}
@@ -162,8 +204,9 @@ func (s *Sender) encryptInPlace(pkt []byte) ([]byte, error) {
 	return out, nil
 }
 
-// encryptLocked appends the SRTP packet of h and payload to dst. s.mu must be held.
-func (s *Sender) encryptLocked(dst []byte, h *rtp.Header, payload []byte) ([]byte, error) {
+// encryptLocked appends the SRTP packet of h and payload, numbered as st says, to dst. s.mu
+// must be held.
+func (s *Sender) encryptLocked(dst []byte, h *rtp.Header, payload []byte, st Stamp) ([]byte, error) {
 	if s.ctx == nil && s.gcm == nil {
 		return dst, ErrNotReady
 	}
@@ -174,6 +217,7 @@ func (s *Sender) encryptLocked(dst []byte, h *rtp.Header, payload []byte) ([]byt
 	if err != nil {
 		return dst, err
 	}
+	s.stampLocked(s.plain[:n], st)
 	if s.gcm != nil {
 		return s.gcm.sealInPlace(slices.Grow(append(dst, s.plain[:n]...), srtpOverhead))
 	}
@@ -184,9 +228,9 @@ func (s *Sender) encryptLocked(dst []byte, h *rtp.Header, payload []byte) ([]byt
 	return out, nil
 }
 
-// WriteRTP encrypts and sends one packet at once (retransmissions, anything outside a
-// fan-out). It returns the bytes sent.
-func (s *Sender) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
+// WriteRTP numbers (see Stamp), encrypts and sends one packet at once (retransmissions,
+// anything outside a fan-out). It returns the bytes sent.
+func (s *Sender) WriteRTP(h *rtp.Header, payload []byte, st Stamp) (int, error) {
 	addr := s.remote.Load()
 	if !s.ready.Load() || addr == nil {
 		return 0, ErrNotReady
@@ -194,7 +238,7 @@ func (s *Sender) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
 	// Rare (retransmissions): encrypt into the Sender's own buffer and send under its lock.
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out, err := s.encryptLocked(s.out[:0], h, payload)
+	out, err := s.encryptLocked(s.out[:0], h, payload, st)
 	if err != nil {
 		return 0, err
 	}

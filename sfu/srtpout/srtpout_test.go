@@ -232,7 +232,7 @@ func batchDelivers(t *testing.T, profile srtp.ProtectionProfile) {
 	for i := range n {
 		for _, s := range []*Sender{sa, sb} {
 			h := &rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: uint16(65530 + i), Timestamp: 1000, SSRC: 42}
-			if err := batch.Add(s, h, payload); err != nil {
+			if err := batch.Add(s, h, payload, Stamp{}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -250,7 +250,7 @@ func batchDelivers(t *testing.T, profile srtp.ProtectionProfile) {
 		}
 	}
 	// A retransmission outside the fan-out uses the same SRTP state (rollover included).
-	if _, err := sa.WriteRTP(&rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: 3, SSRC: 42}, payload); err != nil {
+	if _, err := sa.WriteRTP(&rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: 3, SSRC: 42}, payload, Stamp{}); err != nil {
 		t.Fatal(err)
 	}
 	if pkt := a.read(t); pkt.SequenceNumber != 3 {
@@ -264,16 +264,16 @@ func TestSenderNotReady(t *testing.T) {
 	s.SetRemote(nil)
 	batch := NewBatch(0)
 	h := &rtp.Header{Version: 2, SSRC: 1}
-	if err := batch.Add(s, h, nil); !errors.Is(err, ErrNotReady) {
+	if err := batch.Add(s, h, nil, Stamp{}); !errors.Is(err, ErrNotReady) {
 		t.Fatalf("Add without address: %v", err)
 	}
 	s.SetRemote(p.conn.LocalAddr().(*net.UDPAddr))
 	s.Close()
-	if _, err := s.WriteRTP(h, nil); !errors.Is(err, ErrNotReady) {
+	if _, err := s.WriteRTP(h, nil, Stamp{}); !errors.Is(err, ErrNotReady) {
 		t.Fatalf("WriteRTP after Close: %v", err)
 	}
 	s2 := newTestSender(t, p, gcm)
-	if err := batch.Add(s2, h, make([]byte, 2000)); err == nil || batch.Len() != 0 {
+	if err := batch.Add(s2, h, make([]byte, 2000), Stamp{}); err == nil || batch.Len() != 0 {
 		t.Fatal("an oversized packet was queued")
 	}
 }
@@ -294,7 +294,7 @@ func BenchmarkBatch(b *testing.B) {
 			b.ReportAllocs()
 			for i := 0; b.Loop(); i++ {
 				h.SequenceNumber = uint16(i)
-				if err := batch.Add(s, h, payload); err != nil {
+				if err := batch.Add(s, h, payload, Stamp{}); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -320,7 +320,7 @@ func TestBatchSkipsRefused(t *testing.T) {
 	payload := []byte("payload")
 	for i, s := range []*Sender{sa, bad, sb, bad, sa} {
 		h := &rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: uint16(i), SSRC: 42}
-		if err := batch.Add(s, h, payload); err != nil {
+		if err := batch.Add(s, h, payload, Stamp{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -348,12 +348,12 @@ func TestPaddingDelivered(t *testing.T) {
 	batch := NewBatch(4)
 	for i, payload := range [][]byte{nil, bytes.Repeat([]byte{0xcd}, 300)} {
 		h := &rtp.Header{Version: 2, Padding: true, PaddingSize: 224, PayloadType: 96, SequenceNumber: uint16(10 + 2*i), SSRC: 42}
-		if err := batch.Add(s, h, payload); err != nil {
+		if err := batch.Add(s, h, payload, Stamp{}); err != nil {
 			t.Fatal(err)
 		}
 		batch.Flush()
 		h.SequenceNumber++
-		if _, err := s.WriteRTP(h, payload); err != nil {
+		if _, err := s.WriteRTP(h, payload, Stamp{}); err != nil {
 			t.Fatal(err)
 		}
 		for range 2 {
@@ -363,7 +363,7 @@ func TestPaddingDelivered(t *testing.T) {
 			}
 		}
 	}
-	if _, err := s.WriteRTP(&rtp.Header{Version: 2, Padding: true, SSRC: 42}, nil); err == nil {
+	if _, err := s.WriteRTP(&rtp.Header{Version: 2, Padding: true, SSRC: 42}, nil, Stamp{}); err == nil {
 		t.Fatal("a padding flag without padding was sent")
 	}
 }

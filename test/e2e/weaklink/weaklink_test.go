@@ -129,7 +129,11 @@ func newVeth(t *testing.T, tools ...string) *link {
 		}
 	}
 	id := rand.IntN(1 << 16)
-	l := &link{ns: fmt.Sprintf("sanke-wl-%d", id), hostDev: fmt.Sprintf("skwl%dh", id), nsDev: fmt.Sprintf("skwl%dn", id), id: id}
+	prefix := os.Getenv("SANKE_WEAKLINK_NETNS") // a prefix of one's own when several runs share the host
+	if prefix == "" {
+		prefix = "sanke-wl"
+	}
+	l := &link{ns: fmt.Sprintf("%s-%d", prefix, id), hostDev: fmt.Sprintf("skwl%dh", id), nsDev: fmt.Sprintf("skwl%dn", id), id: id}
 	l.run(t, "ip", "netns", "add", l.ns)
 	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", l.ns).Run() }) // takes the veth pair along
 	l.run(t, "ip", "link", "add", l.hostDev, "type", "veth", "peer", "name", l.nsDev)
@@ -146,6 +150,12 @@ func (l *link) run(t *testing.T, args ...string) {
 	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
 		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
 	}
+}
+
+// setRate changes the link's rate (tc tbf, the same queue).
+func (l *link) setRate(t *testing.T, rate string) {
+	t.Helper()
+	l.run(t, "tc", "qdisc", "change", "dev", l.hostDev, "root", "tbf", "rate", rate, "burst", "16kb", "latency", "100ms")
 }
 
 // subscriber is this test binary running runSubscriber inside a namespace.

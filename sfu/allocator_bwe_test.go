@@ -1,0 +1,77 @@
+package sfu
+
+import (
+	"testing"
+
+	"github.com/sanke-edu/sanke/sfu/bwe"
+)
+
+// With an estimate, the budget follows it down at once; up, only after a probe proved more
+// room, and then one layer on one track.
+func TestAllocatorFollowsEstimate(t *testing.T) {
+	const kbps = 1000
+	ar := newAllocRig(t)
+	ar.a.UseEstimator(bwe.NewController(bwe.Config{}))
+	camera := ar.track(vp8Codec, 0, 150*kbps, 500*kbps, 1700*kbps)
+	screen := ar.track(vp8Codec, 1, 100*kbps, 300*kbps, 1000*kbps)
+	caps := func() (int, int) { return camera.Stats().CapLayer, screen.Stats().CapLayer }
+	est := bwe.Estimate{Source: bwe.SourceTWCC, Target: 700 * kbps, Limited: true}
+	ar.a.onEstimate(est)
+	if c, s := caps(); c != LayerLow || s != LayerMedium {
+		t.Fatalf("at 700 kbps: camera %d screen %d, want low and medium", c, s)
+	}
+	est.Target = 5000 * kbps
+	ar.a.onEstimate(est)
+	if c, s := caps(); c != LayerLow || s != LayerMedium {
+		t.Fatalf("estimate up without a probe moved layers: camera %d screen %d", c, s)
+	}
+	est.Probes, est.ProbesOK = 1, 1
+	ar.a.onEstimate(est)
+	c, s := caps()
+	if c+s != LayerLow+LayerMedium+1 {
+		t.Fatalf("after one successful probe: camera %d screen %d, want one layer up", c, s)
+	}
+	if s != LayerHigh {
+		t.Errorf("the higher-priority screen share should move first: camera %d screen %d", c, s)
+	}
+	est.Probes, est.ProbesOK = 2, 2
+	ar.a.onEstimate(est)
+	if c, s := caps(); c != LayerMedium || s != LayerHigh {
+		t.Errorf("after a second probe: camera %d screen %d", c, s)
+	}
+	est.Target = 300 * kbps
+	ar.a.onEstimate(est)
+	if c, s := caps(); c != LayerLow || s != LayerLow {
+		t.Errorf("estimate down to 300 kbps: camera %d screen %d, want both low", c, s)
+	}
+	if d := camera.Stats().Downlink; d.Source != "twcc" || d.EstimateBps != 300*kbps {
+		t.Errorf("downlink stats %+v", d)
+	}
+	// Before the path showed a limit, the start estimate is shared out as it is.
+	est = bwe.Estimate{Source: bwe.SourceTWCC, Target: 2000 * kbps}
+	ar.a.probesOK = 0
+	ar.a.onEstimate(est)
+	if c, s := caps(); c != LayerMedium || s != LayerHigh {
+		t.Errorf("start estimate of 2000 kbps: camera %d screen %d, want medium and high", c, s)
+	}
+}
+
+// A REMB estimate is bounded by the loss controller's budget: the receiver's estimate has
+// no delay of ours behind it.
+func TestAllocatorREMBBoundedByLoss(t *testing.T) {
+	const kbps = 1000
+	ar := newAllocRig(t)
+	ar.a.UseEstimator(bwe.NewController(bwe.Config{}))
+	camera := ar.track(vp8Codec, 0, 150*kbps, 500*kbps, 1700*kbps)
+	ar.a.onEstimate(bwe.Estimate{Source: bwe.SourceREMB, Target: 3000 * kbps})
+	if c := camera.Stats().CapLayer; c != LayerHigh {
+		t.Fatalf("REMB 3000 kbps: cap %d, want high", c)
+	}
+	ar.a.mu.Lock()
+	ar.a.budget = 400 * kbps // the receiver reports' loss cut it
+	ar.a.allocate(ar.clock.now())
+	ar.a.mu.Unlock()
+	if c := camera.Stats().CapLayer; c != LayerLow {
+		t.Errorf("REMB 3000 kbps, loss budget 400: cap %d, want low", c)
+	}
+}

@@ -1,0 +1,407 @@
+package bwe
+
+import (
+	"sync"
+	"time"
+)
+
+// Source says where an Estimate comes from.
+type Source uint8
+
+// Sources.
+const (
+	SourceNone Source = iota // no feedback yet
+	SourceTWCC
+	SourceREMB
+)
+
+// String names the source for logs and stats.
+func (s Source) String() string {
+	switch s {
+	case SourceTWCC:
+		return "twcc"
+	case SourceREMB:
+		return "remb"
+	}
+	return "none"
+}
+
+// Estimate is a Controller's view of the downlink.
+type Estimate struct {
+	// Target is the bitrate the downlink is thought to carry (bits per second) and Acked
+	// what arrived over the last half second.
+	Target, Acked uint64
+	Usage         Usage
+	QueueDelay    time.Duration
+	// Loss over the last second of feedback and the link's usual loss.
+	Loss, Baseline float64
+	Source         Source
+	// FeedbackMissing: the subscriber stopped sending feedback while packets were sent.
+	FeedbackMissing bool
+	// Limited: the path has shown a limit (congestion cut the target) since the start or
+	// the last Reset; until then the target is the configured start, a guess.
+	Limited bool
+	// Probes counts the probe clusters sent, ProbesOK those that proved more capacity.
+	Probes, ProbesOK uint64
+}
+
+// Config sets a Controller's bounds; zero fields take the defaults.
+type Config struct {
+	Start, Min, Max uint64 // bits per second
+}
+
+// Default bounds.
+const (
+	DefaultStart = 2_500_000
+	DefaultMin   = 100_000
+	DefaultMax   = 50_000_000
+)
+
+// Loss rule parameters (see Controller.evaluateLoss).
+const (
+	lossWindow         = 1_000_000_000 // ns of feedback per loss evaluation
+	lossMinPackets     = 20
+	lossQuiet          = 0.02 // over the baseline: a quiet link; above it, loss to explain
+	lossBaselineWeight = 0.05 // per window: the usual loss of the last 20 s or so
+	lossAvgWeight      = 0.5  // per window: the loss of the last 2 s or so
+	queueCongested     = 30.0 // ms of standing queue that makes loss congestion
+	rateRoseFactor     = 1.1  // acked rose by this much since the last window: our rise
+	lossCutHold        = 2_000_000_000
+	rembDedup          = 20_000_000
+	// Missing feedback: no increase after feedbackHold + 2 RTT of silence while sending,
+	// a cut to half every feedbackCut.
+	feedbackHold = 500_000_000
+	feedbackCut  = 2_000_000_000
+	// notifyInterval and notifyChange bound how often OnChange runs.
+	notifyInterval = 1_000_000_000
+	notifyChange   = 0.05
+	twccFresh      = 2_000_000_000 // TWCC feedback this recent outranks REMB
+)
+
+// Controller estimates one subscriber PeerConnection's downlink from its feedback (see the
+// package comment). Its methods are safe for concurrent use and never block on I/O.
+type Controller struct {
+	hist *SendHistory
+
+	mu       sync.Mutex
+	reader   TWCCReader
+	tl       trendline
+	acked    ackedRate
+	rate     aimd
+	prober   Prober
+	src      Source
+	onChange func(Estimate)
+
+	haveFb       bool
+	lastFbCount  uint8
+	lastRef      uint32
+	refBase      int64 // unwrapped reference time of lastRef, in 64 ms units
+	lastFeedback int64 // now of the newest TWCC feedback
+	rtt          int64
+	silenceCut   int64
+
+	winStart        int64
+	winLost         int64
+	winRecv         int64
+	loss, baseline  float64
+	prevLoss        float64
+	lossAvg         float64 // recent loss, for the probe gate
+	windows         int     // loss windows evaluated on this path
+	prevWindowAcked uint64
+	overuseAt       int64 // now of the last overuse, 0 never
+	normalSince     int64 // start of the current run without overuse
+
+	remb   uint64
+	rembAt int64
+
+	notified   Estimate
+	notifiedAt int64
+}
+
+// NewController returns a Controller with its SendHistory.
+func NewController(cfg Config) *Controller {
+	if cfg.Start == 0 {
+		cfg.Start = DefaultStart
+	}
+	if cfg.Min == 0 {
+		cfg.Min = DefaultMin
+	}
+	if cfg.Max == 0 {
+		cfg.Max = DefaultMax
+	}
+	c := &Controller{hist: NewSendHistory()}
+	c.rate = aimd{target: float64(cfg.Start), minRate: float64(cfg.Min), maxRate: float64(cfg.Max)}
+	c.tl.reset()
+	c.acked.reset()
+	c.prober.reset()
+	return c
+}
+
+// History returns the send history that numbers this PeerConnection's packets.
+func (c *Controller) History() *SendHistory { return c.hist }
+
+// OnChange sets f to run (outside the Controller's lock) when the estimate changes enough
+// to matter: by notifyChange, in usage, source or probe results, or notifyInterval after
+// the last call.
+func (c *Controller) OnChange(f func(Estimate)) {
+	c.mu.Lock()
+	c.onChange = f
+	c.mu.Unlock()
+}
+
+// Reset forgets the path (a new ICE candidate pair): the delay history, the rates and the
+// loss, keeping the target as the start of the new path.
+func (c *Controller) Reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.tl.reset()
+	c.acked.reset()
+	c.haveFb = false
+	c.rate.linkCap, c.rate.lastCut = 0, 0
+	c.winStart, c.winLost, c.winRecv, c.windows, c.prevWindowAcked = 0, 0, 0, 0, 0
+	c.prober.abort()
+}
+
+// Estimate returns the estimate at now.
+func (c *Controller) Estimate(now int64) Estimate {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.estimateLocked(now)
+}
+
+func (c *Controller) estimateLocked(now int64) Estimate {
+	e := Estimate{
+		Target:     uint64(c.rate.target),
+		Acked:      c.acked.rate(),
+		Usage:      c.tl.usage,
+		QueueDelay: time.Duration(c.tl.queueDelay() * 1e6),
+		Loss:       c.loss,
+		Baseline:   c.baseline,
+		Source:     c.src,
+		Probes:     c.prober.clusters,
+		ProbesOK:   c.prober.succeeded,
+		Limited:    c.rate.lastCut != 0,
+	}
+	if c.src == SourceREMB {
+		e.Target = c.remb
+	}
+	e.FeedbackMissing = c.missingLocked(now)
+	return e
+}
+
+// OnTWCC takes one TWCC feedback packet (an RTCP packet, header included) received at now.
+func (c *Controller) OnTWCC(pkt []byte, now int64) error {
+	c.mu.Lock()
+	if err := c.reader.Reset(pkt); err != nil {
+		c.mu.Unlock()
+		return err
+	}
+	r := &c.reader
+	// The reference time is 24 bits of 64 ms; unwrap it against the previous feedback.
+	if !c.haveFb {
+		c.refBase, c.lastRef, c.lastFbCount, c.haveFb = int64(r.RefTime), r.RefTime, r.FbCount, true
+	} else {
+		d := int64(int32((r.RefTime-c.lastRef)<<8) >> 8)
+		if int8(r.FbCount-c.lastFbCount) > 0 {
+			c.refBase += d
+			c.lastRef, c.lastFbCount = r.RefTime, r.FbCount
+		} else {
+			// Reordered or duplicate feedback: place it without moving the reference.
+			d += c.refBase
+			c.processLocked(d*refUnit, now)
+			c.mu.Unlock()
+			c.finish(now)
+			return nil
+		}
+	}
+	c.processLocked(c.refBase*refUnit, now)
+	c.mu.Unlock()
+	c.finish(now)
+	return nil
+}
+
+// processLocked walks the reader's statuses, arrival times counted from ref (ns).
+func (c *Controller) processLocked(arrival int64, now int64) {
+	h := c.hist
+	r := &c.reader
+	h.mu.Lock()
+	for {
+		seq, received, delta, ok, err := r.Next()
+		if !ok || err != nil {
+			break
+		}
+		if received {
+			arrival += delta
+		}
+		e := h.lookup(h.unwrap(seq))
+		if e == nil {
+			continue
+		}
+		switch {
+		case received && e.state != stateReceived:
+			if e.state == stateLost {
+				c.winLost--
+			}
+			e.state = stateReceived
+			c.winRecv++
+			c.acked.add(arrival, int(e.size))
+			c.prober.onAcked(e, arrival)
+			if e.flags&FlagRetransmit == 0 {
+				c.tl.add(e.at, arrival)
+			}
+		case !received && e.state == stateUnknown:
+			e.state = stateLost
+			c.winLost++
+			c.prober.onLost(e)
+		}
+	}
+	h.mu.Unlock()
+	c.lastFeedback = now
+	if c.src != SourceTWCC {
+		c.src = SourceTWCC
+		c.normalSince = now
+	}
+	acked := float64(c.acked.rate())
+	switch c.tl.usage {
+	case UsageOver:
+		c.overuseAt = now
+		c.normalSince = now
+		c.rate.cut(acked, now, c.rtt)
+		c.prober.abort() // the padding stops at once: the queue is already growing
+	case UsageUnder:
+		c.rate.hold(now)
+	default:
+		if c.prober.active() {
+			c.rate.hold(now)
+		} else {
+			c.rate.increase(acked, now, c.rtt)
+		}
+	}
+	c.evaluateLoss(now)
+	c.prober.evaluate(c, now)
+}
+
+// evaluateLoss judges the loss of the last window: it is congestion only when the delay
+// says a queue is the cause (overuse, or a standing queue over queueCongested) or it came
+// right after our rate rose. Random loss at a flat delay only teaches the baseline.
+func (c *Controller) evaluateLoss(now int64) {
+	if c.winStart == 0 {
+		c.winStart = now
+		return
+	}
+	n := c.winLost + c.winRecv
+	if now-c.winStart < lossWindow || n < lossMinPackets {
+		return
+	}
+	c.loss = float64(max(c.winLost, 0)) / float64(n)
+	acked := c.acked.rate()
+	rose := c.prevWindowAcked > 0 && float64(acked) > rateRoseFactor*float64(c.prevWindowAcked)
+	excess := c.loss - c.baseline
+	rose = rose && c.loss > c.prevLoss+lossQuiet // loss rose after our rate rose
+	// Loss within lossCutHold of a cut is what was queued before it: not a second reason.
+	held := c.rate.lastCut != 0 && now-c.rate.lastCut < lossCutHold
+	congested := c.windows > 0 && excess > lossQuiet && !held &&
+		(c.tl.usage == UsageOver || c.tl.queueDelay() > queueCongested || rose)
+	if congested {
+		c.overuseAt = now
+		c.normalSince = now
+		c.rate.cut(float64(acked), now, c.rtt)
+		c.prober.abort()
+	} else if c.windows == 0 {
+		c.baseline = c.loss
+	} else {
+		c.baseline += lossBaselineWeight * (c.loss - c.baseline)
+	}
+	if c.windows == 0 {
+		c.lossAvg = c.loss
+	} else {
+		c.lossAvg += lossAvgWeight * (c.loss - c.lossAvg)
+	}
+	c.windows++
+	c.prevWindowAcked, c.prevLoss = acked, c.loss
+	c.winStart, c.winLost, c.winRecv = now, 0, 0
+}
+
+// silentLocked returns how long TWCC feedback has been missing while packets were sent
+// (0 when not in TWCC mode or nothing was sent since).
+func (c *Controller) silentLocked(now int64) int64 {
+	if c.src != SourceTWCC || c.lastFeedback == 0 {
+		return 0
+	}
+	lastSent, _ := c.hist.LastSent()
+	if lastSent <= c.lastFeedback {
+		return 0
+	}
+	return max(now-c.lastFeedback, 0)
+}
+
+// missingLocked reports whether the feedback is overdue: none for 2 RTT + feedbackHold
+// while sending.
+func (c *Controller) missingLocked(now int64) bool {
+	return c.silentLocked(now) > 2*c.rtt+feedbackHold
+}
+
+// OnREMB takes a receiver estimate (bits per second) received at now. It is ignored while
+// TWCC feedback flows, and the same value within rembDedup counts once (pion hands the
+// same REMB to every down track it names).
+func (c *Controller) OnREMB(bps uint64, now int64) {
+	c.mu.Lock()
+	if c.src == SourceTWCC && now-c.lastFeedback < twccFresh {
+		c.mu.Unlock()
+		return
+	}
+	if bps == c.remb && now-c.rembAt < rembDedup {
+		c.mu.Unlock()
+		return
+	}
+	c.src, c.remb, c.rembAt = SourceREMB, bps, now
+	c.mu.Unlock()
+	c.finish(now)
+}
+
+// OnReport takes the round-trip time measured from a receiver report.
+func (c *Controller) OnReport(rtt time.Duration) {
+	c.mu.Lock()
+	c.rtt = int64(rtt)
+	c.mu.Unlock()
+}
+
+// RTT returns the last round-trip time measured.
+func (c *Controller) RTT() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Duration(c.rtt)
+}
+
+// Tick checks for missing feedback; call it about every second. With none for
+// feedbackCut while sending, the target is halved (again every feedbackCut): on a rural
+// line, feedback that stops coming is itself a sign of a link in trouble.
+func (c *Controller) Tick(now int64) {
+	c.mu.Lock()
+	if c.silentLocked(now) > feedbackCut && now-c.silenceCut >= feedbackCut {
+		c.silenceCut = now
+		c.rate.target = max(c.rate.target/2, c.rate.minRate)
+		c.rate.lastCut, c.rate.lastUpdate = now, now
+		c.prober.abort()
+	}
+	c.mu.Unlock()
+	c.finish(now)
+}
+
+// finish runs OnChange if the estimate moved enough.
+func (c *Controller) finish(now int64) {
+	c.mu.Lock()
+	e := c.estimateLocked(now)
+	old := c.notified
+	f := c.onChange
+	due := now-c.notifiedAt >= notifyInterval || e.Source != old.Source || e.Usage != old.Usage ||
+		e.Probes != old.Probes || e.ProbesOK != old.ProbesOK || e.Limited != old.Limited || e.FeedbackMissing != old.FeedbackMissing ||
+		float64(e.Target) > (1+notifyChange)*float64(old.Target) || float64(e.Target) < (1-notifyChange)*float64(old.Target)
+	if due {
+		c.notified, c.notifiedAt = e, now
+	}
+	c.mu.Unlock()
+	if due && f != nil {
+		f(e)
+	}
+}

@@ -1,0 +1,326 @@
+package bwe
+
+import (
+	"math/rand/v2"
+	"testing"
+
+	"github.com/pion/interceptor/pkg/twcc"
+)
+
+// bottleneck is a deterministic link: a FIFO drained at rate bits per second with a tail
+// drop at queueLimit of queueing, then propagation delay, then random loss (i.i.d. or
+// Gilbert-Elliott, after the queue, as a radio hop loses packets).
+type bottleneck struct {
+	rate       float64
+	queueLimit int64 // ns of queue
+	prop       int64
+	loss       float64 // i.i.d. loss
+	geBad      bool    // Gilbert-Elliott: in the bad state (all lost)
+	geEnter    float64 // per packet: good -> bad
+	geLeave    float64 // per packet: bad -> good
+	jitter     int64   // up to this much extra delay per packet, order kept (Wi-Fi retries)
+	lastArr    int64
+	busyUntil  int64
+	rng        *rand.Rand
+	drops      int // tail drops
+	firstDrop  int64
+}
+
+// send returns when a packet of size bytes sent at now arrives, or false if it is lost.
+func (b *bottleneck) send(now int64, size int) (int64, bool) {
+	start := max(now, b.busyUntil)
+	if start-now > b.queueLimit {
+		b.drops++
+		if b.firstDrop == 0 {
+			b.firstDrop = now
+		}
+		return 0, false
+	}
+	b.busyUntil = start + int64(float64(size*8)/b.rate*1e9)
+	arrival := b.busyUntil + b.prop
+	if b.jitter > 0 {
+		arrival = max(arrival+b.rng.Int64N(b.jitter), b.lastArr)
+		b.lastArr = arrival
+	}
+	if b.geEnter > 0 {
+		if b.geBad {
+			b.geBad = b.rng.Float64() >= b.geLeave
+		} else {
+			b.geBad = b.rng.Float64() < b.geEnter
+		}
+		if b.geBad {
+			return 0, false
+		}
+	}
+	if b.loss > 0 && b.rng.Float64() < b.loss {
+		return 0, false
+	}
+	return arrival, true
+}
+
+type arrival struct {
+	seq uint16
+	at  int64
+}
+
+type delivery struct {
+	at  int64
+	raw []byte
+}
+
+// sim sends a source of offered bits per second, limited by the controller's target,
+// through a bottleneck and feeds the TWCC feedback a pion Recorder builds every 100 ms
+// back after the propagation delay.
+type sim struct {
+	t          *testing.T
+	c          *Controller
+	link       *bottleneck
+	now        int64
+	offered    float64
+	rec        *twcc.Recorder
+	inFlight   []arrival
+	pending    []delivery
+	nextFb     int64
+	credit     float64
+	dupFb      bool    // deliver every feedback twice
+	swapFb     bool    // deliver feedback pairs out of order
+	loseFb     float64 // share of feedback lost
+	firstCut   int64
+	lastTarget uint64
+}
+
+const (
+	ms      = int64(1_000_000)
+	second  = 1000 * ms
+	simTick = 5 * ms
+	pktSize = 1200
+)
+
+func newSim(t *testing.T, c *Controller, link *bottleneck, offered float64) *sim {
+	link.rng = rand.New(rand.NewPCG(1, 2))
+	return &sim{t: t, c: c, link: link, now: 10 * second, offered: offered, rec: twcc.NewRecorder(1),
+		lastTarget: c.Estimate(0).Target}
+}
+
+// run advances the simulation by d, calling check after every tick.
+func (s *sim) run(d int64, check func(s *sim)) {
+	end := s.now + d
+	for s.now < end {
+		s.now += simTick
+		target := float64(s.c.Estimate(s.now).Target)
+		s.credit += min(target, s.offered) * float64(simTick) / 8e9
+		for s.credit >= pktSize {
+			s.credit -= pktSize
+			seq := s.c.History().Sent(s.now, pktSize, 0, 0)
+			if at, ok := s.link.send(s.now, pktSize); ok {
+				s.inFlight = append(s.inFlight, arrival{seq, at})
+			}
+		}
+		// Record what has arrived.
+		n := 0
+		for _, a := range s.inFlight {
+			if a.at <= s.now {
+				s.rec.Record(7, a.seq, a.at/1000)
+				n++
+			} else {
+				break
+			}
+		}
+		s.inFlight = s.inFlight[n:]
+		if s.now >= s.nextFb {
+			s.nextFb = s.now + 100*ms
+			s.feedback()
+		}
+		n = 0
+		for _, p := range s.pending {
+			if p.at > s.now {
+				break
+			}
+			if err := s.c.OnTWCC(p.raw, s.now); err != nil {
+				s.t.Fatalf("OnTWCC: %v", err)
+			}
+			n++
+		}
+		s.pending = s.pending[n:]
+		if s.now%second == 0 {
+			s.c.Tick(s.now)
+		}
+		if tg := s.c.Estimate(s.now).Target; tg < s.lastTarget && s.firstCut == 0 {
+			s.firstCut = s.now
+		}
+		s.lastTarget = s.c.Estimate(s.now).Target
+		if check != nil {
+			check(s)
+		}
+	}
+}
+
+func (s *sim) feedback() {
+	pkts := s.rec.BuildFeedbackPacket()
+	var batch []delivery
+	for _, p := range pkts {
+		raw, err := p.Marshal()
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		if s.loseFb > 0 && s.link.rng.Float64() < s.loseFb {
+			continue
+		}
+		d := delivery{at: s.now + s.link.prop, raw: raw}
+		batch = append(batch, d)
+		if s.dupFb {
+			batch = append(batch, d)
+		}
+	}
+	s.pending = append(s.pending, batch...)
+	if s.swapFb && len(s.pending) >= 2 {
+		// Hold the newest back behind the one before: out of order.
+		i := len(s.pending) - 1
+		s.pending[i], s.pending[i-1] = s.pending[i-1], s.pending[i]
+		s.pending[i].at, s.pending[i-1].at = s.pending[i-1].at, s.pending[i].at
+	}
+}
+
+func kbps(v uint64) uint64 { return v / 1000 }
+
+// Sending more than the bottleneck carries is found from the queue's delay before the
+// queue overflows: the first cut comes before the first drop, and the target settles
+// under the capacity.
+func TestCongestionBeforeLoss(t *testing.T) {
+	c := NewController(Config{Start: 600_000})
+	link := &bottleneck{rate: 1e6, queueLimit: 200 * ms, prop: 20 * ms}
+	s := newSim(t, c, link, 2e6)
+	s.run(20*second, nil)
+	e := c.Estimate(s.now)
+	t.Logf("first cut %d ms, first drop %d ms, drops %d, target %d kbps, acked %d kbps", (s.firstCut-10*second)/ms,
+		(link.firstDrop-10*second)/ms, link.drops, kbps(e.Target), kbps(e.Acked))
+	if s.firstCut == 0 {
+		t.Fatal("never cut")
+	}
+	if link.firstDrop != 0 && link.firstDrop < s.firstCut {
+		t.Errorf("first drop at %d ms came before the first cut at %d ms", (link.firstDrop-10*second)/ms, (s.firstCut-10*second)/ms)
+	}
+	if e.Target < 700_000 || e.Target > 1_150_000 {
+		t.Errorf("target %d kbps, want about the 1000 kbps capacity", kbps(e.Target))
+	}
+}
+
+// A 2 Mbit/s overshoot into 1 Mbit/s is detected within 600 ms (100 ms feedback interval, 20 ms propagation) and the target lands under
+// the capacity within 3 s.
+func TestOvershootSettles(t *testing.T) {
+	c := NewController(Config{Start: 2_000_000})
+	link := &bottleneck{rate: 1e6, queueLimit: 200 * ms, prop: 20 * ms}
+	s := newSim(t, c, link, 2e6)
+	overAt := int64(0)
+	s.run(3*second, func(s *sim) {
+		if overAt == 0 && c.Estimate(s.now).Usage == UsageOver {
+			overAt = s.now
+		}
+	})
+	if overAt == 0 || overAt-10*second > 600*ms {
+		t.Errorf("overuse at %d ms, want within 600 ms", (overAt-10*second)/ms)
+	}
+	if e := c.Estimate(s.now); e.Target < 600_000 || e.Target > 1_000_000 {
+		t.Errorf("target %d kbps after 3 s, want 600-1000", kbps(e.Target))
+	}
+}
+
+// Rural radio loss: 20% of packets lost at random, at a flat delay, is not congestion.
+func TestRandomLossDoesNotCollapse(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		link bottleneck
+	}{
+		{"iid", bottleneck{rate: 3e6, queueLimit: 100 * ms, prop: 30 * ms, loss: 0.2}},
+		// Mean burst 1/0.4 = 2.5 packets, 20% loss on average.
+		{"gilbert-elliott", bottleneck{rate: 3e6, queueLimit: 100 * ms, prop: 30 * ms, geEnter: 0.1, geLeave: 0.4}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := NewController(Config{Start: 2_000_000})
+			link := tc.link
+			s := newSim(t, c, &link, 2e6)
+			lowest := uint64(1 << 62)
+			s.run(30*second, func(s *sim) {
+				if s.now > 11*second {
+					lowest = min(lowest, c.Estimate(s.now).Target)
+				}
+			})
+			e := c.Estimate(s.now)
+			t.Logf("lowest %d kbps, target %d, loss %.2f baseline %.2f", kbps(lowest), kbps(e.Target), e.Loss, e.Baseline)
+			if lowest < 1_200_000 {
+				t.Errorf("target fell to %d kbps on random loss", kbps(lowest))
+			}
+			if e.Loss < 0.1 {
+				t.Errorf("loss %.2f: the model lost nothing?", e.Loss)
+			}
+		})
+	}
+}
+
+// A capacity step from 3 to 0.5 Mbit/s is followed within 3 s, also with wrapping
+// sequence numbers and duplicated, reordered or lost feedback.
+func TestCapacityStep(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		wrap      bool
+		dup, swap bool
+		loseFb    float64
+	}{
+		{name: "clean"},
+		{name: "wrap", wrap: true},
+		{name: "duplicate", dup: true},
+		{name: "reordered", swap: true},
+		{name: "feedback-loss", loseFb: 0.2},
+		{name: "all", wrap: true, dup: true, swap: true, loseFb: 0.2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := NewController(Config{Start: 2_500_000})
+			if tc.wrap {
+				c.hist.next = 65536 - 2000 // wraps a few seconds in
+			}
+			link := &bottleneck{rate: 3e6, queueLimit: 100 * ms, prop: 20 * ms}
+			s := newSim(t, c, link, 2.5e6)
+			s.dupFb, s.swapFb, s.loseFb = tc.dup, tc.swap, tc.loseFb
+			s.run(8*second, nil)
+			if e := c.Estimate(s.now); e.Target < 2_000_000 {
+				t.Fatalf("target %d kbps before the step, want the 2500 sent", kbps(e.Target))
+			}
+			link.rate = 0.5e6
+			var at int64
+			s.run(3*second, func(s *sim) {
+				if at == 0 && c.Estimate(s.now).Target <= 600_000 {
+					at = s.now
+				}
+			})
+			if at == 0 {
+				t.Fatalf("target %d kbps 3 s after the step to 500", kbps(c.Estimate(s.now).Target))
+			}
+			t.Logf("down to 600 kbps %d ms after the step", (at-s.now+3*second)/ms)
+			s.run(10*second, nil)
+			if e := c.Estimate(s.now); e.Target > 700_000 || e.Target < 300_000 {
+				t.Errorf("target %d kbps 13 s after the step to 500", kbps(e.Target))
+			}
+			if tc.wrap && c.hist.next < 65536 {
+				t.Error("sequence numbers did not wrap")
+			}
+		})
+	}
+}
+
+// Wi-Fi-like jitter (up to 30 ms per packet, order kept) on a link with room is not
+// congestion: no cut.
+func TestJitterIsNotCongestion(t *testing.T) {
+	c := NewController(Config{Start: 1_500_000})
+	link := &bottleneck{rate: 5e6, queueLimit: 200 * ms, prop: 20 * ms, jitter: 30 * ms}
+	s := newSim(t, c, link, 1.5e6)
+	overuses := 0
+	s.run(30*second, func(s *sim) {
+		if c.Estimate(s.now).Usage == UsageOver {
+			overuses++
+		}
+	})
+	if e := c.Estimate(s.now); s.firstCut != 0 || e.Target < 1_400_000 {
+		t.Errorf("jitter cut the target (first cut at %d ms, target %d kbps, overuse ticks %d)",
+			(s.firstCut-10*second)/ms, kbps(e.Target), overuses)
+	}
+}

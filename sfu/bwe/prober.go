@@ -1,0 +1,192 @@
+package bwe
+
+// Probe parameters.
+const (
+	probeMinDuration  = 500_000_000 // ns; at least 2 RTT
+	probeMinExtra     = 200_000     // bps over the current usage, at least
+	probeDeltaFactor  = 1.2         // of the next layer's extra cost
+	probeNormalFor    = 2_000_000_000
+	probeNoOveruseFor = 5_000_000_000
+	probeBackoffMin   = 2_000_000_000
+	probeBackoffMax   = 60_000_000_000
+	probeAckedShare   = 0.8  // of the cluster's packets must be acknowledged
+	probeSentShare    = 0.8  // of the goal must have been sent (the probe reached its rate)
+	probeRateShare    = 0.9  // of the rate sent must arrive
+	probeResultShare  = 0.95 // of what arrived becomes the target
+	probeGoalCap      = 1.1  // ...but no more than this times the goal
+	probeFeedbackWait = 150_000_000
+	// probePaddingMax bounds the padding due at once: one frame interval's share of a
+	// cluster, not a burst that would itself fill a rural queue.
+	probePaddingMax = 16 * 1024
+)
+
+// Prober plans, paces and judges probe clusters: bursts of padding that raise the sending
+// rate to what one more layer would need, for long enough (500 ms or 2 RTT) that the
+// acknowledged rate and the delay trend tell whether the path carries it. It is part of a
+// Controller and guarded by its lock.
+type Prober struct {
+	id        uint8 // cluster being sent or judged, 0 none
+	start     int64
+	end       int64
+	goal      float64 // bps
+	overused  bool
+	sentBytes uint64 // everything sent during the cluster, media included
+	sentPkts  uint64
+	ackBytes  uint64
+	ackPkts   uint64
+	lostPkts  uint64
+	firstArr  int64
+	lastArr   int64
+	lastSize  uint64
+
+	nextID    uint8
+	backoff   int64
+	notBefore int64
+
+	clusters, succeeded uint64
+}
+
+func (p *Prober) reset() {
+	*p = Prober{backoff: probeBackoffMin}
+}
+
+func (p *Prober) active() bool { return p.id != 0 }
+
+// abort ends a cluster without judging it (overuse, congestion, a new path) and backs off.
+func (p *Prober) abort() {
+	if p.id != 0 {
+		p.id = 0
+		p.backoff = min(2*p.backoff, probeBackoffMax)
+	}
+}
+
+func (p *Prober) onAcked(e *sent, arrival int64) {
+	if p.id == 0 || e.cluster != p.id {
+		return
+	}
+	p.ackBytes += uint64(e.size)
+	p.ackPkts++
+	if p.firstArr == 0 || arrival < p.firstArr {
+		p.firstArr = arrival
+	}
+	if arrival > p.lastArr {
+		p.lastArr, p.lastSize = arrival, uint64(e.size)
+	}
+}
+
+func (p *Prober) onLost(e *sent) {
+	if p.id != 0 && e.cluster == p.id {
+		p.lostPkts++
+	}
+}
+
+// evaluate judges the cluster once its feedback is due. c.mu is held.
+func (p *Prober) evaluate(c *Controller, now int64) {
+	if p.id == 0 {
+		return
+	}
+	if c.tl.usage == UsageOver {
+		p.overused = true
+	}
+	if now < p.end+c.rtt+probeFeedbackWait {
+		return
+	}
+	c.hist.mu.Lock()
+	if c.hist.cluster == p.id {
+		c.hist.cluster = 0
+	}
+	p.sentBytes, p.sentPkts = c.hist.clusterBytes, c.hist.clusterPkts
+	first, last := c.hist.clusterFirst, c.hist.clusterLast
+	c.hist.mu.Unlock()
+	p.id = 0
+	// What was sent and what arrived, each over its own span (libwebrtc's probe estimate):
+	// the path carries the rate when what arrived kept up with what was sent.
+	var recv, send float64
+	if span := p.lastArr - p.firstArr; span > 0 && p.ackBytes > p.lastSize {
+		recv = float64(p.ackBytes-p.lastSize) * 8 * 1e9 / float64(span)
+	}
+	if span := max(last-first, probeMinDuration/2); p.sentBytes > 0 {
+		send = float64(p.sentBytes) * 8 * 1e9 / float64(span)
+	}
+	lossy := p.sentPkts > 0 && float64(p.lostPkts)/float64(p.sentPkts) > c.baseline+lossQuiet
+	ok := !p.overused && !lossy && p.sentPkts > 0 &&
+		float64(p.ackPkts) >= probeAckedShare*float64(p.sentPkts) &&
+		send >= probeSentShare*p.goal && recv >= probeRateShare*send
+	if !ok {
+		p.backoff = min(2*p.backoff, probeBackoffMax)
+		p.notBefore = now + p.backoff
+		return
+	}
+	p.succeeded++
+	p.backoff = probeBackoffMin
+	p.notBefore = now + probeBackoffMin
+	proven := probeResultShare * min(recv, send, probeGoalCap*p.goal)
+	if proven > c.rate.target {
+		c.rate.target = min(proven, c.rate.maxRate)
+		c.rate.linkCap = 0 // the old capacity is no longer the ceiling
+		c.rate.lastUpdate = now
+	}
+}
+
+// StartProbe starts a probe cluster that raises the sending rate from usage to fit extra
+// more bits per second, if the link is fit to probe: TWCC feedback flows, the delay has
+// been normal for 2 s with no overuse for 5 s, the loss is at most the baseline plus 2%,
+// and the backoff after the last probe has passed. It returns whether a cluster started.
+func (c *Controller) StartProbe(usage, extra uint64, now int64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p := &c.prober
+	if p.id != 0 || c.src != SourceTWCC || now < p.notBefore || c.missingLocked(now) ||
+		c.tl.usage != UsageNormal || now-c.normalSince < probeNormalFor ||
+		(c.overuseAt != 0 && now-c.overuseAt < probeNoOveruseFor) || c.windows == 0 ||
+		max(c.loss, c.lossAvg) > c.baseline+lossQuiet {
+		return false
+	}
+	goal := float64(usage) + max(probeDeltaFactor*float64(extra), probeMinExtra)
+	p.nextID++
+	if p.nextID == 0 {
+		p.nextID = 1
+	}
+	*p = Prober{id: p.nextID, nextID: p.nextID, start: now, end: now + max(probeMinDuration, 2*c.rtt), goal: goal,
+		backoff: p.backoff, clusters: p.clusters + 1, succeeded: p.succeeded}
+	h := c.hist
+	h.mu.Lock()
+	h.cluster, h.clusterBytes, h.clusterPkts, h.clusterFirst, h.clusterLast = p.id, 0, 0, 0, 0
+	h.mu.Unlock()
+	return true
+}
+
+// ProbePadding returns how many bytes of padding to send now to keep the cluster at its
+// goal (0 when no cluster is being sent): what the goal asks for by now minus what was
+// sent, media included. The sender records the padding through the SendHistory, which
+// tags it with the cluster.
+func (c *Controller) ProbePadding(now int64) int {
+	c.mu.Lock()
+	p := &c.prober
+	if p.id == 0 || now < p.start {
+		c.mu.Unlock()
+		return 0
+	}
+	if now >= p.end {
+		c.hist.mu.Lock()
+		if c.hist.cluster == p.id {
+			c.hist.cluster = 0 // stop tagging; the judgement waits for feedback
+		}
+		c.hist.mu.Unlock()
+		c.mu.Unlock()
+		return 0
+	}
+	want := p.goal * float64(now-p.start) / 8e9
+	c.hist.mu.Lock()
+	sent := c.hist.clusterBytes
+	c.hist.mu.Unlock()
+	c.mu.Unlock()
+	return int(min(max(want-float64(sent), 0), probePaddingMax))
+}
+
+// Probing reports whether a probe cluster is being sent or judged.
+func (c *Controller) Probing() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.prober.id != 0
+}
