@@ -7,7 +7,8 @@
 //
 // connect_ms: connect() resolved (the JoinResponse is in); subscribed_ms: the first video
 // TrackSubscribed; first_frame_ms: the first frame libwebrtc decoded (VideoStream's first
-// event). Nothing else runs in the process, so the figures are the server's and the link's.
+// event); t0_unix_ms: t0 on the wall clock, to line the marks up with a server's log on the
+// same host. Nothing else runs in the process, so the figures are the server's and the link's.
 //
 //   node ttff.mjs --url ws://127.0.0.1:7880 --token JWT [--relay turn:127.0.0.1:3479 --user U --pass P] [--timeout 20000]
 //
@@ -82,6 +83,7 @@ const timeout = Number(opt.timeout);
 let timer;
 try {
   const t0 = performance.now();
+  marks.t0_unix_ms = Math.round(performance.timeOrigin + t0); // to line up with a server's log
   const frame = firstFrame(t0);
   await room.connect(opt.url, opt.token, options);
   marks.connect_ms = since(t0);
