@@ -110,6 +110,7 @@ type DownTrack struct {
 	reports     reportState
 	counters    downTrackCounters
 	loggedErr   bool
+	awaitConn   bool // DownTrackParams.AwaitConnected
 	connected   bool // forwarding may start (see DownTrackParams.AwaitConnected)
 	// The first keyframe asked for and forwarded, for the connection timeline (debug logs).
 	askedKey, sentKey bool
@@ -161,6 +162,7 @@ func NewDownTrack(p DownTrackParams) (*DownTrack, error) {
 		logger:       logger.With("track", trackID, "subscriber", p.SubscriberID),
 		done:         make(chan struct{}),
 		fwd:          *newForwarder(r.video(), r.Codec().ClockRate),
+		awaitConn:    p.AwaitConnected,
 		connected:    !p.AwaitConnected,
 	}
 	if d.reporter == nil && p.WriteRTCP != nil {
@@ -217,8 +219,8 @@ func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 		d.rtxTokens = rtxBurst / 4 // losses in the first second can be answered too
 	}
 	first := LayerNone
-	if d.connected {
-		first = d.firstKeyframeLocked()
+	if d.awaitConn && d.connected {
+		first = d.firstKeyframeLocked() // bound after the connection came up (renegotiated)
 	}
 	d.mu.Unlock()
 	if first != LayerNone {
