@@ -21,9 +21,9 @@
 #   -l LIST        links, space-separated: loopback, rtt300 (default both)
 #   -o DIR         keep every run's line and the server logs in DIR (default: a temp dir)
 #   --sanke-bin P  measure this sanke binary instead of building one (e.g. an older commit)
-#   --timeline     Sanke logs at debug level: its log (in DIR) then holds each subscriber's
-#                  timeline ("ttff:" lines: join, offer sent, answer, selected pair, DTLS
-#                  connected, first keyframe request, first keyframe forwarded)
+#   --timeline     both servers log at debug level: Sanke's log (in DIR) then holds each
+#                  subscriber's timeline ("ttff:" lines: join, offers and answers, selected
+#                  pair, DTLS connected, first keyframe request, first packet forwarded)
 # Environment:
 #   SANKE_TOOLS      cache of built tools (default ~/.cache/sanke-tools)
 #   TTFF_BASE_PORT   first of the ports used (default 17960: sanke +0/+2, livekit +10/+12,
@@ -135,10 +135,14 @@ rtc:
   use_external_ip: false
   node_ip: 127.0.0.1
   enable_loopback_candidate: true
+  # Loopback only, as Sanke's bind_addresses: a host's other addresses (an IPv6 one a test
+  # added, say) become candidates a relay-only client cannot reach, and its ICE then failed.
+  ips:
+    includes: [127.0.0.1/32]
 keys:
   $API_KEY: $API_SECRET
 logging:
-  level: warn
+  level: $level
 EOF
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
