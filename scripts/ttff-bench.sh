@@ -32,7 +32,6 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-LK_VERSION=1.13.5
 API_KEY=ttffkey
 API_SECRET=ttff-secret-0123456789abcdef0123456789abcdef
 ROOM=ttff
@@ -42,6 +41,8 @@ START_TIMEOUT=60
 
 die() { printf 'ttff-bench: %s\n' "$*" >&2; exit 1; }
 note() { printf 'ttff-bench: %s\n' "$*" >&2; }
+# shellcheck source=scripts/lib/livekit.sh
+. "$ROOT/scripts/lib/livekit.sh"
 
 runs=5
 links="loopback rtt300"
@@ -84,14 +85,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # --- 1. Binaries and the subscriber ----------------------------------------------------------
-lk_dir="${SANKE_TOOLS:-$HOME/.cache/sanke-tools}/livekit-$LK_VERSION"
-lk_bin="$lk_dir/server"
-if ! { [ -x "$lk_bin" ] && "$lk_bin" --version 2>/dev/null | grep -q "version $LK_VERSION\$"; }; then
-	note "building livekit-server $LK_VERSION into $lk_dir (a few minutes)"
-	mkdir -p "$lk_dir"
-	(cd "$work" && GOBIN="$lk_dir" go install "github.com/livekit/livekit-server/cmd/server@v$LK_VERSION") ||
-		die "go install of livekit-server $LK_VERSION failed"
-fi
+lk_bin="$(livekit_server "$work")"
 if [ -z "$sanke_bin" ]; then
 	sanke_bin="$work/sanke"
 	(cd "$ROOT" && go build -o "$sanke_bin" ./cmd/sanke) || die "building sanke failed"
@@ -145,7 +139,6 @@ logging:
   level: $level
 EOF
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # start NAME PORT LOG CMD...: starts a process in the background, waits for its TCP port.
 start() {

@@ -80,7 +80,6 @@ func TestFirstFrameRoundTrips(t *testing.T) {
 			} else if len(requirements) > 0 {
 				t.Errorf("the server asked bob for receive sections before his first keyframe: %v", requirements)
 			}
-			video.Unpublish()
 			assertTimeline(t, srv.Logs(), bobID, video.SID())
 		})
 	}
