@@ -101,7 +101,9 @@ func newTransport(media *MediaAPI, opts PeerOptions, target livekit.SignalTarget
 			onDTLS()
 		}
 	}
-	opts.OnSelectedPair = func(pair *webrtc.ICECandidatePair) { t.timeline("selected pair", "pair", pair.String()) }
+	if t.logger.Enabled(context.Background(), slog.LevelDebug) {
+		opts.OnSelectedPair = func(pair *webrtc.ICECandidatePair) { t.timeline("selected pair", "pair", pair.String()) }
+	}
 	pc, out, err := media.NewPeerConnection(webrtc.Configuration{
 		ICEServers:    iceServers,
 		BundlePolicy:  webrtc.BundlePolicyMaxBundle,
