@@ -37,13 +37,14 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-LK_VERSION=1.13.5
 API_KEY=benchkey
 API_SECRET=bench-secret-0123456789abcdef0123456789abcdef
 START_TIMEOUT=60 # seconds a server gets to answer on its HTTP port
 
 die() { printf 'bench-livekit: %s\n' "$*" >&2; exit 1; }
 note() { printf 'bench-livekit: %s\n' "$*" >&2; }
+# shellcheck source=scripts/lib/livekit.sh
+. "$ROOT/scripts/lib/livekit.sh"
 
 repeats=3
 scenarios="A100 B200 C50"
@@ -133,15 +134,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # --- 1. Binaries ----------------------------------------------------------------------------
-lk_dir="${SANKE_TOOLS:-$HOME/.cache/sanke-tools}/livekit-$LK_VERSION"
-lk_bin="$lk_dir/server"
-if ! { [ -x "$lk_bin" ] && "$lk_bin" --version 2>/dev/null | grep -q "version $LK_VERSION\$"; }; then
-	note "building livekit-server $LK_VERSION into $lk_dir (a few minutes)"
-	mkdir -p "$lk_dir"
-	(cd "$work" && GOBIN="$lk_dir" go install "github.com/livekit/livekit-server/cmd/server@v$LK_VERSION") ||
-		die "go install of livekit-server $LK_VERSION failed"
-	"$lk_bin" --version | grep -q "version $LK_VERSION\$" || die "$lk_bin is not livekit-server $LK_VERSION"
-fi
+lk_bin="$(livekit_server "$work")"
 sanke_bin="$work/sanke"
 (cd "$ROOT" && go build -o "$sanke_bin" ./cmd/sanke) || die "building sanke failed"
 
@@ -176,8 +169,6 @@ logging:
   level: warn
 EOF
 
-# port_open says whether something accepts TCP connections on 127.0.0.1:$1.
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # start_server starts server $1 (sanke or livekit) with its log in $2, and waits until it
 # answers on its HTTP port; it sets server_pid and server_port, or ends the script.

@@ -61,6 +61,11 @@ type DownTrackParams struct {
 	// down track that has sent through pion first stays with pion (one SRTP state per
 	// stream).
 	Output *srtpout.Sender
+	// AwaitConnected holds the down track until SetConnected (the subscriber's DTLS is up):
+	// it neither forwards nor asks for keyframes before. A keyframe forwarded earlier is
+	// dropped by pion, or by the subscriber, while the request that brought it counts
+	// against the publisher's PLI throttle; the first picture then waits for the retry.
+	AwaitConnected bool
 	// Logger receives the down track's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -116,6 +121,11 @@ type DownTrack struct {
 	twccExt  [1]rtp.Extension
 	twccVal  [2]byte
 	ccOffset int64
+
+	awaitConn bool // DownTrackParams.AwaitConnected
+	connected bool // forwarding may start (see DownTrackParams.AwaitConnected)
+	// The first keyframe asked for and forwarded, for the connection timeline (debug logs).
+	askedKey, sentKey bool
 }
 
 // outputMode is the path a down track's packets take; it is decided by the first packet
@@ -165,6 +175,8 @@ func NewDownTrack(p DownTrackParams) (*DownTrack, error) {
 		logger:       logger.With("track", trackID, "subscriber", p.SubscriberID),
 		done:         make(chan struct{}),
 		fwd:          *newForwarder(r.video(), r.Codec().ClockRate),
+		awaitConn:    p.AwaitConnected,
+		connected:    !p.AwaitConnected,
 	}
 	if d.reporter == nil && p.WriteRTCP != nil {
 		d.reporter, d.ownReporter = NewReporter(p.WriteRTCP, d.logger), true
@@ -232,7 +244,14 @@ func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 			}
 		}
 	}
+	first := LayerNone
+	if d.awaitConn && d.connected {
+		first = d.firstKeyframeLocked() // bound after the connection came up (renegotiated)
+	}
 	d.mu.Unlock()
+	if first != LayerNone {
+		go d.askFirstKeyframe(first) // not in pion's call: it writes to the publisher's connection
+	}
 
 	d.cbMu.Lock()
 	d.bound = true
@@ -255,6 +274,53 @@ func (d *DownTrack) Unbind(webrtc.TrackLocalContext) error {
 	d.bound = false
 	d.cbMu.Unlock()
 	return nil
+}
+
+// SetConnected tells a down track made with AwaitConnected that the subscriber's connection
+// is up (DTLS connected): forwarding starts, and a video track, once also bound, asks at
+// once for the keyframe its subscriber's first picture needs, past the publisher's PLI
+// throttle (LiveKit's rule: a down track is writable when bound and connected). Later
+// calls do nothing.
+func (d *DownTrack) SetConnected() {
+	d.mu.Lock()
+	if d.connected {
+		d.mu.Unlock()
+		return
+	}
+	d.connected = true
+	first := LayerNone
+	if d.writer != nil {
+		first = d.firstKeyframeLocked()
+	}
+	d.mu.Unlock()
+	if first != LayerNone {
+		d.askFirstKeyframe(first)
+	}
+}
+
+// firstKeyframeLocked returns the layer whose keyframe a bound and connected video track
+// waits for, LayerNone if it waits for none, and counts the request as the forwarder's own
+// (its retries follow keyframeRetry from now). d.mu must be held.
+func (d *DownTrack) firstKeyframeLocked() int {
+	f := &d.fwd
+	if !f.video || f.current != LayerNone || d.closed.Load() {
+		return LayerNone
+	}
+	now := d.receiver.now()
+	available := d.receiver.availableMask(now)
+	target := f.targetFor(available)
+	if target == LayerNone || !available.has(target) {
+		return LayerNone // nothing to ask for yet: the forwarder asks on the first packet
+	}
+	f.askedOnce, f.keyReqLayer, f.lastKeyReq = true, target, now
+	d.askedKey = true
+	return target
+}
+
+// askFirstKeyframe sends the urgent keyframe request of a track that just became writable.
+func (d *DownTrack) askFirstKeyframe(layer int) {
+	sent := d.receiver.requestKeyframe(layer, true)
+	d.logger.Debug("ttff: first keyframe requested", "layer", layer, "urgent", true, "sent", sent)
 }
 
 // hasNACK reports whether c negotiated generic NACK feedback.
@@ -380,7 +446,7 @@ func (d *DownTrack) TargetLayer() int {
 // allocates nothing.
 func (d *DownTrack) writeRTP(p *inPacket) {
 	d.mu.Lock()
-	if d.writer == nil {
+	if d.writer == nil || !d.connected {
 		d.mu.Unlock()
 		return
 	}
@@ -388,11 +454,24 @@ func (d *DownTrack) writeRTP(p *inPacket) {
 	if res.send {
 		d.send(p, &res)
 	}
+	firstAsk, firstSent := false, false
+	if res.keyframe != LayerNone && !d.askedKey {
+		d.askedKey, firstAsk = true, true
+	}
+	if res.switched && !d.sentKey {
+		d.sentKey, firstSent = true, true
+	}
 	d.mu.Unlock()
 	if res.keyframe != LayerNone {
 		d.receiver.RequestKeyframe(res.keyframe)
+		if firstAsk {
+			d.logger.Debug("ttff: first keyframe requested", "layer", res.keyframe, "urgent", false)
+		}
 	}
 	if res.switched {
+		if firstSent {
+			d.logger.Debug("ttff: first packet forwarded", "layer", p.layer, "keyframe", p.keyframe)
+		}
 		d.logger.Debug("forwarding layer", "layer", p.layer)
 	}
 }

@@ -163,8 +163,15 @@ func (d *DownTrack) handleRTCP(pkts []rtcp.Packet) {
 		if layer == LayerNone {
 			layer = d.fwd.target
 		}
+		// The subscriber's first request says its first keyframe did not make it (it came
+		// before the subscriber could take it: a server's answer still on its way); its
+		// first picture waits on this one, so it is urgent.
+		first := d.counters.plis+d.counters.firs == 1
 		d.mu.Unlock()
-		d.receiver.RequestKeyframe(layer)
+		sent := d.receiver.requestKeyframe(layer, first)
+		if first {
+			d.logger.Debug("ttff: subscriber's first keyframe request", "layer", layer, "sent", sent)
+		}
 	}
 }
 

@@ -216,7 +216,14 @@ func (rig *testRig) bindTo(codec webrtc.RTPCodecParameters, w webrtc.TrackLocalW
 // bindOut is bindTo with a direct output (nil: none).
 func (rig *testRig) bindOut(codec webrtc.RTPCodecParameters, w webrtc.TrackLocalWriter, out *srtpout.Sender) *DownTrack {
 	rig.t.Helper()
-	d, err := NewDownTrack(DownTrackParams{Receiver: rig.r, StreamID: "PA_pub|TR_test", SubscriberID: "PA_sub", Output: out})
+	return rig.bindParams(codec, w, DownTrackParams{Output: out})
+}
+
+// bindParams is bindTo with the down track made from p (its receiver and ids are the rig's).
+func (rig *testRig) bindParams(codec webrtc.RTPCodecParameters, w webrtc.TrackLocalWriter, p DownTrackParams) *DownTrack {
+	rig.t.Helper()
+	p.Receiver, p.StreamID, p.SubscriberID = rig.r, "PA_pub|TR_test", "PA_sub"
+	d, err := NewDownTrack(p)
 	if err != nil {
 		rig.t.Fatal(err)
 	}

@@ -28,6 +28,10 @@ const (
 	audioCacheSize = 128
 	// maxReadErrors is how many consecutive read errors end a receive loop.
 	maxReadErrors = 100
+	// urgentPLIGap is the least time between an urgent keyframe request (a subscriber
+	// that just became able to receive) and the request before it: a class joining at
+	// once asks the publisher for at most ten keyframes a second.
+	urgentPLIGap = 100 * time.Millisecond
 )
 
 // ReceiverParams configures a Receiver.
@@ -239,6 +243,7 @@ func (r *Receiver) handlePacket(l *upLayer, pkt *rtp.Packet, b []byte) {
 	}
 	if in.keyframe {
 		l.keyframes.Add(1)
+		l.lastKey.Store(now)
 	}
 	if r.audioLevelExtID != 0 {
 		if ext := pkt.GetExtension(r.audioLevelExtID); len(ext) > 0 {
@@ -369,22 +374,39 @@ func (r *Receiver) DownTracks() []*DownTrack {
 // that layer's SSRC), at most once per PLIThrottle per layer. It does
 // nothing for audio or for a layer not attached.
 func (r *Receiver) RequestKeyframe(layer int) {
+	r.requestKeyframe(layer, false)
+}
+
+// requestKeyframe is RequestKeyframe; urgent (a down track that just became able to
+// receive: its subscriber waits for its first picture) bypasses PLIThrottle unless the
+// keyframe asked for last has not arrived yet (it is on its way, and reaches this
+// subscriber too) or was asked for less than urgentPLIGap ago. It reports whether a
+// request was sent.
+func (r *Receiver) requestKeyframe(layer int, urgent bool) bool {
 	l := r.layer(layer)
 	if l == nil || !r.video() || r.writeRTCP == nil || r.closed.Load() {
-		return
+		return false
 	}
 	now := r.now()
 	last := l.lastPLI.Load()
-	if last != 0 && now-last < int64(r.pliThrottle) {
-		return
+	if last != 0 {
+		wait := int64(r.pliThrottle)
+		if urgent && l.lastKey.Load() >= last {
+			// The keyframe asked for last came already: this subscriber missed it.
+			wait = min(wait, int64(urgentPLIGap))
+		}
+		if now-last < wait {
+			return false
+		}
 	}
 	if !l.lastPLI.CompareAndSwap(last, now) {
-		return // another goroutine sent one just now
+		return false // another goroutine sent one just now
 	}
 	l.plis.Add(1)
 	if err := r.writeRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: l.ssrc}}); err != nil {
 		r.logger.Debug("keyframe request failed", "layer", layer, "err", err)
 	}
+	return true
 }
 
 // AudioLevel returns the track's smoothed audio level in [0,1] (1 is the

@@ -44,6 +44,7 @@ type upLayer struct {
 
 	lastPacket atomic.Int64 // receiver clock of the newest packet, 0 before any
 	lastPLI    atomic.Int64 // receiver clock of the last keyframe request sent
+	lastKey    atomic.Int64 // receiver clock of the newest keyframe, 0 before any
 	sr         atomic.Pointer[senderReport]
 
 	packets   atomic.Uint64

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sanke-edu/sanke/internal/rooms"
+	"github.com/sanke-edu/sanke/sfu"
 )
 
 // Participant is one client in a room: its identity and grants, its two PeerConnections
@@ -272,7 +273,11 @@ func (p *Participant) setupTransports(media *MediaAPI, ice []webrtc.ICEServer) e
 	}
 	p.newPub = func() (*transport, error) {
 		// In single mode the one PeerConnection also carries the media sent to the client.
-		pub, err := newTransport(media, PeerOptions{Publish: true, Direct: p.single}, livekit.SignalTarget_PUBLISHER, ice, p.logger, sendCand)
+		opts := PeerOptions{Publish: true, Direct: p.single}
+		if p.single {
+			opts.OnDTLSConnected = p.connectDownTracks
+		}
+		pub, err := newTransport(media, opts, livekit.SignalTarget_PUBLISHER, ice, p.logger, sendCand)
 		if err != nil {
 			return nil, err
 		}
@@ -293,7 +298,8 @@ func (p *Participant) setupTransports(media *MediaAPI, ice []webrtc.ICEServer) e
 		return err
 	}
 
-	sub, err := newTransport(media, PeerOptions{Direct: true}, livekit.SignalTarget_SUBSCRIBER, ice, p.logger, sendCand)
+	sub, err := newTransport(media, PeerOptions{Direct: true, OnDTLSConnected: p.connectDownTracks}, livekit.SignalTarget_SUBSCRIBER,
+		ice, p.logger, sendCand)
 	if err != nil {
 		return err
 	}
@@ -345,6 +351,20 @@ func (p *Participant) downTransport() *transport {
 		return p.pub()
 	}
 	return p.subscriber
+}
+
+// connectDownTracks lets the down tracks start once the connection carrying media to the
+// client is up (its transport's dtlsUp is set before this runs).
+func (p *Participant) connectDownTracks() {
+	p.mu.Lock()
+	downs := make([]*sfu.DownTrack, 0, len(p.subscribed))
+	for _, s := range p.subscribed {
+		downs = append(downs, s.down)
+	}
+	p.mu.Unlock()
+	for _, d := range downs {
+		d.SetConnected()
+	}
 }
 
 // negotiateDown renegotiates after the set of tracks sent to the client changed: we offer on

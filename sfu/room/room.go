@@ -154,10 +154,16 @@ func (r *Room) join(req rooms.JoinRequest, adm *Admission, sink rooms.Sink) (*Pa
 	if err != nil {
 		return nil, err
 	}
+	p.downTransport().timeline("joined", "single", p.single)
 	if p.single {
 		// Clients may announce tracks and send their first offer inside the join request.
 		for _, at := range req.ProtoJoinRequest.GetAddTrackRequests() {
 			p.handleAddTrack(at)
+		}
+		if p.autoSubscribe {
+			// Before the offer: its receive sections (the SDKs offer a few ahead) then carry
+			// the room's tracks in the first answer, a negotiation round sooner.
+			r.subscribeToAll(p)
 		}
 		if o := req.ProtoJoinRequest.GetPublisherOffer(); o != nil && o.Sdp != "" {
 			if err := p.handleOffer(o); err != nil {
@@ -165,11 +171,12 @@ func (r *Room) join(req rooms.JoinRequest, adm *Admission, sink rooms.Sink) (*Pa
 			}
 		}
 	} else {
-		// The subscriber connection carries the server's data channels: offer it right away.
+		// The subscriber connection carries the server's data channels: offer it right away
+		// (the debounce puts the room's tracks, subscribed below, in the same offer).
 		p.subscriber.Negotiate(false)
-	}
-	if p.autoSubscribe {
-		r.subscribeToAll(p)
+		if p.autoSubscribe {
+			r.subscribeToAll(p)
+		}
 	}
 	return p, nil
 }

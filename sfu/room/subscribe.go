@@ -78,7 +78,9 @@ func (r *Room) subscribe(sub *Participant, t *PublishedTrack) {
 		Allocator:    sub.downTransport().alloc,
 		Priority:     downlinkPriority(t),
 		Output:       sub.downTransport().out,
-		Logger:       sub.logger.With("track", sid),
+		// Nothing is forwarded, nor a keyframe asked for, before the connection is up.
+		AwaitConnected: true,
+		Logger:         sub.logger.With("track", sid),
 	})
 	if err != nil {
 		sub.mu.Unlock()
@@ -94,9 +96,14 @@ func (r *Room) subscribe(sub *Participant, t *PublishedTrack) {
 	s := &subscription{track: t, down: down, sender: sender, maxLayer: 2}
 	sub.subscribed[sid] = s
 	settings := sub.pendingSettings(sid)
+	// Read under sub.mu: connectDownTracks sets the flag before it lists sub.subscribed.
+	connected := sub.downTransport().dtlsUp.Load()
 	sub.mu.Unlock()
 
 	sub.applySettings(s, settings)
+	if connected {
+		down.SetConnected()
+	}
 	down.StartRTCP(sender)
 	t.receiver.AddDownTrack(down)
 	sub.negotiateDown()

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/livekit/protocol/livekit"
@@ -58,6 +59,8 @@ type transport struct {
 	reports *sfu.Reporter   // sender reports of the down tracks this PeerConnection carries
 	alloc   *sfu.Allocator  // fits their video layers to the downlink; nil when not enabled
 	logger  *slog.Logger
+	created time.Time   // for the timeline of the first connection (debug logs)
+	dtlsUp  atomic.Bool // DTLS connected: media written now reaches the client
 
 	// sendOffer and sendCandidate deliver SDP and candidates to the client.
 	sendOffer     func(webrtc.SessionDescription, uint32)
@@ -89,6 +92,19 @@ type transport struct {
 
 func newTransport(media *MediaAPI, opts PeerOptions, target livekit.SignalTarget, iceServers []webrtc.ICEServer, logger *slog.Logger,
 	sendCandidate func(webrtc.ICECandidateInit, livekit.SignalTarget)) (*transport, error) {
+	t := &transport{target: target, media: media, logger: logger.With("pc", target.String()), created: time.Now(),
+		sendCandidate: sendCandidate, offers: rate.NewLimiter(offersPerSecond, offerBurst)}
+	onDTLS := opts.OnDTLSConnected
+	opts.OnDTLSConnected = func() {
+		t.dtlsUp.Store(true)
+		t.timeline("dtls connected")
+		if onDTLS != nil {
+			onDTLS()
+		}
+	}
+	if t.logger.Enabled(context.Background(), slog.LevelDebug) {
+		opts.OnSelectedPair = func(pair *webrtc.ICECandidatePair) { t.timeline("selected pair", "pair", pair.String()) }
+	}
 	var cc *bwe.Controller
 	if media.control {
 		// The downlink estimate from the subscriber's TWCC feedback (or REMB), learned anew
@@ -106,8 +122,7 @@ func newTransport(media *MediaAPI, opts PeerOptions, target livekit.SignalTarget
 		return nil, fmt.Errorf("new peer connection: %w", err)
 	}
 	media.peers.Add(1)
-	t := &transport{target: target, media: media, pc: pc, out: out, logger: logger.With("pc", target.String()), sendCandidate: sendCandidate,
-		offers: rate.NewLimiter(offersPerSecond, offerBurst)}
+	t.pc, t.out = pc, out
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	t.reports = sfu.NewReporter(pc.WriteRTCP, t.logger)
 	if cc != nil {
@@ -126,6 +141,16 @@ func newTransport(media *MediaAPI, opts PeerOptions, target livekit.SignalTarget
 		t.sendCandidate(c.ToJSON(), t.target)
 	})
 	return t, nil
+}
+
+// timeline logs a step of the connection's setup at debug level, with the milliseconds since
+// the transport was made: join, offer, answer, selected pair, DTLS (scripts/ttff-bench.sh
+// --timeline reads them to find where a subscriber's time to first frame goes).
+func (t *transport) timeline(step string, args ...any) {
+	if !t.logger.Enabled(context.Background(), slog.LevelDebug) {
+		return
+	}
+	t.logger.Debug("ttff: "+step, append(args, "ms", time.Since(t.created).Milliseconds())...)
 }
 
 // parseTrickle decodes a LiveKit trickle request's candidate (JSON of RTCIceCandidateInit).
@@ -191,6 +216,7 @@ func (t *transport) HandleOffer(sd webrtc.SessionDescription) (webrtc.SessionDes
 		return webrtc.SessionDescription{}, errors.New("transport closed")
 	}
 	mids, sections := mediaSections(sd.SDP)
+	t.timeline("offer received", "sections", sections, "recvonly", strings.Count(sd.SDP, "a=recvonly"))
 	if sections > maxMediaSections {
 		return webrtc.SessionDescription{}, fmt.Errorf("offer has %d media sections, over the limit of %d: %w", sections, maxMediaSections, rooms.ErrLimitExceeded)
 	}
@@ -212,6 +238,7 @@ func (t *transport) HandleOffer(sd webrtc.SessionDescription) (webrtc.SessionDes
 	if err := t.pc.SetLocalDescription(answer); err != nil {
 		return webrtc.SessionDescription{}, fmt.Errorf("set local answer: %w", err)
 	}
+	t.timeline("answer made", "transceivers", len(t.pc.GetTransceivers()))
 	return *t.pc.LocalDescription(), nil
 }
 
@@ -295,6 +322,7 @@ func (t *transport) HandleAnswer(sd webrtc.SessionDescription) error {
 	}
 	t.flushCandidatesLocked()
 	t.awaitingAnswer = false
+	t.timeline("answer applied")
 	if t.renegotiate {
 		t.renegotiate = false
 		t.scheduleLocked()
@@ -355,6 +383,7 @@ func (t *transport) offer() {
 	if t.sendOffer != nil {
 		t.sendOffer(*t.pc.LocalDescription(), t.offerID)
 	}
+	t.timeline("offer sent", "id", t.offerID, "transceivers", len(t.pc.GetTransceivers()))
 }
 
 // RequestOffer asks the client (single PeerConnection mode) to offer again soon, with receive
@@ -373,8 +402,9 @@ func (t *transport) RequestOffer() {
 		if closed {
 			return
 		}
-		audios, videos := t.unmatched()
-		t.sendRequirement(audios, videos)
+		if audios, videos := t.unmatched(); audios+videos > 0 {
+			t.sendRequirement(audios, videos)
+		}
 	})
 }
 
