@@ -56,8 +56,9 @@ type DownTrackParams struct {
 	// Output, if not nil, sends the track's RTP directly (SRTP and batched UDP sends, see
 	// package srtpout) instead of through pion's write path, from the first packet it is
 	// ready for; the subscriber's PeerConnection must have its KeyCapture installed. A
-	// down track that has sent through pion first stays with pion (one SRTP state per
-	// stream).
+	// down track that has sent through pion first stays with pion, and one that sent
+	// directly stays direct (one SRTP state per stream): it drops what it forwards while
+	// the Sender has no path (between ICE candidate pairs).
 	Output *srtpout.Sender
 	// Logger receives the down track's logs; nil discards them.
 	Logger *slog.Logger
@@ -122,6 +123,7 @@ type downTrackCounters struct {
 	packets, bytes, retransmits, nacks, nackMisses uint64
 	retransmitBytes, rtxLimited                    uint64
 	plis, firs, writeErrors                        uint64
+	directGaps                                     uint64 // direct packets dropped while the path was away
 }
 
 // NewDownTrack returns a down track forwarding p.Receiver. It forwards the
@@ -466,9 +468,12 @@ func (d *DownTrack) write(h *rtp.Header, payload []byte) {
 		}
 	}
 	if d.outMode == outputDirect {
-		// The direct path went away (ICE moved to TCP or a relay): pion takes over, with its
-		// own SRTP state starting from this packet.
-		d.outMode = outputPion
+		// The direct path is between two ICE pairs (a restart, a move to ICE-TCP): the
+		// packet is lost as it would be on the dead path. pion must never take the stream
+		// over: its SRTP state would start with rollover counter 0, which the subscriber
+		// cannot authenticate once the sequence numbers have wrapped.
+		d.counters.directGaps++
+		return
 	}
 	n, err := d.writer.WriteRTP(h, payload)
 	if err != nil {
@@ -566,6 +571,7 @@ func (d *DownTrack) Stats() DownTrackStats {
 		PLIs:         c.plis,
 		FIRs:         c.firs,
 		WriteErrors:  c.writeErrors,
+		DirectGaps:   c.directGaps,
 		Direct:       d.outMode == outputDirect,
 		CurrentLayer: d.fwd.current,
 		TargetLayer:  target,

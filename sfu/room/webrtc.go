@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync/atomic"
 	"time"
 
@@ -58,7 +59,8 @@ type MediaAPI struct {
 	se      webrtc.SettingEngine
 	udp     *net.UDPConn
 	udpPort int
-	tcp     *connlimit.Limiter // the ICE-TCP connections; nil without ICE-TCP
+	tcp     *connlimit.Limiter   // the ICE-TCP connections; nil without ICE-TCP
+	streams *srtpout.StreamConns // the ICE-TCP connections direct senders may send on
 	direct  bool
 	control bool // DownlinkControl
 	closers []func() error
@@ -100,7 +102,7 @@ func (m *MediaAPI) NewPeerConnection(cfg webrtc.Configuration, o PeerOptions) (*
 	}
 	if out != nil {
 		ice := pc.SCTP().Transport().ICETransport()
-		follow := func() { out.SetRemote(m.directAddr(ice)) }
+		follow := func() { m.followPair(out, ice) }
 		ice.OnSelectedCandidatePairChange(func(*webrtc.ICECandidatePair) { follow() })
 		pc.SCTP().Transport().OnStateChange(func(st webrtc.DTLSTransportState) {
 			switch st {
@@ -114,22 +116,35 @@ func (m *MediaAPI) NewPeerConnection(cfg webrtc.Configuration, o PeerOptions) (*
 	return pc, out, nil
 }
 
-// directAddr returns the peer's address when the selected candidate pair runs over the
-// shared UDP socket, else nil (ICE-TCP, another socket): the direct sender then stops.
-func (m *MediaAPI) directAddr(ice *webrtc.ICETransport) *net.UDPAddr {
+// followPair points out at the selected candidate pair's path: the peer's address when the
+// pair runs over the shared UDP socket, the connection when it runs over our ICE-TCP
+// listener. Any other pair (none yet, another socket) stops the sender until the next one.
+// The sender's SRTP state stays whatever the path, so a stream moving from UDP to ICE-TCP
+// and back keeps its rollover counter.
+func (m *MediaAPI) followPair(out *srtpout.Sender, ice *webrtc.ICETransport) {
 	pair, err := ice.GetSelectedCandidatePair()
-	if err != nil || pair == nil || pair.Local == nil || pair.Remote == nil {
-		return nil
+	if err != nil || pair == nil || pair.Local == nil || pair.Remote == nil || pair.Local.Typ == webrtc.ICECandidateTypeRelay {
+		out.SetRemote(nil)
+		return
 	}
-	if pair.Local.Protocol != webrtc.ICEProtocolUDP || pair.Remote.Protocol != webrtc.ICEProtocolUDP ||
-		pair.Local.Typ == webrtc.ICECandidateTypeRelay || int(pair.Local.Port) != m.udpPort {
-		return nil
+	ip, err := netip.ParseAddr(pair.Remote.Address)
+	if err != nil {
+		out.SetRemote(nil)
+		return
 	}
-	ip := net.ParseIP(pair.Remote.Address)
-	if ip == nil {
-		return nil
+	remote := netip.AddrPortFrom(ip.Unmap(), pair.Remote.Port)
+	switch {
+	case pair.Local.Protocol == webrtc.ICEProtocolUDP && pair.Remote.Protocol == webrtc.ICEProtocolUDP && int(pair.Local.Port) == m.udpPort:
+		out.SetRemote(net.UDPAddrFromAddrPort(remote))
+	case pair.Local.Protocol == webrtc.ICEProtocolTCP && m.streams != nil:
+		if st := m.streams.Lookup(remote); st != nil {
+			out.SetStream(st)
+			return
+		}
+		out.SetRemote(nil)
+	default:
+		out.SetRemote(nil)
 	}
-	return &net.UDPAddr{IP: ip, Port: int(pair.Remote.Port)}
 }
 
 // PeerConnections returns the number of participants' PeerConnections open: made for a
@@ -264,7 +279,9 @@ func NewMediaAPI(cfg MediaConfig, logger *slog.Logger) (*MediaAPI, error) {
 		// asked for (AliveDurationForConnFromStun): 30 s each by default, with no cap on
 		// how many. A client learns the ICE-TCP candidate only after its PeerConnection
 		// registered its ufrag, so a request from a real client finds its session.
-		tcpMux := ice.NewTCPMuxDefault(ice.TCPMuxParams{Listener: m.tcp.Listener(tl), ReadBufferSize: 64,
+		// Direct senders write their SRTP on the accepted connections too (followPair).
+		m.streams = srtpout.NewStreamConns(0)
+		tcpMux := ice.NewTCPMuxDefault(ice.TCPMuxParams{Listener: m.streams.Listener(m.tcp.Listener(tl)), ReadBufferSize: 64,
 			FirstStunBindTimeout: setup, AliveDurationForConnFromStun: setup, Logger: se.LoggerFactory.NewLogger("ice-tcp")})
 		se.SetICETCPMux(tcpMux)
 		m.closers = append(m.closers, tcpMux.Close)
