@@ -81,6 +81,7 @@ type DownTrack struct {
 
 	closed      atomic.Bool
 	rtcpStarted atomic.Bool
+	rtcpReads   atomic.Uint64 // RTCP packets read from the subscriber (see Activity)
 	done        chan struct{}
 
 	cbMu    sync.Mutex // guards the callbacks and bound

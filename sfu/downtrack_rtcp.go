@@ -93,6 +93,7 @@ func (d *DownTrack) readRTCP(sender *webrtc.RTPSender) {
 		if err != nil || d.closed.Load() {
 			return
 		}
+		d.rtcpReads.Add(1)
 		pkts, err := rtcp.Unmarshal(buf[:n])
 		if err != nil {
 			continue
@@ -125,13 +126,7 @@ func (d *DownTrack) handleRTCP(pkts []rtcp.Packet) {
 		}
 	}
 	if keyframe {
-		d.mu.Lock()
-		layer := d.fwd.current
-		if layer == LayerNone {
-			layer = d.fwd.target
-		}
-		d.mu.Unlock()
-		d.receiver.RequestKeyframe(layer)
+		d.RequestKeyframe()
 	}
 }
 

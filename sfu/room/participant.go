@@ -75,6 +75,8 @@ type Participant struct {
 	tokenSentAt time.Time                // when the last refresh_token was sent
 	leftReason  livekit.DisconnectReason // why it left, once DISCONNECTED
 	quality     qualityCounters
+	// live judges the media path (liveness.go); only the room's loop touches it.
+	live liveness
 }
 
 // SID returns the participant's server id (PA_...).
@@ -272,7 +274,11 @@ func (p *Participant) setupTransports(media *MediaAPI, ice []webrtc.ICEServer) e
 	}
 	p.newPub = func() (*transport, error) {
 		// In single mode the one PeerConnection also carries the media sent to the client.
-		pub, err := newTransport(media, PeerOptions{Publish: true, Direct: p.single}, livekit.SignalTarget_PUBLISHER, ice, p.logger, sendCand)
+		opts := PeerOptions{Publish: true, Direct: p.single}
+		if p.single {
+			opts.OnPathChange = p.onPathChange
+		}
+		pub, err := newTransport(media, opts, livekit.SignalTarget_PUBLISHER, ice, p.logger, sendCand)
 		if err != nil {
 			return nil, err
 		}
@@ -293,7 +299,7 @@ func (p *Participant) setupTransports(media *MediaAPI, ice []webrtc.ICEServer) e
 		return err
 	}
 
-	sub, err := newTransport(media, PeerOptions{Direct: true}, livekit.SignalTarget_SUBSCRIBER, ice, p.logger, sendCand)
+	sub, err := newTransport(media, PeerOptions{Direct: true, OnPathChange: p.onPathChange}, livekit.SignalTarget_SUBSCRIBER, ice, p.logger, sendCand)
 	if err != nil {
 		return err
 	}

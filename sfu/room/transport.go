@@ -84,6 +84,7 @@ type transport struct {
 	srtpCipher        string // negotiated SRTP profile, set by noteConnected
 	connected         bool   // the PeerConnection has connected once
 	earlySections     int    // media sections of the descriptions applied before that
+	tcpOnly           bool   // our UDP candidates are withheld (see preferTCPAfterUDPFailure)
 }
 
 func newTransport(media *MediaAPI, opts PeerOptions, target livekit.SignalTarget, iceServers []webrtc.ICEServer, logger *slog.Logger,
@@ -106,7 +107,7 @@ func newTransport(media *MediaAPI, opts PeerOptions, target livekit.SignalTarget
 		t.alloc = sfu.NewAllocator(t.logger)
 	}
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
-		if c == nil {
+		if c == nil || !t.keepCandidate(c) {
 			return
 		}
 		t.sendCandidate(c.ToJSON(), t.target)
@@ -198,7 +199,7 @@ func (t *transport) HandleOffer(sd webrtc.SessionDescription) (webrtc.SessionDes
 	if err := t.pc.SetLocalDescription(answer); err != nil {
 		return webrtc.SessionDescription{}, fmt.Errorf("set local answer: %w", err)
 	}
-	return *t.pc.LocalDescription(), nil
+	return t.filterDescriptionLocked(*t.pc.LocalDescription()), nil
 }
 
 // mediaSections returns the mids of an SDP's audio and video sections (those that become
@@ -339,7 +340,7 @@ func (t *transport) offer() {
 	t.awaitingAnswer = true
 	t.offerID++
 	if t.sendOffer != nil {
-		t.sendOffer(*t.pc.LocalDescription(), t.offerID)
+		t.sendOffer(t.filterDescriptionLocked(*t.pc.LocalDescription()), t.offerID)
 	}
 }
 

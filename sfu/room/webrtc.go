@@ -78,6 +78,9 @@ type PeerOptions struct {
 	// Direct: forwarded media may bypass pion's write path (MediaConfig.DirectSRTP); the
 	// returned Sender is non-nil then.
 	Direct bool
+	// OnPathChange, if set, runs when ICE selects a new candidate pair (the first, or a new
+	// one after a restart or a move to ICE-TCP).
+	OnPathChange func()
 }
 
 // NewPeerConnection returns a PeerConnection built for o, and the direct sender of its
@@ -100,14 +103,22 @@ func (m *MediaAPI) NewPeerConnection(cfg webrtc.Configuration, o PeerOptions) (*
 	if err != nil {
 		return nil, nil, err
 	}
+	ice := pc.SCTP().Transport().ICETransport()
+	if out != nil || o.OnPathChange != nil {
+		ice.OnSelectedCandidatePairChange(func(*webrtc.ICECandidatePair) {
+			if out != nil {
+				m.followPair(out, ice)
+			}
+			if o.OnPathChange != nil {
+				o.OnPathChange()
+			}
+		})
+	}
 	if out != nil {
-		ice := pc.SCTP().Transport().ICETransport()
-		follow := func() { m.followPair(out, ice) }
-		ice.OnSelectedCandidatePairChange(func(*webrtc.ICECandidatePair) { follow() })
 		pc.SCTP().Transport().OnStateChange(func(st webrtc.DTLSTransportState) {
 			switch st {
 			case webrtc.DTLSTransportStateConnected:
-				follow()
+				m.followPair(out, ice)
 			case webrtc.DTLSTransportStateClosed, webrtc.DTLSTransportStateFailed:
 				out.Close()
 			}
@@ -146,6 +157,9 @@ func (m *MediaAPI) followPair(out *srtpout.Sender, ice *webrtc.ICETransport) {
 		out.SetRemote(nil)
 	}
 }
+
+// hasTCP reports whether the node accepts ICE-TCP connections.
+func (m *MediaAPI) hasTCP() bool { return m.tcp != nil }
 
 // PeerConnections returns the number of participants' PeerConnections open: made for a
 // participant and not closed yet (whether or not it is still in a room).

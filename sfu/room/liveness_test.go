@@ -1,0 +1,135 @@
+package room
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// livenessRun drives a liveness check with a fake clock, one sample every 300 ms (the room
+// loop's interval).
+type livenessRun struct {
+	t   *testing.T
+	l   liveness
+	now time.Time
+	a   mediaActivity
+	up  bool
+}
+
+func newLivenessRun(t *testing.T) *livenessRun {
+	r := &livenessRun{t: t, now: time.Unix(1000, 0), up: true}
+	r.step(nil) // the first sample only starts the check
+	return r
+}
+
+// step advances the clock by one interval, applies change to the counters and samples.
+func (r *livenessRun) step(change func(a *mediaActivity)) livenessAction {
+	r.now = r.now.Add(300 * time.Millisecond)
+	if change != nil {
+		change(&r.a)
+	}
+	return r.l.observe(r.now, r.a, r.up)
+}
+
+// until steps with change until an action other than livenessOK comes or d passes, and
+// returns it with the time it took.
+func (r *livenessRun) until(d time.Duration, change func(a *mediaActivity)) (livenessAction, time.Duration) {
+	start := r.now
+	for r.now.Sub(start) < d {
+		if act := r.step(change); act != livenessOK {
+			return act, r.now.Sub(start)
+		}
+	}
+	return livenessOK, r.now.Sub(start)
+}
+
+func sendVideo(a *mediaActivity)           { a.sentVideo += 30 }
+func sendAudio(a *mediaActivity)           { a.sentAudio += 15 }
+func sendVideoHeard(a *mediaActivity)      { a.sentVideo += 30; a.rtcp++ }
+func publishing(a *mediaActivity)          { a.publishing = true; a.received += 40 }
+func publishingSilent(a *mediaActivity)    { a.publishing = true }
+func sendVideoPublishing(a *mediaActivity) { sendVideoHeard(a); publishing(a) }
+
+// A subscriber sent video that reports nothing gets an ICE restart after 2.5 s of silence,
+// not before; one that reports does not; a second restart waits 10 s.
+func TestLivenessSubscriberSilence(t *testing.T) {
+	r := newLivenessRun(t)
+	if act, _ := r.until(time.Minute, sendVideoHeard); act != livenessOK {
+		t.Fatalf("a subscriber that reports got %v", act)
+	}
+	act, took := r.until(10*time.Second, sendVideo)
+	if act != livenessRestartSubscriber || took < subscriberVideoSilence || took > subscriberVideoSilence+300*time.Millisecond {
+		t.Fatalf("silent subscriber: action %v after %v, want a restart after %v", act, took, subscriberVideoSilence)
+	}
+	act, took = r.until(20*time.Second, sendVideo)
+	if act != livenessRestartSubscriber || took < livenessRecoveryInterval || took > livenessRecoveryInterval+300*time.Millisecond {
+		t.Fatalf("still silent: action %v after %v, want the next restart after %v", act, took, livenessRecoveryInterval)
+	}
+}
+
+// Silence while nothing is sent means nothing; it counts from when sending resumed.
+func TestLivenessCountsFromSending(t *testing.T) {
+	r := newLivenessRun(t)
+	if act, _ := r.until(20*time.Second, nil); act != livenessOK {
+		t.Fatalf("idle subscriber got %v", act)
+	}
+	act, took := r.until(10*time.Second, sendVideo)
+	if act != livenessRestartSubscriber || took < subscriberVideoSilence {
+		t.Fatalf("action %v after %v of sending to a silent subscriber", act, took)
+	}
+}
+
+// Audio alone is reported every 5 s by browsers: silence must last 8 s.
+func TestLivenessAudioOnly(t *testing.T) {
+	r := newLivenessRun(t)
+	act, took := r.until(20*time.Second, sendAudio)
+	if act != livenessRestartSubscriber || took < subscriberAudioSilence || took > subscriberAudioSilence+300*time.Millisecond {
+		t.Fatalf("audio-only silent subscriber: %v after %v, want a restart after %v", act, took, subscriberAudioSilence)
+	}
+}
+
+// Before the PeerConnection first connected nothing reaches the client: no restart.
+func TestLivenessWaitsForConnection(t *testing.T) {
+	r := newLivenessRun(t)
+	r.up = false
+	if act, _ := r.until(20*time.Second, sendVideo); act != livenessOK {
+		t.Fatalf("unconnected subscriber got %v", act)
+	}
+	r.up = true
+	if act, took := r.until(10*time.Second, sendVideo); act != livenessRestartSubscriber || took < subscriberVideoSilence {
+		t.Fatalf("after connecting: %v after %v", act, took)
+	}
+}
+
+// A publisher whose unmuted tracks stop sending is asked to resume after 2 s; one that never
+// sent, or whose tracks are muted, is not.
+func TestLivenessPublisher(t *testing.T) {
+	r := newLivenessRun(t)
+	if act, _ := r.until(20*time.Second, sendVideoPublishing); act != livenessOK {
+		t.Fatalf("a live publisher got %v", act)
+	}
+	act, took := r.until(10*time.Second, func(a *mediaActivity) { sendVideoHeard(a); publishingSilent(a) })
+	if act != livenessResume || took < publisherSilence || took > publisherSilence+300*time.Millisecond {
+		t.Fatalf("silent publisher: %v after %v, want a resume after %v", act, took, publisherSilence)
+	}
+	muted := newLivenessRun(t)
+	if act, _ := muted.until(20*time.Second, sendVideoHeard); act != livenessOK {
+		t.Fatalf("a client publishing nothing (or muted) got %v", act)
+	}
+}
+
+// After a UDP failure our descriptions carry ICE-TCP candidates only.
+func TestDropUDPCandidates(t *testing.T) {
+	sdp := "v=0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n" +
+		"a=candidate:1 1 udp 2130706431 10.0.0.1 7882 typ host\r\n" +
+		"a=candidate:2 1 tcp 1671430143 10.0.0.1 7881 typ host tcptype passive\r\n" +
+		"a=candidate:3 1 UDP 2130706431 10.0.0.1 7882 typ host\r\n" +
+		"a=end-of-candidates\r\n"
+	got := dropUDPCandidates(sdp)
+	want := "v=0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n" +
+		"a=candidate:2 1 tcp 1671430143 10.0.0.1 7881 typ host tcptype passive\r\n" +
+		"a=end-of-candidates\r\n"
+	if got != want {
+		t.Fatalf("got\n%s\nwant\n%s", strings.ReplaceAll(got, "\r", ""), strings.ReplaceAll(want, "\r", ""))
+	}
+}
