@@ -60,6 +60,10 @@ type DownTrackParams struct {
 	// directly stays direct (one SRTP state per stream): it drops what it forwards while
 	// the Sender has no path (between ICE candidate pairs).
 	Output *srtpout.Sender
+	// FirstSeq, a test hook, is the sequence number of the first packet sent (0: the
+	// publisher's own numbering, shifted only at layer switches); tests start near 65535
+	// to see the numbering wrap within seconds.
+	FirstSeq uint16
 	// Logger receives the down track's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -157,6 +161,7 @@ func NewDownTrack(p DownTrackParams) (*DownTrack, error) {
 		done:         make(chan struct{}),
 		fwd:          *newForwarder(r.video(), r.Codec().ClockRate),
 	}
+	d.fwd.firstSeq = p.FirstSeq
 	if d.reporter == nil && p.WriteRTCP != nil {
 		d.reporter, d.ownReporter = NewReporter(p.WriteRTCP, d.logger), true
 	}

@@ -1,9 +1,10 @@
 package room
 
 import (
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/pion/webrtc/v4"
 )
 
 // livenessRun drives a liveness check with a fake clock, one sample every 300 ms (the room
@@ -118,18 +119,18 @@ func TestLivenessPublisher(t *testing.T) {
 	}
 }
 
-// After a UDP failure our descriptions carry ICE-TCP candidates only.
-func TestDropUDPCandidates(t *testing.T) {
-	sdp := "v=0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n" +
-		"a=candidate:1 1 udp 2130706431 10.0.0.1 7882 typ host\r\n" +
-		"a=candidate:2 1 tcp 1671430143 10.0.0.1 7881 typ host tcptype passive\r\n" +
-		"a=candidate:3 1 UDP 2130706431 10.0.0.1 7882 typ host\r\n" +
-		"a=end-of-candidates\r\n"
-	got := dropUDPCandidates(sdp)
-	want := "v=0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n" +
-		"a=candidate:2 1 tcp 1671430143 10.0.0.1 7881 typ host tcptype passive\r\n" +
-		"a=end-of-candidates\r\n"
-	if got != want {
-		t.Fatalf("got\n%s\nwant\n%s", strings.ReplaceAll(got, "\r", ""), strings.ReplaceAll(want, "\r", ""))
+// After a UDP failure the client's TCP and relayed candidates are kept, its other UDP ones
+// not.
+func TestUsableAfterUDPFailure(t *testing.T) {
+	for cand, want := range map[string]bool{
+		"candidate:1 1 udp 2130706431 10.0.0.2 50000 typ host":                                  false,
+		"candidate:2 1 UDP 1694498815 203.0.113.7 50000 typ srflx raddr 0.0.0.0 rport 0":        false,
+		"candidate:3 1 udp 16777215 198.51.100.1 40000 typ relay raddr 203.0.113.7 rport 50000": true,
+		"candidate:4 1 tcp 1518280447 10.0.0.2 9 typ host tcptype active":                       true,
+		"not a candidate": true,
+	} {
+		if got := usableAfterUDPFailure(webrtc.ICECandidateInit{Candidate: cand}); got != want {
+			t.Errorf("%q: %v, want %v", cand, got, want)
+		}
 	}
 }

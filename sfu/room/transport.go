@@ -84,7 +84,7 @@ type transport struct {
 	srtpCipher        string // negotiated SRTP profile, set by noteConnected
 	connected         bool   // the PeerConnection has connected once
 	earlySections     int    // media sections of the descriptions applied before that
-	tcpOnly           bool   // our UDP candidates are withheld (see preferTCPAfterUDPFailure)
+	avoidUDP          bool   // the client's direct UDP candidates are ignored (see preferTCPAfterUDPFailure)
 }
 
 func newTransport(media *MediaAPI, opts PeerOptions, target livekit.SignalTarget, iceServers []webrtc.ICEServer, logger *slog.Logger,
@@ -107,7 +107,7 @@ func newTransport(media *MediaAPI, opts PeerOptions, target livekit.SignalTarget
 		t.alloc = sfu.NewAllocator(t.logger)
 	}
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
-		if c == nil || !t.keepCandidate(c) {
+		if c == nil {
 			return
 		}
 		t.sendCandidate(c.ToJSON(), t.target)
@@ -144,6 +144,10 @@ func (t *transport) AddCandidate(c webrtc.ICECandidateInit) error {
 		return fmt.Errorf("%d candidates already for these ICE credentials, the limit: %w", maxRemoteCandidates, rooms.ErrLimitExceeded)
 	}
 	t.candidates++
+	if t.avoidUDP && !usableAfterUDPFailure(c) {
+		t.mu.Unlock()
+		return nil
+	}
 	if t.pc.RemoteDescription() == nil {
 		t.pendingCandidates = append(t.pendingCandidates, c)
 		t.mu.Unlock()
@@ -199,7 +203,7 @@ func (t *transport) HandleOffer(sd webrtc.SessionDescription) (webrtc.SessionDes
 	if err := t.pc.SetLocalDescription(answer); err != nil {
 		return webrtc.SessionDescription{}, fmt.Errorf("set local answer: %w", err)
 	}
-	return t.filterDescriptionLocked(*t.pc.LocalDescription()), nil
+	return *t.pc.LocalDescription(), nil
 }
 
 // mediaSections returns the mids of an SDP's audio and video sections (those that become
@@ -340,7 +344,7 @@ func (t *transport) offer() {
 	t.awaitingAnswer = true
 	t.offerID++
 	if t.sendOffer != nil {
-		t.sendOffer(t.filterDescriptionLocked(*t.pc.LocalDescription()), t.offerID)
+		t.sendOffer(*t.pc.LocalDescription(), t.offerID)
 	}
 }
 

@@ -63,7 +63,9 @@ type MediaAPI struct {
 	streams *srtpout.StreamConns // the ICE-TCP connections direct senders may send on
 	direct  bool
 	control bool // DownlinkControl
-	closers []func() error
+	// firstSeq is SetFirstSeq's test hook.
+	firstSeq uint16
+	closers  []func() error
 	// peers counts the participants' PeerConnections not yet closed (transports).
 	peers atomic.Int64
 }
@@ -158,8 +160,10 @@ func (m *MediaAPI) followPair(out *srtpout.Sender, ice *webrtc.ICETransport) {
 	}
 }
 
-// hasTCP reports whether the node accepts ICE-TCP connections.
-func (m *MediaAPI) hasTCP() bool { return m.tcp != nil }
+// SetFirstSeq is a test hook: every down track made from now on starts its output sequence
+// numbers at seq (0: the publisher's numbering), so that a test sees them wrap within
+// seconds. Call it before the first participant joins.
+func (m *MediaAPI) SetFirstSeq(seq uint16) { m.firstSeq = seq }
 
 // PeerConnections returns the number of participants' PeerConnections open: made for a
 // participant and not closed yet (whether or not it is still in a room).

@@ -41,11 +41,13 @@ func TestMain(m *testing.M) {
 
 // runSubscriber joins with the Go SDK, reads every track it is given (the SDK's interceptors
 // send receiver reports and NACKs for what is read), prints "joined" and then once a second
-// the bytes received, and leaves when its standard input closes.
+// the bytes received, every 50 ms the video bytes received so far ("video N": only what
+// SRTP authenticated is read), and leaves when its standard input closes.
 func runSubscriber(url, token string) int {
-	var received atomic.Int64
+	var received, video atomic.Int64
 	cb := lksdk.NewRoomCallback()
 	cb.ParticipantCallback.OnTrackSubscribed = func(track *webrtc.TrackRemote, _ *lksdk.RemoteTrackPublication, _ *lksdk.RemoteParticipant) {
+		isVideo := track.Kind() == webrtc.RTPCodecTypeVideo
 		go func() {
 			buf := make([]byte, 1500)
 			for {
@@ -54,6 +56,9 @@ func runSubscriber(url, token string) int {
 					return
 				}
 				received.Add(int64(n))
+				if isVideo {
+					video.Add(int64(n))
+				}
 			}
 		}()
 	}
@@ -70,6 +75,8 @@ func runSubscriber(url, token string) int {
 	}()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	fine := time.NewTicker(50 * time.Millisecond)
+	defer fine.Stop()
 	for {
 		select {
 		case <-stop:
@@ -77,6 +84,8 @@ func runSubscriber(url, token string) int {
 			return 0
 		case <-tick.C:
 			fmt.Printf("received %d\n", received.Swap(0))
+		case <-fine.C:
+			fmt.Printf("video %d\n", video.Load())
 		}
 	}
 }
@@ -84,8 +93,11 @@ func runSubscriber(url, token string) int {
 // link is a network namespace joined to the host by a veth pair, the host's end shaped.
 type link struct {
 	ns      string
+	id      int
 	hostIP  string // the host's end, where the subscriber reaches the server
 	hostDev string
+	nsDev   string
+	nsIP    string // the subscriber's address
 }
 
 // newLink makes a namespace with a veth pair, 10.231.x.1 (host) to 10.231.x.2, and limits
@@ -102,10 +114,10 @@ func newLink(t *testing.T, rate string) *link {
 		}
 	}
 	id := rand.IntN(1 << 16)
-	l := &link{ns: fmt.Sprintf("sanke-wl-%d", id), hostDev: fmt.Sprintf("skwl%dh", id)}
-	nsDev := fmt.Sprintf("skwl%dn", id)
+	l := &link{ns: fmt.Sprintf("sanke-wl-%d", id), id: id, hostDev: fmt.Sprintf("skwl%dh", id), nsDev: fmt.Sprintf("skwl%dn", id)}
+	nsDev := l.nsDev
 	subnet := fmt.Sprintf("10.231.%d", 4*(id%64))
-	l.hostIP = subnet + ".1"
+	l.hostIP, l.nsIP = subnet+".1", subnet+".2"
 	run := func(args ...string) {
 		t.Helper()
 		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
@@ -132,6 +144,7 @@ type subscriber struct {
 	stdin    io.WriteCloser
 	joined   chan struct{}
 	received atomic.Int64   // bytes in the newest one-second report
+	video    atomic.Int64   // video bytes received so far, reported every 50 ms
 	output   syncbuf.Buffer // its standard error
 }
 
@@ -166,6 +179,10 @@ func startSubscriber(t *testing.T, l *link, url, token string) *subscriber {
 			case strings.HasPrefix(line, "received "):
 				if _, err := fmt.Sscanf(line, "received %d", &n); err == nil {
 					s.received.Store(n)
+				}
+			case strings.HasPrefix(line, "video "):
+				if _, err := fmt.Sscanf(line, "video %d", &n); err == nil {
+					s.video.Store(n)
 				}
 			}
 		}
