@@ -6,6 +6,7 @@ import (
 	"github.com/livekit/protocol/livekit"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/sanke-edu/sanke/internal/rooms"
 	"github.com/sanke-edu/sanke/sfu"
 )
 
@@ -13,9 +14,10 @@ import (
 // got blocked, its network changed under a signal connection that survived) is recovered in
 // seconds rather than after pion's ICE timeouts (10 s to disconnected, 20 s to failed).
 const (
-	// subscriberVideoSilence: no RTCP from the subscriber for this long while video is sent
-	// to it. Browsers report received video every second at most (libwebrtc's video RTCP
-	// interval), the Go SDK every second.
+	// subscriberVideoSilence: nothing from the subscriber (RTCP, ICE traffic) for this long
+	// while video is sent to it. Browsers report received video about every second
+	// (libwebrtc's video RTCP interval), the Go SDK every second, and pion's ICE keepalive
+	// (every 2 s, MediaAPI) draws an answer.
 	subscriberVideoSilence = 2500 * time.Millisecond
 	// subscriberAudioSilence: the same while only audio is sent: libwebrtc reports audio
 	// every 5 s.
@@ -42,9 +44,12 @@ const (
 // mediaActivity is a participant's media counters at one moment.
 type mediaActivity struct {
 	sentVideo, sentAudio uint64 // packets sent to the client
-	rtcp                 uint64 // RTCP packets read from the client on what we send
-	received             uint64 // packets received on the client's unmuted published tracks
-	publishing           bool   // the client has unmuted published tracks that sent media
+	// heard counts what came from the client on the PeerConnection we send on: RTCP read
+	// for the tracks sent, plus the bytes of its selected ICE pair (RTCP, STUN checks and
+	// answers to our keepalives: a live path is never silent for seconds).
+	heard      uint64
+	received   uint64 // packets received on the client's unmuted published tracks
+	publishing bool   // the client has unmuted published tracks that sent media
 }
 
 // liveness judges one participant's media path from its counters, sampled a few times a
@@ -57,23 +62,24 @@ type liveness struct {
 	lastRecv   time.Time // the same for the published media
 	videoSince time.Time // start of the current run of samples in which video was sent; zero: none
 	audioSince time.Time
-	recovered  time.Time // the last recovery asked for
+	recovered  time.Time  // the last recovery asked for
+	sink       rooms.Sink // the signal connection the samples were taken under
 }
 
 // observe records a sample taken at now and returns the recovery the path needs, if any.
-// subscriberUp says whether the PeerConnection we send on has connected (before, nothing
-// reaches the client and silence means nothing).
-func (l *liveness) observe(now time.Time, a mediaActivity, subscriberUp bool) livenessAction {
+// downUp and pubUp say whether the PeerConnections we send on and receive on are connected
+// (before they first connect, and while ICE restarts, silence means nothing).
+func (l *liveness) observe(now time.Time, a mediaActivity, downUp, pubUp bool) livenessAction {
 	if !l.started {
 		l.started, l.last, l.lastAt, l.lastRTCP, l.lastRecv = true, a, now, now, now
 		return livenessOK
 	}
 	prev, prevAt := l.last, l.lastAt
 	l.last, l.lastAt = a, now
-	if a.rtcp != prev.rtcp || !subscriberUp {
+	if a.heard != prev.heard || !downUp {
 		l.lastRTCP = now
 	}
-	if a.received != prev.received || !a.publishing {
+	if a.received != prev.received || !a.publishing || !pubUp {
 		l.lastRecv = now
 	}
 	l.videoSince = runStart(l.videoSince, prevAt, a.sentVideo != prev.sentVideo)
@@ -141,7 +147,7 @@ func (p *Participant) mediaActivity() mediaActivity {
 		} else {
 			a.sentAudio += sent
 		}
-		a.rtcp += rtcp
+		a.heard += rtcp
 	}
 	for _, r := range receivers {
 		if r.Muted() {
@@ -160,14 +166,23 @@ func (p *Participant) mediaActivity() mediaActivity {
 // calls it.
 func (p *Participant) checkLiveness(now time.Time) {
 	p.mu.Lock()
-	signal := p.sink != nil && !p.closed && p.disconnect == nil
+	sink := p.sink
+	signal := sink != nil && !p.closed && p.disconnect == nil
 	p.mu.Unlock()
 	down := p.downTransport()
 	if !signal || down == nil {
 		p.live = liveness{} // start afresh once the client is back
 		return
 	}
-	switch p.live.observe(now, p.mediaActivity(), down.isConnected()) {
+	if p.live.sink != sink {
+		// A new signal connection: the client resumed and restarts ICE now. Count afresh
+		// (the PeerConnections' states hold the check while ICE reconnects).
+		p.live = liveness{sink: sink, recovered: p.live.recovered}
+	}
+	pub := p.pub()
+	act := p.mediaActivity()
+	act.heard += down.pathTraffic()
+	switch p.live.observe(now, act, down.isUp(), pub == nil || pub.isUp()) {
 	case livenessOK:
 	case livenessRestartSubscriber:
 		down.preferTCPAfterUDPFailure()
@@ -179,7 +194,7 @@ func (p *Participant) checkLiveness(now time.Time) {
 		p.logger.Info("media liveness: no RTCP from the client while sending, restarting ICE")
 		p.subscriber.Negotiate(true)
 	case livenessResume:
-		if pub := p.pub(); pub != nil {
+		if pub != nil {
 			pub.preferTCPAfterUDPFailure()
 		}
 		p.logger.Info("media liveness: no media from the client's published tracks, asking it to resume")

@@ -29,7 +29,7 @@ func (r *livenessRun) step(change func(a *mediaActivity)) livenessAction {
 	if change != nil {
 		change(&r.a)
 	}
-	return r.l.observe(r.now, r.a, r.up)
+	return r.l.observe(r.now, r.a, r.up, r.up)
 }
 
 // until steps with change until an action other than livenessOK comes or d passes, and
@@ -46,7 +46,7 @@ func (r *livenessRun) until(d time.Duration, change func(a *mediaActivity)) (liv
 
 func sendVideo(a *mediaActivity)           { a.sentVideo += 30 }
 func sendAudio(a *mediaActivity)           { a.sentAudio += 15 }
-func sendVideoHeard(a *mediaActivity)      { a.sentVideo += 30; a.rtcp++ }
+func sendVideoHeard(a *mediaActivity)      { a.sentVideo += 30; a.heard++ }
 func publishing(a *mediaActivity)          { a.publishing = true; a.received += 40 }
 func publishingSilent(a *mediaActivity)    { a.publishing = true }
 func sendVideoPublishing(a *mediaActivity) { sendVideoHeard(a); publishing(a) }

@@ -13,6 +13,23 @@ func (t *transport) isConnected() bool {
 	return t.connected
 }
 
+// pathTraffic counts what the PeerConnection's selected ICE candidate pair received (0
+// without one): application bytes (RTCP, DTLS, SCTP) plus STUN checks and answers to our
+// keepalives. It rises as long as the client's packets reach us.
+func (t *transport) pathTraffic() uint64 {
+	st, ok := t.pc.SCTP().Transport().ICETransport().GetSelectedCandidatePairStats()
+	if !ok {
+		return 0
+	}
+	return st.BytesReceived + st.RequestsReceived + st.ResponsesReceived
+}
+
+// isUp reports whether the PeerConnection is connected now: it has connected once and is
+// not between ICE candidate pairs (a restart under way, a path being checked).
+func (t *transport) isUp() bool {
+	return t != nil && t.isConnected() && t.pc.ConnectionState() == webrtc.PeerConnectionStateConnected
+}
+
 // preferTCPAfterUDPFailure is called when the media path died while the signal connection
 // lived. If the path ran over UDP, the client's own UDP candidates (host, server-reflexive,
 // peer-reflexive) are ignored from now on, so the next ICE restart connects over ICE-TCP or

@@ -52,7 +52,7 @@ func (l *link) BlockUDP(t *testing.T, action string) {
 func (l *link) SwitchAddress(t *testing.T) {
 	t.Helper()
 	hostDev, nsDev := fmt.Sprintf("skhs%dh", l.id), fmt.Sprintf("skhs%dn", l.id)
-	subnet := fmt.Sprintf("10.232.%d", 4*(l.id%64))
+	subnet := fmt.Sprintf("10.233.%d", 4*(l.id%64)) // 10.232/16 is the browser harness's
 	run(t, "ip", "link", "add", hostDev, "type", "veth", "peer", "name", nsDev)
 	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", hostDev).Run() })
 	run(t, "ip", "link", "set", nsDev, "netns", l.ns)
