@@ -187,11 +187,11 @@ func (p *Participant) checkLiveness(now time.Time) {
 	case livenessRestartSubscriber:
 		down.preferTCPAfterUDPFailure()
 		if p.single {
-			p.logger.Info("media liveness: no RTCP from the client while sending, asking it to resume")
+			p.logger.Info("media liveness: nothing heard from the client while sending, asking it to resume")
 			p.send(leaveMessage(livekit.DisconnectReason_UNKNOWN_REASON, livekit.LeaveRequest_RESUME))
 			return
 		}
-		p.logger.Info("media liveness: no RTCP from the client while sending, restarting ICE")
+		p.logger.Info("media liveness: nothing heard from the client while sending, restarting ICE")
 		p.subscriber.Negotiate(true)
 	case livenessResume:
 		if pub != nil {

@@ -63,6 +63,7 @@ type MediaAPI struct {
 	streams *srtpout.StreamConns // the ICE-TCP connections direct senders may send on
 	direct  bool
 	control bool // DownlinkControl
+	logger  *slog.Logger
 	// firstSeq is SetFirstSeq's test hook.
 	firstSeq uint16
 	closers  []func() error
@@ -151,9 +152,11 @@ func (m *MediaAPI) followPair(out *srtpout.Sender, ice *webrtc.ICETransport) {
 		out.SetRemote(net.UDPAddrFromAddrPort(remote))
 	case pair.Local.Protocol == webrtc.ICEProtocolTCP && m.streams != nil:
 		if st := m.streams.Lookup(remote); st != nil {
+			m.logger.Debug("direct SRTP over ICE-TCP", "remote", remote)
 			out.SetStream(st)
 			return
 		}
+		m.logger.Debug("direct SRTP paused: no ICE-TCP connection from the pair's address", "remote", remote)
 		out.SetRemote(nil)
 	default:
 		out.SetRemote(nil)
@@ -265,7 +268,7 @@ func NewMediaAPI(cfg MediaConfig, logger *slog.Logger) (*MediaAPI, error) {
 		}
 	}
 
-	m := &MediaAPI{me: me, ir: ir, direct: cfg.DirectSRTP, control: cfg.DownlinkControl}
+	m := &MediaAPI{me: me, ir: ir, direct: cfg.DirectSRTP, control: cfg.DownlinkControl, logger: logger}
 	networks := []webrtc.NetworkType{webrtc.NetworkTypeUDP4}
 
 	muxConn, err := udpsock.Listen(net.ParseIP(cfg.BindIP), cfg.UDPPort)

@@ -87,6 +87,38 @@ async function waitAudioArrives(page, { from, timeout = 20000, packets = 20 } = 
   }, { timeout, what: `${what} (packetsReceived increasing past ${first.inbound.packetsReceived + packets})` });
 }
 
+/**
+ * netnsScenario runs scenario `name` with a subscriber's Chromium in a network namespace
+ * (NetnsLink), a server of its own bound to all addresses (working directory `dir`), the
+ * pages served on the link's host address and the Go SDK file publisher (its pre-encoded
+ * layers have the files' bitrates, whatever the host's load), and tears them all down.
+ */
+async function netnsScenario(name, dir, body) {
+  const workDir = joinPath(suite.tmp, dir);
+  await mkdir(joinPath(workDir, 'data'), { recursive: true });
+  const publisherBin = await goBuild(suite.tmp, './test/browser/filepublisher', 'filepublisher');
+  const link = await NetnsLink.create(suite.tmp);
+  const server = new SankeServer({ bin: suite.server.bin, workDir, args: ['--bind', '0.0.0.0'] });
+  const publisher = new FilePublisher(publisherBin);
+  let pages;
+  let browser;
+  try {
+    await server.start();
+    pages = await serveStatic(DIST, link.hostIP);
+    browser = await launch(suite.tmp, { executablePath: link.wrapper });
+    await suite.scenario(name, () => body({ link, server, publisher, pages, browser })).catch((e) => {
+      console.log(`${name} server log (tail):\n${server.tail(80)}\nfilepublisher log:\n${publisher.log.join('\n')}`);
+      throw e;
+    });
+  } finally {
+    await publisher.stop();
+    await browser?.close().catch(() => {});
+    await pages?.close().catch(() => {});
+    await server.stop();
+    await link.close();
+  }
+}
+
 /** cameraOutbound returns the publisher's outbound-rtp entries of its camera, by rid. */
 async function cameraOutbound(page) {
   const st = await page.stats();
@@ -474,70 +506,48 @@ describe('livekit-client 2.23 in headless Chromium against Sanke', () => {
     // The publisher is the Go SDK playing pre-encoded layers (test/browser/filepublisher):
     // their bitrates are those of the files, not what a browser's encoder makes of the CPU
     // it gets on a busy machine.
-    const workDir = joinPath(suite.tmp, 'weak');
-    await mkdir(joinPath(workDir, 'data'), { recursive: true });
-    const publisherBin = await goBuild(suite.tmp, './test/browser/filepublisher', 'filepublisher');
-    const link = await NetnsLink.create(suite.tmp);
-    const server = new SankeServer({ bin: suite.server.bin, workDir, args: ['--bind', '0.0.0.0'] });
-    const publisher = new FilePublisher(publisherBin);
-    let pages;
-    let browser;
-    try {
-      await server.start();
-      pages = await serveStatic(DIST, link.hostIP);
-      browser = await launch(suite.tmp, { executablePath: link.wrapper });
-      await suite.scenario('8-weak-link', async () => {
-        const room = 'weak-room';
-        const pub = await publisher.start(server.wsUrl, await server.token(room, 'alice'));
-        const bps = Object.fromEntries(pub.layers.map((l) => [l.rid, l.bitrate]));
-        const line = Math.round((bps.h + 100000 + bps.f) / 2);
-        console.log(`${stamp()} publisher layers q=${bps.q} h=${bps.h} f=${bps.f} bit/s (the files'); the line will carry ${line} bit/s`);
-        assert.ok(bps.f > bps.h + 300000, `the top layer (${bps.f} bit/s) must be well above the middle one (${bps.h} bit/s) for this test`);
+    await netnsScenario('8-weak-link', 'weak', async ({ link, server, publisher, pages, browser }) => {
+      const room = 'weak-room';
+      const pub = await publisher.start(server.wsUrl, await server.token(room, 'alice'));
+      const bps = Object.fromEntries(pub.layers.map((l) => [l.rid, l.bitrate]));
+      const line = Math.round((bps.h + 100000 + bps.f) / 2);
+      console.log(`${stamp()} publisher layers q=${bps.q} h=${bps.h} f=${bps.f} bit/s (the files'); the line will carry ${line} bit/s`);
+      assert.ok(bps.f > bps.h + 300000, `the top layer (${bps.f} bit/s) must be well above the middle one (${bps.h} bit/s) for this test`);
 
-        const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
-        try {
-          const page = await context.newPage();
-          const sub = new TestPage(page, 'subscriber-behind-the-line');
-          await page.goto(`${pages.url}/index.html?label=sub&videoWidth=1280&videoHeight=720`);
-          await page.waitForFunction(() => window.sanke !== undefined, null, { timeout: 15000 });
-          await join(sub, room, 'bob', `ws://${link.hostIP}:${server.port}`);
-          await pollUntil(async () => remoteTrack(await sub.stats(), { from: 'alice', source: 'camera' })?.inbound?.frameWidth === 1280,
-            { timeout: 30000, what: 'the subscriber decoding the top layer before the line narrows' });
-          // Shaped only now: the page itself (the SDK bundle) would not load through a token
-          // bucket this small on a veth pair (its TCP segments come as 64 KB GSO packets).
-          const mark = server.mark();
-          await link.shape(`${Math.round(line / 1000)}kbit`);
-          // The server's positive signal first: it cut the subscriber's downlink budget.
-          await pollUntil(() => server.since(mark).some((l) => l.includes('downlink budget') && l.includes('why=congested')),
-            { timeout: 30000, what: 'server log: the downlink budget cut (why=congested)' });
-          const samples = [];
-          for (let i = 0; i < 30; i++) {
-            await sleep(1000);
-            const tr = remoteTrack(await sub.stats(), { from: 'alice', source: 'camera' });
-            samples.push({ width: tr?.inbound?.frameWidth ?? 0, lost: tr?.inbound?.packetsLost ?? 0, decoded: tr?.inbound?.framesDecoded ?? 0 });
-          }
-          console.log(`${stamp()} decoded width once a second after the cut: ${samples.map((s) => s.width).join(' ')}`);
-          const budget = server.since(mark).filter((l) => l.includes('downlink budget'));
-          const brief = (l) => l.replace(/^time=\S+T(\S+)Z .*?why=/, '$1 why=').replace(/ layers=.*/, '');
-          console.log(`${stamp()} server: ${budget.length} budget changes:\n  ${budget.map(brief).join('\n  ')}`);
-          const late = samples.slice(samples.length / 2);
-          const fits = late.filter((s) => s.width > 0 && s.width <= 640).length / late.length;
-          assert.ok(fits >= 0.6, `the subscriber decoded the middle layer or lower ${Math.round(fits * 100)}% of the last 15 s`);
-          assert.ok(late.at(-1).decoded > late[0].decoded + 100, `frames kept decoding (${late[0].decoded} -> ${late.at(-1).decoded})`);
-        } finally {
-          await context.close().catch(() => {});
+      const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+      try {
+        const page = await context.newPage();
+        const sub = new TestPage(page, 'subscriber-behind-the-line');
+        await page.goto(`${pages.url}/index.html?label=sub&videoWidth=1280&videoHeight=720`);
+        await page.waitForFunction(() => window.sanke !== undefined, null, { timeout: 15000 });
+        await join(sub, room, 'bob', `ws://${link.hostIP}:${server.port}`);
+        await pollUntil(async () => remoteTrack(await sub.stats(), { from: 'alice', source: 'camera' })?.inbound?.frameWidth === 1280,
+          { timeout: 30000, what: 'the subscriber decoding the top layer before the line narrows' });
+        // Shaped only now: the page itself (the SDK bundle) would not load through a token
+        // bucket this small on a veth pair (its TCP segments come as 64 KB GSO packets).
+        const mark = server.mark();
+        await link.shape(`${Math.round(line / 1000)}kbit`);
+        // The server's positive signal first: it cut the subscriber's downlink budget.
+        await pollUntil(() => server.since(mark).some((l) => l.includes('downlink budget') && l.includes('why=congested')),
+          { timeout: 30000, what: 'server log: the downlink budget cut (why=congested)' });
+        const samples = [];
+        for (let i = 0; i < 30; i++) {
+          await sleep(1000);
+          const tr = remoteTrack(await sub.stats(), { from: 'alice', source: 'camera' });
+          samples.push({ width: tr?.inbound?.frameWidth ?? 0, lost: tr?.inbound?.packetsLost ?? 0, decoded: tr?.inbound?.framesDecoded ?? 0 });
         }
-      }).catch((e) => {
-        console.log(`weak-link server log (tail):\n${server.tail(60)}\nfilepublisher log:\n${publisher.log.join('\n')}`);
-        throw e;
-      });
-    } finally {
-      await publisher.stop();
-      await browser?.close().catch(() => {});
-      await pages?.close().catch(() => {});
-      await server.stop();
-      await link.close();
-    }
+        console.log(`${stamp()} decoded width once a second after the cut: ${samples.map((s) => s.width).join(' ')}`);
+        const budget = server.since(mark).filter((l) => l.includes('downlink budget'));
+        const brief = (l) => l.replace(/^time=\S+T(\S+)Z .*?why=/, '$1 why=').replace(/ layers=.*/, '');
+        console.log(`${stamp()} server: ${budget.length} budget changes:\n  ${budget.map(brief).join('\n  ')}`);
+        const late = samples.slice(samples.length / 2);
+        const fits = late.filter((s) => s.width > 0 && s.width <= 640).length / late.length;
+        assert.ok(fits >= 0.6, `the subscriber decoded the middle layer or lower ${Math.round(fits * 100)}% of the last 15 s`);
+        assert.ok(late.at(-1).decoded > late[0].decoded + 100, `frames kept decoding (${late[0].decoded} -> ${late.at(-1).decoded})`);
+      } finally {
+        await context.close().catch(() => {});
+      }
+    });
   });
 
   browserTest('9. a Chromium subscriber whose network changes, then whose UDP is blocked, keeps its session and its video', '9', async (t) => {
@@ -552,86 +562,66 @@ describe('livekit-client 2.23 in headless Chromium against Sanke', () => {
     const switchTarget = 3000;
     const udpTarget = 5000;
     const bound = 20000;
-    const workDir = joinPath(suite.tmp, 'netswitch');
-    await mkdir(joinPath(workDir, 'data'), { recursive: true });
-    const publisherBin = await goBuild(suite.tmp, './test/browser/filepublisher', 'filepublisher');
-    const link = await NetnsLink.create(suite.tmp);
-    const server = new SankeServer({ bin: suite.server.bin, workDir, args: ['--bind', '0.0.0.0'] });
-    const publisher = new FilePublisher(publisherBin);
-    let pages;
-    let browser;
-    try {
-      await server.start();
-      pages = await serveStatic(DIST, link.hostIP);
-      browser = await launch(suite.tmp, { executablePath: link.wrapper });
-      await suite.scenario('9-network-switch', async () => {
-        const room = 'switch-room';
-        await publisher.start(server.wsUrl, await server.token(room, 'alice'));
-        const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
-        try {
-          const page = await context.newPage();
-          const sub = new TestPage(page, 'subscriber-on-the-move');
-          await page.goto(`${pages.url}/index.html?label=sub&videoWidth=640&videoHeight=360`);
-          await page.waitForFunction(() => window.sanke !== undefined, null, { timeout: 15000 });
-          const joined = await join(sub, room, 'bob', `ws://${link.hostIP}:${server.port}`);
-          await waitVideoPlays(sub, { from: 'alice', frames: 30 });
-          const video = async () => remoteTrack(await sub.stats(), { from: 'alice', source: 'camera' });
+    await netnsScenario('9-network-switch', 'netswitch', async ({ link, server, publisher, pages, browser }) => {
+      const room = 'switch-room';
+      await publisher.start(server.wsUrl, await server.token(room, 'alice'));
+      const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+      try {
+        const page = await context.newPage();
+        const sub = new TestPage(page, 'subscriber-on-the-move');
+        await page.goto(`${pages.url}/index.html?label=sub&videoWidth=640&videoHeight=360`);
+        await page.waitForFunction(() => window.sanke !== undefined, null, { timeout: 15000 });
+        const joined = await join(sub, room, 'bob', `ws://${link.hostIP}:${server.port}`);
+        await waitVideoPlays(sub, { from: 'alice', frames: 30 });
+        const video = async () => remoteTrack(await sub.stats(), { from: 'alice', source: 'camera' });
 
-          // backAfter measures, from a change made at `at`, until the subscriber decoded 15
-          // frames (half a second of video: more than its jitter buffer held) beyond those
-          // decoded when the change was made, with `ok` true of the video's state.
-          const backAfter = async (at, before, ok = () => true, what = 'video decoding again') => {
-            await pollUntil(async () => {
-              const v = await video();
-              return v && v.inbound.framesDecoded >= before + 15 && ok(v) ? v : undefined;
-            }, { timeout: bound, interval: 50, what });
-            return Date.now() - at;
-          };
+        // backAfter measures, from a change made at `at`, until the subscriber decoded 15
+        // frames (half a second of video: more than its jitter buffer held) beyond those
+        // decoded when the change was made, with `ok` true of the video's state.
+        const backAfter = async (at, before, ok = () => true, what = 'video decoding again') => {
+          await pollUntil(async () => {
+            const v = await video();
+            return v && v.inbound.framesDecoded >= before + 15 && ok(v) ? v : undefined;
+          }, { timeout: bound, interval: 50, what });
+          return Date.now() - at;
+        };
 
-          let before = (await video()).inbound.framesDecoded;
-          let at = Date.now();
-          await link.switchAddress();
-          const switched = await backAfter(at, before);
-          const afterSwitch = await sub.state();
-          console.log(`${stamp()} network switch: video again after ${switched} ms (target ${switchTarget} ms); ` +
-            `events: ${afterSwitch.events.filter((e) => /reconnect|resum|disconnect/i.test(e.type)).map((e) => e.type).join(' ') || 'none'}`);
-          assert.equal(afterSwitch.sid, joined.sid, 'the subscriber kept its participant sid (a resume, not a rejoin)');
-          assert.ok(!afterSwitch.events.some((e) => e.type === 'disconnected'), 'the room never disconnected');
-          // The switch also cut the websocket: let livekit-client's resume finish (its ICE
-          // restart included) before the next change.
-          const resumed = await pollUntil(async () => (await sub.state()).events.find((e) => e.type === 'reconnected' && e.at >= at),
-            { timeout: bound, what: 'livekit-client reporting reconnected after the switch' });
-          const settled = (await video()).inbound.framesDecoded;
-          await backAfter(Date.now(), settled, () => true, 'video decoding after the resume');
-          console.log(`${stamp()} network switch: session resumed ${resumed.at - at} ms after the switch`);
+        let before = (await video()).inbound.framesDecoded;
+        let at = Date.now();
+        await link.switchAddress();
+        const switched = await backAfter(at, before);
+        const afterSwitch = await sub.state();
+        console.log(`${stamp()} network switch: video again after ${switched} ms (target ${switchTarget} ms); ` +
+          `events: ${afterSwitch.events.filter((e) => /reconnect|resum|disconnect/i.test(e.type)).map((e) => e.type).join(' ') || 'none'}`);
+        assert.equal(afterSwitch.sid, joined.sid, 'the subscriber kept its participant sid (a resume, not a rejoin)');
+        assert.ok(!afterSwitch.events.some((e) => e.type === 'disconnected'), 'the room never disconnected');
+        // The switch also cut the websocket: let livekit-client's resume finish (its ICE
+        // restart included) before the next change.
+        const resumed = await pollUntil(async () => (await sub.state()).events.find((e) => e.type === 'reconnected' && e.at >= at),
+          { timeout: bound, what: 'livekit-client reporting reconnected after the switch' });
+        const settled = (await video()).inbound.framesDecoded;
+        await backAfter(Date.now(), settled, () => true, 'video decoding after the resume');
+        console.log(`${stamp()} network switch: session resumed ${resumed.at - at} ms after the switch`);
 
-          const mark = server.mark();
-          before = (await video()).inbound.framesDecoded;
-          at = Date.now();
-          await link.blockUDP('prohibit');
-          const tcp = await backAfter(at, before, (v) => v.candidate?.protocol === 'tcp', 'video decoding again over ICE-TCP');
-          console.log(`${stamp()} UDP blocked at ${new Date(at).toISOString().slice(11, 23)}: video again over ICE-TCP after ${tcp} ms (target ${udpTarget} ms); ` +
-            `server:\n  ${server.since(mark).filter((l) => /liveness|UDP path|participant resumed|peer connection state|selected/.test(l))
-              .map((l) => l.replace(/^time=\S+T(\S+)Z level=\S+ msg=/, '$1 ').replace(/ room=.*?identity=\S+/, '')).join('\n  ')}`);
-          const afterBlock = await sub.state();
-          assert.equal(afterBlock.sid, joined.sid, 'the subscriber kept its participant sid after UDP was blocked');
-          const last = await video();
-          await sleep(2000);
-          assert.ok((await video()).inbound.framesDecoded > last.inbound.framesDecoded + 20, 'frames keep decoding over ICE-TCP');
-        } finally {
-          await context.close().catch(() => {});
-        }
-      }).catch((e) => {
-        console.log(`network-switch server log (tail):\n${server.tail(80)}\nfilepublisher log:\n${publisher.log.join('\n')}`);
-        throw e;
-      });
-    } finally {
-      await publisher.stop();
-      await browser?.close().catch(() => {});
-      await pages?.close().catch(() => {});
-      await server.stop();
-      await link.close();
-    }
+        const mark = server.mark();
+        before = (await video()).inbound.framesDecoded;
+        at = Date.now();
+        await link.blockUDP('prohibit');
+        const tcp = await backAfter(at, before, (v) => v.candidate?.protocol === 'tcp', 'video decoding again over ICE-TCP');
+        console.log(`${stamp()} UDP blocked at ${new Date(at).toISOString().slice(11, 23)}: video again over ICE-TCP after ${tcp} ms (target ${udpTarget} ms); ` +
+          `server:\n  ${server.since(mark).filter((l) => /liveness|UDP path|participant resumed|peer connection state|direct SRTP/.test(l))
+            .map((l) => l.replace(/^time=\S+T(\S+)Z level=\S+ msg=/, '$1 ').replace(/ room=.*?identity=\S+/, '')).join('\n  ')}`);
+        assert.ok(server.since(mark).some((l) => l.includes('direct SRTP over ICE-TCP')),
+          'server log: the direct SRTP stream moved onto the ICE-TCP connection');
+        const afterBlock = await sub.state();
+        assert.equal(afterBlock.sid, joined.sid, 'the subscriber kept its participant sid after UDP was blocked');
+        const last = await video();
+        await sleep(2000);
+        assert.ok((await video()).inbound.framesDecoded > last.inbound.framesDecoded + 20, 'frames keep decoding over ICE-TCP');
+      } finally {
+        await context.close().catch(() => {});
+      }
+    });
   });
 
   browserTest('5b. the publisher\'s websocket is cut: it resumes and media plays again within 10 s', '5b', async () => {

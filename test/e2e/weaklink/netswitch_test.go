@@ -22,7 +22,7 @@ import (
 // subscriber process, pion's ICE checks and the SDK's resume late.
 const (
 	switchTarget   = 3 * time.Second // media again after a network change
-	udpBlockTarget = 5 * time.Second // media again over ICE-TCP after UDP is blocked
+	udpBlockTarget = 5 * time.Second // media again over ICE-TCP or TURN after UDP is blocked
 	recoveryBound  = 20 * time.Second
 )
 
@@ -178,7 +178,7 @@ func TestNetworkSwitch(t *testing.T) {
 	}
 }
 
-// A subscriber whose UDP becomes blocked mid-class gets its video again over ICE-TCP, on the
+// A subscriber whose UDP becomes blocked mid-class gets its video again over TURN/TCP, on the
 // same direct SRTP stream: its sequence numbers wrapped before the block (they start at
 // 65300), and the subscriber authenticates what arrives over TCP (pion's writer, taking the
 // stream over with rollover counter 0, could not be).
