@@ -58,14 +58,19 @@ type DownTrackParams struct {
 	// Output, if not nil, sends the track's RTP directly (SRTP and batched UDP sends, see
 	// package srtpout) instead of through pion's write path, from the first packet it is
 	// ready for; the subscriber's PeerConnection must have its KeyCapture installed. A
-	// down track that has sent through pion first stays with pion (one SRTP state per
-	// stream).
+	// down track that has sent through pion first stays with pion, and one that sent
+	// directly stays direct (one SRTP state per stream): it drops what it forwards while
+	// the Sender has no path (between ICE candidate pairs).
 	Output *srtpout.Sender
 	// AwaitConnected holds the down track until SetConnected (the subscriber's DTLS is up):
 	// it neither forwards nor asks for keyframes before. A keyframe forwarded earlier is
 	// dropped by pion, or by the subscriber, while the request that brought it counts
 	// against the publisher's PLI throttle; the first picture then waits for the retry.
 	AwaitConnected bool
+	// FirstSeq, a test hook, is the sequence number of the first packet sent (0: the
+	// publisher's own numbering, shifted only at layer switches); tests start near 65535
+	// to see the numbering wrap within seconds.
+	FirstSeq uint16
 	// Logger receives the down track's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -87,6 +92,7 @@ type DownTrack struct {
 
 	closed      atomic.Bool
 	rtcpStarted atomic.Bool
+	rtcpReads   atomic.Uint64 // RTCP packets read from the subscriber (see Activity)
 	done        chan struct{}
 
 	cbMu    sync.Mutex // guards the callbacks and bound
@@ -144,6 +150,7 @@ type downTrackCounters struct {
 	retransmitBytes, rtxLimited                    uint64
 	plis, firs, writeErrors                        uint64
 	paddingPackets, paddingBytes                   uint64
+	directGaps                                     uint64 // direct packets dropped while the path was away
 }
 
 // NewDownTrack returns a down track forwarding p.Receiver. It forwards the
@@ -178,6 +185,7 @@ func NewDownTrack(p DownTrackParams) (*DownTrack, error) {
 		awaitConn:    p.AwaitConnected,
 		connected:    !p.AwaitConnected,
 	}
+	d.fwd.firstSeq = p.FirstSeq
 	if d.reporter == nil && p.WriteRTCP != nil {
 		d.reporter, d.ownReporter = NewReporter(p.WriteRTCP, d.logger), true
 	}
@@ -606,9 +614,12 @@ func (d *DownTrack) write(h *rtp.Header, payload []byte, st srtpout.Stamp) {
 		}
 	}
 	if d.outMode == outputDirect {
-		// The direct path went away (ICE moved to TCP or a relay): pion takes over, with its
-		// own SRTP state starting from this packet.
-		d.outMode = outputPion
+		// The direct path is between two ICE pairs (a restart, a move to ICE-TCP): the
+		// packet is lost as it would be on the dead path. pion must never take the stream
+		// over: its SRTP state would start with rollover counter 0, which the subscriber
+		// cannot authenticate once the sequence numbers have wrapped.
+		d.counters.directGaps++
+		return
 	}
 	if st.TWCC != 0 && h.Extension {
 		// pion's write path has no numbering of ours: stamp the extension's value here.
@@ -716,6 +727,7 @@ func (d *DownTrack) Stats() DownTrackStats {
 		PLIs:         c.plis,
 		FIRs:         c.firs,
 		WriteErrors:  c.writeErrors,
+		DirectGaps:   c.directGaps,
 		Direct:       d.outMode == outputDirect,
 		CurrentLayer: d.fwd.current,
 		TargetLayer:  target,

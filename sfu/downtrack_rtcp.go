@@ -94,6 +94,7 @@ func (d *DownTrack) readRTCP(sender *webrtc.RTPSender) {
 		if err != nil || d.closed.Load() {
 			return
 		}
+		d.rtcpReads.Add(1)
 		if n = d.takeTWCC(buf[:n]); n == 0 {
 			continue
 		}

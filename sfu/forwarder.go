@@ -72,6 +72,7 @@ type forwarder struct {
 
 	started   bool   // something was sent already
 	seqOffset uint16 // out seq = in seq + seqOffset
+	firstSeq  uint16 // test hook: the first packet's output seq; 0 keeps the publisher's numbering
 	tsOffset  uint32 // out ts = in ts + tsOffset
 	lockSeq   uint16 // first input seq of the lock: older packets are dropped
 	highest   uint16 // newest input seq sent in this lock
@@ -220,6 +221,9 @@ func (f *forwarder) relock(p *inPacket) {
 	first := !f.started
 	if first {
 		f.seqOffset, f.tsOffset = 0, 0
+		if f.firstSeq != 0 {
+			f.seqOffset = f.firstSeq - seq
+		}
 		f.started = true
 	} else {
 		f.seqOffset = f.lastSeq + 1 - seq

@@ -40,6 +40,9 @@ type DownTrackStats struct {
 	PLIs        uint64 // picture loss indications from the subscriber
 	FIRs        uint64 // full intra requests from the subscriber
 	WriteErrors uint64 // packets the transport refused
+	// DirectGaps counts the packets of a direct stream dropped while its sender had no path
+	// (between two ICE candidate pairs).
+	DirectGaps uint64
 	// Direct: the packets go through the direct SRTP sender (package srtpout), not pion's
 	// write path.
 	Direct bool

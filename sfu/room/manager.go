@@ -83,6 +83,9 @@ type Manager struct {
 	dataDropped atomic.Uint64 // data packets not sent to participants that did not read them
 }
 
+// Media returns the media API the rooms' PeerConnections are built with.
+func (m *Manager) Media() *MediaAPI { return m.media }
+
 // NewManager creates a room manager using the given media API for PeerConnections. Zero
 // Limits in cfg take their defaults.
 func NewManager(cfg *Config, media *MediaAPI, logger *slog.Logger) *Manager {

@@ -76,6 +76,8 @@ type Participant struct {
 	tokenSentAt time.Time                // when the last refresh_token was sent
 	leftReason  livekit.DisconnectReason // why it left, once DISCONNECTED
 	quality     qualityCounters
+	// live judges the media path (liveness.go); only the room's loop touches it.
+	live liveness
 }
 
 // SID returns the participant's server id (PA_...).
@@ -276,6 +278,7 @@ func (p *Participant) setupTransports(media *MediaAPI, ice []webrtc.ICEServer) e
 		opts := PeerOptions{Publish: true, Direct: p.single}
 		if p.single {
 			opts.OnDTLSConnected = p.connectDownTracks
+			opts.OnPathChange = p.onPathChange
 		}
 		pub, err := newTransport(media, opts, livekit.SignalTarget_PUBLISHER, ice, p.logger, sendCand)
 		if err != nil {
@@ -298,8 +301,8 @@ func (p *Participant) setupTransports(media *MediaAPI, ice []webrtc.ICEServer) e
 		return err
 	}
 
-	sub, err := newTransport(media, PeerOptions{Direct: true, OnDTLSConnected: p.connectDownTracks}, livekit.SignalTarget_SUBSCRIBER,
-		ice, p.logger, sendCand)
+	sub, err := newTransport(media, PeerOptions{Direct: true, OnDTLSConnected: p.connectDownTracks, OnPathChange: p.onPathChange},
+		livekit.SignalTarget_SUBSCRIBER, ice, p.logger, sendCand)
 	if err != nil {
 		return err
 	}

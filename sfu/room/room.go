@@ -429,6 +429,7 @@ func (r *Room) loop() {
 				if p.refreshTokenDue(now) {
 					p.refreshToken()
 				}
+				p.checkLiveness(now)
 			}
 			if r.idleExpired(time.Now()) {
 				r.close(livekit.DisconnectReason_ROOM_CLOSED)

@@ -78,6 +78,7 @@ func (r *Room) subscribe(sub *Participant, t *PublishedTrack) {
 		Allocator:    sub.downTransport().alloc,
 		Priority:     downlinkPriority(t),
 		Output:       sub.downTransport().out,
+		FirstSeq:     sub.downTransport().media.firstSeq,
 		// Nothing is forwarded, nor a keyframe asked for, before the connection is up.
 		AwaitConnected: true,
 		Logger:         sub.logger.With("track", sid),

@@ -88,6 +88,7 @@ type transport struct {
 	srtpCipher        string // negotiated SRTP profile, set by noteConnected
 	connected         bool   // the PeerConnection has connected once
 	earlySections     int    // media sections of the descriptions applied before that
+	avoidUDP          bool   // the client's direct UDP candidates are ignored (see preferTCPAfterUDPFailure)
 }
 
 func newTransport(media *MediaAPI, opts PeerOptions, target livekit.SignalTarget, iceServers []webrtc.ICEServer, logger *slog.Logger,
@@ -182,6 +183,10 @@ func (t *transport) AddCandidate(c webrtc.ICECandidateInit) error {
 		return fmt.Errorf("%d candidates already for these ICE credentials, the limit: %w", maxRemoteCandidates, rooms.ErrLimitExceeded)
 	}
 	t.candidates++
+	if t.avoidUDP && !usableAfterUDPFailure(c) {
+		t.mu.Unlock()
+		return nil
+	}
 	if t.pc.RemoteDescription() == nil {
 		t.pendingCandidates = append(t.pendingCandidates, c)
 		t.mu.Unlock()

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync/atomic"
 	"time"
 
@@ -62,10 +63,14 @@ type MediaAPI struct {
 	se      webrtc.SettingEngine
 	udp     *net.UDPConn
 	udpPort int
-	tcp     *connlimit.Limiter // the ICE-TCP connections; nil without ICE-TCP
+	tcp     *connlimit.Limiter   // the ICE-TCP connections; nil without ICE-TCP
+	streams *srtpout.StreamConns // the ICE-TCP connections direct senders may send on
 	direct  bool
 	control bool // DownlinkControl
-	closers []func() error
+	logger  *slog.Logger
+	// firstSeq is SetFirstSeq's test hook.
+	firstSeq uint16
+	closers  []func() error
 	// peers counts the participants' PeerConnections not yet closed (transports).
 	peers atomic.Int64
 }
@@ -80,11 +85,12 @@ type PeerOptions struct {
 	// Direct: forwarded media may bypass pion's write path (MediaConfig.DirectSRTP); the
 	// returned Sender is non-nil then.
 	Direct bool
-	// OnPathChange, if not nil, runs when ICE selects another candidate pair (a new network
-	// path: what was learned about the old one's capacity no longer holds).
-	OnPathChange func()
-	// OnSelectedPair and OnDTLSConnected, if set, run in a goroutine of their own when ICE
-	// selects a candidate pair and when DTLS connects (after the direct sender follows).
+	// OnPathChange, if set, runs when ICE selects a new candidate pair (the first, or a new
+	// one after a restart or a move to ICE-TCP: what was learned about the old path's capacity
+	// no longer holds). OnSelectedPair and OnDTLSConnected, if set, run when ICE selects a
+	// candidate pair and when DTLS connects (after the direct sender follows). Each runs in a
+	// goroutine of its own.
+	OnPathChange    func()
 	OnSelectedPair  func(*webrtc.ICECandidatePair)
 	OnDTLSConnected func()
 }
@@ -112,7 +118,7 @@ func (m *MediaAPI) NewPeerConnection(cfg webrtc.Configuration, o PeerOptions) (*
 	ice := pc.SCTP().Transport().ICETransport()
 	follow := func() {
 		if out != nil {
-			out.SetRemote(m.directAddr(ice))
+			m.followPair(out, ice)
 		}
 	}
 	// pion calls both hooks under its transports' locks: what may take other locks runs in
@@ -120,7 +126,7 @@ func (m *MediaAPI) NewPeerConnection(cfg webrtc.Configuration, o PeerOptions) (*
 	ice.OnSelectedCandidatePairChange(func(pair *webrtc.ICECandidatePair) {
 		follow()
 		if o.OnPathChange != nil {
-			o.OnPathChange()
+			go o.OnPathChange()
 		}
 		if o.OnSelectedPair != nil {
 			go o.OnSelectedPair(pair)
@@ -142,23 +148,43 @@ func (m *MediaAPI) NewPeerConnection(cfg webrtc.Configuration, o PeerOptions) (*
 	return pc, out, nil
 }
 
-// directAddr returns the peer's address when the selected candidate pair runs over the
-// shared UDP socket, else nil (ICE-TCP, another socket): the direct sender then stops.
-func (m *MediaAPI) directAddr(ice *webrtc.ICETransport) *net.UDPAddr {
+// followPair points out at the selected candidate pair's path: the peer's address when the
+// pair runs over the shared UDP socket, the connection when it runs over our ICE-TCP
+// listener. Any other pair (none yet, another socket) stops the sender until the next one.
+// The sender's SRTP state stays whatever the path, so a stream moving from UDP to ICE-TCP
+// and back keeps its rollover counter.
+func (m *MediaAPI) followPair(out *srtpout.Sender, ice *webrtc.ICETransport) {
 	pair, err := ice.GetSelectedCandidatePair()
-	if err != nil || pair == nil || pair.Local == nil || pair.Remote == nil {
-		return nil
+	if err != nil || pair == nil || pair.Local == nil || pair.Remote == nil || pair.Local.Typ == webrtc.ICECandidateTypeRelay {
+		out.SetRemote(nil)
+		return
 	}
-	if pair.Local.Protocol != webrtc.ICEProtocolUDP || pair.Remote.Protocol != webrtc.ICEProtocolUDP ||
-		pair.Local.Typ == webrtc.ICECandidateTypeRelay || int(pair.Local.Port) != m.udpPort {
-		return nil
+	ip, err := netip.ParseAddr(pair.Remote.Address)
+	if err != nil {
+		out.SetRemote(nil)
+		return
 	}
-	ip := net.ParseIP(pair.Remote.Address)
-	if ip == nil {
-		return nil
+	remote := netip.AddrPortFrom(ip.Unmap(), pair.Remote.Port)
+	switch {
+	case pair.Local.Protocol == webrtc.ICEProtocolUDP && pair.Remote.Protocol == webrtc.ICEProtocolUDP && int(pair.Local.Port) == m.udpPort:
+		out.SetRemote(net.UDPAddrFromAddrPort(remote))
+	case pair.Local.Protocol == webrtc.ICEProtocolTCP && m.streams != nil:
+		if st := m.streams.Lookup(remote); st != nil {
+			m.logger.Debug("direct SRTP over ICE-TCP", "remote", remote)
+			out.SetStream(st)
+			return
+		}
+		m.logger.Debug("direct SRTP paused: no ICE-TCP connection from the pair's address", "remote", remote)
+		out.SetRemote(nil)
+	default:
+		out.SetRemote(nil)
 	}
-	return &net.UDPAddr{IP: ip, Port: int(pair.Remote.Port)}
 }
+
+// SetFirstSeq is a test hook: every down track made from now on starts its output sequence
+// numbers at seq (0: the publisher's numbering), so that a test sees them wrap within
+// seconds. Call it before the first participant joins.
+func (m *MediaAPI) SetFirstSeq(seq uint16) { m.firstSeq = seq }
 
 // PeerConnections returns the number of participants' PeerConnections open: made for a
 // participant and not closed yet (whether or not it is still in a room).
@@ -264,7 +290,7 @@ func NewMediaAPI(cfg MediaConfig, logger *slog.Logger) (*MediaAPI, error) {
 		return nil, err
 	}
 
-	m := &MediaAPI{me: me, ir: ir, direct: cfg.DirectSRTP, control: cfg.DownlinkControl}
+	m := &MediaAPI{me: me, ir: ir, direct: cfg.DirectSRTP, control: cfg.DownlinkControl, logger: logger}
 	bind := net.ParseIP(cfg.BindIP)
 	muxConn, err := udpsock.Listen(bind, cfg.UDPPort)
 	if err != nil {
@@ -314,7 +340,9 @@ func NewMediaAPI(cfg MediaConfig, logger *slog.Logger) (*MediaAPI, error) {
 		// asked for (AliveDurationForConnFromStun): 30 s each by default, with no cap on
 		// how many. A client learns the ICE-TCP candidate only after its PeerConnection
 		// registered its ufrag, so a request from a real client finds its session.
-		tcpMux := ice.NewTCPMuxDefault(ice.TCPMuxParams{Listener: m.tcp.Listener(tl), ReadBufferSize: 64,
+		// Direct senders write their SRTP on the accepted connections too (followPair).
+		m.streams = srtpout.NewStreamConns(0)
+		tcpMux := ice.NewTCPMuxDefault(ice.TCPMuxParams{Listener: m.streams.Listener(m.tcp.Listener(tl)), ReadBufferSize: 64,
 			FirstStunBindTimeout: setup, AliveDurationForConnFromStun: setup, Logger: se.LoggerFactory.NewLogger("ice-tcp")})
 		se.SetICETCPMux(tcpMux)
 		m.closers = append(m.closers, tcpMux.Close)

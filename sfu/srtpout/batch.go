@@ -79,6 +79,13 @@ func (b *Batch) Commit(s *Sender, pkt []byte, st Stamp) error {
 	if err != nil {
 		return err
 	}
+	if addr.stream != nil {
+		// ICE-TCP: the connection's queue copies the packet; the slot is free again.
+		if !addr.stream.enqueue(out) {
+			b.dropped++
+		}
+		return nil
+	}
 	b.out[b.n], b.peers[b.n] = out, addr
 	b.n++
 	if b.n == len(b.out) {
@@ -101,6 +108,6 @@ func (b *Batch) Flush() {
 	b.n = 0
 }
 
-// Stats returns the packets sent and dropped by the kernel since the Batch was
-// made.
+// Stats returns the packets sent and dropped (refused by the kernel, or by a full ICE-TCP
+// queue) since the Batch was made.
 func (b *Batch) Stats() (sent, dropped uint64) { return b.sent, b.dropped }

@@ -17,13 +17,16 @@
 //
 // Only the SRTP of RTP packets the SFU forwards takes this path. pion still owns ICE (the
 // Sender only reads the selected pair), DTLS, SRTCP and data channels, and sends when the fast
-// path is not available (the node is the DTLS client, ICE-TCP, an unknown cipher suite).
+// path is not available (the node is the DTLS client, an unknown cipher suite).
 // Key material never leaves the process: it is what pion already holds in memory.
 //
-// Known limit: a stream that started on the direct path and loses it mid-session (an ICE
-// restart that moves the subscriber from UDP to TCP or a relay) continues through pion, whose
-// SRTP context for that SSRC starts with rollover counter 0. If the stream's sequence numbers
-// had already wrapped (after about 65,000 packets, ~5 minutes of 720p video), the subscriber
-// cannot authenticate pion's packets until it resubscribes. ICE restarts that stay on UDP
-// (the usual case) keep the direct path and its state.
+// ICE-TCP: when the selected pair runs over an ICE-TCP connection the node accepted
+// (StreamConns wraps the listener pion's TCP mux uses), a Stream queues the Sender's SRTP
+// packets, framed as RFC 4571 says, and one goroutine per connection writes them between
+// pion's own frames. A stream therefore keeps one SRTP state, its rollover counter
+// included, however often ICE moves it between UDP and TCP; pion's writer never takes over
+// a stream that started here (its SRTP state for the SSRC would start with rollover counter
+// 0, which a subscriber cannot authenticate once the sequence numbers have wrapped). The
+// bounded queue drops new packets when full, so one subscriber's full TCP window never
+// stalls a fan-out, as pion's blocking write would.
 package srtpout

@@ -16,6 +16,10 @@ import (
 // ErrNotReady is returned when a Sender has no keys or no peer address (yet).
 var ErrNotReady = errors.New("srtpout: sender not ready")
 
+// ErrQueueFull is returned when a packet for an ICE-TCP path was dropped: its connection's
+// queue is full (or the connection closed).
+var ErrQueueFull = errors.New("srtpout: ICE-TCP queue full")
+
 // MaxPacket bounds one plain RTP packet (header and payload).
 const MaxPacket = 1500
 
@@ -48,7 +52,8 @@ type Stamp struct {
 
 // Sender sends the forwarded RTP of one PeerConnection: SRTP encryption with the keys its
 // KeyCapture derived, written to the peer's selected ICE address (IPv4 or IPv6) on the node's
-// shared UDP socket. Its methods are safe for concurrent use.
+// shared UDP socket, or queued for its ICE-TCP connection (SetStream). Its methods are safe
+// for concurrent use.
 type Sender struct {
 	conn    *net.UDPConn
 	capture *KeyCapture
@@ -106,7 +111,8 @@ func (s *Sender) SetKeys(k Keys) error {
 
 // SetRemote sets the peer's address: the remote side of the selected ICE candidate pair when
 // its local side is the shared UDP socket. IPv4, IPv6 and IPv4-mapped IPv6 addresses (which
-// are sent to as IPv4) are taken. nil (TCP, relay, another socket) stops the Sender.
+// are sent to as IPv4) are taken. nil (no pair, another socket) stops the Sender; SetStream
+// sets an ICE-TCP path instead.
 func (s *Sender) SetRemote(addr *net.UDPAddr) {
 	var p *peerAddr
 	if addr != nil && addr.IP != nil {
@@ -121,12 +127,14 @@ func (s *Sender) SetRemote(addr *net.UDPAddr) {
 	s.update()
 }
 
-// peerAddr is a subscriber's address, also in the form the batch's system call takes. It is
-// never changed once made: a new address is a new peerAddr.
+// peerAddr is a subscriber's address, also in the form the batch's system call takes, or
+// the ICE-TCP connection to it (stream.go). It is never changed once made: a new address is
+// a new peerAddr.
 type peerAddr struct {
 	udp    net.UDPAddr
 	raw    rawAddr
 	rawLen uint32
+	stream *Stream // non-nil: the path is this ICE-TCP connection, udp and raw are unset
 }
 
 // Close stops the Sender for good.
@@ -243,5 +251,11 @@ func (s *Sender) WriteRTP(h *rtp.Header, payload []byte, st Stamp) (int, error) 
 		return 0, err
 	}
 	s.out = out
+	if addr.stream != nil {
+		if !addr.stream.enqueue(out) {
+			return 0, ErrQueueFull
+		}
+		return len(out), nil
+	}
 	return s.conn.WriteToUDP(out, &addr.udp)
 }

@@ -478,6 +478,8 @@ export class NetnsLink {
     link.ns = `sanke-bt-${id}`;
     link.hostDev = `skbt${id}h`;
     const nsDev = `skbt${id}n`;
+    link.id = id;
+    link.nsDev = nsDev;
     const run = (...args) => execFileP(args[0], args.slice(1));
     await run('ip', 'netns', 'add', link.ns);
     try {
@@ -495,6 +497,7 @@ export class NetnsLink {
       } else {
         const subnet = `10.232.${4 * (id % 64)}`;
         link.hostIP = `${subnet}.1`;
+        link.nsIP = `${subnet}.2`;
         await run('ip', 'addr', 'add', `${link.hostIP}/30`, 'dev', link.hostDev);
         await run('ip', '-n', link.ns, 'addr', 'add', `${subnet}.2/30`, 'dev', nsDev);
         await run('ip', '-n', link.ns, 'link', 'set', 'lo', 'up');
@@ -527,9 +530,47 @@ export class NetnsLink {
     await execFileP('tc', ['qdisc', 'replace', 'dev', this.hostDev, 'root', 'tbf', 'rate', rate, 'burst', '16kb', 'latency', '100ms']);
   }
 
+  /**
+   * blockUDP makes the namespace's routing refuse every UDP packet, sent or received (a
+   * firewall that passes TCP only): action 'prohibit' fails sends at once, 'blackhole' drops
+   * silently. The rule goes before the local table's, which would deliver incoming packets
+   * first.
+   */
+  async blockUDP(action = 'prohibit') {
+    const ip = (...args) => execFileP('ip', ['-n', this.ns, ...args]);
+    await ip('rule', 'add', 'pref', '10', 'ipproto', 'udp', action);
+    await ip('rule', 'add', 'pref', '20', 'lookup', 'local');
+    await ip('rule', 'del', 'pref', '0', 'lookup', 'local');
+  }
+
+  /**
+   * switchAddress moves the namespace to another network, as a phone from Wi-Fi to a hotspot:
+   * a second veth pair with its own /30 (10.233.x) becomes the default route, the old address
+   * goes, and the TCP connections from it are destroyed (ss -K), as the operating system does
+   * when an interface goes away; the server stays reachable at hostIP through the new route.
+   */
+  async switchAddress() {
+    const run = (...args) => execFileP(args[0], args.slice(1));
+    const hostDev = `skhs${this.id}h`;
+    const nsDev = `skhs${this.id}n`;
+    const subnet = `10.233.${4 * (this.id % 64)}`;
+    this.extraDevs = [...(this.extraDevs ?? []), hostDev];
+    await run('ip', 'link', 'add', hostDev, 'type', 'veth', 'peer', 'name', nsDev);
+    await run('ip', 'link', 'set', nsDev, 'netns', this.ns);
+    await run('ip', 'addr', 'add', `${subnet}.1/30`, 'dev', hostDev);
+    await run('ip', 'link', 'set', hostDev, 'up');
+    await run('ip', '-n', this.ns, 'addr', 'add', `${subnet}.2/30`, 'dev', nsDev);
+    await run('ip', '-n', this.ns, 'link', 'set', nsDev, 'up');
+    await run('ip', '-n', this.ns, 'addr', 'del', `${this.nsIP}/30`, 'dev', this.nsDev);
+    await run('ip', '-n', this.ns, 'route', 'replace', 'default', 'via', `${subnet}.1`);
+    await run('ip', 'netns', 'exec', this.ns, 'ss', '-K', '-t', 'src', this.nsIP);
+    this.nsIP = `${subnet}.2`;
+  }
+
   async close() {
     await execFileP('ip', ['netns', 'del', this.ns]).catch(() => {}); // takes the veth pair along
     await execFileP('ip', ['link', 'del', this.hostDev]).catch(() => {});
+    for (const dev of this.extraDevs ?? []) await execFileP('ip', ['link', 'del', dev]).catch(() => {});
   }
 }
 

@@ -42,14 +42,16 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// runSubscriber joins with the Go SDK, reads
-// every track it is given (the SDK's interceptors send receiver reports and NACKs for what
-// is read), prints "joined" and then once a second the bytes received and its subscriber
-// PeerConnection's selected candidate pair, and leaves when its standard input closes.
+// runSubscriber joins with the Go SDK, reads every track it is given (the SDK's interceptors
+// send receiver reports and NACKs for what is read), prints "joined" and then once a second
+// the bytes received and its subscriber PeerConnection's selected candidate pair, every 50 ms
+// the video bytes received so far ("video N": only what SRTP authenticated is read), and
+// leaves when its standard input closes.
 func runSubscriber(url, token string) int {
-	var received atomic.Int64
+	var received, video atomic.Int64
 	cb := lksdk.NewRoomCallback()
 	cb.ParticipantCallback.OnTrackSubscribed = func(track *webrtc.TrackRemote, _ *lksdk.RemoteTrackPublication, _ *lksdk.RemoteParticipant) {
+		isVideo := track.Kind() == webrtc.RTPCodecTypeVideo
 		go func() {
 			buf := make([]byte, 1500)
 			for {
@@ -58,6 +60,9 @@ func runSubscriber(url, token string) int {
 					return
 				}
 				received.Add(int64(n))
+				if isVideo {
+					video.Add(int64(n))
+				}
 			}
 		}()
 	}
@@ -74,6 +79,8 @@ func runSubscriber(url, token string) int {
 	}()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	fine := time.NewTicker(50 * time.Millisecond)
+	defer fine.Stop()
 	for {
 		select {
 		case <-stop:
@@ -87,6 +94,8 @@ func runSubscriber(url, token string) int {
 					fmt.Printf("pair %s %s %s %s\n", pair.Local.Protocol, pair.Local.Typ, pair.Local.Address, pair.Remote.Address)
 				}
 			}
+		case <-fine.C:
+			fmt.Printf("video %d\n", video.Load())
 		}
 	}
 }
@@ -94,10 +103,11 @@ func runSubscriber(url, token string) int {
 // link is a network namespace joined to the host by a veth pair, the host's end shaped.
 type link struct {
 	ns      string
+	id      int
 	hostIP  string // the host's end, where the subscriber reaches the server
 	hostDev string
 	nsDev   string
-	id      int
+	nsIP    string // the subscriber's address
 }
 
 // newLink makes a namespace with a veth pair, 10.231.x.1 (host) to 10.231.x.2, and limits
@@ -107,7 +117,7 @@ func newLink(t *testing.T, rate string) *link {
 	t.Helper()
 	l := newVeth(t, "tc")
 	subnet := fmt.Sprintf("10.231.%d", 4*(l.id%64))
-	l.hostIP = subnet + ".1"
+	l.hostIP, l.nsIP = subnet+".1", subnet+".2"
 	l.run(t, "ip", "addr", "add", l.hostIP+"/30", "dev", l.hostDev)
 	l.run(t, "ip", "-n", l.ns, "addr", "add", subnet+".2/30", "dev", l.nsDev)
 	l.run(t, "ip", "-n", l.ns, "link", "set", "lo", "up")
@@ -164,6 +174,7 @@ type subscriber struct {
 	stdin    io.WriteCloser
 	joined   chan struct{}
 	received atomic.Int64           // bytes in the newest one-second report
+	video    atomic.Int64           // video bytes received so far, reported every 50 ms
 	pair     atomic.Pointer[string] // the newest selected candidate pair reported ("udp host local remote")
 	output   syncbuf.Buffer         // its standard error
 }
@@ -203,6 +214,10 @@ func startSubscriber(t *testing.T, l *link, url, token string) *subscriber {
 			case strings.HasPrefix(line, "pair "):
 				pair := strings.TrimPrefix(line, "pair ")
 				s.pair.Store(&pair)
+			case strings.HasPrefix(line, "video "):
+				if _, err := fmt.Sscanf(line, "video %d", &n); err == nil {
+					s.video.Store(n)
+				}
 			}
 		}
 		_ = s.cmd.Wait()
