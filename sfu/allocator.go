@@ -83,6 +83,9 @@ type Allocator struct {
 	probeLayer  int
 	switched    bool   // probeTrack forwards probeLayer
 	preProbe    uint64 // the budget before the probe, restored if it fails
+	videoRate   uint64 // what the video tracks sent in the last evaluated window, bits/s
+
+	onStreamState func(d *DownTrack, paused bool) // see OnStreamState
 }
 
 // allocTrack is one down track as its Allocator sees it.
@@ -102,6 +105,11 @@ type allocTrack struct {
 	packets, bytes uint64
 	// Recent peak bitrate of each layer (see cost).
 	peak [NumLayers]uint64
+	// What the track sent in the last evaluated window, bits/s on the wire.
+	rate uint64
+	// Bandwidth pauses (allocator_pause.go).
+	state    streamState
+	pausedAt int64
 }
 
 // NewAllocator returns an Allocator with no limit yet; logger (nil discards) gets a line
@@ -178,28 +186,33 @@ func (a *Allocator) report(d *DownTrack, extHighest uint32, totalLost int32, sen
 // evaluate runs the controller on the loss and sent bitrate since the last evaluation.
 // a.mu must be held.
 func (a *Allocator) evaluate(now int64) {
-	var sent, received, bits uint64
+	var sent, received uint64
 	video := false
 	for _, t := range a.tracks {
 		sent += t.sent
 		received += t.received
-		packets, bytes := t.d.sentCounters()
-		bits += 8 * (bytes - t.bytes + packetOverhead*(packets-t.packets))
 		video = video || t.video
 	}
 	if sent < allocMinPackets || !video {
 		return // too little to judge: let the window grow
 	}
-	elapsed := now - a.windowStart
-	rate := bits * uint64(time.Second) / uint64(elapsed)
+	elapsed := uint64(now - a.windowStart)
+	var rate uint64
+	a.videoRate = 0
+	for _, t := range a.tracks {
+		packets, bytes := t.d.sentCounters()
+		t.rate = 8 * (bytes - t.bytes + packetOverhead*(packets-t.packets)) * uint64(time.Second) / elapsed
+		rate += t.rate
+		if t.video {
+			a.videoRate += t.rate
+		}
+		t.sent, t.received = 0, 0
+		t.packets, t.bytes = packets, bytes
+		t.updatePeaks(now)
+	}
 	loss := 0.0
 	if received < sent {
 		loss = float64(sent-received) / float64(sent)
-	}
-	for _, t := range a.tracks {
-		t.sent, t.received = 0, 0
-		t.packets, t.bytes = t.d.sentCounters()
-		t.updatePeaks(now)
 	}
 	a.windowStart = now
 
@@ -242,8 +255,11 @@ func (a *Allocator) evaluate(now int64) {
 // probe raises the budget to fit one more layer, if any track can go up. a.mu must be held.
 func (a *Allocator) probe(now int64, loss float64, rate uint64) {
 	layers, total := a.share(a.budget, now)
+	if a.probeResume(layers, total, now, loss, rate) {
+		return // paused video comes back before any goes up
+	}
 	for i, t := range a.tracks {
-		if !t.video {
+		if !t.video || t.state != streamActive {
 			continue
 		}
 		if next, cost, ok := t.nextLayer(layers[i], now); ok && next > layers[i] {
@@ -272,45 +288,49 @@ func (a *Allocator) setBudget(budget uint64, now int64, loss float64, rate uint6
 		"loss", float64(int(loss*1000))/1000, "layers", layers)
 }
 
-// allocate shares the budget out and caps each video down track. It returns the layers.
-// a.mu must be held.
+// allocate shares the budget out, caps each video down track and pauses or resumes them
+// (see allocator_pause.go). It returns the layers (LayerNone: paused). a.mu must be held.
 func (a *Allocator) allocate(now int64) []int {
 	layers, _ := a.share(a.budget, now)
 	for i, t := range a.tracks {
-		if t.video {
-			t.d.setCapLayer(layers[i])
+		if !t.video {
+			continue
 		}
+		t.d.setCapLayer(max(layers[i], LayerLow)) // a paused track resumes at its lowest layer
+		a.applyPause(t, layers[i], now)
 	}
+	a.emergencyDrop(layers)
 	return layers
 }
 
 // share returns the layer each track gets from budget (0: no limit) and what that costs.
-// Audio and every video track's lowest layer always count; then, in priority order, a
-// track moves up one layer if the budget has room for the difference, round after round.
+// The audio's reserve and every video track's lowest layer count first, video tracks
+// being paused (LayerNone) while those do not fit; then, in priority order, a track moves
+// up one layer if the budget has room for the difference, round after round.
 func (a *Allocator) share(budget uint64, now int64) ([]int, uint64) {
 	layers := make([]int, len(a.tracks))
 	var total uint64
 	for i, t := range a.tracks {
-		if !t.video || budget == 0 {
+		switch {
+		case !t.video:
 			layers[i] = LayerHigh
-			continue
-		}
-		layers[i] = LayerLow
-		total += t.cost(LayerLow, now)
-	}
-	for _, t := range a.tracks {
-		if !t.video {
-			total += t.cost(LayerLow, now)
+			total += t.reserve(now)
+		case budget == 0:
+			layers[i] = LayerHigh
+		default:
+			layers[i] = LayerLow
+			total += t.lowCost(now)
 		}
 	}
 	if budget == 0 {
 		return layers, total
 	}
+	total = a.pauseToFit(layers, total, budget, now)
 	for moved := true; moved; {
 		moved = false
 		for i, t := range a.tracks {
-			if !t.video {
-				continue
+			if !t.video || t.state != streamActive {
+				continue // a track resumes at its lowest layer, and moves up once forwarded
 			}
 			next, cost, ok := t.nextLayer(layers[i], now)
 			if ok && total+cost <= budget {

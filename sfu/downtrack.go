@@ -105,6 +105,7 @@ type DownTrack struct {
 	reports     reportState
 	counters    downTrackCounters
 	loggedErr   bool
+	bwResumed   bool // the Allocator resumed the track; the next new lock tells it (see setBWPaused)
 }
 
 // outputMode is the path a down track's packets take; it is decided by the first packet
@@ -358,9 +359,16 @@ func (d *DownTrack) writeRTP(p *inPacket) {
 	if res.send {
 		d.send(p, &res)
 	}
+	resumed := res.switched && d.bwResumed
+	if resumed {
+		d.bwResumed = false
+	}
 	d.mu.Unlock()
 	if res.keyframe != LayerNone {
 		d.receiver.RequestKeyframe(res.keyframe)
+	}
+	if resumed {
+		d.alloc.resumed(d)
 	}
 	if res.switched {
 		d.logger.Debug("forwarding layer", "layer", p.layer)
@@ -570,6 +578,7 @@ func (d *DownTrack) Stats() DownTrackStats {
 		CurrentLayer: d.fwd.current,
 		TargetLayer:  target,
 		CapLayer:     d.fwd.capLayer,
+		BWPaused:     d.fwd.bwPaused,
 	}
 	d.reports.fill(&s, d.receiver.Codec().ClockRate)
 	return s

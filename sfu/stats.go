@@ -55,4 +55,7 @@ type DownTrackStats struct {
 	// CapLayer is the highest layer the subscriber's downlink has room for (see Allocator);
 	// LayerHigh when nothing limits it.
 	CapLayer int
+	// BWPaused is true while the Allocator pauses the track because not even its lowest
+	// layer fits the downlink (the subscriber is told: stream state PAUSED).
+	BWPaused bool
 }
