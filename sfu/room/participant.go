@@ -75,6 +75,7 @@ type Participant struct {
 	tokenSentAt time.Time                // when the last refresh_token was sent
 	leftReason  livekit.DisconnectReason // why it left, once DISCONNECTED
 	quality     qualityCounters
+	streams     *streamStates // bandwidth pauses told to the client; nil without downlink control
 }
 
 // SID returns the participant's server id (PA_...).
@@ -289,7 +290,10 @@ func (p *Participant) setupTransports(media *MediaAPI, ice []webrtc.ICEServer) e
 		return pub, nil
 	}
 	if p.single {
-		_, err := p.ensurePublisher()
+		pub, err := p.ensurePublisher()
+		if err == nil {
+			p.watchStreamStates(pub)
+		}
 		return err
 	}
 
@@ -301,6 +305,7 @@ func (p *Participant) setupTransports(media *MediaAPI, ice []webrtc.ICEServer) e
 		p.send(&livekit.SignalResponse{Message: &livekit.SignalResponse_Offer{Offer: toProtoSD(sd, id)}})
 	}
 	p.subscriber = sub
+	p.watchStreamStates(sub)
 	sub.pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) { p.onConnectionState(livekit.SignalTarget_SUBSCRIBER, s) })
 
 	ordered := true
@@ -635,6 +640,9 @@ func (p *Participant) closeMedia() {
 	}
 	if p.subscriber != nil {
 		p.subscriber.Close()
+	}
+	if p.streams != nil {
+		p.streams.close()
 	}
 }
 
