@@ -41,11 +41,16 @@ func TestMain(m *testing.M) {
 
 // runSubscriber joins with the Go SDK, reads every track it is given (the SDK's interceptors
 // send receiver reports and NACKs for what is read), prints "joined" and then once a second
-// the bytes received, and leaves when its standard input closes.
+// the bytes received, in all, of audio and of video, and leaves when its standard input
+// closes.
 func runSubscriber(url, token string) int {
-	var received atomic.Int64
+	var received, audio, video atomic.Int64
 	cb := lksdk.NewRoomCallback()
 	cb.ParticipantCallback.OnTrackSubscribed = func(track *webrtc.TrackRemote, _ *lksdk.RemoteTrackPublication, _ *lksdk.RemoteParticipant) {
+		kind := &video
+		if track.Kind() == webrtc.RTPCodecTypeAudio {
+			kind = &audio
+		}
 		go func() {
 			buf := make([]byte, 1500)
 			for {
@@ -54,6 +59,7 @@ func runSubscriber(url, token string) int {
 					return
 				}
 				received.Add(int64(n))
+				kind.Add(int64(n))
 			}
 		}()
 	}
@@ -76,7 +82,7 @@ func runSubscriber(url, token string) int {
 			room.Disconnect()
 			return 0
 		case <-tick.C:
-			fmt.Printf("received %d\n", received.Swap(0))
+			fmt.Printf("received %d audio %d video %d\n", received.Swap(0), audio.Swap(0), video.Swap(0))
 		}
 	}
 }
@@ -126,6 +132,15 @@ func newLink(t *testing.T, rate string) *link {
 	return l
 }
 
+// setRate changes the rate the host's end of l lets through.
+func (l *link) setRate(t *testing.T, rate string) {
+	t.Helper()
+	if out, err := exec.Command("tc", "qdisc", "change", "dev", l.hostDev, "root", "tbf", "rate", rate, "burst", "16kb",
+		"latency", "100ms").CombinedOutput(); err != nil {
+		t.Fatalf("tc qdisc change rate %s: %v\n%s", rate, err, out)
+	}
+}
+
 // subscriber is this test binary running runSubscriber inside a namespace.
 type subscriber struct {
 	cmd      *exec.Cmd
@@ -133,13 +148,18 @@ type subscriber struct {
 	joined   chan struct{}
 	received atomic.Int64   // bytes in the newest one-second report
 	output   syncbuf.Buffer // its standard error
+	// seconds receives every one-second report (dropped when nobody reads them).
+	seconds chan second
 }
+
+// second is one of the subscriber's one-second reports: bytes of audio and of video.
+type second struct{ audio, video int64 }
 
 // startSubscriber runs a subscriber inside l's namespace and waits until it has joined. It
 // leaves when the test ends.
 func startSubscriber(t *testing.T, l *link, url, token string) *subscriber {
 	t.Helper()
-	s := &subscriber{joined: make(chan struct{})}
+	s := &subscriber{joined: make(chan struct{}), seconds: make(chan second, 64)}
 	s.cmd = exec.Command("ip", "netns", "exec", l.ns, os.Args[0], "-test.run=^$")
 	s.cmd.Env = append(os.Environ(), subURLEnv+"="+url, subTokenEnv+"="+token)
 	var err error
@@ -164,8 +184,13 @@ func startSubscriber(t *testing.T, l *link, url, token string) *subscriber {
 			case line == "joined":
 				close(s.joined)
 			case strings.HasPrefix(line, "received "):
-				if _, err := fmt.Sscanf(line, "received %d", &n); err == nil {
+				var sec second
+				if _, err := fmt.Sscanf(line, "received %d audio %d video %d", &n, &sec.audio, &sec.video); err == nil {
 					s.received.Store(n)
+					select {
+					case s.seconds <- sec:
+					default:
+					}
 				}
 			}
 		}
