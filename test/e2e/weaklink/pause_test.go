@@ -9,9 +9,7 @@ import (
 
 	"github.com/livekit/protocol/livekit"
 
-	"github.com/sanke-edu/sanke/internal/config"
 	tc "github.com/sanke-edu/sanke/test/testclient"
-	"github.com/sanke-edu/sanke/test/testclient/inprocess"
 	"github.com/sanke-edu/sanke/test/testmedia"
 )
 
@@ -24,10 +22,7 @@ import (
 func TestVideoPausesBeforeAudio(t *testing.T) {
 	files := testmedia.Get(t)
 	l := newLink(t, "3mbit")
-	cfg := config.DevDefault()
-	cfg.BindAddresses = []string{"0.0.0.0"} // reachable from the namespace
-	cfg.RTC.DownlinkControl = true
-	srv := inprocess.Start(t, cfg)
+	srv := startServer(t, true)
 	const room = "pause"
 
 	pub := tc.Join(t, srv.Target, room, "teacher", nil)
