@@ -24,7 +24,7 @@ import (
 // Loss is counted downstream only: packets the down track sent (retransmissions included)
 // minus packets the subscriber received (from the report's highest sequence number and
 // cumulative loss), so holes that the publisher's own uplink left in the stream do not
-// count. A layer costs its recent peak bitrate, so that a dip between keyframes does not
+// count; each track's loss weighs as its share of the bitrate. A layer costs its recent peak bitrate, so that a dip between keyframes does not
 // make it look as if it fit.
 const (
 	// allocEvalInterval is the least time between two evaluations of the loss.
@@ -105,8 +105,11 @@ type allocTrack struct {
 	packets, bytes uint64
 	// Recent peak bitrate of each layer (see cost).
 	peak [NumLayers]uint64
-	// What the track sent in the last evaluated window, bits/s on the wire.
-	rate uint64
+	// What the track sent in the last evaluated window, bits/s on the wire, and the share of
+	// its packets lost on the way (lossKnown: from its own reports).
+	rate      uint64
+	loss      float64
+	lossKnown bool
 	// Bandwidth pauses (allocator_pause.go).
 	state    streamState
 	pausedAt int64
@@ -197,7 +200,9 @@ func (a *Allocator) evaluate(now int64) {
 		return // too little to judge: let the window grow
 	}
 	elapsed := uint64(now - a.windowStart)
+	packetLoss := lossOf(sent, received)
 	var rate uint64
+	var arrived float64 // what reached the subscriber, bits/s
 	a.videoRate = 0
 	for _, t := range a.tracks {
 		packets, bytes := t.d.sentCounters()
@@ -206,13 +211,24 @@ func (a *Allocator) evaluate(now int64) {
 		if t.video {
 			a.videoRate += t.rate
 		}
+		// A track whose report did not come in this window keeps its last loss (the others'
+		// before it has one).
+		if t.sent > 0 {
+			t.loss, t.lossKnown = lossOf(t.sent, t.received), true
+		} else if !t.lossKnown {
+			t.loss = packetLoss
+		}
+		arrived += float64(t.rate) * (1 - t.loss)
 		t.sent, t.received = 0, 0
 		t.packets, t.bytes = packets, bytes
 		t.updatePeaks(now)
 	}
-	loss := 0.0
-	if received < sent {
-		loss = float64(sent-received) / float64(sent)
+	// The loss is weighed by bitrate, track by track: counted in packets over all tracks at
+	// once, a voice's small packets (which a full line still lets through) would weigh as
+	// much as a camera's large ones, and the line would look far wider than it is.
+	loss := packetLoss
+	if rate > 0 {
+		loss = max(0, 1-arrived/float64(rate))
 	}
 	a.windowStart = now
 
@@ -250,6 +266,14 @@ func (a *Allocator) evaluate(now int64) {
 		// The subscribers' wishes and the layers' bitrates move too: share the budget again.
 		a.allocate(now)
 	}
+}
+
+// lossOf returns the share of sent packets that were not received.
+func lossOf(sent, received uint64) float64 {
+	if received >= sent || sent == 0 {
+		return 0
+	}
+	return float64(sent-received) / float64(sent)
 }
 
 // probe raises the budget to fit one more layer, if any track can go up. a.mu must be held.

@@ -378,3 +378,21 @@ func TestLost24(t *testing.T) {
 		}
 	}
 }
+
+// A line that lets the voice's small packets through and drops half the camera's large ones
+// carries what arrived of each: the loss is weighed by bitrate, not counted in packets
+// (16 of 126 packets lost would read as a 13% loss and a line 40% wider than it is).
+func TestAllocatorLossWeighedByBitrate(t *testing.T) {
+	ar := newAllocRig(t)
+	ar.track(vp8Codec, 0, 150_000, 500_000, 1_500_000)
+	ar.track(opusCodec, 0, 50_000)
+	// Camera: 32 packets/s of 1,140 bytes (300 kbit/s with overhead); voice: 94 packets/s
+	// of 6 bytes, 50 kbit/s with overhead. Then half the camera's packets are lost.
+	for _, lost := range []uint64{0, 0, 16} {
+		ar.second([]uint64{32, 94}, []uint64{1140, 6}, []uint64{0, 0}, []uint64{lost, 0})
+	}
+	// Arrived: 150 kbit/s of camera + 50 of voice.
+	if b := ar.a.Budget(); b < 190_000 || b > 210_000 {
+		t.Fatalf("budget %d, want ~200 kbit/s (what arrived)", b)
+	}
+}
