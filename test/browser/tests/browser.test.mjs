@@ -540,6 +540,74 @@ describe('livekit-client 2.23 in headless Chromium against Sanke', () => {
     }
   });
 
+  browserTest('8b. on a 180 kbit/s line the camera pauses (TrackStreamStateChanged), the voice keeps coming, and the camera resumes when the line is back', '8b', async (t) => {
+    if (!prerequisite(t, NetnsLink.missing())) return;
+    // As test 8, but the line narrows to less than the voice and the smallest layer need
+    // together: the server pauses the camera for this subscriber (stream state paused) and
+    // the microphone keeps arriving; when the line widens again the camera comes back.
+    const workDir = joinPath(suite.tmp, 'pause');
+    await mkdir(joinPath(workDir, 'data'), { recursive: true });
+    const publisherBin = await goBuild(suite.tmp, './test/browser/filepublisher', 'filepublisher');
+    const link = await NetnsLink.create(suite.tmp);
+    const server = new SankeServer({ bin: suite.server.bin, workDir, args: ['--bind', '0.0.0.0'] });
+    const publisher = new FilePublisher(publisherBin);
+    let pages;
+    let browser;
+    try {
+      await server.start();
+      pages = await serveStatic(DIST, link.hostIP);
+      browser = await launch(suite.tmp, { executablePath: link.wrapper });
+      await suite.scenario('8b-pause', async () => {
+        const room = 'pause-room';
+        await publisher.start(server.wsUrl, await server.token(room, 'alice'));
+        const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+        try {
+          const page = await context.newPage();
+          const sub = new TestPage(page, 'subscriber-behind-the-line');
+          await page.goto(`${pages.url}/index.html?label=sub&videoWidth=1280&videoHeight=720`);
+          await page.waitForFunction(() => window.sanke !== undefined, null, { timeout: 15000 });
+          await join(sub, room, 'bob', `ws://${link.hostIP}:${server.port}`);
+          await waitVideoPlays(sub, { from: 'alice', timeout: 30000 });
+          await waitAudioArrives(sub, { from: 'alice' });
+          const streamStates = async () => eventsOf(await sub.state(), 'trackStreamStateChanged').filter((e) => e.source === 'camera');
+
+          const narrowed = Date.now();
+          await link.shape('180kbit');
+          await pollUntil(async () => (await streamStates()).some((e) => e.state === 'paused'),
+            { timeout: 30000, what: 'TrackStreamStateChanged paused for the camera' });
+          console.log(`${stamp()} camera paused ${Date.now() - narrowed} ms after the line narrowed`);
+          const mic = async () => remoteTrack(await sub.stats(), { from: 'alice', source: 'microphone' }).inbound;
+          const before = await mic();
+          await sleep(3000);
+          const during = await mic();
+          const packets = during.packetsReceived - before.packetsReceived;
+          const concealed = (during.concealedSamples - before.concealedSamples) / Math.max(1, during.totalSamplesReceived - before.totalSamplesReceived);
+          console.log(`${stamp()} while paused, 3 s: ${packets} audio packets, ${(100 * concealed).toFixed(1)}% of samples concealed`);
+          assert.ok(packets >= 100, `only ${packets} audio packets in 3 s while the camera is paused (150 sent)`);
+
+          const restored = Date.now();
+          await link.shape('20mbit');
+          await pollUntil(async () => (await streamStates()).at(-1)?.state === 'active',
+            { timeout: 40000, what: 'TrackStreamStateChanged active for the camera after the line is back' });
+          console.log(`${stamp()} camera active ${Date.now() - restored} ms after the line came back; camera states: ` +
+            `${(await streamStates()).map((e) => e.state).join(' ')}`);
+          await waitVideoPlays(sub, { from: 'alice', timeout: 15000 });
+        } finally {
+          await context.close().catch(() => {});
+        }
+      }).catch((e) => {
+        console.log(`pause server log (tail):\n${server.tail(60)}\nfilepublisher log:\n${publisher.log.join('\n')}`);
+        throw e;
+      });
+    } finally {
+      await publisher.stop();
+      await browser?.close().catch(() => {});
+      await pages?.close().catch(() => {});
+      await server.stop();
+      await link.close();
+    }
+  });
+
   browserTest('5b. the publisher\'s websocket is cut: it resumes and media plays again within 10 s', '5b', async () => {
     const proxy = await new TcpProxy(suite.server.port).listen();
     try {
