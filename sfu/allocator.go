@@ -81,6 +81,7 @@ type Allocator struct {
 	probeStart  int64       // when the probe began, then when its layer was first forwarded
 	probeTrack  *allocTrack // the track the probe moves up, to probeLayer
 	probeLayer  int
+	resumeProbe bool   // the probe resumes a paused track (see probeFailLoss)
 	switched    bool   // probeTrack forwards probeLayer
 	preProbe    uint64 // the budget before the probe, restored if it fails
 	videoRate   uint64 // what the video tracks sent in the last evaluated window, bits/s
@@ -108,6 +109,7 @@ type allocTrack struct {
 	// What the track sent in the last evaluated window, bits/s on the wire, and the share of
 	// its packets lost on the way (lossKnown: from its own reports).
 	rate      uint64
+	ratePeak  uint64 // recent peak of rate, fading as the layers' peaks do
 	loss      float64
 	lossKnown bool
 	// Bandwidth pauses (allocator_pause.go).
@@ -207,6 +209,7 @@ func (a *Allocator) evaluate(now int64) {
 	for _, t := range a.tracks {
 		packets, bytes := t.d.sentCounters()
 		t.rate = 8 * (bytes - t.bytes + packetOverhead*(packets-t.packets)) * uint64(time.Second) / elapsed
+		t.ratePeak = max(t.rate, t.ratePeak*peakDecayNum/peakDecayDen)
 		rate += t.rate
 		if t.video {
 			a.videoRate += t.rate
@@ -232,15 +235,19 @@ func (a *Allocator) evaluate(now int64) {
 	}
 	a.windowStart = now
 
+	justSwitched := false
 	if a.probing && !a.switched && a.probeTrack.d.CurrentLayer() == a.probeLayer {
-		a.switched, a.probeStart = true, now
+		a.switched, a.probeStart, justSwitched = true, now, true
 	}
 	quiet := min(a.baseline, lossCongested-lossQuiet) + lossQuiet
 	if !a.probing && loss <= lossCongested {
 		a.baseline += lossBaselineWeight * (loss - a.baseline)
 	}
 	switch {
-	case a.probing && loss > quiet:
+	case justSwitched:
+		// The window holds the probed layer's first keyframe, a burst partly still on its way
+		// when the report left (counted sent, not yet received): its loss is not judged.
+	case a.probing && loss > a.probeFailLoss(quiet):
 		// The extra layer did not fit: back to where the probe started, and wait longer.
 		a.failProbe(min(a.preProbe, uint64(float64(rate)*(1-loss))), now, loss, rate, "probe failed")
 	case a.probing && !a.switched && now-a.probeStart >= int64(probeSwitchTimeout):
@@ -287,7 +294,7 @@ func (a *Allocator) probe(now int64, loss float64, rate uint64) {
 			continue
 		}
 		if next, cost, ok := t.nextLayer(layers[i], now); ok && next > layers[i] {
-			a.probing, a.probeStart, a.preProbe = true, now, a.budget
+			a.probing, a.probeStart, a.preProbe, a.resumeProbe = true, now, a.budget, false
 			a.probeTrack, a.probeLayer, a.switched = t, next, false
 			a.setBudget(uint64(float64(total+cost)*probeHeadroom), now, loss, rate, "probe")
 			return

@@ -30,6 +30,11 @@ const (
 	// resumeHeadroom is the margin on a paused track's lowest layer the budget must have
 	// room for before it resumes.
 	resumeHeadroom = 1.2
+	// resumeProbeSlack is the loss over the quiet mark a resume probe bears: it asks
+	// whether the audio and a lowest layer fit at all (on a line too narrow for them far
+	// more is lost), and a lowest layer's few packets a second make one lost packet look
+	// like percents.
+	resumeProbeSlack = 0.03
 	// emergencyRatio is the share of the video's sent bitrate under which a budget drops
 	// the layers above their caps at once.
 	emergencyRatio = 0.6
@@ -54,10 +59,12 @@ func (a *Allocator) OnStreamState(f func(d *DownTrack, paused bool)) {
 	a.onStreamState = f
 }
 
-// reserve returns the room audio track t takes out of the budget: its sent bitrate (or
-// the publisher's, before the first measure) with audioReserveFactor.
+// reserve returns the room audio track t takes out of the budget: its recent peak sent
+// bitrate (a voice's bitrate follows its loudness; a reserve that followed it would pause
+// and resume video as the speaker pauses), or the publisher's before the first measure,
+// with audioReserveFactor.
 func (t *allocTrack) reserve(now int64) uint64 {
-	return uint64(float64(max(t.rate, t.cost(LayerLow, now))) * audioReserveFactor)
+	return uint64(float64(max(t.ratePeak, t.cost(LayerLow, now))) * audioReserveFactor)
 }
 
 // lowCost returns what video track t's lowest layer costs; 0 if the subscriber wants no
@@ -69,11 +76,21 @@ func (t *allocTrack) lowCost(now int64) uint64 {
 	return t.cost(LayerLow, now)
 }
 
+// lowNow returns video track t's lowest layer's bitrate now (lowCost without the peak).
+func (t *allocTrack) lowNow(now int64) uint64 {
+	if t.d.maxLayer() < LayerLow {
+		return 0
+	}
+	return t.d.receiver.layerBitrate(LayerLow, now)
+}
+
 // pauseToFit marks video tracks paused (layers[i] = LayerNone) until the lowest layers of
 // the others, with total (what the tracks cost at their lowest layers, audio reserve
 // included), fit budget. Tracks paused already stay so unless they may resume (paused
-// for pausedMinWait, room for their lowest layer x resumeHeadroom); more are paused from
-// the lowest priority up. It returns the cost of what is left.
+// for pausedMinWait, room for their lowest layer x resumeHeadroom, at its recent peak);
+// more are paused from the lowest priority up while the lowest layers at their bitrate
+// now (not their peak: a keyframe must not pause a track that fits) do not fit, except
+// the track a running probe resumed. It returns the cost of what is left.
 func (a *Allocator) pauseToFit(layers []int, total, budget uint64, now int64) uint64 {
 	for i, t := range a.tracks {
 		if t.video && t.state == streamPaused {
@@ -81,11 +98,23 @@ func (a *Allocator) pauseToFit(layers []int, total, budget uint64, now int64) ui
 			total -= min(total, t.lowCost(now))
 		}
 	}
-	for i := len(a.tracks) - 1; i >= 0 && total > budget; i-- {
+	need := total
+	for i, t := range a.tracks {
+		if t.video && layers[i] == LayerLow {
+			need -= min(need, t.lowCost(now)-t.lowNow(now))
+		}
+	}
+	for i := len(a.tracks) - 1; i >= 0 && need > budget; i-- {
 		t := a.tracks[i]
+		if a.probing && a.probeTrack == t && t.state != streamPaused {
+			// Resumed by the running probe: the keyframe it asked for makes its lowest layer
+			// dearer for a while; the probe's loss decides whether it goes back.
+			continue
+		}
 		if c := t.lowCost(now); t.video && layers[i] == LayerLow && c > 0 {
 			layers[i] = LayerNone
 			total -= min(total, c)
+			need -= min(need, t.lowNow(now))
 		}
 	}
 	for i, t := range a.tracks {
@@ -112,12 +141,21 @@ func (a *Allocator) probeResume(layers []int, total uint64, now int64, loss floa
 		if c == 0 {
 			continue
 		}
-		a.probing, a.probeStart, a.preProbe = true, now, a.budget
+		a.probing, a.probeStart, a.preProbe, a.resumeProbe = true, now, a.budget, true
 		a.probeTrack, a.probeLayer, a.switched = t, LayerLow, false
 		a.setBudget(uint64((float64(total)+float64(c)*resumeHeadroom)*probeHeadroom), now, loss, rate, "probe resume")
 		return true
 	}
 	return false
+}
+
+// probeFailLoss returns the loss above which the running probe fails, given the quiet
+// mark (see resumeProbeSlack).
+func (a *Allocator) probeFailLoss(quiet float64) float64 {
+	if a.resumeProbe {
+		return quiet + resumeProbeSlack
+	}
+	return quiet
 }
 
 // applyPause pauses or resumes video track t as the share says (layer LayerNone:

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 )
 
@@ -191,9 +192,15 @@ func TestAllocatorResumeProbe(t *testing.T) {
 	ar.keyframe(camera, LayerLow, 500)
 	states.want(t, "resumed", "camera paused", "camera active")
 
-	// The lowest layer (150 kbit/s: 40 packets of 409 bytes) brings 20% loss to itself:
-	// paused again, and the next try waits twice as long.
-	ar.second([]uint64{40, 50}, []uint64{409, 65}, []uint64{0, 0}, []uint64{8, 0})
+	// The lowest layer (150 kbit/s: 40 packets of 409 bytes) brings 20% loss to itself. The
+	// window of its first keyframe is not judged (a burst partly in flight); the next one
+	// pauses the camera again, and the next try waits twice as long.
+	lossy := func() { ar.second([]uint64{40, 50}, []uint64{409, 65}, []uint64{0, 0}, []uint64{8, 0}) }
+	lossy()
+	if probing, _ := ar.probeState(); !probing || paused(camera) {
+		t.Fatal("the keyframe's window judged")
+	}
+	lossy()
 	if probing, backoff := ar.probeState(); probing || backoff != 2*probeBackoffMin || !paused(camera) {
 		t.Fatalf("after a failed resume: probing %v, backoff %v, paused %v", probing, backoff, paused(camera))
 	}
@@ -209,7 +216,12 @@ func TestAllocatorResumeProbe(t *testing.T) {
 		t.Fatal("no second resume probe after 8 quiet seconds")
 	}
 	ar.keyframe(camera, LayerLow, 600)
-	for range 4 {
+	// The keyframe asked for makes the lowest layer 300 kbit/s for a second, and its peak
+	// fades slowly: that pauses nothing, neither during the probe nor after it held.
+	ar.rigs[0].layers[LayerLow].bitrate.Store(300_000)
+	second(40, 409, 0)
+	ar.rigs[0].layers[LayerLow].bitrate.Store(150_000)
+	for range 3 {
 		second(40, 409, 0)
 	}
 	if probing, backoff := ar.probeState(); probing || backoff != probeBackoffMin || paused(camera) {
@@ -245,5 +257,31 @@ func TestAllocatorEmergencyDownswitch(t *testing.T) {
 				t.Fatal("a downswitch paused the camera")
 			}
 		})
+	}
+}
+
+// Packets sent after the newest one a receiver report covers were on their way when it
+// left: they are not counted as sent, hence not as lost, in that report's window.
+func TestAllocatorInFlightNotLost(t *testing.T) {
+	ar := newAllocRig(t)
+	camera := ar.track(vp8Codec, 0, 150_000, 500_000, 1_500_000)
+	camera.SetMaxLayer(LayerLow)
+	report := func(highest uint32) {
+		camera.handleReports([]rtcp.ReceptionReport{{SSRC: camera.ssrc, LastSequenceNumber: highest}})
+	}
+	send := func(from, to uint16) {
+		for s := from; s <= to; s++ {
+			ar.keyframe(camera, LayerLow, s)
+		}
+	}
+	send(1, 10)
+	report(10)
+	send(11, 50)
+	report(45) // 46-50 still on their way
+	ar.a.mu.Lock()
+	sent, received := ar.a.tracks[0].sent, ar.a.tracks[0].received
+	ar.a.mu.Unlock()
+	if sent != 35 || received != 35 {
+		t.Fatalf("window: %d sent, %d received; want 35 and 35", sent, received)
 	}
 }
