@@ -74,6 +74,13 @@ func TestVideoPausesBeforeAudio(t *testing.T) {
 	waitStreamState(t, tap, 40*time.Second, camera.SID(), livekit.StreamState_ACTIVE)
 	t.Logf("camera active %.1f s after the line came back", time.Since(restored).Seconds())
 	waitSecond(t, sub, 15*time.Second, "video again after ACTIVE", func(s second) bool { return s.video > 10000 })
+	// And it stays: past the moment the resume is judged (3 s after its keyframe), video
+	// keeps coming every second.
+	for i := range 5 {
+		if s := nextSecond(t, sub); s.video < 5000 {
+			t.Fatalf("second %d after the resume: %d bytes of video (stream states %v)", i+1, s.video, streamStatesFor(tap, camera.SID()))
+		}
+	}
 
 	states := streamStatesFor(tap, camera.SID())
 	if len(states) < 2 || states[0] != livekit.StreamState_PAUSED || states[len(states)-1] != livekit.StreamState_ACTIVE {
