@@ -26,7 +26,7 @@ import (
 // Loss is counted downstream only: packets the down track sent (retransmissions included)
 // minus packets the subscriber received (from the report's highest sequence number and
 // cumulative loss), so holes that the publisher's own uplink left in the stream do not
-// count. A layer costs its recent peak bitrate, so that a dip between keyframes does not
+// count; each track's loss weighs as its share of the bitrate. A layer costs its recent peak bitrate, so that a dip between keyframes does not
 // make it look as if it fit.
 const (
 	// allocEvalInterval is the least time between two evaluations of the loss.
@@ -94,12 +94,17 @@ type Allocator struct {
 	probeStart  int64       // when the probe began, then when its layer was first forwarded
 	probeTrack  *allocTrack // the track the probe moves up, to probeLayer
 	probeLayer  int
+	resumeProbe bool   // the probe resumes a paused track (see probeFailLoss)
 	switched    bool   // probeTrack forwards probeLayer
 	preProbe    uint64 // the budget before the probe, restored if it fails
 
 	est      bwe.Estimate // the estimator's last estimate
 	probesOK uint64       // its successful probes already used to move up
 	ccUsed   bool         // the estimate sets the budget (feedback flows)
+
+	videoRate uint64 // what the video tracks sent in the last evaluated window, bits/s
+
+	onStreamState func(d *DownTrack, paused bool) // see OnStreamState
 }
 
 // allocTrack is one down track as its Allocator sees it.
@@ -121,6 +126,15 @@ type allocTrack struct {
 	peak [NumLayers]uint64
 	// capped is the layer the allocation last gave the track.
 	capped int
+	// What the track sent in the last evaluated window, bits/s on the wire, and the share of
+	// its packets lost on the way (lossKnown: from its own reports).
+	rate      uint64
+	ratePeak  uint64 // recent peak of rate, fading as the layers' peaks do
+	loss      float64
+	lossKnown bool
+	// Bandwidth pauses (allocator_pause.go).
+	state    streamState
+	pausedAt int64
 }
 
 // NewAllocator returns an Allocator with no limit yet; logger (nil discards) gets a line
@@ -209,11 +223,21 @@ func (a *Allocator) applyEstimate(budget uint64, now int64) []int {
 	}
 	changed := false
 	for i, t := range a.tracks {
-		if t.video && t.capped != layers[i] {
-			changed = true
-			t.capped = layers[i]
-			t.d.setCapLayer(layers[i])
+		if !t.video {
+			continue
 		}
+		if layers[i] == LayerNone && !a.est.Limited {
+			layers[i] = LayerLow // the estimate is a guess until the path shows its limit: no pause on it
+		}
+		if layer := max(layers[i], LayerLow); t.capped != layer { // a paused track resumes at its lowest layer
+			changed = true
+			t.capped = layer
+			t.d.setCapLayer(layer)
+		}
+		a.applyPause(t, layers[i], now) // LayerNone: not even the lowest layer fits beside the audio
+	}
+	if a.est.Limited {
+		a.emergencyDrop(layers, budget)
 	}
 	if changed {
 		a.logger.Info("downlink estimate", "source", a.est.Source, "budget_kbps", budget/1000,
@@ -231,6 +255,14 @@ func (a *Allocator) maybeProbe(usage uint64, now int64) {
 	for _, t := range a.tracks {
 		if !t.video {
 			continue
+		}
+		if t.state == streamPaused {
+			// Resuming a paused track is the first step up: probe for its lowest layer.
+			if c := t.lowCost(now); c > 0 && now-t.pausedAt >= int64(pausedMinWait) &&
+				a.cc.StartProbe(usage, uint64(float64(c)*resumeHeadroom), a.ccNow()) {
+				a.logger.Debug("downlink probe to resume", "track", t.d.ID(), "usage_kbps", usage/1000)
+			}
+			return
 		}
 		if _, extra, ok := t.nextLayer(t.capped, now); ok {
 			if a.cc.StartProbe(usage, extra, a.ccNow()) {
@@ -309,28 +341,47 @@ func (a *Allocator) report(d *DownTrack, extHighest uint32, totalLost int32, sen
 // evaluate runs the controller on the loss and sent bitrate since the last evaluation.
 // a.mu must be held.
 func (a *Allocator) evaluate(now int64) {
-	var sent, received, bits uint64
+	var sent, received uint64
 	video := false
 	for _, t := range a.tracks {
 		sent += t.sent
 		received += t.received
-		packets, bytes := t.d.sentCounters()
-		bits += 8 * (bytes - t.bytes + packetOverhead*(packets-t.packets))
 		video = video || t.video
 	}
 	if sent < allocMinPackets || !video {
 		return // too little to judge: let the window grow
 	}
-	elapsed := now - a.windowStart
-	rate := bits * uint64(time.Second) / uint64(elapsed)
-	loss := 0.0
-	if received < sent {
-		loss = float64(sent-received) / float64(sent)
-	}
+	elapsed := uint64(now - a.windowStart)
+	packetLoss := lossOf(sent, received)
+	var rate uint64
+	var arrived float64 // what reached the subscriber, bits/s
+	a.videoRate = 0
 	for _, t := range a.tracks {
+		packets, bytes := t.d.sentCounters()
+		t.rate = 8 * (bytes - t.bytes + packetOverhead*(packets-t.packets)) * uint64(time.Second) / elapsed
+		t.ratePeak = max(t.rate, t.ratePeak*peakDecayNum/peakDecayDen)
+		rate += t.rate
+		if t.video {
+			a.videoRate += t.rate
+		}
+		// A track whose report did not come in this window keeps its last loss (the others'
+		// before it has one).
+		if t.sent > 0 {
+			t.loss, t.lossKnown = lossOf(t.sent, t.received), true
+		} else if !t.lossKnown {
+			t.loss = packetLoss
+		}
+		arrived += float64(t.rate) * (1 - t.loss)
 		t.sent, t.received = 0, 0
-		t.packets, t.bytes = t.d.sentCounters()
+		t.packets, t.bytes = packets, bytes
 		t.updatePeaks(now)
+	}
+	// The loss is weighed by bitrate, track by track: counted in packets over all tracks at
+	// once, a voice's small packets (which a full line still lets through) would weigh as
+	// much as a camera's large ones, and the line would look far wider than it is.
+	loss := packetLoss
+	if rate > 0 {
+		loss = max(0, 1-arrived/float64(rate))
 	}
 	a.windowStart = now
 
@@ -340,15 +391,19 @@ func (a *Allocator) evaluate(now int64) {
 		a.allocate(now)
 		return
 	}
+	justSwitched := false
 	if a.probing && !a.switched && a.probeTrack.d.CurrentLayer() == a.probeLayer {
-		a.switched, a.probeStart = true, now
+		a.switched, a.probeStart, justSwitched = true, now, true
 	}
 	quiet := min(a.baseline, lossCongested-lossQuiet) + lossQuiet
 	if !a.probing && loss <= lossCongested {
 		a.baseline += lossBaselineWeight * (loss - a.baseline)
 	}
 	switch {
-	case a.probing && loss > quiet:
+	case justSwitched:
+		// The window holds the probed layer's first keyframe, a burst partly still on its way
+		// when the report left (counted sent, not yet received): its loss is not judged.
+	case a.probing && loss > a.probeFailLoss(quiet):
 		// The extra layer did not fit: back to where the probe started, and wait longer.
 		a.failProbe(min(a.preProbe, uint64(float64(rate)*(1-loss))), now, loss, rate, "probe failed")
 	case a.probing && !a.switched && now-a.probeStart >= int64(probeSwitchTimeout):
@@ -376,15 +431,26 @@ func (a *Allocator) evaluate(now int64) {
 	}
 }
 
+// lossOf returns the share of sent packets that were not received.
+func lossOf(sent, received uint64) float64 {
+	if received >= sent || sent == 0 {
+		return 0
+	}
+	return float64(sent-received) / float64(sent)
+}
+
 // probe raises the budget to fit one more layer, if any track can go up. a.mu must be held.
 func (a *Allocator) probe(now int64, loss float64, rate uint64) {
 	layers, total := a.share(a.budget, now)
+	if a.probeResume(layers, total, now, loss, rate) {
+		return // paused video comes back before any goes up
+	}
 	for i, t := range a.tracks {
-		if !t.video {
+		if !t.video || t.state != streamActive {
 			continue
 		}
 		if next, cost, ok := t.nextLayer(layers[i], now); ok && next > layers[i] {
-			a.probing, a.probeStart, a.preProbe = true, now, a.budget
+			a.probing, a.probeStart, a.preProbe, a.resumeProbe = true, now, a.budget, false
 			a.probeTrack, a.probeLayer, a.switched = t, next, false
 			a.setBudget(uint64(float64(total+cost)*probeHeadroom), now, loss, rate, "probe")
 			return
@@ -409,19 +475,22 @@ func (a *Allocator) setBudget(budget uint64, now int64, loss float64, rate uint6
 		"loss", float64(int(loss*1000))/1000, "layers", layers)
 }
 
-// allocate shares the budget out and caps each video down track. It returns the layers.
-// a.mu must be held.
+// allocate shares the budget out, caps each video down track and pauses or resumes them
+// (see allocator_pause.go). It returns the layers (LayerNone: paused). a.mu must be held.
 func (a *Allocator) allocate(now int64) []int {
 	if a.ccUsed {
 		return a.applyEstimate(a.estimateBudget(), now)
 	}
 	layers, _ := a.share(a.budget, now)
 	for i, t := range a.tracks {
-		if t.video {
-			t.capped = layers[i]
-			t.d.setCapLayer(layers[i])
+		if !t.video {
+			continue
 		}
+		t.capped = max(layers[i], LayerLow) // a paused track resumes at its lowest layer
+		t.d.setCapLayer(t.capped)
+		a.applyPause(t, layers[i], now)
 	}
+	a.emergencyDrop(layers, a.budget)
 	return layers
 }
 
@@ -448,32 +517,33 @@ func (a *Allocator) applyEstimateRoom(t *allocTrack, now int64) {
 }
 
 // share returns the layer each track gets from budget (0: no limit) and what that costs.
-// Audio and every video track's lowest layer always count; then, in priority order, a
-// track moves up one layer if the budget has room for the difference, round after round.
+// The audio's reserve and every video track's lowest layer count first, video tracks
+// being paused (LayerNone) while those do not fit; then, in priority order, a track moves
+// up one layer if the budget has room for the difference, round after round.
 func (a *Allocator) share(budget uint64, now int64) ([]int, uint64) {
 	layers := make([]int, len(a.tracks))
 	var total uint64
 	for i, t := range a.tracks {
-		if !t.video || budget == 0 {
+		switch {
+		case !t.video:
 			layers[i] = LayerHigh
-			continue
-		}
-		layers[i] = LayerLow
-		total += t.cost(LayerLow, now)
-	}
-	for _, t := range a.tracks {
-		if !t.video {
-			total += t.cost(LayerLow, now)
+			total += t.reserve(now)
+		case budget == 0:
+			layers[i] = LayerHigh
+		default:
+			layers[i] = LayerLow
+			total += t.lowCost(now)
 		}
 	}
 	if budget == 0 {
 		return layers, total
 	}
+	total = a.pauseToFit(layers, total, budget, now)
 	for moved := true; moved; {
 		moved = false
 		for i, t := range a.tracks {
-			if !t.video {
-				continue
+			if !t.video || t.state != streamActive {
+				continue // a track resumes at its lowest layer, and moves up once forwarded
 			}
 			next, cost, ok := t.nextLayer(layers[i], now)
 			if ok && total+cost <= budget {

@@ -47,6 +47,10 @@
 // bitrate budget (cut above 10% loss, probed up one layer at a time after a
 // quiet spell) and caps each video down track's layer so that together they
 // fit; the forwarder takes the lower of that cap and the subscriber's wish.
+// The audio's room is kept out of the budget; when not even the video's lowest
+// layers fit the rest, video tracks are paused, the lowest priority first, and
+// resumed after at least 5 s once there is room (OnStreamState tells the
+// subscriber); a budget far below what the video sends drops the layer at once.
 //
 // # Wiring it into PeerConnections
 //

@@ -132,6 +132,8 @@ type DownTrack struct {
 	connected bool // forwarding may start (see DownTrackParams.AwaitConnected)
 	// The first keyframe asked for and forwarded, for the connection timeline (debug logs).
 	askedKey, sentKey bool
+
+	bwResumed bool // the Allocator resumed the track; the next new lock tells it (see setBWPaused)
 }
 
 // outputMode is the path a down track's packets take; it is decided by the first packet
@@ -469,12 +471,19 @@ func (d *DownTrack) writeRTP(p *inPacket) {
 	if res.switched && !d.sentKey {
 		d.sentKey, firstSent = true, true
 	}
+	resumed := res.switched && d.bwResumed
+	if resumed {
+		d.bwResumed = false
+	}
 	d.mu.Unlock()
 	if res.keyframe != LayerNone {
 		d.receiver.RequestKeyframe(res.keyframe)
 		if firstAsk {
 			d.logger.Debug("ttff: first keyframe requested", "layer", res.keyframe, "urgent", false)
 		}
+	}
+	if resumed {
+		d.alloc.resumed(d)
 	}
 	if res.switched {
 		if firstSent {
@@ -734,6 +743,7 @@ func (d *DownTrack) Stats() DownTrackStats {
 		CapLayer:     d.fwd.capLayer,
 		ProbePackets: c.paddingPackets,
 		ProbeBytes:   c.paddingBytes,
+		BWPaused:     d.fwd.bwPaused,
 	}
 	d.reports.fill(&s, d.receiver.Codec().ClockRate)
 	if e := est; d.alloc != nil {

@@ -287,6 +287,14 @@ func (d *DownTrack) handleReports(reports []rtcp.ReceptionReport) {
 	}
 	sent := d.counters.packets + d.counters.retransmits // a retransmission that arrives counts as received
 	rtt := d.reports.rtt
+	if mine != nil && d.fwd.started {
+		// Packets sent after the newest one the report covers were still on their way when it
+		// left: as far as this report goes they are not sent yet (a keyframe's burst just
+		// before a report would otherwise count as lost, a large share at a low layer's rate).
+		if ahead := int16(d.fwd.lastSeq - uint16(mine.LastSequenceNumber)); ahead > 0 {
+			sent -= min(sent, uint64(ahead))
+		}
+	}
 	d.mu.Unlock()
 	if mine != nil && d.cc != nil && rtt > 0 {
 		d.cc.OnReport(rtt)

@@ -176,7 +176,7 @@ func TestProbePadding(t *testing.T) {
 		}
 	}
 	if len(padding) == 0 {
-		t.Fatal("no probe padding sent")
+		t.Fatalf("no probe padding sent: %d packets after; stats %+v; est %+v", len(pkts), d.Stats(), alloc.Estimate())
 	}
 	if s := d.Stats(); s.ProbePackets != uint64(len(padding)) || s.Downlink.Source != "twcc" {
 		t.Errorf("stats: probe packets %d (sent %d), downlink %+v", s.ProbePackets, len(padding), s.Downlink)

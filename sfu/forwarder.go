@@ -65,6 +65,7 @@ type forwarder struct {
 	capLayer int  // the highest layer the subscriber's downlink has room for (Allocator)
 	paused   bool // subscriber disabled the track
 	muted    bool // publisher muted the track
+	bwPaused bool // the Allocator paused the track: its lowest layer does not fit the downlink
 
 	current int // layer locked onto; LayerNone while waiting for one
 	target  int // layer wanted
@@ -117,7 +118,7 @@ func newForwarder(video bool, clockRate uint32) *forwarder {
 
 // stopped reports whether nothing may be sent.
 func (f *forwarder) stopped() bool {
-	return f.paused || f.muted || f.maxLayer < 0
+	return f.paused || f.muted || f.bwPaused || f.maxLayer < 0
 }
 
 // update applies a state change; if it stops the forwarder, the lock is
@@ -145,6 +146,24 @@ func (f *forwarder) setCapLayer(layer int) {
 // setPaused pauses or resumes forwarding for the subscriber.
 func (f *forwarder) setPaused(paused bool) {
 	f.update(func() { f.paused = paused })
+}
+
+// setBWPaused pauses or resumes forwarding for lack of downlink bandwidth; only the
+// Allocator decides this (a cap never stops a track).
+func (f *forwarder) setBWPaused(paused bool) {
+	f.update(func() { f.bwPaused = paused })
+}
+
+// dropAbove stops forwarding the current layer at once if it is above layer, instead of
+// forwarding it until the lower layer's keyframe arrives: the Allocator's emergency
+// downswitch, when the link is far too narrow for what is sent. It reports whether the
+// lock was dropped.
+func (f *forwarder) dropAbove(layer int) bool {
+	if f.current == LayerNone || f.current <= layer {
+		return false
+	}
+	f.current = LayerNone
+	return true
 }
 
 // setMuted follows the publisher's mute state.

@@ -59,6 +59,10 @@ type DownTrackStats struct {
 	// LayerHigh when nothing limits it.
 	CapLayer int
 
+	// BWPaused is true while the Allocator pauses the track because not even its lowest
+	// layer fits the downlink (the subscriber is told: stream state PAUSED).
+	BWPaused bool
+
 	// ProbePackets and ProbeBytes count the padding this track sent to probe the downlink.
 	ProbePackets, ProbeBytes uint64
 	// Downlink is the estimate of the subscriber connection's downlink, shared by its down

@@ -77,7 +77,8 @@ type Participant struct {
 	leftReason  livekit.DisconnectReason // why it left, once DISCONNECTED
 	quality     qualityCounters
 	// live judges the media path (liveness.go); only the room's loop touches it.
-	live liveness
+	live    liveness
+	streams *streamStates // bandwidth pauses told to the client; nil without downlink control
 }
 
 // SID returns the participant's server id (PA_...).
@@ -297,7 +298,10 @@ func (p *Participant) setupTransports(media *MediaAPI, ice []webrtc.ICEServer) e
 		return pub, nil
 	}
 	if p.single {
-		_, err := p.ensurePublisher()
+		pub, err := p.ensurePublisher()
+		if err == nil {
+			p.watchStreamStates(pub)
+		}
 		return err
 	}
 
@@ -310,6 +314,7 @@ func (p *Participant) setupTransports(media *MediaAPI, ice []webrtc.ICEServer) e
 		p.send(&livekit.SignalResponse{Message: &livekit.SignalResponse_Offer{Offer: toProtoSD(sd, id)}})
 	}
 	p.subscriber = sub
+	p.watchStreamStates(sub)
 	sub.pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) { p.onConnectionState(livekit.SignalTarget_SUBSCRIBER, s) })
 
 	ordered := true
@@ -658,6 +663,9 @@ func (p *Participant) closeMedia() {
 	}
 	if p.subscriber != nil {
 		p.subscriber.Close()
+	}
+	if p.streams != nil {
+		p.streams.close()
 	}
 }
 

@@ -43,16 +43,36 @@ func (t *PublishedTrack) kind() livekit.TrackType {
 	return t.info.Type
 }
 
-// downlinkPriority orders t among the video a subscriber's downlink has room for (see
-// sfu.Allocator): a screen share (the teacher's slides, unreadable at a low layer) goes up
-// before cameras.
+// Priorities among the video a subscriber's downlink has room for (see sfu.Allocator):
+// higher goes up first and is paused last. A screen share (the teacher's slides,
+// unreadable at a low layer) comes first, then the teacher's camera (the classroom layer's
+// reserved role attribute, which only the server sets: classroom.AttrRole and
+// classroom.RoleTeacher), then the other cameras.
+const (
+	priorityCamera = iota
+	priorityTeacherCamera
+	priorityScreenShare
+
+	roleAttribute = rooms.ReservedAttributePrefix + "role"
+	teacherRole   = "teacher"
+)
+
+// downlinkPriority returns t's priority among the video a subscriber receives. It takes
+// the owner's lock: do not hold another participant's.
 func downlinkPriority(t *PublishedTrack) int {
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.info.Source == livekit.TrackSource_SCREEN_SHARE {
-		return 1
+	screen := t.info.Source == livekit.TrackSource_SCREEN_SHARE
+	t.mu.Unlock()
+	if screen {
+		return priorityScreenShare
 	}
-	return 0
+	t.owner.mu.Lock()
+	teacher := t.owner.attributes[roleAttribute] == teacherRole
+	t.owner.mu.Unlock()
+	if teacher {
+		return priorityTeacherCamera
+	}
+	return priorityCamera
 }
 
 // layerFor maps a subscriber's wish (quality, or element dimensions) to a simulcast layer.

@@ -60,6 +60,7 @@ func (r *Room) subscribe(sub *Participant, t *PublishedTrack) {
 		}})
 		return
 	}
+	priority := downlinkPriority(t) // before sub.mu: it takes the owner's
 	sub.mu.Lock()
 	if sub.closed {
 		sub.mu.Unlock()
@@ -76,7 +77,7 @@ func (r *Room) subscribe(sub *Participant, t *PublishedTrack) {
 		TrackID:      sid,
 		Reports:      sub.downTransport().reports,
 		Allocator:    sub.downTransport().alloc,
-		Priority:     downlinkPriority(t),
+		Priority:     priority,
 		Output:       sub.downTransport().out,
 		FirstSeq:     sub.downTransport().media.firstSeq,
 		// Nothing is forwarded, nor a keyframe asked for, before the connection is up.

@@ -92,14 +92,21 @@ type SignalTap struct {
 // StartSignalTap starts a tap in front of upstream, closed when the test ends.
 func StartSignalTap(tb testing.TB, upstream Target) *SignalTap {
 	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	return StartSignalTapOn(tb, "127.0.0.1", upstream)
+}
+
+// StartSignalTapOn is StartSignalTap listening on ip, for clients that cannot reach the
+// loopback address (one in a network namespace of its own).
+func StartSignalTapOn(tb testing.TB, ip string, upstream Target) *SignalTap {
+	tb.Helper()
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
 	if err != nil {
 		tb.Fatalf("signal tap: %v", err)
 	}
 	if _, err := url.Parse(upstream.HTTPURL); err != nil {
 		tb.Fatalf("signal tap: %v", err)
 	}
-	t := &SignalTap{upstream: upstream, ln: ln, url: "127.0.0.1:" + fmt.Sprint(ln.Addr().(*net.TCPAddr).Port),
+	t := &SignalTap{upstream: upstream, ln: ln, url: ln.Addr().String(),
 		live: map[int][2]*websocket.Conn{}}
 	rp := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
 		up, _ := url.Parse(t.upstreamTarget().HTTPURL)

@@ -82,6 +82,8 @@ room
     log('trackSubscriptionFailed', { trackSid, from: participantInfo(p), error: String(err) }))
   .on(RoomEvent.TrackMuted, (pub, p) => log('trackMuted', { trackSid: pub.trackSid, source: pub.source, from: participantInfo(p) }))
   .on(RoomEvent.TrackUnmuted, (pub, p) => log('trackUnmuted', { trackSid: pub.trackSid, source: pub.source, from: participantInfo(p) }))
+  .on(RoomEvent.TrackStreamStateChanged, (pub, state, p) =>
+    log('trackStreamStateChanged', { trackSid: pub.trackSid, source: pub.source, state, from: participantInfo(p) }))
   .on(RoomEvent.LocalTrackPublished, (pub) => log('localTrackPublished', { trackSid: pub.trackSid, source: pub.source }))
   .on(RoomEvent.ConnectionQualityChanged, (quality, p) =>
     log('connectionQualityChanged', { quality, local: p === room.localParticipant, from: participantInfo(p) }))

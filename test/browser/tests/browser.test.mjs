@@ -165,6 +165,17 @@ function eventsOf(state, type) {
   return state.events.filter((e) => e.type === type);
 }
 
+/** subscriberBehind opens the test page behind link and joins room as bob; close its context. */
+async function subscriberBehind(browser, pages, link, server, room) {
+  const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+  const page = await context.newPage();
+  const sub = new TestPage(page, 'subscriber-behind-the-line');
+  await page.goto(`${pages.url}/index.html?label=sub&videoWidth=1280&videoHeight=720`);
+  await page.waitForFunction(() => window.sanke !== undefined, null, { timeout: 15000 });
+  await join(sub, room, 'bob', `ws://${link.hostIP}:${server.port}`);
+  return { sub, context };
+}
+
 // --- the suite ----------------------------------------------------------------------------
 
 describe('livekit-client 2.23 in headless Chromium against Sanke', () => {
@@ -501,7 +512,6 @@ describe('livekit-client 2.23 in headless Chromium against Sanke', () => {
   });
 
   browserTest('8. a Chromium subscriber behind a narrow line gets the simulcast layer that fits', '8', async (t) => {
-    if (!prerequisite(t, NetnsLink.missing())) return;
     // The subscriber's Chromium runs in a network namespace whose only way to the server is a
     // veth pair. Once it plays the top layer, the pair is shaped to between the publisher's
     // middle and top layers, as a rural line that degrades mid-class: the server must settle
@@ -509,6 +519,7 @@ describe('livekit-client 2.23 in headless Chromium against Sanke', () => {
     // The publisher is the Go SDK playing pre-encoded layers (test/browser/filepublisher):
     // their bitrates are those of the files, not what a browser's encoder makes of the CPU
     // it gets on a busy machine.
+    if (!prerequisite(t, NetnsLink.missing())) return;
     await subscriberInNamespace('8-weak-link', { bind: '0.0.0.0' }, async ({ link, server, publisher, pages, browser }) => {
       const room = 'weak-room';
       const pub = await publisher.start(server.wsUrl, await server.token(room, 'alice'));
@@ -517,13 +528,8 @@ describe('livekit-client 2.23 in headless Chromium against Sanke', () => {
       console.log(`${stamp()} publisher layers q=${bps.q} h=${bps.h} f=${bps.f} bit/s (the files'); the line will carry ${line} bit/s`);
       assert.ok(bps.f > bps.h + 300000, `the top layer (${bps.f} bit/s) must be well above the middle one (${bps.h} bit/s) for this test`);
 
-      const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+      const { sub, context } = await subscriberBehind(browser, pages, link, server, room);
       try {
-        const page = await context.newPage();
-        const sub = new TestPage(page, 'subscriber-behind-the-line');
-        await page.goto(`${pages.url}/index.html?label=sub&videoWidth=1280&videoHeight=720`);
-        await page.waitForFunction(() => window.sanke !== undefined, null, { timeout: 15000 });
-        await join(sub, room, 'bob', `ws://${link.hostIP}:${server.port}`);
         await pollUntil(async () => remoteTrack(await sub.stats(), { from: 'alice', source: 'camera' })?.inbound?.frameWidth === 1280,
           { timeout: 30000, what: 'the subscriber decoding the top layer before the line narrows' });
         // Shaped only now: the page itself (the SDK bundle) would not load through a token
@@ -547,6 +553,47 @@ describe('livekit-client 2.23 in headless Chromium against Sanke', () => {
         const fits = late.filter((s) => s.width > 0 && s.width <= 640).length / late.length;
         assert.ok(fits >= 0.6, `the subscriber decoded the middle layer or lower ${Math.round(fits * 100)}% of the last 15 s`);
         assert.ok(late.at(-1).decoded > late[0].decoded + 100, `frames kept decoding (${late[0].decoded} -> ${late.at(-1).decoded})`);
+      } finally {
+        await context.close().catch(() => {});
+      }
+    });
+  });
+
+  browserTest('8b. on a 180 kbit/s line the camera pauses (TrackStreamStateChanged), the voice keeps coming, and the camera resumes when the line is back', '8b', async (t) => {
+    if (!prerequisite(t, NetnsLink.missing())) return;
+    // As test 8, but the line narrows to less than the voice and the smallest layer need
+    // together: the server pauses the camera for this subscriber (stream state paused) and
+    // the microphone keeps arriving; when the line widens again the camera comes back.
+    await subscriberInNamespace('8b-pause', { bind: '0.0.0.0' }, async ({ link, server, publisher, pages, browser }) => {
+      const room = 'pause-room';
+      await publisher.start(server.wsUrl, await server.token(room, 'alice'));
+      const { sub, context } = await subscriberBehind(browser, pages, link, server, room);
+      try {
+        await waitVideoPlays(sub, { from: 'alice', timeout: 30000 });
+        await waitAudioArrives(sub, { from: 'alice' });
+        const streamStates = async () => eventsOf(await sub.state(), 'trackStreamStateChanged').filter((e) => e.source === 'camera');
+
+        const narrowed = Date.now();
+        await link.shape('180kbit');
+        await pollUntil(async () => (await streamStates()).some((e) => e.state === 'paused'),
+          { timeout: 30000, what: 'TrackStreamStateChanged paused for the camera' });
+        console.log(`${stamp()} camera paused ${Date.now() - narrowed} ms after the line narrowed`);
+        const mic = async () => remoteTrack(await sub.stats(), { from: 'alice', source: 'microphone' }).inbound;
+        const before = await mic();
+        await sleep(3000);
+        const during = await mic();
+        const packets = during.packetsReceived - before.packetsReceived;
+        const concealed = (during.concealedSamples - before.concealedSamples) / Math.max(1, during.totalSamplesReceived - before.totalSamplesReceived);
+        console.log(`${stamp()} while paused, 3 s: ${packets} audio packets, ${(100 * concealed).toFixed(1)}% of samples concealed`);
+        assert.ok(packets >= 100, `only ${packets} audio packets in 3 s while the camera is paused (150 sent)`);
+
+        const restored = Date.now();
+        await link.shape('20mbit');
+        await pollUntil(async () => (await streamStates()).at(-1)?.state === 'active',
+          { timeout: 40000, what: 'TrackStreamStateChanged active for the camera after the line is back' });
+        console.log(`${stamp()} camera active ${Date.now() - restored} ms after the line came back; camera states: ` +
+          `${(await streamStates()).map((e) => e.state).join(' ')}`);
+        await waitVideoPlays(sub, { from: 'alice', timeout: 15000 });
       } finally {
         await context.close().catch(() => {});
       }

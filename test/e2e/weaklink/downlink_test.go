@@ -74,14 +74,20 @@ func TestDownlinkControl(t *testing.T) {
 	}
 }
 
+// startServer starts a Sanke in this process that the namespaces' subscribers reach, with
+// rtc.downlink_control set to control.
+func startServer(t *testing.T, control bool) *inprocess.Server {
+	cfg := config.DevDefault()
+	cfg.BindAddresses = []string{"0.0.0.0"} // reachable from the namespace
+	cfg.RTC.DownlinkControl = control
+	return inprocess.Start(t, cfg)
+}
+
 // runWeakLink runs the scenario with rtc.downlink_control set to control and returns the
 // subscriber's camera as the server saw it every 250 ms for 24 s from the first packet.
 func runWeakLink(t *testing.T, files testmedia.Files, control bool) []sample {
 	l := newLink(t, "1mbit")
-	cfg := config.DevDefault()
-	cfg.BindAddresses = []string{"0.0.0.0"} // reachable from the namespace
-	cfg.RTC.DownlinkControl = control
-	srv := inprocess.Start(t, cfg)
+	srv := startServer(t, control)
 	const room = "weak-link"
 
 	pub := tc.Join(t, srv.Target, room, "teacher", nil)

@@ -44,14 +44,19 @@ func TestMain(m *testing.M) {
 
 // runSubscriber joins with the Go SDK, reads every track it is given (the SDK's interceptors
 // send receiver reports and NACKs for what is read), prints "joined" and then once a second
-// the bytes received and its subscriber PeerConnection's selected candidate pair, every 50 ms
-// the video bytes received so far ("video N": only what SRTP authenticated is read), and
-// leaves when its standard input closes.
+// the bytes received (in all, of audio and of video in that second) and its subscriber
+// PeerConnection's selected candidate pair, every 50 ms the video bytes received so far
+// ("video N": only what SRTP authenticated is read), and leaves when its standard input
+// closes.
 func runSubscriber(url, token string) int {
-	var received, video atomic.Int64
+	var received, audio, video, videoTotal atomic.Int64
 	cb := lksdk.NewRoomCallback()
 	cb.ParticipantCallback.OnTrackSubscribed = func(track *webrtc.TrackRemote, _ *lksdk.RemoteTrackPublication, _ *lksdk.RemoteParticipant) {
 		isVideo := track.Kind() == webrtc.RTPCodecTypeVideo
+		kind := &video
+		if !isVideo {
+			kind = &audio
+		}
 		go func() {
 			buf := make([]byte, 1500)
 			for {
@@ -60,8 +65,9 @@ func runSubscriber(url, token string) int {
 					return
 				}
 				received.Add(int64(n))
+				kind.Add(int64(n))
 				if isVideo {
-					video.Add(int64(n))
+					videoTotal.Add(int64(n))
 				}
 			}
 		}()
@@ -87,7 +93,7 @@ func runSubscriber(url, token string) int {
 			room.Disconnect()
 			return 0
 		case <-tick.C:
-			fmt.Printf("received %d\n", received.Swap(0))
+			fmt.Printf("received %d audio %d video %d\n", received.Swap(0), audio.Swap(0), video.Swap(0))
 			if pc := room.LocalParticipant.GetSubscriberPeerConnection(); pc != nil {
 				if pair, err := pc.SCTP().Transport().ICETransport().GetSelectedCandidatePair(); err == nil && pair != nil {
 					// "pair udp host fd00::2 fd00::1": protocol, local type, local and remote address
@@ -95,7 +101,7 @@ func runSubscriber(url, token string) int {
 				}
 			}
 		case <-fine.C:
-			fmt.Printf("video %d\n", video.Load())
+			fmt.Printf("video %d\n", videoTotal.Load())
 		}
 	}
 }
@@ -177,13 +183,18 @@ type subscriber struct {
 	video    atomic.Int64           // video bytes received so far, reported every 50 ms
 	pair     atomic.Pointer[string] // the newest selected candidate pair reported ("udp host local remote")
 	output   syncbuf.Buffer         // its standard error
+	// seconds receives every one-second report (dropped when nobody reads them).
+	seconds chan second
 }
+
+// second is one of the subscriber's one-second reports: bytes of audio and of video.
+type second struct{ audio, video int64 }
 
 // startSubscriber runs a subscriber inside l's namespace and waits until it has joined. It
 // leaves when the test ends.
 func startSubscriber(t *testing.T, l *link, url, token string) *subscriber {
 	t.Helper()
-	s := &subscriber{joined: make(chan struct{})}
+	s := &subscriber{joined: make(chan struct{}), seconds: make(chan second, 64)}
 	s.cmd = exec.Command("ip", "netns", "exec", l.ns, os.Args[0], "-test.run=^$")
 	s.cmd.Env = append(os.Environ(), subURLEnv+"="+url, subTokenEnv+"="+token)
 	var err error
@@ -208,8 +219,13 @@ func startSubscriber(t *testing.T, l *link, url, token string) *subscriber {
 			case line == "joined":
 				close(s.joined)
 			case strings.HasPrefix(line, "received "):
-				if _, err := fmt.Sscanf(line, "received %d", &n); err == nil {
+				var sec second
+				if _, err := fmt.Sscanf(line, "received %d audio %d video %d", &n, &sec.audio, &sec.video); err == nil {
 					s.received.Store(n)
+					select {
+					case s.seconds <- sec:
+					default:
+					}
 				}
 			case strings.HasPrefix(line, "pair "):
 				pair := strings.TrimPrefix(line, "pair ")

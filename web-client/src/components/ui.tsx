@@ -1,7 +1,7 @@
 // Shared pieces of the screens: the top bar, video views, quality badges, chat, toasts.
 import type { ComponentChildren } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
-import type { Track } from 'livekit-client';
+import { Track } from 'livekit-client';
 import { auth, logOut } from '../auth';
 import { lang, setLang, t } from '../i18n';
 import type { Live } from '../live';
@@ -51,7 +51,11 @@ export function TopBar({ title, children, back }: { title?: ComponentChildren; c
   );
 }
 
-/** VideoView attaches a video track to a <video> element while mounted. */
+/**
+ * VideoView attaches a video track to a <video> element while mounted. A remote track the
+ * server paused for a weak downlink (stream state paused: the voice keeps its room) gets an
+ * overlay saying so over the frozen picture; it goes when the video resumes.
+ */
 export function VideoView({ track, fit = 'cover', mirror = false, testid, label }: { track?: Track; fit?: 'cover' | 'contain'; mirror?: boolean; testid?: string; label?: string }) {
   const ref = useRef<HTMLVideoElement>(null);
   useEffect(() => {
@@ -62,17 +66,26 @@ export function VideoView({ track, fit = 'cover', mirror = false, testid, label 
       track.detach(el);
     };
   }, [track, ref.current]);
+  const paused = track?.streamState === Track.StreamState.Paused;
   return (
-    <video
-      ref={ref}
-      class={`video fit-${fit}${mirror ? ' mirror' : ''}`}
-      data-testid={testid}
-      data-track={track?.sid ?? ''}
-      aria-label={label}
-      autoplay
-      playsInline
-      muted
-    />
+    <>
+      <video
+        ref={ref}
+        class={`video fit-${fit}${mirror ? ' mirror' : ''}`}
+        data-testid={testid}
+        data-track={track?.sid ?? ''}
+        data-stream-state={track?.streamState ?? ''}
+        aria-label={label}
+        autoplay
+        playsInline
+        muted
+      />
+      {paused ? (
+        <div class="video-paused" data-testid="video-paused" role="status">
+          {t('videoPaused')}
+        </div>
+      ) : null}
+    </>
   );
 }
 
