@@ -103,6 +103,7 @@ type DownTrack struct {
 	sent        *sentRing                        // nil unless the subscriber negotiated NACK
 	rtxTokens   int64                            // retransmission byte budget (see rtxBurst)
 	reports     reportState
+	audio       audioOut // audio only: Opus, RED or RED's primary
 	counters    downTrackCounters
 	loggedErr   bool
 }
@@ -153,6 +154,7 @@ func NewDownTrack(p DownTrackParams) (*DownTrack, error) {
 		logger:       logger.With("track", trackID, "subscriber", p.SubscriberID),
 		done:         make(chan struct{}),
 		fwd:          *newForwarder(r.video(), r.Codec().ClockRate),
+		audio:        audioOut{dist: -1},
 	}
 	if d.reporter == nil && p.WriteRTCP != nil {
 		d.reporter, d.ownReporter = NewReporter(p.WriteRTCP, d.logger), true
@@ -183,17 +185,28 @@ func (d *DownTrack) SubscriberID() string { return d.subscriberID }
 
 // Bind is called by pion when the subscriber's transceiver is negotiated
 // (webrtc.TrackLocal). It picks the negotiated codec matching the
-// publisher's and starts writing to the context's stream with its SSRC and
-// payload type.
+// publisher's (for audio: RED when the subscriber negotiated it, else Opus,
+// whichever the publisher sends) and starts writing to the context's stream
+// with its SSRC and payload type.
 func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
-	codec, ok := matchCodec(d.receiver.Codec(), ctx.CodecParameters())
-	if !ok {
-		return webrtc.RTPCodecParameters{}, webrtc.ErrUnsupportedCodec
+	d.mu.Lock()
+	var codec webrtc.RTPCodecParameters
+	var ok bool
+	if d.receiver.audio != nil {
+		codec, ok = d.bindAudio(ctx.CodecParameters())
+	} else {
+		codec, ok = matchCodec(d.receiver.Codec(), ctx.CodecParameters())
 	}
-	if d.closed.Load() {
+	if !ok || d.closed.Load() {
+		if d.receiver.audio != nil {
+			d.releaseAudio() // Close may have run already: nothing will be sent
+		}
+		d.mu.Unlock()
+		if !ok {
+			return webrtc.RTPCodecParameters{}, webrtc.ErrUnsupportedCodec
+		}
 		return codec, nil // pion wants a codec; nothing will be written
 	}
-	d.mu.Lock()
 	d.writer = ctx.WriteStream()
 	d.ssrc = uint32(ctx.SSRC())
 	d.payloadType = uint8(codec.PayloadType)
@@ -225,6 +238,9 @@ func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 func (d *DownTrack) Unbind(webrtc.TrackLocalContext) error {
 	d.mu.Lock()
 	d.writer = nil
+	if d.receiver.audio != nil {
+		d.releaseAudio()
+	}
 	d.mu.Unlock()
 	d.cbMu.Lock()
 	d.bound = false
@@ -384,11 +400,16 @@ func (d *DownTrack) send(p *inPacket, res *forwardResult) {
 	h.Extension = false
 	h.ExtensionProfile = 0
 	h.Extensions = h.Extensions[:0]
+	payload, redPT := d.payloadFor(p)
+	if d.audio.mode != audioAsIs {
+		// The payload is not the publisher's: its padding does not follow.
+		h.Padding, h.PaddingSize = false, 0
+	}
 
 	handled := false
 	if p.batch != nil && d.directReady() {
 		// Built, munged and encrypted right in the batch's buffer: no copies on the way.
-		switch err := d.sendBatched(p, res); {
+		switch err := d.sendBatched(p, res, payload, redPT); {
 		case err == nil:
 			handled = true
 		case d.outMode == outputDirect || !errors.Is(err, srtpout.ErrNotReady):
@@ -398,21 +419,24 @@ func (d *DownTrack) send(p *inPacket, res *forwardResult) {
 		}
 	}
 	if !handled {
-		payload := p.payload
-		if res.mungeVP8 {
+		if res.mungeVP8 || redPT != 0 {
 			if d.buf == nil {
 				d.buf = new([packetcache.MaxPacketSize]byte)
 			}
 			n := copy(d.buf[:], payload)
-			p.vp8.patch(d.buf[:n], res.vp8)
+			if res.mungeVP8 {
+				p.vp8.patch(d.buf[:n], res.vp8)
+			} else {
+				setREDPayloadTypes(d.buf[:n], redPT)
+			}
 			payload = d.buf[:n]
 		}
 		d.write(h, payload)
 	}
 	d.counters.packets++
-	d.counters.bytes += uint64(len(p.payload))
+	d.counters.bytes += uint64(len(payload))
 	if d.sent != nil {
-		d.rtxTokens = min(d.rtxTokens+int64(len(p.payload))/2, rtxBurst)
+		d.rtxTokens = min(d.rtxTokens+int64(len(payload))/2, rtxBurst)
 	}
 	d.sent.put(sentPacket{
 		outSeq:   res.seq,
@@ -429,19 +453,23 @@ func (d *DownTrack) directReady() bool {
 	return d.out != nil && d.outMode != outputPion && d.out.Ready()
 }
 
-// sendBatched writes p, rewritten as res says with the header in d.hdr, into p's batch for
-// the direct output. d.mu must be held.
-func (d *DownTrack) sendBatched(p *inPacket, res *forwardResult) error {
+// sendBatched writes payload (p's, or what the down track makes of p's audio), rewritten as res
+// and redPT say with the header in d.hdr, into p's batch for the direct output. d.mu must be
+// held.
+func (d *DownTrack) sendBatched(p *inPacket, res *forwardResult, payload []byte, redPT uint8) error {
 	buf, err := p.batch.Buffer(d.out)
 	if err != nil {
 		return err
 	}
-	hn, n, err := srtpout.MarshalPacket(buf, &d.hdr, p.payload)
+	hn, n, err := srtpout.MarshalPacket(buf, &d.hdr, payload)
 	if err != nil {
 		return err
 	}
-	if res.mungeVP8 {
-		p.vp8.patch(buf[hn:hn+len(p.payload)], res.vp8)
+	switch {
+	case res.mungeVP8:
+		p.vp8.patch(buf[hn:hn+len(payload)], res.vp8)
+	case redPT != 0:
+		setREDPayloadTypes(buf[hn:hn+len(payload)], redPT)
 	}
 	if err := p.batch.Commit(d.out, buf[:n]); err != nil {
 		return err
@@ -535,6 +563,9 @@ func (d *DownTrack) Close() {
 	close(d.done)
 	d.mu.Lock()
 	d.writer = nil
+	if d.receiver.audio != nil {
+		d.releaseAudio()
+	}
 	if d.outMode == outputDirect {
 		d.out.Forget(d.ssrc) // pion gives every new sender a new SSRC
 	}

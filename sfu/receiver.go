@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -77,6 +78,7 @@ type Receiver struct {
 	muted      atomic.Bool
 	closed     atomic.Bool
 	level      audioLevel
+	audio      *redUplink // Opus and RED tracks only
 
 	mu      sync.Mutex // guards the fields below
 	running int        // receive loops still running
@@ -112,6 +114,9 @@ func NewReceiver(p ReceiverParams) *Receiver {
 	}
 	if p.AudioLevelExtID > 0 && p.AudioLevelExtID < 256 {
 		r.audioLevelExtID = uint8(p.AudioLevelExtID)
+	}
+	if p.Kind == webrtc.RTPCodecTypeAudio && (isRED(p.Codec) || strings.EqualFold(p.Codec.MimeType, webrtc.MimeTypeOpus)) {
+		r.audio = newRedUplink(isRED(p.Codec), uint8(p.Codec.PayloadType))
 	}
 	r.downTracks.Store(&[]*DownTrack{})
 	return r
@@ -249,6 +254,12 @@ func (r *Receiver) handlePacket(l *upLayer, pkt *rtp.Packet, b []byte) {
 		return
 	}
 	in.available = r.availableMask(now)
+	if r.audio != nil && !r.audio.handle(l, &in, func(rec *inPacket) {
+		rec.available = in.available
+		l.fan.write(rec, *r.downTracks.Load())
+	}) {
+		return
+	}
 	l.fan.write(&in, *r.downTracks.Load())
 }
 
