@@ -126,6 +126,7 @@ func (p *Participant) handleAddTrack(req *livekit.AddTrackRequest) {
 		Height:            req.Height,
 		Simulcast:         len(req.Layers) > 1, //nolint:staticcheck // LiveKit protocol: clients read TrackInfo.simulcast
 		DisableDtx:        req.DisableDtx,      //nolint:staticcheck // LiveKit protocol: TrackInfo carries it
+		DisableRed:        req.DisableRed,
 		Source:            req.Source,
 		Layers:            req.Layers, //nolint:staticcheck // LiveKit protocol: clients read TrackInfo.layers
 		Stereo:            req.Stereo, //nolint:staticcheck // LiveKit protocol: TrackInfo carries it

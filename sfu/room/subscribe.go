@@ -91,6 +91,9 @@ func (r *Room) subscribe(sub *Participant, t *PublishedTrack) {
 		sub.logger.Warn("add down track", "track", sid, "err", err)
 		return
 	}
+	if t.kind() == livekit.TrackType_AUDIO {
+		sub.preferSubscriberAudio(sender)
+	}
 	s := &subscription{track: t, down: down, sender: sender, maxLayer: 2}
 	sub.subscribed[sid] = s
 	settings := sub.pendingSettings(sid)
