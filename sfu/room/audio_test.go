@@ -98,7 +98,7 @@ func TestPublisherAudioAnswer(t *testing.T) {
 		wantNoRED bool
 	}{
 		{"defaults", &livekit.AddTrackRequest{Cid: "mic-a"}, "63 111", "111 minptime=10;useinbandfec=1;usedtx=1", false},
-		{"no dtx, stereo", &livekit.AddTrackRequest{Cid: "mic-b", DisableDtx: true, Stereo: true}, "63 111",
+		{"no dtx, stereo", &livekit.AddTrackRequest{Cid: "mic-b", DisableDtx: true, Stereo: true}, "63 111", //nolint:staticcheck // livekit-client still sends disable_dtx
 			"111 minptime=10;useinbandfec=1;stereo=1;sprop-stereo=1", false},
 		{"no red", &livekit.AddTrackRequest{Cid: "mic-c", DisableRed: true}, "111", "111 minptime=10;useinbandfec=1;usedtx=1", true},
 	} {
