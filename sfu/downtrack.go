@@ -401,7 +401,7 @@ func (d *DownTrack) send(p *inPacket, res *forwardResult) {
 	h.ExtensionProfile = 0
 	h.Extensions = h.Extensions[:0]
 	payload, redPT := d.payloadFor(p)
-	if d.audio.mode != audioAsIs {
+	if d.audio.mode != audioAsIs && len(p.payload) > 0 {
 		// The payload is not the publisher's: its padding does not follow.
 		h.Padding, h.PaddingSize = false, 0
 	}

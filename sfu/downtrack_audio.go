@@ -118,6 +118,9 @@ func (d *DownTrack) adaptRED(lost float64) {
 // payloadFor returns what d sends of p, and the payload type to write into its RED block
 // headers (0: none to rewrite). d.mu must be held.
 func (d *DownTrack) payloadFor(p *inPacket) (payload []byte, redPT uint8) {
+	if len(p.payload) == 0 {
+		return p.payload, 0 // padding only
+	}
 	switch d.audio.mode {
 	case audioPrimary:
 		return p.primary, 0
@@ -143,13 +146,14 @@ func (d *DownTrack) payloadFor(p *inPacket) (payload []byte, redPT uint8) {
 // audioResendPayload turns a cached packet's payload into what this down track sends again:
 // the primary (audioPrimary), or the primary alone as RED (audioRED: the frames around it
 // went out already), its one-byte header written in place just before it. buf is the cache
-// copy's buffer and payload is buf[off:off+len(payload)], after at least a 12-byte header. ok
+// copy's buffer and payload (of payload type pt) is buf[off:off+len(payload)], after at least
+// a 12-byte header. ok
 // is false for a malformed RED packet.
-func (d *DownTrack) audioResendPayload(buf []byte, off int, payload []byte) ([]byte, bool) {
+func (d *DownTrack) audioResendPayload(buf []byte, off int, pt uint8, payload []byte) ([]byte, bool) {
 	if d.audio.mode == audioAsIs {
 		return payload, true
 	}
-	primary, ok := d.receiver.audio.primaryOf(payload)
+	primary, ok := d.receiver.audio.primaryOf(payload, pt)
 	if !ok || d.audio.mode == audioPrimary {
 		return primary, ok
 	}

@@ -199,7 +199,7 @@ func (d *DownTrack) resend(outSeq uint16, now int64) {
 	if d.receiver.audio != nil {
 		h.Padding, h.PaddingSize = false, 0
 		off := s.pkt.Header.MarshalSize()
-		if payload, ok = d.audioResendPayload(s.buf[:n], off, payload); !ok {
+		if payload, ok = d.audioResendPayload(s.buf[:n], off, s.pkt.PayloadType, payload); !ok {
 			d.counters.nackMisses++
 			return
 		}

@@ -53,6 +53,9 @@ type ReceiverParams struct {
 	AudioLevelExtID int
 	// Logger receives the receiver's logs; nil discards them.
 	Logger *slog.Logger
+	// Capture, when set, is given every packet as read, before anything else (a test aid:
+	// captures of what browsers send). The slice is only valid during the call.
+	Capture func(pkt []byte)
 }
 
 // Receiver is one published track: it reads RTP from every layer the
@@ -68,6 +71,7 @@ type Receiver struct {
 	pliThrottle     time.Duration
 	cacheSize       int
 	audioLevelExtID uint8
+	capture         func(pkt []byte)
 	logger          *slog.Logger
 	epoch           time.Time
 	clock           func() int64 // tests replace the clock
@@ -100,6 +104,7 @@ func NewReceiver(p ReceiverParams) *Receiver {
 		writeRTCP:   p.WriteRTCP,
 		pliThrottle: p.PLIThrottle,
 		cacheSize:   p.PacketCacheSize,
+		capture:     p.Capture,
 		logger:      logger.With("track", p.TrackID),
 		epoch:       time.Now(),
 	}
@@ -208,6 +213,9 @@ func (r *Receiver) readLoop(l *upLayer) {
 			continue
 		}
 		errs = 0
+		if r.capture != nil {
+			r.capture(buf[:n])
+		}
 		r.handlePacket(l, &pkt, buf[:n])
 	}
 }

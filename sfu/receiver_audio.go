@@ -8,8 +8,8 @@ import (
 	"github.com/sanke-edu/sanke/sfu/packetcache"
 )
 
-// audioHistory is how many upstream Opus frames a receiver keeps to wrap into RED (a power of
-// two above maxREDDistance).
+// audioHistory is how many upstream Opus frames a receiver keeps to wrap into RED (more than
+// maxREDDistance: a late packet's frame may take a place).
 const audioHistory = 4
 
 // audioFrame is one upstream Opus frame kept for RED.
@@ -28,14 +28,16 @@ type audioFrame struct {
 // the track's one layer touches it, except want.
 type redUplink struct {
 	red    bool  // the publisher sends RED
+	redPT  uint8 // its payload type (packets of another are Opus)
 	opusPT uint8 // the publisher's Opus payload type (inner blocks of its RED)
 	// want counts the down tracks wrapping at each distance (atomic: they change it).
 	want [maxREDDistance + 1]atomic.Int32
 
 	started  bool
 	highest  uint16
-	received uint64 // bit k: upstream packet highest-k was received or recovered
-	hist     [audioHistory]audioFrame
+	received uint64                   // bit k: upstream packet highest-k was received or recovered
+	hist     [audioHistory]audioFrame // a ring, next is the oldest
+	next     int
 	earlier  [maxREDDistance]redFrame
 	blocks   [MaxREDBlocks]REDBlock
 	out      [maxREDDistance + 1][packetcache.MaxPacketSize]byte
@@ -47,7 +49,7 @@ type redUplink struct {
 // newRedUplink returns the RED state of an audio receiver whose publisher sends RED (red) or
 // Opus with payload type pt.
 func newRedUplink(red bool, pt uint8) *redUplink {
-	a := &redUplink{red: red, opusPT: pt}
+	a := &redUplink{red: red, redPT: pt, opusPT: pt}
 	if red {
 		a.opusPT = 111 // until the first packet says
 	}
@@ -73,7 +75,9 @@ func (a *redUplink) handle(l *upLayer, in *inPacket, fan func(*inPacket)) bool {
 	nblocks := 1
 	in.primary = in.payload
 	in.redPT = a.opusPT
-	if a.red {
+	media := len(in.payload) > 0 // else padding only: forwarded as it came
+	red := media && a.isRED(in.header.PayloadType)
+	if red {
 		n, err := ParseRED(in.payload, a.blocks[:])
 		if err != nil {
 			return false
@@ -90,7 +94,7 @@ func (a *redUplink) handle(l *upLayer, in *inPacket, fan func(*inPacket)) bool {
 	case newest:
 		gap := int(seq - a.highest)
 		var recovered uint64
-		if a.red && gap > 1 {
+		if red && gap > 1 {
 			recovered = a.recover(l, in, nblocks, fan)
 		}
 		if gap >= 64 {
@@ -108,22 +112,37 @@ func (a *redUplink) handle(l *upLayer, in *inPacket, fan func(*inPacket)) bool {
 		}
 		a.received |= 1 << behind
 	}
-	a.keep(seq, in.header.Timestamp, in.primary)
-	a.build(in, newest)
+	in.red = [maxREDDistance + 1][]byte{}
+	if media {
+		a.keep(seq, in.header.Timestamp, in.primary)
+		a.build(in, newest)
+	}
 	return true
 }
 
 // recover fans out the frames the redundant blocks of in (a RED packet after a gap) carry for
 // the packets lost just before it, oldest first, and caches them as RED packets of their own.
-// Block k back from the primary is the frame of sequence number seq-k. It returns the
-// recovered packets as bits k.
+// A block is a frame by its timestamp: one already kept is not recovered again (the gap may
+// have been a padding-only packet). The others fill the missing sequence numbers from seq-1
+// down, newest block first. It returns the recovered packets as bits k (seq-k).
 func (a *redUplink) recover(l *upLayer, in *inPacket, nblocks int, fan func(*inPacket)) (recovered uint64) {
 	seq := in.header.SequenceNumber
-	for k := min(int(seq-a.highest)-1, nblocks-1); k >= 1; k-- {
-		b := a.blocks[nblocks-1-k]
-		if b.TSOffset == 0 || len(b.Data) == 0 {
+	var slots [MaxREDBlocks]struct {
+		block int
+		k     int
+	}
+	n, k := 0, 1
+	for i := nblocks - 2; i >= 0 && k < int(seq-a.highest); i-- {
+		b := a.blocks[i]
+		if b.TSOffset == 0 || len(b.Data) == 0 || a.keptTS(in.header.Timestamp-uint32(b.TSOffset)) {
 			continue
 		}
+		slots[n].block, slots[n].k = i, k
+		n++
+		k++
+	}
+	for j := n - 1; j >= 0; j-- {
+		b, k := a.blocks[slots[j].block], slots[j].k
 		h := &a.recHdr
 		*h = rtp.Header{Version: 2, PayloadType: in.header.PayloadType, SequenceNumber: seq - uint16(k),
 			Timestamp: in.header.Timestamp - uint32(b.TSOffset), SSRC: in.header.SSRC, CSRC: h.CSRC[:0],
@@ -146,42 +165,59 @@ func (a *redUplink) recover(l *upLayer, in *inPacket, nblocks int, fan func(*inP
 	return recovered
 }
 
-// keep remembers frame data of upstream packet seq for later redundancy.
+// keep remembers the frame data of upstream packet seq for later redundancy, in place of the
+// oldest frame kept.
 func (a *redUplink) keep(seq uint16, ts uint32, data []byte) {
-	f := &a.hist[seq%audioHistory]
-	f.seq, f.ts = seq, ts
-	f.valid = len(data) <= redMaxLength
-	if f.valid {
-		f.n = copy(f.data[:], data)
+	if len(data) > redMaxLength {
+		return // never a redundant block
 	}
+	f := &a.hist[a.next]
+	a.next = (a.next + 1) % audioHistory
+	f.seq, f.ts, f.valid = seq, ts, true
+	f.n = copy(f.data[:], data)
 }
 
-// frame returns the kept frame of seq, nil if it is not kept.
-func (a *redUplink) frame(seq uint16) *audioFrame {
-	f := &a.hist[seq%audioHistory]
-	if !f.valid || f.seq != seq {
-		return nil
+// keptTS reports whether a recent frame of timestamp ts is kept.
+func (a *redUplink) keptTS(ts uint32) bool {
+	for i := range a.hist {
+		if f := &a.hist[i]; f.valid && f.ts == ts && uint16(a.highest-f.seq) < maxLateness {
+			return true
+		}
 	}
-	return f
+	return false
 }
 
 // build fills in.red with the RED payloads of the distances some down track wants: the newest
-// packet carries the frames before it that are kept; a late or recovered one goes alone (its
-// successors may have gone out already).
+// packet carries up to d of the kept frames before it (sequence numbers at most 64 back:
+// padding-only packets hold none); a late or recovered one goes alone (its successors may
+// have gone out already).
 func (a *redUplink) build(in *inPacket, newest bool) {
 	in.red = [maxREDDistance + 1][]byte{}
 	seq, ts := in.header.SequenceNumber, in.header.Timestamp
+	// The kept frames before seq, newest first.
+	var back [audioHistory]*audioFrame
+	m := 0
+	if newest {
+		for i := range a.hist {
+			f := &a.hist[i]
+			if behind := uint16(seq - f.seq); !f.valid || behind == 0 || behind > 64 {
+				continue
+			}
+			j := m
+			for ; j > 0 && int16(back[j-1].seq-f.seq) < 0; j-- {
+				back[j] = back[j-1]
+			}
+			back[j] = f
+			m++
+		}
+	}
 	for d := range a.want {
 		if a.want[d].Load() <= 0 {
 			continue
 		}
 		earlier := a.earlier[:0]
-		if newest {
-			for k := d; k >= 1; k-- {
-				if f := a.frame(seq - uint16(k)); f != nil {
-					earlier = append(earlier, redFrame{ts: f.ts, data: f.data[:f.n]})
-				}
-			}
+		for i := min(d, m) - 1; i >= 0; i-- {
+			earlier = append(earlier, redFrame{ts: back[i].ts, data: back[i].data[:back[i].n]})
 		}
 		if n, _ := encodeRED(a.out[d][:], a.opusPT, ts, in.primary, earlier); n > 0 {
 			in.red[d] = a.out[d][:n]
@@ -189,10 +225,16 @@ func (a *redUplink) build(in *inPacket, newest bool) {
 	}
 }
 
-// primaryOf returns the Opus frame of a cached packet's payload: the payload itself, or its
-// primary block when the publisher sends RED.
-func (a *redUplink) primaryOf(payload []byte) ([]byte, bool) {
-	if !a.red {
+// isRED reports whether a packet of payload type pt is RED. A RED publisher may send plain
+// Opus packets on the same stream.
+func (a *redUplink) isRED(pt uint8) bool {
+	return a.red && pt == a.redPT
+}
+
+// primaryOf returns the Opus frame of a cached packet's payload (payload type pt): the
+// payload itself, or its primary block when it is RED.
+func (a *redUplink) primaryOf(payload []byte, pt uint8) ([]byte, bool) {
+	if !a.isRED(pt) {
 		return payload, true
 	}
 	data, _, ok := redPrimary(payload)

@@ -2,8 +2,11 @@ package sfu
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
+	"slices"
 	"testing"
 
 	"github.com/pion/rtcp"
@@ -164,6 +167,17 @@ func (rig *testRig) feedAudio(seq uint16, pt uint8, payload []byte) {
 	rig.r.handlePacket(rig.layers[0], &rig.pkt, rtpBytes(rig.t, h, payload))
 }
 
+// feedPadding hands the rig's only layer a padding-only RED packet (a bandwidth probe).
+func (rig *testRig) feedPadding(seq uint16, ts uint32) {
+	rig.t.Helper()
+	h := rtp.Header{Version: 2, SequenceNumber: seq, Timestamp: ts, SSRC: 1000, PayloadType: 63, Padding: true, PaddingSize: 100}
+	b, err := (&rtp.Packet{Header: h}).Marshal()
+	if err != nil {
+		rig.t.Fatal(err)
+	}
+	rig.r.handlePacket(rig.layers[0], &rig.pkt, b)
+}
+
 // redPacket is the RED payload a publisher sends for seq with distance d (like Chrome, which
 // sends one earlier frame).
 func redPacket(seq uint16, d int) []byte {
@@ -223,25 +237,38 @@ func TestREDUnwrapAndRecover(t *testing.T) {
 	}
 	// 12 again, late (a retransmission), is a duplicate of what was recovered.
 	rig.feedAudio(12, 63, redPacket(12, 2))
+	// Chromium sends plain Opus on the RED stream when a frame has nothing to repeat.
+	rig.feedAudio(19, 111, opusFrame(19, 40))
+	// And padding-only packets (bandwidth probes), which go on as they came. Upstream lost one
+	// (20): the gap is no lost frame, 21's redundancy (19) is not sent again.
+	rig.feedPadding(21, 19*960)
+	rig.feedAudio(22, 63, redPacket(22, 1))
 	got := w.packets()
 	var seqs []uint16
 	for _, p := range got {
 		seqs = append(seqs, p.SequenceNumber)
+		if p.SequenceNumber == 21 {
+			if len(p.Payload) != 0 || !p.Padding || p.Header.PaddingSize != 100 {
+				t.Errorf("padding packet: %d bytes of payload, padding %v (%d)", len(p.Payload), p.Padding, p.Header.PaddingSize)
+			}
+			continue
+		}
 		in := p.SequenceNumber // the forwarder keeps numbers within a lock
 		if p.PayloadType != 111 || !bytes.Equal(p.Payload, opusFrame(in, 40)) || p.Timestamp != uint32(in)*960 {
 			t.Errorf("packet %d: pt %d ts %d payload % x", in, p.PayloadType, p.Timestamp, p.Payload[:4])
 		}
 	}
-	if want := []uint16{10, 11, 12, 13, 14, 15, 16, 17, 18}; fmt.Sprint(seqs) != fmt.Sprint(want) {
+	if want := []uint16{10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 21, 22}; fmt.Sprint(seqs) != fmt.Sprint(want) {
 		t.Errorf("sent %v, want %v", seqs, want)
 	}
 	if r := rig.r.audio.recStats.recovered.Load(); r != 3 {
 		t.Errorf("recovered %d, want 3", r)
 	}
 	// The recovered 13 is answered from the cache like any packet.
-	d.handleRTCP([]rtcp.Packet{nack(5555, 13, 15)})
+	d.handleRTCP([]rtcp.Packet{nack(5555, 13, 15, 19)})
 	re := w.packets()[len(got):]
-	if len(re) != 2 || !bytes.Equal(re[0].Payload, opusFrame(13, 40)) || !bytes.Equal(re[1].Payload, opusFrame(15, 40)) {
+	if len(re) != 3 || !bytes.Equal(re[0].Payload, opusFrame(13, 40)) || !bytes.Equal(re[1].Payload, opusFrame(15, 40)) ||
+		!bytes.Equal(re[2].Payload, opusFrame(19, 40)) {
 		t.Errorf("retransmissions: %v", re)
 	}
 }
@@ -291,8 +318,8 @@ func TestREDWrapAdapts(t *testing.T) {
 	check(6, 3)
 	report(0)
 	check(7, 2)
-	// Upstream lost 8: the redundancy has what there is.
-	check(9, 1)
+	// Upstream lost 8: the two newest frames there are (6 and 7).
+	check(9, 2)
 	// A NACK is answered with the primary alone, as RED.
 	d.handleRTCP([]rtcp.Packet{nack(5555, 7)})
 	ps := w.packets()
@@ -342,6 +369,196 @@ func BenchmarkAudioRED(b *testing.B) {
 				buf[2], buf[3] = byte(seq>>8), byte(seq)
 				buf[4], buf[5], buf[6], buf[7] = byte(ts>>24), byte(ts>>16), byte(ts>>8), byte(ts)
 				rig.r.handlePacket(l, &pkt, buf)
+			}
+		})
+	}
+}
+
+// chromeCapture reads testdata/red-chrome156.rtp: the first packets of a microphone Chromium 156
+// published through livekit-client 2.23 with RED (captured with rtc.capture_audio_dir: each
+// packet after its length, 2 bytes big-endian).
+func chromeCapture(t *testing.T) []rtp.Packet {
+	t.Helper()
+	b, err := os.ReadFile("testdata/red-chrome156.rtp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pkts []rtp.Packet
+	for len(b) > 0 {
+		if len(b) < 2 || len(b) < 2+int(binary.BigEndian.Uint16(b)) {
+			t.Fatal("truncated capture")
+		}
+		n := int(binary.BigEndian.Uint16(b))
+		var p rtp.Packet
+		if err := p.Unmarshal(slices.Clone(b[2 : 2+n])); err != nil {
+			t.Fatal(err)
+		}
+		pkts = append(pkts, p)
+		b = b[2+n:]
+	}
+	return pkts
+}
+
+// What Chromium sends: RED (PT 63) with one earlier frame (the previous one it encoded, 20 ms
+// back or more after a silence), on a stream that also carries padding-only packets (its
+// bandwidth probes, 74 of these 240 packets).
+func TestChromeREDCapture(t *testing.T) {
+	pkts := chromeCapture(t)
+	var blocks [MaxREDBlocks]REDBlock
+	count := map[int]int{}
+	padding := 0
+	for _, p := range pkts {
+		if p.PayloadType != 63 {
+			t.Fatalf("packet %d has payload type %d", p.SequenceNumber, p.PayloadType)
+		}
+		if len(p.Payload) == 0 {
+			padding++
+			continue
+		}
+		n, err := ParseRED(p.Payload, blocks[:])
+		if err != nil {
+			t.Fatalf("packet %d: %v", p.SequenceNumber, err)
+		}
+		count[n-1]++
+		for _, b := range blocks[:n-1] {
+			if b.PayloadType != 111 || b.TSOffset == 0 || b.TSOffset%960 != 0 {
+				t.Errorf("packet %d: redundant block pt %d offset %d", p.SequenceNumber, b.PayloadType, b.TSOffset)
+			}
+		}
+	}
+	t.Logf("%d packets: redundant blocks per packet %v, %d padding only", len(pkts), count, padding)
+	if count[1] < len(pkts)/2 || count[2] != 0 || count[3] != 0 || padding == 0 {
+		t.Errorf("redundant blocks per packet %v, %d padding only; want mostly 1 (Chromium's distance), some padding", count, padding)
+	}
+}
+
+// feedCapture hands the capture's packets, but those in drop, to the rig's only layer.
+func (rig *testRig) feedCapture(pkts []rtp.Packet, drop map[uint16]bool) {
+	rig.t.Helper()
+	for _, p := range pkts {
+		if drop[p.SequenceNumber] {
+			continue
+		}
+		b, err := p.Marshal()
+		if err != nil {
+			rig.t.Fatal(err)
+		}
+		rig.r.handlePacket(rig.layers[0], &rig.pkt, b)
+	}
+}
+
+// primaries maps the capture's timestamps to their primary frames.
+func primaries(t *testing.T, pkts []rtp.Packet) map[uint32][]byte {
+	t.Helper()
+	out := map[uint32][]byte{}
+	for _, p := range pkts {
+		if len(p.Payload) == 0 {
+			continue
+		}
+		data, _, ok := redPrimary(p.Payload)
+		if !ok {
+			t.Fatalf("packet %d is not RED", p.SequenceNumber)
+		}
+		out[p.Timestamp] = data
+	}
+	return out
+}
+
+// Chromium's RED reaches a subscriber without RED as its primaries, padding as it came; a
+// lost packet comes back from the next one's redundancy, in its place; of two lost in a row
+// only the second does (Chromium repeats one frame).
+func TestChromeREDUnwrap(t *testing.T) {
+	pkts := chromeCapture(t)
+	frames := primaries(t, pkts)
+	// Two media packets whose successors are media with their frame as redundancy.
+	var single, pair uint16
+	for i := 2; i+1 < len(pkts) && (single == 0 || pair == 0); i++ {
+		prev, p, next := pkts[i-1], pkts[i], pkts[i+1]
+		if len(prev.Payload) == 0 || len(p.Payload) == 0 || len(next.Payload) == 0 || p.SequenceNumber != prev.SequenceNumber+1 {
+			continue
+		}
+		if i > 40 && single == 0 {
+			single = p.SequenceNumber
+		} else if i > 120 && pair == 0 {
+			pair = p.SequenceNumber
+		}
+	}
+	drop := map[uint16]bool{single: true, pair - 1: true, pair: true}
+	rig := newTestRig(t, redCodec, 0)
+	_, w, _ := rig.bindCodecs(opusNACK(111))
+	rig.feedCapture(pkts, drop)
+
+	got := map[uint16]rtp.Packet{}
+	for _, p := range w.packets() {
+		got[p.SequenceNumber] = p
+	}
+	for _, p := range pkts {
+		o, ok := got[p.SequenceNumber]
+		switch {
+		case p.SequenceNumber == pair-1:
+			if ok {
+				t.Errorf("packet %d, the first of two lost, was sent", p.SequenceNumber)
+			}
+		case !ok:
+			t.Errorf("packet %d not sent (dropped upstream: %v)", p.SequenceNumber, drop[p.SequenceNumber])
+		case len(p.Payload) == 0:
+			if len(o.Payload) != 0 || !o.Padding || o.Header.PaddingSize != p.Header.PaddingSize {
+				t.Errorf("padding packet %d sent as %d bytes, padding %v", p.SequenceNumber, len(o.Payload), o.Padding)
+			}
+		case o.PayloadType != 111 || o.Timestamp != p.Timestamp || !bytes.Equal(o.Payload, frames[p.Timestamp]):
+			t.Errorf("packet %d: pt %d ts %d (want %d), not its primary", p.SequenceNumber, o.PayloadType, o.Timestamp, p.Timestamp)
+		}
+	}
+	if r := rig.r.audio.recStats.recovered.Load(); r != 2 {
+		t.Errorf("recovered %d frames, want 2", r)
+	}
+}
+
+// Chromium's frames wrapped at each distance: the primary after the d frames before it, each
+// at its timestamp offset, with the subscriber's payload types.
+func TestChromeREDWrap(t *testing.T) {
+	pkts := chromeCapture(t)
+	frames := primaries(t, pkts)
+	for dist := 0; dist <= maxREDDistance; dist++ {
+		t.Run(fmt.Sprintf("distance=%d", dist), func(t *testing.T) {
+			rig := newTestRig(t, redCodec, 0)
+			d, w, _ := rig.bindCodecs(opusNACK(109), redCodec)
+			d.mu.Lock()
+			rig.r.audio.wantDistance(d.audio.dist, dist)
+			d.audio.dist = dist
+			d.mu.Unlock()
+			rig.feedCapture(pkts, nil)
+			var blocks [MaxREDBlocks]REDBlock
+			var seen []uint32 // timestamps of the frames sent so far
+			full := 0
+			for _, p := range w.packets() {
+				if len(p.Payload) == 0 {
+					continue
+				}
+				n, err := ParseRED(p.Payload, blocks[:])
+				if err != nil || p.PayloadType != 63 {
+					t.Fatalf("packet %d: pt %d, %v", p.SequenceNumber, p.PayloadType, err)
+				}
+				want := min(dist, len(seen))
+				if n-1 != want {
+					t.Fatalf("packet %d: %d redundant blocks, want %d", p.SequenceNumber, n-1, want)
+				}
+				for i := range n {
+					ts := p.Timestamp - uint32(blocks[i].TSOffset)
+					if i < n-1 && ts != seen[len(seen)-want+i] {
+						t.Errorf("packet %d block %d: ts %d, want %d", p.SequenceNumber, i, ts, seen[len(seen)-want+i])
+					}
+					if blocks[i].PayloadType != 109 || !bytes.Equal(blocks[i].Data, frames[ts]) {
+						t.Errorf("packet %d block %d: pt %d, not the frame of ts %d", p.SequenceNumber, i, blocks[i].PayloadType, ts)
+					}
+				}
+				if n-1 == dist {
+					full++
+				}
+				seen = append(seen, p.Timestamp)
+			}
+			if full < len(frames)-dist-1 {
+				t.Errorf("%d of %d packets carry %d redundant blocks", full, len(frames), dist)
 			}
 		})
 	}

@@ -255,7 +255,12 @@ func (p *Participant) onTrack(remote *webrtc.TrackRemote, rtpReceiver *webrtc.RT
 	}
 	info.Mid = midOf(p.pub().pc, rtpReceiver)
 	t := &PublishedTrack{owner: p, cid: cid, info: info}
+	var capture func([]byte)
+	if p.room.cfg.CaptureAudio != nil && info.Type == livekit.TrackType_AUDIO {
+		capture = p.room.cfg.CaptureAudio(info.Sid)
+	}
 	t.receiver = sfu.NewReceiver(sfu.ReceiverParams{
+		Capture:         capture,
 		TrackID:         info.Sid,
 		Kind:            remote.Kind(),
 		Codec:           remote.Codec(),
