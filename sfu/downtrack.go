@@ -59,6 +59,12 @@ type DownTrackParams struct {
 	// down track that has sent through pion first stays with pion (one SRTP state per
 	// stream).
 	Output *srtpout.Sender
+	// RED says the subscriber decodes RED audio (RFC 2198): an audio track is then sent as
+	// RED, wrapped at a distance that follows the subscriber's loss, when RED was
+	// negotiated. pion binds a track to the codecs of the whole PeerConnection, which may
+	// include RED for the client's own sections, so only this says what the subscriber's
+	// section may carry.
+	RED bool
 	// Logger receives the down track's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -73,6 +79,7 @@ type DownTrack struct {
 	subscriberID string
 	streamID     string
 	trackID      string
+	allowRED     bool       // DownTrackParams.RED
 	reporter     *Reporter  // nil: no sender reports
 	ownReporter  bool       // reporter was made for this down track alone
 	alloc        *Allocator // nil: no downlink allocation
@@ -148,6 +155,7 @@ func NewDownTrack(p DownTrackParams) (*DownTrack, error) {
 		subscriberID: p.SubscriberID,
 		streamID:     p.StreamID,
 		trackID:      trackID,
+		allowRED:     p.RED,
 		reporter:     p.Reports,
 		alloc:        p.Allocator,
 		out:          p.Output,

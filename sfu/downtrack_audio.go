@@ -47,15 +47,15 @@ func distanceFor(lost float64) int {
 }
 
 // bindAudio picks, among the codecs negotiated with the subscriber, what an audio track is sent
-// as: RED wrapped by the receiver when the subscriber negotiated RED (only subscribers known
-// to decode it are offered RED), else Opus (the primary of a publisher's RED). It returns the
-// codec to bind. d.mu must be held.
+// as: RED wrapped by the receiver when the subscriber decodes it (DownTrackParams.RED) and
+// negotiated it, else Opus (the primary of a publisher's RED). It returns the codec to bind.
+// d.mu must be held.
 func (d *DownTrack) bindAudio(negotiated []webrtc.RTPCodecParameters) (webrtc.RTPCodecParameters, bool) {
 	a := d.receiver.audio
 	var opus, red *webrtc.RTPCodecParameters
 	for i, c := range negotiated {
 		switch {
-		case isRED(c) && red == nil:
+		case isRED(c) && red == nil && d.allowRED:
 			red = &negotiated[i]
 		case strings.EqualFold(c.MimeType, webrtc.MimeTypeOpus) && opus == nil:
 			opus = &negotiated[i]

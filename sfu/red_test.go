@@ -202,7 +202,7 @@ func (rig *testRig) bindCodecs(codecs ...webrtc.RTPCodecParameters) (*DownTrack,
 // bindCodecsTo is bindCodecs writing to w.
 func (rig *testRig) bindCodecsTo(w webrtc.TrackLocalWriter, codecs ...webrtc.RTPCodecParameters) (*DownTrack, webrtc.RTPCodecParameters) {
 	rig.t.Helper()
-	d, err := NewDownTrack(DownTrackParams{Receiver: rig.r, StreamID: "PA_pub|TR_test", SubscriberID: "PA_sub"})
+	d, err := NewDownTrack(DownTrackParams{Receiver: rig.r, StreamID: "PA_pub|TR_test", SubscriberID: "PA_sub", RED: true})
 	if err != nil {
 		rig.t.Fatal(err)
 	}
@@ -561,5 +561,30 @@ func TestChromeREDWrap(t *testing.T) {
 				t.Errorf("%d of %d packets carry %d redundant blocks", full, len(frames), dist)
 			}
 		})
+	}
+}
+
+// A subscriber not known to decode RED gets Opus even when the PeerConnection negotiated RED
+// (for the client's own sections, in a single PeerConnection).
+func TestREDOnlyWhenAllowed(t *testing.T) {
+	rig := newTestRig(t, redCodec, 0)
+	d, err := NewDownTrack(DownTrackParams{Receiver: rig.r, StreamID: "PA_pub|TR_test", SubscriberID: "PA_sub"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &recordWriter{}
+	c, err := d.Bind((&fakeContext{codecs: []webrtc.RTPCodecParameters{redCodec, opusNACK(111)}, ssrc: 5555}).withWriter(w))
+	if err != nil || c.MimeType != webrtc.MimeTypeOpus {
+		t.Fatalf("bound %s, %v; want Opus", c.MimeType, err)
+	}
+	rig.r.AddDownTrack(d)
+	rig.feedAudio(1, 63, redPacket(1, 1))
+	if ps := w.packets(); len(ps) != 1 || ps[0].PayloadType != 111 || !bytes.Equal(ps[0].Payload, opusFrame(1, 40)) {
+		t.Errorf("sent %v", ps)
+	}
+	for i := range rig.r.audio.want {
+		if n := rig.r.audio.want[i].Load(); n != 0 {
+			t.Errorf("distance %d wanted by %d", i, n)
+		}
 	}
 }

@@ -78,6 +78,7 @@ func (r *Room) subscribe(sub *Participant, t *PublishedTrack) {
 		Allocator:    sub.downTransport().alloc,
 		Priority:     downlinkPriority(t),
 		Output:       sub.downTransport().out,
+		RED:          supportsAudioRED(sub.clientInfo),
 		Logger:       sub.logger.With("track", sid),
 	})
 	if err != nil {

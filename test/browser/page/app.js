@@ -128,7 +128,8 @@ function pick(o, keys) {
 
 const inboundKeys = ['kind', 'ssrc', 'packetsReceived', 'packetsLost', 'bytesReceived', 'framesDecoded',
   'framesReceived', 'framesDropped', 'frameWidth', 'frameHeight', 'framesPerSecond', 'jitter', 'codecId',
-  'decoderImplementation', 'keyFramesDecoded', 'totalSamplesReceived', 'concealedSamples', 'mid'];
+  'decoderImplementation', 'keyFramesDecoded', 'totalSamplesReceived', 'concealedSamples', 'silentConcealedSamples',
+  'concealmentEvents', 'fecPacketsReceived', 'nackCount', 'mid'];
 const outboundKeys = ['kind', 'rid', 'ssrc', 'active', 'bytesSent', 'packetsSent', 'framesEncoded', 'framesSent',
   'frameWidth', 'frameHeight', 'framesPerSecond', 'qualityLimitationReason', 'encoderImplementation',
   'targetBitrate', 'scalabilityMode', 'mid', 'nackCount', 'pliCount', 'firCount'];
@@ -227,8 +228,12 @@ async function stats() {
 // --- actions ------------------------------------------------------------------------------
 
 // relay=1 allows only relayed ICE candidates, as a browser behind a firewall that passes
-// nothing but the TURN relay's port would end up with.
-const connectOptions = params.get('relay') === '1' ? { rtcConfig: { iceTransportPolicy: 'relay' } } : undefined;
+// nothing but the TURN relay's port would end up with; iceServers (JSON) replaces the relays
+// the server names (livekit-client prefers the page's), e.g. an impairing sanke linksim.
+const rtcConfig = {};
+if (params.get('relay') === '1') rtcConfig.iceTransportPolicy = 'relay';
+if (params.get('iceServers')) rtcConfig.iceServers = JSON.parse(params.get('iceServers'));
+const connectOptions = Object.keys(rtcConfig).length ? { rtcConfig } : undefined;
 
 async function connect(url, token) {
   try {
