@@ -71,6 +71,12 @@ type DownTrackParams struct {
 	// publisher's own numbering, shifted only at layer switches); tests start near 65535
 	// to see the numbering wrap within seconds.
 	FirstSeq uint16
+	// RED says the subscriber decodes RED audio (RFC 2198): an audio track is then sent as
+	// RED, wrapped at a distance that follows the subscriber's loss, when RED was
+	// negotiated. pion binds a track to the codecs of the whole PeerConnection, which may
+	// include RED for the client's own sections, so only this says what the subscriber's
+	// section may carry.
+	RED bool
 	// Logger receives the down track's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -85,6 +91,7 @@ type DownTrack struct {
 	subscriberID string
 	streamID     string
 	trackID      string
+	allowRED     bool       // DownTrackParams.RED
 	reporter     *Reporter  // nil: no sender reports
 	ownReporter  bool       // reporter was made for this down track alone
 	alloc        *Allocator // nil: no downlink allocation
@@ -116,6 +123,7 @@ type DownTrack struct {
 	sent        *sentRing                        // nil unless the subscriber negotiated NACK
 	rtxTokens   int64                            // retransmission byte budget (see rtxBurst)
 	reports     reportState
+	audio       audioOut // audio only: Opus, RED or RED's primary
 	counters    downTrackCounters
 	loggedErr   bool
 
@@ -178,6 +186,7 @@ func NewDownTrack(p DownTrackParams) (*DownTrack, error) {
 		subscriberID: p.SubscriberID,
 		streamID:     p.StreamID,
 		trackID:      trackID,
+		allowRED:     p.RED,
 		reporter:     p.Reports,
 		alloc:        p.Allocator,
 		out:          p.Output,
@@ -186,6 +195,7 @@ func NewDownTrack(p DownTrackParams) (*DownTrack, error) {
 		fwd:          *newForwarder(r.video(), r.Codec().ClockRate),
 		awaitConn:    p.AwaitConnected,
 		connected:    !p.AwaitConnected,
+		audio:        audioOut{dist: -1},
 	}
 	d.fwd.firstSeq = p.FirstSeq
 	if d.reporter == nil && p.WriteRTCP != nil {
@@ -220,17 +230,28 @@ func (d *DownTrack) SubscriberID() string { return d.subscriberID }
 
 // Bind is called by pion when the subscriber's transceiver is negotiated
 // (webrtc.TrackLocal). It picks the negotiated codec matching the
-// publisher's and starts writing to the context's stream with its SSRC and
-// payload type.
+// publisher's (for audio: RED when the subscriber negotiated it, else Opus,
+// whichever the publisher sends) and starts writing to the context's stream
+// with its SSRC and payload type.
 func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
-	codec, ok := matchCodec(d.receiver.Codec(), ctx.CodecParameters())
-	if !ok {
-		return webrtc.RTPCodecParameters{}, webrtc.ErrUnsupportedCodec
+	d.mu.Lock()
+	var codec webrtc.RTPCodecParameters
+	var ok bool
+	if d.receiver.audio != nil {
+		codec, ok = d.bindAudio(ctx.CodecParameters())
+	} else {
+		codec, ok = matchCodec(d.receiver.Codec(), ctx.CodecParameters())
 	}
-	if d.closed.Load() {
+	if !ok || d.closed.Load() {
+		if d.receiver.audio != nil {
+			d.releaseAudio() // Close may have run already: nothing will be sent
+		}
+		d.mu.Unlock()
+		if !ok {
+			return webrtc.RTPCodecParameters{}, webrtc.ErrUnsupportedCodec
+		}
 		return codec, nil // pion wants a codec; nothing will be written
 	}
-	d.mu.Lock()
 	d.writer = ctx.WriteStream()
 	d.ssrc = uint32(ctx.SSRC())
 	d.payloadType = uint8(codec.PayloadType)
@@ -279,6 +300,9 @@ func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 func (d *DownTrack) Unbind(webrtc.TrackLocalContext) error {
 	d.mu.Lock()
 	d.writer = nil
+	if d.receiver.audio != nil {
+		d.releaseAudio()
+	}
 	d.mu.Unlock()
 	d.cbMu.Lock()
 	d.bound = false
@@ -508,11 +532,16 @@ func (d *DownTrack) send(p *inPacket, res *forwardResult) {
 	h.CSRC = h.CSRC[:0]
 	d.setExtensions(h)
 	st := d.stamp(p.arrival, 0)
+	payload, redPT := d.payloadFor(p)
+	if d.audio.mode != audioAsIs && len(p.payload) > 0 {
+		// The payload is not the publisher's: its padding does not follow.
+		h.Padding, h.PaddingSize = false, 0
+	}
 
 	handled := false
 	if p.batch != nil && d.directReady() {
 		// Built, munged and encrypted right in the batch's buffer: no copies on the way.
-		switch err := d.sendBatched(p, res, st); {
+		switch err := d.sendBatched(p, res, payload, redPT, st); {
 		case err == nil:
 			handled = true
 		case d.outMode == outputDirect || !errors.Is(err, srtpout.ErrNotReady):
@@ -522,21 +551,24 @@ func (d *DownTrack) send(p *inPacket, res *forwardResult) {
 		}
 	}
 	if !handled {
-		payload := p.payload
-		if res.mungeVP8 {
+		if res.mungeVP8 || redPT != 0 {
 			if d.buf == nil {
 				d.buf = new([packetcache.MaxPacketSize]byte)
 			}
 			n := copy(d.buf[:], payload)
-			p.vp8.patch(d.buf[:n], res.vp8)
+			if res.mungeVP8 {
+				p.vp8.patch(d.buf[:n], res.vp8)
+			} else {
+				setREDPayloadTypes(d.buf[:n], redPT)
+			}
 			payload = d.buf[:n]
 		}
 		d.write(h, payload, st)
 	}
 	d.counters.packets++
-	d.counters.bytes += uint64(len(p.payload))
+	d.counters.bytes += uint64(len(payload))
 	if d.sent != nil {
-		d.rtxTokens = min(d.rtxTokens+int64(len(p.payload))/2, rtxBurst)
+		d.rtxTokens = min(d.rtxTokens+int64(len(payload))/2, rtxBurst)
 	}
 	d.sent.put(sentPacket{
 		outSeq:   res.seq,
@@ -585,19 +617,23 @@ func (d *DownTrack) directReady() bool {
 	return d.out != nil && d.outMode != outputPion && d.out.Ready()
 }
 
-// sendBatched writes p, rewritten as res says with the header in d.hdr, into p's batch for
-// the direct output. d.mu must be held.
-func (d *DownTrack) sendBatched(p *inPacket, res *forwardResult, st srtpout.Stamp) error {
+// sendBatched writes payload (p's, or what the down track makes of p's audio), rewritten as res
+// and redPT say with the header in d.hdr, into p's batch for the direct output, stamped as st
+// says. d.mu must be held.
+func (d *DownTrack) sendBatched(p *inPacket, res *forwardResult, payload []byte, redPT uint8, st srtpout.Stamp) error {
 	buf, err := p.batch.Buffer(d.out)
 	if err != nil {
 		return err
 	}
-	hn, n, err := srtpout.MarshalPacket(buf, &d.hdr, p.payload)
+	hn, n, err := srtpout.MarshalPacket(buf, &d.hdr, payload)
 	if err != nil {
 		return err
 	}
-	if res.mungeVP8 {
-		p.vp8.patch(buf[hn:hn+len(p.payload)], res.vp8)
+	switch {
+	case res.mungeVP8:
+		p.vp8.patch(buf[hn:hn+len(payload)], res.vp8)
+	case redPT != 0:
+		setREDPayloadTypes(buf[hn:hn+len(payload)], redPT)
 	}
 	if err := p.batch.Commit(d.out, buf[:n], st); err != nil {
 		return err
@@ -701,6 +737,9 @@ func (d *DownTrack) Close() {
 	close(d.done)
 	d.mu.Lock()
 	d.writer = nil
+	if d.receiver.audio != nil {
+		d.releaseAudio()
+	}
 	if d.outMode == outputDirect {
 		d.out.Forget(d.ssrc) // pion gives every new sender a new SSRC
 	}

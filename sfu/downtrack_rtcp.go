@@ -238,6 +238,14 @@ func (d *DownTrack) resend(outSeq uint16, now int64) {
 	h.CSRC = h.CSRC[:0]
 	d.setExtensions(h)
 	payload := s.pkt.Payload // points into s.buf: ours to patch
+	if d.receiver.audio != nil {
+		h.Padding, h.PaddingSize = false, 0
+		off := s.pkt.Header.MarshalSize()
+		if payload, ok = d.audioResendPayload(s.buf[:n], off, s.pkt.PayloadType, payload); !ok {
+			d.counters.nackMisses++
+			return
+		}
+	}
 	if e.mungeVP8 {
 		if desc, ok := parseVP8Descriptor(payload); ok {
 			desc.patch(payload, e.vp8)
@@ -268,6 +276,7 @@ func (d *DownTrack) handleReports(reports []rtcp.ReceptionReport) {
 		mine = &reports[i]
 		r := &d.reports
 		r.fractionLost = rr.FractionLost
+		d.adaptRED(float64(rr.FractionLost) / 256)
 		r.totalLost = rr.TotalLost
 		r.jitter = rr.Jitter
 		if rr.LastSenderReport == 0 {

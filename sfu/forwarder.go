@@ -30,6 +30,14 @@ type inPacket struct {
 	hasVP8    bool
 	arrival   int64     // receiver clock, nanoseconds
 	available layerMask // layers receiving when the packet arrived
+	// Audio: primary is the Opus frame (the payload, or its primary block when the publisher
+	// sends RED; redPT is that frame's payload type), red[d] its RED payload with d earlier
+	// frames (nil unless a down track wraps at d), recovered marks a frame rebuilt from the
+	// redundancy of the next packet.
+	primary   []byte
+	red       [maxREDDistance + 1][]byte
+	redPT     uint8
+	recovered bool
 	// batch collects the fan-out's packets for down tracks with a direct Output; the
 	// receive loop sends it after the fan-out. nil outside a fan-out.
 	batch *srtpout.Batch

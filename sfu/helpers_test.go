@@ -170,7 +170,7 @@ type testRig struct {
 // (SSRC 1000+layer), none of them read by a goroutine.
 func newTestRig(t testing.TB, codec webrtc.RTPCodecParameters, layers ...int) *testRig {
 	kind := webrtc.RTPCodecTypeVideo
-	if codec.MimeType == webrtc.MimeTypeOpus {
+	if codec.MimeType == webrtc.MimeTypeOpus || isRED(codec) {
 		kind = webrtc.RTPCodecTypeAudio
 	}
 	rig := &testRig{t: t, clock: &fakeClock{}, rtcp: &rtcpRecorder{}}

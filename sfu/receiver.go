@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -56,6 +57,9 @@ type ReceiverParams struct {
 	AudioLevelExtID int
 	// Logger receives the receiver's logs; nil discards them.
 	Logger *slog.Logger
+	// Capture, when set, is given every packet as read, before anything else (a test aid:
+	// captures of what browsers send). The slice is only valid during the call.
+	Capture func(pkt []byte)
 }
 
 // Receiver is one published track: it reads RTP from every layer the
@@ -71,6 +75,7 @@ type Receiver struct {
 	pliThrottle     time.Duration
 	cacheSize       int
 	audioLevelExtID uint8
+	capture         func(pkt []byte)
 	logger          *slog.Logger
 	epoch           time.Time
 	clock           func() int64 // tests replace the clock
@@ -81,6 +86,7 @@ type Receiver struct {
 	muted      atomic.Bool
 	closed     atomic.Bool
 	level      audioLevel
+	audio      *redUplink // Opus and RED tracks only
 
 	mu      sync.Mutex // guards the fields below
 	running int        // receive loops still running
@@ -102,6 +108,7 @@ func NewReceiver(p ReceiverParams) *Receiver {
 		writeRTCP:   p.WriteRTCP,
 		pliThrottle: p.PLIThrottle,
 		cacheSize:   p.PacketCacheSize,
+		capture:     p.Capture,
 		logger:      logger.With("track", p.TrackID),
 		epoch:       time.Now(),
 	}
@@ -116,6 +123,9 @@ func NewReceiver(p ReceiverParams) *Receiver {
 	}
 	if p.AudioLevelExtID > 0 && p.AudioLevelExtID < 256 {
 		r.audioLevelExtID = uint8(p.AudioLevelExtID)
+	}
+	if p.Kind == webrtc.RTPCodecTypeAudio && (isRED(p.Codec) || strings.EqualFold(p.Codec.MimeType, webrtc.MimeTypeOpus)) {
+		r.audio = newRedUplink(isRED(p.Codec), uint8(p.Codec.PayloadType))
 	}
 	r.downTracks.Store(&[]*DownTrack{})
 	return r
@@ -207,6 +217,9 @@ func (r *Receiver) readLoop(l *upLayer) {
 			continue
 		}
 		errs = 0
+		if r.capture != nil {
+			r.capture(buf[:n])
+		}
 		r.handlePacket(l, &pkt, buf[:n])
 	}
 }
@@ -254,6 +267,12 @@ func (r *Receiver) handlePacket(l *upLayer, pkt *rtp.Packet, b []byte) {
 		return
 	}
 	in.available = r.availableMask(now)
+	if r.audio != nil && !r.audio.handle(l, &in, func(rec *inPacket) {
+		rec.available = in.available
+		l.fan.write(rec, *r.downTracks.Load())
+	}) {
+		return
+	}
 	l.fan.write(&in, *r.downTracks.Load())
 }
 

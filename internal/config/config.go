@@ -161,6 +161,10 @@ type RTCConfig struct {
 	// judged from its receiver reports (see sfu.Allocator); false forwards what the
 	// subscriber asks for whatever the loss.
 	DownlinkControl bool `koanf:"downlink_control"`
+	// CaptureAudioDir, in dev mode only, is where every published audio track's RTP is
+	// written as it arrives (<track sid>.rtp, length-prefixed), for the RED tests' captures;
+	// empty: none.
+	CaptureAudioDir string `koanf:"capture_audio_dir"`
 }
 
 // RoomConfig configures room lifecycle.

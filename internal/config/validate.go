@@ -78,6 +78,9 @@ func (c *Config) Validate() error {
 		}
 		c.validateTURNLimits(add)
 	}
+	if c.RTC.CaptureAudioDir != "" && !c.Dev {
+		add("rtc.capture_audio_dir", "is a development aid: only in dev mode")
+	}
 	if c.RTC.PacketCacheSize <= 0 {
 		add("rtc.packet_cache_size", "must be positive, got %d", c.RTC.PacketCacheSize)
 	}

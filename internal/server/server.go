@@ -127,6 +127,7 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 		PingTimeout:      cfg.Signal.PingTimeout,
 		PLIThrottle:      cfg.RTC.PLIThrottle,
 		PacketCacheSize:  cfg.RTC.PacketCacheSize,
+		CaptureAudio:     audioCapture(cfg.RTC.CaptureAudioDir, s.logger),
 		ICEServers:       ice,
 		Limits: room.Limits{
 			MaxRoomNameLength: cfg.Limit.MaxRoomNameLength,

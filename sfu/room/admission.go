@@ -97,7 +97,8 @@ func checkClientInfo(ci *livekit.ClientInfo) error {
 // keptClientInfo is what a participant keeps of its client's description: what its
 // ParticipantInfo and logs show.
 func keptClientInfo(ci *livekit.ClientInfo) *livekit.ClientInfo {
-	kept := &livekit.ClientInfo{Sdk: ci.GetSdk(), Version: ci.GetVersion(), Protocol: ci.GetProtocol(), ClientProtocol: ci.GetClientProtocol()}
+	kept := &livekit.ClientInfo{Sdk: ci.GetSdk(), Version: ci.GetVersion(), Protocol: ci.GetProtocol(), ClientProtocol: ci.GetClientProtocol(),
+		Browser: ci.GetBrowser(), BrowserVersion: ci.GetBrowserVersion()} // the browser decides the audio codecs
 	for _, c := range ci.GetCapabilities() {
 		if !slices.Contains(kept.Capabilities, c) {
 			kept.Capabilities = append(kept.Capabilities, c)

@@ -29,6 +29,9 @@ type Config struct {
 	PingTimeout     time.Duration
 	PLIThrottle     time.Duration
 	PacketCacheSize int
+	// CaptureAudio, when set, is asked for a sink of each published audio track's RTP as
+	// received (sfu.ReceiverParams.Capture); a nil sink captures nothing. A test aid.
+	CaptureAudio func(trackSID string) func(pkt []byte)
 	// ICEServers are handed to clients in the join response.
 	ICEServers []*livekit.ICEServer
 	// TURN, if not nil, returns the embedded relay's URLs and fresh credentials for the

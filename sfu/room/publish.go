@@ -146,6 +146,7 @@ func (p *Participant) handleAddTrack(req *livekit.AddTrackRequest) {
 		Height:            req.Height,
 		Simulcast:         len(req.Layers) > 1, //nolint:staticcheck // LiveKit protocol: clients read TrackInfo.simulcast
 		DisableDtx:        req.DisableDtx,      //nolint:staticcheck // LiveKit protocol: TrackInfo carries it
+		DisableRed:        req.DisableRed,
 		Source:            req.Source,
 		Layers:            req.Layers, //nolint:staticcheck // LiveKit protocol: clients read TrackInfo.layers
 		Stereo:            req.Stereo, //nolint:staticcheck // LiveKit protocol: TrackInfo carries it
@@ -274,7 +275,12 @@ func (p *Participant) onTrack(remote *webrtc.TrackRemote, rtpReceiver *webrtc.RT
 	}
 	info.Mid = midOf(p.pub().pc, rtpReceiver)
 	t := &PublishedTrack{owner: p, cid: cid, info: info}
+	var capture func([]byte)
+	if p.room.cfg.CaptureAudio != nil && info.Type == livekit.TrackType_AUDIO {
+		capture = p.room.cfg.CaptureAudio(info.Sid)
+	}
 	t.receiver = sfu.NewReceiver(sfu.ReceiverParams{
+		Capture:         capture,
 		TrackID:         info.Sid,
 		Kind:            remote.Kind(),
 		Codec:           remote.Codec(),

@@ -80,6 +80,7 @@ func (r *Room) subscribe(sub *Participant, t *PublishedTrack) {
 		Priority:     priority,
 		Output:       sub.downTransport().out,
 		FirstSeq:     sub.downTransport().media.firstSeq,
+		RED:          supportsAudioRED(sub.clientInfo),
 		// Nothing is forwarded, nor a keyframe asked for, before the connection is up.
 		AwaitConnected: true,
 		Logger:         sub.logger.With("track", sid),
@@ -94,6 +95,9 @@ func (r *Room) subscribe(sub *Participant, t *PublishedTrack) {
 		sub.mu.Unlock()
 		sub.logger.Warn("add down track", "track", sid, "err", err)
 		return
+	}
+	if t.kind() == livekit.TrackType_AUDIO {
+		sub.preferSubscriberAudio(sender)
 	}
 	s := &subscription{track: t, down: down, sender: sender, maxLayer: 2}
 	sub.subscribed[sid] = s

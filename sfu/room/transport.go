@@ -68,6 +68,9 @@ type transport struct {
 	// sendRequirement asks the client for an offer with that many more receive sections, in
 	// single PeerConnection mode, where the server never offers.
 	sendRequirement func(audios, videos uint32)
+	// prepareAnswer, when set, adjusts the transceivers a client's offer made (codec
+	// preferences) before they are answered.
+	prepareAnswer func(pc *webrtc.PeerConnection, offer webrtc.SessionDescription)
 
 	// offers paces the client's offers; ctx ends when the transport closes.
 	offers *rate.Limiter
@@ -236,6 +239,9 @@ func (t *transport) HandleOffer(sd webrtc.SessionDescription) (webrtc.SessionDes
 		return webrtc.SessionDescription{}, fmt.Errorf("set remote offer: %w", err)
 	}
 	t.flushCandidatesLocked()
+	if t.prepareAnswer != nil {
+		t.prepareAnswer(t.pc, sd)
+	}
 	answer, err := t.pc.CreateAnswer(nil)
 	if err != nil {
 		return webrtc.SessionDescription{}, fmt.Errorf("create answer: %w", err)

@@ -400,11 +400,7 @@ func registerCodecs(me *webrtc.MediaEngine) error {
 		{Type: webrtc.TypeRTCPFBNACK},
 		{Type: webrtc.TypeRTCPFBNACK, Parameter: "pli"},
 	}
-	audio := []webrtc.RTPCodecParameters{{
-		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2,
-			SDPFmtpLine: "minptime=10;useinbandfec=1", RTCPFeedback: []webrtc.RTCPFeedback{{Type: webrtc.TypeRTCPFBTransportCC}}},
-		PayloadType: 111,
-	}}
+	audio := audioCodecs()
 	video := []webrtc.RTPCodecParameters{
 		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000, RTCPFeedback: videoFB}, PayloadType: 96},
 		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,

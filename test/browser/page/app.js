@@ -138,7 +138,8 @@ function pick(o, keys) {
 
 const inboundKeys = ['kind', 'ssrc', 'packetsReceived', 'packetsLost', 'bytesReceived', 'framesDecoded',
   'framesReceived', 'framesDropped', 'frameWidth', 'frameHeight', 'framesPerSecond', 'jitter', 'codecId',
-  'decoderImplementation', 'keyFramesDecoded', 'totalSamplesReceived', 'concealedSamples', 'mid'];
+  'decoderImplementation', 'keyFramesDecoded', 'totalSamplesReceived', 'concealedSamples', 'silentConcealedSamples',
+  'concealmentEvents', 'fecPacketsReceived', 'nackCount', 'mid'];
 const outboundKeys = ['kind', 'rid', 'ssrc', 'active', 'bytesSent', 'packetsSent', 'framesEncoded', 'framesSent',
   'frameWidth', 'frameHeight', 'framesPerSecond', 'qualityLimitationReason', 'encoderImplementation',
   'targetBitrate', 'scalabilityMode', 'mid', 'nackCount', 'pliCount', 'firCount'];
