@@ -595,9 +595,12 @@ describe('livekit-client 2.23 in headless Chromium against Sanke', () => {
         // bucket this small on a veth pair (its TCP segments come as 64 KB GSO packets).
         const mark = server.mark();
         await link.shape(`${Math.round(line / 1000)}kbit`);
-        // The server's positive signal first: it cut the subscriber's downlink budget.
-        await pollUntil(() => server.since(mark).some((l) => l.includes('downlink budget') && l.includes('why=congested')),
-          { timeout: 30000, what: 'server log: the downlink budget cut (why=congested)' });
+        // The server's positive signal first: it cut the subscriber's downlink budget, from
+        // the delay and loss of Chromium's transport-wide feedback (the estimate's layers
+        // change: the subscriber held the top layer) or, without it, from its receiver reports.
+        const cut = (l) => l.includes('msg="downlink estimate"') || (l.includes('downlink budget') && l.includes('why=congested'));
+        await pollUntil(() => server.since(mark).some(cut),
+          { timeout: 30000, what: 'server log: the downlink budget cut (a new estimate, or why=congested)' });
         const samples = [];
         for (let i = 0; i < 30; i++) {
           await sleep(1000);
@@ -605,8 +608,8 @@ describe('livekit-client 2.23 in headless Chromium against Sanke', () => {
           samples.push({ width: tr?.inbound?.frameWidth ?? 0, lost: tr?.inbound?.packetsLost ?? 0, decoded: tr?.inbound?.framesDecoded ?? 0 });
         }
         console.log(`${stamp()} decoded width once a second after the cut: ${samples.map((s) => s.width).join(' ')}`);
-        const budget = server.since(mark).filter((l) => l.includes('downlink budget'));
-        const brief = (l) => l.replace(/^time=\S+T(\S+)Z .*?why=/, '$1 why=').replace(/ layers=.*/, '');
+        const budget = server.since(mark).filter((l) => l.includes('downlink budget') || l.includes('msg="downlink estimate"'));
+        const brief = (l) => l.replace(/^time=\S+T(\S+)Z .*?(why|source)=/, '$1 $2=');
         console.log(`${stamp()} server: ${budget.length} budget changes:\n  ${budget.map(brief).join('\n  ')}`);
         const late = samples.slice(samples.length / 2);
         const fits = late.filter((s) => s.width > 0 && s.width <= 640).length / late.length;
