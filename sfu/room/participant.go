@@ -503,9 +503,7 @@ func (p *Participant) handleOffer(o *livekit.SessionDescription) error {
 	p.send(&livekit.SignalResponse{Message: &livekit.SignalResponse_Answer{Answer: psd}})
 	if p.single {
 		// Tracks that found no receive section in this offer need more of them.
-		if a, v := pub.unmatched(); a+v > 0 {
-			pub.RequestOffer()
-		}
+		pub.RequestOffer()
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/livekit/protocol/livekit"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 	"golang.org/x/time/rate"
 
@@ -397,8 +398,9 @@ func (t *transport) offer() {
 	t.timeline("offer sent", "id", t.offerID, "transceivers", len(t.pc.GetTransceivers()))
 }
 
-// RequestOffer asks the client (single PeerConnection mode) to offer again soon, with receive
-// sections for the tracks that have none yet (debounced).
+// RequestOffer asks the client (single PeerConnection mode) to offer again soon (debounced)
+// if what we send is not what was last negotiated, with receive sections for the tracks that
+// have none yet.
 func (t *transport) RequestOffer() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -408,30 +410,67 @@ func (t *transport) RequestOffer() {
 	t.requireTimer = time.AfterFunc(negotiationDebounce, func() {
 		t.mu.Lock()
 		t.requireTimer = nil
+		// Under t.mu: an offer being answered is either done or not begun.
+		audios, videos, needed := t.offerNeeded()
 		closed := t.closed
 		t.mu.Unlock()
-		if closed {
-			return
-		}
-		if audios, videos := t.unmatched(); audios+videos > 0 {
+		if !closed && needed {
 			t.sendRequirement(audios, videos)
 		}
 	})
 }
 
-// unmatched counts the sending transceivers that no negotiated m-line carries yet.
-func (t *transport) unmatched() (audios, videos uint32) {
+// offerNeeded reports whether the client must offer again for the media we send to match
+// the last negotiation, and how many receive sections that offer must add: one for each
+// sending transceiver without a mid. A transceiver with a mid needs the offer alone when its
+// section was answered otherwise: a track added since on a section negotiated as receive-only
+// (pion's AddTrack reuses those; only a new offer lets the answer send on it), or a track
+// removed from a section negotiated as sending. Caller holds t.mu.
+func (t *transport) offerNeeded() (audios, videos uint32, needed bool) {
+	answered := sendingSections(t.pc.CurrentLocalDescription())
 	for _, tr := range t.pc.GetTransceivers() {
-		if tr.Mid() != "" || tr.Sender() == nil || tr.Sender().Track() == nil {
-			continue
+		var track string
+		if s := tr.Sender(); s != nil && s.Track() != nil {
+			track = s.Track().ID()
 		}
-		if tr.Kind() == webrtc.RTPCodecTypeAudio {
+		mid := tr.Mid()
+		switch {
+		case mid == "" && track == "":
+		case mid == "" && tr.Kind() == webrtc.RTPCodecTypeAudio:
 			audios++
-		} else {
+		case mid == "":
 			videos++
+		case answered[mid] != track:
+			needed = true
 		}
 	}
-	return audios, videos
+	return audios, videos, needed || audios+videos > 0
+}
+
+// sendingSections maps the mid of each section a local description sends on to the track it
+// sends (the id in its msid).
+func sendingSections(desc *webrtc.SessionDescription) map[string]string {
+	m := map[string]string{}
+	if desc == nil {
+		return m
+	}
+	parsed, err := desc.Unmarshal()
+	if err != nil {
+		return m
+	}
+	for _, md := range parsed.MediaDescriptions {
+		mid, _ := md.Attribute(sdp.AttrKeyMID)
+		_, sendonly := md.Attribute(sdp.AttrKeySendOnly)
+		_, sendrecv := md.Attribute(sdp.AttrKeySendRecv)
+		if mid == "" || !(sendonly || sendrecv) {
+			continue
+		}
+		msid, _ := md.Attribute(sdp.AttrKeyMsid)
+		if f := strings.Fields(msid); len(f) == 2 {
+			m[mid] = f[1]
+		}
+	}
+	return m
 }
 
 // midToTrackID maps the mid of every m-line we send on to its track id: livekit-client in
