@@ -272,6 +272,27 @@ func TestProber(t *testing.T) {
 			t.Errorf("after the probe: %+v (padding %d bytes)", e, padded)
 		}
 	})
+	t.Run("random loss", func(t *testing.T) {
+		// 20% lost at random, on the way and on the padding: the probe still proves the
+		// room, and the target is a sending rate, not the 80% that arrived.
+		for seed := uint64(1); seed <= 5; seed++ {
+			c := NewController(Config{Start: 600_000})
+			link := &bottleneck{rate: 3e6, queueLimit: 100 * ms, prop: 50 * ms, loss: 0.2}
+			s := newSim(t, c, link, 500_000)
+			link.rng = rand.New(rand.NewPCG(seed, 2))
+			s.run(10*second, nil)
+			var started bool
+			s.run(5*second, func(s *sim) {
+				if !started {
+					started = c.StartProbe(500_000, 500_000, s.now)
+				}
+				s.pad(c.ProbePadding(s.now))
+			})
+			if e := c.Estimate(s.now); !started || e.ProbesOK != 1 || e.Target < 900_000 {
+				t.Errorf("seed %d: started %v, after the probe %+v", seed, started, e)
+			}
+		}
+	})
 	t.Run("bottleneck fails it", func(t *testing.T) {
 		c := NewController(Config{Start: 600_000})
 		link := &bottleneck{rate: 700_000, queueLimit: 100 * ms, prop: 20 * ms}

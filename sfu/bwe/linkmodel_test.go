@@ -77,6 +77,7 @@ type sim struct {
 	link       *bottleneck
 	now        int64
 	offered    float64
+	offeredAt  func(now int64) float64 // if set, the offered rate over time instead
 	rec        *twcc.Recorder
 	inFlight   []arrival
 	pending    []delivery
@@ -108,7 +109,11 @@ func (s *sim) run(d int64, check func(s *sim)) {
 	for s.now < end {
 		s.now += simTick
 		target := float64(s.c.Estimate(s.now).Target)
-		s.credit += min(target, s.offered) * float64(simTick) / 8e9
+		offered := s.offered
+		if s.offeredAt != nil {
+			offered = s.offeredAt(s.now)
+		}
+		s.credit += min(target, offered) * float64(simTick) / 8e9
 		for s.credit >= pktSize {
 			s.credit -= pktSize
 			seq := s.c.History().Sent(s.now, pktSize, 0, 0)
@@ -322,5 +327,61 @@ func TestJitterIsNotCongestion(t *testing.T) {
 	if e := c.Estimate(s.now); s.firstCut != 0 || e.Target < 1_400_000 {
 		t.Errorf("jitter cut the target (first cut at %d ms, target %d kbps, overuse ticks %d)",
 			(s.firstCut-10*second)/ms, kbps(e.Target), overuses)
+	}
+}
+
+// Random loss under a sending rate that jumps (keyframes, a layer switch: 400 kbit/s and
+// 1.2 Mbit/s by turns) is still not congestion: a window whose rate rose and whose loss is
+// a few percent over the baseline by chance does not cut.
+func TestRandomLossVaryingRate(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		link bottleneck
+	}{
+		{"iid", bottleneck{rate: 3e6, queueLimit: 200 * ms, prop: 50 * ms, loss: 0.2}},
+		// 10% on average in bursts of about 4 packets (50 ms at this rate).
+		{"gilbert-elliott", bottleneck{rate: 3e6, queueLimit: 200 * ms, prop: 50 * ms, geEnter: 0.028, geLeave: 0.25}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := NewController(Config{Start: 2_000_000})
+			link := tc.link
+			s := newSim(t, c, &link, 0)
+			s.offeredAt = func(now int64) float64 {
+				if (now/second)%3 == 0 {
+					return 1.2e6
+				}
+				return 0.4e6
+			}
+			s.run(60*second, nil)
+			e := c.Estimate(s.now)
+			t.Logf("target %d kbps, loss %.2f baseline %.2f, first cut at %d ms", kbps(e.Target), e.Loss, e.Baseline, s.firstCut)
+			if s.firstCut != 0 {
+				t.Errorf("cut at %d ms on random loss (target %d kbps)", (s.firstCut-10*second)/ms, kbps(e.Target))
+			}
+		})
+	}
+}
+
+// Congestion on a link that also loses 20% at random: the cut lands near the capacity,
+// not at what arrived (80% of it).
+func TestCongestionUnderRandomLoss(t *testing.T) {
+	c := NewController(Config{Start: 600_000})
+	link := &bottleneck{rate: 1e6, queueLimit: 200 * ms, prop: 20 * ms, loss: 0.2}
+	s := newSim(t, c, link, 2e6)
+	var sum, n float64
+	s.run(30*second, func(s *sim) {
+		if s.now > 20*second {
+			sum += float64(c.Estimate(s.now).Target)
+			n++
+		}
+	})
+	e := c.Estimate(s.now)
+	mean := sum / n
+	t.Logf("target %d kbps (mean over the last 20 s %.0f), acked %d, baseline %.2f", kbps(e.Target), mean/1000, kbps(e.Acked), e.Baseline)
+	if s.firstCut == 0 {
+		t.Fatal("never cut")
+	}
+	if mean < 800_000 || mean > 1_150_000 {
+		t.Errorf("mean target %.0f kbps: want about the 1000 kbps capacity", mean/1000)
 	}
 }
