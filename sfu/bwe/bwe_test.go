@@ -293,6 +293,37 @@ func TestProber(t *testing.T) {
 			}
 		}
 	})
+	t.Run("recovery after a long thin spell", func(t *testing.T) {
+		// A minute at 500 kbit/s, probing for the next layer all along (every probe fails),
+		// then the line is back at 3 Mbit/s: a probe proves it within 12 s, not after a
+		// minute-long backoff.
+		c := NewController(Config{Start: 400_000})
+		link := &bottleneck{rate: 500_000, queueLimit: 200 * ms, prop: 25 * ms}
+		s := newSim(t, c, link, 350_000)
+		try := func(s *sim) {
+			c.StartProbe(350_000, 400_000, s.now)
+			s.pad(c.ProbePadding(s.now))
+		}
+		s.run(60*second, try)
+		// Each failed probe is aborted at its overuse; the backoff (2, 4, then 8 s) runs from
+		// there: 8 probes in the minute, not one every 5 s of no overuse.
+		failed := c.Estimate(s.now).Probes
+		if failed < 3 || failed > 8 || c.Estimate(s.now).ProbesOK != 0 {
+			t.Fatalf("thin spell: %+v, want a few failed probes, backing off", c.Estimate(s.now))
+		}
+		link.rate = 3e6
+		var at int64
+		back := s.now
+		s.run(20*second, func(s *sim) {
+			try(s)
+			if at == 0 && c.Estimate(s.now).ProbesOK > 0 {
+				at = s.now
+			}
+		})
+		if at == 0 || at-back > 12*second {
+			t.Errorf("first successful probe %d ms after the line came back (%d failed before)", (at-back)/ms, failed)
+		}
+	})
 	t.Run("bottleneck fails it", func(t *testing.T) {
 		c := NewController(Config{Start: 600_000})
 		link := &bottleneck{rate: 700_000, queueLimit: 100 * ms, prop: 20 * ms}

@@ -173,7 +173,7 @@ func (c *Controller) Reset() {
 	c.rate.linkCap, c.rate.lastCut = 0, 0
 	c.winStart, c.winLost, c.winRecv, c.windows, c.prevWindowAcked = 0, 0, 0, 0, 0
 	c.lossSuspect, c.lossVar = false, 0
-	c.prober.abort()
+	c.prober.abort(0) // a new path: the backoff runs from the start of time, no wait
 }
 
 // Estimate returns the estimate at now.
@@ -281,7 +281,7 @@ func (c *Controller) processLocked(arrival int64, now int64) {
 		c.overuseAt = now
 		c.normalSince = now
 		c.rate.cut(acked, now, c.rtt)
-		c.prober.abort() // the padding stops at once: the queue is already growing
+		c.prober.abort(now) // the padding stops at once: the queue is already growing
 	case UsageUnder:
 		c.rate.hold(now)
 	default:
@@ -327,7 +327,7 @@ func (c *Controller) evaluateLoss(now int64) {
 		c.overuseAt = now
 		c.normalSince = now
 		c.rate.cut(c.sentEquivalent(acked), now, c.rtt)
-		c.prober.abort()
+		c.prober.abort(now)
 	} else {
 		// A plain mean over the first windows: one window says little on a bursty link.
 		w := lossBaselineWeight
@@ -421,7 +421,7 @@ func (c *Controller) Tick(now int64) {
 		c.silenceCut = now
 		c.rate.target = max(c.rate.target/2, c.rate.minRate)
 		c.rate.lastCut, c.rate.lastUpdate = now, now
-		c.prober.abort()
+		c.prober.abort(now)
 	}
 	c.mu.Unlock()
 	c.finish(now)

@@ -10,7 +10,10 @@ const (
 	probeNormalFor    = 2_000_000_000
 	probeNoOveruseFor = 5_000_000_000
 	probeBackoffMin   = 2_000_000_000
-	probeBackoffMax   = 60_000_000_000
+	// probeBackoffMax bounds the wait after failed probes: a line that was thin for a
+	// minute and came back is found within it (issue 14: back up within 15 s), and a probe
+	// that fails stops at the first overuse, a few hundred milliseconds of excess.
+	probeBackoffMax   = 8_000_000_000
 	probeAckedShare   = 0.8  // of the cluster's packets must be acknowledged
 	probeSentShare    = 0.8  // of the goal must have been sent (the probe reached its rate)
 	probeRateShare    = 0.9  // of the rate sent must arrive
@@ -55,11 +58,13 @@ func (p *Prober) reset() {
 
 func (p *Prober) active() bool { return p.id != 0 }
 
-// abort ends a cluster without judging it (overuse, congestion, a new path) and backs off.
-func (p *Prober) abort() {
+// abort ends a cluster without judging it (overuse, congestion, a new path) and backs off
+// from now: an aborted probe failed.
+func (p *Prober) abort(now int64) {
 	if p.id != 0 {
 		p.id = 0
 		p.backoff = min(2*p.backoff, probeBackoffMax)
+		p.notBefore = now + p.backoff
 	}
 }
 
