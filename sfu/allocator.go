@@ -236,9 +236,20 @@ func (a *Allocator) applyEstimate(budget uint64, now int64) []int {
 			"acked_kbps", a.est.Acked/1000, "usage", a.est.Usage, "layers", layers)
 	}
 	if a.est.Source == bwe.SourceTWCC && !a.cc.Probing() {
-		a.maybeProbe(max(total, a.est.Acked), now)
+		a.maybeProbe(a.probeUsage(total), now)
 	}
 	return layers
+}
+
+// probeUsage is what a probe starts from: total, what the tracks' current layers cost, or
+// the acknowledged rate while no layer's bitrate is known. Not the larger of the two: the
+// acknowledged rate jumps with keyframes and retransmissions, and a probe from such a peak
+// asked a 1 Mbit/s line for 1.5. a.mu must be held.
+func (a *Allocator) probeUsage(total uint64) uint64 {
+	if total > 0 {
+		return total
+	}
+	return a.est.Acked
 }
 
 // maybeProbe asks the estimator for a probe cluster when a track is below what its

@@ -113,3 +113,23 @@ func TestAllocatorBudgetsRetransmissions(t *testing.T) {
 		t.Errorf("new track next to the camera's 1000 kbps in 1120: cap %d, want low", c)
 	}
 }
+
+// A probe starts from what the current layers cost, not from an acknowledged rate that a
+// keyframe or a burst of retransmissions lifted; from the acknowledged rate only while no
+// layer's bitrate is known.
+func TestAllocatorProbeUsage(t *testing.T) {
+	const kbps = 1000
+	ar := newAllocRig(t)
+	ar.a.UseEstimator(bwe.NewController(bwe.Config{}))
+	ar.track(vp8Codec, 0, 150*kbps, 500*kbps, 1000*kbps)
+	ar.a.onEstimate(bwe.Estimate{Source: bwe.SourceTWCC, Target: 700 * kbps, Acked: 1400 * kbps, Limited: true})
+	ar.a.mu.Lock()
+	defer ar.a.mu.Unlock()
+	_, total := ar.a.share(ar.a.estimateBudget(), ar.clock.now())
+	if u := ar.a.probeUsage(total); u != 500*kbps {
+		t.Errorf("probe usage %d kbps at the 500 kbps layer with 1400 acknowledged, want 500", u/kbps)
+	}
+	if u := ar.a.probeUsage(0); u != 1400*kbps {
+		t.Errorf("probe usage %d kbps with no layer bitrate known, want the 1400 acknowledged", u/kbps)
+	}
+}

@@ -324,6 +324,30 @@ func TestProber(t *testing.T) {
 			t.Errorf("first successful probe %d ms after the line came back (%d failed before)", (at-back)/ms, failed)
 		}
 	})
+	t.Run("overshoot cuts once", func(t *testing.T) {
+		// A probe far over a 1 Mbit/s line: its overuse cuts the target once, never under
+		// the media sent before it, and the drain of the probe's queue does not cut again.
+		c := NewController(Config{Start: 1_000_000})
+		link := &bottleneck{rate: 1e6, queueLimit: 200 * ms, prop: 25 * ms}
+		s := newSim(t, c, link, 700_000)
+		s.run(10*second, nil)
+		before := c.Estimate(s.now).Target
+		if !c.StartProbe(700_000, 600_000, s.now) {
+			t.Fatal("no probe on a calm link")
+		}
+		cuts, lowest := 0, before
+		s.run(3*second, func(s *sim) {
+			s.pad(c.ProbePadding(s.now))
+			if tg := c.Estimate(s.now).Target; tg < lowest {
+				cuts++
+				lowest = tg
+			}
+		})
+		t.Logf("target %d kbps before, lowest %d, %d cuts", kbps(before), kbps(lowest), cuts)
+		if cuts != 1 || lowest < 700_000 { // the media sent before the probe (its usage) still fits
+			t.Errorf("a failed probe cut %d times, to %d kbps from %d", cuts, kbps(lowest), kbps(before))
+		}
+	})
 	t.Run("bottleneck fails it", func(t *testing.T) {
 		c := NewController(Config{Start: 600_000})
 		link := &bottleneck{rate: 700_000, queueLimit: 100 * ms, prop: 20 * ms}

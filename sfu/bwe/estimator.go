@@ -86,6 +86,7 @@ const (
 	notifyInterval = 1_000_000_000
 	notifyChange   = 0.05
 	twccFresh      = 2_000_000_000 // TWCC feedback this recent outranks REMB
+	probeDrainHold = 1_000_000_000 // ns after a cut for a probe's overuse without another
 )
 
 // Controller estimates one subscriber PeerConnection's downlink from its feedback (see the
@@ -117,6 +118,7 @@ type Controller struct {
 	prevLoss        float64
 	lossAvg         float64 // recent loss, for the probe gate
 	windows         int     // loss windows evaluated on this path
+	baseWindows     int     // of them, those the baseline learnt from
 	prevWindowAcked uint64
 	lossSuspect     bool    // the last window's loss was significant and came with our rise
 	lossSigma       float64 // a window's binomial variation of the loss at the baseline (see lossZ)
@@ -170,9 +172,9 @@ func (c *Controller) Reset() {
 	c.tl.reset()
 	c.acked.reset()
 	c.haveFb = false
-	c.rate.linkCap, c.rate.lastCut = 0, 0
+	c.rate.linkCap, c.rate.lastCut, c.rate.noCutUntil = 0, 0, 0
 	c.winStart, c.winLost, c.winRecv, c.windows, c.prevWindowAcked = 0, 0, 0, 0, 0
-	c.lossSuspect, c.lossVar = false, 0
+	c.lossSuspect, c.lossVar, c.baseWindows = false, 0, 0
 	c.prober.abort(0) // a new path: the backoff runs from the start of time, no wait
 }
 
@@ -280,7 +282,15 @@ func (c *Controller) processLocked(arrival int64, now int64) {
 	case UsageOver:
 		c.overuseAt = now
 		c.normalSince = now
-		c.rate.cut(acked, now, c.rtt)
+		probing, before := c.prober.active(), c.rate.target
+		if c.rate.cut(acked, now, c.rtt) && probing {
+			// The probe's padding overused, not the media: the media alone had been sent
+			// without overuse for seconds (StartProbe's gate), so the target keeps room for
+			// it. The probe's own queue takes a while to drain, overusing all along: one
+			// cut for it, not one every interval.
+			c.rate.target = max(c.rate.target, min(before, float64(c.prober.usage)))
+			c.rate.noCutUntil = now + probeDrainHold + c.rtt
+		}
 		c.prober.abort(now) // the padding stops at once: the queue is already growing
 	case UsageUnder:
 		c.rate.hold(now)
@@ -328,17 +338,21 @@ func (c *Controller) evaluateLoss(now int64) {
 		c.normalSince = now
 		c.rate.cut(c.sentEquivalent(acked), now, c.rtt)
 		c.prober.abort(now)
-	} else {
-		// A plain mean over the first windows: one window says little on a bursty link.
+	} else if !queued && !held {
+		// The link's usual loss, learnt only where no queue explains it: an overshoot at
+		// the start (40% tail drops into a thin line) taken as usual loss would hide the
+		// next congestion and budget retransmissions for loss that is gone. A plain mean
+		// over the first windows: one window says little on a bursty link.
 		w := lossBaselineWeight
-		if c.windows < lossBaselineStart {
-			w = 1 / float64(c.windows+1)
+		if c.baseWindows < lossBaselineStart {
+			w = 1 / float64(c.baseWindows+1)
 		}
-		if c.windows > 0 {
+		if c.baseWindows > 0 {
 			d := c.loss - c.baseline
 			c.lossVar += w * (d*d - c.lossVar)
 		}
 		c.baseline += w * (c.loss - c.baseline)
+		c.baseWindows++
 	}
 	if c.windows == 0 {
 		c.lossAvg = c.loss

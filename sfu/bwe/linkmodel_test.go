@@ -385,3 +385,24 @@ func TestCongestionUnderRandomLoss(t *testing.T) {
 		t.Errorf("mean target %.0f kbps: want about the 1000 kbps capacity", mean/1000)
 	}
 }
+
+// A start estimate of 2.5 Mbit/s into a 1 Mbit/s line losing 2% at random: the tail drops
+// of the overshoot are congestion, not the link's usual loss, which stays near the 2%.
+func TestOvershootLossNotBaseline(t *testing.T) {
+	c := NewController(Config{Start: 2_500_000})
+	link := &bottleneck{rate: 1e6, queueLimit: 200 * ms, prop: 25 * ms, loss: 0.02}
+	s := newSim(t, c, link, 2.5e6)
+	worst := 0.0
+	s.run(20*second, func(s *sim) { worst = max(worst, c.Estimate(s.now).Baseline) })
+	e := c.Estimate(s.now)
+	t.Logf("baseline at most %.3f, now %.3f; target %d kbps, tail drops %d", worst, e.Baseline, kbps(e.Target), link.drops)
+	if link.drops == 0 {
+		t.Fatal("the start did not overshoot")
+	}
+	if worst > 0.08 {
+		t.Errorf("baseline rose to %.3f on the overshoot's drops", worst)
+	}
+	if e.Target < 700_000 || e.Target > 1_150_000 {
+		t.Errorf("target %d kbps, want about the 1000 kbps capacity", kbps(e.Target))
+	}
+}

@@ -35,6 +35,7 @@ type Prober struct {
 	start     int64
 	end       int64
 	goal      float64 // bps
+	usage     uint64  // bps sent before the cluster (StartProbe's usage)
 	overused  bool
 	sentBytes uint64 // everything sent during the cluster, media included
 	sentPkts  uint64
@@ -169,7 +170,7 @@ func (c *Controller) StartProbe(usage, extra uint64, now int64) bool {
 	if p.nextID == 0 {
 		p.nextID = 1
 	}
-	*p = Prober{id: p.nextID, nextID: p.nextID, start: now, end: now + max(probeMinDuration, 2*c.rtt), goal: goal,
+	*p = Prober{id: p.nextID, nextID: p.nextID, start: now, end: now + max(probeMinDuration, 2*c.rtt), goal: goal, usage: usage,
 		backoff: p.backoff, clusters: p.clusters + 1, succeeded: p.succeeded}
 	h := c.hist
 	h.mu.Lock()
