@@ -87,6 +87,10 @@ const (
 	notifyChange   = 0.05
 	twccFresh      = 2_000_000_000 // TWCC feedback this recent outranks REMB
 	probeDrainHold = 1_000_000_000 // ns after a cut for a probe's overuse without another
+	// appLimitedShare and appLimitedOveruse: sending under this share of the target, an
+	// overuse cuts only once it has lasted this long (see processLocked).
+	appLimitedShare   = 0.7
+	appLimitedOveruse = 500_000_000
 )
 
 // Controller estimates one subscriber PeerConnection's downlink from its feedback (see the
@@ -124,6 +128,7 @@ type Controller struct {
 	lossSigma       float64 // a window's binomial variation of the loss at the baseline (see lossZ)
 	lossVar         float64 // variance of the windows' loss around the baseline (bursty links)
 	overuseAt       int64   // now of the last overuse, 0 never
+	overSince       int64   // start of the current run of overuse, 0 none
 	normalSince     int64   // start of the current run without overuse
 
 	remb   uint64
@@ -174,7 +179,7 @@ func (c *Controller) Reset() {
 	c.haveFb = false
 	c.rate.linkCap, c.rate.lastCut, c.rate.noCutUntil = 0, 0, 0
 	c.winStart, c.winLost, c.winRecv, c.windows, c.prevWindowAcked = 0, 0, 0, 0, 0
-	c.lossSuspect, c.lossVar, c.baseWindows = false, 0, 0
+	c.lossSuspect, c.lossVar, c.baseWindows, c.overSince = false, 0, 0, 0
 	c.prober.abort(0) // a new path: the backoff runs from the start of time, no wait
 }
 
@@ -280,8 +285,18 @@ func (c *Controller) processLocked(arrival int64, now int64) {
 	acked := c.sentEquivalent(c.acked.rate())
 	switch c.tl.usage {
 	case UsageOver:
+		if c.overSince == 0 {
+			c.overSince = now
+		}
 		c.overuseAt = now
 		c.normalSince = now
+		if acked < appLimitedShare*c.rate.target && now-c.overSince < appLimitedOveruse && !c.prober.active() {
+			// Sending well under the target, an overuse is as often a stall on the way (a
+			// busy relay, a Wi-Fi retry burst) that drains at once: only one that lasts
+			// is congestion at the rate we send.
+			c.rate.hold(now)
+			break
+		}
 		probing, before := c.prober.active(), c.rate.target
 		if c.rate.cut(acked, now, c.rtt) && probing {
 			// The probe's padding overused, not the media: the media alone had been sent
@@ -293,8 +308,10 @@ func (c *Controller) processLocked(arrival int64, now int64) {
 		}
 		c.prober.abort(now) // the padding stops at once: the queue is already growing
 	case UsageUnder:
+		c.overSince = 0
 		c.rate.hold(now)
 	default:
+		c.overSince = 0
 		if c.prober.active() {
 			c.rate.hold(now)
 		} else {
