@@ -183,21 +183,37 @@ func (a *Allocator) onEstimate(e bwe.Estimate) {
 	defer a.mu.Unlock()
 	a.est = e
 	a.ccUsed = e.Source != bwe.SourceNone
+	a.logger.Debug("downlink estimator", "source", e.Source, "target_kbps", e.Target/1000, "acked_kbps", e.Acked/1000,
+		"usage", e.Usage, "queue_ms", e.QueueDelay.Milliseconds(), "loss", e.Loss, "baseline", e.Baseline,
+		"limited", e.Limited, "probes", e.Probes, "probes_ok", e.ProbesOK, "missing", e.FeedbackMissing)
 	if !a.ccUsed || len(a.tracks) == 0 {
 		return
 	}
 	a.applyEstimate(a.estimateBudget(), a.tracks[0].d.receiver.now())
 }
 
-// estimateBudget is the budget while the estimate is used: the TWCC estimate, or REMB
-// bounded by the loss controller's budget (REMB has no delay of ours to check it against).
-// a.mu must be held.
+// estimateBudget is the budget while the estimate is used: the TWCC estimate less what
+// retransmitting the link's usual loss takes (mediaShare), or REMB bounded by the loss
+// controller's budget (REMB has no delay of ours to check it against). a.mu must be held.
 func (a *Allocator) estimateBudget() uint64 {
 	budget := a.est.Target
-	if a.est.Source == bwe.SourceREMB && a.budget > 0 {
+	switch {
+	case a.est.Source == bwe.SourceTWCC:
+		budget = uint64(float64(budget) * a.mediaShare())
+	case a.est.Source == bwe.SourceREMB && a.budget > 0:
 		budget = min(budget, a.budget)
 	}
 	return max(budget, 1)
+}
+
+// maxRetransmitShare bounds the share of a sending rate kept for retransmissions.
+const maxRetransmitShare = 0.5
+
+// mediaShare is the share of the estimate (a sending rate) left for media when every lost
+// packet is sent again (NACK): at loss p a packet is sent 1/(1-p) times on average, so
+// 20% random loss takes a fifth of the line for retransmissions. a.mu must be held.
+func (a *Allocator) mediaShare() float64 {
+	return 1 - min(a.est.Baseline, maxRetransmitShare)
 }
 
 // applyEstimate caps the tracks to budget: down at once; up, once the path has shown a
@@ -244,9 +260,20 @@ func (a *Allocator) applyEstimate(budget uint64, now int64) []int {
 			"acked_kbps", a.est.Acked/1000, "usage", a.est.Usage, "layers", layers)
 	}
 	if a.est.Source == bwe.SourceTWCC && !a.cc.Probing() {
-		a.maybeProbe(max(total, a.est.Acked), now)
+		a.maybeProbe(a.probeUsage(total), now)
 	}
 	return layers
+}
+
+// probeUsage is what a probe starts from: total, what the tracks' current layers cost, or
+// the acknowledged rate while no layer's bitrate is known. Not the larger of the two: the
+// acknowledged rate jumps with keyframes and retransmissions, and a probe from such a peak
+// asked a 1 Mbit/s line for 1.5. a.mu must be held.
+func (a *Allocator) probeUsage(total uint64) uint64 {
+	if total > 0 {
+		return total
+	}
+	return a.est.Acked
 }
 
 // maybeProbe asks the estimator for a probe cluster when a track is below what its
@@ -265,6 +292,9 @@ func (a *Allocator) maybeProbe(usage uint64, now int64) {
 			return
 		}
 		if _, extra, ok := t.nextLayer(t.capped, now); ok {
+			// The probe is judged on what is sent: the media with its retransmissions.
+			share := a.mediaShare()
+			usage, extra = uint64(float64(usage)/share), uint64(float64(extra)/share)
 			if a.cc.StartProbe(usage, extra, a.ccNow()) {
 				a.logger.Debug("downlink probe", "usage_kbps", usage/1000, "extra_kbps", extra/1000)
 			}
@@ -508,7 +538,7 @@ func (a *Allocator) applyEstimateRoom(t *allocTrack, now int64) {
 	}
 	layer := LayerLow
 	for l := LayerLow + 1; l <= LayerHigh; l++ {
-		if c := t.cost(l, now); c > 0 && used+c <= a.est.Target {
+		if c := t.cost(l, now); c > 0 && used+c <= a.estimateBudget() {
 			layer = l
 		}
 	}

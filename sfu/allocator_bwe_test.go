@@ -75,3 +75,61 @@ func TestAllocatorREMBBoundedByLoss(t *testing.T) {
 		t.Errorf("REMB 3000 kbps, loss budget 400: cap %d, want low", c)
 	}
 }
+
+// On a link that loses a share of its packets at random, the retransmissions of that share
+// are part of what is sent: the layers get the estimate less them, and a new track starts
+// at the layer that fits with them.
+func TestAllocatorBudgetsRetransmissions(t *testing.T) {
+	const kbps = 1000
+	ar := newAllocRig(t)
+	ar.a.UseEstimator(bwe.NewController(bwe.Config{}))
+	camera := ar.track(vp8Codec, 0, 150*kbps, 500*kbps, 1000*kbps)
+	est := bwe.Estimate{Source: bwe.SourceTWCC, Target: 1100 * kbps}
+	ar.a.onEstimate(est)
+	if c := camera.Stats().CapLayer; c != LayerHigh {
+		t.Fatalf("1100 kbps, no loss: cap %d, want high", c)
+	}
+	est.Loss, est.Baseline = 0.2, 0.2
+	ar.a.onEstimate(est)
+	if c := camera.Stats().CapLayer; c != LayerMedium {
+		t.Errorf("1100 kbps at 20%% loss (880 for media): cap %d, want medium", c)
+	}
+	// 1400 kbps, 1120 of it for media: the camera's top layer fits, and a new track next to
+	// it has room for its lowest layer only (1000 + 300 > 1120).
+	est.Target = 1400 * kbps
+	ar.a.onEstimate(est)
+	if c := camera.Stats().CapLayer; c != LayerHigh {
+		t.Fatalf("1400 kbps at 20%% loss: cap %d, want high", c)
+	}
+	screen := ar.track(vp8Codec, 0, 100*kbps, 300*kbps, 800*kbps)
+	ar.a.mu.Lock()
+	for _, tr := range ar.a.tracks {
+		if tr.d == screen {
+			ar.a.applyEstimateRoom(tr, ar.clock.now())
+		}
+	}
+	ar.a.mu.Unlock()
+	if c := screen.Stats().CapLayer; c != LayerLow {
+		t.Errorf("new track next to the camera's 1000 kbps in 1120: cap %d, want low", c)
+	}
+}
+
+// A probe starts from what the current layers cost, not from an acknowledged rate that a
+// keyframe or a burst of retransmissions lifted; from the acknowledged rate only while no
+// layer's bitrate is known.
+func TestAllocatorProbeUsage(t *testing.T) {
+	const kbps = 1000
+	ar := newAllocRig(t)
+	ar.a.UseEstimator(bwe.NewController(bwe.Config{}))
+	ar.track(vp8Codec, 0, 150*kbps, 500*kbps, 1000*kbps)
+	ar.a.onEstimate(bwe.Estimate{Source: bwe.SourceTWCC, Target: 700 * kbps, Acked: 1400 * kbps, Limited: true})
+	ar.a.mu.Lock()
+	defer ar.a.mu.Unlock()
+	_, total := ar.a.share(ar.a.estimateBudget(), ar.clock.now())
+	if u := ar.a.probeUsage(total); u != 500*kbps {
+		t.Errorf("probe usage %d kbps at the 500 kbps layer with 1400 acknowledged, want 500", u/kbps)
+	}
+	if u := ar.a.probeUsage(0); u != 1400*kbps {
+		t.Errorf("probe usage %d kbps with no layer bitrate known, want the 1400 acknowledged", u/kbps)
+	}
+}

@@ -3,6 +3,7 @@ package sfu
 import (
 	"bytes"
 	"errors"
+	"math"
 	"testing"
 	"time"
 
@@ -228,6 +229,39 @@ func TestDownTrackNACKStorm(t *testing.T) {
 		t.Errorf("stats: retransmits %d, limited %d", s.Retransmits, s.RtxLimited)
 	}
 	t.Logf("1000 NACKs for 100 packets (%d bytes): %d retransmissions, %d bytes, %d refused", forwarded, s.Retransmits, rtxBytes, s.RtxLimited)
+}
+
+// On a lossy link the subscriber asks for a lost packet again one round trip after it
+// asked: that NACK reaches us about one round trip after our answer (a little less with
+// jitter) and is answered, up to maxResends times; a duplicate within half a round trip is not.
+func TestDownTrackNACKRepeatedEachRoundTrip(t *testing.T) {
+	rig := newTestRig(t, vp8Codec, 0)
+	d, w := rig.bind(vp8Codec)
+	rig.feed(0, rtp.Header{SequenceNumber: 10, Timestamp: 100}, vp8Payload(true, 300, 0, 1, true))
+	d.mu.Lock()
+	d.reports.rtt = 100 * time.Millisecond
+	d.mu.Unlock()
+	d.handleRTCP([]rtcp.Packet{nack(5555, 10)})
+	rig.clock.advance(40 * time.Millisecond)
+	d.handleRTCP([]rtcp.Packet{nack(5555, 10)}) // a duplicate: not again yet
+	if n := len(w.packets()); n != 2 {
+		t.Fatalf("%d packets after a NACK and its duplicate, want 2", n)
+	}
+	rig.clock.advance(55 * time.Millisecond) // 95 ms after the answer
+	d.handleRTCP([]rtcp.Packet{nack(5555, 10)})
+	rig.clock.advance(95 * time.Millisecond)
+	d.handleRTCP([]rtcp.Packet{nack(5555, 10)})
+	if n := len(w.packets()) - 1; n != 3 {
+		t.Fatalf("sent again %d times for three NACKs a round trip apart, want 3", n)
+	}
+	for range 8 {
+		rig.clock.advance(95 * time.Millisecond)
+		d.handleRTCP([]rtcp.Packet{nack(5555, 10)})
+	}
+	// 20% random loss loses a packet maxResends+1 times in a row less than once in 50,000.
+	if n := len(w.packets()) - 1; n != maxResends || math.Pow(0.2, maxResends+1) > 1.0/50000 {
+		t.Errorf("sent again %d times for NACKs a round trip apart, want %d (at most %d)", n, maxResends, maxResends)
+	}
 }
 
 func TestDownTrackKeyframeRequests(t *testing.T) {

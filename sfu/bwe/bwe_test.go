@@ -272,6 +272,82 @@ func TestProber(t *testing.T) {
 			t.Errorf("after the probe: %+v (padding %d bytes)", e, padded)
 		}
 	})
+	t.Run("random loss", func(t *testing.T) {
+		// 20% lost at random, on the way and on the padding: the probe still proves the
+		// room, and the target is a sending rate, not the 80% that arrived.
+		for seed := uint64(1); seed <= 5; seed++ {
+			c := NewController(Config{Start: 600_000})
+			link := &bottleneck{rate: 3e6, queueLimit: 100 * ms, prop: 50 * ms, loss: 0.2}
+			s := newSim(t, c, link, 500_000)
+			link.rng = rand.New(rand.NewPCG(seed, 2))
+			s.run(10*second, nil)
+			var started bool
+			s.run(5*second, func(s *sim) {
+				if !started {
+					started = c.StartProbe(500_000, 500_000, s.now)
+				}
+				s.pad(c.ProbePadding(s.now))
+			})
+			if e := c.Estimate(s.now); !started || e.ProbesOK != 1 || e.Target < 900_000 {
+				t.Errorf("seed %d: started %v, after the probe %+v", seed, started, e)
+			}
+		}
+	})
+	t.Run("recovery after a long thin spell", func(t *testing.T) {
+		// A minute at 500 kbit/s, probing for the next layer all along (every probe fails),
+		// then the line is back at 3 Mbit/s: a probe proves it within 12 s, not after a
+		// minute-long backoff.
+		c := NewController(Config{Start: 400_000})
+		link := &bottleneck{rate: 500_000, queueLimit: 200 * ms, prop: 25 * ms}
+		s := newSim(t, c, link, 350_000)
+		try := func(s *sim) {
+			c.StartProbe(350_000, 400_000, s.now)
+			s.pad(c.ProbePadding(s.now))
+		}
+		s.run(60*second, try)
+		// Each failed probe is aborted at its overuse; the backoff (2, 4, then 8 s) runs from
+		// there: 8 probes in the minute, not one every 5 s of no overuse.
+		failed := c.Estimate(s.now).Probes
+		if failed < 3 || failed > 8 || c.Estimate(s.now).ProbesOK != 0 {
+			t.Fatalf("thin spell: %+v, want a few failed probes, backing off", c.Estimate(s.now))
+		}
+		link.rate = 3e6
+		var at int64
+		back := s.now
+		s.run(20*second, func(s *sim) {
+			try(s)
+			if at == 0 && c.Estimate(s.now).ProbesOK > 0 {
+				at = s.now
+			}
+		})
+		if at == 0 || at-back > 12*second {
+			t.Errorf("first successful probe %d ms after the line came back (%d failed before)", (at-back)/ms, failed)
+		}
+	})
+	t.Run("overshoot cuts once", func(t *testing.T) {
+		// A probe far over a 1 Mbit/s line: its overuse cuts the target once, never under
+		// the media sent before it, and the drain of the probe's queue does not cut again.
+		c := NewController(Config{Start: 1_000_000})
+		link := &bottleneck{rate: 1e6, queueLimit: 200 * ms, prop: 25 * ms}
+		s := newSim(t, c, link, 700_000)
+		s.run(10*second, nil)
+		before := c.Estimate(s.now).Target
+		if !c.StartProbe(700_000, 600_000, s.now) {
+			t.Fatal("no probe on a calm link")
+		}
+		cuts, lowest := 0, before
+		s.run(3*second, func(s *sim) {
+			s.pad(c.ProbePadding(s.now))
+			if tg := c.Estimate(s.now).Target; tg < lowest {
+				cuts++
+				lowest = tg
+			}
+		})
+		t.Logf("target %d kbps before, lowest %d, %d cuts", kbps(before), kbps(lowest), cuts)
+		if cuts != 1 || lowest < 700_000 { // the media sent before the probe (its usage) still fits
+			t.Errorf("a failed probe cut %d times, to %d kbps from %d", cuts, kbps(lowest), kbps(before))
+		}
+	})
 	t.Run("bottleneck fails it", func(t *testing.T) {
 		c := NewController(Config{Start: 600_000})
 		link := &bottleneck{rate: 700_000, queueLimit: 100 * ms, prop: 20 * ms}

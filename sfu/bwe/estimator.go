@@ -1,6 +1,7 @@
 package bwe
 
 import (
+	"math"
 	"sync"
 	"time"
 )
@@ -63,11 +64,20 @@ const (
 	lossMinPackets     = 20
 	lossQuiet          = 0.02 // over the baseline: a quiet link; above it, loss to explain
 	lossBaselineWeight = 0.05 // per window: the usual loss of the last 20 s or so
+	lossBaselineStart  = 5    // windows averaged plainly first (a bursty link's first window is luck)
 	lossAvgWeight      = 0.5  // per window: the loss of the last 2 s or so
 	queueCongested     = 30.0 // ms of standing queue that makes loss congestion
 	rateRoseFactor     = 1.1  // acked rose by this much since the last window: our rise
-	lossCutHold        = 2_000_000_000
-	rembDedup          = 20_000_000
+	// lossZ is how many standard deviations of a window's random loss (binomial around
+	// the baseline, at least lossSigmaFloor) the excess must also clear: 100 packets at
+	// 20% random loss vary by 4% a window, and a 2% excess alone is chance.
+	lossZ          = 3.0
+	lossSigmaFloor = 0.01
+	// lossShareMax bounds the loss that converts what arrived into what was sent
+	// (sentShare): past it the link is broken, not lossy.
+	lossShareMax = 0.5
+	lossCutHold  = 2_000_000_000
+	rembDedup    = 20_000_000
 	// Missing feedback: no increase after feedbackHold + 2 RTT of silence while sending,
 	// a cut to half every feedbackCut.
 	feedbackHold = 500_000_000
@@ -76,6 +86,11 @@ const (
 	notifyInterval = 1_000_000_000
 	notifyChange   = 0.05
 	twccFresh      = 2_000_000_000 // TWCC feedback this recent outranks REMB
+	probeDrainHold = 1_000_000_000 // ns after a cut for a probe's overuse without another
+	// appLimitedShare and appLimitedOveruse: sending under this share of the target, an
+	// overuse cuts only once it has lasted this long (see processLocked).
+	appLimitedShare   = 0.7
+	appLimitedOveruse = 500_000_000
 )
 
 // Controller estimates one subscriber PeerConnection's downlink from its feedback (see the
@@ -107,9 +122,14 @@ type Controller struct {
 	prevLoss        float64
 	lossAvg         float64 // recent loss, for the probe gate
 	windows         int     // loss windows evaluated on this path
+	baseWindows     int     // of them, those the baseline learnt from
 	prevWindowAcked uint64
-	overuseAt       int64 // now of the last overuse, 0 never
-	normalSince     int64 // start of the current run without overuse
+	lossSuspect     bool    // the last window's loss was significant and came with our rise
+	lossSigma       float64 // a window's binomial variation of the loss at the baseline (see lossZ)
+	lossVar         float64 // variance of the windows' loss around the baseline (bursty links)
+	overuseAt       int64   // now of the last overuse, 0 never
+	overSince       int64   // start of the current run of overuse, 0 none
+	normalSince     int64   // start of the current run without overuse
 
 	remb   uint64
 	rembAt int64
@@ -157,9 +177,10 @@ func (c *Controller) Reset() {
 	c.tl.reset()
 	c.acked.reset()
 	c.haveFb = false
-	c.rate.linkCap, c.rate.lastCut = 0, 0
+	c.rate.linkCap, c.rate.lastCut, c.rate.noCutUntil = 0, 0, 0
 	c.winStart, c.winLost, c.winRecv, c.windows, c.prevWindowAcked = 0, 0, 0, 0, 0
-	c.prober.abort()
+	c.lossSuspect, c.lossVar, c.baseWindows, c.overSince = false, 0, 0, 0
+	c.prober.abort(0) // a new path: the backoff runs from the start of time, no wait
 }
 
 // Estimate returns the estimate at now.
@@ -261,16 +282,36 @@ func (c *Controller) processLocked(arrival int64, now int64) {
 		c.src = SourceTWCC
 		c.normalSince = now
 	}
-	acked := float64(c.acked.rate())
+	acked := c.sentEquivalent(c.acked.rate())
 	switch c.tl.usage {
 	case UsageOver:
+		if c.overSince == 0 {
+			c.overSince = now
+		}
 		c.overuseAt = now
 		c.normalSince = now
-		c.rate.cut(acked, now, c.rtt)
-		c.prober.abort() // the padding stops at once: the queue is already growing
+		if acked < appLimitedShare*c.rate.target && now-c.overSince < appLimitedOveruse && !c.prober.active() {
+			// Sending well under the target, an overuse is as often a stall on the way (a
+			// busy relay, a Wi-Fi retry burst) that drains at once: only one that lasts
+			// is congestion at the rate we send.
+			c.rate.hold(now)
+			break
+		}
+		probing, before := c.prober.active(), c.rate.target
+		if c.rate.cut(acked, now, c.rtt) && probing {
+			// The probe's padding overused, not the media: the media alone had been sent
+			// without overuse for seconds (StartProbe's gate), so the target keeps room for
+			// it. The probe's own queue takes a while to drain, overusing all along: one
+			// cut for it, not one every interval.
+			c.rate.target = max(c.rate.target, min(before, float64(c.prober.usage)))
+			c.rate.noCutUntil = now + probeDrainHold + c.rtt
+		}
+		c.prober.abort(now) // the padding stops at once: the queue is already growing
 	case UsageUnder:
+		c.overSince = 0
 		c.rate.hold(now)
 	default:
+		c.overSince = 0
 		if c.prober.active() {
 			c.rate.hold(now)
 		} else {
@@ -281,9 +322,12 @@ func (c *Controller) processLocked(arrival int64, now int64) {
 	c.prober.evaluate(c, now)
 }
 
-// evaluateLoss judges the loss of the last window: it is congestion only when the delay
-// says a queue is the cause (overuse, or a standing queue over queueCongested) or it came
-// right after our rate rose. Random loss at a flat delay only teaches the baseline.
+// evaluateLoss judges the loss of the last window: it is congestion only when the excess
+// over the baseline is more than chance (lossZ) and the delay says a queue is the cause
+// (overuse, or a standing queue over queueCongested), or it came right after our rate
+// rose and lasted a second window (a shallow policer drops without a queue; one window's
+// rise is as often a keyframe or a layer switch meeting random loss). Random loss at a
+// flat delay only teaches the baseline.
 func (c *Controller) evaluateLoss(now int64) {
 	if c.winStart == 0 {
 		c.winStart = now
@@ -296,21 +340,36 @@ func (c *Controller) evaluateLoss(now int64) {
 	c.loss = float64(max(c.winLost, 0)) / float64(n)
 	acked := c.acked.rate()
 	rose := c.prevWindowAcked > 0 && float64(acked) > rateRoseFactor*float64(c.prevWindowAcked)
-	excess := c.loss - c.baseline
+	// Loss in bursts varies more than the binomial says: the windows' own variance counts.
+	c.lossSigma = math.Sqrt(c.baseline * c.sentShare() / float64(n))
+	sigma := math.Sqrt(max(max(c.baseline, lossSigmaFloor)*c.sentShare()/float64(n), c.lossVar))
+	significant := c.windows > 0 && c.loss-c.baseline > lossQuiet+lossZ*sigma
 	rose = rose && c.loss > c.prevLoss+lossQuiet // loss rose after our rate rose
 	// Loss within lossCutHold of a cut is what was queued before it: not a second reason.
 	held := c.rate.lastCut != 0 && now-c.rate.lastCut < lossCutHold
-	congested := c.windows > 0 && excess > lossQuiet && !held &&
-		(c.tl.usage == UsageOver || c.tl.queueDelay() > queueCongested || rose)
+	queued := c.tl.usage == UsageOver || c.tl.queueDelay() > queueCongested
+	congested := significant && !held && (queued || c.lossSuspect)
+	c.lossSuspect = significant && rose && !congested
 	if congested {
 		c.overuseAt = now
 		c.normalSince = now
-		c.rate.cut(float64(acked), now, c.rtt)
-		c.prober.abort()
-	} else if c.windows == 0 {
-		c.baseline = c.loss
-	} else {
-		c.baseline += lossBaselineWeight * (c.loss - c.baseline)
+		c.rate.cut(c.sentEquivalent(acked), now, c.rtt)
+		c.prober.abort(now)
+	} else if !queued && !held {
+		// The link's usual loss, learnt only where no queue explains it: an overshoot at
+		// the start (40% tail drops into a thin line) taken as usual loss would hide the
+		// next congestion and budget retransmissions for loss that is gone. A plain mean
+		// over the first windows: one window says little on a bursty link.
+		w := lossBaselineWeight
+		if c.baseWindows < lossBaselineStart {
+			w = 1 / float64(c.baseWindows+1)
+		}
+		if c.baseWindows > 0 {
+			d := c.loss - c.baseline
+			c.lossVar += w * (d*d - c.lossVar)
+		}
+		c.baseline += w * (c.loss - c.baseline)
+		c.baseWindows++
 	}
 	if c.windows == 0 {
 		c.lossAvg = c.loss
@@ -320,6 +379,17 @@ func (c *Controller) evaluateLoss(now int64) {
 	c.windows++
 	c.prevWindowAcked, c.prevLoss = acked, c.loss
 	c.winStart, c.winLost, c.winRecv = now, 0, 0
+}
+
+// sentShare is the share of what is sent that arrives on a link with the baseline's
+// random loss.
+func (c *Controller) sentShare() float64 { return 1 - min(c.baseline, lossShareMax) }
+
+// sentEquivalent converts an acknowledged rate into the rate sent to get it: on a link
+// that loses a share at random whatever the rate, what arrived understates what the path
+// carries by that share, and the target is a sending rate.
+func (c *Controller) sentEquivalent(acked uint64) float64 {
+	return float64(acked) / c.sentShare()
 }
 
 // silentLocked returns how long TWCC feedback has been missing while packets were sent
@@ -382,7 +452,7 @@ func (c *Controller) Tick(now int64) {
 		c.silenceCut = now
 		c.rate.target = max(c.rate.target/2, c.rate.minRate)
 		c.rate.lastCut, c.rate.lastUpdate = now, now
-		c.prober.abort()
+		c.prober.abort(now)
 	}
 	c.mu.Unlock()
 	c.finish(now)

@@ -1,5 +1,7 @@
 package bwe
 
+import "math"
+
 // Probe parameters.
 const (
 	probeMinDuration  = 500_000_000 // ns; at least 2 RTT
@@ -8,13 +10,17 @@ const (
 	probeNormalFor    = 2_000_000_000
 	probeNoOveruseFor = 5_000_000_000
 	probeBackoffMin   = 2_000_000_000
-	probeBackoffMax   = 60_000_000_000
+	// probeBackoffMax bounds the wait after failed probes: a line that was thin for a
+	// minute and came back is found within it (issue 14: back up within 15 s), and a probe
+	// that fails stops at the first overuse, a few hundred milliseconds of excess.
+	probeBackoffMax   = 8_000_000_000
 	probeAckedShare   = 0.8  // of the cluster's packets must be acknowledged
 	probeSentShare    = 0.8  // of the goal must have been sent (the probe reached its rate)
 	probeRateShare    = 0.9  // of the rate sent must arrive
 	probeResultShare  = 0.95 // of what arrived becomes the target
 	probeGoalCap      = 1.1  // ...but no more than this times the goal
 	probeFeedbackWait = 150_000_000
+	probeLossSigmas   = 0.5 // of a loss window's binomial variation tolerated at the start
 	// probePaddingMax bounds the padding due at once: one frame interval's share of a
 	// cluster, not a burst that would itself fill a rural queue.
 	probePaddingMax = 16 * 1024
@@ -29,6 +35,7 @@ type Prober struct {
 	start     int64
 	end       int64
 	goal      float64 // bps
+	usage     uint64  // bps sent before the cluster (StartProbe's usage)
 	overused  bool
 	sentBytes uint64 // everything sent during the cluster, media included
 	sentPkts  uint64
@@ -52,11 +59,13 @@ func (p *Prober) reset() {
 
 func (p *Prober) active() bool { return p.id != 0 }
 
-// abort ends a cluster without judging it (overuse, congestion, a new path) and backs off.
-func (p *Prober) abort() {
+// abort ends a cluster without judging it (overuse, congestion, a new path) and backs off
+// from now: an aborted probe failed.
+func (p *Prober) abort(now int64) {
 	if p.id != 0 {
 		p.id = 0
 		p.backoff = min(2*p.backoff, probeBackoffMax)
+		p.notBefore = now + p.backoff
 	}
 }
 
@@ -108,9 +117,21 @@ func (p *Prober) evaluate(c *Controller, now int64) {
 	if span := max(last-first, probeMinDuration/2); p.sentBytes > 0 {
 		send = float64(p.sentBytes) * 8 * 1e9 / float64(span)
 	}
-	lossy := p.sentPkts > 0 && float64(p.lostPkts)/float64(p.sentPkts) > c.baseline+lossQuiet
+	// Random loss takes its share of every rate: the rate that arrived is scaled up by the
+	// share of the cluster that did not (the rate of what arrived, as if nothing had been
+	// lost), so that only the arrivals spreading out says the path is full; the loss itself
+	// is judged against the baseline and its chance variation (lossZ).
+	share := c.sentShare()
+	lossy := false
+	if p.sentPkts > 0 {
+		sigma := math.Sqrt(max(c.baseline, lossSigmaFloor) * share / float64(p.sentPkts))
+		lossy = float64(p.lostPkts)/float64(p.sentPkts) > c.baseline+lossQuiet+lossZ*sigma
+	}
+	if p.ackBytes > 0 && p.sentBytes > p.ackBytes {
+		recv *= float64(p.sentBytes) / float64(p.ackBytes)
+	}
 	ok := !p.overused && !lossy && p.sentPkts > 0 &&
-		float64(p.ackPkts) >= probeAckedShare*float64(p.sentPkts) &&
+		float64(p.ackPkts) >= probeAckedShare*share*float64(p.sentPkts) &&
 		send >= probeSentShare*p.goal && recv >= probeRateShare*send
 	if !ok {
 		p.backoff = min(2*p.backoff, probeBackoffMax)
@@ -130,7 +151,9 @@ func (p *Prober) evaluate(c *Controller, now int64) {
 
 // StartProbe starts a probe cluster that raises the sending rate from usage to fit extra
 // more bits per second, if the link is fit to probe: TWCC feedback flows, the delay has
-// been normal for 2 s with no overuse for 5 s, the loss is at most the baseline plus 2%,
+// been normal for 2 s with no overuse for 5 s, the recent loss is at most the baseline plus
+// 2% and half a standard deviation of a window's chance variation (at 20% random loss,
+// a window varies by 4%: without it, most windows would forbid a probe),
 // and the backoff after the last probe has passed. It returns whether a cluster started.
 func (c *Controller) StartProbe(usage, extra uint64, now int64) bool {
 	c.mu.Lock()
@@ -139,7 +162,7 @@ func (c *Controller) StartProbe(usage, extra uint64, now int64) bool {
 	if p.id != 0 || c.src != SourceTWCC || now < p.notBefore || c.missingLocked(now) ||
 		c.tl.usage != UsageNormal || now-c.normalSince < probeNormalFor ||
 		(c.overuseAt != 0 && now-c.overuseAt < probeNoOveruseFor) || c.windows == 0 ||
-		max(c.loss, c.lossAvg) > c.baseline+lossQuiet {
+		max(c.loss, c.lossAvg) > c.baseline+lossQuiet+probeLossSigmas*c.lossSigma {
 		return false
 	}
 	goal := float64(usage) + max(probeDeltaFactor*float64(extra), probeMinExtra)
@@ -147,7 +170,7 @@ func (c *Controller) StartProbe(usage, extra uint64, now int64) bool {
 	if p.nextID == 0 {
 		p.nextID = 1
 	}
-	*p = Prober{id: p.nextID, nextID: p.nextID, start: now, end: now + max(probeMinDuration, 2*c.rtt), goal: goal,
+	*p = Prober{id: p.nextID, nextID: p.nextID, start: now, end: now + max(probeMinDuration, 2*c.rtt), goal: goal, usage: usage,
 		backoff: p.backoff, clusters: p.clusters + 1, succeeded: p.succeeded}
 	h := c.hist
 	h.mu.Lock()

@@ -70,12 +70,13 @@ type aimd struct {
 	linkCap    float64 // acknowledged rate at the last cuts (average), 0 unknown
 	lastUpdate int64
 	lastCut    int64
+	noCutUntil int64 // no cut before this (a probe's queue draining)
 }
 
 // cut lowers the target to aimdBeta times acked (never raising it) unless a cut was made
 // less than an interval ago. It returns whether it cut.
 func (r *aimd) cut(acked float64, now, rtt int64) bool {
-	if r.lastCut != 0 && now-r.lastCut < max(rtt, aimdMinInterval) {
+	if (r.lastCut != 0 && now-r.lastCut < max(rtt, aimdMinInterval)) || now < r.noCutUntil {
 		return false
 	}
 	if acked > 0 {

@@ -8,6 +8,8 @@
 //     [--scenarios clean,loss20,thin1m,drop,bursty] [--servers sanke,livekit]
 //     [--publisher chromium|file] [--out DIR] [--keep-samples]
 //   node bench/rural.mjs --table DIR     (the table again, from DIR's meta.json and records.json)
+// SANKE_RURAL_LOG_LEVEL=debug runs Sanke at that log level and keeps each run's server log
+// next to its record (<scenario>-<server>-<run>.log): the estimator's every update is there.
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -119,7 +121,7 @@ await writeFile(join(out, 'meta.json'), JSON.stringify(meta, null, 2));
 async function startServer(name) {
   const workDir = await tempDir(`rural-${name}`);
   const server = name === 'sanke'
-    ? new SankeServer({ bin: sankeBin, workDir, logLevel: 'info' })
+    ? new SankeServer({ bin: sankeBin, workDir, logLevel: process.env.SANKE_RURAL_LOG_LEVEL ?? 'info' })
     : new LiveKitServer({ bin: opt.livekit, workDir, sankeBin });
   await server.start();
   return server;
@@ -141,6 +143,7 @@ try {
           rec = { scenario: name, server: serverName, error: String(e.stack || e) };
           log(`${name} ${serverName} run ${run} failed: ${e.message}`);
         } finally {
+          if (process.env.SANKE_RURAL_LOG_LEVEL) await writeFile(join(out, `${name}-${serverName}-${run}.log`), server.since(0).join('\n')).catch(() => {});
           await server.stop();
         }
         rec.run = run;
