@@ -104,6 +104,9 @@ func (a *Allocator) pauseToFit(layers []int, total, budget uint64, now int64) ui
 			need -= min(need, t.lowCost(now)-t.lowNow(now))
 		}
 	}
+	if a.probeHeld(budget, now) {
+		need = 0
+	}
 	for i := len(a.tracks) - 1; i >= 0 && need > budget; i-- {
 		t := a.tracks[i]
 		if a.probing && a.probeTrack == t && t.state != streamPaused {
@@ -203,4 +206,36 @@ func (a *Allocator) emergencyDrop(layers []int, budget uint64) {
 			t.d.dropAbove(layers[i])
 		}
 	}
+}
+
+// resumeProbed resumes (layers[i] = LayerLow) the first paused track, by priority, that has
+// been paused for pausedMinWait, after a successful probe: with the estimate as the budget,
+// that probe asked for its lowest layer. For pausedMinWait after, no track is paused while
+// the budget stays at least what it was (see probeHeld). It reports whether it resumed one.
+// a.mu must be held.
+func (a *Allocator) resumeProbed(layers []int, now int64) bool {
+	for i, t := range a.tracks {
+		if t.video && t.state == streamPaused && layers[i] == LayerNone && now-t.pausedAt >= int64(pausedMinWait) &&
+			t.lowCost(now) > 0 {
+			layers[i] = LayerLow
+			a.resumedAt, a.resumeFloor = now, a.estimateBudget()
+			return true
+		}
+	}
+	return false
+}
+
+// probeHeld reports whether a probe's resume still stands at budget: the probe proved the
+// resumed layer fits, and the proven rate may be a little short of the audio's reserve and
+// the layer's cost with its keyframe; only a lower estimate (a cut), or pausedMinWait
+// without one, undoes it. a.mu must be held.
+func (a *Allocator) probeHeld(budget uint64, now int64) bool {
+	if a.resumeFloor == 0 {
+		return false
+	}
+	if budget < a.resumeFloor || now-a.resumedAt >= int64(pausedMinWait) {
+		a.resumeFloor = 0
+		return false
+	}
+	return true
 }
