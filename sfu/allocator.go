@@ -273,8 +273,8 @@ func (a *Allocator) maybeProbe(usage uint64, now int64) {
 		}
 	}
 	for _, t := range a.tracks {
-		if !t.video {
-			continue
+		if !t.video || t.state == streamResuming {
+			continue // a resumed track moves up once forwarded (and sends no padding before)
 		}
 		if _, extra, ok := t.nextLayer(t.capped, now); ok {
 			if a.cc.StartProbe(usage, extra, a.ccNow()) {

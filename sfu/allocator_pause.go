@@ -13,8 +13,10 @@ import "time"
 // (LiveKit's PausedMinWait) and resumes when the budget has room for its lowest layer
 // with a margin; with loss as the only measure of the link, resuming is the probe that
 // finds the room, and a resume that brings loss pauses the track again and doubles the
-// wait before the next. The subscriber hears ACTIVE when the resumed track's first
-// keyframe goes out, as LiveKit does.
+// wait before the next. With the TWCC estimate as the budget, the estimator's probe finds it:
+// the paused track sends the padding (at its lowest layer's frame ends, which still
+// arrive), and a probe that succeeds resumes it. The subscriber hears ACTIVE when the
+// resumed track's first keyframe goes out, as LiveKit does.
 //
 // When the budget falls far below what the video sends (a line that suddenly carries a
 // fraction of the top layer), the Allocator does not wait for the lower layer's keyframe
