@@ -245,6 +245,24 @@ func TestProber(t *testing.T) {
 			t.Error("no probe once the link is calm again")
 		}
 	})
+	t.Run("idle path", func(t *testing.T) {
+		// Heavy loss, then nothing sent (the only video paused): the loss last seen does not
+		// gate a probe once it is 2 s old; while it is fresh it does.
+		c := NewController(Config{Start: 600_000})
+		link := &bottleneck{rate: 3e6, queueLimit: 100 * ms, prop: 20 * ms, loss: 0.01}
+		s := newSim(t, c, link, 500_000)
+		s.run(10*second, nil)
+		link.loss = 0.3
+		s.run(1500*ms, nil)
+		if c.StartProbe(500_000, 300_000, s.now) {
+			t.Fatal("probed at 30% loss")
+		}
+		s.offered = 0
+		s.run(5*second, nil)
+		if e := c.Estimate(s.now); e.Loss < 0.2 || !c.StartProbe(200_000, 300_000, s.now) {
+			t.Errorf("no probe after 5 s of silence (last loss %.2f)", e.Loss)
+		}
+	})
 	t.Run("pacing and success", func(t *testing.T) {
 		c := NewController(Config{Start: 600_000})
 		link := &bottleneck{rate: 3e6, queueLimit: 100 * ms, prop: 20 * ms}
