@@ -259,8 +259,20 @@ func TestProber(t *testing.T) {
 		}
 		s.offered = 0
 		s.run(5*second, nil)
+		link.loss = 0
 		if e := c.Estimate(s.now); e.Loss < 0.2 || !c.StartProbe(200_000, 300_000, s.now) {
-			t.Errorf("no probe after 5 s of silence (last loss %.2f)", e.Loss)
+			t.Fatalf("no probe after 5 s of silence (last loss %.2f)", e.Loss)
+		}
+		// The cluster is all there is (padding at frame boundaries); nothing follows it, and
+		// it is still judged.
+		start := s.now
+		s.run(3*second, func(s *sim) {
+			if (s.now-start)%(35*ms) == 0 {
+				s.pad(c.ProbePadding(s.now))
+			}
+		})
+		if e := c.Estimate(s.now); e.Probes != 1 || e.ProbesOK != 1 || c.Probing() {
+			t.Errorf("probe on the idle path not judged a success: %+v", e)
 		}
 	})
 	t.Run("pacing and success", func(t *testing.T) {

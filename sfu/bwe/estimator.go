@@ -375,9 +375,12 @@ func (c *Controller) RTT() time.Duration {
 
 // Tick checks for missing feedback; call it about every second. With none for
 // feedbackCut while sending, the target is halved (again every feedbackCut): on a rural
-// line, feedback that stops coming is itself a sign of a link in trouble.
+// line, feedback that stops coming is itself a sign of a link in trouble. A probe cluster
+// whose feedback is due is judged here too: when nothing is sent after it (the only video
+// paused, the probe asking to resume it), no later feedback would.
 func (c *Controller) Tick(now int64) {
 	c.mu.Lock()
+	c.prober.evaluate(c, now)
 	if c.silentLocked(now) > feedbackCut && now-c.silenceCut >= feedbackCut {
 		c.silenceCut = now
 		c.rate.target = max(c.rate.target/2, c.rate.minRate)
