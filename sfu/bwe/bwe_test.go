@@ -252,16 +252,18 @@ func TestProber(t *testing.T) {
 		link := &bottleneck{rate: 3e6, queueLimit: 100 * ms, prop: 20 * ms, loss: 0.01}
 		s := newSim(t, c, link, 500_000)
 		s.run(10*second, nil)
-		link.loss = 0.3
+		// A link of 150 kbit/s under 500 offered: a standing queue and heavy loss.
+		link.rate, link.loss = 150_000, 0
 		s.run(1500*ms, nil)
 		if c.StartProbe(500_000, 300_000, s.now) {
-			t.Fatal("probed at 30% loss")
+			t.Fatalf("probed a congested link: %+v", c.Estimate(s.now))
 		}
 		s.offered = 0
 		s.run(5*second, nil)
-		link.loss = 0
-		if e := c.Estimate(s.now); e.Loss < 0.2 || !c.StartProbe(200_000, 300_000, s.now) {
-			t.Fatalf("no probe after 5 s of silence (last loss %.2f)", e.Loss)
+		link.rate = 3e6
+		before := c.Estimate(s.now)
+		if before.Loss < 0.2 || !c.StartProbe(200_000, 300_000, s.now) {
+			t.Fatalf("no probe after 5 s of silence: %+v", before)
 		}
 		// The cluster is all there is (padding at frame boundaries); nothing follows it, and
 		// it is still judged.
@@ -271,8 +273,8 @@ func TestProber(t *testing.T) {
 				s.pad(c.ProbePadding(s.now))
 			}
 		})
-		if e := c.Estimate(s.now); e.Probes != 1 || e.ProbesOK != 1 || c.Probing() {
-			t.Errorf("probe on the idle path not judged a success: %+v", e)
+		if e := c.Estimate(s.now); e.Probes != 1 || e.ProbesOK != 1 || c.Probing() || e.Target <= before.Target {
+			t.Errorf("probe on the idle path not judged a success: %+v (before %+v)", e, before)
 		}
 	})
 	t.Run("pacing and success", func(t *testing.T) {

@@ -222,6 +222,11 @@ func (c *Controller) OnTWCC(pkt []byte, now int64) error {
 
 // processLocked walks the reader's statuses, arrival times counted from ref (ns).
 func (c *Controller) processLocked(arrival int64, now int64) {
+	if c.lastFeedback != 0 && now-c.lastFeedback > probeIdleAfter {
+		// After a silence (nothing sent: the only video paused), the losses counted before
+		// it are history: a probe's first feedback must not be judged with them.
+		c.winStart, c.winLost, c.winRecv = now, 0, 0
+	}
 	h := c.hist
 	r := &c.reader
 	h.mu.Lock()
