@@ -268,11 +268,7 @@ func TestProber(t *testing.T) {
 		// The cluster is all there is (padding at frame boundaries); nothing follows it, and
 		// it is still judged.
 		start := s.now
-		s.run(3*second, func(s *sim) {
-			if (s.now-start)%(35*ms) == 0 {
-				s.pad(c.ProbePadding(s.now))
-			}
-		})
+		s.run(3*second, func(s *sim) { s.padFrame(start) })
 		if e := c.Estimate(s.now); e.Probes != 1 || e.ProbesOK != 1 || c.Probing() || e.Target <= before.Target {
 			t.Errorf("probe on the idle path not judged a success: %+v (before %+v)", e, before)
 		}
@@ -287,13 +283,7 @@ func TestProber(t *testing.T) {
 		}
 		start := s.now
 		var padded int
-		s.run(2*second, func(s *sim) {
-			// Frame boundaries every 33 ms: send what is due, as padding packets.
-			if (s.now-start)%(35*ms) != 0 {
-				return
-			}
-			padded += s.pad(c.ProbePadding(s.now))
-		})
+		s.run(2*second, func(s *sim) { padded += s.padFrame(start) })
 		// Goal 500 + 1.2 x 500 = 1100 kbps for 500 ms: about 69 KB, media included.
 		sentAll := c.hist.clusterBytes
 		if sentAll < 60_000 || sentAll > 80_000 {
@@ -347,6 +337,15 @@ func deltaBytes(p *rtcp.TransportLayerCC) int {
 		}
 	}
 	return n
+}
+
+// padFrame sends the probe padding due at frame boundaries (every 35 ms from start), as
+// down tracks do; it returns the bytes sent.
+func (s *sim) padFrame(start int64) int {
+	if (s.now-start)%(35*ms) != 0 {
+		return 0
+	}
+	return s.pad(s.c.ProbePadding(s.now))
 }
 
 // pad sends due bytes of probe padding through the link as 295-byte packets (255 of padding
