@@ -103,6 +103,10 @@ type Allocator struct {
 	ccUsed   bool         // the estimate sets the budget (feedback flows)
 
 	videoRate uint64 // what the video tracks sent in the last evaluated window, bits/s
+	// A successful probe resumed a paused track at resumedAt, the budget then resumeFloor
+	// (0: none standing; see probeHeld).
+	resumedAt   int64
+	resumeFloor uint64
 
 	onStreamState func(d *DownTrack, paused bool) // see OnStreamState
 }
@@ -225,6 +229,11 @@ func (a *Allocator) applyEstimate(budget uint64, now int64) []int {
 	up := a.est.ProbesOK > a.probesOK
 	a.probesOK = a.est.ProbesOK
 	moved := false
+	if up && a.est.Limited {
+		// While a track is paused, the probes are for its lowest layer (maybeProbe): one
+		// that succeeded resumes it, even if the proven rate leaves little margin.
+		moved = a.resumeProbed(layers, now)
+	}
 	for i, t := range a.tracks {
 		if !t.video || layers[i] <= t.capped || !a.est.Limited {
 			continue
@@ -280,16 +289,19 @@ func (a *Allocator) probeUsage(total uint64) uint64 {
 // subscriber wants and the publisher sends: usage is what is sent now. a.mu must be held.
 func (a *Allocator) maybeProbe(usage uint64, now int64) {
 	for _, t := range a.tracks {
-		if !t.video {
-			continue
-		}
-		if t.state == streamPaused {
-			// Resuming a paused track is the first step up: probe for its lowest layer.
+		if t.video && t.state == streamPaused {
+			// Resuming a paused track is the first step up: probe for its lowest layer (the
+			// paused track sends the padding, see DownTrack.writeRTP).
 			if c := t.lowCost(now); c > 0 && now-t.pausedAt >= int64(pausedMinWait) &&
 				a.cc.StartProbe(usage, uint64(float64(c)*resumeHeadroom), a.ccNow()) {
 				a.logger.Debug("downlink probe to resume", "track", t.d.ID(), "usage_kbps", usage/1000)
 			}
 			return
+		}
+	}
+	for _, t := range a.tracks {
+		if !t.video || t.state == streamResuming {
+			continue // a resumed track moves up once forwarded (and sends no padding before)
 		}
 		if _, extra, ok := t.nextLayer(t.capped, now); ok {
 			// The probe is judged on what is sent: the media with its retransmissions.

@@ -2,6 +2,7 @@ package sfu
 
 import (
 	"testing"
+	"time"
 
 	"github.com/sanke-edu/sanke/sfu/bwe"
 )
@@ -132,4 +133,78 @@ func TestAllocatorProbeUsage(t *testing.T) {
 	if u := ar.a.probeUsage(0); u != 1400*kbps {
 		t.Errorf("probe usage %d kbps with no layer bitrate known, want the 1400 acknowledged", u/kbps)
 	}
+}
+
+// estimate hands the Allocator e as the estimator would, the layers receiving now.
+func (ar *allocRig) estimate(e bwe.Estimate) {
+	ar.keepAlive()
+	ar.a.onEstimate(e)
+}
+
+// Under a TWCC estimate, video pauses when the voice's reserve and the camera's lowest layer
+// do not fit, but not before the path showed a limit: the start estimate is a guess. Once
+// paused, a higher estimate alone does not resume it within 5 s; a successful probe (the one
+// maybeProbe asks for the lowest layer) after 5 s does, even with little margin, and the
+// resume stands until the estimate is cut.
+func TestAllocatorPauseUnderEstimate(t *testing.T) {
+	const kbps = 1000
+	ar := newAllocRig(t)
+	ar.a.UseEstimator(bwe.NewController(bwe.Config{}))
+	camera := ar.track(vp8Codec, 0, 150*kbps, 500*kbps, 1500*kbps)
+	voice := ar.track(opusCodec, 0, 50*kbps)
+	states := watchStreamStates(ar.a, map[*DownTrack]string{camera: "camera"})
+	forwarding(camera, LayerHigh)
+
+	// The start estimate, however low it is set, pauses nothing.
+	est := bwe.Estimate{Source: bwe.SourceTWCC, Target: 150 * kbps}
+	ar.estimate(est)
+	if paused(camera) || camera.Stats().CapLayer != LayerLow {
+		t.Fatalf("unlimited start estimate of 150 kbit/s: paused %v cap %d", paused(camera), camera.Stats().CapLayer)
+	}
+	states.want(t, "start estimate")
+
+	// The path's limit: 180 kbit/s has room for the voice (62.5) but not for it and 150.
+	ar.clock.advance(time.Second)
+	est.Target, est.Limited = 180*kbps, true
+	ar.estimate(est)
+	if !paused(camera) || paused(voice) || voice.TargetLayer() == LayerNone {
+		t.Fatalf("limited estimate of 180 kbit/s: camera paused %v, voice paused %v", paused(camera), paused(voice))
+	}
+	states.want(t, "limited 180 kbit/s", "camera paused")
+	pausedAt := ar.clock.now()
+
+	// A probe succeeding before 5 s of pause does not resume it.
+	ar.clock.advance(pausedMinWait - time.Second)
+	est.Target, est.Probes, est.ProbesOK = 230*kbps, 1, 1
+	ar.estimate(est)
+	if !paused(camera) {
+		t.Fatal("resumed 4 s after the pause")
+	}
+	// 5 s after: no new probe, no resume (230 < 62.5 + 150 x 1.2).
+	ar.clock.advance(time.Duration(pausedAt + int64(pausedMinWait) - ar.clock.now()))
+	ar.estimate(est)
+	if !paused(camera) {
+		t.Fatal("resumed without a probe")
+	}
+	// The resume probe succeeds: the camera comes back at its lowest layer.
+	est.Target, est.Probes, est.ProbesOK = 235*kbps, 2, 2
+	ar.estimate(est)
+	if paused(camera) || camera.Stats().CapLayer != LayerLow {
+		t.Fatalf("after a successful resume probe: paused %v cap %d", paused(camera), camera.Stats().CapLayer)
+	}
+	ar.keyframe(camera, LayerLow, 500)
+	states.want(t, "resumed", "camera paused", "camera active")
+	// The next estimate, no higher, keeps it; a cut pauses it again.
+	ar.clock.advance(time.Second)
+	ar.estimate(est)
+	if paused(camera) {
+		t.Fatal("paused again without a cut")
+	}
+	ar.clock.advance(time.Second)
+	est.Target = 170 * kbps
+	ar.estimate(est)
+	if !paused(camera) {
+		t.Fatal("not paused again after a cut to 170 kbit/s")
+	}
+	states.want(t, "cut", "camera paused", "camera active", "camera paused")
 }

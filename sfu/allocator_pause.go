@@ -13,8 +13,10 @@ import "time"
 // (LiveKit's PausedMinWait) and resumes when the budget has room for its lowest layer
 // with a margin; with loss as the only measure of the link, resuming is the probe that
 // finds the room, and a resume that brings loss pauses the track again and doubles the
-// wait before the next. The subscriber hears ACTIVE when the resumed track's first
-// keyframe goes out, as LiveKit does.
+// wait before the next. With the TWCC estimate as the budget, the estimator's probe finds it:
+// the paused track sends the padding (at its lowest layer's frame ends, which still
+// arrive), and a probe that succeeds resumes it. The subscriber hears ACTIVE when the
+// resumed track's first keyframe goes out, as LiveKit does.
 //
 // When the budget falls far below what the video sends (a line that suddenly carries a
 // fraction of the top layer), the Allocator does not wait for the lower layer's keyframe
@@ -103,6 +105,9 @@ func (a *Allocator) pauseToFit(layers []int, total, budget uint64, now int64) ui
 		if t.video && layers[i] == LayerLow {
 			need -= min(need, t.lowCost(now)-t.lowNow(now))
 		}
+	}
+	if a.probeHeld(budget, now) {
+		need = 0
 	}
 	for i := len(a.tracks) - 1; i >= 0 && need > budget; i-- {
 		t := a.tracks[i]
@@ -203,4 +208,36 @@ func (a *Allocator) emergencyDrop(layers []int, budget uint64) {
 			t.d.dropAbove(layers[i])
 		}
 	}
+}
+
+// resumeProbed resumes (layers[i] = LayerLow) the first paused track, by priority, that has
+// been paused for pausedMinWait, after a successful probe: with the estimate as the budget,
+// that probe asked for its lowest layer. For pausedMinWait after, no track is paused while
+// the budget stays at least what it was (see probeHeld). It reports whether it resumed one.
+// a.mu must be held.
+func (a *Allocator) resumeProbed(layers []int, now int64) bool {
+	for i, t := range a.tracks {
+		if t.video && t.state == streamPaused && layers[i] == LayerNone && now-t.pausedAt >= int64(pausedMinWait) &&
+			t.lowCost(now) > 0 {
+			layers[i] = LayerLow
+			a.resumedAt, a.resumeFloor = now, a.estimateBudget()
+			return true
+		}
+	}
+	return false
+}
+
+// probeHeld reports whether a probe's resume still stands at budget: the probe proved the
+// resumed layer fits, and the proven rate may be a little short of the audio's reserve and
+// the layer's cost with its keyframe; only a lower estimate (a cut), or pausedMinWait
+// without one, undoes it. a.mu must be held.
+func (a *Allocator) probeHeld(budget uint64, now int64) bool {
+	if a.resumeFloor == 0 {
+		return false
+	}
+	if budget < a.resumeFloor || now-a.resumedAt >= int64(pausedMinWait) {
+		a.resumeFloor = 0
+		return false
+	}
+	return true
 }

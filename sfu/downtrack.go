@@ -487,6 +487,8 @@ func (d *DownTrack) writeRTP(p *inPacket) {
 	res := d.fwd.forward(p)
 	if res.send {
 		d.send(p, &res)
+	} else if d.cc != nil && p.header.Marker && p.layer == LayerLow && d.fwd.bwPausedOnly() {
+		d.maybeProbe(p.batch, p.arrival) // paused: the lowest layer's frames pace the resume probe
 	}
 	firstAsk, firstSent := false, false
 	if res.keyframe != LayerNone && !d.askedKey {

@@ -139,6 +139,11 @@ func (f *forwarder) update(change func()) {
 	}
 }
 
+// bwPausedOnly reports whether the Allocator's pause is all that stops the forwarder.
+func (f *forwarder) bwPausedOnly() bool {
+	return f.bwPaused && !f.paused && !f.muted && f.maxLayer >= 0
+}
+
 // setMaxLayer sets the highest layer the subscriber wants (LayerNone for
 // none).
 func (f *forwarder) setMaxLayer(layer int) {
@@ -267,9 +272,12 @@ func (f *forwarder) relock(p *inPacket) {
 }
 
 // padSeq takes the next output sequence number for a padding packet, between the newest
-// packet sent and the next. ok is false when nothing was sent yet.
+// packet sent and the next. ok is false when nothing was sent yet, and while stopped or
+// waiting for a keyframe, except when only the Allocator paused the track (bwPaused): its
+// padding is what probes whether the lowest layer fits again, and the resume's relock
+// numbers on from it.
 func (f *forwarder) padSeq() (seq uint16, ts uint32, ok bool) {
-	if !f.started || f.current == LayerNone || f.stopped() {
+	if !f.started || !(f.current != LayerNone && !f.stopped() || f.bwPausedOnly()) {
 		return 0, 0, false
 	}
 	if f.padsN > 0 && f.pads[(f.padsN-1)%len(f.pads)].boundary == f.highest {

@@ -310,3 +310,33 @@ func TestTicks(t *testing.T) {
 		}
 	}
 }
+
+// A track the Allocator paused still takes padding numbers (its resume probe), and the
+// resume's keyframe numbers on from them; paused by the subscriber or muted, it takes none.
+func TestForwarderPaddingWhileBWPaused(t *testing.T) {
+	var pads []uint16
+	pad := func(f *forwarder) {
+		seq, _, ok := f.padSeq()
+		if !ok {
+			t.Fatal("no padding number for a bandwidth-paused track")
+		}
+		pads = append(pads, seq)
+	}
+	f := runForwarder(t, true, []fstep{
+		{seq: 100, ts: 1000, key: true, wantSend: true, wantSeq: 100, wantTS: 1000, wantKey: none},
+		{do: func(f *forwarder) { f.setBWPaused(true) }},
+		{seq: 101, ts: 4000, atMS: 33, wantKey: none},
+		{do: pad},
+		{do: pad},
+		{do: func(f *forwarder) { f.setBWPaused(false) }},
+		{seq: 102, ts: 7000, key: true, atMS: 66, wantSend: true, wantSeq: 103, wantTS: 1000 + 66*90, wantKey: none},
+	})
+	if len(pads) != 2 || pads[0] != 101 || pads[1] != 102 {
+		t.Fatalf("padding numbers %v, want [101 102]", pads)
+	}
+	f.setPaused(true)
+	f.setBWPaused(true)
+	if _, _, ok := f.padSeq(); ok {
+		t.Fatal("padding for a track its subscriber paused")
+	}
+}

@@ -245,6 +245,34 @@ func TestProber(t *testing.T) {
 			t.Error("no probe once the link is calm again")
 		}
 	})
+	t.Run("idle path", func(t *testing.T) {
+		// Heavy loss, then nothing sent (the only video paused): the loss last seen does not
+		// gate a probe once it is 2 s old; while it is fresh it does.
+		c := NewController(Config{Start: 600_000})
+		link := &bottleneck{rate: 3e6, queueLimit: 100 * ms, prop: 20 * ms, loss: 0.01}
+		s := newSim(t, c, link, 500_000)
+		s.run(10*second, nil)
+		// A link of 150 kbit/s under 500 offered: a standing queue and heavy loss.
+		link.rate, link.loss = 150_000, 0
+		s.run(1500*ms, nil)
+		if c.StartProbe(500_000, 300_000, s.now) {
+			t.Fatalf("probed a congested link: %+v", c.Estimate(s.now))
+		}
+		s.offered = 0
+		s.run(5*second, nil)
+		link.rate = 3e6
+		before := c.Estimate(s.now)
+		if before.Loss < 0.2 || !c.StartProbe(200_000, 300_000, s.now) {
+			t.Fatalf("no probe after 5 s of silence: %+v", before)
+		}
+		// The cluster is all there is (padding at frame boundaries); nothing follows it, and
+		// it is still judged.
+		start := s.now
+		s.run(3*second, func(s *sim) { s.padFrame(start) })
+		if e := c.Estimate(s.now); e.Probes != 1 || e.ProbesOK != 1 || c.Probing() || e.Target <= before.Target {
+			t.Errorf("probe on the idle path not judged a success: %+v (before %+v)", e, before)
+		}
+	})
 	t.Run("pacing and success", func(t *testing.T) {
 		c := NewController(Config{Start: 600_000})
 		link := &bottleneck{rate: 3e6, queueLimit: 100 * ms, prop: 20 * ms}
@@ -255,13 +283,7 @@ func TestProber(t *testing.T) {
 		}
 		start := s.now
 		var padded int
-		s.run(2*second, func(s *sim) {
-			// Frame boundaries every 33 ms: send what is due, as padding packets.
-			if (s.now-start)%(35*ms) != 0 {
-				return
-			}
-			padded += s.pad(c.ProbePadding(s.now))
-		})
+		s.run(2*second, func(s *sim) { padded += s.padFrame(start) })
 		// Goal 500 + 1.2 x 500 = 1100 kbps for 500 ms: about 69 KB, media included.
 		sentAll := c.hist.clusterBytes
 		if sentAll < 60_000 || sentAll > 80_000 {
@@ -391,6 +413,15 @@ func deltaBytes(p *rtcp.TransportLayerCC) int {
 		}
 	}
 	return n
+}
+
+// padFrame sends the probe padding due at frame boundaries (every 35 ms from start), as
+// down tracks do; it returns the bytes sent.
+func (s *sim) padFrame(start int64) int {
+	if (s.now-start)%(35*ms) != 0 {
+		return 0
+	}
+	return s.pad(s.c.ProbePadding(s.now))
 }
 
 // pad sends due bytes of probe padding through the link as 295-byte packets (255 of padding

@@ -243,6 +243,11 @@ func (c *Controller) OnTWCC(pkt []byte, now int64) error {
 
 // processLocked walks the reader's statuses, arrival times counted from ref (ns).
 func (c *Controller) processLocked(arrival int64, now int64) {
+	if c.lastFeedback != 0 && now-c.lastFeedback > probeIdleAfter {
+		// After a silence (nothing sent: the only video paused), the losses counted before
+		// it are history: a probe's first feedback must not be judged with them.
+		c.winStart, c.winLost, c.winRecv = now, 0, 0
+	}
 	h := c.hist
 	r := &c.reader
 	h.mu.Lock()
@@ -445,9 +450,12 @@ func (c *Controller) RTT() time.Duration {
 
 // Tick checks for missing feedback; call it about every second. With none for
 // feedbackCut while sending, the target is halved (again every feedbackCut): on a rural
-// line, feedback that stops coming is itself a sign of a link in trouble.
+// line, feedback that stops coming is itself a sign of a link in trouble. A probe cluster
+// whose feedback is due is judged here too: when nothing is sent after it (the only video
+// paused, the probe asking to resume it), no later feedback would.
 func (c *Controller) Tick(now int64) {
 	c.mu.Lock()
+	c.prober.evaluate(c, now)
 	if c.silentLocked(now) > feedbackCut && now-c.silenceCut >= feedbackCut {
 		c.silenceCut = now
 		c.rate.target = max(c.rate.target/2, c.rate.minRate)

@@ -21,6 +21,10 @@ const (
 	probeGoalCap      = 1.1  // ...but no more than this times the goal
 	probeFeedbackWait = 150_000_000
 	probeLossSigmas   = 0.5 // of a loss window's binomial variation tolerated at the start
+	// probeIdleAfter: with no loss window evaluated for this long (next to nothing was
+	// sent, as while the only video is paused), the delay and loss last seen describe a
+	// queue long drained and do not gate a probe.
+	probeIdleAfter = 2 * lossWindow
 	// probePaddingMax bounds the padding due at once: one frame interval's share of a
 	// cluster, not a burst that would itself fill a rural queue.
 	probePaddingMax = 16 * 1024
@@ -153,16 +157,20 @@ func (p *Prober) evaluate(c *Controller, now int64) {
 // more bits per second, if the link is fit to probe: TWCC feedback flows, the delay has
 // been normal for 2 s with no overuse for 5 s, the recent loss is at most the baseline plus
 // 2% and half a standard deviation of a window's chance variation (at 20% random loss,
-// a window varies by 4%: without it, most windows would forbid a probe),
-// and the backoff after the last probe has passed. It returns whether a cluster started.
+// a window varies by 4%: without it, most windows would forbid a probe; delay and loss not
+// counting after probeIdleAfter of near silence), and the backoff after the last probe has
+// passed. It returns whether a cluster started.
 func (c *Controller) StartProbe(usage, extra uint64, now int64) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	p := &c.prober
+	idle := c.winStart != 0 && now-c.winStart > probeIdleAfter
 	if p.id != 0 || c.src != SourceTWCC || now < p.notBefore || c.missingLocked(now) ||
-		c.tl.usage != UsageNormal || now-c.normalSince < probeNormalFor ||
-		(c.overuseAt != 0 && now-c.overuseAt < probeNoOveruseFor) || c.windows == 0 ||
-		max(c.loss, c.lossAvg) > c.baseline+lossQuiet+probeLossSigmas*c.lossSigma {
+		(c.overuseAt != 0 && now-c.overuseAt < probeNoOveruseFor) || c.windows == 0 {
+		return false
+	}
+	if !idle && (c.tl.usage != UsageNormal || now-c.normalSince < probeNormalFor ||
+		max(c.loss, c.lossAvg) > c.baseline+lossQuiet+probeLossSigmas*c.lossSigma) {
 		return false
 	}
 	goal := float64(usage) + max(probeDeltaFactor*float64(extra), probeMinExtra)
