@@ -19,7 +19,7 @@ const (
 // redLoss[d] distance d covers the loss (residual loss^(d+1) well under 1% of the frames), so
 // the distance is the first band above the loss. startREDDistance is used until reports come:
 // a rural link is assumed lossy.
-var redLoss = [maxREDDistance]float64{0.01, 0.05, 0.15}
+var redLoss = [maxREDDistance]float64{0.01, 0.03, 0.06, 0.10, 0.15}
 
 const (
 	startREDDistance = 2

@@ -10,7 +10,7 @@ import (
 
 // audioHistory is how many upstream Opus frames a receiver keeps to wrap into RED (more than
 // maxREDDistance: a late packet's frame may take a place).
-const audioHistory = 4
+const audioHistory = maxREDDistance + 2
 
 // audioFrame is one upstream Opus frame kept for RED.
 type audioFrame struct {

@@ -304,28 +304,29 @@ func TestREDWrapAdapts(t *testing.T) {
 	check(1, 0) // nothing before the first packet
 	check(2, 1)
 	check(3, startREDDistance)
-	// 20% loss: distance 3 at once.
+	// 20% loss: distance 5 at once (as many frames as there are before it).
 	report := func(lost uint8) {
 		d.handleRTCP([]rtcp.Packet{&rtcp.ReceiverReport{Reports: []rtcp.ReceptionReport{{SSRC: 5555, FractionLost: lost}}}})
 	}
 	report(51)
 	check(4, 3)
-	check(5, 3)
+	check(5, 4)
+	check(6, 5)
 	// A clean line: down one step after redStepDown reports.
 	for range redStepDown - 1 {
 		report(0)
 	}
-	check(6, 3)
+	check(7, 5)
 	report(0)
-	check(7, 2)
-	// Upstream lost 8: the two newest frames there are (6 and 7).
-	check(9, 2)
+	check(8, 4)
+	// Upstream lost 9: the 4 newest frames kept (5 to 8), the hole left out.
+	check(10, 4)
 	// A NACK is answered with the primary alone, as RED.
-	d.handleRTCP([]rtcp.Packet{nack(5555, 7)})
+	d.handleRTCP([]rtcp.Packet{nack(5555, 8)})
 	ps := w.packets()
 	p := ps[len(ps)-1]
 	if n, err := ParseRED(p.Payload, blocks[:]); err != nil || n != 1 || blocks[0].PayloadType != 109 ||
-		!bytes.Equal(blocks[0].Data, opusFrame(7, 40)) || p.SequenceNumber != 7 {
+		!bytes.Equal(blocks[0].Data, opusFrame(8, 40)) || p.SequenceNumber != 8 {
 		t.Errorf("retransmission: %d blocks, %v, seq %d", n, err, p.SequenceNumber)
 	}
 	// Closing releases the receiver's work.
