@@ -126,8 +126,10 @@ type allocTrack struct {
 	sent, received uint64
 	// Counters at the last evaluation, for the sent bitrate.
 	packets, bytes uint64
-	// Recent peak bitrate of each layer (see cost).
-	peak [NumLayers]uint64
+	// Recent peak bitrate of each layer, and its mean (see cost).
+	peak, mean [NumLayers]uint64
+	// estimated: the budget is the delay-based estimate (see cost).
+	estimated bool
 	// capped is the layer the allocation last gave the track.
 	capped int
 	// What the track sent in the last evaluated window, bits/s on the wire, and the share of
@@ -187,6 +189,9 @@ func (a *Allocator) onEstimate(e bwe.Estimate) {
 	defer a.mu.Unlock()
 	a.est = e
 	a.ccUsed = e.Source != bwe.SourceNone
+	for _, t := range a.tracks {
+		t.estimated = a.ccUsed && e.Source == bwe.SourceTWCC
+	}
 	a.logger.Debug("downlink estimator", "source", e.Source, "target_kbps", e.Target/1000, "acked_kbps", e.Acked/1000,
 		"usage", e.Usage, "queue_ms", e.QueueDelay.Milliseconds(), "loss", e.Loss, "baseline", e.Baseline,
 		"limited", e.Limited, "probes", e.Probes, "probes_ok", e.ProbesOK, "missing", e.FeedbackMissing)
@@ -319,7 +324,8 @@ func (a *Allocator) maybeProbe(usage uint64, now int64) {
 func (a *Allocator) add(d *DownTrack, priority int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	t := &allocTrack{d: d, video: d.receiver.video(), priority: priority, capped: LayerHigh}
+	t := &allocTrack{d: d, video: d.receiver.video(), priority: priority, capped: LayerHigh,
+		estimated: a.ccUsed && a.est.Source == bwe.SourceTWCC}
 	t.packets, t.bytes = d.sentCounters()
 	a.tracks = append(a.tracks, t)
 	// Stable: equal priorities keep their subscription order.
@@ -620,6 +626,12 @@ func (t *allocTrack) cost(layer int, now int64) uint64 {
 	if b == 0 || layer < 0 || layer >= NumLayers {
 		return b
 	}
+	if t.estimated && t.mean[layer] > 0 {
+		// The estimate leaves the queue's room for a keyframe's burst (it cuts on the delay a
+		// queue adds, not on a drop): a layer costs what it sends over seconds. Its peak, a
+		// keyframe's second, would keep a 1 Mbit/s line on the lowest layer.
+		return max(t.mean[layer], b/2)
+	}
 	return max(b, t.peak[layer])
 }
 
@@ -627,6 +639,12 @@ func (t *allocTrack) cost(layer int, now int64) uint64 {
 func (t *allocTrack) updatePeaks(_ int64) {
 	now := t.d.receiver.now()
 	for l := range t.peak {
-		t.peak[l] = max(t.d.receiver.layerBitrate(l, now), t.peak[l]*peakDecayNum/peakDecayDen)
+		b := t.d.receiver.layerBitrate(l, now)
+		t.peak[l] = max(b, t.peak[l]*peakDecayNum/peakDecayDen)
+		if t.mean[l] == 0 {
+			t.mean[l] = b
+		} else {
+			t.mean[l] = (3*t.mean[l] + b) / 4
+		}
 	}
 }

@@ -208,3 +208,43 @@ func TestAllocatorPauseUnderEstimate(t *testing.T) {
 	}
 	states.want(t, "cut", "camera paused", "camera active", "camera paused")
 }
+
+// Under the delay-based estimate a layer costs its mean bitrate, not the peak of a
+// keyframe's second: on a line with room for the middle layer's mean, one keyframe burst does
+// not push the camera down to its lowest layer.
+func TestAllocatorEstimateCostsMean(t *testing.T) {
+	const kbps = 1000
+	ar := newAllocRig(t)
+	ar.a.UseEstimator(bwe.NewController(bwe.Config{}))
+	camera := ar.track(vp8Codec, 0, 150*kbps, 500*kbps, 1500*kbps)
+	est := bwe.Estimate{Source: bwe.SourceTWCC, Target: 700 * kbps, Limited: true}
+	ar.estimate(est)
+	evaluate := func() {
+		ar.a.mu.Lock()
+		for _, tr := range ar.a.tracks {
+			tr.updatePeaks(0)
+		}
+		ar.a.mu.Unlock()
+	}
+	for range 5 {
+		evaluate()
+	}
+	// One second of a keyframe: the middle layer sends 900 kbit/s, then 500 again.
+	ar.rigs[0].layers[LayerMedium].bitrate.Store(900 * kbps)
+	evaluate()
+	ar.rigs[0].layers[LayerMedium].bitrate.Store(500 * kbps)
+	ar.clock.advance(time.Second)
+	ar.estimate(est)
+	if c := camera.Stats().CapLayer; c != LayerMedium {
+		t.Fatalf("700 kbit/s estimate, middle layer 500 kbit/s with one 900 kbit/s second: cap %d, want medium", c)
+	}
+	// Without the estimate (receiver-report loss), the peak still counts.
+	ar.a.mu.Lock()
+	tr := ar.a.tracks[0]
+	tr.estimated = false
+	cost := tr.cost(LayerMedium, ar.clock.now())
+	ar.a.mu.Unlock()
+	if cost < 800*kbps {
+		t.Errorf("loss-driven cost of the middle layer %d kbit/s, want its recent peak (about 900)", cost/kbps)
+	}
+}
