@@ -160,7 +160,7 @@ func TestPlayoutDelayKeepsTWCCOffset(t *testing.T) {
 		if got := binary.BigEndian.Uint16(raw[twccOffset:]); got != twccOf(t, p) || got != uint16(i+1) {
 			t.Errorf("packet %d: % x at twccOffset, extension %d", i, raw[twccOffset:twccOffset+2], twccOf(t, p))
 		}
-		if v := p.GetExtension(testPlayoutID); !bytes.Equal(v, []byte{0x01, 0xe3, 0xe8}) { // 300 ms
+		if v := p.GetExtension(testPlayoutID); !bytes.Equal(v, []byte{0x03, 0x23, 0xe8}) { // 500 ms
 			t.Errorf("packet %d: playout delay % x", i, v)
 		}
 	}
