@@ -102,10 +102,15 @@ func BenchmarkFanout(b *testing.B) {
 // BenchmarkDirectStamp is one down track's direct path per packet (forward, marshal into the
 // batch, AES-GCM, sendmmsg to loopback in batches of 64) without and with transport-wide
 // numbering: the difference is what stamping costs (header extension, SendHistory.Sent,
-// the 2-byte store).
+// the 2-byte store); playout adds the playout-delay extension a lossy link is sent.
 func BenchmarkDirectStamp(b *testing.B) {
-	for _, twcc := range []bool{false, true} {
-		b.Run(fmt.Sprintf("twcc=%v", twcc), func(b *testing.B) {
+	for _, c := range []struct{ twcc, playout bool }{{false, false}, {true, false}, {true, true}} {
+		twcc := c.twcc
+		name := fmt.Sprintf("twcc=%v", twcc)
+		if c.playout {
+			name += ",playout"
+		}
+		b.Run(name, func(b *testing.B) {
 			rig := newTestRig(b, vp8Codec, 0)
 			t := &testing.T{}
 			out, _ := newDirectOutput(t, true)
@@ -117,6 +122,12 @@ func BenchmarkDirectStamp(b *testing.B) {
 				d = rig.bindCC(vp8Codec, discardWriter{}, out, alloc, 5555)
 			} else {
 				d = rig.bindOut(vp8Codec, discardWriter{}, out)
+			}
+			if c.playout {
+				d.mu.Lock()
+				d.bindPlayout(testPlayoutID)
+				d.adaptPlayout(0.2, 0.2, 100*time.Millisecond, 0) // no report follows: sent on every packet
+				d.mu.Unlock()
 			}
 			payload := append(vp8Payload(true, 500, 9, 3, true), make([]byte, 1000)...)
 			rig.feed(0, rtp.Header{SequenceNumber: 100, Timestamp: 1}, payload)
@@ -135,6 +146,9 @@ func BenchmarkDirectStamp(b *testing.B) {
 			b.StopTimer()
 			if s := d.Stats(); !s.Direct || s.Packets < uint64(b.N) {
 				b.Fatalf("direct %v, forwarded %d of %d packets", s.Direct, s.Packets, b.N)
+			}
+			if c.playout && !d.playoutPending() {
+				b.Fatal("playout delay not being sent")
 			}
 		})
 	}

@@ -135,6 +135,7 @@ type DownTrack struct {
 	twccExt  [1]rtp.Extension
 	twccVal  [2]byte
 	ccOffset int64
+	playout  playoutState // video: the playout-delay extension, on lossy links
 
 	awaitConn bool // DownTrackParams.AwaitConnected
 	connected bool // forwarding may start (see DownTrackParams.AwaitConnected)
@@ -275,6 +276,13 @@ func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 			}
 		}
 	}
+	var playoutID uint8
+	for _, e := range ctx.HeaderExtensions() {
+		if e.URI == PlayoutDelayURI && e.ID > 0 {
+			playoutID = uint8(e.ID)
+		}
+	}
+	d.bindPlayout(playoutID)
 	first := LayerNone
 	if d.awaitConn && d.connected {
 		first = d.firstKeyframeLocked() // bound after the connection came up (renegotiated)
@@ -587,9 +595,16 @@ func (d *DownTrack) send(p *inPacket, res *forwardResult) {
 
 // setExtensions gives h the down track's header extensions: the publisher's ids mean
 // nothing on this connection; ours is the transport-wide sequence number, when negotiated,
-// as the only one-byte extension, so that its value sits at a constant offset
-// (twccOffset) for srtpout to stamp. d.mu must be held.
+// as the first one-byte extension, so that its value sits at a constant offset
+// (twccOffset) for srtpout to stamp, then the playout delay while it is being sent (see
+// playoutState). h.SequenceNumber must be set. d.mu must be held.
 func (d *DownTrack) setExtensions(h *rtp.Header) {
+	if exts := d.playoutExtensions(h.SequenceNumber); exts != nil {
+		h.Extension = true
+		h.ExtensionProfile = 0xBEDE
+		h.Extensions = exts
+		return
+	}
 	if d.twccID == 0 {
 		h.Extension = false
 		h.ExtensionProfile = 0

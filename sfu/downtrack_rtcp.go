@@ -308,9 +308,19 @@ func (d *DownTrack) handleReports(reports []rtcp.ReceptionReport) {
 			sent -= min(sent, uint64(ahead))
 		}
 	}
+	playout := mine != nil && d.playout.id != 0
 	d.mu.Unlock()
 	if mine != nil && d.cc != nil && rtt > 0 {
 		d.cc.OnReport(rtt)
+	}
+	if playout {
+		loss := -1.0 // no estimator: the reports' own loss
+		if d.cc != nil {
+			loss = d.cc.Estimate(now).Baseline
+		}
+		d.mu.Lock()
+		d.adaptPlayout(loss, float64(mine.FractionLost)/256, rtt, uint16(mine.LastSequenceNumber))
+		d.mu.Unlock()
 	}
 	if mine != nil && d.alloc != nil {
 		d.alloc.report(d, mine.LastSequenceNumber, lost24(mine.TotalLost), sent, now)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/sanke-edu/sanke/internal/connlimit"
 	"github.com/sanke-edu/sanke/internal/pionlog"
+	"github.com/sanke-edu/sanke/sfu"
 	"github.com/sanke-edu/sanke/sfu/srtpout"
 	"github.com/sanke-edu/sanke/sfu/udpsock"
 )
@@ -220,7 +221,8 @@ const defaultTCPSetupTimeout = 10 * time.Second
 const dtlsRetransmission = 100 * time.Millisecond
 
 // Header extensions the SFU negotiates. Mid/RID are required for simulcast; audio level
-// feeds speaker detection; transport-cc lets publishers estimate their uplink.
+// feeds speaker detection; transport-cc lets publishers estimate their uplink; playout delay
+// lets the SFU widen a lossy subscriber's video jitter buffer (sfu.PlayoutDelayURI).
 const (
 	extAudioLevel = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
 	extTWCC       = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
@@ -423,7 +425,7 @@ func registerCodecs(me *webrtc.MediaEngine) error {
 			return err
 		}
 	}
-	for _, ext := range []string{sdp.SDESMidURI, sdp.SDESRTPStreamIDURI, sdp.SDESRepairRTPStreamIDURI} {
+	for _, ext := range []string{sdp.SDESMidURI, sdp.SDESRTPStreamIDURI, sdp.SDESRepairRTPStreamIDURI, sfu.PlayoutDelayURI} {
 		if err := me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: ext}, webrtc.RTPCodecTypeVideo); err != nil {
 			return err
 		}
