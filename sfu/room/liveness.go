@@ -8,7 +8,6 @@ import (
 
 	"github.com/sanke-edu/sanke/internal/rooms"
 	"github.com/sanke-edu/sanke/sfu"
-	"github.com/sanke-edu/sanke/sfu/bwe"
 )
 
 // Media liveness: a client whose signal connection lives but whose media path died (its UDP
@@ -23,10 +22,6 @@ const (
 	// subscriberAudioSilence: the same while only audio is sent: libwebrtc reports audio
 	// every 5 s.
 	subscriberAudioSilence = 8 * time.Second
-	// subscriberFeedbackSilence: the same while the subscriber sends transport-wide
-	// congestion feedback, which covers every packet, audio too, about every 100 ms: a
-	// second without any is a dead path, not a quiet one.
-	subscriberFeedbackSilence = 1200 * time.Millisecond
 	// publisherSilence: no RTP from the client's unmuted published tracks for this long.
 	publisherSilence = 2 * time.Second
 	// livenessRecoveryInterval bounds the recoveries of one participant: a rural line's
@@ -55,9 +50,6 @@ type mediaActivity struct {
 	heard      uint64
 	received   uint64 // packets received on the client's unmuted published tracks
 	publishing bool   // the client has unmuted published tracks that sent media
-	// feedback: the client sends transport-wide congestion feedback on the path (see
-	// subscriberFeedbackSilence).
-	feedback bool
 }
 
 // liveness judges one participant's media path from its counters, sampled a few times a
@@ -96,13 +88,9 @@ func (l *liveness) observe(now time.Time, a mediaActivity, downUp, pubUp bool) l
 		return livenessOK
 	}
 	var action livenessAction
-	videoSilence, audioSilence := subscriberVideoSilence, subscriberAudioSilence
-	if a.feedback {
-		videoSilence, audioSilence = subscriberFeedbackSilence, subscriberFeedbackSilence
-	}
 	switch {
-	case silentFor(now, l.lastRTCP, l.videoSince) >= videoSilence,
-		silentFor(now, l.lastRTCP, l.audioSince) >= audioSilence:
+	case silentFor(now, l.lastRTCP, l.videoSince) >= subscriberVideoSilence,
+		silentFor(now, l.lastRTCP, l.audioSince) >= subscriberAudioSilence:
 		action = livenessRestartSubscriber
 	case now.Sub(l.lastRecv) >= publisherSilence:
 		action = livenessResume
@@ -194,10 +182,6 @@ func (p *Participant) checkLiveness(now time.Time) {
 	pub := p.pub()
 	act := p.mediaActivity()
 	act.heard += down.pathTraffic()
-	if down.alloc != nil {
-		// Once seen, the source stays: a feedback stream that stops is the silence judged.
-		act.feedback = down.alloc.Estimate().Source == bwe.SourceTWCC
-	}
 	switch p.live.observe(now, act, down.isUp(), pub == nil || pub.isUp()) {
 	case livenessOK:
 	case livenessRestartSubscriber:
