@@ -123,6 +123,9 @@ func (p *Participant) watchStreamStates(t *transport) {
 	if t.alloc == nil {
 		return
 	}
-	p.streams = newStreamStates(p.streamStateTarget, p.send)
+	p.streams = newStreamStates(p.streamStateTarget, func(r *livekit.SignalResponse) {
+		p.logger.Debug("stream states", "states", r.GetStreamStateUpdate().GetStreamStates())
+		p.send(r)
+	})
 	t.alloc.OnStreamState(p.streams.note)
 }

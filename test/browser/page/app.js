@@ -87,8 +87,6 @@ room
   .on(RoomEvent.LocalTrackPublished, (pub) => log('localTrackPublished', { trackSid: pub.trackSid, source: pub.source }))
   .on(RoomEvent.ConnectionQualityChanged, (quality, p) =>
     log('connectionQualityChanged', { quality, local: p === room.localParticipant, from: participantInfo(p) }))
-  .on(RoomEvent.TrackStreamStateChanged, (pub, streamState, p) =>
-    log('trackStreamStateChanged', { trackSid: pub.trackSid, source: pub.source, streamState, from: participantInfo(p) }))
   .on(RoomEvent.MediaDevicesError, (e) => log('mediaDevicesError', { error: String(e) }))
   .on(RoomEvent.AudioPlaybackStatusChanged, () => log('audioPlaybackStatusChanged', { canPlay: room.canPlaybackAudio }))
   .on(RoomEvent.TrackSubscribed, (track, pub, p) => {

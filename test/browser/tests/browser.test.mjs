@@ -21,11 +21,7 @@ const suite = new Suite();
 // skipped with its reason; remove the entry once the server is fixed (or run everything with
 // SANKE_BROWSERTEST_NO_SKIP=1). The codec MIME type, SRTP role and shutdown leave bugs it
 // found are fixed.
-const KNOWN_SERVER_BUGS = {
-  '8b': 'issue 14, open: under the TWCC estimate Chromium sees the camera PAUSED and the server resume it ' +
-    '(video flows again, layers climb), but livekit-client never reports it active again; the Go SDK e2e ' +
-    '(test/e2e/weaklink TestVideoPausesBeforeAudio) sees ACTIVE',
-};
+const KNOWN_SERVER_BUGS = {};
 
 /**
  * browserTest declares test id: skipped while listed in KNOWN_SERVER_BUGS, and skipped (failed
