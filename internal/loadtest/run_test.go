@@ -39,18 +39,18 @@ func subscriberStats(srv *inprocess.Server, roomName string) ([]room.Subscriptio
 	return subs, nil
 }
 
-// checkOutput asserts that the server forwarded every subscription through the direct path
-// (or pion's, when direct is false), without write errors.
-func checkOutput(t *testing.T, subs []room.SubscriptionStats, statsErr error, want int, direct bool) {
+// checkOutput asserts that the server forwarded every subscription, through the direct path
+// (or pion's, when *direct is false; either when direct is nil), without write errors.
+func checkOutput(t *testing.T, subs []room.SubscriptionStats, statsErr error, want int, direct *bool) {
 	t.Helper()
 	if statsErr != nil || len(subs) != want {
 		t.Errorf("server stats: %d subscriber subscriptions (want %d), err %v", len(subs), want, statsErr)
 		return
 	}
 	for _, s := range subs {
-		if s.Direct != direct || s.WriteErrors != 0 || s.Packets == 0 {
+		if (direct != nil && s.Direct != *direct) || s.WriteErrors != 0 || s.Packets == 0 {
 			t.Errorf("%s <- %s %s: direct %v (want %v), %d packets, %d write errors",
-				s.Subscriber, s.Publisher, s.Kind, s.Direct, direct, s.Packets, s.WriteErrors)
+				s.Subscriber, s.Publisher, s.Kind, s.Direct, direct != nil && *direct, s.Packets, s.WriteErrors)
 		}
 	}
 }
@@ -113,7 +113,8 @@ func TestRunAgainstSanke(t *testing.T) {
 		t.Fatal(err)
 	}
 	// UDP subscribers on the shared socket: the server's own SRTP sender takes their media.
-	checkOutput(t, subs, statsErr, 40, true)
+	direct := true
+	checkOutput(t, subs, statsErr, 40, &direct)
 	var table, js bytes.Buffer
 	if err := res.WriteTable(&table); err != nil {
 		t.Fatal(err)
@@ -204,7 +205,9 @@ func TestRunICETCP(t *testing.T) {
 	if err := res.WriteJSON(&js); err != nil || !strings.Contains(js.String(), `"ice_transport": "tcp"`) {
 		t.Errorf("json: %v, ice_transport missing", err)
 	}
-	checkOutput(t, subs, statsErr, 8, false)
+	// Over ICE-TCP a stream goes direct (srtpout's Stream) when the connection was found
+	// before its first packet, else through pion: either is right.
+	checkOutput(t, subs, statsErr, 8, nil)
 }
 
 // TestRunGridLayout checks that update_track_settings reach the server: the first video
