@@ -56,16 +56,22 @@ func TestVideoPausesBeforeAudio(t *testing.T) {
 		t.Fatalf("the microphone got stream states: %v", s)
 	}
 
-	// Paused: the voice keeps coming (48 kbit/s is 6 KB/s; allow for the queue draining and
-	// a slow reader), the picture does not.
+	// Paused: the voice keeps coming (48 kbit/s is 6 KB/s), the picture does not. Judged over
+	// 3 s together, at half the rate, with audio in every second: a loaded machine's slow
+	// reader may shift bytes from one second's report to the next.
 	drain(sub)
 	var audio []int64
+	var total int64
 	for range 3 {
 		s := nextSecond(t, sub)
 		audio = append(audio, s.audio)
-		if s.audio < 2500 {
-			t.Fatalf("only %d bytes of audio in a second while the camera is paused (seconds so far %v)", s.audio, audio)
+		total += s.audio
+		if s.audio == 0 {
+			t.Fatalf("no audio in a second while the camera is paused (seconds so far %v)", audio)
 		}
+	}
+	if total < 3*3000 {
+		t.Fatalf("only %d bytes of audio in 3 s while the camera is paused (%v), want at least 9000", total, audio)
 	}
 	t.Logf("audio bytes per second while paused: %v", audio)
 
