@@ -141,19 +141,7 @@ sanke_bin="$work/sanke"
 # --- 2. Server configurations ---------------------------------------------------------------
 sanke_port="${BENCH_SANKE_PORT:-17880}"
 lk_port="${BENCH_LK_PORT:-27880}"
-cat >"$work/sanke.yaml" <<EOF
-dev: true
-port: $sanke_port
-bind_addresses: ["127.0.0.1"]
-data_dir: $work/sanke-data
-keys:
-  $API_KEY: $API_SECRET
-rtc:
-  udp_port: $((sanke_port + 2))
-  tcp_port: 0
-log:
-  level: warn
-EOF
+sanke_config "$work/sanke.yaml" "$sanke_port" warn "$work/sanke-data"
 cat >"$work/livekit.yaml" <<EOF
 port: $lk_port
 bind_addresses: ["127.0.0.1"]

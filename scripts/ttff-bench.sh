@@ -107,19 +107,7 @@ lk_port=$((base + 10))
 relay_port=$((base + 20))
 level=warn
 [ "$timeline" = 0 ] || level=debug
-cat >"$work/sanke.yaml" <<EOF
-dev: true
-port: $sanke_port
-bind_addresses: ["127.0.0.1"]
-data_dir: $work/sanke-data
-keys:
-  $API_KEY: $API_SECRET
-rtc:
-  udp_port: $((sanke_port + 2))
-  tcp_port: 0
-log:
-  level: $level
-EOF
+sanke_config "$work/sanke.yaml" "$sanke_port" $level "$work/sanke-data"
 cat >"$work/livekit.yaml" <<EOF
 port: $lk_port
 bind_addresses: ["127.0.0.1"]

@@ -21,5 +21,23 @@ livekit_server() {
 	echo "$bin"
 }
 
+# sanke_config FILE PORT LEVEL DATA writes a dev-mode Sanke configuration for a comparison run:
+# signaling on 127.0.0.1:PORT, UDP media on PORT+2, no ICE-TCP, logs at LEVEL, data in DATA.
+sanke_config() {
+	cat >"$1" <<EOF
+dev: true
+port: $2
+bind_addresses: ["127.0.0.1"]
+data_dir: $4
+keys:
+  $API_KEY: $API_SECRET
+rtc:
+  udp_port: $(($2 + 2))
+  tcp_port: 0
+log:
+  level: $3
+EOF
+}
+
 # port_open PORT says whether something accepts TCP connections on 127.0.0.1:PORT.
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
