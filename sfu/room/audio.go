@@ -1,6 +1,7 @@
 package room
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 
@@ -167,4 +168,47 @@ func (p *Participant) preferSubscriberAudio(sender *webrtc.RTPSender) {
 		}
 		return
 	}
+}
+
+// withAudioNACK returns a publisher's offer with NACK feedback on the Opus of every audio
+// section it sends on. Browsers do not offer audio NACK (livekit-client adds it only to the
+// answers it makes); with it in the offer, pion's NACK generator asks the publisher for the
+// audio its uplink lost, and the answer tells the browser to keep its audio for
+// retransmission: a teaching point still hears a pupil whose uplink drops packets. An offer
+// that does not parse is returned as it is.
+func withAudioNACK(offer webrtc.SessionDescription) webrtc.SessionDescription {
+	var parsed sdp.SessionDescription
+	if err := parsed.UnmarshalString(offer.SDP); err != nil {
+		return offer
+	}
+	changed := false
+	for _, m := range parsed.MediaDescriptions {
+		if m.MediaName.Media != "audio" {
+			continue
+		}
+		if _, recvonly := m.Attribute(sdp.AttrKeyRecvOnly); recvonly {
+			continue
+		}
+		pt := ""
+		for _, a := range m.Attributes {
+			if v, ok := strings.CutSuffix(strings.ToLower(a.Value), " opus/48000/2"); a.Key == "rtpmap" && ok {
+				pt = v
+				break
+			}
+		}
+		if pt == "" || slices.ContainsFunc(m.Attributes, func(a sdp.Attribute) bool { return a.Key == "rtcp-fb" && a.Value == pt+" nack" }) {
+			continue
+		}
+		m.WithValueAttribute("rtcp-fb", pt+" nack")
+		changed = true
+	}
+	if !changed {
+		return offer
+	}
+	out, err := parsed.Marshal()
+	if err != nil {
+		return offer
+	}
+	offer.SDP = string(out)
+	return offer
 }

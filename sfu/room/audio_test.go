@@ -118,6 +118,9 @@ func TestPublisherAudioAnswer(t *testing.T) {
 			if !tt.wantNoRED && !slices.Contains(fmtps, "63 111/111") {
 				t.Errorf("fmtp %q lacks RED's", fmtps)
 			}
+			if !slices.Contains(attrs(m, "rtcp-fb"), "111 nack") {
+				t.Errorf("rtcp-fb %q lacks nack: the publisher would not resend the audio its uplink lost", attrs(m, "rtcp-fb"))
+			}
 			if !slices.Contains(attrs(m, "rtcp-fb"), "111 transport-cc") {
 				t.Errorf("rtcp-fb %q lacks transport-cc: the publisher's estimator needs it", attrs(m, "rtcp-fb"))
 			}

@@ -288,6 +288,7 @@ func (p *Participant) setupTransports(media *MediaAPI, ice []webrtc.ICEServer) e
 		pub.pc.OnTrack(p.onTrack)
 		pub.pc.OnDataChannel(p.onDataChannel)
 		pub.pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) { p.onConnectionState(livekit.SignalTarget_PUBLISHER, s) })
+		pub.prepareOffer = withAudioNACK
 		pub.prepareAnswer = p.preferAudioCodecs
 		if p.single {
 			pub.sendRequirement = func(audios, videos uint32) {

@@ -69,8 +69,9 @@ type transport struct {
 	// sendRequirement asks the client for an offer with that many more receive sections, in
 	// single PeerConnection mode, where the server never offers.
 	sendRequirement func(audios, videos uint32)
-	// prepareAnswer, when set, adjusts the transceivers a client's offer made (codec
-	// preferences) before they are answered.
+	// prepareOffer, when set, edits a client's offer before it is applied; prepareAnswer
+	// adjusts the transceivers the offer made (codec preferences) before they are answered.
+	prepareOffer  func(offer webrtc.SessionDescription) webrtc.SessionDescription
 	prepareAnswer func(pc *webrtc.PeerConnection, offer webrtc.SessionDescription)
 
 	// offers paces the client's offers; ctx ends when the transport closes.
@@ -235,6 +236,9 @@ func (t *transport) HandleOffer(sd webrtc.SessionDescription) (webrtc.SessionDes
 	}
 	if err := t.spendEarlyLocked(sections); err != nil {
 		return webrtc.SessionDescription{}, err
+	}
+	if t.prepareOffer != nil {
+		sd = t.prepareOffer(sd)
 	}
 	if err := t.pc.SetRemoteDescription(sd); err != nil {
 		return webrtc.SessionDescription{}, fmt.Errorf("set remote offer: %w", err)
