@@ -323,7 +323,7 @@ else
         passed) gp=$a ;;
         failed) gf=$a ;;
         skipped) gs=$a ;;
-        failed-test) fail_list+=("go: $a") ;;
+        failed-test) fail_list+=("go: $a${b:+: $b}") ;;
         failed-package) gnote="${gnote:+$gnote, }package $a failed" ;;
         skip) skip_list+=("go: $a: $b") ;;
       esac

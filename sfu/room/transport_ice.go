@@ -16,7 +16,14 @@ func (t *transport) isConnected() bool {
 // pathTraffic counts what the PeerConnection's selected ICE candidate pair received (0
 // without one): application bytes (RTCP, DTLS, SCTP) plus STUN checks and answers to our
 // keepalives. It rises as long as the client's packets reach us.
+//
+// It reads nothing before the PeerConnection has connected once: pion's ICETransport sets
+// its gatherer when ICE starts without the lock its stats reader would need (a data race);
+// the connection state callback that sets t.connected comes after that start.
 func (t *transport) pathTraffic() uint64 {
+	if !t.isConnected() {
+		return 0
+	}
 	st, ok := t.pc.SCTP().Transport().ICETransport().GetSelectedCandidatePairStats()
 	if !ok {
 		return 0

@@ -9,7 +9,8 @@
 //	passed	N
 //	failed	N
 //	skipped	N
-//	failed-test	PACKAGE TEST
+//	failed-test	PACKAGE TEST	WHY (its last messages, shortened: the summary is what a
+//	                            CI page that shows only the end of the log still shows)
 //	failed-package	PACKAGE
 //	skip	PACKAGE TEST	REASON
 package main
@@ -46,10 +47,16 @@ type report struct {
 	buffered   map[string][]string // output per package+test, kept until the test ends
 	pass       int
 	skipped    []skip
-	failed     []string // "pkg TestName"
+	failed     []failure
 	failedPkgs []string
 	okPkgs     int
 	noTestPkgs int
+}
+
+// failure is a failed test and the last messages it logged.
+type failure struct {
+	test string // "pkg TestName"
+	why  string
 }
 
 // skip is a skipped test and the message it gave.
@@ -119,7 +126,7 @@ func (r *report) handle(e event) {
 		case "skip":
 			r.skipped = append(r.skipped, skip{test: e.Package + " " + e.Test, reason: skipReason(r.buffered[k])})
 		case "fail":
-			r.failed = append(r.failed, e.Package+" "+e.Test)
+			r.failed = append(r.failed, failure{test: e.Package + " " + e.Test, why: failureWhy(r.buffered[k])})
 			if !r.verbose {
 				// Parent tests print their subtests' lines too; print each failure's own.
 				fmt.Fprintf(r.out, "--- FAIL: %s (%s) %.2fs\n", e.Test, e.Package, e.Elapsed)
@@ -184,7 +191,7 @@ func (r *report) summary() bool {
 	fmt.Fprintln(r.out)
 	fmt.Fprintf(r.out, "packages: %d ok, %d failed, %d without tests\n", r.okPkgs, len(r.failedPkgs), r.noTestPkgs)
 	for _, f := range r.failed {
-		fmt.Fprintf(r.out, "FAILED TEST %s\n", f)
+		fmt.Fprintf(r.out, "FAILED TEST %s: %s\n", f.test, f.why)
 	}
 	for _, p := range r.failedPkgs {
 		fmt.Fprintf(r.out, "FAILED PACKAGE %s\n", p)
@@ -201,7 +208,7 @@ func (r *report) totals() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "passed\t%d\nfailed\t%d\nskipped\t%d\n", r.pass, len(r.failed), len(r.skipped))
 	for _, f := range r.failed {
-		fmt.Fprintf(&b, "failed-test\t%s\n", f)
+		fmt.Fprintf(&b, "failed-test\t%s\t%s\n", f.test, f.why)
 	}
 	for _, p := range r.failedPkgs {
 		fmt.Fprintf(&b, "failed-package\t%s\n", p)
@@ -234,6 +241,31 @@ func skipReason(lines []string) string {
 		}
 	}
 	return strings.Join(strings.Fields(strings.Join(parts, " ")), " ")
+}
+
+// Bounds of failureWhy: the last messages, each cut to a length.
+const (
+	whyMessages = 2
+	whyLength   = 300
+)
+
+// failureWhy returns the first lines of the last messages a failed test logged (its t.Error
+// or t.Fatal is usually among them), "file:line: text" each, joined by " | ".
+func failureWhy(lines []string) string {
+	var msgs []string
+	for _, l := range lines {
+		if logLine.MatchString(l) {
+			m := strings.TrimSpace(l)
+			if r := []rune(m); len(r) > whyLength {
+				m = string(r[:whyLength]) + "..."
+			}
+			msgs = append(msgs, m)
+		}
+	}
+	if len(msgs) == 0 {
+		return "(no message)"
+	}
+	return strings.Join(msgs[max(0, len(msgs)-whyMessages):], " | ")
 }
 
 func indent(s string) string {

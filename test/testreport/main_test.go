@@ -29,7 +29,7 @@ func TestReport(t *testing.T) {
 		for _, want := range []string{
 			"SKIPPED TEST example.com/demo TestSkip: missing prerequisite: needs root second line\n",
 			"SKIPPED TEST example.com/demo TestSub/b: no ipv6\n",
-			"FAILED TEST example.com/demo TestFail\n",
+			"FAILED TEST example.com/demo TestFail: demo_test.go:10: broken\n",
 			"tests: 3 passed, 1 failed, 2 skipped\n",
 		} {
 			if !strings.Contains(out.String(), want) {
@@ -37,7 +37,7 @@ func TestReport(t *testing.T) {
 			}
 		}
 		const wantTotals = "passed\t3\nfailed\t1\nskipped\t2\n" +
-			"failed-test\texample.com/demo TestFail\n" +
+			"failed-test\texample.com/demo TestFail\tdemo_test.go:10: broken\n" +
 			"failed-package\texample.com/demo\n" +
 			"skip\texample.com/demo TestSkip\tmissing prerequisite: needs root second line\n" +
 			"skip\texample.com/demo TestSub/b\tno ipv6\n"
@@ -58,6 +58,22 @@ func TestSkipReason(t *testing.T) {
 	} {
 		if got := skipReason(tt.lines); got != tt.want {
 			t.Errorf("skipReason(%q) = %q, want %q", tt.lines, got, tt.want)
+		}
+	}
+}
+
+func TestFailureWhy(t *testing.T) {
+	long := strings.Repeat("x", 400)
+	for _, tt := range []struct {
+		lines []string
+		want  string
+	}{
+		{[]string{"--- FAIL: TestX (0.00s)\n"}, "(no message)"},
+		{[]string{"    x_test.go:1: one\n", "    x_test.go:2: two\n", "        more\n", "    x_test.go:3: three\n"}, "x_test.go:2: two | x_test.go:3: three"},
+		{[]string{"    x_test.go:1: " + long + "\n"}, "x_test.go:1: " + long[:300-len("x_test.go:1: ")] + "..."},
+	} {
+		if got := failureWhy(tt.lines); got != tt.want {
+			t.Errorf("failureWhy(%q) = %q, want %q", tt.lines, got, tt.want)
 		}
 	}
 }

@@ -129,8 +129,8 @@ func TestIPv6Only(t *testing.T) {
 	// and local candidate type are pair and the camera arrives; it checks the pair's
 	// addresses are IPv6 (the relay's side toward the server excepted) and whether the
 	// server sends by the direct SRTP path.
-	subscribe := func(t *testing.T, identity, pair string, direct bool) {
-		sub := startSubscriber(t, l, url, srv.Target.Token(t, identity, tc.SubscribeOnlyGrant(room)))
+	subscribe := func(t *testing.T, identity, pair string, direct bool, env ...string) {
+		sub := startSubscriber(t, l, url, srv.Target.Token(t, identity, tc.SubscribeOnlyGrant(room)), env...)
 		tc.Eventually(t, 30*time.Second, "the camera reaches the IPv6-only subscriber", func() (bool, string) {
 			got := ""
 			if p := sub.pair.Load(); p != nil {
@@ -158,7 +158,7 @@ func TestIPv6Only(t *testing.T) {
 		t.Logf("media over %s", got)
 	}
 
-	if !t.Run("udp6", func(t *testing.T) { subscribe(t, "point-udp6", "udp host", true) }) {
+	if !t.Run("udp6", func(t *testing.T) { subscribe(t, "point-udp6", "udp host", true, subNoTURNEnv+"=1") }) {
 		return
 	}
 	if !t.Run("ice-tcp6", func(t *testing.T) {

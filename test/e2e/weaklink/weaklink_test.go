@@ -30,6 +30,10 @@ import (
 const (
 	subURLEnv   = "SANKE_WEAKLINK_URL"
 	subTokenEnv = "SANKE_WEAKLINK_TOKEN"
+	// subNoTURNEnv set to 1 makes the subscriber gather no relay candidates: its pair is
+	// then a direct one however late its checks finish (pion nominates a relay pair once
+	// it has waited 2 s for the host pair, which a loaded machine can make it do).
+	subNoTURNEnv = "SANKE_WEAKLINK_NO_TURN"
 )
 
 func TestMain(m *testing.M) {
@@ -72,7 +76,11 @@ func runSubscriber(url, token string) int {
 			}
 		}()
 	}
-	room, err := lksdk.ConnectToRoomWithToken(url, token, cb, lksdk.WithAutoSubscribe(true))
+	opts := []lksdk.ConnectOption{lksdk.WithAutoSubscribe(true)}
+	if os.Getenv(subNoTURNEnv) == "1" {
+		opts = append(opts, lksdk.WithDisableTURN())
+	}
+	room, err := lksdk.ConnectToRoomWithToken(url, token, cb, opts...)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "connect:", err)
 		return 1
@@ -190,13 +198,13 @@ type subscriber struct {
 // second is one of the subscriber's one-second reports: bytes of audio and of video.
 type second struct{ audio, video int64 }
 
-// startSubscriber runs a subscriber inside l's namespace and waits until it has joined. It
-// leaves when the test ends.
-func startSubscriber(t *testing.T, l *link, url, token string) *subscriber {
+// startSubscriber runs a subscriber inside l's namespace, with env added to its environment,
+// and waits until it has joined. It leaves when the test ends.
+func startSubscriber(t *testing.T, l *link, url, token string, env ...string) *subscriber {
 	t.Helper()
 	s := &subscriber{joined: make(chan struct{}), seconds: make(chan second, 64)}
 	s.cmd = exec.Command("ip", "netns", "exec", l.ns, os.Args[0], "-test.run=^$")
-	s.cmd.Env = append(os.Environ(), subURLEnv+"="+url, subTokenEnv+"="+token)
+	s.cmd.Env = append(append(os.Environ(), subURLEnv+"="+url, subTokenEnv+"="+token), env...)
 	var err error
 	if s.stdin, err = s.cmd.StdinPipe(); err != nil {
 		t.Fatal(err)
