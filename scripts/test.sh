@@ -38,7 +38,12 @@ set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT" || exit 1
 
-step() { printf '\n==> %s\n' "$*"; }
+# step announces a suite (or a stage); record gives the suite the seconds since its step.
+step_started=$SECONDS
+step() {
+  step_started=$SECONDS
+  printf '\n==> %s\n' "$*"
+}
 warn() { printf 'scripts/test.sh: %s\n' "$*" >&2; }
 die() { warn "$*"; exit 1; }
 as_root() {
@@ -103,11 +108,12 @@ mkdir -p "$LOGS"
 # One entry per suite, in order: its result (passed, failed or skipped), its test counts (empty
 # when it has none) and a note. Skipped tests are gathered as "suite: test: reason", failed
 # ones as "suite: test".
-suites=() results=() passed=() failed=() skipped=() notes=() skip_list=() fail_list=()
+suites=() results=() passed=() failed=() skipped=() notes=() took=() skip_list=() fail_list=()
 
 # record NAME RESULT PASSED FAILED SKIPPED NOTE
 record() {
   suites+=("$1") results+=("$2") passed+=("$3") failed+=("$4") skipped+=("$5") notes+=("$6")
+  took+=("$((SECONDS - step_started))s")
 }
 
 # version_ge A B: version A >= version B.
@@ -346,7 +352,7 @@ for i in "${!suites[@]}"; do
     counts="${passed[$i]} passed, ${failed[$i]} failed, ${skipped[$i]} skipped"
     tp=$((tp + passed[i])) tf=$((tf + failed[i])) ts=$((ts + skipped[i]))
   fi
-  printf '%-13s %-8s %s%s\n' "${suites[$i]}" "${results[$i]}" "$counts" \
+  printf '%-13s %-8s %6s  %s%s\n' "${suites[$i]}" "${results[$i]}" "${took[$i]}" "$counts" \
     "${notes[$i]:+${counts:+ }(${notes[$i]})}"
   [ "${results[$i]}" = failed ] && failed_suites+=("${suites[$i]}")
 done

@@ -15,9 +15,10 @@ import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import { dirname, extname, join, normalize, resolve, sep } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+
+import { LineLog } from './linelog.mjs';
 
 const execFileP = promisify(execFile);
 const here = dirname(fileURLToPath(import.meta.url));
@@ -216,7 +217,7 @@ export class SankeServer {
     this.env = env;
     this.extraArgs = args;
     this.logLevel = logLevel;
-    this.log = [];
+    this.log = new LineLog();
     this.proc = undefined;
     this.starts = 0;
   }
@@ -237,7 +238,6 @@ export class SankeServer {
 
   record(line) {
     this.log.push(line);
-    if (this.log.length > 20000) this.log.splice(0, this.log.length - 20000);
   }
 
   async start() {
@@ -253,11 +253,8 @@ export class SankeServer {
       this.record(`----- exited code=${code} signal=${signal}`);
       res({ code, signal });
     }));
-    const onData = (buf) => {
-      for (const line of buf.toString().split('\n')) if (line) this.record(line);
-    };
-    proc.stdout.on('data', onData);
-    proc.stderr.on('data', onData);
+    this.log.follow(proc.stdout);
+    this.log.follow(proc.stderr);
     let exited = false;
     this.exited.then(() => { exited = true; });
     await pollUntil(async () => {
@@ -280,17 +277,17 @@ export class SankeServer {
   }
 
   tail(n = 60) {
-    return this.log.slice(-n).join('\n');
+    return this.log.tail(n).join('\n');
   }
 
   /** mark returns a position in the log for since(). */
   mark() {
-    return this.log.length;
+    return this.log.mark();
   }
 
   /** since returns the server log lines recorded since mark. */
   since(mark) {
-    return this.log.slice(mark);
+    return this.log.since(mark);
   }
 
   async token(room, identity, extra = []) {
@@ -309,7 +306,7 @@ export class SankeServer {
 export class FilePublisher {
   constructor(bin) {
     this.bin = bin;
-    this.log = [];
+    this.log = new LineLog(5000);
   }
 
   async start(url, token) {
@@ -317,11 +314,9 @@ export class FilePublisher {
     const proc = spawn(this.bin, ['-url', url, '-token', token], { stdio: ['pipe', 'pipe', 'pipe'] });
     this.proc = proc;
     this.exited = new Promise((res) => proc.once('exit', (code, signal) => res({ code, signal })));
-    proc.stderr.on('data', (b) => this.log.push(...b.toString().split('\n').filter(Boolean)));
-    const lines = createInterface({ input: proc.stdout });
+    this.log.follow(proc.stderr);
     const published = new Promise((res, rej) => {
-      lines.on('line', (line) => {
-        this.log.push(line);
+      this.log.follow(proc.stdout, (line) => {
         try {
           const msg = JSON.parse(line);
           if (msg.event === 'published') res(msg);
@@ -329,7 +324,7 @@ export class FilePublisher {
           // not the JSON line
         }
       });
-      this.exited.then(({ code, signal }) => rej(new Error(`filepublisher exited (code ${code}, signal ${signal}) before publishing:\n${this.log.join('\n')}`)));
+      this.exited.then(({ code, signal }) => rej(new Error(`filepublisher exited (code ${code}, signal ${signal}) before publishing:\n${this.log.tail(200).join('\n')}`)));
     });
     return published;
   }

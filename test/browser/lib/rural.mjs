@@ -9,6 +9,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { FilePublisher, freeTcpPort, freeUdpPort, pollUntil, sleep } from './harness.mjs';
+import { LineLog } from './linelog.mjs';
 import { startLinkSim } from './linksim.mjs';
 import { audioReport, freezes, report, settledAt, trackSeries, videoReport, widthShares, within } from './report.mjs';
 
@@ -58,7 +59,7 @@ export class LiveKitServer {
     this.bin = bin;
     this.workDir = workDir;
     this.sankeBin = sankeBin;
-    this.log = [];
+    this.log = new LineLog(50000);
     this.name = 'livekit';
   }
 
@@ -93,16 +94,12 @@ logging:
     const proc = spawn(this.bin, ['--config', conf], { cwd: this.workDir, stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc = proc;
     this.exited = new Promise((res) => proc.once('exit', (code, signal) => res({ code, signal })));
-    const onData = (b) => {
-      for (const line of b.toString().split('\n')) if (line) this.log.push(line);
-      if (this.log.length > 50000) this.log.splice(0, this.log.length - 50000);
-    };
-    proc.stdout.on('data', onData);
-    proc.stderr.on('data', onData);
+    this.log.follow(proc.stdout);
+    this.log.follow(proc.stderr);
     let exited = false;
     this.exited.then(() => { exited = true; });
     await pollUntil(async () => {
-      if (exited) throw new Error(`livekit-server exited during start:\n${this.log.slice(-30).join('\n')}`);
+      if (exited) throw new Error(`livekit-server exited during start:\n${this.log.tail(30).join('\n')}`);
       const res = await fetch(`http://127.0.0.1:${this.port}/`).catch(() => undefined);
       return res?.ok;
     }, { timeout: 60000, interval: 200, what: 'livekit-server answering' });
@@ -118,11 +115,11 @@ logging:
   }
 
   mark() {
-    return this.log.length;
+    return this.log.mark();
   }
 
   since(mark) {
-    return this.log.slice(mark);
+    return this.log.since(mark);
   }
 
   async token(room, identity) {

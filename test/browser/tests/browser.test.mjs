@@ -133,8 +133,8 @@ async function subscriberInNamespace(name, { ipv6 = false, bind }, body) {
     browser = await launch(suite.tmp, { executablePath: link.wrapper });
     await suite.scenario(name, () => body({ link, server, publisher, pages, browser })).catch((e) => {
       // pion's SRTP debug lines about the publisher's duplicates would fill the tail.
-      const log = server.log.filter((l) => !l.includes('duplicated packet')).slice(-100);
-      console.log(`${name} server log (tail):\n${log.join('\n')}\nfilepublisher log:\n${publisher.log.join('\n')}`);
+      const log = server.log.lines.filter((l) => !l.includes('duplicated packet')).slice(-100);
+      console.log(`${name} server log (tail):\n${log.join('\n')}\nfilepublisher log:\n${publisher.log.tail(200).join('\n')}`);
       throw e;
     });
   } finally {
