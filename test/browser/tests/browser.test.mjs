@@ -20,11 +20,8 @@ const suite = new Suite();
 // Server bugs these tests found that are not fixed yet: test id -> reason. A listed test is
 // skipped with its reason; remove the entry once the server is fixed (or run everything with
 // SANKE_BROWSERTEST_NO_SKIP=1). The codec MIME type, SRTP role and shutdown leave bugs it
-// found are fixed.
-const KNOWN_SERVER_BUGS = {
-  '10': 'issue 14, open: after UDP is blocked the client resumes and sends ICE-TCP checks, but in some ' +
-    'runs (2 of 4 full runs) ICE never selects the TCP pair and the video does not come back within 20 s',
-};
+// found are fixed; test 10's failures were the harness's log (lib/linelog.mjs), not ICE.
+const KNOWN_SERVER_BUGS = {};
 
 /**
  * browserTest declares test id: skipped while listed in KNOWN_SERVER_BUGS, and skipped (failed
