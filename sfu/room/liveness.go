@@ -27,6 +27,10 @@ const (
 	// livenessRecoveryInterval bounds the recoveries of one participant: a rural line's
 	// outage of a second or two must not restart ICE in a loop.
 	livenessRecoveryInterval = 10 * time.Second
+	// livenessStallGap: samples further apart than this (the room's loop samples every
+	// 300 ms) mean the server itself was starved of CPU; its readers were too, so the
+	// silence it saw over the gap is its own, not the client's: the check counts afresh.
+	livenessStallGap = time.Second
 )
 
 // livenessAction is what the liveness check asks for.
@@ -76,10 +80,11 @@ func (l *liveness) observe(now time.Time, a mediaActivity, downUp, pubUp bool) l
 	}
 	prev, prevAt := l.last, l.lastAt
 	l.last, l.lastAt = a, now
-	if a.heard != prev.heard || !downUp {
+	stalled := now.Sub(prevAt) > livenessStallGap
+	if a.heard != prev.heard || !downUp || stalled {
 		l.lastRTCP = now
 	}
-	if a.received != prev.received || !a.publishing || !pubUp {
+	if a.received != prev.received || !a.publishing || !pubUp || stalled {
 		l.lastRecv = now
 	}
 	l.videoSince = runStart(l.videoSince, prevAt, a.sentVideo != prev.sentVideo)

@@ -134,3 +134,18 @@ func TestUsableAfterUDPFailure(t *testing.T) {
 		}
 	}
 }
+
+// A server starved of CPU samples late and reads nothing meanwhile: a gap between samples
+// restarts the count instead of blaming the client, which is then judged on the samples after.
+func TestLivenessServerStall(t *testing.T) {
+	r := newLivenessRun(t)
+	r.until(5*time.Second, sendVideoPublishing)
+	r.now = r.now.Add(3 * time.Second) // the room's loop ran 3 s late; no counter moved
+	if act := r.step(sendVideo); act != livenessOK {
+		t.Fatalf("after the server's own 3 s stall: %v", act)
+	}
+	act, took := r.until(10*time.Second, sendVideo)
+	if act == livenessOK || took < publisherSilence-300*time.Millisecond {
+		t.Fatalf("silent client after the stall: action %v after %v, want one after %v more", act, took, publisherSilence)
+	}
+}
