@@ -230,7 +230,8 @@ export class Publisher {
    * sendSample returns what a Chromium publisher sends, as its getStats() says now: { at (the
    * stats' time, ms epoch), bytes (RTP payload and headers of every layer and the audio),
    * layers by rid ({ bytes, width, fps, limit (qualityLimitationReason), active }), estimate
-   * (the selected pair's availableOutgoingBitrate), candidate (its local candidate's type) };
+   * (the selected pair's availableOutgoingBitrate), candidate (its local candidate's type),
+   * extensions (the header extensions negotiated for the camera and the microphone) };
    * undefined when the page does not answer.
    */
   async sendSample() {
@@ -252,6 +253,7 @@ export class Publisher {
       layers,
       estimate: cam?.candidate?.availableOutgoingBitrate ?? mic?.candidate?.availableOutgoingBitrate,
       candidate: cam?.candidate?.candidateType ?? mic?.candidate?.candidateType,
+      extensions: { camera: cam?.headerExtensions, microphone: mic?.headerExtensions },
     };
   }
 
@@ -494,6 +496,7 @@ async function runUplink({ name, server, serverName, sankeBin, browser, pagesUrl
     const video = within(trackSeries(data.samples, { kind: 'video', source: 'camera', from: 'pupil' }), to - 5000, to);
     record.uplink = {
       line: sc.line,
+      extensions: sends.at(-1)?.extensions,
       climbMs: climbed === undefined ? undefined : climbed - published,
       before: pre,
       fell,

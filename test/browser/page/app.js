@@ -227,6 +227,8 @@ async function stats() {
       entry.candidate = selectedCandidate(report);
       for (const tr of collect(report, 'transport', transportKeys)) transports.set(tr.id, tr);
       if (track.mediaStreamTrack) entry.settings = track.mediaStreamTrack.getSettings();
+      // The header extensions the answer negotiated for what this track sends.
+      entry.headerExtensions = track.sender?.getParameters().headerExtensions?.map((e) => e.uri);
     }
     local.push(entry);
   }

@@ -151,6 +151,11 @@ describe('rural links (issue 14): a Chromium receiver through sanke linksim', ()
     const w = u.window;
     console.log(`${stamp()} uplink figures: ${JSON.stringify(u)}`);
     assert.deepEqual(w.candidates, ['relay'], `the publisher's selected local candidates in the window: ${JSON.stringify(w.candidates)}`);
+    // Chromium's congestion control needs transport-wide sequence numbers on what it sends.
+    const twcc = 'http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01';
+    for (const source of ['camera', 'microphone']) {
+      assert.ok(u.extensions?.[source]?.includes(twcc), `the ${source}'s negotiated header extensions: ${JSON.stringify(u.extensions?.[source])}`);
+    }
     const lost = Number(rec.linksimCounters?.match(/up\.lost=(\d+)/)?.[1] ?? NaN);
     assert.ok(lost > 0, `the relay lost packets on the way up: ${rec.linksimCounters}`);
     // The feedback works: on the full line Chromium's estimate climbs past the thin line's
