@@ -53,7 +53,8 @@ function makeTable(meta, records, scenarios, servers) {
       if (name === 'uplink') {
         fig = `publisher: estimate over 1.2 Mbit/s after ${f((r) => r.uplink?.climbMs / 1000, { d: 1 })} s on 3 Mbit/s, sending ` +
           `${f((r) => r.uplink?.before.bps / 1000, { d: 0 })} kbit/s; after the fall under 1 Mbit/s in ${f((r) => r.uplink?.downMs / 1000, { d: 1 })} s, ` +
-          `sending ${f((r) => r.uplink?.window.bps / 1000, { d: 0 })} kbit/s (estimate ${f((r) => r.uplink?.window.estimate / 1000, { d: 0 })})`;
+          `sending ${f((r) => r.uplink?.window.bps / 1000, { d: 0 })} kbit/s (estimate ${f((r) => r.uplink?.window.estimate / 1000, { d: 0 })}); ` +
+          `its audio NACKed ${f((r) => r.uplink?.window.audioNacks, { d: 0 })} times, resent ${f((r) => r.uplink?.window.audioResent, { d: 0 })} packets`;
       }
       rows.push(`| ${name} | ${serverName} | ${rs.length}${failed ? ` (+${failed} failed)` : ''} | ${f((r) => r.report.audio.concealedRatio, pct)} | ` +
         `${f((r) => r.report.video.gapFrozenShare, pct)} / ${f((r) => r.report.video.chromiumFrozenShare, pct)} | ` +

@@ -229,6 +229,7 @@ export class Publisher {
   /**
    * sendSample returns what a Chromium publisher sends, as its getStats() says now: { at (the
    * stats' time, ms epoch), bytes (RTP payload and headers of every layer and the audio),
+   * audioNacks and audioResent (NACKs the microphone's stream received, packets it resent),
    * layers by rid ({ bytes, width, fps, limit (qualityLimitationReason), active }), estimate
    * (the selected pair's availableOutgoingBitrate), candidate (its local candidate's type),
    * extensions (the header extensions negotiated for the camera and the microphone) };
@@ -245,11 +246,14 @@ export class Publisher {
       layers[o.rid ?? ''] = { bytes: sent(o), width: o.frameWidth, fps: o.framesPerSecond, limit: o.qualityLimitationReason, active: o.active };
     }
     const audio = (mic?.outbound ?? []).reduce((a, o) => a + sent(o), 0);
+    const sum = (key) => (mic?.outbound ?? []).reduce((a, o) => a + (o[key] ?? 0), 0);
     const at = cam?.outbound?.[0]?.timestamp;
     return {
       at: at > 1e12 ? Math.round(at) : Date.now(),
       bytes: audio + Object.values(layers).reduce((a, l) => a + l.bytes, 0),
       audioBytes: audio,
+      audioNacks: sum('nackCount'),
+      audioResent: sum('retransmittedPacketsSent'),
       layers,
       estimate: cam?.candidate?.availableOutgoingBitrate ?? mic?.candidate?.availableOutgoingBitrate,
       candidate: cam?.candidate?.candidateType ?? mic?.candidate?.candidateType,
@@ -406,8 +410,9 @@ export function dropFigures({ at: c1, back: c2 }, video, audio, to) {
 /**
  * sendRates: what a publisher sent between from and to (ms epoch), from its sendSample()
  * series: bits per second in all (RTP payload and headers), of the audio and of each layer
- * (with its width, limitation and active flag at the end), the median bandwidth estimate and
- * the limitations its layers reported.
+ * (with its width, limitation and active flag at the end), the NACKs its audio received and
+ * the audio packets it sent again, the median bandwidth estimate and the limitations its
+ * layers reported.
  */
 export function sendRates(series, from, to) {
   const w = series.filter((s) => s.at >= from && s.at <= to);
@@ -424,6 +429,8 @@ export function sendRates(series, from, to) {
     ms: b.at - a.at,
     bps: bps(a.bytes, b.bytes),
     audioBps: bps(a.audioBytes, b.audioBytes),
+    audioNacks: b.audioNacks - a.audioNacks,
+    audioResent: b.audioResent - a.audioResent,
     layers,
     estimate: spread(w.map((s) => s.estimate)).median,
     limits: [...new Set(w.flatMap((s) => Object.values(s.layers).map((l) => l.limit)).filter(Boolean))],

@@ -141,7 +141,7 @@ const inboundKeys = ['kind', 'ssrc', 'packetsReceived', 'packetsLost', 'bytesRec
 const outboundKeys = ['kind', 'rid', 'ssrc', 'active', 'bytesSent', 'packetsSent', 'framesEncoded', 'framesSent',
   'frameWidth', 'frameHeight', 'framesPerSecond', 'qualityLimitationReason', 'encoderImplementation',
   'targetBitrate', 'scalabilityMode', 'mid', 'nackCount', 'pliCount', 'firCount', 'timestamp', 'headerBytesSent',
-  'retransmittedBytesSent', 'qualityLimitationDurations'];
+  'retransmittedBytesSent', 'retransmittedPacketsSent', 'qualityLimitationDurations'];
 const transportKeys = ['id', 'srtpCipher', 'dtlsCipher', 'tlsVersion', 'dtlsState', 'dtlsRole', 'iceState',
   'iceRole', 'selectedCandidatePairId', 'bytesSent', 'bytesReceived'];
 
