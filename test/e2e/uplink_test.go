@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"net"
 	"net/url"
 	"sync"
 	"testing"
@@ -57,11 +56,7 @@ func TestPublisherTransportFeedback(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	se := webrtc.SettingEngine{}
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	pc, err := webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(se)).NewPeerConnection(webrtc.Configuration{})
+	pc, err := webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(loopbackSettings())).NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,22 +77,7 @@ func TestPublisherTransportFeedback(t *testing.T) {
 		}
 		senders = append(senders, s)
 	}
-	offer, err := pc.CreateOffer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gathered := webrtc.GatheringCompletePromise(pc)
-	if err := pc.SetLocalDescription(offer); err != nil {
-		t.Fatal(err)
-	}
-	<-gathered
-	c.request(&livekit.SignalRequest{Message: &livekit.SignalRequest_Offer{Offer: &livekit.SessionDescription{
-		Type: "offer", Sdp: pc.LocalDescription().SDP, Id: 1,
-	}}})
-	answer := c.waitMessage("the server's answer", func(m *livekit.SignalResponse) bool { return m.GetAnswer() != nil }).GetAnswer()
-	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer.GetSdp()}); err != nil {
-		t.Fatal(err)
-	}
+	answer := offerToServer(t, c, pc)
 	extID := map[*webrtc.RTPSender]uint8{}
 	for _, s := range senders {
 		for _, e := range s.GetParameters().HeaderExtensions {
@@ -106,7 +86,7 @@ func TestPublisherTransportFeedback(t *testing.T) {
 			}
 		}
 		if extID[s] == 0 {
-			t.Fatalf("the answer negotiated no transport-wide-cc extension for the %s:\n%s", s.Track().Kind(), answer.GetSdp())
+			t.Fatalf("the answer negotiated no transport-wide-cc extension for the %s:\n%s", s.Track().Kind(), answer)
 		}
 	}
 
@@ -187,15 +167,7 @@ func TestPublisherTransportFeedback(t *testing.T) {
 
 	added := 0
 	tc.Eventually(t, mediaWait, "transport-wide feedback on the publisher's audio and video", func() (bool, string) {
-		trickles := 0
-		for _, m := range c.messages() {
-			if tr := m.GetTrickle(); tr != nil && tr.GetTarget() == livekit.SignalTarget_PUBLISHER {
-				if trickles++; trickles > added {
-					added++
-					addCandidate(t, pc, tr)
-				}
-			}
-		}
+		addTrickled(t, c, pc, &added)
 		mu.Lock()
 		defer mu.Unlock()
 		return acked["audio"] >= 50 && acked["video"] >= 50, fmt.Sprintf("%d feedback packets, received by kind %v, %s",

@@ -269,6 +269,21 @@ export class Publisher {
 }
 
 /**
+ * receive connects the receiving page rx (openPage, sampling) to room as identity and resolves,
+ * once it decoded a frame, with the time of that frame (ms epoch); what names the wait.
+ */
+async function receive(rx, server, room, identity, what) {
+  // A page in the background of its window presents no frames (the time to first frame).
+  await rx.page.bringToFront();
+  await rx.call('connect', server.wsUrl, await server.token(room, identity));
+  const first = await pollUntil(async () => {
+    const d = await rx.call('samples', 0);
+    return d.firstDecodedMs !== undefined ? d : undefined;
+  }, { timeout: 45000, interval: 250, what });
+  return first.startEpoch + first.firstDecodedMs;
+}
+
+/**
  * runScenario runs one scenario once: a fresh room on server with publisher, a linksim relay
  * with the scenario's link, and a Chromium receiver through it. It measures windowMs after
  * the receiver's first frame and warmMs of settling (drop scenarios: the line falls warmMs
@@ -293,15 +308,8 @@ export async function runScenario({
     record.linksim = sim.args.slice(1).join(' ');
     rx = await openPage(browser, pagesUrl, { label: `rural ${name}`, rtc: JSON.stringify(sim.rtcConfig), sample: '250',
       videoWidth: '1280', videoHeight: '720' });
-    // A page in the background of its window presents no frames (the time to first frame).
-    await rx.page.bringToFront();
     const mark = server.mark();
-    await rx.call('connect', server.wsUrl, await server.token(room, 'pupil'));
-    const first = await pollUntil(async () => {
-      const d = await rx.call('samples', 0);
-      return d.firstDecodedMs !== undefined ? d : undefined;
-    }, { timeout: 45000, interval: 250, what: `${serverName} ${name}: the receiver's first decoded frame` });
-    const firstAt = first.startEpoch + first.firstDecodedMs;
+    const firstAt = await receive(rx, server, room, 'pupil', `${serverName} ${name}: the receiver's first decoded frame`);
     let from;
     let to;
     let before;
@@ -473,14 +481,8 @@ async function runUplink({ name, server, serverName, sankeBin, browser, pagesUrl
       }
     })();
     rx = await openPage(browser, pagesUrl, { label: `teacher ${name}`, sample: '250', videoWidth: '1280', videoHeight: '720' });
-    await rx.page.bringToFront();
     const mark = server.mark();
-    await rx.call('connect', server.wsUrl, await server.token(room, 'teacher'));
-    const first = await pollUntil(async () => {
-      const d = await rx.call('samples', 0);
-      return d.firstDecodedMs !== undefined ? d : undefined;
-    }, { timeout: 45000, interval: 250, what: `${serverName} ${name}: the teacher's first decoded frame` });
-    const firstAt = first.startEpoch + first.firstDecodedMs;
+    const firstAt = await receive(rx, server, room, 'teacher', `${serverName} ${name}: the teacher's first decoded frame`);
     const published = sends[0]?.at ?? firstAt;
     const climbed = await pollUntil(() => (sends.at(-1)?.estimate >= 1.2 * sc.line ? sends.at(-1).at : undefined),
       { timeout: 40000, interval: 250, what: `the publisher's estimate over ${1.2 * sc.line} bit/s on the full line`, describe: lastSend })
