@@ -12,6 +12,9 @@
 #   thin1m   1 Mbit/s, 25 ms each way, 2% loss
 #   drop     3 Mbit/s, 25 ms each way, falling to 500 kbit/s for DROP_S and back
 #   bursty   Gilbert-Elliott loss, 10% average in 50 ms bursts, 50 ms each way, 3 Mbit/s
+#   uplink   the other way round: the publisher (a Chromium pupil) through the relay, 50 ms each
+#            way, 3 Mbit/s falling to 1 Mbit/s with 5% loss; the receiver (the teacher) on a
+#            clean link; the window starts once the publisher sends under the line
 # Each run: a fresh server (sanke from this checkout, then livekit-server), a room, the
 # publisher on a clean link (default: a Chromium page, fake camera 1280x720 simulcast q/h/f and
 # fake microphone; -p file: test/browser/filepublisher's pre-encoded layers), the receiver
@@ -22,7 +25,7 @@
 #   -n N      runs per scenario and server (default 3)
 #   -w S      window in seconds (default 45)
 #   -d S      how long the drop scenario's line stays at 500 kbit/s (default 60)
-#   -s LIST   scenarios, comma-separated (default clean,loss20,thin1m,drop,bursty)
+#   -s LIST   scenarios, comma-separated (default clean,loss20,thin1m,drop,bursty,uplink)
 #   -p KIND   publisher: chromium (default) or file
 #   -o DIR    keep the runs' JSON and table.md in DIR (default: a new temporary directory)
 # Environment: SANKE_TOOLS (cache of built tools, default ~/.cache/sanke-tools), SANKE_CHROMIUM.
@@ -37,7 +40,7 @@ die() { printf 'rural-bench: %s\n' "$*" >&2; exit 1; }
 runs=3
 window=45
 drop=60
-scenarios=clean,loss20,thin1m,drop,bursty
+scenarios=clean,loss20,thin1m,drop,bursty,uplink
 publisher=chromium
 out=""
 while [ $# -gt 0 ]; do

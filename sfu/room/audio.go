@@ -171,11 +171,15 @@ func (p *Participant) preferSubscriberAudio(sender *webrtc.RTPSender) {
 }
 
 // withAudioNACK returns a publisher's offer with NACK feedback on the Opus of every audio
-// section it sends on. Browsers do not offer audio NACK (livekit-client adds it only to the
-// answers it makes); with it in the offer, pion's NACK generator asks the publisher for the
-// audio its uplink lost, and the answer tells the browser to keep its audio for
-// retransmission: a teaching point still hears a pupil whose uplink drops packets. An offer
-// that does not parse is returned as it is.
+// section. Browsers do not offer audio NACK (livekit-client adds it only to the answers it
+// makes); with it in the offer, pion's NACK generator asks the publisher for the audio its
+// uplink lost, and the answer tells the browser to keep its audio for retransmission: a
+// teaching point still hears a pupil whose uplink drops packets. Sections the client receives
+// on (a single PeerConnection) get it too: pion negotiates a PeerConnection's codecs from the
+// first section of each kind, which livekit-client makes a receive section, so without it
+// there the microphone was answered without NACK. What those sections are answered stays the
+// subscriber's (preferSubscriberAudio: no NACK next to RED). An offer that does not parse is
+// returned as it is.
 func withAudioNACK(offer webrtc.SessionDescription) webrtc.SessionDescription {
 	var parsed sdp.SessionDescription
 	if err := parsed.UnmarshalString(offer.SDP); err != nil {
@@ -184,9 +188,6 @@ func withAudioNACK(offer webrtc.SessionDescription) webrtc.SessionDescription {
 	changed := false
 	for _, m := range parsed.MediaDescriptions {
 		if m.MediaName.Media != "audio" {
-			continue
-		}
-		if _, recvonly := m.Attribute(sdp.AttrKeyRecvOnly); recvonly {
 			continue
 		}
 		pt := ""

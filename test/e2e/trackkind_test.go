@@ -68,14 +68,8 @@ func TestTrackKindMatchesSource(t *testing.T) {
 		added := 0
 		tc.Eventually(t, mediaWait, "the server refuses Opus sent for the video track", func() (bool, string) {
 			var published []string
-			trickles := 0
+			addTrickled(t, c, pc, &added)
 			for _, m := range c.messages() {
-				if tr := m.GetTrickle(); tr != nil && tr.GetTarget() == livekit.SignalTarget_PUBLISHER {
-					if trickles++; trickles > added {
-						added++
-						addCandidate(t, pc, tr)
-					}
-				}
 				if rr := m.GetRequestResponse(); rr.GetAddTrack().GetCid() == "cam" && rr.GetReason() == livekit.RequestResponse_NOT_ALLOWED {
 					return true, ""
 				}
@@ -103,11 +97,7 @@ func TestTrackKindMatchesSource(t *testing.T) {
 // is applied here; add the candidates it trickles with addCandidate.
 func sendOpusAs(t *testing.T, c *rawClient, cid string) (pc *webrtc.PeerConnection, stop func()) {
 	t.Helper()
-	se := webrtc.SettingEngine{}
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	pc, err := webrtc.NewAPI(webrtc.WithSettingEngine(se)).NewPeerConnection(webrtc.Configuration{})
+	pc, err := webrtc.NewAPI(webrtc.WithSettingEngine(loopbackSettings())).NewPeerConnection(webrtc.Configuration{})
 	t.Cleanup(func() { _ = pc.Close() })
 	if err != nil {
 		t.Fatal(err)
@@ -119,6 +109,37 @@ func sendOpusAs(t *testing.T, c *rawClient, cid string) (pc *webrtc.PeerConnecti
 	if _, err := pc.AddTrack(track); err != nil {
 		t.Fatal(err)
 	}
+	offerToServer(t, c, pc)
+	done := make(chan struct{})
+	go func() {
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				_ = track.WriteSample(media.Sample{Data: []byte{0xf8, 0xff, 0xfe}, Duration: 20 * time.Millisecond})
+			}
+		}
+	}()
+	return pc, func() { close(done) }
+}
+
+// loopbackSettings keeps a test's pion PeerConnection on IPv4 loopback.
+func loopbackSettings() webrtc.SettingEngine {
+	se := webrtc.SettingEngine{}
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	return se
+}
+
+// offerToServer sends pc's offer, its candidates gathered into it, as c's publisher offer,
+// applies the server's answer and returns the answer's SDP. Add the candidates the server
+// trickles with addTrickled.
+func offerToServer(t *testing.T, c *rawClient, pc *webrtc.PeerConnection) string {
+	t.Helper()
 	offer, err := pc.CreateOffer(nil)
 	if err != nil {
 		t.Fatal(err)
@@ -135,20 +156,21 @@ func sendOpusAs(t *testing.T, c *rawClient, cid string) (pc *webrtc.PeerConnecti
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer.GetSdp()}); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
-	go func() {
-		tick := time.NewTicker(20 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-tick.C:
-				_ = track.WriteSample(media.Sample{Data: []byte{0xf8, 0xff, 0xfe}, Duration: 20 * time.Millisecond})
+	return answer.GetSdp()
+}
+
+// addTrickled adds to pc the publisher candidates the server trickled to c that are not
+// added yet; added counts those added before, and is updated.
+func addTrickled(t *testing.T, c *rawClient, pc *webrtc.PeerConnection, added *int) {
+	trickles := 0
+	for _, m := range c.messages() {
+		if tr := m.GetTrickle(); tr != nil && tr.GetTarget() == livekit.SignalTarget_PUBLISHER {
+			if trickles++; trickles > *added {
+				*added++
+				addCandidate(t, pc, tr)
 			}
 		}
-	}()
-	return pc, func() { close(done) }
+	}
 }
 
 // addCandidate adds a candidate the server trickled to pc.

@@ -5,7 +5,7 @@
 // and a markdown table (table.md, also printed).
 //
 //   node bench/rural.mjs --livekit BIN [--runs N] [--window S] [--drop S] [--recover S]
-//     [--scenarios clean,loss20,thin1m,drop,bursty] [--servers sanke,livekit]
+//     [--scenarios clean,loss20,thin1m,drop,bursty,uplink] [--servers sanke,livekit]
 //     [--publisher chromium|file] [--out DIR] [--keep-samples]
 //   node bench/rural.mjs --table DIR     (the table again, from DIR's meta.json and records.json)
 // SANKE_RURAL_LOG_LEVEL=debug runs Sanke at that log level and keeps each run's server log
@@ -50,6 +50,12 @@ function makeTable(meta, records, scenarios, servers) {
         fig = `down ${f((r) => r.drop?.downMs / 1000, { d: 1 })} s, up ${f((r) => r.drop?.upMs / 1000, { d: 1 })} s; while low: audio concealed ` +
           `${f((r) => r.drop?.audioLow.concealedRatio, pct)}%, video frozen ${f((r) => r.drop?.videoLow.frozenShare, pct)}%`;
       }
+      if (name === 'uplink') {
+        fig = `publisher: estimate over 1.2 Mbit/s after ${f((r) => r.uplink?.climbMs / 1000, { d: 1 })} s on 3 Mbit/s, sending ` +
+          `${f((r) => r.uplink?.before.bps / 1000, { d: 0 })} kbit/s; after the fall under 1 Mbit/s in ${f((r) => r.uplink?.downMs / 1000, { d: 1 })} s, ` +
+          `sending ${f((r) => r.uplink?.window.bps / 1000, { d: 0 })} kbit/s (estimate ${f((r) => r.uplink?.window.estimate / 1000, { d: 0 })}); ` +
+          `its audio NACKed ${f((r) => r.uplink?.window.audioNacks, { d: 0 })} times, resent ${f((r) => r.uplink?.window.audioResent, { d: 0 })} packets`;
+      }
       rows.push(`| ${name} | ${serverName} | ${rs.length}${failed ? ` (+${failed} failed)` : ''} | ${f((r) => r.report.audio.concealedRatio, pct)} | ` +
         `${f((r) => r.report.video.gapFrozenShare, pct)} / ${f((r) => r.report.video.chromiumFrozenShare, pct)} | ` +
         `${f((r) => r.report.video.longestFreezeMs / 1000, { d: 1 })} | ${f((r) => r.report.video.fps)} | ` +
@@ -76,7 +82,7 @@ const { values: opt } = parseArgs({
     warm: { type: 'string', default: '5' },
     drop: { type: 'string', default: '60' },
     recover: { type: 'string', default: '20' },
-    scenarios: { type: 'string', default: 'clean,loss20,thin1m,drop,bursty' },
+    scenarios: { type: 'string', default: 'clean,loss20,thin1m,drop,bursty,uplink' },
     servers: { type: 'string', default: 'sanke,livekit' },
     publisher: { type: 'string', default: 'chromium' },
     out: { type: 'string' },

@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import { FilePublisher, freeTcpPort, freeUdpPort, pollUntil, sleep } from './harness.mjs';
 import { LineLog } from './linelog.mjs';
 import { startLinkSim } from './linksim.mjs';
-import { audioReport, freezes, report, settledAt, trackSeries, videoReport, widthShares, within } from './report.mjs';
+import { audioReport, freezes, report, settledAt, spread, trackSeries, videoReport, widthShares, within } from './report.mjs';
 
 const execFileP = promisify(execFile);
 
@@ -23,6 +23,10 @@ export const SCENARIOS = {
   drop: { title: '3 Mbit/s falling to 500 kbit/s and back, 50 ms RTT', link: { rate: '3mbit', delay: 25 }, drop: '500kbit' },
   bursty: { title: 'bursty loss (Gilbert-Elliott, 10% average, 50 ms bursts), 100 ms RTT, 3 Mbit/s',
     link: { loss: 0.1, burst: 50, delay: 50, rate: '3mbit' } },
+  // The publisher (a pupil called on) behind the relay, the receiver (the teacher) on a clean
+  // link: runUplink.
+  uplink: { title: 'uplink: the publisher\'s 3 Mbit/s falling to 1 Mbit/s with 5% loss, 100 ms RTT', link: { rate: '3mbit', delay: 50 },
+    thin: { rate: '1mbit', loss: 0.05 }, line: 1_000_000, uplink: true },
 };
 
 /** The key and secret both servers sign with in the benchmark. */
@@ -175,24 +179,27 @@ async function openPage(browser, pagesUrl, query) {
 }
 
 /**
- * Publisher puts the camera and microphone of identity 'teacher' into a room on a clean link:
- * kind 'chromium' is the test page's fake camera (1280x720, simulcast q/h/f) and microphone;
- * kind 'file' is test/browser/filepublisher (pre-encoded layers, bitrates independent of the
- * host's load; bin is its binary).
+ * Publisher puts the camera and microphone of identity (default 'teacher') into a room, on a
+ * clean link unless rtcConfig (a linksim relay's) says otherwise: kind 'chromium' is the test
+ * page's fake camera (1280x720, simulcast q/h/f) and microphone; kind 'file' is
+ * test/browser/filepublisher (pre-encoded layers, bitrates independent of the host's load;
+ * bin is its binary).
  */
 export class Publisher {
-  constructor({ kind, browser, pagesUrl, bin }) {
-    Object.assign(this, { kind, browser, pagesUrl, bin });
+  constructor({ kind, browser, pagesUrl, bin, identity = 'teacher', rtcConfig }) {
+    Object.assign(this, { kind, browser, pagesUrl, bin, identity, rtcConfig });
   }
 
   async start(server, room) {
-    const token = await server.token(room, 'teacher');
+    const token = await server.token(room, this.identity);
     if (this.kind === 'file') {
       this.file = new FilePublisher(this.bin);
       this.info = await this.file.start(server.wsUrl, token);
       return this.info;
     }
-    this.p = await openPage(this.browser, this.pagesUrl, { label: 'publisher' });
+    const query = { label: `publisher ${this.identity}` };
+    if (this.rtcConfig) query.rtc = JSON.stringify(this.rtcConfig);
+    this.p = await openPage(this.browser, this.pagesUrl, query);
     await this.p.call('connect', server.wsUrl, token);
     await this.p.call('publishCamera');
     await this.p.call('publishMicrophone');
@@ -216,11 +223,61 @@ export class Publisher {
     return out;
   }
 
+  /**
+   * sendSample returns what a Chromium publisher sends, as its getStats() says now: { at (the
+   * stats' time, ms epoch), bytes (RTP payload and headers of every layer and the audio),
+   * audioNacks and audioResent (NACKs the microphone's stream received, packets it resent),
+   * layers by rid ({ bytes, width, fps, limit (qualityLimitationReason), active }), estimate
+   * (the selected pair's availableOutgoingBitrate), candidate (its local candidate's type),
+   * extensions (the header extensions negotiated for the camera and the microphone) };
+   * undefined when the page does not answer.
+   */
+  async sendSample() {
+    const st = await this.p?.call('stats').catch(() => undefined);
+    if (!st) return undefined;
+    const cam = st.local.find((l) => l.source === 'camera');
+    const mic = st.local.find((l) => l.source === 'microphone');
+    const sent = (o) => (o?.bytesSent ?? 0) + (o?.headerBytesSent ?? 0);
+    const layers = {};
+    for (const o of cam?.outbound ?? []) {
+      layers[o.rid ?? ''] = { bytes: sent(o), width: o.frameWidth, fps: o.framesPerSecond, limit: o.qualityLimitationReason, active: o.active };
+    }
+    const audio = (mic?.outbound ?? []).reduce((a, o) => a + sent(o), 0);
+    const sum = (key) => (mic?.outbound ?? []).reduce((a, o) => a + (o[key] ?? 0), 0);
+    const at = cam?.outbound?.[0]?.timestamp;
+    return {
+      at: at > 1e12 ? Math.round(at) : Date.now(),
+      bytes: audio + Object.values(layers).reduce((a, l) => a + l.bytes, 0),
+      audioBytes: audio,
+      audioNacks: sum('nackCount'),
+      audioResent: sum('retransmittedPacketsSent'),
+      layers,
+      estimate: cam?.candidate?.availableOutgoingBitrate ?? mic?.candidate?.availableOutgoingBitrate,
+      candidate: cam?.candidate?.candidateType ?? mic?.candidate?.candidateType,
+      extensions: { camera: cam?.headerExtensions, microphone: mic?.headerExtensions },
+    };
+  }
+
   async stop() {
     await this.file?.stop();
     await this.p?.call('disconnect').catch(() => {});
     await this.p?.context.close().catch(() => {});
   }
+}
+
+/**
+ * receive connects the receiving page rx (openPage, sampling) to room as identity and resolves,
+ * once it decoded a frame, with the time of that frame (ms epoch); what names the wait.
+ */
+async function receive(rx, server, room, identity, what) {
+  // A page in the background of its window presents no frames (the time to first frame).
+  await rx.page.bringToFront();
+  await rx.call('connect', server.wsUrl, await server.token(room, identity));
+  const first = await pollUntil(async () => {
+    const d = await rx.call('samples', 0);
+    return d.firstDecodedMs !== undefined ? d : undefined;
+  }, { timeout: 45000, interval: 250, what });
+  return first.startEpoch + first.firstDecodedMs;
 }
 
 /**
@@ -238,6 +295,7 @@ export async function runScenario({
 }) {
   const sc = SCENARIOS[name];
   if (!sc) throw new Error(`unknown scenario ${name}`);
+  if (sc.uplink) return runUplink({ name, server, serverName, sankeBin, browser, pagesUrl, windowMs, warmMs, keep, room });
   const record = { scenario: name, title: sc.title, server: serverName, started: new Date().toISOString(), windowMs };
   let sim;
   let rx;
@@ -247,15 +305,8 @@ export async function runScenario({
     record.linksim = sim.args.slice(1).join(' ');
     rx = await openPage(browser, pagesUrl, { label: `rural ${name}`, rtc: JSON.stringify(sim.rtcConfig), sample: '250',
       videoWidth: '1280', videoHeight: '720' });
-    // A page in the background of its window presents no frames (the time to first frame).
-    await rx.page.bringToFront();
     const mark = server.mark();
-    await rx.call('connect', server.wsUrl, await server.token(room, 'pupil'));
-    const first = await pollUntil(async () => {
-      const d = await rx.call('samples', 0);
-      return d.firstDecodedMs !== undefined ? d : undefined;
-    }, { timeout: 45000, interval: 250, what: `${serverName} ${name}: the receiver's first decoded frame` });
-    const firstAt = first.startEpoch + first.firstDecodedMs;
+    const firstAt = await receive(rx, server, room, 'pupil', `${serverName} ${name}: the receiver's first decoded frame`);
     let from;
     let to;
     let before;
@@ -359,4 +410,117 @@ export function dropFigures({ at: c1, back: c2 }, video, audio, to) {
     audioLow: audioReport(within(audio, c1, c2)),
     videoLow: videoReport(within(video, c1, c2), c1, c2),
   };
+}
+
+/**
+ * sendRates: what a publisher sent between from and to (ms epoch), from its sendSample()
+ * series: bits per second in all (RTP payload and headers), of the audio and of each layer
+ * (with its width, limitation and active flag at the end), the NACKs its audio received and
+ * the audio packets it sent again, the median bandwidth estimate and the limitations its
+ * layers reported.
+ */
+export function sendRates(series, from, to) {
+  const w = series.filter((s) => s.at >= from && s.at <= to);
+  if (w.length < 2 || w.at(-1).at <= w[0].at) return { samples: w.length };
+  const a = w[0];
+  const b = w.at(-1);
+  const bps = (x, y) => Math.round(((y - x) * 8000) / (b.at - a.at));
+  const layers = {};
+  for (const [rid, l] of Object.entries(b.layers)) {
+    layers[rid] = { bps: bps(a.layers[rid]?.bytes ?? 0, l.bytes), width: l.width, limit: l.limit, active: l.active };
+  }
+  return {
+    samples: w.length,
+    ms: b.at - a.at,
+    bps: bps(a.bytes, b.bytes),
+    audioBps: bps(a.audioBytes, b.audioBytes),
+    audioNacks: b.audioNacks - a.audioNacks,
+    audioResent: b.audioResent - a.audioResent,
+    layers,
+    estimate: spread(w.map((s) => s.estimate)).median,
+    limits: [...new Set(w.flatMap((s) => Object.values(s.layers).map((l) => l.limit)).filter(Boolean))],
+    candidates: [...new Set(w.map((s) => s.candidate).filter(Boolean))],
+  };
+}
+
+/**
+ * runUplink runs an uplink scenario once: the publisher (a Chromium pupil, fake camera
+ * 1280x720 simulcast and fake microphone) forced through a linksim relay with the scenario's
+ * link, a Chromium teacher on a clean link receiving it. Once the teacher decodes video, the
+ * publisher's bandwidth estimate is given up to 40 s to climb over 1.2 times the thin line
+ * (Chromium's probes and increases, judged by the server's transport-wide feedback; a start
+ * whose keyframe burst overflowed the relay's queue once held it under that for 13 s) and
+ * warmMs pass; then the line falls to sc.thin. The publisher has adapted when its estimate is under the line and it sent under it
+ * over 2 s; the window of windowMs starts then (at the latest 30 s after the fall) and at least
+ * warmMs after the fall. The record: the teacher's report over the window, uplink (climb, way
+ * down, what the publisher sent before the fall and in the window), the relay's counters.
+ */
+async function runUplink({ name, server, serverName, sankeBin, browser, pagesUrl, windowMs, warmMs, keep, room }) {
+  const sc = SCENARIOS[name];
+  const record = { scenario: name, title: sc.title, server: serverName, started: new Date().toISOString(), windowMs };
+  const sends = [];
+  let sim;
+  let pub;
+  let rx;
+  let stopped = false;
+  let sampling;
+  const lastSend = () => JSON.stringify(sends.at(-1));
+  try {
+    sim = await startLinkSim(sankeBin, { link: sc.link });
+    record.linksim = sim.args.slice(1).join(' ');
+    pub = new Publisher({ kind: 'chromium', browser, pagesUrl, identity: 'pupil', rtcConfig: sim.rtcConfig });
+    await pub.start(server, room);
+    sampling = (async () => {
+      while (!stopped) {
+        const s = await pub.sendSample();
+        if (s) sends.push(s);
+        await sleep(500);
+      }
+    })();
+    rx = await openPage(browser, pagesUrl, { label: `teacher ${name}`, sample: '250', videoWidth: '1280', videoHeight: '720' });
+    const mark = server.mark();
+    const firstAt = await receive(rx, server, room, 'teacher', `${serverName} ${name}: the teacher's first decoded frame`);
+    const published = sends[0]?.at ?? firstAt;
+    const climbed = await pollUntil(() => (sends.at(-1)?.estimate >= 1.2 * sc.line ? sends.at(-1).at : undefined),
+      { timeout: 40000, interval: 250, what: `the publisher's estimate over ${1.2 * sc.line} bit/s on the full line`, describe: lastSend })
+      .catch(() => undefined);
+    await sleep(Math.max(0, firstAt + warmMs - Date.now()));
+    const pre = sendRates(sends, Date.now() - 3000, Date.now());
+    const before = await scrape(server);
+    const fell = (await sim.set(sc.thin)).at;
+    const adapted = await pollUntil(() => {
+      const last = sends.at(-1);
+      if (!last || last.at < fell + 2000 || !(last.estimate < sc.line)) return undefined;
+      return sendRates(sends, last.at - 2000, last.at).bps < sc.line ? last.at : undefined;
+    }, { timeout: 30000, interval: 250, what: `the publisher under ${sc.line} bit/s`, describe: lastSend }).catch(() => undefined);
+    const from = Math.max(adapted ?? 0, fell + warmMs, Date.now());
+    const to = from + windowMs;
+    await sleep(Math.max(0, to + 600 - Date.now())); // the publisher's last sample after to
+    const after = await scrape(server);
+    const data = await rx.call('samples', 0);
+    record.report = report(data, { from, to, publisher: 'pupil' });
+    const video = within(trackSeries(data.samples, { kind: 'video', source: 'camera', from: 'pupil' }), to - 5000, to);
+    record.uplink = {
+      line: sc.line,
+      extensions: sends.at(-1)?.extensions,
+      climbMs: climbed === undefined ? undefined : climbed - published,
+      before: pre,
+      fell,
+      downMs: adapted === undefined ? undefined : adapted - fell,
+      window: sendRates(sends, from, to),
+      framesLast5s: video.length > 1 ? (video.at(-1).framesDecoded ?? 0) - (video[0].framesDecoded ?? 0) : 0,
+    };
+    record.publisher = record.uplink.window.layers;
+    record.serverSide = { counters: metricDeltas(before, after, /retrans|nack|pli|rtx|probe|padding/i), log: serverLog(serverName, server.since(mark)) };
+    await sim.stop();
+    record.linksimCounters = sim.counters();
+    if (keep) Object.assign(record, { samples: data, sends });
+    return record;
+  } finally {
+    stopped = true;
+    await sampling;
+    await rx?.context.close().catch(() => {});
+    await pub?.stop().catch(() => {});
+    await sim?.stop();
+  }
 }

@@ -140,7 +140,8 @@ const inboundKeys = ['kind', 'ssrc', 'packetsReceived', 'packetsLost', 'bytesRec
   'concealmentEvents', 'fecPacketsReceived', 'nackCount', 'mid'];
 const outboundKeys = ['kind', 'rid', 'ssrc', 'active', 'bytesSent', 'packetsSent', 'framesEncoded', 'framesSent',
   'frameWidth', 'frameHeight', 'framesPerSecond', 'qualityLimitationReason', 'encoderImplementation',
-  'targetBitrate', 'scalabilityMode', 'mid', 'nackCount', 'pliCount', 'firCount'];
+  'targetBitrate', 'scalabilityMode', 'mid', 'nackCount', 'pliCount', 'firCount', 'timestamp', 'headerBytesSent',
+  'retransmittedBytesSent', 'retransmittedPacketsSent', 'qualityLimitationDurations'];
 const transportKeys = ['id', 'srtpCipher', 'dtlsCipher', 'tlsVersion', 'dtlsState', 'dtlsRole', 'iceState',
   'iceRole', 'selectedCandidatePairId', 'bytesSent', 'bytesReceived'];
 
@@ -161,7 +162,8 @@ function collect(report, type, keys) {
 }
 
 // selectedCandidate describes the local candidate of the report's selected candidate pair,
-// and the remote candidate's address.
+// the remote candidate's address, and the pair's RTT and the sender's bandwidth estimate
+// (availableOutgoingBitrate: what Chromium's congestion control allows it to send).
 function selectedCandidate(report) {
   if (!report) return undefined;
   let pairId;
@@ -174,6 +176,7 @@ function selectedCandidate(report) {
   return local ? {
     candidateType: local.candidateType, protocol: local.protocol, relayProtocol: local.relayProtocol,
     address: local.address, remoteAddress: remote?.address,
+    availableOutgoingBitrate: pair.availableOutgoingBitrate, currentRoundTripTime: pair.currentRoundTripTime,
   } : undefined;
 }
 
@@ -224,6 +227,8 @@ async function stats() {
       entry.candidate = selectedCandidate(report);
       for (const tr of collect(report, 'transport', transportKeys)) transports.set(tr.id, tr);
       if (track.mediaStreamTrack) entry.settings = track.mediaStreamTrack.getSettings();
+      // The header extensions the answer negotiated for what this track sends.
+      entry.headerExtensions = track.sender?.getParameters().headerExtensions?.map((e) => e.uri);
     }
     local.push(entry);
   }
