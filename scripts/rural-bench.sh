@@ -4,7 +4,7 @@
 # `sanke linksim` (an impairing TURN relay: loss, bursts, delay, rate, a rate schedule), its
 # getStats() sampled every 250 ms and turned into a report (test/browser/lib/report.mjs).
 #
-#   ./scripts/rural-bench.sh [-n RUNS] [-w WINDOW_S] [-d DROP_S] [-s SCENARIOS] [-p chromium|file] [-o DIR]
+#   ./scripts/rural-bench.sh [-n RUNS] [-w WINDOW_S] [-d DROP_S] [-s SCENARIOS] [-S SERVERS] [-p chromium|file] [-o DIR]
 #
 # Scenarios (test/browser/lib/rural.mjs; delay is one way):
 #   clean    0% loss (control), 50 ms each way, 3 Mbit/s
@@ -26,6 +26,7 @@
 #   -w S      window in seconds (default 45)
 #   -d S      how long the drop scenario's line stays at 500 kbit/s (default 60)
 #   -s LIST   scenarios, comma-separated (default clean,loss20,thin1m,drop,bursty,uplink)
+#   -S LIST   servers, comma-separated (default sanke,livekit; sanke alone halves the time)
 #   -p KIND   publisher: chromium (default) or file
 #   -o DIR    keep the runs' JSON and table.md in DIR (default: a new temporary directory)
 # Environment: SANKE_TOOLS (cache of built tools, default ~/.cache/sanke-tools), SANKE_CHROMIUM.
@@ -42,6 +43,7 @@ window=45
 drop=60
 scenarios=clean,loss20,thin1m,drop,bursty,uplink
 publisher=chromium
+servers=sanke,livekit
 out=""
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -49,6 +51,7 @@ while [ $# -gt 0 ]; do
 	-w) window="${2:?-w needs seconds}"; shift 2 ;;
 	-d) drop="${2:?-d needs seconds}"; shift 2 ;;
 	-s) scenarios="${2:?-s needs a list}"; shift 2 ;;
+	-S) servers="${2:?-S needs a list}"; shift 2 ;;
 	-p) publisher="${2:?-p needs chromium or file}"; shift 2 ;;
 	-o) out="${2:?-o needs a directory}"; shift 2 ;;
 	-h | --help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
@@ -71,6 +74,6 @@ fi
 cd "$ROOT/test/browser"
 [ -d node_modules ] || npm ci --no-audit --no-fund
 node build.mjs
-args=(--livekit "$lk_bin" --runs "$runs" --window "$window" --drop "$drop" --scenarios "$scenarios" --publisher "$publisher")
+args=(--livekit "$lk_bin" --runs "$runs" --window "$window" --drop "$drop" --scenarios "$scenarios" --servers "$servers" --publisher "$publisher")
 [ -z "$out" ] || args+=(--out "$out")
 exec node bench/rural.mjs "${args[@]}"

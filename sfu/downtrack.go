@@ -308,10 +308,13 @@ func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 func (d *DownTrack) Unbind(webrtc.TrackLocalContext) error {
 	d.mu.Lock()
 	d.writer = nil
+	c, redDist := d.counters, d.audio.dist
 	if d.receiver.audio != nil {
 		d.releaseAudio()
 	}
 	d.mu.Unlock()
+	d.logger.Debug("down track unbound", "kind", d.receiver.Kind(), "packets", c.packets, "nacks", c.nacks,
+		"retransmits", c.retransmits, "nack_misses", c.nackMisses, "red_distance", redDist)
 	d.cbMu.Lock()
 	d.bound = false
 	d.cbMu.Unlock()

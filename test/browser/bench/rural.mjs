@@ -26,7 +26,7 @@ import { DIST, launch } from '../lib/suite.mjs';
 function makeTable(meta, records, scenarios, servers) {
   const pct = { d: 1, k: 100 };
   const rows = [];
-  rows.push('| scenario | server | runs | audio concealed % | video frozen % (ours / Chromium) | longest freeze s | fps | 1280 px held % | widths held (share of time) | TTFF ms | RTT ms | scenario figure | publisher f / h / q kbit/s |');
+  rows.push('| scenario | server | runs | audio concealed % (audible / all) | video frozen % (ours / Chromium) | longest freeze s | fps | 1280 px held % | widths held (share of time) | TTFF ms | RTT ms | scenario figure | publisher f / h / q kbit/s |');
   rows.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const name of scenarios) {
     for (const serverName of servers) {
@@ -48,7 +48,7 @@ function makeTable(meta, records, scenarios, servers) {
       }
       if (name === 'drop') {
         fig = `down ${f((r) => r.drop?.downMs / 1000, { d: 1 })} s, up ${f((r) => r.drop?.upMs / 1000, { d: 1 })} s; while low: audio concealed ` +
-          `${f((r) => r.drop?.audioLow.concealedRatio, pct)}%, video frozen ${f((r) => r.drop?.videoLow.frozenShare, pct)}%`;
+          `${f((r) => r.drop?.audioLow.audibleConcealedRatio, pct)}% audible, video frozen ${f((r) => r.drop?.videoLow.frozenShare, pct)}%`;
       }
       if (name === 'uplink') {
         fig = `publisher: estimate over 1.2 Mbit/s after ${f((r) => r.uplink?.climbMs / 1000, { d: 1 })} s on 3 Mbit/s, sending ` +
@@ -56,7 +56,7 @@ function makeTable(meta, records, scenarios, servers) {
           `sending ${f((r) => r.uplink?.window.bps / 1000, { d: 0 })} kbit/s (estimate ${f((r) => r.uplink?.window.estimate / 1000, { d: 0 })}); ` +
           `its audio NACKed ${f((r) => r.uplink?.window.audioNacks, { d: 0 })} times, resent ${f((r) => r.uplink?.window.audioResent, { d: 0 })} packets`;
       }
-      rows.push(`| ${name} | ${serverName} | ${rs.length}${failed ? ` (+${failed} failed)` : ''} | ${f((r) => r.report.audio.concealedRatio, pct)} | ` +
+      rows.push(`| ${name} | ${serverName} | ${rs.length}${failed ? ` (+${failed} failed)` : ''} | ${f((r) => r.report.audio.audibleConcealedRatio, pct)} / ${f((r) => r.report.audio.concealedRatio, pct)} | ` +
         `${f((r) => r.report.video.gapFrozenShare, pct)} / ${f((r) => r.report.video.chromiumFrozenShare, pct)} | ` +
         `${f((r) => r.report.video.longestFreezeMs / 1000, { d: 1 })} | ${f((r) => r.report.video.fps)} | ` +
         `${f((r) => r.report.video.widths['1280'] ?? 0, { d: 0, k: 100 })} | ${wtxt} | ` +
@@ -158,7 +158,7 @@ try {
         await writeFile(join(out, `${name}-${serverName}-${run}.json`), JSON.stringify(rec, null, 2));
         const r = rec.report;
         if (r) {
-          log(`  audio concealed ${(100 * (r.audio.concealedRatio ?? NaN)).toFixed(1)}%, video frozen ${(100 * r.video.frozenShare).toFixed(1)}% ` +
+          log(`  audio concealed ${(100 * (r.audio.audibleConcealedRatio ?? NaN)).toFixed(1)}% audible (${(100 * (r.audio.concealedRatio ?? NaN)).toFixed(1)}% all), video frozen ${(100 * r.video.frozenShare).toFixed(1)}% ` +
             `(chromium ${(100 * r.video.chromiumFrozenShare).toFixed(1)}%), fps ${r.video.fps?.toFixed(1)}, widths ${JSON.stringify(r.video.widths)}, ` +
             `ttff ${r.ttffMs} ms${rec.settle ? `, settled ${rec.settle.ms} ms` : ''}${rec.drop ? `, down ${rec.drop.downMs} ms up ${rec.drop.upMs} ms` : ''}`);
         }

@@ -49,13 +49,17 @@ function median(values) {
 
 /**
  * audioReport: over the window's samples of an audio track, the concealed share of the samples
- * played (Δ concealedSamples / Δ totalSamplesReceived: what the listener heard made up), the
- * concealment events, the packets lost and received, NACKs sent and FEC packets received.
+ * played (Δ concealedSamples / Δ totalSamplesReceived: what the receiver made up), its audible
+ * share (audibleConcealedRatio: less Δ silentConcealedSamples, the concealed samples Chromium
+ * found silent: a loss while the speaker is quiet, DTX's comfort noise, a concealment faded
+ * out; no listener hears those), the concealment events, the packets lost and received,
+ * NACKs sent and FEC packets received.
  */
 export function audioReport(series) {
   if (series.length < 2) return { samples: series.length };
   const total = sumDelta(series, 'totalSamplesReceived');
   const concealed = sumDelta(series, 'concealedSamples');
+  const silent = sumDelta(series, 'silentConcealedSamples');
   const lost = sumDelta(series, 'packetsLost');
   const received = sumDelta(series, 'packetsReceived');
   return {
@@ -63,7 +67,8 @@ export function audioReport(series) {
     totalSamples: total,
     concealedSamples: concealed,
     concealedRatio: total > 0 ? concealed / total : undefined,
-    silentConcealedSamples: sumDelta(series, 'silentConcealedSamples'),
+    silentConcealedSamples: silent,
+    audibleConcealedRatio: total > 0 ? Math.max(concealed - silent, 0) / total : undefined,
     concealmentEvents: sumDelta(series, 'concealmentEvents'),
     packetsLost: lost,
     packetsReceived: received,

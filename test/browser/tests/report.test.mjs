@@ -30,14 +30,17 @@ function videoSeries({ ms, step = 250, fps = 30, stalls = [], width = () => 1280
   return out;
 }
 
-function audioSeries({ ms, step = 250, concealedPerStep = () => 0 }) {
+function audioSeries({ ms, step = 250, concealedPerStep = () => 0, silentPerStep = () => 0 }) {
   const out = [];
   let total = 0;
   let concealed = 0;
+  let silent = 0;
   for (let t = 0; t <= ms; t += step) {
-    out.push({ at: T0 + t, t, totalSamplesReceived: total, concealedSamples: concealed, packetsReceived: t / 20, packetsLost: 0 });
+    out.push({ at: T0 + t, t, totalSamplesReceived: total, concealedSamples: concealed, silentConcealedSamples: silent,
+      packetsReceived: t / 20, packetsLost: 0 });
     total += 48 * step;
     concealed += concealedPerStep(t);
+    silent += silentPerStep(t);
   }
   return out;
 }
@@ -109,6 +112,16 @@ describe('report.mjs', () => {
     assert.equal(r.concealedRatio, 0.05);
     // Over a later window only: nothing concealed.
     assert.equal(audioReport(s.filter((x) => x.t >= 2500)).concealedRatio, 0);
+  });
+
+  it('the audible concealed ratio leaves out the samples Chromium found silent', () => {
+    // 5% concealed as above, 3 of every 4 concealed samples silent (a loss in a pause): 1.25% heard.
+    const s = audioSeries({ ms: 5000, concealedPerStep: (t) => (t >= 1000 && t < 2250 ? 2400 : 0),
+      silentPerStep: (t) => (t >= 1000 && t < 2250 ? 1800 : 0) });
+    const r = audioReport(s);
+    assert.equal(r.concealedRatio, 0.05);
+    assert.equal(r.silentConcealedSamples, 9000);
+    assert.equal(r.audibleConcealedRatio, 0.0125);
   });
 
   it('settledAt finds when the width that fits holds for good', () => {
