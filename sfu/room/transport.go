@@ -360,6 +360,22 @@ func (t *transport) Negotiate(iceRestart bool) {
 	t.scheduleLocked()
 }
 
+// NegotiateNow offers at once instead of after the debounce, folding in a pending one: for
+// the first offer of a join, whose contents (the data channels, the room's tracks) are all
+// there already. Waiting would only delay the subscriber's first picture.
+func (t *transport) NegotiateNow() {
+	t.mu.Lock()
+	if t.debounce != nil {
+		if !t.debounce.Stop() {
+			t.mu.Unlock()
+			return // the timer fired: its offer is on its way
+		}
+		t.debounce = nil
+	}
+	t.mu.Unlock()
+	t.offer()
+}
+
 func (t *transport) scheduleLocked() {
 	if t.closed || t.debounce != nil {
 		return
