@@ -12,18 +12,23 @@
 #      simulcast file, which answers a keyframe request by jumping to the file's next keyframe:
 #      no encoder in the measurement), and for the link "rtt300" a `sanke linksim` relay with
 #      150 ms each way (the subscriber forced to relay-only ICE through it);
-#   3. runs RUNS subscribers per link and server, alternating the servers run by run, each a
-#      fresh process joining with a new identity (test/ttff/ttff.mjs), and prints, per link and
-#      server, p50 and min-max of: connect() resolved, TrackSubscribed, first decoded frame.
+#   3. runs one subscriber per server that is not counted (the first start of node and the
+#      SDK's native library is slow on a cold cache: it went to whichever server came first),
+#      then RUNS subscribers per link and server, alternating the servers run by run (Sanke
+#      first in odd runs, LiveKit first in even ones), each a fresh process joining with a new
+#      identity (test/ttff/ttff.mjs), and prints, per link and server, p50 and min-max of:
+#      connect() resolved, TrackSubscribed, first decoded frame.
 #
 # Options:
 #   -n N           runs per link and server (default 5)
 #   -l LIST        links, space-separated: loopback, rtt300 (default both)
 #   -o DIR         keep every run's line and the server logs in DIR (default: a temp dir)
 #   --sanke-bin P  measure this sanke binary instead of building one (e.g. an older commit)
-#   --timeline     both servers log at debug level: Sanke's log (in DIR) then holds each
-#                  subscriber's timeline ("ttff:" lines: join, offers and answers, selected
-#                  pair, DTLS connected, first keyframe request, first packet forwarded)
+#   --timeline     both servers log at debug level, and a second table lines their logs up
+#                  with each run's client marks: per run, ms from the client's t0 to the join,
+#                  the answer, the client's first ICE candidate, ICE connected (Sanke: the
+#                  selected pair), DTLS connected, the first keyframe request and the first
+#                  keyframe sent (Sanke's "ttff:" lines; LiveKit's own debug messages)
 # Environment:
 #   SANKE_TOOLS      cache of built tools (default ~/.cache/sanke-tools)
 #   TTFF_BASE_PORT   first of the ports used (default 17960: sanke +0/+2, livekit +10/+12,
@@ -184,12 +189,23 @@ esac
 } | tee "$out/README" >&2
 # Let both publishers run through a keyframe interval before the first subscriber.
 sleep 3
+for name in sanke livekit; do
+	port=$sanke_port
+	[ "$name" = sanke ] || port=$lk_port
+	note "warm-up run on $name (not counted)"
+	timeout --kill-after=5 60 node "$ROOT/test/ttff/ttff.mjs" --url "ws://127.0.0.1:$port" \
+		--token "$(token "warmup-$name" join,subscribe)" >"$out/warmup-$name.log" 2>&1 ||
+		note "  warm-up failed: $(tail -n 3 "$out/warmup-$name.log")"
+	sleep 1
+done
 failed=0
 for link in $links; do
 	relay=()
 	[ "$link" = loopback ] || relay=(--relay "turn:127.0.0.1:$relay_port?transport=udp" --user "$RELAY_USER" --pass "$RELAY_PASS")
 	for i in $(seq "$runs"); do
-		for name in sanke livekit; do
+		order="sanke livekit"
+		[ $((i % 2)) = 1 ] || order="livekit sanke"
+		for name in $order; do
 			port=$sanke_port
 			[ "$name" = sanke ] || port=$lk_port
 			id="sub-$link-$i"
@@ -226,4 +242,56 @@ for link in $links; do
 		fi
 	done
 done
+
+# --- 5. Timeline (--timeline) ----------------------------------------------------------------
+# marks SERVER ID T0: the server's marks of subscriber ID, ms after the client's t0 (unix ms),
+# from its debug log: join, answer, first client candidate, ICE, DTLS, keyframe request, first
+# keyframe sent ("-" where the log has none). Times are compared as ms of the UTC day.
+marks() {
+	local log="$out/$1.log" fmt=sanke
+	[ "$1" = sanke ] || fmt=livekit
+	awk -v fmt="$fmt" -v id="$2" -v t0="$3" '
+	function ms(ts,  p) { split(substr(ts, 12, 12), p, ":"); return (p[1] * 3600 + p[2] * 60 + p[3]) * 1000 }
+	function mark(k, ts) { if (!(k in at)) at[k] = ms(ts) - t0 % 86400000 }
+	fmt == "sanke" && index($0, "identity=" id " ") {
+		ts = substr($1, 6)
+		if (index($0, "msg=\"ttff: joined\"")) mark("join", ts)
+		if (index($0, "msg=\"ttff: answer made\"") || index($0, "msg=\"ttff: offer sent\"")) mark("sdp", ts)
+		if (index($0, "msg=\"ttff: candidate received\"")) mark("cand", ts)
+		if (index($0, "msg=\"ttff: selected pair\"")) mark("ice", ts)
+		if (index($0, "msg=\"ttff: dtls connected\"")) mark("dtls", ts)
+		if (index($0, "msg=\"ttff: first keyframe requested\"")) mark("pli", ts)
+		if (index($0, "msg=\"ttff: first packet forwarded\"") && index($0, "keyframe=true")) mark("key", ts)
+	}
+	fmt == "livekit" && index($0, "\"participant\": \"" id "\"") {
+		split($0, f, "\t"); ts = f[1]; msg = f[5]
+		if (msg == "processing join request") mark("join", ts)
+		if (msg == "sending answer") mark("sdp", ts)
+		if (msg == "added ICE candidate") mark("cand", ts)
+		if (msg == "ice connection state change" && index($0, "\"state\": \"connected\"")) mark("ice", ts)
+		if (msg == "peer connection state change" && index($0, "\"state\": \"connected\"")) mark("dtls", ts)
+		if (index(msg, "sending PLI") == 1) mark("pli", ts)
+		if (msg == "forwarded key frame") mark("key", ts)
+	}
+	END {
+		n = split("join sdp cand ice dtls pli key", k, " ")
+		for (i = 1; i <= n; i++) printf "%s%s", (k[i] in at ? sprintf("%.0f", at[k[i]]) : "-"), (i < n ? " | " : "")
+	}' "$log"
+}
+if [ "$timeline" = 1 ]; then
+	echo
+	echo "Timeline, ms from the client's t0 (server marks from its debug log; client marks from ttff.mjs):"
+	echo
+	echo "| link | server | run | join | answer | client candidate | ICE | DTLS | keyframe request | keyframe sent | connect | TrackSubscribed | **first frame** |"
+	echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+	for link in $links; do
+		for name in sanke livekit; do
+			for i in $(seq "$runs"); do
+				f="$out/$link-$name-$i.json"
+				[ -e "$f" ] || continue
+				echo "| $link | $name | $i | $(marks "$name" "sub-$link-$i" "$(jq -r .t0_unix_ms "$f")") | $(jq -r '"\(.connect_ms | round) | \(.subscribed_ms | round) | **\(.first_frame_ms | round)**"' "$f") |"
+			done
+		done
+	done
+fi
 [ "$failed" = 0 ] || die "$failed run(s) failed (logs in $out)"

@@ -142,3 +142,93 @@ func TestDownTrackFirstPLIUrgent(t *testing.T) {
 		t.Fatalf("%d PLIs after the subscriber's second, want 2 (throttled)", n)
 	}
 }
+
+// TestReceiverHeldKeyframe: an urgent request within urgentPLIGap of the last, whose keyframe
+// came already, is held back, not dropped: the first packet after the gap sends it, unless a
+// keyframe came meanwhile (it reached the subscriber that asked).
+func TestReceiverHeldKeyframe(t *testing.T) {
+	rig := newTestRig(t, vp8Codec, 0)
+	count := func() int { return len(rig.rtcp.plis()) }
+	seq := uint16(0)
+	feed := func(key bool) {
+		seq++
+		rig.feed(0, rtp.Header{SequenceNumber: seq}, vp8Payload(true, seq, 0, 0, key))
+	}
+
+	if !rig.r.requestKeyframe(LayerLow, false) || count() != 1 {
+		t.Fatal("first request not sent")
+	}
+	rig.clock.advance(20 * time.Millisecond)
+	feed(true) // its keyframe
+	rig.clock.advance(30 * time.Millisecond)
+	if rig.r.requestKeyframe(LayerLow, true) || count() != 1 {
+		t.Fatal("urgent request sent within urgentPLIGap of the last")
+	}
+	rig.clock.advance(30 * time.Millisecond)
+	feed(false)
+	if count() != 1 {
+		t.Fatal("held request sent before urgentPLIGap passed")
+	}
+	rig.clock.advance(urgentPLIGap - 60*time.Millisecond)
+	feed(false)
+	if count() != 2 {
+		t.Fatalf("%d PLIs once urgentPLIGap passed, want the held request sent (2)", count())
+	}
+	feed(false)
+	if count() != 2 {
+		t.Fatal("held request sent twice")
+	}
+
+	// Held, then a keyframe comes before the gap passed: nothing more to ask for.
+	rig.clock.advance(20 * time.Millisecond)
+	feed(true)
+	rig.clock.advance(20 * time.Millisecond)
+	if rig.r.requestKeyframe(LayerLow, true) || count() != 2 {
+		t.Fatal("urgent request sent within urgentPLIGap of the last")
+	}
+	rig.clock.advance(20 * time.Millisecond)
+	feed(true)
+	rig.clock.advance(urgentPLIGap)
+	feed(false)
+	if count() != 2 {
+		t.Fatalf("%d PLIs, want 2: the keyframe after the held request served it", count())
+	}
+}
+
+// TestDownTrackFirstPLIHeld: the subscriber's first keyframe request, coming shortly after
+// the urgent request made when its connection came up and whose keyframe it did not get
+// (a loaded client), is sent once urgentPLIGap has passed, not dropped until the publisher's
+// next keyframe (a ttff-bench run waited 550 ms for its first picture so).
+func TestDownTrackFirstPLIHeld(t *testing.T) {
+	rig := newTestRig(t, vp8Codec, 0)
+	w := &recordWriter{}
+	d := rig.bindParams(vp8Codec, w, DownTrackParams{AwaitConnected: true})
+	seq := uint16(0)
+	feed := func(key bool) {
+		seq++
+		rig.feed(0, rtp.Header{SequenceNumber: seq, Timestamp: uint32(seq) * 3000}, vp8Payload(true, seq, 0, 0, key))
+		rig.clock.advance(16 * time.Millisecond)
+	}
+	feed(false) // the layer is receiving
+	d.SetConnected()
+	if n := len(rig.rtcp.plis()); n != 1 {
+		t.Fatalf("%d PLIs at SetConnected, want the urgent one", n)
+	}
+	feed(true) // forwarded, and lost for the subscriber
+	if len(w.packets()) == 0 {
+		t.Fatal("the keyframe was not forwarded")
+	}
+	for range 4 {
+		feed(false)
+	}
+	d.handleRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: 5555}}) // 80 ms after the urgent request
+	if n := len(rig.rtcp.plis()); n != 1 {
+		t.Fatalf("%d PLIs right after the subscriber's, want 1 (within urgentPLIGap)", n)
+	}
+	for range 3 { // the packets at 80, 96 and 112 ms after the urgent request
+		feed(false)
+	}
+	if n := len(rig.rtcp.plis()); n != 2 {
+		t.Fatalf("%d PLIs after urgentPLIGap, want the subscriber's sent (2)", n)
+	}
+}

@@ -258,6 +258,9 @@ func (r *Receiver) handlePacket(l *upLayer, pkt *rtp.Packet, b []byte) {
 		l.keyframes.Add(1)
 		l.lastKey.Store(now)
 	}
+	if since := l.heldSince.Load(); since != 0 {
+		r.sendHeldKeyframe(l, since, now)
+	}
 	if r.audioLevelExtID != 0 {
 		if ext := pkt.GetExtension(r.audioLevelExtID); len(ext) > 0 {
 			r.level.observe(ext[0], now)
@@ -397,10 +400,11 @@ func (r *Receiver) RequestKeyframe(layer int) {
 }
 
 // requestKeyframe is RequestKeyframe; urgent (a down track that just became able to
-// receive: its subscriber waits for its first picture) bypasses PLIThrottle unless the
-// keyframe asked for last has not arrived yet (it is on its way, and reaches this
-// subscriber too) or was asked for less than urgentPLIGap ago. It reports whether a
-// request was sent.
+// receive, or a subscriber's first request: its first picture waits on it) bypasses
+// PLIThrottle unless the keyframe asked for last has not arrived yet (it is on its way,
+// and reaches this subscriber too). One asked for less than urgentPLIGap after the last
+// request is held back, not dropped: the receive path sends it when the gap has passed
+// (sendHeldKeyframe). It reports whether a request was sent now.
 func (r *Receiver) requestKeyframe(layer int, urgent bool) bool {
 	l := r.layer(layer)
 	if l == nil || !r.video() || r.writeRTCP == nil || r.closed.Load() {
@@ -410,22 +414,46 @@ func (r *Receiver) requestKeyframe(layer int, urgent bool) bool {
 	last := l.lastPLI.Load()
 	if last != 0 {
 		wait := int64(r.pliThrottle)
-		if urgent && l.lastKey.Load() >= last {
+		missed := urgent && l.lastKey.Load() >= last
+		if missed {
 			// The keyframe asked for last came already: this subscriber missed it.
 			wait = min(wait, int64(urgentPLIGap))
 		}
 		if now-last < wait {
+			if missed {
+				l.heldSince.CompareAndSwap(0, now)
+			}
 			return false
 		}
 	}
 	if !l.lastPLI.CompareAndSwap(last, now) {
 		return false // another goroutine sent one just now
 	}
+	l.heldSince.Store(0) // this request's keyframe serves a held one too
 	l.plis.Add(1)
 	if err := r.writeRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: l.ssrc}}); err != nil {
 		r.logger.Debug("keyframe request failed", "layer", layer, "err", err)
 	}
 	return true
+}
+
+// sendHeldKeyframe sends the urgent keyframe request held back since since (receiver
+// clock) once urgentPLIGap has passed after the last request, and forgets it when a
+// keyframe came after it was held (that keyframe reached the subscriber waiting for it).
+// Without it the subscriber waited for the next request past PLIThrottle, or for the
+// publisher's next keyframe: half a second and more before its first picture.
+func (r *Receiver) sendHeldKeyframe(l *upLayer, since, now int64) {
+	if l.lastKey.Load() >= since {
+		l.heldSince.CompareAndSwap(since, 0)
+		return
+	}
+	if now-l.lastPLI.Load() < min(int64(r.pliThrottle), int64(urgentPLIGap)) {
+		return
+	}
+	if l.heldSince.CompareAndSwap(since, 0) {
+		sent := r.requestKeyframe(l.index, true)
+		r.logger.Debug("held keyframe request", "layer", l.index, "sent", sent)
+	}
 }
 
 // AudioLevel returns the track's smoothed audio level in [0,1] (1 is the

@@ -45,7 +45,10 @@ type upLayer struct {
 	lastPacket atomic.Int64 // receiver clock of the newest packet, 0 before any
 	lastPLI    atomic.Int64 // receiver clock of the last keyframe request sent
 	lastKey    atomic.Int64 // receiver clock of the newest keyframe, 0 before any
-	sr         atomic.Pointer[senderReport]
+	// heldSince is when an urgent keyframe request was held back by urgentPLIGap (0: none):
+	// the receive path sends it once the gap has passed, unless a keyframe came meanwhile.
+	heldSince atomic.Int64
+	sr        atomic.Pointer[senderReport]
 
 	packets   atomic.Uint64
 	bytes     atomic.Uint64

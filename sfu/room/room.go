@@ -171,12 +171,12 @@ func (r *Room) join(req rooms.JoinRequest, adm *Admission, sink rooms.Sink) (*Pa
 			}
 		}
 	} else {
-		// The subscriber connection carries the server's data channels: offer it right away
-		// (the debounce puts the room's tracks, subscribed below, in the same offer).
-		p.subscriber.Negotiate(false)
 		if p.autoSubscribe {
 			r.subscribeToAll(p)
 		}
+		// The subscriber connection carries the server's data channels and the room's
+		// tracks, subscribed above: one offer, at once, not after the negotiation debounce.
+		p.subscriber.NegotiateNow()
 	}
 	return p, nil
 }

@@ -144,14 +144,16 @@ func newTransport(media *MediaAPI, opts PeerOptions, target livekit.SignalTarget
 		if c == nil {
 			return
 		}
+		t.timeline("candidate sent", "candidate", c)
 		t.sendCandidate(c.ToJSON(), t.target)
 	})
 	return t, nil
 }
 
 // timeline logs a step of the connection's setup at debug level, with the milliseconds since
-// the transport was made: join, offer, answer, selected pair, DTLS (scripts/ttff-bench.sh
-// --timeline reads them to find where a subscriber's time to first frame goes).
+// the transport was made: join, offer, answer, candidates sent and received, selected pair,
+// DTLS (scripts/ttff-bench.sh --timeline reads them to find where a subscriber's time to
+// first frame goes).
 func (t *transport) timeline(step string, args ...any) {
 	if !t.logger.Enabled(context.Background(), slog.LevelDebug) {
 		return
@@ -188,6 +190,7 @@ func (t *transport) AddCandidate(c webrtc.ICECandidateInit) error {
 		return fmt.Errorf("%d candidates already for these ICE credentials, the limit: %w", maxRemoteCandidates, rooms.ErrLimitExceeded)
 	}
 	t.candidates++
+	t.timeline("candidate received", "candidate", c.Candidate)
 	if t.avoidUDP && !usableAfterUDPFailure(c) {
 		t.mu.Unlock()
 		return nil
@@ -355,6 +358,22 @@ func (t *transport) Negotiate(iceRestart bool) {
 		t.restartICE = true
 	}
 	t.scheduleLocked()
+}
+
+// NegotiateNow offers at once instead of after the debounce, folding in a pending one: for
+// the first offer of a join, whose contents (the data channels, the room's tracks) are all
+// there already. Waiting would only delay the subscriber's first picture.
+func (t *transport) NegotiateNow() {
+	t.mu.Lock()
+	if t.debounce != nil {
+		if !t.debounce.Stop() {
+			t.mu.Unlock()
+			return // the timer fired: its offer is on its way
+		}
+		t.debounce = nil
+	}
+	t.mu.Unlock()
+	t.offer()
 }
 
 func (t *transport) scheduleLocked() {

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -18,7 +19,9 @@ import (
 // (through a signal tap, the server logging at debug level) and the test asserts, in both
 // signaling modes:
 //   - dual PeerConnections: the server's first offer to bob carries the data channels and
-//     both of alice's tracks (one offer, not one for the channels and another for the tracks);
+//     both of alice's tracks (one offer, not one for the channels and another for the tracks),
+//     and it was made during the join, not after the negotiation debounce (the server's log:
+//     the offer before the join's own "participant joined" line);
 //   - single PeerConnection: the server never asks bob for more receive sections
 //     (media_sections_requirement): alice's tracks ride in the answer to bob's first offer;
 //   - bob's first video keyframe was asked for when bob's connection came up, urgently (the
@@ -77,6 +80,7 @@ func TestFirstFrameRoundTrips(t *testing.T) {
 						t.Errorf("the offer to bob has no %s section:\n%s", m, offers[0])
 					}
 				}
+				assertOfferDuringJoin(t, srv.Logs(), bobID)
 			} else if len(requirements) > 0 {
 				t.Errorf("the server asked bob for receive sections before his first keyframe: %v", requirements)
 			}
@@ -84,6 +88,29 @@ func TestFirstFrameRoundTrips(t *testing.T) {
 		})
 	}
 	serverAlive(t, srv)
+}
+
+// assertOfferDuringJoin checks, in the server's log, that the first offer on identity's
+// subscriber PeerConnection was made before the signal connection logged the join as done:
+// during the join, with the room's tracks, and not after a timer.
+func assertOfferDuringJoin(t *testing.T, logs, identity string) {
+	t.Helper()
+	var steps []string
+	for line := range strings.Lines(logs) {
+		if !strings.Contains(line, "identity="+identity+" ") {
+			continue
+		}
+		switch {
+		case strings.Contains(line, `msg="ttff: offer sent"`) && strings.Contains(line, "pc=SUBSCRIBER") && !slices.Contains(steps, "offer sent"):
+			steps = append(steps, "offer sent")
+		case strings.Contains(line, `msg="participant joined"`) && strings.Contains(line, " remote="):
+			steps = append(steps, "join done")
+		}
+	}
+	want := []string{"offer sent", "join done"}
+	if fmt.Sprint(steps) != fmt.Sprint(want) {
+		t.Errorf("%s's first subscriber offer and the end of the join, in the server's log: %q, want %q", identity, steps, want)
+	}
 }
 
 // assertTimeline checks the server's debug timeline of one subscriber's video down track:
