@@ -4,9 +4,19 @@ import (
 	"log/slog"
 
 	protoLogger "github.com/livekit/protocol/logger"
+	lksdk "github.com/livekit/server-sdk-go/v2"
 )
 
-// sdkLogger is the LiveKit SDK's logger for one recording connection: warnings and errors, on
+// init makes the SDK's process-wide logger a zap logger too (warnings and errors): the SDK
+// builds every PeerConnection's pion loggers from that one, not from the room's (see
+// sdkLogger for why it must be zap). It runs before any recording connects.
+func init() {
+	if zl, err := protoLogger.NewZapLogger(&protoLogger.Config{Level: "warn"}); err == nil {
+		lksdk.SetLogger(zl.WithValues("component", "recorder-sdk"))
+	}
+}
+
+// sdkLogger is the LiveKit SDK's logger for one recording connection's own lines: warnings and errors, on
 // standard error, tagged with the room. It is the SDK's own zap logger on purpose: the SDK
 // hands it to pion through an adapter that skips disabled levels only for zap loggers. For
 // any other logger it formats every pion debug line first, and one of them (pion printing a

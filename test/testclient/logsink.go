@@ -76,10 +76,16 @@ func sdkLogger(b *logBuffer, name string) protoLogger.Logger {
 
 // init quiets the Go SDK's process-wide logger, which pion's WebRTC logs go through (a room's
 // own logger only gets the SDK's lines): by default only errors reach stderr;
-// SANKE_TEST_SDK_LOG=info or debug shows more. It runs before any test goroutine exists, so
+// SANKE_TEST_SDK_LOG=info or debug shows more. It is the SDK's zap logger: the SDK's adapter
+// to pion skips disabled levels only for zap loggers, and formatting every pion debug line
+// races inside pion (it prints a TrackRemote with %+v while another goroutine configures it:
+// go test -race failed recorder tests on it). It runs before any test goroutine exists, so
 // replacing the SDK's global is race-free.
 func init() {
-	lksdk.SetLogger(protoLogger.LogRLogger(logr.New(&bufferSink{name: "sdk", verbosity: sdkVerbosity(-1)})))
+	level := map[int]string{-1: "error", 0: "info", 1: "debug"}[sdkVerbosity(-1)]
+	if zl, err := protoLogger.NewZapLogger(&protoLogger.Config{Level: level}); err == nil {
+		lksdk.SetLogger(zl.WithValues("component", "sdk"))
+	}
 }
 
 // bufferSink is a logr.LogSink writing into a logBuffer, or to stderr when buf is nil.
