@@ -292,3 +292,43 @@ func TestAllocatorUnnumberedAudioNotReserved(t *testing.T) {
 		})
 	}
 }
+
+// Forwarding the 530 kbit/s middle layer on a 1 Mbit/s line, an overuse cuts the estimate to
+// 85% of what arrived, 460 kbit/s of budget: the camera keeps its middle layer (it was
+// sending it). A cut to 400, under 80% of it, drops it; and a layer the camera does not
+// forward yet still needs all of its cost.
+func TestAllocatorHoldsForwardedLayerThroughACut(t *testing.T) {
+	const kbps = 1000
+	ar := newAllocRig(t)
+	ar.a.UseEstimator(bwe.NewController(bwe.Config{}))
+	camera := ar.track(vp8Codec, 0, 150*kbps, 530*kbps, 1600*kbps)
+	est := bwe.Estimate{Source: bwe.SourceTWCC, Target: 600 * kbps, Limited: true}
+	ar.estimate(est)
+	if c := camera.Stats().CapLayer; c != LayerMedium {
+		t.Fatalf("600 kbit/s estimate: cap %d, want medium", c)
+	}
+	// Not forwarded yet: 460 kbit/s has no room for the middle layer.
+	ar.clock.advance(time.Second)
+	est.Target = 460 * kbps
+	ar.estimate(est)
+	if c := camera.Stats().CapLayer; c != LayerLow {
+		t.Fatalf("460 kbit/s estimate, middle layer not forwarded: cap %d, want low", c)
+	}
+	// Forwarded (the probe that raised the estimate again moved it up): a cut to 460 keeps it.
+	ar.clock.advance(time.Second)
+	est.Target, est.Probes, est.ProbesOK = 600*kbps, 1, 1
+	ar.estimate(est)
+	forwarding(camera, LayerMedium)
+	ar.clock.advance(time.Second)
+	est.Target = 460 * kbps
+	ar.estimate(est)
+	if c := camera.Stats().CapLayer; c != LayerMedium {
+		t.Fatalf("forwarding the middle layer, a cut to 460 kbit/s: cap %d, want medium", c)
+	}
+	ar.clock.advance(time.Second)
+	est.Target = 400 * kbps
+	ar.estimate(est)
+	if c := camera.Stats().CapLayer; c != LayerLow {
+		t.Errorf("forwarding the middle layer, a cut to 400 kbit/s: cap %d, want low", c)
+	}
+}
