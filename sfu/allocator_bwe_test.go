@@ -302,33 +302,23 @@ func TestAllocatorHoldsForwardedLayerThroughACut(t *testing.T) {
 	ar := newAllocRig(t)
 	ar.a.UseEstimator(bwe.NewController(bwe.Config{}))
 	camera := ar.track(vp8Codec, 0, 150*kbps, 530*kbps, 1600*kbps)
-	est := bwe.Estimate{Source: bwe.SourceTWCC, Target: 600 * kbps, Limited: true}
-	ar.estimate(est)
-	if c := camera.Stats().CapLayer; c != LayerMedium {
-		t.Fatalf("600 kbit/s estimate: cap %d, want medium", c)
+	est := bwe.Estimate{Source: bwe.SourceTWCC, Limited: true}
+	// step hands the Allocator an estimate of target a second on and checks the camera's cap.
+	step := func(target uint64, want int, what string) {
+		t.Helper()
+		ar.clock.advance(time.Second)
+		est.Target = target
+		ar.estimate(est)
+		if c := camera.Stats().CapLayer; c != want {
+			t.Fatalf("%s, %d kbit/s estimate: cap %d, want %d", what, target/kbps, c, want)
+		}
 	}
-	// Not forwarded yet: 460 kbit/s has no room for the middle layer.
-	ar.clock.advance(time.Second)
-	est.Target = 460 * kbps
-	ar.estimate(est)
-	if c := camera.Stats().CapLayer; c != LayerLow {
-		t.Fatalf("460 kbit/s estimate, middle layer not forwarded: cap %d, want low", c)
-	}
-	// Forwarded (the probe that raised the estimate again moved it up): a cut to 460 keeps it.
-	ar.clock.advance(time.Second)
-	est.Target, est.Probes, est.ProbesOK = 600*kbps, 1, 1
-	ar.estimate(est)
+	step(600*kbps, LayerMedium, "room for the middle layer")
+	step(460*kbps, LayerLow, "middle layer not forwarded yet")
+	// The probe that raised the estimate again moved it up, and it is forwarded.
+	est.Probes, est.ProbesOK = 1, 1
+	step(600*kbps, LayerMedium, "after a probe")
 	forwarding(camera, LayerMedium)
-	ar.clock.advance(time.Second)
-	est.Target = 460 * kbps
-	ar.estimate(est)
-	if c := camera.Stats().CapLayer; c != LayerMedium {
-		t.Fatalf("forwarding the middle layer, a cut to 460 kbit/s: cap %d, want medium", c)
-	}
-	ar.clock.advance(time.Second)
-	est.Target = 400 * kbps
-	ar.estimate(est)
-	if c := camera.Stats().CapLayer; c != LayerLow {
-		t.Errorf("forwarding the middle layer, a cut to 400 kbit/s: cap %d, want low", c)
-	}
+	step(460*kbps, LayerMedium, "forwarding the middle layer, a cut")
+	step(400*kbps, LayerLow, "forwarding the middle layer, a cut under 80% of it")
 }
