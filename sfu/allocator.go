@@ -594,7 +594,7 @@ func (a *Allocator) share(budget uint64, now int64) ([]int, uint64) {
 				continue // a track resumes at its lowest layer, and moves up once forwarded
 			}
 			next, cost, ok := t.nextLayer(layers[i], now)
-			if ok && total+cost <= budget {
+			if ok && total+cost <= budget+t.holdSlack(next, now) {
 				layers[i] = next
 				total += cost
 				moved = true
@@ -602,6 +602,22 @@ func (a *Allocator) share(budget uint64, now int64) ([]int, uint64) {
 		}
 	}
 	return layers, total
+}
+
+// holdShare is the share of the layer a video track forwards that a TWCC estimate must have
+// room for to keep it: a delay-based cut lands at 85% of what arrived, just under the layer
+// that was sending; dropping it for one cut traded a line that carried the middle layer
+// for seconds of the lowest (the way back up is a probe, seconds of backoff away). Should
+// the line not carry it, the next overuse cuts again, under this share.
+const holdShare = 0.8
+
+// holdSlack returns how far over the budget the track may go to keep layer: the rest of
+// holdShare of its cost when the track forwards it under a TWCC estimate, else 0.
+func (t *allocTrack) holdSlack(layer int, now int64) uint64 {
+	if !t.estimated || t.d.CurrentLayer() != layer {
+		return 0
+	}
+	return uint64((1 - holdShare) * float64(t.cost(layer, now)))
 }
 
 // nextLayer returns the next layer above from that the track is sending and its

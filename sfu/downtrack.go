@@ -100,7 +100,11 @@ type DownTrack struct {
 	closed      atomic.Bool
 	rtcpStarted atomic.Bool
 	rtcpReads   atomic.Uint64 // RTCP packets read from the subscriber (see Activity)
-	done        chan struct{}
+	// unnumbered: bound without the transport-wide sequence number while the PeerConnection
+	// has an estimator (RED audio: Chromium offers transport-cc feedback for Opus only), so
+	// the estimate never sees this track's packets (see allocTrack.reserve).
+	unnumbered atomic.Bool
+	done       chan struct{}
 
 	cbMu    sync.Mutex // guards the callbacks and bound
 	bound   bool
@@ -276,6 +280,7 @@ func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 			}
 		}
 	}
+	d.unnumbered.Store(d.cc != nil && d.twccID == 0)
 	var playoutID uint8
 	for _, e := range ctx.HeaderExtensions() {
 		if e.URI == PlayoutDelayURI && e.ID > 0 {
