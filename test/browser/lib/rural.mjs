@@ -495,7 +495,9 @@ async function runUplink({ name, server, serverName, sankeBin, browser, pagesUrl
     }, { timeout: 30000, interval: 250, what: `the publisher under ${sc.line} bit/s`, describe: lastSend }).catch(() => undefined);
     const from = Math.max(adapted ?? 0, fell + warmMs, Date.now());
     const to = from + windowMs;
-    await sleep(Math.max(0, to + 600 - Date.now())); // the publisher's last sample after to
+    await sleep(Math.max(0, to - Date.now()));
+    // The window is judged on the publisher's samples too: wait for one taken after it.
+    await pollUntil(() => sends.at(-1)?.at >= to, { timeout: 15000, interval: 100, what: 'a publisher sample after the window', describe: lastSend });
     const after = await scrape(server);
     const data = await rx.call('samples', 0);
     record.report = report(data, { from, to, publisher: 'pupil' });

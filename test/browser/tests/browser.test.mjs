@@ -759,8 +759,8 @@ describe('livekit-client 2.23 in headless Chromium against Sanke', () => {
         const afterBlock = await sub.state();
         assert.equal(afterBlock.sid, joined.sid, 'the subscriber kept its participant sid after UDP was blocked');
         const last = await video();
-        await sleep(2000);
-        assert.ok((await video()).inbound.framesDecoded > last.inbound.framesDecoded + 20, 'frames keep decoding over ICE-TCP');
+        await pollUntil(async () => (await video()).inbound.framesDecoded > last.inbound.framesDecoded + 20,
+          { timeout: bound, interval: 100, what: 'frames keep decoding over ICE-TCP (20 more)' });
       } finally {
         await context.close().catch(() => {});
       }
