@@ -37,7 +37,14 @@ func TestRefusedLeaveIsWrittenAtItsTime(t *testing.T) {
 	}
 	left := time.Now()
 	ts.disconnect(point, room)
-	ts.svc.Flush()
+	// The leave reaches the service after the room let the participant go: wait until it was
+	// refused and kept, not merely until the queue was empty once.
+	for deadline := time.Now().Add(15 * time.Second); !ts.svc.PendingFor("S-LEAVE"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("T1's refused leave was never kept to be written again")
+		}
+		ts.svc.Flush()
+	}
 	if _, l := openLeft(); l != 0 {
 		t.Fatalf("the leave was written although the database refused it")
 	}
