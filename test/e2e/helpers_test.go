@@ -198,6 +198,7 @@ func rtcURL(target tc.Target, path, token string, extra url.Values) string {
 	q.Set("sdk", "go")
 	q.Set("version", "2.19.0")
 	for k, vs := range extra {
+		q.Del(k) // extra replaces the defaults above
 		for _, v := range vs {
 			q.Add(k, v)
 		}
