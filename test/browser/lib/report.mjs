@@ -35,6 +35,17 @@ function sumDelta(series, key) {
   return sum;
 }
 
+/**
+ * jitterBufferMs returns the mean time the window's samples (audio) or frames (video) spent in
+ * Chromium's jitter buffer, in ms (Δ jitterBufferDelay / Δ jitterBufferEmittedCount): the
+ * playout delay a receiver pays, on top of the network's; undefined without the counters.
+ */
+function jitterBufferMs(series) {
+  if (!series.some((x) => x.jitterBufferDelay !== undefined)) return undefined;
+  const emitted = sumDelta(series, 'jitterBufferEmittedCount');
+  return emitted > 0 ? (1000 * sumDelta(series, 'jitterBufferDelay')) / emitted : undefined;
+}
+
 /** within returns the samples with from <= at <= to. */
 export function within(series, from, to) {
   return series.filter((s) => s.at >= from && s.at <= to);
@@ -53,7 +64,7 @@ function median(values) {
  * share (audibleConcealedRatio: less Δ silentConcealedSamples, the concealed samples Chromium
  * found silent: a loss while the speaker is quiet, DTX's comfort noise, a concealment faded
  * out; no listener hears those), the concealment events, the packets lost and received,
- * NACKs sent and FEC packets received.
+ * NACKs sent, FEC packets received and the mean jitter buffer delay.
  */
 export function audioReport(series) {
   if (series.length < 2) return { samples: series.length };
@@ -75,6 +86,7 @@ export function audioReport(series) {
     lossRatio: lost + received > 0 ? lost / (lost + received) : undefined,
     nackCount: sumDelta(series, 'nackCount'),
     fecPacketsReceived: sumDelta(series, 'fecPacketsReceived'),
+    jitterBufferMs: jitterBufferMs(series),
   };
 }
 
@@ -174,6 +186,7 @@ export function videoReport(series, from, to) {
     retransmittedPacketsReceived: sumDelta(series, 'retransmittedPacketsReceived'),
     packetsLost: sumDelta(series, 'packetsLost'),
     packetsReceived: sumDelta(series, 'packetsReceived'),
+    jitterBufferMs: jitterBufferMs(series),
   };
 }
 

@@ -124,6 +124,15 @@ describe('report.mjs', () => {
     assert.equal(r.audibleConcealedRatio, 0.0125);
   });
 
+  it('the jitter buffer delay is the mean over what was emitted in the window', () => {
+    // 100 emitted per step, 8 s of delay each step (80 ms each) before 2 s, 24 s (240 ms) after.
+    const s = audioSeries({ ms: 4000 }).map((x) => ({ ...x, jitterBufferEmittedCount: x.t / 2.5,
+      jitterBufferDelay: x.t < 2000 ? (x.t / 250) * 8 : 64 + ((x.t - 2000) / 250) * 24 }));
+    assert.equal(Math.round(audioReport(s).jitterBufferMs), 160);
+    assert.equal(Math.round(audioReport(s.filter((x) => x.t >= 2000)).jitterBufferMs), 240);
+    assert.equal(audioReport(s.map(({ jitterBufferDelay, ...x }) => x)).jitterBufferMs, undefined);
+  });
+
   it('settledAt finds when the width that fits holds for good', () => {
     const s = videoSeries({ ms: 10000, width: (t) => (t < 3000 ? 1280 : t < 4000 ? 320 : 640) });
     assert.equal(settledAt(s, (x) => x.frameWidth === 640), T0 + 4000);
