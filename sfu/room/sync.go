@@ -56,28 +56,53 @@ func supportsSyncStreams(ci *livekit.ClientInfo) bool {
 	return ci.GetProtocol() >= syncProtocol && !strings.Contains(strings.ToLower(ci.GetBrowser()), "firefox")
 }
 
+// maxIdleTransceivers bounds the free transceivers of a kind a subscriber's PeerConnection
+// may hold before a track in a shared stream takes one of them (in a stream of its own, out of
+// sync) rather than a new one: a publisher unpublishing and publishing again in a loop must
+// not grow every subscriber's session description for good.
+const maxIdleTransceivers = 32
+
 // downStream returns the msid stream id sub receives t in, and whether t shares it with the
 // publisher's other tracks of its stream.
 func (r *Room) downStream(sub *Participant, t *PublishedTrack) (id string, shared bool) {
 	t.mu.Lock()
-	stream := t.info.Stream
+	stream, kind := t.info.Stream, t.info.Type
 	t.mu.Unlock()
-	if r.cfg.SyncStreams && stream != "" && supportsSyncStreams(sub.clientInfo) {
+	if r.cfg.SyncStreams && stream != "" && supportsSyncStreams(sub.clientInfo) &&
+		(sub.single || sub.idleTransceivers(kind) < maxIdleTransceivers) {
 		return t.owner.sid + "|" + stream, true
 	}
 	return t.owner.sid + "|" + t.SID(), false
 }
 
-// addDownTrack adds down to sub's PeerConnection. A track in a shared stream gets a
+// idleTransceivers counts the transceivers of kind on p's down PeerConnection that send
+// nothing.
+func (p *Participant) idleTransceivers(kind livekit.TrackType) int {
+	want := webrtc.RTPCodecTypeVideo
+	if kind == livekit.TrackType_AUDIO {
+		want = webrtc.RTPCodecTypeAudio
+	}
+	n := 0
+	for _, tr := range p.downTransport().pc.GetTransceivers() {
+		if tr.Kind() == want && tr.Sender() == nil {
+			n++
+		}
+	}
+	return n
+}
+
+// addDownTrack adds down to p's PeerConnection. A track in a shared stream gets a
 // transceiver of its own when the server offers (two PeerConnections): the receiver's
 // MediaStreamTrack, and so its id, lives as long as the browser's transceiver, and a reused
-// one would still carry the id of the track it received first, which the SDKs would take for
-// this one (livekit-server turns transceiver reuse off with sync streams for this reason).
-// When the client offers (one PeerConnection) its transceivers' track ids are its own and it
+// one would still carry the id of the track it received first, which livekit-client takes
+// for this one (browser test 1b: a camera published again never played); livekit-server
+// turns transceiver reuse off with sync streams for this reason. The price, a media section
+// for each such subscription for the life of the PeerConnection, is bounded by
+// maxIdleTransceivers. When the client offers (one PeerConnection) its transceivers' track ids are its own and it
 // maps them by mid (midToTrackId), so pion's AddTrack may take a free one.
-func (sub *Participant) addDownTrack(down *sfu.DownTrack, shared bool) (*webrtc.RTPSender, error) {
-	pc := sub.downTransport().pc
-	if !shared || sub.single {
+func (p *Participant) addDownTrack(down *sfu.DownTrack, shared bool) (*webrtc.RTPSender, error) {
+	pc := p.downTransport().pc
+	if !shared || p.single {
 		return pc.AddTrack(down)
 	}
 	tr, err := pc.AddTransceiverFromTrack(down, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
