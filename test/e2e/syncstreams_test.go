@@ -29,17 +29,25 @@ import (
 func TestSyncStreams(t *testing.T) {
 	srv := startServer(t)
 	files := testmedia.Get(t)
-	for _, mode := range []string{"dual", "single"} {
-		t.Run(mode, func(t *testing.T) {
-			var opts []lksdk.ConnectOption
-			if mode == "single" {
-				opts = append(opts, lksdk.WithSinglePeerConnection())
-			}
-			runSyncStreams(t, srv.Target(), files, opts)
-		})
-	}
+	inEachPeerConnectionMode(t, func(t *testing.T, connect []lksdk.ConnectOption) {
+		runSyncStreams(t, srv.Target(), files, connect)
+	})
 	t.Run("offers", func(t *testing.T) { syncStreamOffers(t, srv.Target(), files) })
 	serverAlive(t, srv)
+}
+
+// publishCameraAndMicrophone publishes a single-layer VP8 camera and an Opus microphone.
+func publishCameraAndMicrophone(t *testing.T, c *tc.Client, files testmedia.Files) (cam, mic *tc.Publication) {
+	t.Helper()
+	cam, err := tc.PublishVP8(c.Room, files.VP8[testmedia.Low], nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mic, err = tc.PublishOpus(c.Room, files, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cam, mic
 }
 
 // subscribedMsid records the msid each subscribed track came with, by publication sid.
@@ -80,14 +88,7 @@ func runSyncStreams(t *testing.T, target tc.Target, files testmedia.Files, conne
 	got := &subscribedMsid{msid: map[string]string{}}
 	pupil := tc.Join(t, target, room, "pupil", &tc.JoinOptions{ConnectOptions: connect, Callback: got.callback()})
 
-	cam, err := tc.PublishVP8(teacher.Room, files.VP8[testmedia.Low], nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mic, err := tc.PublishOpus(teacher.Room, files, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cam, mic := publishCameraAndMicrophone(t, teacher, files)
 	screen, err := tc.PublishVP8(teacher.Room, files.VP8[testmedia.Low], &tc.VideoOptions{Name: "screen", Source: livekit.TrackSource_SCREEN_SHARE})
 	if err != nil {
 		t.Fatal(err)
@@ -116,14 +117,7 @@ func runSyncStreams(t *testing.T, target tc.Target, files testmedia.Files, conne
 func syncStreamOffers(t *testing.T, target tc.Target, files testmedia.Files) {
 	room := roomName(t, "offers")
 	teacher := tc.Join(t, target, room, "teacher", nil)
-	cam, err := tc.PublishVP8(teacher.Room, files.VP8[testmedia.Low], nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mic, err := tc.PublishOpus(teacher.Room, files, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cam, mic := publishCameraAndMicrophone(t, teacher, files)
 	// Published once media flows (a watcher receives both): each raw client's first offer
 	// carries both tracks, and it never answers to get another.
 	watcher := tc.Join(t, target, room, "watcher", nil)
