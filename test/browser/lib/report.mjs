@@ -229,8 +229,26 @@ export function report(data, { from, to, publisher } = {}) {
     audio: audioReport(aw),
     video: videoReport(vw, start, end),
     rttMs: median([...vw, ...aw].map((s) => (s.rtt === undefined ? undefined : s.rtt * 1000))),
+    avSyncMs: avSyncMs(aw, vw),
     streamStates: [...new Set(vw.map((s) => s.streamState).filter(Boolean))],
   };
+}
+
+/**
+ * avSyncMs returns the median, over the samples that saw both, of how far ahead of the video
+ * the audio plays (ms of capture time; negative: behind): Chromium's estimatedPlayoutTimestamp
+ * of each (the sender's NTP time of what plays now), each less its report's timestamp, so the
+ * few ms between the two getStats() calls do not count. undefined without the counters.
+ */
+export function avSyncMs(audio, video) {
+  const byAt = new Map(audio.map((s) => [s.at, s]));
+  const offsets = [];
+  for (const v of video) {
+    const a = byAt.get(v.at);
+    if (!a?.estimatedPlayoutTimestamp || !v.estimatedPlayoutTimestamp || !a.timestamp || !v.timestamp) continue;
+    offsets.push((a.estimatedPlayoutTimestamp - a.timestamp) - (v.estimatedPlayoutTimestamp - v.timestamp));
+  }
+  return median(offsets);
 }
 
 /** spread summarizes numbers as { median, min, max, n } (undefined ones left out). */
