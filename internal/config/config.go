@@ -177,6 +177,9 @@ type RoomConfig struct {
 	DepartureTimeout time.Duration `koanf:"departure_timeout"`
 	// MaxParticipants caps each room's participants; 0 means unlimited.
 	MaxParticipants int `koanf:"max_participants"`
+	// SyncStreams sends a participant's camera and microphone (a screen share and its audio)
+	// to subscribers in one stream, which browsers play in sync.
+	SyncStreams bool `koanf:"sync_streams"`
 }
 
 // SignalConfig configures the websocket signaling endpoint.
@@ -406,6 +409,7 @@ func Default() *Config {
 			AutoCreate:       true,
 			EmptyTimeout:     5 * time.Minute,
 			DepartureTimeout: 20 * time.Second,
+			SyncStreams:      true,
 		},
 		Signal: SignalConfig{
 			MaxMessageBytes: 1 << 20,

@@ -62,6 +62,7 @@ func TestDefault(t *testing.T) {
 		{"room.empty_timeout", c.Room.EmptyTimeout, 5 * time.Minute},
 		{"room.departure_timeout", c.Room.DepartureTimeout, 20 * time.Second},
 		{"room.max_participants", c.Room.MaxParticipants, 0},
+		{"room.sync_streams", c.Room.SyncStreams, true},
 		{"signal.max_message_bytes", c.Signal.MaxMessageBytes, 1048576},
 		{"signal.rate_limit", c.Signal.RateLimit, 50.0},
 		{"signal.rate_burst", c.Signal.RateBurst, 100},
@@ -205,6 +206,7 @@ func TestLoadEnvValues(t *testing.T) {
 		"SANKE_ROOM_AUTO_CREATE=false",
 		"SANKE_ROOM_EMPTY_TIMEOUT=1h",
 		"SANKE_ROOM_MAX_PARTICIPANTS=300",
+		"SANKE_ROOM_SYNC_STREAMS=false",
 		"SANKE_SIGNAL_RATE_LIMIT=12.5",
 		"SANKE_DATA_DIR=/var/lib/sanke",
 		"SANKE_REDIS_DB=3",
@@ -220,6 +222,7 @@ func TestLoadEnvValues(t *testing.T) {
 	want.Room.AutoCreate = false
 	want.Room.EmptyTimeout = time.Hour
 	want.Room.MaxParticipants = 300
+	want.Room.SyncStreams = false
 	want.Signal.RateLimit = 12.5
 	want.DataDir = "/var/lib/sanke"
 	want.Redis.DB = 3

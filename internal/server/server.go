@@ -122,6 +122,7 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 		EmptyTimeout:     cfg.Room.EmptyTimeout,
 		DepartureTimeout: cfg.Room.DepartureTimeout,
 		MaxParticipants:  cfg.Room.MaxParticipants,
+		SyncStreams:      cfg.Room.SyncStreams,
 		ReconnectWindow:  reconnectWindow,
 		PingInterval:     cfg.Signal.PingInterval,
 		PingTimeout:      cfg.Signal.PingTimeout,

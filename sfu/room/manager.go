@@ -23,6 +23,9 @@ type Config struct {
 	EmptyTimeout     time.Duration
 	DepartureTimeout time.Duration
 	MaxParticipants  int
+	// SyncStreams has subscribers receive a participant's camera and microphone (and a screen
+	// share and its audio) in one MediaStream, so browsers play them in sync (sync.go).
+	SyncStreams bool
 	// ReconnectWindow is how long a participant whose connection dropped is kept for a resume.
 	ReconnectWindow time.Duration
 	PingInterval    time.Duration

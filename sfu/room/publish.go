@@ -150,7 +150,7 @@ func (p *Participant) handleAddTrack(req *livekit.AddTrackRequest) {
 		Source:            req.Source,
 		Layers:            req.Layers, //nolint:staticcheck // LiveKit protocol: clients read TrackInfo.layers
 		Stereo:            req.Stereo, //nolint:staticcheck // LiveKit protocol: TrackInfo carries it
-		Stream:            req.Stream,
+		Stream:            streamOf(req),
 		Encryption:        req.Encryption,
 		AudioFeatures:     req.AudioFeatures,
 		BackupCodecPolicy: req.BackupCodecPolicy,

@@ -61,6 +61,7 @@ func (r *Room) subscribe(sub *Participant, t *PublishedTrack) {
 		return
 	}
 	priority := downlinkPriority(t) // before sub.mu: it takes the owner's
+	streamID, shared := r.downStream(sub, t)
 	sub.mu.Lock()
 	if sub.closed {
 		sub.mu.Unlock()
@@ -73,7 +74,7 @@ func (r *Room) subscribe(sub *Participant, t *PublishedTrack) {
 	down, err := sfu.NewDownTrack(sfu.DownTrackParams{
 		Receiver:     t.receiver,
 		SubscriberID: sub.sid,
-		StreamID:     owner.sid + "|" + sid,
+		StreamID:     streamID,
 		TrackID:      sid,
 		Reports:      sub.downTransport().reports,
 		Allocator:    sub.downTransport().alloc,
@@ -90,7 +91,7 @@ func (r *Room) subscribe(sub *Participant, t *PublishedTrack) {
 		sub.logger.Warn("create down track", "track", sid, "err", err)
 		return
 	}
-	sender, err := sub.downTransport().pc.AddTrack(down)
+	sender, err := sub.addDownTrack(down, shared)
 	if err != nil {
 		sub.mu.Unlock()
 		sub.logger.Warn("add down track", "track", sid, "err", err)

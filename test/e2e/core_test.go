@@ -30,15 +30,9 @@ import (
 func TestCore(t *testing.T) {
 	srv := startServer(t)
 	files := testmedia.Get(t)
-	for _, mode := range []string{"dual", "single"} {
-		t.Run(mode, func(t *testing.T) {
-			var opts []lksdk.ConnectOption
-			if mode == "single" {
-				opts = append(opts, lksdk.WithSinglePeerConnection())
-			}
-			runCore(t, srv.Target(), files, opts)
-		})
-	}
+	inEachPeerConnectionMode(t, func(t *testing.T, connect []lksdk.ConnectOption) {
+		runCore(t, srv.Target(), files, connect)
+	})
 	serverAlive(t, srv)
 }
 

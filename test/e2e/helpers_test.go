@@ -21,6 +21,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/livekit/protocol/livekit"
+	lksdk "github.com/livekit/server-sdk-go/v2"
 	"github.com/pion/rtp"
 	"google.golang.org/protobuf/proto"
 
@@ -40,6 +41,20 @@ const (
 func startServer(t *testing.T, opts ...tc.ServerOption) *tc.Server {
 	t.Helper()
 	return tc.StartSanke(t, opts...)
+}
+
+// inEachPeerConnectionMode runs body as a subtest with the Go SDK's two PeerConnections per
+// client ("dual") and with one ("single"), given the connect options of the mode.
+func inEachPeerConnectionMode(t *testing.T, body func(t *testing.T, connect []lksdk.ConnectOption)) {
+	for _, mode := range []string{"dual", "single"} {
+		t.Run(mode, func(t *testing.T) {
+			var opts []lksdk.ConnectOption
+			if mode == "single" {
+				opts = append(opts, lksdk.WithSinglePeerConnection())
+			}
+			body(t, opts)
+		})
+	}
 }
 
 // roomName returns a room name unique to the test and the suffix.
@@ -198,6 +213,7 @@ func rtcURL(target tc.Target, path, token string, extra url.Values) string {
 	q.Set("sdk", "go")
 	q.Set("version", "2.19.0")
 	for k, vs := range extra {
+		q.Del(k) // extra replaces the defaults above
 		for _, v := range vs {
 			q.Add(k, v)
 		}

@@ -26,14 +26,14 @@ import { DIST, launch } from '../lib/suite.mjs';
 function makeTable(meta, records, scenarios, servers) {
   const pct = { d: 1, k: 100 };
   const rows = [];
-  rows.push('| scenario | server | runs | audio concealed % (audible / all) | video frozen % (ours / Chromium) | longest freeze s | fps | 1280 px held % | widths held (share of time) | TTFF ms | RTT ms | scenario figure | publisher f / h / q kbit/s |');
-  rows.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+  rows.push('| scenario | server | runs | audio concealed % (audible / all) | video frozen % (ours / Chromium) | longest freeze s | fps | 1280 px held % | widths held (share of time) | TTFF ms | RTT ms | jitter buffer ms (audio / video) | audio ahead of video ms | scenario figure | publisher f / h / q kbit/s |');
+  rows.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const name of scenarios) {
     for (const serverName of servers) {
       const rs = records.filter((r) => r.scenario === name && r.server === serverName && r.report);
       const failed = records.filter((r) => r.scenario === name && r.server === serverName && !r.report).length;
       if (!rs.length) {
-        rows.push(`| ${name} | ${serverName} | 0 | (no successful run${failed ? `, ${failed} failed` : ''}) | | | | | | | | | |`);
+        rows.push(`| ${name} | ${serverName} | 0 | (no successful run${failed ? `, ${failed} failed` : ''}) | | | | | | | | | | | |`);
         continue;
       }
       const f = (fn, o) => fmtSpread(spread(rs.map(fn)), o);
@@ -60,7 +60,8 @@ function makeTable(meta, records, scenarios, servers) {
         `${f((r) => r.report.video.gapFrozenShare, pct)} / ${f((r) => r.report.video.chromiumFrozenShare, pct)} | ` +
         `${f((r) => r.report.video.longestFreezeMs / 1000, { d: 1 })} | ${f((r) => r.report.video.fps)} | ` +
         `${f((r) => r.report.video.widths['1280'] ?? 0, { d: 0, k: 100 })} | ${wtxt} | ` +
-        `${f((r) => r.report.ttffMs, { d: 0 })} | ${f((r) => r.report.rttMs, { d: 0 })} | ${fig} | ` +
+        `${f((r) => r.report.ttffMs, { d: 0 })} | ${f((r) => r.report.rttMs, { d: 0 })} | ` +
+        `${f((r) => r.report.audio.jitterBufferMs, { d: 0 })} / ${f((r) => r.report.video.jitterBufferMs, { d: 0 })} | ${f((r) => r.report.avSyncMs, { d: 0 })} | ${fig} | ` +
         `${['f', 'h', 'q'].map((rid) => f((r) => (r.publisher?.[rid]?.bps ?? r.publisher?.find?.((l) => l.rid === rid)?.bitrate) / 1000, { d: 0 })).join(' / ')} |`);
     }
   }
@@ -160,7 +161,7 @@ try {
         if (r) {
           log(`  audio concealed ${(100 * (r.audio.audibleConcealedRatio ?? NaN)).toFixed(1)}% audible (${(100 * (r.audio.concealedRatio ?? NaN)).toFixed(1)}% all), video frozen ${(100 * r.video.frozenShare).toFixed(1)}% ` +
             `(chromium ${(100 * r.video.chromiumFrozenShare).toFixed(1)}%), fps ${r.video.fps?.toFixed(1)}, widths ${JSON.stringify(r.video.widths)}, ` +
-            `ttff ${r.ttffMs} ms${rec.settle ? `, settled ${rec.settle.ms} ms` : ''}${rec.drop ? `, down ${rec.drop.downMs} ms up ${rec.drop.upMs} ms` : ''}`);
+            `jitter buffer ${r.audio.jitterBufferMs?.toFixed(0)} / ${r.video.jitterBufferMs?.toFixed(0)} ms, audio ahead of video ${r.avSyncMs?.toFixed(0)} ms, ttff ${r.ttffMs} ms${rec.settle ? `, settled ${rec.settle.ms} ms` : ''}${rec.drop ? `, down ${rec.drop.downMs} ms up ${rec.drop.upMs} ms` : ''}`);
         }
       }
     }

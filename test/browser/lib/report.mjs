@@ -35,6 +35,17 @@ function sumDelta(series, key) {
   return sum;
 }
 
+/**
+ * jitterBufferMs returns the mean time the window's samples (audio) or frames (video) spent in
+ * Chromium's jitter buffer, in ms (Δ jitterBufferDelay / Δ jitterBufferEmittedCount): the
+ * playout delay a receiver pays, on top of the network's; undefined without the counters.
+ */
+function jitterBufferMs(series) {
+  if (!series.some((x) => x.jitterBufferDelay !== undefined)) return undefined;
+  const emitted = sumDelta(series, 'jitterBufferEmittedCount');
+  return emitted > 0 ? (1000 * sumDelta(series, 'jitterBufferDelay')) / emitted : undefined;
+}
+
 /** within returns the samples with from <= at <= to. */
 export function within(series, from, to) {
   return series.filter((s) => s.at >= from && s.at <= to);
@@ -53,7 +64,7 @@ function median(values) {
  * share (audibleConcealedRatio: less Δ silentConcealedSamples, the concealed samples Chromium
  * found silent: a loss while the speaker is quiet, DTX's comfort noise, a concealment faded
  * out; no listener hears those), the concealment events, the packets lost and received,
- * NACKs sent and FEC packets received.
+ * NACKs sent, FEC packets received and the mean jitter buffer delay.
  */
 export function audioReport(series) {
   if (series.length < 2) return { samples: series.length };
@@ -75,6 +86,7 @@ export function audioReport(series) {
     lossRatio: lost + received > 0 ? lost / (lost + received) : undefined,
     nackCount: sumDelta(series, 'nackCount'),
     fecPacketsReceived: sumDelta(series, 'fecPacketsReceived'),
+    jitterBufferMs: jitterBufferMs(series),
   };
 }
 
@@ -174,6 +186,7 @@ export function videoReport(series, from, to) {
     retransmittedPacketsReceived: sumDelta(series, 'retransmittedPacketsReceived'),
     packetsLost: sumDelta(series, 'packetsLost'),
     packetsReceived: sumDelta(series, 'packetsReceived'),
+    jitterBufferMs: jitterBufferMs(series),
   };
 }
 
@@ -216,8 +229,26 @@ export function report(data, { from, to, publisher } = {}) {
     audio: audioReport(aw),
     video: videoReport(vw, start, end),
     rttMs: median([...vw, ...aw].map((s) => (s.rtt === undefined ? undefined : s.rtt * 1000))),
+    avSyncMs: avSyncMs(aw, vw),
     streamStates: [...new Set(vw.map((s) => s.streamState).filter(Boolean))],
   };
+}
+
+/**
+ * avSyncMs returns the median, over the samples that saw both, of how far ahead of the video
+ * the audio plays (ms of capture time; negative: behind): Chromium's estimatedPlayoutTimestamp
+ * of each (the sender's NTP time of what plays now), each less its report's timestamp, so the
+ * few ms between the two getStats() calls do not count. undefined without the counters.
+ */
+export function avSyncMs(audio, video) {
+  const byAt = new Map(audio.map((s) => [s.at, s]));
+  const offsets = [];
+  for (const v of video) {
+    const a = byAt.get(v.at);
+    if (!a?.estimatedPlayoutTimestamp || !v.estimatedPlayoutTimestamp || !a.timestamp || !v.timestamp) continue;
+    offsets.push((a.estimatedPlayoutTimestamp - a.timestamp) - (v.estimatedPlayoutTimestamp - v.timestamp));
+  }
+  return median(offsets);
 }
 
 /** spread summarizes numbers as { median, min, max, n } (undefined ones left out). */

@@ -28,6 +28,8 @@ const params = new URLSearchParams(location.search);
 const roomOptions = {};
 if (params.get('adaptiveStream') === '1') roomOptions.adaptiveStream = true;
 if (params.get('dynacast') === '1') roomOptions.dynacast = true;
+// A subscriber PeerConnection apart from the publisher's (the SDK's default is one for both).
+if (params.get('singlePC') === '0') roomOptions.singlePeerConnection = false;
 
 let videoSize = {
   width: Number(params.get('videoWidth') || 320),
@@ -196,6 +198,7 @@ async function stats() {
       };
       const track = pub.track;
       if (track) {
+        entry.streamId = track.mediaStream?.id; // the msid stream: one for tracks played in sync
         const report = await track.getRTCStatsReport().catch(() => undefined);
         entry.inbound = collect(report, 'inbound-rtp', inboundKeys)[0];
         entry.candidate = selectedCandidate(report);
@@ -294,6 +297,13 @@ async function publishMicrophone() {
   return { trackSid: pub.trackSid };
 }
 
+// unpublishTrack unpublishes (and stops) the local track trackSid.
+async function unpublishTrack(trackSid) {
+  const pub = room.localParticipant.trackPublications.get(trackSid);
+  if (!pub?.track) throw new Error(`no local track ${trackSid}`);
+  await room.localParticipant.unpublishTrack(pub.track);
+}
+
 async function setMicrophoneEnabled(enabled) {
   await room.localParticipant.setMicrophoneEnabled(enabled);
 }
@@ -375,6 +385,7 @@ window.sanke = {
   publishCamera,
   publishMicrophone,
   setMicrophoneEnabled,
+  unpublishTrack,
   publishCanvas,
   performRpc,
   sendText,

@@ -6,11 +6,11 @@
 // Counters of inbound-rtp kept per sample (Chromium's names; absent ones are left out).
 const AUDIO_KEYS = ['packetsReceived', 'packetsLost', 'totalSamplesReceived', 'concealedSamples', 'silentConcealedSamples',
   'concealmentEvents', 'insertedSamplesForDeceleration', 'removedSamplesForAcceleration', 'nackCount', 'fecPacketsReceived',
-  'fecPacketsDiscarded', 'jitterBufferDelay', 'jitterBufferEmittedCount', 'bytesReceived'];
+  'fecPacketsDiscarded', 'jitterBufferDelay', 'jitterBufferEmittedCount', 'bytesReceived', 'estimatedPlayoutTimestamp', 'timestamp'];
 const VIDEO_KEYS = ['packetsReceived', 'packetsLost', 'framesReceived', 'framesDecoded', 'framesDropped', 'keyFramesDecoded',
   'freezeCount', 'totalFreezesDuration', 'pauseCount', 'totalPausesDuration', 'frameWidth', 'frameHeight', 'framesPerSecond',
   'nackCount', 'pliCount', 'firCount', 'retransmittedPacketsReceived', 'jitterBufferDelay', 'jitterBufferEmittedCount',
-  'bytesReceived', 'ssrc'];
+  'bytesReceived', 'ssrc', 'estimatedPlayoutTimestamp', 'timestamp'];
 
 function pick(o, keys) {
   const out = {};

@@ -228,6 +228,43 @@ describe('livekit-client 2.23 in headless Chromium against Sanke', () => {
     });
   });
 
+  browserTest('1b. lip sync: a camera and its microphone share a MediaStream, a screen share has its own, with one PeerConnection or two', '1b', async () => {
+    await suite.scenario('1b-lip-sync', async ({ open }) => {
+      const room = 'sync-room';
+      const pub = await open('teacher');
+      const single = await open('pupil-single');
+      const dual = await open('pupil-dual', { singlePC: '0' });
+      const teacher = await join(pub, room, 'teacher');
+      await Promise.all([join(single, room, 'pupil-a'), join(dual, room, 'pupil-b')]);
+      const cam = await pub.call('publishCamera');
+      const mic = await pub.call('publishMicrophone');
+      const screen = await pub.call('publishCanvas', { source: 'screen_share', name: 'slides' });
+      const camera = `${teacher.sid}|camera`;
+      for (const sub of [single, dual]) {
+        assert.equal((await waitVideoPlays(sub, { from: 'teacher' })).last.trackSid, cam.trackSid, `${sub.name}: camera`);
+        assert.equal((await waitVideoPlays(sub, { from: 'teacher', source: 'screen_share' })).last.trackSid, screen.trackSid, `${sub.name}: screen share`);
+        await waitAudioArrives(sub, { from: 'teacher' });
+        const st = await sub.stats();
+        const stream = (source) => remoteTrack(st, { from: 'teacher', source })?.streamId;
+        assert.equal(stream('camera'), camera, `${sub.name}: the camera's stream`);
+        assert.equal(stream('microphone'), camera, `${sub.name}: the microphone's stream`);
+        assert.equal(remoteTrack(st, { from: 'teacher', source: 'microphone' }).trackSid, mic.trackSid, `${sub.name}: microphone`);
+        assert.equal(stream('screen_share'), `${teacher.sid}|screen`, `${sub.name}: the screen share's stream`);
+      }
+      // A camera published again is found as the new track, in the same stream: with two
+      // PeerConnections on a transceiver of its own (a reused one keeps the first track's id).
+      await pub.call('unpublishTrack', cam.trackSid);
+      const cam2 = await pub.call('publishCanvas', { source: 'camera', name: 'camera2' });
+      for (const sub of [single, dual]) {
+        const { last } = await waitVideoPlays(sub, { from: 'teacher', after: cam.trackSid });
+        assert.equal(last.trackSid, cam2.trackSid, `${sub.name}: second camera`);
+        assert.equal(last.streamId, camera, `${sub.name}: the second camera's stream`);
+        assert.equal(eventsOf(await sub.state(), 'trackSubscriptionFailed').length, 0, `${sub.name}: subscription failures`);
+      }
+      await assertSteady([pub, single, dual]);
+    });
+  });
+
   browserTest('2. adaptive stream picks a lower layer for a small element; dynacast stops the unwatched layer', '2', async () => {
     await suite.scenario('2-simulcast-dynacast', async ({ open }) => {
       const room = 'simulcast-room';

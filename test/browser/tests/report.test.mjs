@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { fittingWidth, parseMetrics } from '../lib/rural.mjs';
-import { audioReport, fmtSpread, freezes, report, settledAt, spread, trackSeries, videoReport, widthShares } from '../lib/report.mjs';
+import { audioReport, avSyncMs, fmtSpread, freezes, report, settledAt, spread, trackSeries, videoReport, widthShares } from '../lib/report.mjs';
 
 const T0 = 1_700_000_000_000;
 
@@ -122,6 +122,23 @@ describe('report.mjs', () => {
     assert.equal(r.concealedRatio, 0.05);
     assert.equal(r.silentConcealedSamples, 9000);
     assert.equal(r.audibleConcealedRatio, 0.0125);
+  });
+
+  it('the jitter buffer delay is the mean over what was emitted in the window', () => {
+    // 100 emitted per step, 8 s of delay each step (80 ms each) before 2 s, 24 s (240 ms) after.
+    const s = audioSeries({ ms: 4000 }).map((x) => ({ ...x, jitterBufferEmittedCount: x.t / 2.5,
+      jitterBufferDelay: x.t < 2000 ? (x.t / 250) * 8 : 64 + ((x.t - 2000) / 250) * 24 }));
+    assert.equal(Math.round(audioReport(s).jitterBufferMs), 160);
+    assert.equal(Math.round(audioReport(s.filter((x) => x.t >= 2000)).jitterBufferMs), 240);
+    assert.equal(audioReport(s.map(({ jitterBufferDelay, ...x }) => x)).jitterBufferMs, undefined);
+  });
+
+  it('audio ahead of video: the playout timestamps compared at each sample, less each report\'s time', () => {
+    // The video plays what was captured 300 ms before the audio does; its stats were read 5 ms later.
+    const audio = [0, 250, 500].map((t) => ({ at: T0 + t, timestamp: T0 + t, estimatedPlayoutTimestamp: 9000 + t }));
+    const video = [0, 250, 500].map((t) => ({ at: T0 + t, timestamp: T0 + t + 5, estimatedPlayoutTimestamp: 8700 + t + 5 }));
+    assert.equal(avSyncMs(audio, video), 300);
+    assert.equal(avSyncMs(audio, video.map(({ estimatedPlayoutTimestamp, ...v }) => v)), undefined);
   });
 
   it('settledAt finds when the width that fits holds for good', () => {
