@@ -91,6 +91,11 @@ const (
 	// overuse cuts only once it has lasted this long (see processLocked).
 	appLimitedShare   = 0.7
 	appLimitedOveruse = 500_000_000
+	// stallDelivered: what arrived under this share of what was sent meanwhile is a line
+	// narrower than the rate sent, not a stall, and an overuse cuts at once (see
+	// shortfallLocked). A stall of S ms shows at worst (500 - S) / 500 of it, and only
+	// until its burst arrives; the drop to a sixth of the line showed half.
+	stallDelivered = 0.7
 )
 
 // Controller estimates one subscriber PeerConnection's downlink from its feedback (see the
@@ -102,6 +107,7 @@ type Controller struct {
 	reader   TWCCReader
 	tl       trendline
 	acked    ackedRate
+	sent     ackedRate // what the reported packets took to send, over ackedWindow of send time
 	rate     aimd
 	prober   Prober
 	src      Source
@@ -153,6 +159,7 @@ func NewController(cfg Config) *Controller {
 	c.rate = aimd{target: float64(cfg.Start), minRate: float64(cfg.Min), maxRate: float64(cfg.Max)}
 	c.tl.reset()
 	c.acked.reset()
+	c.sent.reset()
 	c.prober.reset()
 	return c
 }
@@ -176,6 +183,7 @@ func (c *Controller) Reset() {
 	defer c.mu.Unlock()
 	c.tl.reset()
 	c.acked.reset()
+	c.sent.reset()
 	c.haveFb = false
 	c.rate.linkCap, c.rate.lastCut, c.rate.noCutUntil = 0, 0, 0
 	c.winStart, c.winLost, c.winRecv, c.windows, c.prevWindowAcked = 0, 0, 0, 0, 0
@@ -263,6 +271,9 @@ func (c *Controller) processLocked(arrival int64, now int64) {
 		if e == nil {
 			continue
 		}
+		if e.state == stateUnknown {
+			c.sent.add(e.at, int(e.size))
+		}
 		switch {
 		case received && e.state != stateReceived:
 			if e.state == stateLost {
@@ -295,10 +306,12 @@ func (c *Controller) processLocked(arrival int64, now int64) {
 		}
 		c.overuseAt = now
 		c.normalSince = now
-		if acked < appLimitedShare*c.rate.target && now-c.overSince < appLimitedOveruse && !c.prober.active() {
+		if acked < appLimitedShare*c.rate.target && now-c.overSince < appLimitedOveruse && !c.prober.active() &&
+			!c.shortfallLocked(acked) {
 			// Sending well under the target, an overuse is as often a stall on the way (a
 			// busy relay, a Wi-Fi retry burst) that drains at once: only one that lasts
-			// is congestion at the rate we send.
+			// is congestion at the rate we send, or one where what arrives falls short of
+			// what was sent.
 			c.rate.hold(now)
 			break
 		}
@@ -384,6 +397,15 @@ func (c *Controller) evaluateLoss(now int64) {
 	c.windows++
 	c.prevWindowAcked, c.prevLoss = acked, c.loss
 	c.winStart, c.winLost, c.winRecv = now, 0, 0
+}
+
+// shortfallLocked reports whether acked, what arrived over the last ackedWindow (as sent,
+// see sentEquivalent), falls under stallDelivered of what the same packets took to send:
+// a line that carries less than we send. A stall on the way delivers late, in a burst, what
+// was sent: by the time its delay shows as overuse, what arrived has caught up.
+func (c *Controller) shortfallLocked(acked float64) bool {
+	sent := float64(c.sent.rate())
+	return sent > 0 && acked < stallDelivered*sent
 }
 
 // sentShare is the share of what is sent that arrives on a link with the baseline's

@@ -510,3 +510,32 @@ func TestThinLineMiddleLayerBesideUnseenAudio(t *testing.T) {
 		t.Errorf("middle layer %d%% of the last 20 s, want at least 80%%", 100*middle/ticks)
 	}
 }
+
+// The drop scenario of issue 14: 800 kbit/s sent under a 2.5 Mbit/s guess (the path never
+// showed a limit) on a 3 Mbit/s line that falls to 500 kbit/s. What arrives falls under what
+// is sent at once, as no stall's late burst would: the cut comes with the first overuse, not
+// after the low-use guard (appLimitedOveruse), and lands under the new line.
+func TestDropAtLowUseCutsAtOnce(t *testing.T) {
+	c := NewController(Config{})
+	link := &bottleneck{rate: 3e6, queueLimit: 200 * ms, prop: 25 * ms}
+	s := newSim(t, c, link, 800_000)
+	s.run(10*second, nil)
+	if e := c.Estimate(s.now); e.Limited {
+		t.Fatalf("the 3 Mbit/s line at 800 kbit/s cut the target to %d kbps", kbps(e.Target))
+	}
+	link.rate = 500_000
+	fell := s.now
+	var at int64
+	s.run(3*second, func(s *sim) {
+		if at == 0 && c.Estimate(s.now).Target < 500_000 {
+			at = s.now
+		}
+	})
+	if at == 0 {
+		t.Fatalf("target %d kbps 3 s after the line fell to 500", kbps(c.Estimate(s.now).Target))
+	}
+	t.Logf("under 500 kbps %d ms after the fall", (at-fell)/ms)
+	if at-fell > 800*ms {
+		t.Errorf("under 500 kbps %d ms after the fall, want within 800 ms", (at-fell)/ms)
+	}
+}
