@@ -463,7 +463,8 @@ func TestLowUseCongestionFound(t *testing.T) {
 // budget less the usual loss's retransmissions, down at once, up one layer after a probe
 // from what the layer sends proved the next one, a forwarded layer kept through a cut to
 // 80% of it), the estimate gives the middle layer within 8 s and keeps it: the target is the
-// room beside the audio, and the failed probes for the top layer do not take it away.
+// room beside the audio, and the failed probes for the top layer do not take it away, nor
+// overflow the line.
 func TestThinLineMiddleLayerBesideUnseenAudio(t *testing.T) {
 	layers := []float64{150_000, 530_000, 1_600_000}
 	c := NewController(Config{})
@@ -472,7 +473,7 @@ func TestThinLineMiddleLayerBesideUnseenAudio(t *testing.T) {
 	s.unseen = 140_000
 	start, layer, okSeen := s.now, 2, uint64(0)
 	var reached int64
-	middle, ticks := 0, 0
+	middle, ticks, drops := 0, 0, 0
 	s.run(40*second, func(s *sim) {
 		e := c.Estimate(s.now)
 		budget := float64(e.Target) * (1 - e.Baseline)
@@ -493,6 +494,9 @@ func TestThinLineMiddleLayerBesideUnseenAudio(t *testing.T) {
 		if layer == 1 && reached == 0 {
 			reached = s.now
 		}
+		if s.now-start == 20*second {
+			drops = link.drops
+		}
 		if s.now-start > 20*second {
 			ticks++
 			if layer == 1 {
@@ -501,13 +505,18 @@ func TestThinLineMiddleLayerBesideUnseenAudio(t *testing.T) {
 		}
 	})
 	e := c.Estimate(s.now)
-	t.Logf("middle layer %d ms after the start, %d%% of the last 20 s; target %d kbps, baseline %.3f, probes %d (%d ok)",
-		(reached-start)/ms, 100*middle/ticks, kbps(e.Target), e.Baseline, e.Probes, e.ProbesOK)
+	t.Logf("middle layer %d ms after the start, %d%% of the last 20 s; target %d kbps, baseline %.3f, probes %d (%d ok), %d queue drops in the last 20 s",
+		(reached-start)/ms, 100*middle/ticks, kbps(e.Target), e.Baseline, e.Probes, e.ProbesOK, link.drops-drops)
 	if reached == 0 || reached-start > 8*second {
 		t.Errorf("middle layer reached %d ms after the start, want within 8 s", (reached-start)/ms)
 	}
 	if middle < ticks*8/10 {
 		t.Errorf("middle layer %d%% of the last 20 s, want at least 80%%", 100*middle/ticks)
+	}
+	// The probes for the top layer ask at most 1.5 times the estimate: their queue stays in
+	// the line's buffer (asking for all of the top layer at once overflowed it 35 times).
+	if d := link.drops - drops; d > 0 {
+		t.Errorf("%d packets dropped by the line's full queue in the last 20 s, want none", d)
 	}
 }
 
