@@ -44,6 +44,7 @@ type Prober struct {
 	start     int64
 	end       int64
 	goal      float64 // bps
+	capped    bool    // the goal is probeGoalScale times the estimate, short of the step asked
 	usage     uint64  // bps sent before the cluster (StartProbe's usage)
 	overused  bool
 	sentBytes uint64 // everything sent during the cluster, media included
@@ -150,6 +151,11 @@ func (p *Prober) evaluate(c *Controller, now int64) {
 	p.succeeded++
 	p.backoff = probeBackoffMin
 	p.notBefore = now + probeBackoffMin
+	if p.capped {
+		// The step asked for is not climbed yet: the next probe goes on from the proven rate
+		// at once, as libwebrtc's exponential probing does.
+		p.notBefore = now
+	}
 	proven := probeResultShare * min(recv, send, probeGoalCap*p.goal)
 	if proven > c.rate.target {
 		c.rate.target = min(proven, c.rate.maxRate)
@@ -165,7 +171,8 @@ func (p *Prober) evaluate(c *Controller, now int64) {
 // a window varies by 4%: without it, most windows would forbid a probe; delay and loss not
 // counting after probeIdleAfter of near silence), and the backoff after the last probe has
 // passed. The cluster asks at most probeGoalScale times the estimate: a bigger step takes
-// several probes. It returns whether a cluster started.
+// several probes, one after the other while they succeed. It returns whether a cluster
+// started.
 func (c *Controller) StartProbe(usage, extra uint64, now int64) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -183,14 +190,14 @@ func (c *Controller) StartProbe(usage, extra uint64, now int64) bool {
 	// size, each success raising the estimate: one cluster asking a 1 Mbit/s line for the
 	// 1.6 Mbit/s top layer on top of the middle one overflowed its queue and froze the layer
 	// it had.
-	goal := min(float64(usage)+max(probeDeltaFactor*float64(extra), probeMinExtra),
-		max(probeGoalScale*c.rate.target, float64(usage)+probeMinExtra))
+	want := float64(usage) + max(probeDeltaFactor*float64(extra), probeMinExtra)
+	goal := min(want, max(probeGoalScale*c.rate.target, float64(usage)+probeMinExtra))
 	p.nextID++
 	if p.nextID == 0 {
 		p.nextID = 1
 	}
-	*p = Prober{id: p.nextID, nextID: p.nextID, start: now, end: now + max(probeMinDuration, 2*c.rtt), goal: goal, usage: usage,
-		backoff: p.backoff, clusters: p.clusters + 1, succeeded: p.succeeded}
+	*p = Prober{id: p.nextID, nextID: p.nextID, start: now, end: now + max(probeMinDuration, 2*c.rtt), goal: goal, capped: goal < want,
+		usage: usage, backoff: p.backoff, clusters: p.clusters + 1, succeeded: p.succeeded}
 	h := c.hist
 	h.mu.Lock()
 	h.cluster, h.clusterBytes, h.clusterPkts, h.clusterFirst, h.clusterLast = p.id, 0, 0, 0, 0
