@@ -587,6 +587,7 @@ func (a *Allocator) share(budget uint64, now int64) ([]int, uint64) {
 		return layers, total
 	}
 	total = a.pauseToFit(layers, total, budget, now)
+	overflowing := a.overflowing()
 	for moved := true; moved; {
 		moved = false
 		for i, t := range a.tracks {
@@ -594,7 +595,11 @@ func (a *Allocator) share(budget uint64, now int64) ([]int, uint64) {
 				continue // a track resumes at its lowest layer, and moves up once forwarded
 			}
 			next, cost, ok := t.nextLayer(layers[i], now)
-			if ok && total+cost <= budget+t.holdSlack(next, now) {
+			var slack uint64
+			if !overflowing {
+				slack = t.holdSlack(next, now)
+			}
+			if ok && total+cost <= budget+slack {
 				layers[i] = next
 				total += cost
 				moved = true
@@ -610,6 +615,21 @@ func (a *Allocator) share(budget uint64, now int64) ([]int, uint64) {
 // for seconds of the lowest (the way back up is a probe, seconds of backoff away). Should
 // the line not carry it, the next overuse cuts again, under this share.
 const holdShare = 0.8
+
+// overflowQueue is the standing queue that, with loss over the usual, says the line's
+// buffer is full and dropping (see overflowing).
+const overflowQueue = 30 * time.Millisecond
+
+// overflowing reports whether the TWCC estimate shows the line not carrying what is sent:
+// loss over its usual with a standing queue, a full buffer dropping its tail. A layer is
+// then not kept through the cut (holdSlack): in the drop to 500 kbit/s the middle layer
+// kept that way, with the audio and the retransmissions of its losses, held the queue
+// full at 20-50% loss for 8 s, its video frozen a fifth of the time. The first overuse's
+// cut comes before the loss, and keeps the layer. a.mu must be held.
+func (a *Allocator) overflowing() bool {
+	return a.ccUsed && a.est.Source == bwe.SourceTWCC && a.est.QueueDelay > overflowQueue &&
+		a.est.Loss > a.est.Baseline+lossQuiet
+}
 
 // holdSlack returns how far over the budget the track may go to keep layer: the rest of
 // holdShare of its cost when the track forwards it under a TWCC estimate, else 0.

@@ -295,8 +295,9 @@ func TestAllocatorUnnumberedAudioNotReserved(t *testing.T) {
 
 // Forwarding the 530 kbit/s middle layer on a 1 Mbit/s line, an overuse cuts the estimate to
 // 85% of what arrived, 460 kbit/s of budget: the camera keeps its middle layer (it was
-// sending it). A cut to 400, under 80% of it, drops it; and a layer the camera does not
-// forward yet still needs all of its cost.
+// sending it). A cut to 400, under 80% of it, drops it; so does a cut to 460 while the line
+// drops what overflows a standing queue; and a layer the camera does not forward yet still
+// needs all of its cost.
 func TestAllocatorHoldsForwardedLayerThroughACut(t *testing.T) {
 	const kbps = 1000
 	ar := newAllocRig(t)
@@ -321,4 +322,10 @@ func TestAllocatorHoldsForwardedLayerThroughACut(t *testing.T) {
 	forwarding(camera, LayerMedium)
 	step(460*kbps, LayerMedium, "forwarding the middle layer, a cut")
 	step(400*kbps, LayerLow, "forwarding the middle layer, a cut under 80% of it")
+	// Back on the middle layer; a cut to 460 that comes with 20% loss from a standing queue
+	// of 150 ms (the line's buffer full, dropping) does not keep it.
+	est.Probes, est.ProbesOK = 2, 2
+	step(600*kbps, LayerMedium, "after a second probe")
+	est.Loss, est.QueueDelay = 0.2, 150*time.Millisecond
+	step(460*kbps, LayerLow, "forwarding the middle layer, a cut with its buffer overflowing")
 }
