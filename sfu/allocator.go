@@ -220,9 +220,15 @@ const maxRetransmitShare = 0.5
 
 // mediaShare is the share of the estimate (a sending rate) left for media when every lost
 // packet is sent again (NACK): at loss p a packet is sent 1/(1-p) times on average, so
-// 20% random loss takes a fifth of the line for retransmissions. a.mu must be held.
+// 20% random loss takes a fifth of the line for retransmissions; while the line overflows
+// (see overflowing), its loss then counts. a.mu must be held.
 func (a *Allocator) mediaShare() float64 {
-	return 1 - min(a.est.Baseline, maxRetransmitShare)
+	loss := a.est.Baseline
+	if a.overflowing() {
+		// The line drops what overflows its buffer: every loss is sent again, on top.
+		loss = max(loss, a.est.Loss)
+	}
+	return 1 - min(loss, maxRetransmitShare)
 }
 
 // applyEstimate caps the tracks to budget: down at once; up, once the path has shown a

@@ -113,6 +113,14 @@ func TestAllocatorBudgetsRetransmissions(t *testing.T) {
 	if c := screen.Stats().CapLayer; c != LayerLow {
 		t.Errorf("new track next to the camera's 1000 kbps in 1120: cap %d, want low", c)
 	}
+	// The same 1400 kbps on a line of no usual loss whose full buffer now drops 30% (a
+	// standing queue of 150 ms): those losses are sent again too, 980 for media.
+	ar.a.remove(screen)
+	est.Loss, est.Baseline, est.QueueDelay = 0.3, 0, 150*time.Millisecond
+	ar.a.onEstimate(est)
+	if c := camera.Stats().CapLayer; c != LayerMedium {
+		t.Errorf("1400 kbps, its buffer overflowing at 30%% loss: cap %d, want medium", c)
+	}
 }
 
 // A probe starts from what the current layers cost, not from an acknowledged rate that a

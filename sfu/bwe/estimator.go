@@ -330,7 +330,8 @@ func (c *Controller) processLocked(arrival int64, now int64) {
 		c.rate.hold(now)
 	default:
 		c.overSince = 0
-		if c.prober.active() {
+		if c.prober.active() || c.overflowingLocked() {
+			// A full buffer's delay is flat too: no increase while it drops what overflows.
 			c.rate.hold(now)
 		} else {
 			c.rate.increase(acked, now, c.rtt)
@@ -406,6 +407,13 @@ func (c *Controller) evaluateLoss(now int64) {
 func (c *Controller) shortfallLocked(acked float64) bool {
 	sent := float64(c.sent.rate())
 	return sent > 0 && acked < stallDelivered*sent
+}
+
+// overflowingLocked reports whether the last loss window lost more than the usual with a
+// standing queue of over queueCongested: a full buffer dropping its tail, whose delay no
+// longer grows.
+func (c *Controller) overflowingLocked() bool {
+	return c.tl.queueDelay() > queueCongested && c.loss > c.baseline+lossQuiet
 }
 
 // sentShare is the share of what is sent that arrives on a link with the baseline's

@@ -3,6 +3,7 @@ package bwe
 import (
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/pion/interceptor/pkg/twcc"
 )
@@ -546,5 +547,28 @@ func TestDropAtLowUseCutsAtOnce(t *testing.T) {
 	t.Logf("under 500 kbps %d ms after the fall", (at-fell)/ms)
 	if at-fell > 800*ms {
 		t.Errorf("under 500 kbps %d ms after the fall, want within 800 ms", (at-fell)/ms)
+	}
+}
+
+// A line whose buffer stays full drops what overflows at a flat delay: the trend says
+// normal, and the target must not grow while the loss and the standing queue last. (Traffic
+// the estimator does not see fills the buffer here; as the model's drops would all hit that
+// traffic, which comes in small packets after ours, 15% of everything is lost meanwhile.)
+func TestFullBufferNoIncrease(t *testing.T) {
+	c := NewController(Config{Start: 400_000})
+	link := &bottleneck{rate: 500_000, queueLimit: 200 * ms, prop: 25 * ms}
+	s := newSim(t, c, link, 300_000)
+	s.run(10*second, nil)
+	s.unseen, link.loss = 300_000, 0.15
+	s.run(3*second, nil)
+	from := c.Estimate(s.now)
+	highest := from.Target
+	s.run(5*second, func(s *sim) { highest = max(highest, c.Estimate(s.now).Target) })
+	t.Logf("3 s into the overflow %+v; highest %d kbps in the next 5 s", from, kbps(highest))
+	if from.QueueDelay < 50*time.Millisecond || from.Loss < 0.05 {
+		t.Fatalf("the buffer does not overflow: %+v", from)
+	}
+	if highest > from.Target+from.Target/20 {
+		t.Errorf("target grew from %d to %d kbps while the buffer overflowed", kbps(from.Target), kbps(highest))
 	}
 }
