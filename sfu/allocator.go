@@ -622,19 +622,15 @@ func (a *Allocator) share(budget uint64, now int64) ([]int, uint64) {
 // the line not carry it, the next overuse cuts again, under this share.
 const holdShare = 0.8
 
-// overflowQueue is the standing queue that, with loss over the usual, says the line's
-// buffer is full and dropping (see overflowing).
-const overflowQueue = 30 * time.Millisecond
-
 // overflowing reports whether the TWCC estimate shows the line not carrying what is sent:
-// loss over its usual with a standing queue, a full buffer dropping its tail. A layer is
-// then not kept through the cut (holdSlack): in the drop to 500 kbit/s the middle layer
-// kept that way, with the audio and the retransmissions of its losses, held the queue
-// full at 20-50% loss for 8 s, its video frozen a fifth of the time. The first overuse's
-// cut comes before the loss, and keeps the layer. a.mu must be held.
+// loss over its usual with a standing queue for a second, a full buffer dropping its tail
+// (bwe.Estimate.Overflowing). A layer is then not kept through the cut (holdSlack): in the
+// drop to 500 kbit/s the middle layer kept that way, with the audio and the retransmissions
+// of its losses, held the queue full at 20-50% loss for 8 s, its video frozen a fifth of
+// the time. The first overuse's cut comes before the loss, and keeps the layer; a failed
+// probe's overshoot drains within the second. a.mu must be held.
 func (a *Allocator) overflowing() bool {
-	return a.ccUsed && a.est.Source == bwe.SourceTWCC && a.est.QueueDelay > overflowQueue &&
-		a.est.Loss > a.est.Baseline+lossQuiet
+	return a.ccUsed && a.est.Source == bwe.SourceTWCC && a.est.Overflowing
 }
 
 // holdSlack returns how far over the budget the track may go to keep layer: the rest of

@@ -116,7 +116,7 @@ func TestAllocatorBudgetsRetransmissions(t *testing.T) {
 	// The same 1400 kbps on a line of no usual loss whose full buffer now drops 30% (a
 	// standing queue of 150 ms): those losses are sent again too, 980 for media.
 	ar.a.remove(screen)
-	est.Loss, est.Baseline, est.QueueDelay = 0.3, 0, 150*time.Millisecond
+	est.Loss, est.Baseline, est.QueueDelay, est.Overflowing = 0.3, 0, 150*time.Millisecond, true
 	ar.a.onEstimate(est)
 	if c := camera.Stats().CapLayer; c != LayerMedium {
 		t.Errorf("1400 kbps, its buffer overflowing at 30%% loss: cap %d, want medium", c)
@@ -334,6 +334,6 @@ func TestAllocatorHoldsForwardedLayerThroughACut(t *testing.T) {
 	// of 150 ms (the line's buffer full, dropping) does not keep it.
 	est.Probes, est.ProbesOK = 2, 2
 	step(600*kbps, LayerMedium, "after a second probe")
-	est.Loss, est.QueueDelay = 0.2, 150*time.Millisecond
+	est.Loss, est.QueueDelay, est.Overflowing = 0.2, 150*time.Millisecond, true
 	step(460*kbps, LayerLow, "forwarding the middle layer, a cut with its buffer overflowing")
 }

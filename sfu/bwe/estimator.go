@@ -39,6 +39,9 @@ type Estimate struct {
 	Source         Source
 	// FeedbackMissing: the subscriber stopped sending feedback while packets were sent.
 	FeedbackMissing bool
+	// Overflowing: for overflowHold, the loss windows lost more than the usual with a
+	// standing queue (a full buffer dropping its tail); a probe's overshoot drains sooner.
+	Overflowing bool
 	// Limited: the path has shown a limit (congestion cut the target) since the start or
 	// the last Reset; until then the target is the configured start, a guess.
 	Limited bool
@@ -96,6 +99,7 @@ const (
 	// shortfallLocked). A stall of S ms shows at worst (500 - S) / 500 of it, and only
 	// until its burst arrives; the drop to a sixth of the line showed half.
 	stallDelivered = 0.7
+	overflowHold   = 1_000_000_000 // ns (see Estimate.Overflowing)
 )
 
 // Controller estimates one subscriber PeerConnection's downlink from its feedback (see the
@@ -136,6 +140,7 @@ type Controller struct {
 	overuseAt       int64   // now of the last overuse, 0 never
 	overSince       int64   // start of the current run of overuse, 0 none
 	normalSince     int64   // start of the current run without overuse
+	overflowSince   int64   // start of the current run of overflowingLocked, 0 none
 
 	remb   uint64
 	rembAt int64
@@ -187,7 +192,7 @@ func (c *Controller) Reset() {
 	c.haveFb = false
 	c.rate.linkCap, c.rate.lastCut, c.rate.noCutUntil = 0, 0, 0
 	c.winStart, c.winLost, c.winRecv, c.windows, c.prevWindowAcked = 0, 0, 0, 0, 0
-	c.lossSuspect, c.lossVar, c.baseWindows, c.overSince = false, 0, 0, 0
+	c.lossSuspect, c.lossVar, c.baseWindows, c.overSince, c.overflowSince = false, 0, 0, 0, 0
 	c.prober.abort(0) // a new path: the backoff runs from the start of time, no wait
 }
 
@@ -211,6 +216,7 @@ func (c *Controller) estimateLocked(now int64) Estimate {
 		ProbesOK:   c.prober.succeeded,
 		Limited:    c.rate.lastCut != 0,
 	}
+	e.Overflowing = c.overflowSince != 0 && now-c.overflowSince >= overflowHold
 	if c.src == SourceREMB {
 		e.Target = c.remb
 	}
@@ -338,6 +344,12 @@ func (c *Controller) processLocked(arrival int64, now int64) {
 		}
 	}
 	c.evaluateLoss(now)
+	switch {
+	case !c.overflowingLocked():
+		c.overflowSince = 0
+	case c.overflowSince == 0:
+		c.overflowSince = now
+	}
 	c.prober.evaluate(c, now)
 }
 
@@ -504,6 +516,7 @@ func (c *Controller) finish(now int64) {
 	f := c.onChange
 	due := now-c.notifiedAt >= notifyInterval || e.Source != old.Source || e.Usage != old.Usage ||
 		e.Probes != old.Probes || e.ProbesOK != old.ProbesOK || e.Limited != old.Limited || e.FeedbackMissing != old.FeedbackMissing ||
+		e.Overflowing != old.Overflowing ||
 		float64(e.Target) > (1+notifyChange)*float64(old.Target) || float64(e.Target) < (1-notifyChange)*float64(old.Target)
 	if due {
 		c.notified, c.notifiedAt = e, now

@@ -560,12 +560,26 @@ func TestFullBufferNoIncrease(t *testing.T) {
 	s := newSim(t, c, link, 300_000)
 	s.run(10*second, nil)
 	s.unseen, link.loss = 300_000, 0.15
-	s.run(3*second, nil)
+	var first, said int64 // when the loss with the standing queue was first seen, and said
+	s.run(3*second, func(s *sim) {
+		c.mu.Lock()
+		if first == 0 && c.overflowingLocked() {
+			first = s.now
+		}
+		c.mu.Unlock()
+		if said == 0 && c.Estimate(s.now).Overflowing {
+			said = s.now
+		}
+	})
+	// A probe's overshoot drains within the second: only a second of it says overflowing.
+	if first == 0 || said-first < overflowHold {
+		t.Errorf("overflowing said %d ms after first seen, want at least %d", (said-first)/ms, overflowHold/ms)
+	}
 	from := c.Estimate(s.now)
 	highest := from.Target
 	s.run(5*second, func(s *sim) { highest = max(highest, c.Estimate(s.now).Target) })
 	t.Logf("3 s into the overflow %+v; highest %d kbps in the next 5 s", from, kbps(highest))
-	if from.QueueDelay < 50*time.Millisecond || from.Loss < 0.05 {
+	if from.QueueDelay < 50*time.Millisecond || from.Loss < 0.05 || !from.Overflowing {
 		t.Fatalf("the buffer does not overflow: %+v", from)
 	}
 	if highest > from.Target+from.Target/20 {
