@@ -215,8 +215,12 @@ func (a *Allocator) estimateBudget() uint64 {
 	return max(budget, 1)
 }
 
-// maxRetransmitShare bounds the share of a sending rate kept for retransmissions.
-const maxRetransmitShare = 0.5
+// maxRetransmitShare bounds the share of a sending rate kept for retransmissions, and
+// overflowResendMax the loss of an overflowing line counted for them (see mediaShare).
+const (
+	maxRetransmitShare = 0.5
+	overflowResendMax  = 0.25
+)
 
 // mediaShare is the share of the estimate (a sending rate) left for media when every lost
 // packet is sent again (NACK): at loss p a packet is sent 1/(1-p) times on average, so
@@ -225,8 +229,10 @@ const maxRetransmitShare = 0.5
 func (a *Allocator) mediaShare() float64 {
 	loss := a.est.Baseline
 	if a.overflowing() {
-		// The line drops what overflows its buffer: every loss is sent again, on top.
-		loss = max(loss, a.est.Loss)
+		// The line drops what overflows its buffer: every loss is sent again, on top; up to
+		// overflowResendMax (past that, the loss is the layer's own overflow, which the layer
+		// below ends: counted whole, 65% lost paused the video for 7 s).
+		loss = max(loss, min(a.est.Loss, overflowResendMax))
 	}
 	return 1 - min(loss, maxRetransmitShare)
 }

@@ -113,13 +113,24 @@ func TestAllocatorBudgetsRetransmissions(t *testing.T) {
 	if c := screen.Stats().CapLayer; c != LayerLow {
 		t.Errorf("new track next to the camera's 1000 kbps in 1120: cap %d, want low", c)
 	}
-	// The same 1400 kbps on a line of no usual loss whose full buffer now drops 30% (a
-	// standing queue of 150 ms): those losses are sent again too, 980 for media.
+	// 1300 kbps on a line of no usual loss whose full buffer now drops 20% (a standing queue
+	// of 150 ms): those losses are sent again too, 1040 for media; at 65% lost, no more than
+	// a quarter is kept for them (975): the layer below ends that loss.
 	ar.a.remove(screen)
-	est.Loss, est.Baseline, est.QueueDelay, est.Overflowing = 0.3, 0, 150*time.Millisecond, true
+	est.Target, est.Loss, est.Baseline, est.QueueDelay, est.Overflowing = 1300*kbps, 0.2, 0, 150*time.Millisecond, true
+	ar.a.onEstimate(est)
+	if c := camera.Stats().CapLayer; c != LayerHigh {
+		t.Errorf("1300 kbps, its buffer overflowing at 20%% loss: cap %d, want high", c)
+	}
+	est.Loss = 0.65
 	ar.a.onEstimate(est)
 	if c := camera.Stats().CapLayer; c != LayerMedium {
-		t.Errorf("1400 kbps, its buffer overflowing at 30%% loss: cap %d, want medium", c)
+		t.Errorf("1300 kbps, its buffer overflowing at 65%% loss: cap %d, want medium", c)
+	}
+	est.Target = 1400 * kbps
+	ar.a.onEstimate(est)
+	if c := camera.Stats().CapLayer; c != LayerHigh {
+		t.Errorf("1400 kbps, its buffer overflowing at 65%% loss (1050 for media): cap %d, want high", c)
 	}
 }
 

@@ -216,7 +216,9 @@ func (c *Controller) estimateLocked(now int64) Estimate {
 		ProbesOK:   c.prober.succeeded,
 		Limited:    c.rate.lastCut != 0,
 	}
-	e.Overflowing = c.overflowSince != 0 && now-c.overflowSince >= overflowHold
+	// Loss and queue are those of the last window evaluated: after probeIdleAfter without one
+	// (next to nothing sent, as while the video is paused) they are history.
+	e.Overflowing = c.overflowSince != 0 && now-c.overflowSince >= overflowHold && now-c.winStart <= probeIdleAfter
 	if c.src == SourceREMB {
 		e.Target = c.remb
 	}

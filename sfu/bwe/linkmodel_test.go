@@ -576,6 +576,11 @@ func TestFullBufferNoIncrease(t *testing.T) {
 		t.Errorf("overflowing said %d ms after first seen, want at least %d", (said-first)/ms, overflowHold/ms)
 	}
 	from := c.Estimate(s.now)
+	// Were no feedback to come for 3 s (the video paused for it, the audio unnumbered), the
+	// last loss and queue seen would be history, not an overflow going on.
+	if e := c.Estimate(s.now + 3*second); e.Overflowing {
+		t.Errorf("3 s without feedback: %+v, still overflowing", e)
+	}
 	highest := from.Target
 	s.run(5*second, func(s *sim) { highest = max(highest, c.Estimate(s.now).Target) })
 	t.Logf("3 s into the overflow %+v; highest %d kbps in the next 5 s", from, kbps(highest))
