@@ -242,7 +242,7 @@ func (a *Allocator) mediaShare() float64 {
 // only to 1.5 times what arrives, a guess). When a track could go higher, it asks the
 // estimator for a probe. a.mu must be held.
 func (a *Allocator) applyEstimate(budget uint64, now int64) []int {
-	layers, total := a.share(budget, now)
+	layers, _ := a.share(budget, now)
 	up := a.est.ProbesOK > a.probesOK
 	a.probesOK = a.est.ProbesOK
 	moved := false
@@ -286,9 +286,27 @@ func (a *Allocator) applyEstimate(budget uint64, now int64) []int {
 			"acked_kbps", a.est.Acked/1000, "usage", a.est.Usage, "layers", layers)
 	}
 	if a.est.Source == bwe.SourceTWCC && !a.cc.Probing() {
-		a.maybeProbe(a.probeUsage(total), now)
+		// From what the caps forward, not what the budget would have room for: share's
+		// total counted the layers a probe has yet to prove, and a probe from there asked
+		// 1.3 Mbit/s for a step of 0.45.
+		a.maybeProbe(a.probeUsage(a.layersCost(layers, now)), now)
 	}
 	return layers
+}
+
+// layersCost returns what layers (one per track, as share's) cost: each video track's layer,
+// nothing while paused, and the audio's reserve. a.mu must be held.
+func (a *Allocator) layersCost(layers []int, now int64) uint64 {
+	var total uint64
+	for i, t := range a.tracks {
+		switch {
+		case !t.video:
+			total += t.reserve(now)
+		case layers[i] >= LayerLow:
+			total += t.cost(layers[i], now)
+		}
+	}
+	return total
 }
 
 // probeUsage is what a probe starts from: total, what the tracks' current layers cost, or

@@ -152,6 +152,16 @@ func TestAllocatorProbeUsage(t *testing.T) {
 	if u := ar.a.probeUsage(0); u != 1400*kbps {
 		t.Errorf("probe usage %d kbps with no layer bitrate known, want the 1400 acknowledged", u/kbps)
 	}
+	// An estimate of 1200 with no probe behind it leaves the camera on its 500 kbps layer,
+	// though the budget has room for its top one: a probe starts from the 500 it sends.
+	ar.a.est.Target = 1200 * kbps
+	now := ar.clock.now()
+	if _, total := ar.a.share(ar.a.estimateBudget(), now); total != 1000*kbps {
+		t.Fatalf("share of 1200 kbps costs %d kbps, want the top layer's 1000", total/kbps)
+	}
+	if u := ar.a.probeUsage(ar.a.layersCost(ar.a.applyEstimate(ar.a.estimateBudget(), now), now)); u != 500*kbps {
+		t.Errorf("probe usage %d kbps with the camera capped at its 500 kbps layer, want 500", u/kbps)
+	}
 }
 
 // estimate hands the Allocator e as the estimator would, the layers receiving now.
