@@ -39,8 +39,9 @@ type Estimate struct {
 	Source         Source
 	// FeedbackMissing: the subscriber stopped sending feedback while packets were sent.
 	FeedbackMissing bool
-	// Overflowing: for overflowHold, the loss windows lost more than the usual with a
-	// standing queue (a full buffer dropping its tail); a probe's overshoot drains sooner.
+	// Overflowing: for overflowHold, and as long since the last cut, the loss windows lost
+	// more than the usual with a standing queue (a full buffer dropping its tail); a
+	// probe's overshoot drains sooner.
 	Overflowing bool
 	// Limited: the path has shown a limit (congestion cut the target) since the start or
 	// the last Reset; until then the target is the configured start, a guess.
@@ -216,9 +217,13 @@ func (c *Controller) estimateLocked(now int64) Estimate {
 		ProbesOK:   c.prober.succeeded,
 		Limited:    c.rate.lastCut != 0,
 	}
-	// Loss and queue are those of the last window evaluated: after probeIdleAfter without one
-	// (next to nothing sent, as while the video is paused) they are history.
-	e.Overflowing = c.overflowSince != 0 && now-c.overflowSince >= overflowHold && now-c.winStart <= probeIdleAfter
+	// The overflow counts from the last cut: a cut's queue drains within overflowHold when
+	// the cut was enough (a start's overshoot into a thin line), and the layers need no more
+	// room than the cut gave. Loss and queue are those of the last window evaluated: after
+	// probeIdleAfter without one (next to nothing sent, as while the video is paused) they
+	// are history.
+	e.Overflowing = c.overflowSince != 0 && now-max(c.overflowSince, c.rate.lastCut) >= overflowHold &&
+		now-c.winStart <= probeIdleAfter
 	if c.src == SourceREMB {
 		e.Target = c.remb
 	}
