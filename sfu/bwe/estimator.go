@@ -39,9 +39,9 @@ type Estimate struct {
 	Source         Source
 	// FeedbackMissing: the subscriber stopped sending feedback while packets were sent.
 	FeedbackMissing bool
-	// Overflowing: for overflowHold, and as long since the last cut, the loss windows lost
-	// more than the usual with a standing queue (a full buffer dropping its tail); a
-	// probe's overshoot drains sooner.
+	// Overflowing: for overflowHold, the loss windows lost more than the usual with a
+	// standing queue (a full buffer dropping its tail), the last of them wholly after the
+	// last cut; a probe's overshoot drains sooner.
 	Overflowing bool
 	// Limited: the path has shown a limit (congestion cut the target) since the start or
 	// the last Reset; until then the target is the configured start, a guess.
@@ -142,6 +142,7 @@ type Controller struct {
 	overSince       int64   // start of the current run of overuse, 0 none
 	normalSince     int64   // start of the current run without overuse
 	overflowSince   int64   // start of the current run of overflowingLocked, 0 none
+	lossFrom        int64   // start of the window c.loss was measured over
 
 	remb   uint64
 	rembAt int64
@@ -217,13 +218,13 @@ func (c *Controller) estimateLocked(now int64) Estimate {
 		ProbesOK:   c.prober.succeeded,
 		Limited:    c.rate.lastCut != 0,
 	}
-	// The overflow counts from the last cut: a cut's queue drains within overflowHold when
-	// the cut was enough (a start's overshoot into a thin line), and the layers need no more
-	// room than the cut gave. Loss and queue are those of the last window evaluated: after
+	// The loss must be measured after the last cut: a cut's queue drains within the window
+	// when the cut was enough (a start's overshoot into a thin line), and the layers need no
+	// more room than the cut gave. Loss and queue are those of the last window evaluated: after
 	// probeIdleAfter without one (next to nothing sent, as while the video is paused) they
 	// are history.
-	e.Overflowing = c.overflowSince != 0 && now-max(c.overflowSince, c.rate.lastCut) >= overflowHold &&
-		now-c.winStart <= probeIdleAfter
+	e.Overflowing = c.overflowSince != 0 && now-c.overflowSince >= overflowHold &&
+		c.lossFrom >= c.rate.lastCut && now-c.winStart <= probeIdleAfter
 	if c.src == SourceREMB {
 		e.Target = c.remb
 	}
@@ -415,6 +416,7 @@ func (c *Controller) evaluateLoss(now int64) {
 		c.lossAvg += lossAvgWeight * (c.loss - c.lossAvg)
 	}
 	c.windows++
+	c.lossFrom = c.winStart
 	c.prevWindowAcked, c.prevLoss = acked, c.loss
 	c.winStart, c.winLost, c.winRecv = now, 0, 0
 }
