@@ -40,8 +40,8 @@ type Estimate struct {
 	// FeedbackMissing: the subscriber stopped sending feedback while packets were sent.
 	FeedbackMissing bool
 	// Overflowing: for overflowHold, the loss windows lost more than the usual with a
-	// standing queue (a full buffer dropping its tail), the last of them wholly after the
-	// last cut; a probe's overshoot drains sooner.
+	// standing queue (a full buffer dropping its tail), the last of them begun a second
+	// after the last cut; a probe's overshoot drains sooner.
 	Overflowing bool
 	// Limited: the path has shown a limit (congestion cut the target) since the start or
 	// the last Reset; until then the target is the configured start, a guess.
@@ -101,6 +101,8 @@ const (
 	// until its burst arrives; the drop to a sixth of the line showed half.
 	stallDelivered = 0.7
 	overflowHold   = 1_000_000_000 // ns (see Estimate.Overflowing)
+	// overflowAfterCut: loss windows begun sooner after a cut do not say Overflowing.
+	overflowAfterCut = 1_000_000_000
 )
 
 // Controller estimates one subscriber PeerConnection's downlink from its feedback (see the
@@ -218,13 +220,14 @@ func (c *Controller) estimateLocked(now int64) Estimate {
 		ProbesOK:   c.prober.succeeded,
 		Limited:    c.rate.lastCut != 0,
 	}
-	// The loss must be measured after the last cut: a cut's queue drains within the window
-	// when the cut was enough (a start's overshoot into a thin line), and the layers need no
-	// more room than the cut gave. Loss and queue are those of the last window evaluated: after
+	// The loss must be measured over a window that began overflowAfterCut after the last
+	// cut: feedback reports the drops of what was queued before the cut (200 ms of buffer
+	// and a round trip) for a while after it, and when the cut was enough (a start's
+	// overshoot into a thin line) the layers need no more room than it gave. Loss and queue are those of the last window evaluated: after
 	// probeIdleAfter without one (next to nothing sent, as while the video is paused) they
 	// are history.
 	e.Overflowing = c.overflowSince != 0 && now-c.overflowSince >= overflowHold &&
-		c.lossFrom >= c.rate.lastCut && now-c.winStart <= probeIdleAfter
+		c.lossFrom >= c.rate.lastCut+overflowAfterCut && now-c.winStart <= probeIdleAfter
 	if c.src == SourceREMB {
 		e.Target = c.remb
 	}

@@ -574,8 +574,9 @@ func TestFullBufferNoIncrease(t *testing.T) {
 }
 
 // Overflowing needs a second of loss with a standing queue, the loss measured over a window
-// that began after the last cut (the window before it holds the overshoot the cut ends),
-// and feedback: after 2 s without a loss window, the last loss and queue are history.
+// that began a second after the last cut (the drops of what was queued before it are
+// reported until then), and feedback: after 2 s without a loss window, the last loss and
+// queue are history.
 func TestOverflowingRule(t *testing.T) {
 	c := NewController(Config{})
 	c.mu.Lock()
@@ -586,13 +587,13 @@ func TestOverflowingRule(t *testing.T) {
 	if !c.overflowingLocked() {
 		t.Fatal("30% lost over a 2% baseline with a 150 ms queue: not overflowing")
 	}
-	c.overflowSince, c.rate.lastCut, c.lossFrom, c.winStart = now-1500*ms, now-1200*ms, now-2200*ms, now-200*ms
+	c.overflowSince, c.rate.lastCut, c.lossFrom, c.winStart = now-1500*ms, now-1700*ms, now-1200*ms, now-200*ms
 	if c.estimateLocked(now).Overflowing {
-		t.Error("overflowing on the loss of the window before the last cut")
+		t.Error("overflowing on the loss of a window begun 500 ms after the last cut")
 	}
-	c.lossFrom = now - 1200*ms
+	c.rate.lastCut = now - 2500*ms
 	if !c.estimateLocked(now).Overflowing {
-		t.Error("not overflowing: 1.5 s of it, the loss measured after the cut")
+		t.Error("not overflowing: 1.5 s of it, the loss measured from 1.3 s after the cut")
 	}
 	c.overflowSince = now - 500*ms
 	if c.estimateLocked(now).Overflowing {
