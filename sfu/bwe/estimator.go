@@ -194,7 +194,7 @@ func (c *Controller) Reset() {
 	c.acked.reset()
 	c.sent.reset()
 	c.haveFb = false
-	c.rate.linkCap, c.rate.lastCut, c.rate.noCutUntil = 0, 0, 0
+	c.rate.linkCap, c.rate.lastCut, c.rate.lastLower, c.rate.noCutUntil = 0, 0, 0, 0
 	c.winStart, c.winLost, c.winRecv, c.windows, c.prevWindowAcked = 0, 0, 0, 0, 0
 	c.lossSuspect, c.lossVar, c.baseWindows, c.overSince, c.overflowSince = false, 0, 0, 0, 0
 	c.prober.abort(0) // a new path: the backoff runs from the start of time, no wait
@@ -221,13 +221,14 @@ func (c *Controller) estimateLocked(now int64) Estimate {
 		Limited:    c.rate.lastCut != 0,
 	}
 	// The loss must be measured over a window that began overflowAfterCut after the last
-	// cut: feedback reports the drops of what was queued before the cut (200 ms of buffer
+	// cut that lowered the target (a loss cut every other window that leaves the target
+	// where it is changes nothing): feedback reports the drops of what was queued before the cut (200 ms of buffer
 	// and a round trip) for a while after it, and when the cut was enough (a start's
 	// overshoot into a thin line) the layers need no more room than it gave. Loss and queue are those of the last window evaluated: after
 	// probeIdleAfter without one (next to nothing sent, as while the video is paused) they
 	// are history.
 	e.Overflowing = c.overflowSince != 0 && now-c.overflowSince >= overflowHold &&
-		c.lossFrom >= c.rate.lastCut+overflowAfterCut && now-c.winStart <= probeIdleAfter
+		c.lossFrom >= c.rate.lastLower+overflowAfterCut && now-c.winStart <= probeIdleAfter
 	if c.src == SourceREMB {
 		e.Target = c.remb
 	}
@@ -513,7 +514,7 @@ func (c *Controller) Tick(now int64) {
 	if c.silentLocked(now) > feedbackCut && now-c.silenceCut >= feedbackCut {
 		c.silenceCut = now
 		c.rate.target = max(c.rate.target/2, c.rate.minRate)
-		c.rate.lastCut, c.rate.lastUpdate = now, now
+		c.rate.lastCut, c.rate.lastUpdate, c.rate.lastLower = now, now, now
 		c.prober.abort(now)
 	}
 	c.mu.Unlock()

@@ -587,11 +587,11 @@ func TestOverflowingRule(t *testing.T) {
 	if !c.overflowingLocked() {
 		t.Fatal("30% lost over a 2% baseline with a 150 ms queue: not overflowing")
 	}
-	c.overflowSince, c.rate.lastCut, c.lossFrom, c.winStart = now-1500*ms, now-1700*ms, now-1200*ms, now-200*ms
+	c.overflowSince, c.rate.lastLower, c.lossFrom, c.winStart = now-1500*ms, now-1700*ms, now-1200*ms, now-200*ms
 	if c.estimateLocked(now).Overflowing {
 		t.Error("overflowing on the loss of a window begun 500 ms after the last cut")
 	}
-	c.rate.lastCut = now - 2500*ms
+	c.rate.lastLower, c.rate.lastCut = now-2500*ms, now-100*ms // a cut since that left the target
 	if !c.estimateLocked(now).Overflowing {
 		t.Error("not overflowing: 1.5 s of it, the loss measured from 1.3 s after the cut")
 	}
