@@ -215,14 +215,26 @@ func (a *Allocator) estimateBudget() uint64 {
 	return max(budget, 1)
 }
 
-// maxRetransmitShare bounds the share of a sending rate kept for retransmissions.
-const maxRetransmitShare = 0.5
+// maxRetransmitShare bounds the share of a sending rate kept for retransmissions, and
+// overflowResendMax the loss of an overflowing line counted for them (see mediaShare).
+const (
+	maxRetransmitShare = 0.5
+	overflowResendMax  = 0.25
+)
 
 // mediaShare is the share of the estimate (a sending rate) left for media when every lost
 // packet is sent again (NACK): at loss p a packet is sent 1/(1-p) times on average, so
-// 20% random loss takes a fifth of the line for retransmissions. a.mu must be held.
+// 20% random loss takes a fifth of the line for retransmissions; while the line overflows
+// (see overflowing), its loss then counts. a.mu must be held.
 func (a *Allocator) mediaShare() float64 {
-	return 1 - min(a.est.Baseline, maxRetransmitShare)
+	loss := a.est.Baseline
+	if a.overflowing() {
+		// The line drops what overflows its buffer: every loss is sent again, on top; up to
+		// overflowResendMax (past that, the loss is the layer's own overflow, which the layer
+		// below ends: counted whole, 65% lost paused the video for 7 s).
+		loss = max(loss, min(a.est.Loss, overflowResendMax))
+	}
+	return 1 - min(loss, maxRetransmitShare)
 }
 
 // applyEstimate caps the tracks to budget: down at once; up, once the path has shown a
@@ -230,7 +242,7 @@ func (a *Allocator) mediaShare() float64 {
 // only to 1.5 times what arrives, a guess). When a track could go higher, it asks the
 // estimator for a probe. a.mu must be held.
 func (a *Allocator) applyEstimate(budget uint64, now int64) []int {
-	layers, total := a.share(budget, now)
+	layers, _ := a.share(budget, now)
 	up := a.est.ProbesOK > a.probesOK
 	a.probesOK = a.est.ProbesOK
 	moved := false
@@ -274,9 +286,27 @@ func (a *Allocator) applyEstimate(budget uint64, now int64) []int {
 			"acked_kbps", a.est.Acked/1000, "usage", a.est.Usage, "layers", layers)
 	}
 	if a.est.Source == bwe.SourceTWCC && !a.cc.Probing() {
-		a.maybeProbe(a.probeUsage(total), now)
+		// From what the caps forward, not what the budget would have room for: share's
+		// total counted the layers a probe has yet to prove, and a probe from there asked
+		// 1.3 Mbit/s for a step of 0.45.
+		a.maybeProbe(a.probeUsage(a.layersCost(layers, now)), now)
 	}
 	return layers
+}
+
+// layersCost returns what layers (one per track, as share's) cost: each video track's layer,
+// nothing while paused, and the audio's reserve. a.mu must be held.
+func (a *Allocator) layersCost(layers []int, now int64) uint64 {
+	var total uint64
+	for i, t := range a.tracks {
+		switch {
+		case !t.video:
+			total += t.reserve(now)
+		case layers[i] >= LayerLow:
+			total += t.cost(layers[i], now)
+		}
+	}
+	return total
 }
 
 // probeUsage is what a probe starts from: total, what the tracks' current layers cost, or
@@ -587,6 +617,7 @@ func (a *Allocator) share(budget uint64, now int64) ([]int, uint64) {
 		return layers, total
 	}
 	total = a.pauseToFit(layers, total, budget, now)
+	overflowing := a.overflowing()
 	for moved := true; moved; {
 		moved = false
 		for i, t := range a.tracks {
@@ -594,7 +625,11 @@ func (a *Allocator) share(budget uint64, now int64) ([]int, uint64) {
 				continue // a track resumes at its lowest layer, and moves up once forwarded
 			}
 			next, cost, ok := t.nextLayer(layers[i], now)
-			if ok && total+cost <= budget+t.holdSlack(next, now) {
+			var slack uint64
+			if !overflowing {
+				slack = t.holdSlack(next, now)
+			}
+			if ok && total+cost <= budget+slack {
 				layers[i] = next
 				total += cost
 				moved = true
@@ -610,6 +645,17 @@ func (a *Allocator) share(budget uint64, now int64) ([]int, uint64) {
 // for seconds of the lowest (the way back up is a probe, seconds of backoff away). Should
 // the line not carry it, the next overuse cuts again, under this share.
 const holdShare = 0.8
+
+// overflowing reports whether the TWCC estimate shows the line not carrying what is sent:
+// loss over its usual with a standing queue for a second, a full buffer dropping its tail
+// (bwe.Estimate.Overflowing). A layer is then not kept through the cut (holdSlack): in the
+// drop to 500 kbit/s the middle layer kept that way, with the audio and the retransmissions
+// of its losses, held the queue full at 20-50% loss for 8 s, its video frozen a fifth of
+// the time. The first overuse's cut comes before the loss, and keeps the layer; a failed
+// probe's overshoot drains within the second. a.mu must be held.
+func (a *Allocator) overflowing() bool {
+	return a.ccUsed && a.est.Source == bwe.SourceTWCC && a.est.Overflowing
+}
 
 // holdSlack returns how far over the budget the track may go to keep layer: the rest of
 // holdShare of its cost when the track forwards it under a TWCC estimate, else 0.

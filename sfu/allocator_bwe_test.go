@@ -113,6 +113,25 @@ func TestAllocatorBudgetsRetransmissions(t *testing.T) {
 	if c := screen.Stats().CapLayer; c != LayerLow {
 		t.Errorf("new track next to the camera's 1000 kbps in 1120: cap %d, want low", c)
 	}
+	// 1300 kbps on a line of no usual loss whose full buffer now drops 20% (a standing queue
+	// of 150 ms): those losses are sent again too, 1040 for media; at 65% lost, no more than
+	// a quarter is kept for them (975): the layer below ends that loss.
+	ar.a.remove(screen)
+	est.Target, est.Loss, est.Baseline, est.QueueDelay, est.Overflowing = 1300*kbps, 0.2, 0, 150*time.Millisecond, true
+	ar.a.onEstimate(est)
+	if c := camera.Stats().CapLayer; c != LayerHigh {
+		t.Errorf("1300 kbps, its buffer overflowing at 20%% loss: cap %d, want high", c)
+	}
+	est.Loss = 0.65
+	ar.a.onEstimate(est)
+	if c := camera.Stats().CapLayer; c != LayerMedium {
+		t.Errorf("1300 kbps, its buffer overflowing at 65%% loss: cap %d, want medium", c)
+	}
+	est.Target = 1400 * kbps
+	ar.a.onEstimate(est)
+	if c := camera.Stats().CapLayer; c != LayerHigh {
+		t.Errorf("1400 kbps, its buffer overflowing at 65%% loss (1050 for media): cap %d, want high", c)
+	}
 }
 
 // A probe starts from what the current layers cost, not from an acknowledged rate that a
@@ -132,6 +151,16 @@ func TestAllocatorProbeUsage(t *testing.T) {
 	}
 	if u := ar.a.probeUsage(0); u != 1400*kbps {
 		t.Errorf("probe usage %d kbps with no layer bitrate known, want the 1400 acknowledged", u/kbps)
+	}
+	// An estimate of 1200 with no probe behind it leaves the camera on its 500 kbps layer,
+	// though the budget has room for its top one: a probe starts from the 500 it sends.
+	ar.a.est.Target = 1200 * kbps
+	now := ar.clock.now()
+	if _, total := ar.a.share(ar.a.estimateBudget(), now); total != 1000*kbps {
+		t.Fatalf("share of 1200 kbps costs %d kbps, want the top layer's 1000", total/kbps)
+	}
+	if u := ar.a.probeUsage(ar.a.layersCost(ar.a.applyEstimate(ar.a.estimateBudget(), now), now)); u != 500*kbps {
+		t.Errorf("probe usage %d kbps with the camera capped at its 500 kbps layer, want 500", u/kbps)
 	}
 }
 
@@ -295,8 +324,9 @@ func TestAllocatorUnnumberedAudioNotReserved(t *testing.T) {
 
 // Forwarding the 530 kbit/s middle layer on a 1 Mbit/s line, an overuse cuts the estimate to
 // 85% of what arrived, 460 kbit/s of budget: the camera keeps its middle layer (it was
-// sending it). A cut to 400, under 80% of it, drops it; and a layer the camera does not
-// forward yet still needs all of its cost.
+// sending it). A cut to 400, under 80% of it, drops it; so does a cut to 460 while the line
+// drops what overflows a standing queue; and a layer the camera does not forward yet still
+// needs all of its cost.
 func TestAllocatorHoldsForwardedLayerThroughACut(t *testing.T) {
 	const kbps = 1000
 	ar := newAllocRig(t)
@@ -321,4 +351,10 @@ func TestAllocatorHoldsForwardedLayerThroughACut(t *testing.T) {
 	forwarding(camera, LayerMedium)
 	step(460*kbps, LayerMedium, "forwarding the middle layer, a cut")
 	step(400*kbps, LayerLow, "forwarding the middle layer, a cut under 80% of it")
+	// Back on the middle layer; a cut to 460 that comes with 20% loss from a standing queue
+	// of 150 ms (the line's buffer full, dropping) does not keep it.
+	est.Probes, est.ProbesOK = 2, 2
+	step(600*kbps, LayerMedium, "after a second probe")
+	est.Loss, est.QueueDelay, est.Overflowing = 0.2, 150*time.Millisecond, true
+	step(460*kbps, LayerLow, "forwarding the middle layer, a cut with its buffer overflowing")
 }

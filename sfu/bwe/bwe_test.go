@@ -346,6 +346,37 @@ func TestProber(t *testing.T) {
 			t.Errorf("first successful probe %d ms after the line came back (%d failed before)", (at-back)/ms, failed)
 		}
 	})
+	t.Run("capped climb", func(t *testing.T) {
+		// After a thin spell (the estimate about 450 kbit/s), the line is wide again and a
+		// track asks for 900 kbit/s more: probes of 1.5 times the estimate climb there one
+		// right after the other, not one every probeBackoffMin.
+		c := NewController(Config{Start: 1_000_000})
+		link := &bottleneck{rate: 500_000, queueLimit: 200 * ms, prop: 25 * ms}
+		s := newSim(t, c, link, 900_000)
+		s.run(10*second, nil)
+		s.offered = 350_000
+		s.run(10*second, nil)
+		link.rate = 3e6
+		s.run(6*second, nil)
+		before := c.Estimate(s.now)
+		if !before.Limited || before.Target > 700_000 {
+			t.Fatalf("after the thin spell: %+v, want a target under 700 kbps", before)
+		}
+		start, at := s.now, int64(0)
+		s.run(6*second, func(s *sim) {
+			c.StartProbe(350_000, 900_000, s.now)
+			s.pad(c.ProbePadding(s.now))
+			if at == 0 && c.Estimate(s.now).Target >= 1_250_000 {
+				at = s.now
+			}
+		})
+		e := c.Estimate(s.now)
+		t.Logf("from %d kbps: %d kbps %d ms after the first probe, %d probes (%d ok)", kbps(before.Target), kbps(e.Target), (at-start)/ms, e.Probes, e.ProbesOK)
+		if at == 0 || at-start > 3500*ms || e.ProbesOK < 2 {
+			t.Errorf("climb from %d kbps: 1250 kbps reached %d ms after the first probe (0: never), %d probes ok, want within 3.5 s in steps",
+				kbps(before.Target), (at-start)/ms, e.ProbesOK)
+		}
+	})
 	t.Run("overshoot cuts once", func(t *testing.T) {
 		// A probe far over a 1 Mbit/s line: its overuse cuts the target once, never under
 		// the media sent before it, and the drain of the probe's queue does not cut again.

@@ -39,6 +39,10 @@ type Estimate struct {
 	Source         Source
 	// FeedbackMissing: the subscriber stopped sending feedback while packets were sent.
 	FeedbackMissing bool
+	// Overflowing: for overflowHold, the loss windows lost more than the usual with a
+	// standing queue (a full buffer dropping its tail), the last of them begun a second
+	// after the last cut; a probe's overshoot drains sooner.
+	Overflowing bool
 	// Limited: the path has shown a limit (congestion cut the target) since the start or
 	// the last Reset; until then the target is the configured start, a guess.
 	Limited bool
@@ -91,6 +95,14 @@ const (
 	// overuse cuts only once it has lasted this long (see processLocked).
 	appLimitedShare   = 0.7
 	appLimitedOveruse = 500_000_000
+	// stallDelivered: what arrived under this share of what was sent meanwhile is a line
+	// narrower than the rate sent, not a stall, and an overuse cuts at once (see
+	// shortfallLocked). A stall of S ms shows at worst (500 - S) / 500 of it, and only
+	// until its burst arrives; the drop to a sixth of the line showed half.
+	stallDelivered = 0.7
+	overflowHold   = 1_000_000_000 // ns (see Estimate.Overflowing)
+	// overflowAfterCut: loss windows begun sooner after a cut do not say Overflowing.
+	overflowAfterCut = 1_000_000_000
 )
 
 // Controller estimates one subscriber PeerConnection's downlink from its feedback (see the
@@ -102,6 +114,7 @@ type Controller struct {
 	reader   TWCCReader
 	tl       trendline
 	acked    ackedRate
+	sent     ackedRate // what the reported packets took to send, over ackedWindow of send time
 	rate     aimd
 	prober   Prober
 	src      Source
@@ -130,6 +143,8 @@ type Controller struct {
 	overuseAt       int64   // now of the last overuse, 0 never
 	overSince       int64   // start of the current run of overuse, 0 none
 	normalSince     int64   // start of the current run without overuse
+	overflowSince   int64   // start of the current run of overflowingLocked, 0 none
+	lossFrom        int64   // start of the window c.loss was measured over
 
 	remb   uint64
 	rembAt int64
@@ -153,6 +168,7 @@ func NewController(cfg Config) *Controller {
 	c.rate = aimd{target: float64(cfg.Start), minRate: float64(cfg.Min), maxRate: float64(cfg.Max)}
 	c.tl.reset()
 	c.acked.reset()
+	c.sent.reset()
 	c.prober.reset()
 	return c
 }
@@ -176,10 +192,11 @@ func (c *Controller) Reset() {
 	defer c.mu.Unlock()
 	c.tl.reset()
 	c.acked.reset()
+	c.sent.reset()
 	c.haveFb = false
-	c.rate.linkCap, c.rate.lastCut, c.rate.noCutUntil = 0, 0, 0
+	c.rate.linkCap, c.rate.lastCut, c.rate.lastLower, c.rate.noCutUntil = 0, 0, 0, 0
 	c.winStart, c.winLost, c.winRecv, c.windows, c.prevWindowAcked = 0, 0, 0, 0, 0
-	c.lossSuspect, c.lossVar, c.baseWindows, c.overSince = false, 0, 0, 0
+	c.lossSuspect, c.lossVar, c.baseWindows, c.overSince, c.overflowSince = false, 0, 0, 0, 0
 	c.prober.abort(0) // a new path: the backoff runs from the start of time, no wait
 }
 
@@ -203,6 +220,15 @@ func (c *Controller) estimateLocked(now int64) Estimate {
 		ProbesOK:   c.prober.succeeded,
 		Limited:    c.rate.lastCut != 0,
 	}
+	// The loss must be measured over a window that began overflowAfterCut after the last
+	// cut that lowered the target (a loss cut every other window that leaves the target
+	// where it is changes nothing): feedback reports the drops of what was queued before the cut (200 ms of buffer
+	// and a round trip) for a while after it, and when the cut was enough (a start's
+	// overshoot into a thin line) the layers need no more room than it gave. Loss and queue are those of the last window evaluated: after
+	// probeIdleAfter without one (next to nothing sent, as while the video is paused) they
+	// are history.
+	e.Overflowing = c.overflowSince != 0 && now-c.overflowSince >= overflowHold &&
+		c.lossFrom >= c.rate.lastLower+overflowAfterCut && now-c.winStart <= probeIdleAfter
 	if c.src == SourceREMB {
 		e.Target = c.remb
 	}
@@ -263,6 +289,9 @@ func (c *Controller) processLocked(arrival int64, now int64) {
 		if e == nil {
 			continue
 		}
+		if e.state == stateUnknown {
+			c.sent.add(e.at, int(e.size))
+		}
 		switch {
 		case received && e.state != stateReceived:
 			if e.state == stateLost {
@@ -295,10 +324,12 @@ func (c *Controller) processLocked(arrival int64, now int64) {
 		}
 		c.overuseAt = now
 		c.normalSince = now
-		if acked < appLimitedShare*c.rate.target && now-c.overSince < appLimitedOveruse && !c.prober.active() {
+		if acked < appLimitedShare*c.rate.target && now-c.overSince < appLimitedOveruse && !c.prober.active() &&
+			!c.shortfallLocked(acked) {
 			// Sending well under the target, an overuse is as often a stall on the way (a
 			// busy relay, a Wi-Fi retry burst) that drains at once: only one that lasts
-			// is congestion at the rate we send.
+			// is congestion at the rate we send, or one where what arrives falls short of
+			// what was sent.
 			c.rate.hold(now)
 			break
 		}
@@ -317,13 +348,20 @@ func (c *Controller) processLocked(arrival int64, now int64) {
 		c.rate.hold(now)
 	default:
 		c.overSince = 0
-		if c.prober.active() {
+		if c.prober.active() || c.overflowingLocked() {
+			// A full buffer's delay is flat too: no increase while it drops what overflows.
 			c.rate.hold(now)
 		} else {
 			c.rate.increase(acked, now, c.rtt)
 		}
 	}
 	c.evaluateLoss(now)
+	switch {
+	case !c.overflowingLocked():
+		c.overflowSince = 0
+	case c.overflowSince == 0:
+		c.overflowSince = now
+	}
 	c.prober.evaluate(c, now)
 }
 
@@ -382,8 +420,25 @@ func (c *Controller) evaluateLoss(now int64) {
 		c.lossAvg += lossAvgWeight * (c.loss - c.lossAvg)
 	}
 	c.windows++
+	c.lossFrom = c.winStart
 	c.prevWindowAcked, c.prevLoss = acked, c.loss
 	c.winStart, c.winLost, c.winRecv = now, 0, 0
+}
+
+// shortfallLocked reports whether acked, what arrived over the last ackedWindow (as sent,
+// see sentEquivalent), falls under stallDelivered of what the same packets took to send:
+// a line that carries less than we send. A stall on the way delivers late, in a burst, what
+// was sent: by the time its delay shows as overuse, what arrived has caught up.
+func (c *Controller) shortfallLocked(acked float64) bool {
+	sent := float64(c.sent.rate())
+	return sent > 0 && acked < stallDelivered*sent
+}
+
+// overflowingLocked reports whether the last loss window lost more than the usual with a
+// standing queue of over queueCongested: a full buffer dropping its tail, whose delay no
+// longer grows.
+func (c *Controller) overflowingLocked() bool {
+	return c.tl.queueDelay() > queueCongested && c.loss > c.baseline+lossQuiet
 }
 
 // sentShare is the share of what is sent that arrives on a link with the baseline's
@@ -459,7 +514,7 @@ func (c *Controller) Tick(now int64) {
 	if c.silentLocked(now) > feedbackCut && now-c.silenceCut >= feedbackCut {
 		c.silenceCut = now
 		c.rate.target = max(c.rate.target/2, c.rate.minRate)
-		c.rate.lastCut, c.rate.lastUpdate = now, now
+		c.rate.lastCut, c.rate.lastUpdate, c.rate.lastLower = now, now, now
 		c.prober.abort(now)
 	}
 	c.mu.Unlock()
@@ -474,6 +529,7 @@ func (c *Controller) finish(now int64) {
 	f := c.onChange
 	due := now-c.notifiedAt >= notifyInterval || e.Source != old.Source || e.Usage != old.Usage ||
 		e.Probes != old.Probes || e.ProbesOK != old.ProbesOK || e.Limited != old.Limited || e.FeedbackMissing != old.FeedbackMissing ||
+		e.Overflowing != old.Overflowing ||
 		float64(e.Target) > (1+notifyChange)*float64(old.Target) || float64(e.Target) < (1-notifyChange)*float64(old.Target)
 	if due {
 		c.notified, c.notifiedAt = e, now

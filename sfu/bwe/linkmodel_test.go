@@ -3,6 +3,7 @@ package bwe
 import (
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/pion/interceptor/pkg/twcc"
 )
@@ -463,7 +464,8 @@ func TestLowUseCongestionFound(t *testing.T) {
 // budget less the usual loss's retransmissions, down at once, up one layer after a probe
 // from what the layer sends proved the next one, a forwarded layer kept through a cut to
 // 80% of it), the estimate gives the middle layer within 8 s and keeps it: the target is the
-// room beside the audio, and the failed probes for the top layer do not take it away.
+// room beside the audio, and the failed probes for the top layer do not take it away, nor
+// overflow the line.
 func TestThinLineMiddleLayerBesideUnseenAudio(t *testing.T) {
 	layers := []float64{150_000, 530_000, 1_600_000}
 	c := NewController(Config{})
@@ -472,7 +474,7 @@ func TestThinLineMiddleLayerBesideUnseenAudio(t *testing.T) {
 	s.unseen = 140_000
 	start, layer, okSeen := s.now, 2, uint64(0)
 	var reached int64
-	middle, ticks := 0, 0
+	middle, ticks, drops := 0, 0, 0
 	s.run(40*second, func(s *sim) {
 		e := c.Estimate(s.now)
 		budget := float64(e.Target) * (1 - e.Baseline)
@@ -493,6 +495,9 @@ func TestThinLineMiddleLayerBesideUnseenAudio(t *testing.T) {
 		if layer == 1 && reached == 0 {
 			reached = s.now
 		}
+		if s.now-start == 20*second {
+			drops = link.drops
+		}
 		if s.now-start > 20*second {
 			ticks++
 			if layer == 1 {
@@ -501,12 +506,101 @@ func TestThinLineMiddleLayerBesideUnseenAudio(t *testing.T) {
 		}
 	})
 	e := c.Estimate(s.now)
-	t.Logf("middle layer %d ms after the start, %d%% of the last 20 s; target %d kbps, baseline %.3f, probes %d (%d ok)",
-		(reached-start)/ms, 100*middle/ticks, kbps(e.Target), e.Baseline, e.Probes, e.ProbesOK)
+	t.Logf("middle layer %d ms after the start, %d%% of the last 20 s; target %d kbps, baseline %.3f, probes %d (%d ok), %d queue drops in the last 20 s",
+		(reached-start)/ms, 100*middle/ticks, kbps(e.Target), e.Baseline, e.Probes, e.ProbesOK, link.drops-drops)
 	if reached == 0 || reached-start > 8*second {
 		t.Errorf("middle layer reached %d ms after the start, want within 8 s", (reached-start)/ms)
 	}
 	if middle < ticks*8/10 {
 		t.Errorf("middle layer %d%% of the last 20 s, want at least 80%%", 100*middle/ticks)
+	}
+	// The probes for the top layer ask at most 1.5 times the estimate: their queue stays in
+	// the line's buffer (asking for all of the top layer at once overflowed it 35 times).
+	if d := link.drops - drops; d > 0 {
+		t.Errorf("%d packets dropped by the line's full queue in the last 20 s, want none", d)
+	}
+}
+
+// The drop scenario of issue 14: 800 kbit/s sent under a 2.5 Mbit/s guess (the path never
+// showed a limit) on a 3 Mbit/s line that falls to 500 kbit/s. What arrives falls under what
+// is sent at once, as no stall's late burst would: the cut comes with the first overuse, not
+// after the low-use guard (appLimitedOveruse), and lands under the new line.
+func TestDropAtLowUseCutsAtOnce(t *testing.T) {
+	c := NewController(Config{})
+	link := &bottleneck{rate: 3e6, queueLimit: 200 * ms, prop: 25 * ms}
+	s := newSim(t, c, link, 800_000)
+	s.run(10*second, nil)
+	if e := c.Estimate(s.now); e.Limited {
+		t.Fatalf("the 3 Mbit/s line at 800 kbit/s cut the target to %d kbps", kbps(e.Target))
+	}
+	link.rate = 500_000
+	fell := s.now
+	var at int64
+	s.run(3*second, func(s *sim) {
+		if at == 0 && c.Estimate(s.now).Target < 500_000 {
+			at = s.now
+		}
+	})
+	if at == 0 {
+		t.Fatalf("target %d kbps 3 s after the line fell to 500", kbps(c.Estimate(s.now).Target))
+	}
+	t.Logf("under 500 kbps %d ms after the fall", (at-fell)/ms)
+	if at-fell > 800*ms {
+		t.Errorf("under 500 kbps %d ms after the fall, want within 800 ms", (at-fell)/ms)
+	}
+}
+
+// A line whose buffer stays full drops what overflows at a flat delay: the trend says
+// normal, and the target must not grow while the loss and the standing queue last. (Traffic
+// the estimator does not see fills the buffer here; as the model's drops would all hit that
+// traffic, which comes in small packets after ours, 15% of everything is lost meanwhile.)
+func TestFullBufferNoIncrease(t *testing.T) {
+	c := NewController(Config{Start: 400_000})
+	link := &bottleneck{rate: 500_000, queueLimit: 200 * ms, prop: 25 * ms}
+	s := newSim(t, c, link, 300_000)
+	s.run(10*second, nil)
+	s.unseen, link.loss = 300_000, 0.15
+	s.run(3*second, nil)
+	from := c.Estimate(s.now)
+	highest := from.Target
+	s.run(5*second, func(s *sim) { highest = max(highest, c.Estimate(s.now).Target) })
+	t.Logf("3 s into the overflow %+v; highest %d kbps in the next 5 s", from, kbps(highest))
+	if from.QueueDelay < 50*time.Millisecond || from.Loss < 0.05 {
+		t.Fatalf("the buffer does not overflow: %+v", from)
+	}
+	if highest > from.Target+from.Target/20 {
+		t.Errorf("target grew from %d to %d kbps while the buffer overflowed", kbps(from.Target), kbps(highest))
+	}
+}
+
+// Overflowing needs a second of loss with a standing queue, the loss measured over a window
+// that began a second after the last cut (the drops of what was queued before it are
+// reported until then), and feedback: after 2 s without a loss window, the last loss and
+// queue are history.
+func TestOverflowingRule(t *testing.T) {
+	c := NewController(Config{})
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := 100 * second
+	c.tl.minCur, c.tl.minPrev, c.tl.smoothed = 0, 0, 150 // a 150 ms standing queue
+	c.loss, c.baseline = 0.3, 0.02
+	if !c.overflowingLocked() {
+		t.Fatal("30% lost over a 2% baseline with a 150 ms queue: not overflowing")
+	}
+	c.overflowSince, c.rate.lastLower, c.lossFrom, c.winStart = now-1500*ms, now-1700*ms, now-1200*ms, now-200*ms
+	if c.estimateLocked(now).Overflowing {
+		t.Error("overflowing on the loss of a window begun 500 ms after the last cut")
+	}
+	c.rate.lastLower, c.rate.lastCut = now-2500*ms, now-100*ms // a cut since that left the target
+	if !c.estimateLocked(now).Overflowing {
+		t.Error("not overflowing: 1.5 s of it, the loss measured from 1.3 s after the cut")
+	}
+	c.overflowSince = now - 500*ms
+	if c.estimateLocked(now).Overflowing {
+		t.Error("overflowing after 500 ms of it")
+	}
+	c.overflowSince = now - 1500*ms
+	if c.estimateLocked(now + 3*second).Overflowing {
+		t.Error("overflowing 3 s after the last loss window")
 	}
 }

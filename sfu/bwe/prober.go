@@ -13,12 +13,17 @@ const (
 	// probeBackoffMax bounds the wait after failed probes: a line that was thin for a
 	// minute and came back is found within it (issue 14: back up within 15 s), and a probe
 	// that fails stops at the first overuse, a few hundred milliseconds of excess.
-	probeBackoffMax   = 8_000_000_000
-	probeAckedShare   = 0.8  // of the cluster's packets must be acknowledged
-	probeSentShare    = 0.8  // of the goal must have been sent (the probe reached its rate)
-	probeRateShare    = 0.9  // of the rate sent must arrive
-	probeResultShare  = 0.95 // of what arrived becomes the target
-	probeGoalCap      = 1.1  // ...but no more than this times the goal
+	probeBackoffMax  = 8_000_000_000
+	probeAckedShare  = 0.8  // of the cluster's packets must be acknowledged
+	probeSentShare   = 0.8  // of the goal must have been sent (the probe reached its rate)
+	probeRateShare   = 0.9  // of the rate sent must arrive
+	probeResultShare = 0.95 // of what arrived becomes the target
+	probeGoalCap     = 1.1  // ...but no more than this times the goal
+	// probeGoalScale bounds a cluster's goal to this times the estimate (at least
+	// probeMinExtra over the usage): on a line the estimate tracks, half its rate again until
+	// the first overuse stops the cluster (about 300 ms) queues 150 ms, within a DSL
+	// modem's 200 ms buffer. libwebrtc caps a probe of a loss-limited estimate the same way.
+	probeGoalScale    = 1.5
 	probeFeedbackWait = 150_000_000
 	probeLossSigmas   = 0.5 // of a loss window's binomial variation tolerated at the start
 	// probeIdleAfter: with no loss window evaluated for this long (next to nothing was
@@ -39,6 +44,7 @@ type Prober struct {
 	start     int64
 	end       int64
 	goal      float64 // bps
+	capped    bool    // the goal is probeGoalScale times the estimate, short of the step asked
 	usage     uint64  // bps sent before the cluster (StartProbe's usage)
 	overused  bool
 	sentBytes uint64 // everything sent during the cluster, media included
@@ -145,6 +151,11 @@ func (p *Prober) evaluate(c *Controller, now int64) {
 	p.succeeded++
 	p.backoff = probeBackoffMin
 	p.notBefore = now + probeBackoffMin
+	if p.capped {
+		// The step asked for is not climbed yet: the next probe goes on from the proven rate
+		// at once, as libwebrtc's exponential probing does.
+		p.notBefore = now
+	}
 	proven := probeResultShare * min(recv, send, probeGoalCap*p.goal)
 	if proven > c.rate.target {
 		c.rate.target = min(proven, c.rate.maxRate)
@@ -159,7 +170,9 @@ func (p *Prober) evaluate(c *Controller, now int64) {
 // 2% and half a standard deviation of a window's chance variation (at 20% random loss,
 // a window varies by 4%: without it, most windows would forbid a probe; delay and loss not
 // counting after probeIdleAfter of near silence), and the backoff after the last probe has
-// passed. It returns whether a cluster started.
+// passed. The cluster asks at most probeGoalScale times the estimate: a bigger step takes
+// several probes, one after the other while they succeed. It returns whether a cluster
+// started.
 func (c *Controller) StartProbe(usage, extra uint64, now int64) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -173,13 +186,18 @@ func (c *Controller) StartProbe(usage, extra uint64, now int64) bool {
 		max(c.loss, c.lossAvg) > c.baseline+lossQuiet+probeLossSigmas*c.lossSigma) {
 		return false
 	}
-	goal := float64(usage) + max(probeDeltaFactor*float64(extra), probeMinExtra)
+	// A step bigger than probeGoalScale times the estimate is climbed in probes of that
+	// size, each success raising the estimate: one cluster asking a 1 Mbit/s line for the
+	// 1.6 Mbit/s top layer on top of the middle one overflowed its queue and froze the layer
+	// it had.
+	want := float64(usage) + max(probeDeltaFactor*float64(extra), probeMinExtra)
+	goal := min(want, max(probeGoalScale*c.rate.target, float64(usage)+probeMinExtra))
 	p.nextID++
 	if p.nextID == 0 {
 		p.nextID = 1
 	}
-	*p = Prober{id: p.nextID, nextID: p.nextID, start: now, end: now + max(probeMinDuration, 2*c.rtt), goal: goal, usage: usage,
-		backoff: p.backoff, clusters: p.clusters + 1, succeeded: p.succeeded}
+	*p = Prober{id: p.nextID, nextID: p.nextID, start: now, end: now + max(probeMinDuration, 2*c.rtt), goal: goal, capped: goal < want,
+		usage: usage, backoff: p.backoff, clusters: p.clusters + 1, succeeded: p.succeeded}
 	h := c.hist
 	h.mu.Lock()
 	h.cluster, h.clusterBytes, h.clusterPkts, h.clusterFirst, h.clusterLast = p.id, 0, 0, 0, 0

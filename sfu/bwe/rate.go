@@ -70,6 +70,7 @@ type aimd struct {
 	linkCap    float64 // acknowledged rate at the last cuts (average), 0 unknown
 	lastUpdate int64
 	lastCut    int64
+	lastLower  int64 // the last cut that lowered the target
 	noCutUntil int64 // no cut before this (a probe's queue draining)
 }
 
@@ -79,6 +80,7 @@ func (r *aimd) cut(acked float64, now, rtt int64) bool {
 	if (r.lastCut != 0 && now-r.lastCut < max(rtt, aimdMinInterval)) || now < r.noCutUntil {
 		return false
 	}
+	before := r.target
 	if acked > 0 {
 		if r.linkCap == 0 || math.Abs(acked-r.linkCap) > 0.3*r.linkCap {
 			r.linkCap = acked
@@ -91,6 +93,9 @@ func (r *aimd) cut(acked float64, now, rtt int64) bool {
 	}
 	r.target = max(r.target, r.minRate)
 	r.lastCut, r.lastUpdate = now, now
+	if r.target < before {
+		r.lastLower = now
+	}
 	return true
 }
 
