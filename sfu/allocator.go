@@ -109,6 +109,7 @@ type Allocator struct {
 	resumeFloor uint64
 
 	onStreamState func(d *DownTrack, paused bool) // see OnStreamState
+	redLimit      int                             // the RED distance the audio tracks may take (allocator_red.go)
 }
 
 // allocTrack is one down track as its Allocator sees it.
@@ -141,6 +142,8 @@ type allocTrack struct {
 	// Bandwidth pauses (allocator_pause.go).
 	state    streamState
 	pausedAt int64
+	// Audio: its voice's frames, to price RED (allocator_red.go).
+	frames audioFrames
 }
 
 // NewAllocator returns an Allocator with no limit yet; logger (nil discards) gets a line
@@ -149,7 +152,7 @@ func NewAllocator(logger *slog.Logger) *Allocator {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Allocator{logger: logger, backoff: probeBackoffMin, epoch: time.Now()}
+	return &Allocator{logger: logger, backoff: probeBackoffMin, epoch: time.Now(), redLimit: maxREDDistance}
 }
 
 // UseEstimator makes c, the estimator of the PeerConnection's downlink, the budget's
@@ -276,6 +279,7 @@ func (a *Allocator) applyEstimate(budget uint64, now int64) []int {
 	if a.est.Source == bwe.SourceTWCC && !a.cc.Probing() {
 		a.maybeProbe(a.probeUsage(total), now)
 	}
+	a.capRED()
 	return layers
 }
 
@@ -539,6 +543,7 @@ func (a *Allocator) allocate(now int64) []int {
 		a.applyPause(t, layers[i], now)
 	}
 	a.emergencyDrop(layers, a.budget)
+	a.capRED()
 	return layers
 }
 
