@@ -110,6 +110,7 @@ type Allocator struct {
 
 	onStreamState func(d *DownTrack, paused bool) // see OnStreamState
 	redLimit      int                             // the RED distance the audio tracks may take (allocator_red.go)
+	estLimited    bool                            // the estimate has shown the path's limit once
 }
 
 // allocTrack is one down track as its Allocator sees it.

@@ -17,7 +17,8 @@ import (
 //
 // So the Allocator limits the distance to what fits redShare of the downlink: the estimate
 // once the path has shown its limit (for numbered packets, so the room beside the unnumbered
-// audio), or the loss controller's budget; a line with no known limit is not limited. The
+// audio; also on a new path, which starts from the old one's), or the loss controller's
+// budget; a line that never showed a limit is not limited. The
 // limit is the same for every audio track of the subscriber, the largest distance at which
 // all of them together fit, the voices priced at their recent peak frame rate and size. A
 // subscriber whose loss asks for redundancy still gets distance 1 at least (see
@@ -48,12 +49,15 @@ type audioFrames struct {
 // (see the comment above). a.mu must be held.
 func (a *Allocator) capRED() {
 	room := a.budget // the loss controller's: 0 while it saw no congestion
+	a.estLimited = a.estLimited || a.est.Limited
 	switch {
 	case !a.ccUsed:
-	case !a.est.Limited:
+	case !a.estLimited:
 		room = 0 // the start estimate, a guess
 	case a.est.Source == bwe.SourceTWCC:
-		room = a.est.Target // what the line carries: no retransmissions of RED to budget
+		// What the line carries (no retransmissions of RED to budget). A new path (the
+		// estimator's Reset) starts from the old one's target: no guess either.
+		room = a.est.Target
 	default:
 		room = a.estimateBudget()
 	}

@@ -64,6 +64,12 @@ func twccAt(kbps uint64) bwe.Estimate {
 // largest distance: the redundancy is a small share of it.
 func TestREDRoomyLineKeepsDistance(t *testing.T) {
 	l := newREDLink(t)
+	// Before the path showed a limit, the estimate is a guess: it limits nothing.
+	start := twccAt(100)
+	start.Limited = false
+	if d := l.second(0.2, start); d != maxREDDistance {
+		t.Errorf("distance %d on a start estimate, want %d", d, maxREDDistance)
+	}
 	for s := range 20 {
 		if d := l.second(0.2, twccAt(1500)); d < 4 && s > 0 {
 			t.Fatalf("second %d: distance %d at 20%% loss on a 1.5 Mbit/s estimate, want 4 or more", s, d)
@@ -71,12 +77,6 @@ func TestREDRoomyLineKeepsDistance(t *testing.T) {
 	}
 	if d := l.dist(); d != maxREDDistance {
 		t.Errorf("distance %d, want %d", d, maxREDDistance)
-	}
-	// Before the path showed a limit, nothing limits it either.
-	est := twccAt(100)
-	est.Limited = false
-	if d := l.second(0.2, est); d != maxREDDistance {
-		t.Errorf("distance %d on a start estimate, want %d", d, maxREDDistance)
 	}
 }
 
@@ -101,6 +101,13 @@ func TestREDCappedByEstimate(t *testing.T) {
 		if d := l.dist(); d != c.want {
 			t.Errorf("estimate %d kbit/s: distance %d, want %d", c.kbps, d, c.want)
 		}
+	}
+	// A new path starts from the old one's target: still the room.
+	est := twccAt(180)
+	est.Limited = false
+	l.a.onEstimate(est)
+	if d := l.dist(); d != 1 {
+		t.Errorf("estimate 180 kbit/s on a new path: distance %d, want 1", d)
 	}
 	// The same from the loss controller's budget (a subscriber without congestion feedback).
 	l.a.mu.Lock()
