@@ -28,12 +28,15 @@ import (
 const (
 	// redShare is the share of the downlink the audio with its redundancy may take.
 	redShare = 0.25
+	// redRaiseMargin is the share of redShare a larger distance must fit in to raise the
+	// limit.
+	redRaiseMargin = 0.85
 	// redBlockHeader is the RED header bytes of each redundant block; the primary's is 1.
 	redBlockHeader = 4
 	// audioPeakDecay is how much of an audio track's peak frame rate and size is left after
 	// each measure (once a second at most): a voice's talk spurts set it, its silences (DTX)
-	// fade it to half in 7 s.
-	audioPeakDecay = 0.9
+	// fade it to half in 14 s.
+	audioPeakDecay = 0.95
 	// audioMeasureInterval is the least time between two measures of a voice's frames.
 	audioMeasureInterval = time.Second
 )
@@ -68,10 +71,18 @@ func (a *Allocator) capRED() {
 	}
 	limit := maxREDDistance
 	if room > 0 {
+		// Down as soon as the limit does not fit; up only to a distance that fits with
+		// redRaiseMargin to spare, so that a voice's bitrate and the estimate moving by a few
+		// percent do not move the distance back and forth.
 		allowed := redShare * float64(room)
-		for limit > 0 && a.audioCost(limit) > allowed {
-			limit--
+		fit, spare := maxREDDistance, maxREDDistance
+		for fit > 0 && a.audioCost(fit) > allowed {
+			fit--
 		}
+		for spare > 0 && a.audioCost(spare) > redRaiseMargin*allowed {
+			spare--
+		}
+		limit = min(max(a.redLimit, spare), fit)
 	}
 	if limit != a.redLimit {
 		a.logger.Debug("red limit", "distance", limit, "room_kbps", room/1000,

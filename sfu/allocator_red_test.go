@@ -92,11 +92,18 @@ func TestREDCappedByEstimate(t *testing.T) {
 		t.Fatalf("distance %d at 20%% loss on 3 Mbit/s, want %d", d, maxREDDistance)
 	}
 	// 48 kbit/s of 120-byte frames: distance d costs 50·8·(60 + 120(d+1) + 4d + 1) bit/s,
-	// 171.6 kbit/s at 2, 221 at 3, 270.8 at 4.
+	// 122.4 kbit/s at 1, 171.6 at 2, 221 at 3, 270.8 at 4; a quarter of the estimate must hold
+	// it, and to go up again redRaiseMargin of that quarter.
 	for _, c := range []struct {
 		kbps uint64
 		want int
-	}{{1000, 3}, {700, 2}, {180, 1}, {100, 1}, {1100, 4}, {3000, 5}} {
+	}{
+		{1000, 3}, {700, 2}, {180, 1}, {100, 1},
+		{700, 1},  // 2 fits, not with the margin
+		{900, 2},  // 3 fits, not with the margin
+		{1100, 3}, // 4 fits, not with the margin
+		{1300, 4}, {3000, 5},
+	} {
 		l.a.onEstimate(twccAt(c.kbps)) // no report: the limit applies at once
 		if d := l.dist(); d != c.want {
 			t.Errorf("estimate %d kbit/s: distance %d, want %d", c.kbps, d, c.want)
@@ -111,11 +118,11 @@ func TestREDCappedByEstimate(t *testing.T) {
 	}
 	// The same from the loss controller's budget (a subscriber without congestion feedback).
 	l.a.mu.Lock()
-	l.a.ccUsed, l.a.budget = false, 700_000
+	l.a.ccUsed, l.a.budget = false, 900_000
 	l.a.allocate(l.rig.clock.now())
 	l.a.mu.Unlock()
 	if d := l.dist(); d != 2 {
-		t.Errorf("loss budget 700 kbit/s: distance %d, want 2", d)
+		t.Errorf("loss budget 900 kbit/s: distance %d, want 2", d)
 	}
 	// No loss, no redundancy, whatever the room.
 	l.a.mu.Lock()

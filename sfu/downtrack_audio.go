@@ -24,7 +24,7 @@ const (
 // 3%, 6%, 10%, 15%) held such a link at distance 3, which left about 3% of its frames
 // unrecoverable against 1-2% at distance 5 (TestREDCoversBurstyLoss); these keep that residual
 // near 1% of the frames up to 5% loss and take the most redundancy above. startREDDistance is
-// used until reports come: a rural link is assumed lossy.
+// held as a report asking for it would be: a rural link is assumed lossy until reports say.
 var redLoss = [maxREDDistance]float64{0.01, 0.02, 0.03, 0.04, 0.05}
 
 const (
@@ -90,6 +90,7 @@ func (d *DownTrack) bindAudio(negotiated []webrtc.RTPCodecParameters) (webrtc.RT
 	case red != nil:
 		out.mode = audioRED
 		out.lossDist = startREDDistance
+		out.asked[startREDDistance] = d.receiver.now() // held like a report's (see redHold)
 		out.dist = out.redDistance()
 		a.wantDistance(-1, out.dist)
 		d.wrapsRED.Store(true)
