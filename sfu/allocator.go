@@ -109,6 +109,8 @@ type Allocator struct {
 	resumeFloor uint64
 
 	onStreamState func(d *DownTrack, paused bool) // see OnStreamState
+	redLimit      int                             // the RED distance the audio tracks may take (allocator_red.go)
+	estLimited    bool                            // the estimate has shown the path's limit once
 }
 
 // allocTrack is one down track as its Allocator sees it.
@@ -141,6 +143,8 @@ type allocTrack struct {
 	// Bandwidth pauses (allocator_pause.go).
 	state    streamState
 	pausedAt int64
+	// Audio: its voice's frames, to price RED (allocator_red.go).
+	frames audioFrames
 }
 
 // NewAllocator returns an Allocator with no limit yet; logger (nil discards) gets a line
@@ -149,7 +153,7 @@ func NewAllocator(logger *slog.Logger) *Allocator {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Allocator{logger: logger, backoff: probeBackoffMin, epoch: time.Now()}
+	return &Allocator{logger: logger, backoff: probeBackoffMin, epoch: time.Now(), redLimit: maxREDDistance}
 }
 
 // UseEstimator makes c, the estimator of the PeerConnection's downlink, the budget's
@@ -291,6 +295,7 @@ func (a *Allocator) applyEstimate(budget uint64, now int64) []int {
 		// 1.3 Mbit/s for a step of 0.45.
 		a.maybeProbe(a.probeUsage(a.layersCost(layers, now)), now)
 	}
+	a.capRED()
 	return layers
 }
 
@@ -569,6 +574,7 @@ func (a *Allocator) allocate(now int64) []int {
 		a.applyPause(t, layers[i], now)
 	}
 	a.emergencyDrop(layers, a.budget)
+	a.capRED()
 	return layers
 }
 

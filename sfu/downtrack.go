@@ -104,7 +104,11 @@ type DownTrack struct {
 	// has an estimator (RED audio: Chromium offers transport-cc feedback for Opus only), so
 	// the estimate never sees this track's packets (see allocTrack.reserve).
 	unnumbered atomic.Bool
-	done       chan struct{}
+	// wrapsRED: the track is sent as RED wrapped at a distance (audioRED); redLimit mirrors
+	// audio.limit for the Allocator, which sets it (see limitRED).
+	wrapsRED atomic.Bool
+	redLimit atomic.Int32
+	done     chan struct{}
 
 	cbMu    sync.Mutex // guards the callbacks and bound
 	bound   bool
@@ -200,8 +204,9 @@ func NewDownTrack(p DownTrackParams) (*DownTrack, error) {
 		fwd:          *newForwarder(r.video(), r.Codec().ClockRate),
 		awaitConn:    p.AwaitConnected,
 		connected:    !p.AwaitConnected,
-		audio:        audioOut{dist: -1},
+		audio:        audioOut{dist: -1, limit: maxREDDistance},
 	}
+	d.redLimit.Store(maxREDDistance)
 	d.fwd.firstSeq = p.FirstSeq
 	if d.reporter == nil && p.WriteRTCP != nil {
 		d.reporter, d.ownReporter = NewReporter(p.WriteRTCP, d.logger), true

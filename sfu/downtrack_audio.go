@@ -2,6 +2,7 @@ package sfu
 
 import (
 	"strings"
+	"time"
 
 	"github.com/pion/webrtc/v4"
 )
@@ -23,22 +24,35 @@ const (
 // 3%, 6%, 10%, 15%) held such a link at distance 3, which left about 3% of its frames
 // unrecoverable against 1-2% at distance 5 (TestREDCoversBurstyLoss); these keep that residual
 // near 1% of the frames up to 5% loss and take the most redundancy above. startREDDistance is
-// used until reports come: a rural link is assumed lossy.
+// held as a report asking for it would be: a rural link is assumed lossy until reports say.
 var redLoss = [maxREDDistance]float64{0.01, 0.02, 0.03, 0.04, 0.05}
 
 const (
 	startREDDistance = 2
-	// redStepDown is how many reports in a row must show a lower band before the distance
-	// drops one step (it rises at the first report above).
-	redStepDown = 3
+	// redHold is how long a report's loss holds its distance: the distance is the largest any
+	// report of the last redHold asked for, so it rises at the first report above and falls,
+	// straight to where the recent reports are, redHold after the last one that asked for
+	// more. Bursts of loss come about twice a second on the rural bursty link, so a hold of
+	// seconds keeps its distance between them; after a start burst the distance is back
+	// where the line's own loss wants it within redHold of the burst's report (a step down per
+	// three reports kept a burst's distance 5 for most of a minute). Chromium reports on its
+	// audio every 1-5 s: at the slowest, two clean reports in a row.
+	redHold = 6 * time.Second
 )
 
 // audioOut is an audio down track's output state, guarded by the DownTrack's mu.
 type audioOut struct {
 	mode   audioMode
 	opusPT uint8 // the subscriber's Opus payload type (inside RED blocks)
-	dist   int   // RED distance (audioRED), -1 while not counted at the receiver
-	lower  int   // reports in a row in a lower band
+	// dist is the RED distance sent (audioRED): lossDist within limit; -1 while not
+	// counted at the receiver.
+	dist int
+	// lossDist is the distance the reported loss asks for; limit the most the Allocator
+	// lets the redundancy take (see Allocator.capRED), maxREDDistance until it says.
+	lossDist, limit int
+	// asked is, for each distance, the receiver clock of the last report whose loss asked
+	// for it (0: none since bound).
+	asked [maxREDDistance + 1]int64
 }
 
 // distanceFor returns the RED distance covering a fraction lost.
@@ -75,8 +89,11 @@ func (d *DownTrack) bindAudio(negotiated []webrtc.RTPCodecParameters) (webrtc.RT
 	switch {
 	case red != nil:
 		out.mode = audioRED
-		out.dist = startREDDistance
+		out.lossDist = startREDDistance
+		out.asked[startREDDistance] = d.receiver.now() // held like a report's (see redHold)
+		out.dist = out.redDistance()
 		a.wantDistance(-1, out.dist)
+		d.wrapsRED.Store(true)
 		return *red, true
 	case a.red:
 		out.mode = audioPrimary
@@ -91,33 +108,65 @@ func (d *DownTrack) releaseAudio() {
 	if d.audio.mode == audioRED && d.audio.dist >= 0 {
 		d.receiver.audio.wantDistance(d.audio.dist, -1)
 	}
-	d.audio.mode, d.audio.dist, d.audio.lower = audioAsIs, -1, 0
+	d.audio.mode, d.audio.dist, d.audio.lossDist, d.audio.asked = audioAsIs, -1, 0, [maxREDDistance + 1]int64{}
+	d.wrapsRED.Store(false)
 }
 
-// adaptRED follows the subscriber's reported loss with the RED distance: up at once, down
-// one step after redStepDown reports in a lower band. d.mu must be held.
-func (d *DownTrack) adaptRED(lost float64) {
+// adaptRED follows the subscriber's reported loss (at now, the receiver's clock) with the
+// RED distance: the largest the reports of the last redHold asked for, within the
+// Allocator's limit. d.mu must be held.
+func (d *DownTrack) adaptRED(lost float64, now int64) {
 	out := &d.audio
 	if out.mode != audioRED || out.dist < 0 {
 		return
 	}
 	want := distanceFor(lost)
-	switch {
-	case want > out.dist:
-		out.lower = 0
-	case want < out.dist:
-		if out.lower++; out.lower < redStepDown {
-			return
+	out.asked[want] = now
+	out.lossDist = want
+	for k := maxREDDistance; k > want; k-- {
+		if at := out.asked[k]; at != 0 && now-at < int64(redHold) {
+			out.lossDist = k
+			break
 		}
-		out.lower = 0
-		want = out.dist - 1
-	default:
-		out.lower = 0
+	}
+	d.setREDDistance(lost)
+}
+
+// limitRED sets the most RED distance the Allocator lets this down track send (see
+// Allocator.capRED); it applies at once. Calls that change nothing take no lock.
+func (d *DownTrack) limitRED(limit int) {
+	if int(d.redLimit.Swap(int32(limit))) == limit {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.audio.limit = limit
+	if d.audio.mode == audioRED && d.audio.dist >= 0 {
+		d.setREDDistance(-1)
+	}
+}
+
+// redDistance is the distance to send: what the loss asks for within the Allocator's limit,
+// but at least 1 while the loss asks for any (one earlier frame in each packet doubles the
+// voice's bitrate and halves what a lost packet costs it). d.mu must be held.
+func (a *audioOut) redDistance() int {
+	if a.lossDist == 0 {
+		return 0
+	}
+	return min(a.lossDist, max(a.limit, 1))
+}
+
+// setREDDistance moves the receiver's work to the distance redDistance says; lost is the
+// loss reported that moved it, for the log (-1: the limit moved it). d.mu must be held.
+func (d *DownTrack) setREDDistance(lost float64) {
+	out := &d.audio
+	want := out.redDistance()
+	if want == out.dist {
 		return
 	}
 	d.receiver.audio.wantDistance(out.dist, want)
 	out.dist = want
-	d.logger.Debug("red distance", "distance", want, "lost", lost)
+	d.logger.Debug("red distance", "distance", want, "lost", lost, "loss_wants", out.lossDist, "limit", out.limit)
 }
 
 // payloadFor returns what d sends of p, and the payload type to write into its RED block

@@ -280,7 +280,7 @@ func (d *DownTrack) handleReports(reports []rtcp.ReceptionReport) {
 		mine = &reports[i]
 		r := &d.reports
 		r.fractionLost = rr.FractionLost
-		d.adaptRED(float64(rr.FractionLost) / 256)
+		d.adaptRED(float64(rr.FractionLost)/256, now)
 		r.totalLost = rr.TotalLost
 		r.jitter = rr.Jitter
 		if rr.LastSenderReport == 0 {

@@ -44,6 +44,9 @@ type redUplink struct {
 	recHdr   rtp.Header
 	recBuf   [packetcache.MaxPacketSize]byte
 	recStats struct{ recovered, duplicates atomic.Uint64 }
+	// frames and frameBytes count the upstream Opus frames and their bytes (primaries only),
+	// for the Allocator to price each RED distance (see Allocator.capRED).
+	frames, frameBytes atomic.Uint64
 }
 
 // newRedUplink returns the RED state of an audio receiver whose publisher sends RED (red) or
@@ -114,6 +117,8 @@ func (a *redUplink) handle(l *upLayer, in *inPacket, fan func(*inPacket)) bool {
 	}
 	in.red = [maxREDDistance + 1][]byte{}
 	if media {
+		a.frames.Add(1)
+		a.frameBytes.Add(uint64(len(in.primary)))
 		a.keep(seq, in.header.Timestamp, in.primary)
 		a.build(in, newest)
 	}

@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
@@ -77,6 +78,7 @@ func TestREDCoversBurstyLoss(t *testing.T) {
 		var blocks [MaxREDBlocks]REDBlock
 		lostInReport, lost := 0, 0
 		for seq := uint16(1); seq <= frames; seq++ {
+			rig.clock.advance(20 * time.Millisecond)
 			rig.feedAudio(seq, 111, opusFrame(seq, 60))
 			if link.lost(float64(seq) * 20) {
 				lostInReport++

@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
@@ -312,12 +313,13 @@ func TestREDWrapAdapts(t *testing.T) {
 	check(4, 3)
 	check(5, 4)
 	check(6, 5)
-	// A clean line: down one step after redStepDown reports.
-	for range redStepDown - 1 {
-		report(0)
-	}
-	check(7, 5)
+	// Less loss: the distance holds for redHold after the report that asked for more, then
+	// goes where the reports since ask (4.3%: distance 4).
+	rig.clock.advance(time.Second)
 	report(0)
+	check(7, 5)
+	rig.clock.advance(redHold)
+	report(11)
 	check(8, 4)
 	// Upstream lost 9: the 4 newest frames kept (5 to 8), the hole left out.
 	check(10, 4)
@@ -351,7 +353,7 @@ func BenchmarkAudioRED(b *testing.B) {
 					d.releaseAudio()
 					d.audio.mode = audioPrimary
 				} else {
-					d.adaptRED([]float64{0, 0.02, 0.1, 0.3}[i%4])
+					d.adaptRED([]float64{0, 0.02, 0.1, 0.3}[i%4], rig.clock.now())
 				}
 				d.mu.Unlock()
 			}

@@ -684,10 +684,12 @@ describe('livekit-client 2.23 in headless Chromium against Sanke', () => {
         const packets = during.packetsReceived - before.packetsReceived;
         const concealed = (during.concealedSamples - before.concealedSamples) / Math.max(1, during.totalSamplesReceived - before.totalSamplesReceived);
         console.log(`${stamp()} while paused, 3 s: ${packets} audio packets, ${(100 * concealed).toFixed(1)}% of samples concealed`);
-        // What the child hears is the measure: RED carries up to five earlier frames in each
-        // packet, so a line that drops some packets still plays the voice whole. Half the
-        // packets and under 5% concealed: the voice kept coming.
-        assert.ok(packets >= 75, `only ${packets} audio packets in 3 s while the camera is paused (150 sent)`);
+        const red = server.log.lines.filter((l) => l.includes('msg="red limit"') || l.includes('msg="red distance"'));
+        console.log(`${stamp()} server, RED distances:\n  ${red.map((l) => l.replace(/^time=\S+T(\S+)Z .*?msg=/, '$1 ')).join('\n  ')}`);
+        // The voice's RED redundancy is held to a share of the downlink's estimate (distance
+        // 1 on this line), so it does not fill the line itself: two thirds of the packets
+        // arrive, and what the child hears is whole (under 5% concealed).
+        assert.ok(packets >= 100, `only ${packets} audio packets in 3 s while the camera is paused (150 sent)`);
         assert.ok(concealed < 0.05, `${(100 * concealed).toFixed(1)}% of the voice concealed while the camera is paused`);
 
         const restored = Date.now();
