@@ -116,7 +116,13 @@ func newTransport(media *MediaAPI, opts PeerOptions, target livekit.SignalTarget
 		// The downlink estimate from the subscriber's TWCC feedback (or REMB), learned anew
 		// on each network path.
 		cc = bwe.NewController(bwe.Config{})
-		opts.OnPathChange = cc.Reset
+		then := opts.OnPathChange
+		opts.OnPathChange = func() {
+			cc.Reset()
+			if then != nil {
+				then()
+			}
+		}
 	}
 	pc, out, err := media.NewPeerConnection(webrtc.Configuration{
 		ICEServers:    iceServers,

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -86,9 +87,9 @@ type PeerOptions struct {
 	// Direct: forwarded media may bypass pion's write path (MediaConfig.DirectSRTP); the
 	// returned Sender is non-nil then.
 	Direct bool
-	// OnPathChange, if set, runs when ICE selects a new candidate pair (the first, or a new
-	// one after a restart or a move to ICE-TCP: what was learned about the old path's capacity
-	// no longer holds). OnSelectedPair and OnDTLSConnected, if set, run when ICE selects a
+	// OnPathChange, if set, runs when ICE selects a candidate pair on a new path (the first,
+	// or a new peer address or transport after a restart or a move to ICE-TCP: what was
+	// learned about the old path's capacity no longer holds; see samePath). OnSelectedPair and OnDTLSConnected, if set, run when ICE selects a
 	// candidate pair and when DTLS connects (after the direct sender follows). Each runs in a
 	// goroutine of its own.
 	OnPathChange    func()
@@ -124,9 +125,15 @@ func (m *MediaAPI) NewPeerConnection(cfg webrtc.Configuration, o PeerOptions) (*
 	}
 	// pion calls both hooks under its transports' locks: what may take other locks runs in
 	// a goroutine.
+	var pathMu sync.Mutex
+	var path *webrtc.ICECandidatePair
 	ice.OnSelectedCandidatePairChange(func(pair *webrtc.ICECandidatePair) {
 		follow()
-		if o.OnPathChange != nil {
+		pathMu.Lock()
+		moved := !samePath(path, pair)
+		path = pair
+		pathMu.Unlock()
+		if moved && o.OnPathChange != nil {
 			go o.OnPathChange()
 		}
 		if o.OnSelectedPair != nil {
@@ -147,6 +154,24 @@ func (m *MediaAPI) NewPeerConnection(cfg webrtc.Configuration, o PeerOptions) (*
 		}
 	})
 	return pc, out, nil
+}
+
+// samePath reports whether two selected candidate pairs carry media over the same network
+// path: the same peer address and transport, leaving our side from the same socket. ICE may
+// switch between our host candidates of one shared UDP socket (127.0.0.1, 10.x, ...) every few
+// seconds while the packets go out the same way to the same peer: that is no new path, and
+// learning its capacity anew each time let a flooding layer back onto a thin line.
+func samePath(a, b *webrtc.ICECandidatePair) bool {
+	if a == nil || b == nil || a.Local == nil || b.Local == nil || a.Remote == nil || b.Remote == nil {
+		return false
+	}
+	same := a.Remote.Address == b.Remote.Address && a.Remote.Port == b.Remote.Port &&
+		a.Remote.Protocol == b.Remote.Protocol && a.Local.Protocol == b.Local.Protocol &&
+		a.Local.Typ == b.Local.Typ && a.Local.Port == b.Local.Port
+	if a.Local.Typ != webrtc.ICECandidateTypeHost {
+		same = same && a.Local.Address == b.Local.Address // a relay's or a mapped address is the path
+	}
+	return same
 }
 
 // followPair points out at the selected candidate pair's path: the peer's address when the
