@@ -25,7 +25,7 @@
 #   SANKE_TEST_VERBOSE=1   print every Go test's output (like go test -v), not only failures'
 #   SANKE_TEST_RUN=regexp  only run Go tests matching regexp (go test -run)
 #   SANKE_TEST_PKGS="..."  Go packages to test (default ./...; set, it also skips fuzzing)
-#   SANKE_FUZZ_TIME=5s     how long each fuzz target explores (0 skips fuzzing)
+#   SANKE_FUZZ_TIME=3s     how long each fuzz target explores (0 skips fuzzing)
 #   SANKE_SKIP_BROWSER=1   skip the two Node suites (test/browser, web-client)
 #   SANKE_SKIP_APT=1       do not touch system packages
 #   SANKE_TOOLS_CACHE=dir  where golangci-lint and Node are kept (default ~/.cache; they go
@@ -256,7 +256,7 @@ done
 
 # fuzz: every fuzz target explores briefly (their committed corpora under testdata/fuzz run as
 # plain tests in the go suite).
-fuzz_time="${SANKE_FUZZ_TIME:-5s}"
+fuzz_time="${SANKE_FUZZ_TIME:-3s}"
 if [ "$fuzz_time" = 0 ]; then
   record fuzz skipped "" "" "" "SANKE_FUZZ_TIME=0"
 elif [ -n "${SANKE_TEST_PKGS:-}" ]; then
