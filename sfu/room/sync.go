@@ -32,8 +32,8 @@ const (
 // named, else the pair its source belongs to, "" for an unknown source (no pair is known:
 // such a track keeps a stream of its own).
 func streamOf(req *livekit.AddTrackRequest) string {
-	if req.GetStream() != "" {
-		return req.GetStream()
+	if name := req.GetStream(); validStreamName(name) {
+		return name
 	}
 	switch req.GetSource() {
 	case livekit.TrackSource_CAMERA, livekit.TrackSource_MICROPHONE:
@@ -43,6 +43,26 @@ func streamOf(req *livekit.AddTrackRequest) string {
 	default:
 		return ""
 	}
+}
+
+// maxStreamName bounds a client's stream name: "<participant sid>|<name>" must stay within
+// the 64 characters of an msid id (RFC 8830).
+const maxStreamName = 32
+
+// validStreamName reports whether a client's stream name may go into other subscribers'
+// session descriptions: a short run of letters, digits, '-', '_' and '.', nothing that could
+// end the msid attribute or the line. Any other name is ignored (the track's source decides).
+func validStreamName(name string) bool {
+	if name == "" || len(name) > maxStreamName {
+		return false
+	}
+	for _, c := range []byte(name) {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.'
+		if !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // syncProtocol is the first client protocol version that finds a track whose stream id

@@ -1,6 +1,7 @@
 package room
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/livekit/protocol/auth"
@@ -21,6 +22,11 @@ func TestStreamOf(t *testing.T) {
 		{&livekit.AddTrackRequest{Source: livekit.TrackSource_SCREEN_SHARE_AUDIO}, "screen"},
 		{&livekit.AddTrackRequest{Source: livekit.TrackSource_UNKNOWN}, ""},
 		{&livekit.AddTrackRequest{Source: livekit.TrackSource_MICROPHONE, Stream: "lectern"}, "lectern"},
+		// A name that could break the msid line of other subscribers' offers is ignored.
+		{&livekit.AddTrackRequest{Source: livekit.TrackSource_MICROPHONE, Stream: "x\r\na=ice-ufrag:evil"}, "camera"},
+		{&livekit.AddTrackRequest{Source: livekit.TrackSource_CAMERA, Stream: "two words"}, "camera"},
+		{&livekit.AddTrackRequest{Source: livekit.TrackSource_UNKNOWN, Stream: strings.Repeat("a", maxStreamName+1)}, ""},
+		{&livekit.AddTrackRequest{Source: livekit.TrackSource_UNKNOWN, Stream: strings.Repeat("a", maxStreamName)}, strings.Repeat("a", maxStreamName)},
 	} {
 		if got := streamOf(c.req); got != c.want {
 			t.Errorf("streamOf(%v) = %q, want %q", c.req, got, c.want)
