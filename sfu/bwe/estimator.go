@@ -222,11 +222,11 @@ func (c *Controller) estimateLocked(now int64) Estimate {
 	}
 	// The loss must be measured over a window that began overflowAfterCut after the last
 	// cut that lowered the target (a loss cut every other window that leaves the target
-	// where it is changes nothing): feedback reports the drops of what was queued before the cut (200 ms of buffer
-	// and a round trip) for a while after it, and when the cut was enough (a start's
-	// overshoot into a thin line) the layers need no more room than it gave. Loss and queue are those of the last window evaluated: after
-	// probeIdleAfter without one (next to nothing sent, as while the video is paused) they
-	// are history.
+	// where it is changes nothing): feedback reports the drops of what was queued before
+	// the cut (200 ms of buffer and a round trip) for a while after it, and when the cut was
+	// enough (a start's overshoot into a thin line) the layers need no more room than it
+	// gave. Loss and queue are those of the last window evaluated: after probeIdleAfter
+	// without one (next to nothing sent, as while the video is paused) they are history.
 	e.Overflowing = c.overflowSince != 0 && now-c.overflowSince >= overflowHold &&
 		c.lossFrom >= c.rate.lastLower+overflowAfterCut && now-c.winStart <= probeIdleAfter
 	if c.src == SourceREMB {
