@@ -13,6 +13,9 @@ func (d *DownTrack) setBWPaused(paused bool) {
 	d.mu.Lock()
 	was := d.fwd.bwPaused
 	d.fwd.setBWPaused(paused)
+	if paused {
+		d.rtxTokens = 0 // the budget earned at the old rate is not the paused line's
+	}
 	d.bwResumed = was && !paused
 	target := d.fwd.targetFor(available)
 	d.mu.Unlock()

@@ -209,6 +209,13 @@ func (d *DownTrack) resend(outSeq uint16, now int64) {
 	if e.layer == paddingLayer {
 		return // probe padding: nothing lost that matters
 	}
+	if d.fwd.stopped() {
+		// Paused (by the subscriber or for lack of downlink) or muted: the subscriber
+		// starts again on a keyframe, so old packets are of no use, and on a line too
+		// narrow for the video their resends would crowd out the voice.
+		d.counters.rtxLimited++
+		return
+	}
 	if e.resentAt != 0 && now-e.resentAt < int64(max(minResendInterval, d.reports.rtt*3/4)) {
 		return
 	}

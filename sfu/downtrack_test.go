@@ -461,3 +461,62 @@ func TestDownTrackReportIntervals(t *testing.T) {
 		})
 	}
 }
+
+// A paused video track (by the subscriber, or by the Allocator because its lowest layer does
+// not fit the downlink) does not answer NACKs for what it sent before: the subscriber
+// restarts on a keyframe, and on a line too narrow for the video those resends would crowd
+// out the voice (browser test 8b lost 8% of the voice to 128 resends after the pause). The
+// Allocator's pause also empties the resend budget earned at the old rate, so that after the
+// resume resends draw only on what the new rate earns.
+func TestDownTrackNoResendsWhilePaused(t *testing.T) {
+	rig := newTestRig(t, vp8Codec, 0)
+	d, w := rig.bind(vp8Codec)
+	filler := make([]byte, 1000)
+	for i := range uint16(20) {
+		rig.feed(0, rtp.Header{SequenceNumber: 10 + i, Timestamp: 100 + 3000*uint32(i/5)},
+			append(vp8Payload(true, 300+i/5, uint8(i/5), 1, i == 0), filler...))
+	}
+	if n := len(w.packets()); n != 20 {
+		t.Fatalf("forwarded %d packets, want 20", n)
+	}
+	var out []uint16
+	for _, p := range w.packets() {
+		out = append(out, p.SequenceNumber)
+	}
+	nackAll := func() int {
+		t.Helper()
+		before := len(w.packets())
+		rig.clock.advance(200 * time.Millisecond)
+		d.handleRTCP([]rtcp.Packet{nack(5555, out...)})
+		return len(w.packets()) - before
+	}
+
+	d.SetPaused(true)
+	if n := nackAll(); n != 0 {
+		t.Fatalf("paused by the subscriber: %d packets resent", n)
+	}
+	d.SetPaused(false)
+	d.setBWPaused(true)
+	if n := nackAll(); n != 0 {
+		t.Fatalf("paused for the downlink: %d packets resent", n)
+	}
+	if s := d.Stats(); s.Retransmits != 0 || s.RtxLimited != 2*uint64(len(out)) {
+		t.Errorf("paused: stats retransmits %d, refused %d", s.Retransmits, s.RtxLimited)
+	}
+
+	// Resumed (as setBWPaused(false) does, without the Allocator this rig has not got) on
+	// a keyframe of 5 packets: that earns about 2.5 packets of resends.
+	d.mu.Lock()
+	d.fwd.setBWPaused(false)
+	d.mu.Unlock()
+	for i := range uint16(5) {
+		rig.feed(0, rtp.Header{SequenceNumber: 30 + i, Timestamp: 100 + 3000*10},
+			append(vp8Payload(true, 310, 10, 1, i == 0), filler...))
+	}
+	if n := len(w.packets()); n != 25 {
+		t.Fatalf("resumed: forwarded %d packets in all, want 25", n)
+	}
+	if n := nackAll(); n < 1 || n > 3 {
+		t.Errorf("resumed: %d resends for 20 NACKed packets, want what 5 new packets earn (1-3)", n)
+	}
+}
