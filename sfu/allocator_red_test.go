@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/pion/rtcp"
-	"github.com/pion/webrtc/v4"
 
 	"github.com/sanke-edu/sanke/sfu/bwe"
 )
@@ -15,6 +14,7 @@ import (
 // subscriber reports a loss and the estimator gives an estimate.
 type redLink struct {
 	t   *testing.T
+	ar  *allocRig
 	rig *testRig
 	a   *Allocator
 	d   *DownTrack
@@ -22,18 +22,10 @@ type redLink struct {
 }
 
 func newREDLink(t *testing.T) *redLink {
-	rig := newTestRig(t, opusCodec, 0)
-	a := NewAllocator(nil)
-	a.UseEstimator(bwe.NewController(bwe.Config{}))
-	d, err := NewDownTrack(DownTrackParams{Receiver: rig.r, StreamID: "PA_pub|TR_test", Allocator: a, RED: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c, err := d.Bind((&fakeContext{codecs: []webrtc.RTPCodecParameters{opusNACK(111), redCodec}, ssrc: 5555}).withWriter(discardWriter{})); err != nil || !isRED(c) {
-		t.Fatalf("bound %s, %v; want RED", c.MimeType, err)
-	}
-	rig.r.AddDownTrack(d)
-	return &redLink{t: t, rig: rig, a: a, d: d}
+	ar := newAllocRig(t)
+	ar.a.UseEstimator(bwe.NewController(bwe.Config{}))
+	d := ar.redVoice()
+	return &redLink{t: t, ar: ar, rig: ar.rigs[0], a: ar.a, d: d}
 }
 
 // second plays one second of the voice, then the subscriber's report of lost (a fraction)
@@ -44,7 +36,8 @@ func (l *redLink) second(lost float64, est bwe.Estimate) int {
 		l.seq++
 		l.rig.feedAudio(l.seq, 111, opusFrame(l.seq, 120))
 	}
-	l.d.handleRTCP([]rtcp.Packet{&rtcp.ReceiverReport{Reports: []rtcp.ReceptionReport{{SSRC: 5555, FractionLost: uint8(lost * 256)}}}})
+	l.ar.keepAlive() // any video track's layers still arrive
+	l.d.handleRTCP([]rtcp.Packet{&rtcp.ReceiverReport{Reports: []rtcp.ReceptionReport{{SSRC: l.d.ssrc, FractionLost: uint8(lost * 256)}}}})
 	l.a.onEstimate(est)
 	return l.dist()
 }
@@ -165,6 +158,52 @@ func TestREDStepsDownAfterLoss(t *testing.T) {
 		}
 		if d := l.second(lost, est); d != maxREDDistance {
 			t.Fatalf("second %d of intermittent loss: distance %d, want %d held", s, d, maxREDDistance)
+		}
+	}
+}
+
+// Video first on a thin line with little random loss: redundancy the loss does not need
+// (distance 2 where 2% needs 1) is given up when it is what keeps the camera from its next
+// layer, as the estimate measures the room beside the unnumbered audio; when the step is out
+// of reach anyway, or the camera has room to spare, the voice keeps it.
+func TestREDGivesWayToVideo(t *testing.T) {
+	const kbps = 1000
+	l := newREDLink(t)
+	camera := l.ar.track(vp8Codec, 0, 150*kbps, 370*kbps, 855*kbps)
+	// The voice costs 72.4 kbit/s plain, 122.4 at distance 1, 171.6 at 2 (TestREDCappedByEstimate).
+	est := func(target uint64) bwe.Estimate {
+		return bwe.Estimate{Source: bwe.SourceTWCC, Target: target * kbps, Limited: true, Loss: 0.02, Baseline: 0.02}
+	}
+	for _, c := range []struct {
+		what   string
+		target uint64
+		probed bool
+		layer  int
+		dist   int
+	}{
+		{"a roomy line: the loss's distance", 3000, false, LayerHigh, 2},
+		// 700: the camera on 640 wants 1280 (485 more), 170 short: freeing 49 does not buy it.
+		{"the top layer out of reach", 700, false, LayerMedium, 2},
+		// 850: 22 short of the top layer; distance 1 frees 49.
+		{"the redundancy in the way", 850, false, LayerMedium, 1},
+		// A probe proved 900 (the room the redundancy left): the camera moves up; its spare
+		// (27) does not hold distance 2 again.
+		{"the top layer, no room to spare", 900, true, LayerHigh, 1},
+		{"a roomy line again", 3000, false, LayerHigh, 2},
+	} {
+		e := est(c.target)
+		if c.probed {
+			e.Probes, e.ProbesOK = 1, 1
+		}
+		var d int
+		for range 3 {
+			d = l.second(0.025, e) // 2.3% (6/256) asks for distance 2 (redLoss)
+		}
+		if got := camera.Stats().CapLayer; got != c.layer {
+			t.Errorf("%s (%d kbit/s): camera capped at %d, want %d", c.what, c.target, got, c.layer)
+		}
+		if d != c.dist {
+			t.Errorf("%s (%d kbit/s): distance %d, want %d", c.what, c.target, d, c.dist)
 		}
 	}
 }

@@ -47,13 +47,39 @@ func (ar *allocRig) track(codec webrtc.RTPCodecParameters, priority int, bitrate
 			rig.layers[l].bitrate.Store(b)
 		}
 	}
-	d, err := NewDownTrack(DownTrackParams{Receiver: rig.r, StreamID: "PA_pub|TR_test", Allocator: ar.a, Priority: priority})
+	codec.PayloadType = 100
+	d, _ := ar.bind(rig, DownTrackParams{Priority: priority}, codec)
+	return d
+}
+
+// redVoice adds a RED down track of an Opus receiver (a subscriber that negotiated RED).
+func (ar *allocRig) redVoice() *DownTrack {
+	ar.t.Helper()
+	rig := newTestRig(ar.t, opusCodec, 0)
+	if len(ar.rigs) == 0 {
+		ar.clock = rig.clock
+	}
+	rig.r.clock = ar.clock.now
+	d, c := ar.bind(rig, DownTrackParams{RED: true}, opusNACK(111), redCodec)
+	if !isRED(c) {
+		ar.t.Fatalf("bound %s; want RED", c.MimeType)
+	}
+	rig.r.AddDownTrack(d) // fed frames, it sends them
+	return d
+}
+
+// bind adds a down track of rig's receiver made with p, bound to codecs, and returns it
+// with the codec it bound.
+func (ar *allocRig) bind(rig *testRig, p DownTrackParams, codecs ...webrtc.RTPCodecParameters) (*DownTrack, webrtc.RTPCodecParameters) {
+	ar.t.Helper()
+	p.Receiver, p.StreamID, p.Allocator = rig.r, "PA_pub|TR_test", ar.a
+	d, err := NewDownTrack(p)
 	if err != nil {
 		ar.t.Fatal(err)
 	}
-	codec.PayloadType = 100
 	ssrc := webrtc.SSRC(5000 + len(ar.downs))
-	if _, err := d.Bind((&fakeContext{codecs: []webrtc.RTPCodecParameters{codec}, ssrc: ssrc}).withWriter(discardWriter{})); err != nil {
+	c, err := d.Bind((&fakeContext{codecs: codecs, ssrc: ssrc}).withWriter(discardWriter{}))
+	if err != nil {
 		ar.t.Fatal(err)
 	}
 	ar.rigs = append(ar.rigs, rig)
@@ -61,7 +87,7 @@ func (ar *allocRig) track(codec webrtc.RTPCodecParameters, priority int, bitrate
 	ar.highest = append(ar.highest, 1000)
 	ar.lost = append(ar.lost, 0)
 	ar.keepAlive()
-	return d
+	return d, c
 }
 
 // keepAlive marks every layer with a bitrate as receiving now.
