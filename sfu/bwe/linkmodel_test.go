@@ -604,3 +604,41 @@ func TestOverflowingRule(t *testing.T) {
 		t.Error("overflowing 3 s after the last loss window")
 	}
 }
+
+// A sending rate just over the line's, under the start guess (never limited): the queue
+// stands and the trend flips between overuse and normal with the sender's own variation
+// (Chromium's frames and keyframes), so no overuse lasts the low-use guard
+// (appLimitedOveruse). The standing queue itself lasting that long is congestion: the cut
+// comes within seconds, before the buffer fills (it came after 12 s, at 190 ms of queue and
+// drops, in the thin1m benchmark's runs that never reached 1280 again).
+func TestStandingQueueAtLowUseCuts(t *testing.T) {
+	for _, rate := range []float64{1_010_000, 1_020_000} {
+		c := NewController(Config{})
+		link := &bottleneck{rate: 1e6, queueLimit: 200 * ms, prop: 25 * ms, loss: 0.02}
+		s := newSim(t, c, link, 0)
+		start := s.now
+		s.offeredAt = func(now int64) float64 {
+			if (now-start)/(300*ms)%2 == 0 {
+				return rate + 60_000
+			}
+			return rate - 60_000
+		}
+		var at int64
+		var maxQ time.Duration
+		s.run(20*second, func(s *sim) {
+			e := c.Estimate(s.now)
+			if at == 0 && e.Limited {
+				at = s.now
+			}
+			if at == 0 {
+				maxQ = max(maxQ, e.QueueDelay)
+			}
+		})
+		t.Logf("%.0f kbit/s on 1 Mbit/s: limited after %d ms, queue up to %v before, %d drops",
+			rate/1000, (at-start)/ms, maxQ.Round(time.Millisecond), link.drops)
+		if at == 0 || at-start > 6*second || link.drops > 0 {
+			t.Errorf("%.0f kbit/s on 1 Mbit/s: limited after %d ms (want within 6 s), %d drops (want none)",
+				rate/1000, (at-start)/ms, link.drops)
+		}
+	}
+}
