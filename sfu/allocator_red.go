@@ -1,7 +1,6 @@
 package sfu
 
 import (
-	"math"
 	"time"
 
 	"github.com/sanke-edu/sanke/sfu/bwe"
@@ -100,34 +99,21 @@ func (a *Allocator) capRED() {
 	}
 }
 
-// redResidual is the share of a voice's frames that may stay lost after RED at the distance
-// the line's own loss needs (enoughDistance): random loss p leaves p^(d+1) of the frames
-// unrecovered at distance d, so 2% needs 1 (0.04%), 5% needs 2, 20% needs 4.
-const redResidual = 0.001
+// videoFirstMaxLoss is the most loss of the line's own (the estimate's baseline) at which
+// the redundancy beyond distance 1 gives way to the video (videoFirst): distance 1 leaves p²
+// of the frames lost, at most 0.09% here. On a lossier line (20% random loss, or bursts
+// that take several frames in a row) every distance counts for the voice.
+const videoFirstMaxLoss = 0.03
 
-// enoughDistance returns the least distance, at least 1, at which random loss p leaves at
-// most redResidual of the frames lost.
-func enoughDistance(p float64) int {
-	d := 1
-	for d < maxREDDistance && math.Pow(p, float64(d+1)) > redResidual {
-		d++
-	}
-	return d
-}
-
-// videoFirst lowers the RED limit to the distance the line's own loss needs (its baseline:
-// enoughDistance) when the redundancy above that is what keeps a video track from its next
-// layer, or what the video's layer has no room for. The estimate measures the room beside
-// the unnumbered audio, so every step of distance given up is room a probe then finds for
-// the video: on a 1 Mbit/s line at 2% loss distance 2 took 122 kbit/s, 1280x720 did not fit
-// beside it and the subscriber sat on 640 (at distance 1, 86 kbit/s, it fits). Only when
-// that pays: a step that needs more than the redundancy frees could not be had anyway (a
-// 3 Mbit/s line at 20% loss, the top layer out of reach), and the voice keeps all of its
-// redundancy; a video track with the layers it wants and room to spare leaves the
-// redundancy what fits the spare. a.mu must be held.
+// videoFirst lowers the RED limit to distance 1 on a line with little loss of its own when
+// a video track is held below the layer its subscriber wants, or has no room to spare: the
+// estimate measures the room beside the unnumbered audio, so every step of distance given
+// up is room a probe then finds for the video. On a 1 Mbit/s line at 2% loss distance 2
+// took 122 kbit/s, 1280x720 did not fit beside it and the subscriber sat on 640 (at
+// distance 1, 86 kbit/s, it fits). A video track with all it wants and room to spare leaves
+// the redundancy what fits the spare. a.mu must be held.
 func (a *Allocator) videoFirst(limit int, now int64) int {
-	enough := enoughDistance(a.est.Baseline)
-	if limit <= enough {
+	if limit <= 1 || a.est.Baseline > videoFirstMaxLoss {
 		return limit
 	}
 	layers := make([]int, len(a.tracks))
@@ -137,22 +123,20 @@ func (a *Allocator) videoFirst(limit int, now int64) int {
 		case !t.video:
 		case t.state == streamPaused:
 			layers[i] = LayerNone
-			if step == 0 {
-				step = t.lowCost(now)
-			}
+			step += t.lowCost(now)
 		default:
 			layers[i] = t.capped
-			if _, extra, ok := t.nextLayer(t.capped, now); ok && step == 0 {
-				step = extra
+			if _, extra, ok := t.nextLayer(t.capped, now); ok {
+				step += extra
 			}
 		}
 	}
-	spare := float64(a.estimateBudget()) - float64(a.layersCost(layers, now)) - float64(step)
-	base := a.audioCost(enough)
-	if step > 0 && -spare > a.audioCost(limit)-base {
-		return limit // the next layer is out of reach with or without the redundancy
+	if step > 0 {
+		return 1
 	}
-	d := enough
+	spare := float64(a.estimateBudget()) - float64(a.layersCost(layers, now))
+	base := a.audioCost(1)
+	d := 1
 	for d < limit && a.audioCost(d+1)-base <= redRaiseMargin*spare {
 		d++
 	}

@@ -163,35 +163,34 @@ func TestREDStepsDownAfterLoss(t *testing.T) {
 }
 
 // Video first on a thin line with little random loss: redundancy the loss does not need
-// (distance 2 where 2% needs 1) is given up when it is what keeps the camera from its next
-// layer, as the estimate measures the room beside the unnumbered audio; when the step is out
-// of reach anyway, or the camera has room to spare, the voice keeps it.
+// (distance 2 where 2% needs 1) gives way while the camera is held below the layer it
+// wants, or has it with no room to spare, as the estimate measures the room beside the
+// unnumbered audio; with room to spare, or on a lossier line, the voice keeps it.
 func TestREDGivesWayToVideo(t *testing.T) {
 	const kbps = 1000
 	l := newREDLink(t)
 	camera := l.ar.track(vp8Codec, 0, 150*kbps, 370*kbps, 855*kbps)
 	// The voice costs 72.4 kbit/s plain, 122.4 at distance 1, 171.6 at 2 (TestREDCappedByEstimate).
-	est := func(target uint64) bwe.Estimate {
-		return bwe.Estimate{Source: bwe.SourceTWCC, Target: target * kbps, Limited: true, Loss: 0.02, Baseline: 0.02}
+	est := func(target uint64, loss float64) bwe.Estimate {
+		return bwe.Estimate{Source: bwe.SourceTWCC, Target: target * kbps, Limited: true, Loss: loss, Baseline: loss}
 	}
 	for _, c := range []struct {
 		what   string
 		target uint64
+		loss   float64
 		probed bool
 		layer  int
 		dist   int
 	}{
-		{"a roomy line: the loss's distance", 3000, false, LayerHigh, 2},
-		// 700: the camera on 640 wants 1280 (485 more), 170 short: freeing 49 does not buy it.
-		{"the top layer out of reach", 700, false, LayerMedium, 2},
-		// 850: 22 short of the top layer; distance 1 frees 49.
-		{"the redundancy in the way", 850, false, LayerMedium, 1},
+		{"a roomy line: the loss's distance", 3000, 0.02, false, LayerHigh, 2},
+		{"the camera held on 640, a lossy line", 700, 0.05, false, LayerMedium, 2},
+		{"the camera held on 640", 700, 0.02, false, LayerMedium, 1},
 		// A probe proved 900 (the room the redundancy left): the camera moves up; its spare
 		// (27) does not hold distance 2 again.
-		{"the top layer, no room to spare", 900, true, LayerHigh, 1},
-		{"a roomy line again", 3000, false, LayerHigh, 2},
+		{"the top layer, no room to spare", 900, 0.02, true, LayerHigh, 1},
+		{"a roomy line again", 3000, 0.02, false, LayerHigh, 2},
 	} {
-		e := est(c.target)
+		e := est(c.target, c.loss)
 		if c.probed {
 			e.Probes, e.ProbesOK = 1, 1
 		}
