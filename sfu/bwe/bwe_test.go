@@ -294,34 +294,6 @@ func TestProber(t *testing.T) {
 			t.Errorf("after the probe: %+v (padding %d bytes)", e, padded)
 		}
 	})
-	t.Run("proves its step", func(t *testing.T) {
-		// The next layer needs 855 kbit/s in all; the 976 kbit/s line at 2% loss carries 890
-		// beside the RED audio the estimator does not see (86). A probe asking 20% of the
-		// 485 kbit/s step over (952) overused, and one that did not proved 95% of what
-		// arrived, short of the layer: the probe asks 6% over the whole (906) and proves
-		// the step with 2% to spare (872).
-		c := NewController(Config{Start: 900_000})
-		link := &bottleneck{rate: 976_000, queueLimit: 200 * ms, prop: 25 * ms, loss: 0.02}
-		s := newSim(t, c, link, 1_200_000) // the start: more than the line, which shows its limit
-		s.unseen = 86_000                  // RED audio at distance 1
-		s.run(3*second, nil)
-		s.offered = 370_000
-		var before Estimate
-		started := false
-		s.run(15*second, func(s *sim) {
-			if !started {
-				before = c.Estimate(s.now)
-				started = c.StartProbe(370_000, 485_000, s.now)
-			}
-			s.pad(c.ProbePadding(s.now))
-		})
-		if !started || !before.Limited || before.Target >= 855_000 {
-			t.Fatalf("probe started %v, before it %+v: want a probe from a limited target under the step", started, before)
-		}
-		if e := c.Estimate(s.now); e.ProbesOK != 1 || e.Target < 870_000 || e.Target > 900_000 {
-			t.Errorf("after the probe: %+v (before %+v), want a target of 870-900 kbit/s", e, before)
-		}
-	})
 	t.Run("random loss", func(t *testing.T) {
 		// 20% lost at random, on the way and on the padding: the probe still proves the
 		// room, and the target is a sending rate, not the 80% that arrived.

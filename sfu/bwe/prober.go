@@ -4,13 +4,9 @@ import "math"
 
 // Probe parameters.
 const (
-	probeMinDuration = 500_000_000 // ns; at least 2 RTT
-	probeMinExtra    = 200_000     // bps over the current usage, at least
-	probeDeltaFactor = 1.2         // of the next layer's extra cost
-	// probeTotalOver bounds the margin over the step to this share of the whole rate asked
-	// (usage + extra): a probe for 1280x720 on a 1 Mbit/s line asked 20% of a 485 kbit/s
-	// step over 855 in all, more than the line's room, and every such probe overused.
-	probeTotalOver    = 0.06
+	probeMinDuration  = 500_000_000 // ns; at least 2 RTT
+	probeMinExtra     = 200_000     // bps over the current usage, at least
+	probeDeltaFactor  = 1.2         // of the next layer's extra cost
 	probeNormalFor    = 2_000_000_000
 	probeNoOveruseFor = 5_000_000_000
 	probeBackoffMin   = 2_000_000_000
@@ -23,11 +19,6 @@ const (
 	probeRateShare   = 0.9  // of the rate sent must arrive
 	probeResultShare = 0.95 // of what arrived becomes the target
 	probeGoalCap     = 1.1  // ...but no more than this times the goal
-	// probeStepProven is how much over the step asked (usage + extra) a probe that was not
-	// capped proves when that much arrived: the goal's margin over the step was the
-	// measurement's margin already, and taking probeResultShare off as well left a 1 Mbit/s
-	// line that carried 1280x720 (855 kbit/s asked, 880 arrived: 836 proven) on 640.
-	probeStepProven = 1.02
 	// probeGoalScale bounds a cluster's goal to this times the estimate (at least
 	// probeMinExtra over the usage): on a line the estimate tracks, half its rate again until
 	// the first overuse stops the cluster (about 300 ms) queues 150 ms, within a DSL
@@ -55,7 +46,6 @@ type Prober struct {
 	goal      float64 // bps
 	capped    bool    // the goal is probeGoalScale times the estimate, short of the step asked
 	usage     uint64  // bps sent before the cluster (StartProbe's usage)
-	step      float64 // bps the cluster is to prove: usage + extra
 	overused  bool
 	sentBytes uint64 // everything sent during the cluster, media included
 	sentPkts  uint64
@@ -167,9 +157,6 @@ func (p *Prober) evaluate(c *Controller, now int64) {
 		p.notBefore = now
 	}
 	proven := probeResultShare * min(recv, send, probeGoalCap*p.goal)
-	if step := probeStepProven * p.step; !p.capped && recv >= step {
-		proven = max(proven, step)
-	}
 	if proven > c.rate.target {
 		c.rate.target = min(proven, c.rate.maxRate)
 		c.rate.linkCap = 0 // the old capacity is no longer the ceiling
@@ -203,15 +190,14 @@ func (c *Controller) StartProbe(usage, extra uint64, now int64) bool {
 	// size, each success raising the estimate: one cluster asking a 1 Mbit/s line for the
 	// 1.6 Mbit/s top layer on top of the middle one overflowed its queue and froze the layer
 	// it had.
-	margin := min((probeDeltaFactor-1)*float64(extra), probeTotalOver*float64(usage+extra))
-	want := float64(usage) + max(float64(extra)+margin, probeMinExtra)
+	want := float64(usage) + max(probeDeltaFactor*float64(extra), probeMinExtra)
 	goal := min(want, max(probeGoalScale*c.rate.target, float64(usage)+probeMinExtra))
 	p.nextID++
 	if p.nextID == 0 {
 		p.nextID = 1
 	}
 	*p = Prober{id: p.nextID, nextID: p.nextID, start: now, end: now + max(probeMinDuration, 2*c.rtt), goal: goal, capped: goal < want,
-		usage: usage, step: float64(usage + extra), backoff: p.backoff, clusters: p.clusters + 1, succeeded: p.succeeded}
+		usage: usage, backoff: p.backoff, clusters: p.clusters + 1, succeeded: p.succeeded}
 	h := c.hist
 	h.mu.Lock()
 	h.cluster, h.clusterBytes, h.clusterPkts, h.clusterFirst, h.clusterLast = p.id, 0, 0, 0, 0
