@@ -145,6 +145,8 @@ type allocTrack struct {
 	pausedAt int64
 	// Audio: its voice's frames, to price RED (allocator_red.go).
 	frames audioFrames
+	// A layer that overflowed the line right after the switch up to it (allocator_upfail.go).
+	held heldBack
 }
 
 // NewAllocator returns an Allocator with no limit yet; logger (nil discards) gets a line
@@ -276,6 +278,9 @@ func (a *Allocator) applyEstimate(budget uint64, now int64) []int {
 			layers[i] = LayerLow // the estimate is a guess until the path shows its limit: no pause on it
 		}
 		if layer := max(layers[i], LayerLow); t.capped != layer { // a paused track resumes at its lowest layer
+			if layer < t.capped {
+				a.failedUp(t, layer)
+			}
 			changed = true
 			t.capped = layer
 			t.d.setCapLayer(layer)
@@ -673,9 +678,10 @@ func (t *allocTrack) holdSlack(layer int, now int64) uint64 {
 }
 
 // nextLayer returns the next layer above from that the track is sending and its
-// subscriber wants, and the extra bitrate it costs over from's.
+// subscriber wants, and the extra bitrate it costs over from's; none at or above a layer
+// held back (heldBack).
 func (t *allocTrack) nextLayer(from int, now int64) (int, uint64, bool) {
-	want := t.d.maxLayer()
+	want := min(t.d.maxLayer(), t.held.below(t.d.receiver.now()))
 	base := t.cost(from, now)
 	for l := from + 1; l <= want; l++ {
 		if b := t.cost(l, now); b > 0 {

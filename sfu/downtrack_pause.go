@@ -39,3 +39,14 @@ func (d *DownTrack) dropAbove(layer int) {
 		d.receiver.RequestKeyframe(layer)
 	}
 }
+
+// lastUp returns the layer the track last switched up to (or started on) and when, on its
+// receiver's clock; LayerNone before any.
+func (d *DownTrack) lastUp() (layer int, at int64) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.fwd.upAt == 0 {
+		return LayerNone, 0
+	}
+	return d.fwd.upLayer, d.fwd.upAt
+}

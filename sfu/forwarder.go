@@ -78,6 +78,10 @@ type forwarder struct {
 	current int // layer locked onto; LayerNone while waiting for one
 	target  int // layer wanted
 	last    int // layer of the newest packet sent, LayerNone before any
+	// upLayer is the layer of the last lock onto a higher layer than the one before (or the
+	// first lock), at upAt (receiver clock): the Allocator judges a switch up by what follows.
+	upLayer int
+	upAt    int64
 
 	started   bool   // something was sent already
 	seqOffset uint16 // out seq = in seq + seqOffset
@@ -221,6 +225,9 @@ func (f *forwarder) forward(p *inPacket) forwardResult {
 		}
 	}
 	if p.layer == f.target && (p.keyframe || !f.video) {
+		if f.video && (f.last == LayerNone || p.layer > f.last) {
+			f.upLayer, f.upAt = p.layer, p.arrival
+		}
 		f.relock(p)
 		res.switched = true
 		return f.send(p, res)

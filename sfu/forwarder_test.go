@@ -340,3 +340,25 @@ func TestForwarderPaddingWhileBWPaused(t *testing.T) {
 		t.Fatal("padding for a track its subscriber paused")
 	}
 }
+
+// The forwarder remembers its last switch up (or first lock), for the Allocator.
+func TestForwarderRemembersSwitchUp(t *testing.T) {
+	f := newForwarder(true, 90000)
+	f.setMaxLayer(LayerHigh)
+	send := func(layer int, seq uint16, key bool, at int64) {
+		f.setCapLayer(layer)
+		f.forward(&inPacket{layer: layer, header: &rtp.Header{SequenceNumber: seq}, keyframe: key, arrival: at, available: 0b111})
+	}
+	send(LayerMedium, 1, true, 100)
+	if f.upLayer != LayerMedium || f.upAt != 100 {
+		t.Fatalf("first lock: up %d at %d", f.upLayer, f.upAt)
+	}
+	send(LayerHigh, 1, true, 200)
+	if f.upLayer != LayerHigh || f.upAt != 200 {
+		t.Fatalf("switch up: up %d at %d", f.upLayer, f.upAt)
+	}
+	send(LayerLow, 1, true, 300)
+	if f.upLayer != LayerHigh || f.upAt != 200 {
+		t.Fatalf("switch down moved it: up %d at %d", f.upLayer, f.upAt)
+	}
+}
