@@ -1,6 +1,10 @@
 package sfu
 
-import "time"
+import (
+	"time"
+
+	"github.com/sanke-edu/sanke/sfu/bwe"
+)
 
 // A layer that the line could not carry. On a 1 Mbit/s line a 790 kbit/s 1280x720 layer
 // beside the voice runs it at 96%: a probe proves the rate now and then (its padding is
@@ -15,6 +19,11 @@ const (
 	upFailWindow = 4 * time.Second
 	upHoldMin    = time.Minute
 	upHoldMax    = 8 * time.Minute
+	// upFailQueue and upFailLoss: a standing queue over upFailQueue with upFailLoss more
+	// loss than the usual is a line overflowing, also in the estimate that cut for it (whose
+	// Overflowing waits for a window after the cut).
+	upFailQueue = 30 * time.Millisecond
+	upFailLoss  = 0.03
 )
 
 // heldBack is a track's layer held back after failing, on its receiver's clock.
@@ -37,7 +46,9 @@ func (h *heldBack) below(now int64) int {
 // failedUp holds back the layer track t switched up to, when the Allocator caps it under
 // that layer within upFailWindow of the switch while the line overflows. a.mu must be held.
 func (a *Allocator) failedUp(t *allocTrack, capped int) {
-	if !t.video || !a.overflowing() {
+	overflowed := a.overflowing() || a.ccUsed && a.est.Source == bwe.SourceTWCC &&
+		a.est.QueueDelay > upFailQueue && a.est.Loss > a.est.Baseline+upFailLoss
+	if !t.video || !overflowed {
 		return
 	}
 	up, at := t.d.lastUp()

@@ -29,8 +29,14 @@ func TestAllocatorHoldsBackALayerTheLineDropped(t *testing.T) {
 		}
 		ar.clock.advance(time.Second)
 		ar.keepAlive()
-		ar.a.onEstimate(bwe.Estimate{Source: bwe.SourceTWCC, Target: target * kbps, Limited: true,
-			Overflowing: overflowing, Loss: 0.02, Baseline: 0.02, Probes: probes, ProbesOK: probes})
+		e := bwe.Estimate{Source: bwe.SourceTWCC, Target: target * kbps, Limited: true,
+			Loss: 0.02, Baseline: 0.02, Probes: probes, ProbesOK: probes}
+		if overflowing {
+			// The cut's estimate: a standing queue and loss over the usual (its Overflowing
+			// waits for a window after the cut).
+			e.QueueDelay, e.Loss = 150*time.Millisecond, 0.3
+		}
+		ar.a.onEstimate(e)
 	}
 	est(3000, false, false)
 	if c := cp(); c != LayerHigh {
