@@ -338,9 +338,10 @@ export async function runScenario({
     record.report = report(data, { from, to, publisher: 'teacher' });
     const video = trackSeries(data.samples, { kind: 'video', source: 'camera', from: 'teacher' });
     if (sc.fits) {
-      // The layer that fits the line, held for good (from connecting).
+      // The layer that fits the line, or a higher one, held for good (from connecting): a
+      // higher layer the line happens to carry (its freezes are counted after) is no failure.
       const fitWidth = fittingWidth(record.publisher, sc.fits);
-      const at = settledAt(within(video, data.startEpoch, to), (s) => s.frameWidth === fitWidth);
+      const at = settledAt(within(video, data.startEpoch, to), (s) => fitWidth > 0 && s.frameWidth >= fitWidth);
       record.settle = {
         fitWidth,
         ms: at === undefined ? undefined : at - data.startEpoch,
