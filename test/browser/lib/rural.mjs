@@ -340,13 +340,15 @@ export async function runScenario({
     if (sc.fits) {
       // The layer that fits the line, or a higher one, held for good (from connecting): a
       // higher layer the line happens to carry (its freezes are counted after) is no failure.
+      // exact*: that layer itself held for good, and the longest freeze after.
       const fitWidth = fittingWidth(record.publisher, sc.fits);
-      const at = settledAt(within(video, data.startEpoch, to), (s) => fitWidth > 0 && s.frameWidth >= fitWidth);
-      record.settle = {
-        fitWidth,
-        ms: at === undefined ? undefined : at - data.startEpoch,
-        longestFreezeAfterMs: at === undefined ? undefined : freezes(within(video, at, to), at, to).longestMs,
+      const held = (pred) => {
+        const at = settledAt(within(video, data.startEpoch, to), pred);
+        return at === undefined ? [undefined, undefined] : [at - data.startEpoch, freezes(within(video, at, to), at, to).longestMs];
       };
+      const [ms, longestFreezeAfterMs] = held((s) => fitWidth > 0 && s.frameWidth >= fitWidth);
+      const [exactMs, exactFreezeAfterMs] = held((s) => s.frameWidth === fitWidth);
+      record.settle = { fitWidth, ms, longestFreezeAfterMs, exactMs, exactFreezeAfterMs };
     }
     if (record.drop) record.drop = dropFigures(record.drop, video, trackSeries(data.samples, { kind: 'audio', source: 'microphone', from: 'teacher' }), to);
     record.serverSide = { counters: metricDeltas(before, after, /retrans|nack|pli|rtx|probe|padding/i), log: serverLog(serverName, server.since(mark)) };
