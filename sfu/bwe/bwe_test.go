@@ -524,3 +524,29 @@ func TestHistoryOverrun(t *testing.T) {
 		t.Errorf("forgotten packets acknowledged: %+v", e)
 	}
 }
+
+// The first loss window has no baseline to judge by, but heavy loss behind a standing queue
+// is no line's usual: thin1m's start (the top layer's keyframe into a 1 Mbit/s line) lost
+// 59% at 137 ms of queue with a flat trend, and the cut waited a window more, a second more
+// of the video frozen. Random loss with no queue (20% at the start of a roomy lossy line) is
+// no cut: it is the baseline being learnt.
+func TestFirstWindowOverflowCuts(t *testing.T) {
+	window := func(queueMs float64, lost int) Estimate {
+		c := NewController(Config{})
+		c.src = SourceTWCC
+		c.winStart, c.winLost, c.winRecv = 1, int64(lost), int64(100-lost)
+		c.tl.smoothed, c.tl.minCur, c.tl.minPrev = 25+queueMs, 25, 25
+		now := int64(1 + lossWindow)
+		c.evaluateLoss(now)
+		return c.estimateLocked(now)
+	}
+	if e := window(137, 59); !e.Limited {
+		t.Errorf("59%% lost behind 137 ms of queue in the first window: no cut (%+v)", e)
+	}
+	if e := window(0, 20); e.Limited {
+		t.Errorf("20%% random loss with no queue in the first window: a cut (%+v)", e)
+	}
+	if e := window(137, 5); e.Limited {
+		t.Errorf("5%% lost behind a queue in the first window: a cut (%+v)", e)
+	}
+}

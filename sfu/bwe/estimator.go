@@ -71,6 +71,7 @@ const (
 	lossBaselineStart  = 5    // windows averaged plainly first (a bursty link's first window is luck)
 	lossAvgWeight      = 0.5  // per window: the loss of the last 2 s or so
 	queueCongested     = 30.0 // ms of standing queue that makes loss congestion
+	firstWindowLoss    = 0.15 // loss behind a standing queue that is congestion in the first window
 	rateRoseFactor     = 1.1  // acked rose by this much since the last window: our rise
 	// lossZ is how many standard deviations of a window's random loss (binomial around
 	// the baseline, at least lossSigmaFloor) the excess must also clear: 100 packets at
@@ -396,11 +397,15 @@ func (c *Controller) evaluateLoss(now int64) {
 	// Loss in bursts varies more than the binomial says: the windows' own variance counts.
 	c.lossSigma = math.Sqrt(c.baseline * c.sentShare() / float64(n))
 	sigma := math.Sqrt(max(max(c.baseline, lossSigmaFloor)*c.sentShare()/float64(n), c.lossVar))
-	significant := c.windows > 0 && c.loss-c.baseline > lossQuiet+lossZ*sigma
-	rose = rose && c.loss > c.prevLoss+lossQuiet // loss rose after our rate rose
 	// Loss within lossCutHold of a cut is what was queued before it: not a second reason.
 	held := c.rate.lastCut != 0 && now-c.rate.lastCut < lossCutHold
 	queued := c.tl.usage == UsageOver || c.tl.queueDelay() > queueCongested
+	// The first window has no baseline to judge by, but heavy loss behind a standing queue
+	// is no line's usual: the start overflowing a thin line (59% lost at 137 ms of queue on
+	// 1 Mbit/s) is cut a window sooner, and the video's freeze with it.
+	significant := c.windows > 0 && c.loss-c.baseline > lossQuiet+lossZ*sigma ||
+		c.windows == 0 && queued && c.loss > firstWindowLoss
+	rose = rose && c.loss > c.prevLoss+lossQuiet // loss rose after our rate rose
 	congested := significant && !held && (queued || c.lossSuspect)
 	c.lossSuspect = significant && rose && !congested
 	if congested {
